@@ -1,0 +1,5 @@
+import sys
+
+from progs.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: image metrics, per-LoD tables, rate-distortion curves and benchmarks."""

@@ -1,0 +1,89 @@
+"""Training losses: photometric (L1 + D-SSIM), coarse-to-fine L_c2f (paper Eq. 12), the Scaffold-GS
+volume regulariser L_vol and the parent-child InfoNCE L_NCE (paper Eq. 10)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from progs.eval.metrics import ssim_map
+
+
+def photometric_loss(image: torch.Tensor, target: torch.Tensor, lambda_ssim: float = 0.2) -> torch.Tensor:
+    """(1 - λ) L1 + λ (1 - SSIM) of [H, W, 3] images (the 3DGS / Scaffold-GS loss)."""
+    l1 = (image - target).abs().mean()
+    if lambda_ssim <= 0:
+        return l1
+    return (1.0 - lambda_ssim) * l1 + lambda_ssim * (1.0 - ssim_map(image, target).mean())
+
+
+def c2f_lod_weights(levels: int, coarse_samples: int | None, gen: torch.Generator) -> dict[int, float]:
+    """Which LoDs to render this step and with what weight, so that Σ w_l · loss_l is an unbiased
+    estimate of L_c2f = (1/L) Σ_{l=1..L} loss_l (paper Eq. 12).
+
+    ``coarse_samples`` None (or ≥ L-1) renders every LoD with weight 1/L. Otherwise the finest LoD L is
+    always rendered (weight 1/L) plus ``k = coarse_samples`` distinct LoDs drawn uniformly without
+    replacement from 1..L-1, each weighted (L-1)/(k·L): every coarse LoD is drawn with probability
+    k/(L-1), so the expectation is exactly Eq. 12 while costing k+1 renders instead of L.
+    """
+    L = int(levels)
+    if L <= 1:
+        return {1: 1.0}
+    if coarse_samples is None or coarse_samples >= L - 1:
+        return {lod: 1.0 / L for lod in range(1, L + 1)}
+    k = max(1, int(coarse_samples))
+    picks = torch.randperm(L - 1, generator=gen)[:k] + 1
+    weights = {L: 1.0 / L}
+    for p in sorted(int(x) for x in picks):
+        weights[p] = (L - 1) / (k * L)
+    return weights
+
+
+def volume_loss(scales: torch.Tensor) -> torch.Tensor:
+    """Scaffold-GS's volume regulariser: mean over Gaussians of the product of their three scales."""
+    if scales.numel() == 0:
+        return scales.sum()
+    return scales.prod(dim=-1).mean()
+
+
+def anchor_attributes(feature: torch.Tensor, scaling: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """The attribute vector A_i = [f_i, s_i, o_i] per anchor, [N, D_f + D_s + 3·K]."""
+    return torch.cat([feature, scaling, offsets.reshape(offsets.shape[0], -1)], dim=-1)
+
+
+def infonce_loss(
+    attributes: torch.Tensor,
+    parent: torch.Tensor,
+    *,
+    fraction: float = 0.05,
+    negatives: int = 100,
+    tau: float = 0.03,
+    gen: torch.Generator,
+    min_samples: int = 8,
+) -> torch.Tensor:
+    """InfoNCE between each sampled anchor's attributes and its parent's (paper Eq. 10).
+
+    ``attributes`` [N, D]; ``parent`` [N] int64, the parent's row or -1 for roots. ``fraction`` of the
+    non-root anchors (at least ``min_samples``) are drawn uniformly; for each, ``negatives`` anchors are
+    drawn uniformly from all anchors (a draw equal to the true parent is masked out). Similarities are
+    dot products of L2-normalised attribute vectors (cosine), divided by ``tau``: with raw dot products
+    of unnormalised 68-d vectors and τ = 0.03 the softmax saturates immediately, so we normalise as
+    in the usual InfoNCE practice. Returns 0 (with a graph) when no anchor has a parent.
+    """
+    child_rows = torch.nonzero(parent >= 0).squeeze(-1)
+    n_all = attributes.shape[0]
+    if child_rows.numel() == 0 or n_all < 2:
+        return attributes.sum() * 0.0
+    n = max(min_samples, int(round(fraction * child_rows.numel())))
+    n = min(n, child_rows.numel())
+    pick = child_rows[torch.randperm(child_rows.numel(), generator=gen)[:n]]
+    par = parent[pick]
+    neg = torch.randint(0, n_all, (n, negatives), generator=gen)
+    z = F.normalize(attributes, dim=-1)
+    zc = z[pick]  # [n, D]
+    pos = (zc * z[par]).sum(-1, keepdim=True)  # [n, 1]
+    negs = torch.einsum("nd,nkd->nk", zc, z[neg])  # [n, K]
+    negs = negs.masked_fill((neg == par[:, None]) | (neg == pick[:, None]), float("-inf"))
+    logits = torch.cat([pos, negs], dim=1) / tau
+    target = torch.zeros(n, dtype=torch.long)
+    return F.cross_entropy(logits, target)
