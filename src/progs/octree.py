@@ -42,8 +42,8 @@ MAX_DEPTH = 21
 OCTANT_OFFSETS = torch.tensor([[(o >> 0) & 1, (o >> 1) & 1, (o >> 2) & 1] for o in range(8)], dtype=torch.int64)
 """[8, 3] int64: child offset ``(dx, dy, dz)`` of each octant 0..7 (bit 0 = x, bit 1 = y, bit 2 = z)."""
 
-_NN_MAX_QUERIES = 512
-_NN_BLOCK = 1 << 22  # distances per block in the nearest-neighbour estimate (32 MiB of float64)
+_NN_MAX_QUERIES = 4096
+_NN_BLOCK = 1 << 21  # candidate points per block in the nearest-neighbour search
 
 
 class OctreeError(ProgsError):
@@ -220,32 +220,88 @@ def robust_bounds(points: torch.Tensor, clip_percent: float = 0.5) -> tuple[torc
     return _quantile_sorted(s, clip_percent / 100.0), _quantile_sorted(s, 1.0 - clip_percent / 100.0)
 
 
+def nearest_neighbour_distances(points: torch.Tensor, query_index: torch.Tensor | None = None) -> torch.Tensor:
+    """Exact distance [Q] from ``points[query_index]`` to the nearest *distinct* point (inf if none).
+
+    Points equal to the query (itself, duplicates) are ignored. Grid search without a tree: points
+    are Morton-sorted once on a 2**21 grid over their bounding cube; each query then scans the 27
+    cells around it at growing cell sizes ``h`` and stops as soon as the nearest candidate is within
+    ``h`` (then it is exact, since every point within ``h`` lies in those cells).
+    """
+    pts = _as_points(points)
+    n = pts.shape[0]
+    qidx = torch.arange(n) if query_index is None else torch.as_tensor(query_index).to(torch.int64).reshape(-1)
+    best = torch.full((qidx.shape[0],), math.inf, dtype=torch.float64)
+    if n < 2 or qidx.numel() == 0:
+        return best
+    lo = pts.min(dim=0).values
+    extent = float((pts.max(dim=0).values - lo).max())
+    if extent == 0.0:
+        return best
+    top = 1 << MAX_DEPTH
+    hf = extent / top * (1.0 + 1e-9)
+    keys = torch.floor((pts - lo) / hf).clamp_(0, top - 1).to(torch.int64)
+    codes, order = torch.sort(morton_encode(keys))
+    pts_sorted = pts[order]
+    qk, qp = keys[qidx], pts[qidx]
+    offs = torch.stack(torch.meshgrid(*(torch.arange(-1, 2),) * 3, indexing="ij"), dim=-1).reshape(27, 3)
+    active = torch.arange(qidx.shape[0])
+    for j in range(MAX_DEPTH + 1):
+        if active.numel() == 0:
+            break
+        res = top >> j
+        nb = (qk[active] >> j)[:, None, :] + offs  # [A, 27, 3]
+        valid = ((nb >= 0) & (nb < res)).all(dim=-1)
+        nbc = morton_encode(nb.clamp(0, res - 1).reshape(-1, 3)).reshape(-1, 27)
+        low = torch.searchsorted(codes, nbc << (3 * j))
+        high = torch.searchsorted(codes, (nbc << (3 * j)) | ((1 << (3 * j)) - 1), right=True)
+        count = torch.where(valid, high - low, torch.zeros_like(low))
+        per_query = count.sum(dim=1)
+        dmin = torch.full((active.shape[0],), math.inf, dtype=torch.float64)
+        # process queries in groups of bounded candidate count
+        csum = torch.cumsum(per_query, 0)
+        group = torch.div(csum - per_query, _NN_BLOCK, rounding_mode="floor")
+        for g in torch.unique(group).tolist():
+            sel = torch.nonzero(group == g).squeeze(1)
+            cnt = count[sel].reshape(-1)
+            total = int(cnt.sum())
+            if total == 0:
+                continue
+            st = low[sel].reshape(-1)
+            excl = torch.cumsum(cnt, 0) - cnt
+            flat = torch.repeat_interleave(st - excl, cnt) + torch.arange(total)
+            owner = torch.repeat_interleave(torch.arange(sel.shape[0]).repeat_interleave(27), cnt)
+            d2 = ((pts_sorted[flat] - qp[active[sel]][owner]) ** 2).sum(dim=1)
+            d2 = torch.where(d2 > 0, d2, torch.full_like(d2, math.inf))
+            m = torch.full((sel.shape[0],), math.inf, dtype=torch.float64)
+            dmin[sel] = m.scatter_reduce(0, owner, d2, reduce="amin")
+        dmin = dmin.sqrt()
+        done = (dmin <= hf * (1 << j) * (1.0 - 1e-9)) | (j == MAX_DEPTH)
+        best[active[done]] = dmin[done]
+        active = active[~done]
+    return best
+
+
 def nearest_neighbour_spacing(points: torch.Tensor, max_queries: int = _NN_MAX_QUERIES, seed: int = 0) -> float:
     """Median distance from a point to its nearest *distinct* neighbour.
 
-    Exact nearest neighbours (against all points) for up to ``max_queries`` query points drawn with a
-    fixed seed, so the result is deterministic; duplicates of a point are ignored.
+    Exact nearest neighbours (``nearest_neighbour_distances``) of up to ``max_queries`` points drawn
+    with a fixed seed, so the result is deterministic.
     """
     pts = _as_points(points)
     n = pts.shape[0]
     if n < 2:
         raise OctreeError("need at least 2 points to estimate the point spacing")
-    pts = pts - pts.mean(dim=0)  # fewer cancellation errors in the distance computation
     if n > max_queries:
         gen = torch.Generator().manual_seed(seed)
-        q = pts[torch.randperm(n, generator=gen)[:max_queries]]
+        qidx = torch.randperm(n, generator=gen)[:max_queries]
     else:
-        q = pts
-    best = torch.full((q.shape[0],), math.inf, dtype=torch.float64)
-    block = max(1, _NN_BLOCK // max(1, q.shape[0]))
-    for start in range(0, n, block):
-        d2 = ((q[:, None, :] - pts[None, start : start + block, :]) ** 2).sum(-1)
-        d2 = torch.where(d2 > 0, d2, torch.full_like(d2, math.inf))
-        best = torch.minimum(best, d2.min(dim=1).values)
+        qidx = torch.arange(n)
+    best = nearest_neighbour_distances(pts, qidx)
     best = best[torch.isfinite(best)]
     if best.numel() == 0:
         raise OctreeError("all points coincide; cannot estimate the point spacing")
-    return float(best.sqrt().median())
+    return float(best.median())
 
 
 def default_base_depth(points: torch.Tensor, num_levels: int, size: float | None = None) -> int:
@@ -347,6 +403,9 @@ def _compact3(v: torch.Tensor) -> torch.Tensor:
     return v
 
 
+_SPREAD_LUT = _spread3(torch.arange(1 << 11, dtype=torch.int64))  # bit i of v -> bit 3i, 11-bit chunks
+
+
 def morton_encode(keys: torch.Tensor, bits: int = MAX_DEPTH) -> torch.Tensor:
     """int64 Morton codes [N] of keys [N, 3] with ``0 <= key < 2**bits`` (``bits <= 21``).
 
@@ -358,7 +417,8 @@ def morton_encode(keys: torch.Tensor, bits: int = MAX_DEPTH) -> torch.Tensor:
     k = _as_keys(keys)
     if k.numel() and (int(k.min()) < 0 or int(k.max()) >= (1 << bits)):
         raise OctreeError(f"keys must lie in [0, 2**{bits}) for Morton coding; got range [{int(k.min())}, {int(k.max())}]")
-    return _spread3(k[:, 0]) | (_spread3(k[:, 1]) << 1) | (_spread3(k[:, 2]) << 2)
+    s = _SPREAD_LUT[k & 0x7FF] | (_SPREAD_LUT[k >> 11] << 33)  # [N, 3], table lookups are fastest on CPU
+    return s[:, 0] | (s[:, 1] << 1) | (s[:, 2] << 2)
 
 
 def morton_decode(codes: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,27 @@ def _user_cache_base() -> Path:
     return base / "progs" / "images"
 
 
+def _marked_read_only(d: Path) -> bool:
+    """True when ``d`` or its nearest existing ancestor has no write permission bit.
+
+    Checked on the mode bits as well as with ``os.access``, because a process running as root may
+    write anywhere; a folder marked read-only (like a shared dataset) must still be left alone.
+    """
+    p = d
+    while not p.exists():
+        if p.parent == p:
+            return True
+        p = p.parent
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return True
+    return not (mode & 0o222) or not os.access(p, os.W_OK | os.X_OK)
+
+
 def _try_make_writable(d: Path) -> bool:
+    if _marked_read_only(d):
+        return False
     try:
         d.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=d, prefix=".probe-", delete=True):

@@ -1,0 +1,135 @@
+"""Coding which voxels hold anchors at each level (the octree structure).
+
+Level 1 (roots): keys verbatim, each axis in ``base_depth`` bits, in Morton order.
+Level l > 1, two methods; the encoder writes both sizes' smaller and the method byte says which:
+
+- ``PARENT_INDEX``: per child ``ceil(log2(P))`` bits of parent index + 3 bits of octant (the paper
+  stores 20 + 3 bits; we use the width the parent count needs).
+- ``OCCUPANCY``: per parent one child-occupancy byte (bit o = octant o present), entropy-coded with
+  a block-adaptive categorical model: block k is coded with the byte frequencies of blocks 0..k-1
+  (plus one, Laplace), block sizes 64, 128, 256, ... so no table is transmitted.
+
+Children are always rebuilt in canonical order (parents in order, octants ascending) which equals
+Morton order within the level.
+"""
+
+from __future__ import annotations
+
+import math
+
+import constriction
+import numpy as np
+import torch
+
+from progs import octree
+from progs.codec.bytes import ByteReader, ByteWriter, pack_bits, packed_size, unpack_bits
+
+ROOTS = 0
+PARENT_INDEX = 1
+OCCUPANCY = 2
+METHOD_NAMES = {ROOTS: "roots", PARENT_INDEX: "parent-index", OCCUPANCY: "occupancy"}
+
+_FIRST_BLOCK = 64
+
+
+def _blocks(n: int) -> list[tuple[int, int]]:
+    out, start, size = [], 0, _FIRST_BLOCK
+    while start < n:
+        out.append((start, min(n, start + size)))
+        start += size
+        size *= 2
+    return out
+
+
+def _encode_occupancy(occ: np.ndarray) -> bytes:
+    enc = constriction.stream.queue.RangeEncoder()
+    counts = np.ones(256, dtype=np.float64)
+    for s, e in _blocks(occ.size):
+        model = constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
+        enc.encode(occ[s:e].astype(np.int32), model)
+        counts += np.bincount(occ[s:e], minlength=256)
+    return enc.get_compressed().tobytes()
+
+
+def _decode_occupancy(words: np.ndarray, n: int) -> np.ndarray:
+    dec = constriction.stream.queue.RangeDecoder(words)
+    counts = np.ones(256, dtype=np.float64)
+    out = np.empty(n, dtype=np.int64)
+    for s, e in _blocks(n):
+        model = constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
+        out[s:e] = dec.decode(model, e - s)
+        counts += np.bincount(out[s:e], minlength=256)
+    return out
+
+
+def encode_roots(w: ByteWriter, keys: torch.Tensor, base_depth: int) -> None:
+    """Root keys (already in Morton order)."""
+    w.u8(ROOTS)
+    w.u32(keys.shape[0])
+    w.raw(pack_bits(keys.reshape(-1).numpy(), max(base_depth, 1)))
+
+
+def encode_children(w: ByteWriter, parents: torch.Tensor, children: torch.Tensor, force: int | None = None) -> int:
+    """Children of ``parents`` (both canonical); returns the method used."""
+    P, C = parents.shape[0], children.shape[0]
+    occ = octree.children_occupancy(parents, children).numpy().astype(np.int64)
+    occ_payload = _encode_occupancy(occ) if P else b""
+    width = max(1, math.ceil(math.log2(max(P, 2))))
+    pidx = octree.lookup_index(children >> 1, parents).numpy()
+    oct_ = octree.octant(children).numpy()
+    pi_payload = pack_bits(pidx.astype(np.uint64) << np.uint64(3) | oct_.astype(np.uint64), width + 3)
+    method = force if force is not None else (OCCUPANCY if len(occ_payload) + 4 < len(pi_payload) else PARENT_INDEX)
+    w.u8(method)
+    w.u32(C)
+    if method == OCCUPANCY:
+        w.blob(occ_payload)
+    else:
+        w.raw(pi_payload)
+    return method
+
+
+def decode_structure(
+    r: ByteReader, level: int, parents: torch.Tensor | None, base_depth: int, max_anchors: int
+) -> tuple[torch.Tensor, int]:
+    """Read one level's keys; ``parents`` are the previous level's keys (None for level 1)."""
+    method = r.u8()
+    n = r.u32()
+    if n > max_anchors:
+        raise r.fail(f"level {level} claims {n} anchors, more than the limit {max_anchors}")
+    if level == 1:
+        if method != ROOTS:
+            raise r.fail(f"level 1 must code roots, found structure method {method}")
+        width = max(base_depth, 1)
+        keys = unpack_bits(r.raw(packed_size(3 * n, width)), 3 * n, width).reshape(n, 3)
+        k = torch.from_numpy(keys)
+        codes = octree.morton_encode(k)
+        if n > 1 and bool((codes[1:] <= codes[:-1]).any()):
+            raise r.fail("root keys are not in strictly increasing Morton order (duplicates or corrupt)")
+        return k, method
+    assert parents is not None
+    P = parents.shape[0]
+    if method == OCCUPANCY:
+        words = np.frombuffer(r.blob(limit=r.remaining()), dtype="<u4")
+        if words.size == 0 and P:
+            raise r.fail("empty occupancy stream")
+        try:
+            occ = _decode_occupancy(words.astype(np.uint32), P)
+        except Exception as exc:  # constriction raises on exhausted or invalid data
+            raise r.fail(f"occupancy bytes do not decode ({exc})") from None
+        children = octree.children_from_occupancy(parents, torch.from_numpy(occ))
+        if children.shape[0] != n:
+            raise r.fail(f"occupancy gives {children.shape[0]} children but the chunk says {n}")
+        return children, method
+    if method == PARENT_INDEX:
+        width = max(1, math.ceil(math.log2(max(P, 2))))
+        packed = unpack_bits(r.raw(packed_size(n, width + 3)), n, width + 3)
+        pidx = packed >> 3
+        oct_ = packed & 7
+        if n and int(pidx.max()) >= P:
+            raise r.fail(f"parent index {int(pidx.max())} out of range (level {level - 1} has {P} anchors)")
+        slots = pidx * 8 + oct_
+        if n > 1 and bool((np.diff(slots) <= 0).any()):
+            raise r.fail("children are not in canonical order (duplicate or corrupt parent indices)")
+        children = octree.child_keys(parents[torch.from_numpy(pidx)], torch.from_numpy(oct_))
+        return children, method
+    raise r.fail(f"unknown structure method {method} at level {level}")
