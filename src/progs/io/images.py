@@ -6,9 +6,11 @@
   the target size, which is both fast and close to an area average. The caller scales its camera with
   ``Camera.resized(w, h)`` to the size actually returned, so odd sizes stay consistent.
 - Downscaled copies are cached as lossless PNGs, keyed by the source's absolute path, mtime, size and
-  the target size (which the factor determines): under ``<dataset>/.progs_cache/images/`` when the dataset folder is writable, else under
-  ``$PROGS_CACHE_DIR`` / ``$XDG_CACHE_HOME/progs/images/<hash of the dataset path>`` /
-  ``~/.cache/progs/images/<hash>``; with no writable place the image is simply not cached.
+  the target size (which the factor determines): under ``<dataset>/.progs_cache/images/`` when the
+  dataset folder is writable (its mode bits are honoured even for root), else under
+  ``$PROGS_CACHE_DIR/images/<hash>``, ``$XDG_CACHE_HOME/progs/images/<hash>`` or
+  ``~/.cache/progs/images/<hash>`` (hash of the dataset path); with no writable place the image is
+  simply not cached. Cache files are written atomically (temp file + rename).
 - EXIF orientation is *not* applied (as COLMAP and the 3DGS reference loaders do not): poses refer to
   the pixels as stored.
 - Alpha: an RGBA image is composited over ``background`` (an RGB triple in [0, 1]) when one is given,

@@ -1,0 +1,277 @@
+"""The context model: a binarized 3D+2D hash grid and the MLPs that predict each attribute's
+Gaussian prior and quantization step (paper §III-E, after HAC).
+
+For anchor i with normalised position x_i in [0, 1]^3 and its parent's x_p (roots: zero context):
+
+    h_i = H(x_i), h_p = H(x_p)                      (binarized hash-grid features, STE in training)
+    mu_i, sigma_i = MLP_d(h_i, h_p)                 (per attribute channel: 32 f + 6 s + 30 o)
+    q_i = Q0 * (1 + tanh(MLP_q(h_i, h_p)))          (one step per attribute type and anchor)
+
+Two evaluation paths share the parameters:
+
+- ``forward`` (float32, autograd) for training: rate estimates and quantization noise;
+- ``exact_params`` (float64, no autograd) for coding. It is bit-identical on every CPU and thread
+  count: interpolation uses only elementwise + and * in a fixed order; interpolated features and
+  hidden activations are snapped to a dyadic grid (multiples of 2^-12) and the weights are stored as
+  dyadic fixed-point numbers (int16 mantissas times 2^-e), so every product and every partial sum of
+  the matrix products is exact in float64 and summation order cannot matter; the final
+  transcendental functions (softplus, tanh) are followed by snapping the results to a coarse grid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+PRIMES = (1, 2654435761, 805459861)
+ACT_GRID = 2.0**-12  # dyadic grid of context features and hidden activations in the exact path
+ACT_CLAMP = 2.0**10
+LEAKY = 1.0 / 64.0  # leaky-ReLU slope, a power of two so that it is exact
+MEAN_GRID = 2.0**-10  # grid of predicted means and deviations (in attribute units / step)
+STEP_LEVELS = 4096  # q is snapped to Q0 * k / STEP_LEVELS * 2
+
+
+@dataclass
+class ContextConfig:
+    levels_3d: int = 12
+    res_3d: tuple[int, int] = (16, 512)
+    levels_2d: int = 4
+    res_2d: tuple[int, int] = (128, 1024)
+    dim: int = 4
+    log2_table_3d: int = 12
+    log2_table_2d: int = 12
+    hidden: int = 32
+    attr_dims: tuple[int, int, int] = (32, 6, 30)  # feature, scaling, offsets (10 x 3)
+    q0: tuple[float, float, float] = (1.0, 0.001, 0.2)
+
+    @property
+    def attr_total(self) -> int:
+        return sum(self.attr_dims)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.dim * (self.levels_3d + 3 * self.levels_2d)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ContextConfig":
+        d = dict(d)
+        for k in ("res_3d", "res_2d", "attr_dims", "q0"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+    @classmethod
+    def for_anchor_count(cls, n: int, **overrides) -> "ContextConfig":
+        """Table sizes that keep the hash grid's header cost proportionate to the scene."""
+        log2 = int(min(15, max(8, math.ceil(math.log2(max(n, 1))) - 5)))
+        cfg = cls(log2_table_3d=log2, log2_table_2d=log2)
+        for k, v in overrides.items():
+            setattr(cfg, k, v)
+        return cfg
+
+
+def _resolutions(n: int, lo_hi: tuple[int, int]) -> list[int]:
+    lo, hi = lo_hi
+    if n == 1:
+        return [lo]
+    g = (hi / lo) ** (1.0 / (n - 1))
+    return [int(math.floor(lo * g**i + 1e-9)) for i in range(n)]
+
+
+class BinarizeSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return g * (x.abs() <= 1).to(g)
+
+
+def _corner_index(corner: torch.Tensor, res: int, table: int) -> torch.Tensor:
+    """Table index of integer grid corners [N, d] (dense when the grid fits, else spatial hash)."""
+    d = corner.shape[1]
+    side = res + 1
+    if side**d <= table:
+        idx = corner[:, 0].clone()
+        stride = side
+        for k in range(1, d):
+            idx = idx + corner[:, k] * stride
+            stride *= side
+        return idx
+    h = corner[:, 0] * PRIMES[0]
+    for k in range(1, d):
+        h = h ^ (corner[:, k] * PRIMES[k])
+    return h % table
+
+
+def _interpolate(table: torch.Tensor, pos: torch.Tensor, res: int, snap: bool) -> torch.Tensor:
+    """Multilinear interpolation of ``table`` [T, dim] at ``pos`` [N, d] in [0, 1], fixed order."""
+    d = pos.shape[1]
+    x = pos * res
+    base = torch.floor(x).clamp(0, res - 1)
+    frac = x - base
+    basei = base.to(torch.int64)
+    out = torch.zeros(pos.shape[0], table.shape[1], dtype=table.dtype)
+    for c in range(1 << d):
+        bits = [(c >> k) & 1 for k in range(d)]
+        corner = basei + torch.tensor(bits, dtype=torch.int64)
+        w = torch.ones(pos.shape[0], dtype=table.dtype)
+        for k in range(d):
+            w = w * (frac[:, k] if bits[k] else (1 - frac[:, k]))
+        out = out + w[:, None] * table[_corner_index(corner, res, table.shape[0])]
+    if snap:
+        out = torch.round(out / ACT_GRID) * ACT_GRID
+    return out
+
+
+class ContextModel(nn.Module):
+    def __init__(self, cfg: ContextConfig | None = None, seed: int = 0):
+        super().__init__()
+        self.cfg = cfg or ContextConfig()
+        c = self.cfg
+        g = torch.Generator().manual_seed(seed)
+        self.res3 = _resolutions(c.levels_3d, c.res_3d)
+        self.res2 = _resolutions(c.levels_2d, c.res_2d)
+        self.grid3 = nn.Parameter(torch.rand(c.levels_3d, 1 << c.log2_table_3d, c.dim, generator=g) * 2e-2 - 1e-2)
+        self.grid2 = nn.Parameter(torch.rand(c.levels_2d * 3, 1 << c.log2_table_2d, c.dim, generator=g) * 2e-2 - 1e-2)
+        f_in = 2 * c.feature_dim
+        self.mlp_d = nn.Sequential(
+            nn.Linear(f_in, c.hidden), nn.LeakyReLU(LEAKY), nn.Linear(c.hidden, 2 * c.attr_total)
+        )
+        self.mlp_q = nn.Sequential(nn.Linear(f_in, c.hidden), nn.LeakyReLU(LEAKY), nn.Linear(c.hidden, 3))
+        with torch.no_grad():
+            self.mlp_q[-1].weight.mul_(0.01)
+            self.mlp_q[-1].bias.zero_()
+
+    # ---------------------------------------------------------------------------- hash grid
+    def binary_grids(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return BinarizeSTE.apply(self.grid3), BinarizeSTE.apply(self.grid2)
+
+    def _features(self, pos: torch.Tensor, g3: torch.Tensor, g2: torch.Tensor, snap: bool) -> torch.Tensor:
+        feats = []
+        for i, r in enumerate(self.res3):
+            feats.append(_interpolate(g3[i], pos, r, snap))
+        planes = ((0, 1), (0, 2), (1, 2))
+        for i, r in enumerate(self.res2):
+            for p, axes in enumerate(planes):
+                feats.append(_interpolate(g2[i * 3 + p], pos[:, list(axes)], r, snap))
+        return torch.cat(feats, dim=1)
+
+    def context(self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor) -> torch.Tensor:
+        """Concatenated (h_i, h_p) [N, 2F] (training path)."""
+        g3, g2 = self.binary_grids()
+        hi = self._features(pos, g3, g2, snap=False)
+        hp = self._features(parent_pos, g3, g2, snap=False) * has_parent[:, None].to(pos)
+        return torch.cat([hi, hp], dim=1)
+
+    # ------------------------------------------------------------------------ training path
+    def forward(self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor):
+        """(mean [N, D], scale [N, D], step [N, 3]) for anchors at normalised positions."""
+        ctx = self.context(pos, parent_pos, has_parent)
+        d = self.mlp_d(ctx)
+        D = self.cfg.attr_total
+        mean = d[:, :D]
+        scale = torch.nn.functional.softplus(d[:, D:]) + 1e-4
+        q = torch.tensor(self.cfg.q0, dtype=pos.dtype) * (1 + torch.tanh(self.mlp_q(ctx)))
+        return mean, scale, q
+
+    def step_per_channel(self, q: torch.Tensor) -> torch.Tensor:
+        """Expand per-type steps [N, 3] to per-channel steps [N, D]."""
+        return torch.repeat_interleave(q, torch.tensor(self.cfg.attr_dims), dim=1)
+
+    def hash_bits(self) -> torch.Tensor:
+        """L_hash: Bernoulli cross-entropy (bits) of the binarized grids at their empirical frequency."""
+        g3, g2 = self.binary_grids()
+        allb = torch.cat([g3.reshape(-1), g2.reshape(-1)])
+        p = ((allb + 1) / 2).mean().clamp(1e-6, 1 - 1e-6)
+        m = allb.numel()
+        return m * (-(p * torch.log2(p) + (1 - p) * torch.log2(1 - p)))
+
+    # --------------------------------------------------------------------------- exact path
+    def fixed_point_weights(self) -> dict[str, tuple[np.ndarray, int]]:
+        """Each MLP tensor as (int16 mantissas, exponent e): value = mantissa * 2^-e."""
+        out = {}
+        for name, t in list(self.mlp_d.named_parameters(prefix="mlp_d")) + list(self.mlp_q.named_parameters(prefix="mlp_q")):
+            a = t.detach().double().numpy()
+            m = float(np.abs(a).max()) if a.size else 0.0
+            e = 14 if m == 0 else int(min(14, max(0, math.floor(math.log2(32767.0 / m)))))
+            mant = np.clip(np.round(a * 2.0**e), -32767, 32767).astype(np.int16)
+            out[name] = (mant, e)
+        return out
+
+    def load_fixed_point_weights(self, weights: dict[str, tuple[np.ndarray, int]]) -> None:
+        params = dict(self.mlp_d.named_parameters(prefix="mlp_d")) | dict(self.mlp_q.named_parameters(prefix="mlp_q"))
+        with torch.no_grad():
+            for name, (mant, e) in weights.items():
+                params[name].copy_(torch.from_numpy(mant.astype(np.float64) * 2.0**-e).reshape(params[name].shape))
+
+    def round_weights_to_fixed_point(self) -> None:
+        """Make the float weights equal their stored fixed-point values (done before encoding)."""
+        self.load_fixed_point_weights(self.fixed_point_weights())
+
+    @staticmethod
+    def _exact_mlp(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        l1, l2 = seq[0], seq[2]
+        h = x @ l1.weight.detach().double().T + l1.bias.detach().double()
+        h = torch.where(h >= 0, h, h * LEAKY)
+        h = torch.round(h.clamp(-ACT_CLAMP, ACT_CLAMP) / ACT_GRID) * ACT_GRID
+        return h @ l2.weight.detach().double().T + l2.bias.detach().double()
+
+    @torch.no_grad()
+    def exact_params(
+        self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Deterministic float64 (mean [N, D], scale [N, D], step [N, 3]) for coding.
+
+        Call ``round_weights_to_fixed_point`` first (the decoder's weights are the fixed-point ones).
+        """
+        g3 = torch.where(self.grid3.detach() >= 0, 1.0, -1.0).double()
+        g2 = torch.where(self.grid2.detach() >= 0, 1.0, -1.0).double()
+        pos = pos.double()
+        parent_pos = parent_pos.double()
+        hi = self._features(pos, g3, g2, snap=True)
+        hp = self._features(parent_pos, g3, g2, snap=True) * has_parent[:, None].double()
+        ctx = torch.cat([hi, hp], dim=1)
+        d = self._exact_mlp(self.mlp_d, ctx)
+        D = self.cfg.attr_total
+        q0 = torch.tensor(self.cfg.q0, dtype=torch.float64)
+        t = torch.tanh(self._exact_mlp(self.mlp_q, ctx))
+        k = torch.clamp(torch.round((1 + t) * (STEP_LEVELS / 2)), 1, STEP_LEVELS)
+        q = q0 * k * (2.0 / STEP_LEVELS)
+        qc = self.step_per_channel(q)
+        mean = torch.round(d[:, :D] / qc / MEAN_GRID) * MEAN_GRID * qc
+        scale = torch.nn.functional.softplus(d[:, D:]) + 1e-4
+        scale = torch.clamp(torch.round(scale / qc / MEAN_GRID), min=1) * MEAN_GRID * qc
+        return mean, scale, q
+
+    # -------------------------------------------------------------------------- grid export
+    def grid_bits(self) -> np.ndarray:
+        """The binarized grids as a flat uint8 array of 0/1 (1 = +1)."""
+        return np.concatenate(
+            [(self.grid3.detach() >= 0).reshape(-1).numpy(), (self.grid2.detach() >= 0).reshape(-1).numpy()]
+        ).astype(np.uint8)
+
+    def load_grid_bits(self, bits: np.ndarray) -> None:
+        n3 = self.grid3.numel()
+        b = torch.from_numpy(bits.astype(np.float32) * 2 - 1)
+        with torch.no_grad():
+            self.grid3.copy_(b[:n3].reshape(self.grid3.shape))
+            self.grid2.copy_(b[n3:].reshape(self.grid2.shape))
+
+
+def gaussian_rate_bits(values: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """Bits per element (paper Eq. 15-16) of quantized ``values`` under N(mean, scale) over the bin."""
+    upper = torch.special.ndtr((values + step / 2 - mean) / scale)
+    lower = torch.special.ndtr((values - step / 2 - mean) / scale)
+    return -torch.log2((upper - lower).clamp_min(1e-9))
+

@@ -1,0 +1,394 @@
+"""The ProGS training loop (paper §III-F, Fig. 5) on top of the Scaffold-GS recipe.
+
+Per iteration: one training view; before ``schedule.c2f_start`` the single-LoD photometric loss of the
+full model (LoD L), afterwards the coarse-to-fine loss L_c2f (paper Eq. 12), estimated from the finest
+LoD plus ``c2f_coarse_samples`` random coarser LoDs (unbiased weights, see ``losses.c2f_lod_weights``);
+plus λ_vol·L_vol (on the finest render) and λ_NCE·L_NCE. Between ``adjust_start`` and ``adjust_end``
+anchors are grown/pruned every ``adjust_interval`` steps (spawning paused as in the paper once
+quantisation noise starts). Deterministic for a seed: every random draw uses the trainer's own
+generator, whose state is checkpointed with everything else.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from progs.eval.metrics import psnr
+from progs.model.anchors import AdjustConfig, AdjustReport, AnchorSet
+from progs.model.gaussians import GaussianGenerator
+from progs.model.model import ProGSModel
+from progs.octree import OctreeGrid
+from progs.scene import Scene, View
+from progs.train.checkpoint import load_checkpoint, save_checkpoint
+from progs.train.losses import anchor_attributes, c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
+from progs.train.schedule import Schedule, exp_lr
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Defaults: the demo scene on 2 CPU cores in minutes."""
+
+    iterations: int = 3000
+    levels: int = 5  # L
+    base_depth: int | None = None  # b; None = from the SfM point spacing (octree.default_base_depth)
+    seed: int = 0
+    downscale: float = 1.0  # train/test images (and cameras) divided by this
+    feat_dim: int = 32
+    n_offsets: int = 10
+    # losses
+    lambda_ssim: float = 0.2
+    lambda_vol: float = 0.01
+    lambda_nce: float = 0.005
+    nce_tau: float = 0.03
+    nce_negatives: int = 100
+    nce_fraction: float = 0.05
+    # ablations
+    adjust: bool = True  # False = --no-adjust: no growing/pruning
+    infonce: bool = True
+    c2f: bool = True
+    c2f_coarse_samples: int | None = 1  # coarser LoDs rendered per step besides LoD L (None = all)
+    # anchor adjustment (paper §III-C)
+    adjust_interval: int = 100  # T
+    grad_threshold: float = 2e-4  # τ_g
+    grad_beta: float = 1.0  # β
+    very_factor: float = 2.0
+    prune_opacity: float = 0.005  # τ_o
+    max_anchors: int = 200_000
+    schedule: Schedule = field(default_factory=Schedule)
+    # learning rates (Scaffold-GS; offsets scaled by the camera extent)
+    lr_feature: float = 0.0075
+    lr_scaling: float = 0.007
+    lr_offsets_init: float = 0.01
+    lr_offsets_final: float = 0.0001
+    lr_mlp_opacity_init: float = 0.002
+    lr_mlp_opacity_final: float = 0.00002
+    lr_mlp_cov_init: float = 0.004
+    lr_mlp_cov_final: float = 0.004
+    lr_mlp_color_init: float = 0.008
+    lr_mlp_color_final: float = 0.00005
+    # initialisation and rendering
+    init_random_points: int = 20_000  # when the scene has no SfM points
+    cull_margin: float = 0.1
+    backend: str = "auto"
+
+    def adjust_config(self) -> AdjustConfig:
+        return AdjustConfig(
+            grad_threshold=self.grad_threshold, beta=self.grad_beta, very_factor=self.very_factor,
+            prune_opacity=self.prune_opacity, max_anchors=self.max_anchors,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["schedule"] = self.schedule.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if isinstance(kw.get("schedule"), dict):
+            kw["schedule"] = Schedule(**kw["schedule"])
+        return cls(**kw)
+
+
+def scale_views(views: list[View], factor: float) -> list[View]:
+    """Views with images (area-averaged) and cameras downscaled by ``factor``; unchanged if 1."""
+    if factor == 1.0:
+        return list(views)
+    out = []
+    for v in views:
+        cam = v.camera.scaled(factor)
+        img = F.interpolate(v.image.permute(2, 0, 1)[None], size=(cam.height, cam.width), mode="area")
+        out.append(View(v.name, cam, img[0].permute(1, 2, 0).contiguous()))
+    return out
+
+
+def build_grid(scene: Scene, levels: int, base_depth: int | None) -> OctreeGrid:
+    """Octree grid from the SfM points (robust cube), else from the scene/camera bounds."""
+    pts = scene.points
+    if pts is not None and pts.shape[0] >= 2:
+        return OctreeGrid.from_points(pts, levels, base_depth)
+    bounds = scene.bounds if scene.bounds is not None else scene.camera_bounds()
+    b = base_depth if base_depth is not None else max(0, 6 - (levels - 1))
+    return OctreeGrid.from_bounds(bounds[0], bounds[1], levels, b, margin=0.05)
+
+
+def camera_extent(views: list[View]) -> float:
+    """Scaffold-GS ``cameras_extent``: 1.1 × the largest camera distance from the cameras' mean."""
+    centers = torch.stack([v.camera.center for v in views])
+    r = float((centers - centers.mean(0)).norm(dim=-1).max())
+    return 1.1 * r if r > 0 else 1.0
+
+
+@torch.no_grad()
+def evaluate_lods(
+    model: ProGSModel,
+    scene: Scene | list[View],
+    *,
+    lods: list[int] | None = None,
+    downscale: float = 1.0,
+    background: torch.Tensor | None = None,
+    backend: str = "auto",
+) -> list[dict[str, Any]]:
+    """Per LoD the mean PSNR/SSIM over the test views and the anchor count of that LoD (level ≤ l).
+
+    ``scene`` is a Scene (its test views, downscaled by ``downscale``) or a list of views.
+    """
+    from progs.eval.metrics import ssim
+
+    if isinstance(scene, Scene):
+        views = scale_views(scene.test_views or scene.train_views, downscale)
+        bg = scene.background if background is None else background
+    else:
+        views = list(scene)
+        bg = background
+    lods = lods or list(range(1, model.num_levels + 1))
+    rows = []
+    for lod in lods:
+        ps, ss = [], []
+        for v in views:
+            out = model.render(v.camera, lod, bg, backend=backend)
+            ps.append(psnr(out.image, v.image))
+            ss.append(ssim(out.image.clamp(0, 1), v.image))
+        rows.append({
+            "lod": lod,
+            "psnr": sum(ps) / max(1, len(ps)),
+            "ssim": sum(ss) / max(1, len(ss)),
+            "anchors": int((model.anchors.levels <= lod).sum()),
+        })
+    return rows
+
+
+class Trainer:
+    """Trains a :class:`ProGSModel` on a :class:`Scene`; ``train()`` runs to ``config.iterations``."""
+
+    def __init__(self, scene: Scene, config: TrainConfig | None = None):
+        self.config = cfg = config or TrainConfig()
+        self.scene = scene
+        self.train_views = scale_views(scene.train_views, cfg.downscale)
+        self.test_views = scale_views(scene.test_views, cfg.downscale)
+        if not self.train_views:
+            raise ValueError(f"scene {scene.name!r} has no training views")
+        self.background = scene.background.float()
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # MLP initialisation
+        grid = build_grid(scene, cfg.levels, cfg.base_depth)
+        if scene.points is not None and scene.points.shape[0] >= 2:
+            anchors = AnchorSet.from_points(grid, scene.points, feat_dim=cfg.feat_dim, n_offsets=cfg.n_offsets)
+        else:
+            bounds = scene.bounds if scene.bounds is not None else scene.camera_bounds()
+            anchors = AnchorSet.random(
+                grid, cfg.init_random_points, self.gen, feat_dim=cfg.feat_dim, n_offsets=cfg.n_offsets,
+                lo=bounds[0].double(), hi=bounds[1].double(),
+            )
+        generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels)
+        self.model = ProGSModel(anchors, generator, cull_margin=cfg.cull_margin)
+        self.spatial_lr_scale = camera_extent(self.train_views)
+        self.optimizer = self._make_optimizer()
+        self.stages = cfg.schedule.at(cfg.iterations)
+        self.adjust_cfg = cfg.adjust_config()
+        self.iteration = 0
+        self.view_queue: list[int] = []
+        self.history: list[dict[str, float]] = []
+        self.adjustments: list[dict[str, int]] = []
+
+    # -- optimisation -------------------------------------------------------------------------------
+
+    def _make_optimizer(self) -> torch.optim.Adam:
+        a, g = self.model.anchors, self.model.generator
+        groups = [
+            {"params": [a.feature], "name": "feature", "lr": self.config.lr_feature},
+            {"params": [a.scaling], "name": "scaling", "lr": self.config.lr_scaling},
+            {"params": [a.offsets], "name": "offsets", "lr": self.config.lr_offsets_init * self.spatial_lr_scale},
+            {"params": list(g.mlp_opacity.parameters()), "name": "mlp_opacity", "lr": self.config.lr_mlp_opacity_init},
+            {"params": list(g.mlp_cov.parameters()), "name": "mlp_cov", "lr": self.config.lr_mlp_cov_init},
+            {"params": list(g.mlp_color.parameters()), "name": "mlp_color", "lr": self.config.lr_mlp_color_init},
+        ]
+        return torch.optim.Adam(groups, lr=0.0, eps=1e-15)
+
+    def _update_lr(self, it: int) -> None:
+        c, total = self.config, self.config.iterations
+        sched = {
+            "offsets": (c.lr_offsets_init * self.spatial_lr_scale, c.lr_offsets_final * self.spatial_lr_scale),
+            "mlp_opacity": (c.lr_mlp_opacity_init, c.lr_mlp_opacity_final),
+            "mlp_cov": (c.lr_mlp_cov_init, c.lr_mlp_cov_final),
+            "mlp_color": (c.lr_mlp_color_init, c.lr_mlp_color_final),
+        }
+        for group in self.optimizer.param_groups:
+            if group["name"] in sched:
+                group["lr"] = exp_lr(it, total, *sched[group["name"]])
+
+    def _next_view(self) -> View:
+        if not self.view_queue:
+            self.view_queue = torch.randperm(len(self.train_views), generator=self.gen).tolist()
+        return self.train_views[self.view_queue.pop()]
+
+    def step(self) -> dict[str, float]:
+        """One training iteration; returns its loss terms, PSNR (LoD L) and anchor count."""
+        cfg, it = self.config, self.iteration
+        model, anchors = self.model, self.model.anchors
+        L = model.num_levels
+        self._update_lr(it)
+        view = self._next_view()
+        if cfg.c2f and self.stages.c2f(it):
+            weights = c2f_lod_weights(L, cfg.c2f_coarse_samples, self.gen)
+        else:
+            weights = {L: 1.0}
+        collect = cfg.adjust and (self.stages.adjust_start - cfg.adjust_interval) <= it < self.stages.adjust_end
+
+        outs = {}
+        photo = torch.zeros(())
+        for lod in sorted(weights, reverse=True):
+            out = model.render(view.camera, lod, self.background, backend=cfg.backend)
+            outs[lod] = out
+            photo = photo + weights[lod] * photometric_loss(out.image, view.image, cfg.lambda_ssim)
+        loss = photo
+        finest = outs[max(outs)]
+        terms = {"photo": float(photo.detach())}
+        if cfg.lambda_vol > 0 and self.stages.regularizers(it):
+            vol = volume_loss(finest.gaussians.scales)
+            loss = loss + cfg.lambda_vol * vol
+            terms["vol"] = float(vol.detach())
+        if cfg.infonce and cfg.lambda_nce > 0 and self.stages.regularizers(it):
+            attrs = anchor_attributes(anchors.feature, anchors.scaling, anchors.offsets)
+            nce = infonce_loss(
+                attrs, anchors.parent, fraction=cfg.nce_fraction, negatives=cfg.nce_negatives,
+                tau=cfg.nce_tau, gen=self.gen,
+            )
+            loss = loss + cfg.lambda_nce * nce
+            terms["nce"] = float(nce.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+
+        if collect:
+            for lod, out in outs.items():
+                grad = out.info["means2d"].grad
+                if grad is not None:
+                    anchors.record_gradients(
+                        out.gaussians.anchor_index, out.gaussians.offset_index, grad, out.info["radii"],
+                        view.camera.width, view.camera.height, scale=1.0 / weights[lod],
+                    )
+            anchors.record_opacity(finest.gaussians.visible_anchors, finest.gaussians.anchor_opacity)
+        self.optimizer.step()
+        self.iteration = it = it + 1
+
+        if cfg.adjust and self.stages.adjusting(it) and it % cfg.adjust_interval == 0:
+            report = anchors.adjust(self.adjust_cfg, cfg.adjust_interval, self.optimizer, grow=self.stages.spawning(it))
+            self.adjustments.append({"iteration": it, **asdict(report)})
+        elif cfg.adjust and it == self.stages.adjust_end:
+            anchors.reset_stats()
+
+        rec = {"iteration": it, "loss": float(loss.detach()), **terms, "psnr": psnr(finest.image, view.image), "anchors": len(anchors)}
+        self.history.append(rec)
+        return rec
+
+    def train(
+        self,
+        iterations: int | None = None,
+        *,
+        progress: bool | None = None,
+        callback: Callable[["Trainer", dict[str, float]], None] | None = None,
+        checkpoint_path: str | None = None,
+        checkpoint_every: int = 0,
+    ) -> list[dict[str, float]]:
+        """Run until ``iterations`` (default ``config.iterations``) total iterations have been done.
+
+        ``progress``: a tqdm bar with loss/PSNR/anchors (default: only when stderr is a TTY).
+        """
+        from tqdm import tqdm
+
+        target = self.config.iterations if iterations is None else int(iterations)
+        show = sys.stderr.isatty() if progress is None else progress
+        bar = tqdm(total=target, initial=self.iteration, disable=not show, dynamic_ncols=True, desc="train")
+        try:
+            while self.iteration < target:
+                rec = self.step()
+                if callback is not None:
+                    callback(self, rec)
+                if checkpoint_path and checkpoint_every and self.iteration % checkpoint_every == 0:
+                    self.save(checkpoint_path)
+                bar.update(1)
+                if self.iteration % 10 == 0 or self.iteration == target:
+                    bar.set_postfix(loss=f"{rec['loss']:.4f}", psnr=f"{rec['psnr']:.2f}", anchors=rec["anchors"])
+        finally:
+            bar.close()
+        return self.history
+
+    def evaluate(self, lods: list[int] | None = None) -> list[dict[str, Any]]:
+        self.model.eval()
+        try:
+            return evaluate_lods(self.model, self.test_views or self.train_views, lods=lods,
+                                 background=self.background, backend=self.config.backend)
+        finally:
+            self.model.train()
+
+    # -- checkpoints --------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        a = self.model.anchors
+        g = a.grid
+        return {
+            "config": self.config.to_dict(),
+            "iteration": self.iteration,
+            "grid": {"origin": list(g.origin), "size": g.size, "base_depth": g.base_depth, "num_levels": g.num_levels},
+            "anchors": {
+                name: getattr(a, name).detach().clone()
+                for name in ("keys", "levels", "feature", "scaling", "offsets",
+                             "grad_accum", "grad_count", "opacity_accum", "visible_count")
+            },
+            "generator": self.model.generator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "view_queue": list(self.view_queue),
+            "spatial_lr_scale": self.spatial_lr_scale,
+            "history": list(self.history),
+            "adjustments": list(self.adjustments),
+        }
+
+    def save(self, path: str) -> None:
+        """Checkpoint to ``path`` atomically."""
+        save_checkpoint(path, self.state_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        gd = state["grid"]
+        grid = OctreeGrid(tuple(gd["origin"]), gd["size"], gd["base_depth"], gd["num_levels"])
+        sa = state["anchors"]
+        anchors = AnchorSet(grid, sa["keys"], sa["levels"], sa["feature"], sa["scaling"], sa["offsets"])
+        for name in ("grad_accum", "grad_count", "opacity_accum", "visible_count"):
+            getattr(anchors, name).copy_(sa[name])
+        self.model.anchors = anchors
+        self.model.generator.load_state_dict(state["generator"])
+        self.spatial_lr_scale = float(state["spatial_lr_scale"])
+        self.optimizer = self._make_optimizer()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration = int(state["iteration"])
+        self.gen.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.view_queue = list(state["view_queue"])
+        self.history = list(state.get("history", []))
+        self.adjustments = list(state.get("adjustments", []))
+
+    def resume(self, path: str) -> "Trainer":
+        """Load a checkpoint into this trainer (built for the same scene and config); returns self."""
+        state = load_checkpoint(path)
+        self.load_state_dict(state)
+        return self
+
+    @classmethod
+    def from_checkpoint(cls, path: str, scene: Scene, **overrides: Any) -> "Trainer":
+        """A trainer for ``scene`` with the checkpoint's config (``overrides`` applied) and state."""
+        state = load_checkpoint(path)
+        cfg = TrainConfig.from_dict(state["config"])
+        for k, v in overrides.items():
+            setattr(cfg, k, v)
+        trainer = cls(scene, cfg)
+        trainer.load_state_dict(state)
+        return trainer
