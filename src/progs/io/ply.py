@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from progs.atomic import atomic_path
 
 from progs.errors import InputError
 
@@ -63,6 +64,22 @@ class GaussianCloud:
 
     def __len__(self) -> int:
         return int(self.means.shape[0])
+
+    @classmethod
+    def from_activated(
+        cls, means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor, colors: torch.Tensor
+    ) -> "GaussianCloud":
+        """Degree-0 cloud from rasterizer-ready values (linear scales, opacities and colours in [0, 1])."""
+        eps = 1e-6
+        op = opacities.detach().float().clamp(eps, 1 - eps)
+        return cls(
+            means=means.detach().float(),
+            sh_dc=(colors.detach().float() - 0.5) / SH_C0,
+            sh_rest=torch.zeros(means.shape[0], 0, 3),
+            opacity_logits=torch.log(op / (1 - op)),
+            log_scales=torch.log(scales.detach().float().clamp_min(1e-12)),
+            quats=quats.detach().float(),
+        )
 
     @property
     def sh_degree(self) -> int:
@@ -211,21 +228,10 @@ def read_ply(path: str | os.PathLike) -> GaussianCloud:
 
 
 def _atomic_write(path: Path, write) -> None:
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_ply(path: str | os.PathLike, cloud: GaussianCloud) -> None:
