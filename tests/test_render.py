@@ -248,3 +248,27 @@ def test_gsplat_parity() -> None:
     assert ((info["radii"].cpu() > 0) == (ref_info["radii"] > 0)).float().mean().item() > 0.99
     img.sum().backward()
     assert info["means2d"].grad is not None and info["means2d"].grad.shape == (2000, 2)
+
+
+# ---------------------------------------------------------------- build failure
+
+
+def test_build_failure_warns_once_and_falls_back(monkeypatch, tmp_path) -> None:
+    saved = dict(cpu._state)
+    monkeypatch.setattr(cpu, "_SOURCE", tmp_path / "missing.cpp")
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    monkeypatch.delenv("PROGS_DISABLE_CPU_KERNEL", raising=False)
+    cpu._state.update(tried=False, module=None, error=None)
+    try:
+        with pytest.warns(RuntimeWarning, match="could not be built") as record:
+            assert cpu.kernel_available() is False
+            assert cpu.kernel_available() is False
+        assert len([w for w in record if "could not be built" in str(w.message)]) == 1
+        cam = _camera(20, 16)
+        means, quats, scales, opac, colors, bg = _scene(10, cam, 71)
+        img, _, _ = rasterize(means, quats, scales, opac, colors, cam, bg, backend="cpu")
+        rimg, _, _ = rasterize(means, quats, scales, opac, colors, cam, bg, backend="reference")
+        assert torch.equal(img, rimg)
+    finally:
+        cpu._state.clear()
+        cpu._state.update(saved)
