@@ -42,7 +42,7 @@ MAX_DEPTH = 21
 OCTANT_OFFSETS = torch.tensor([[(o >> 0) & 1, (o >> 1) & 1, (o >> 2) & 1] for o in range(8)], dtype=torch.int64)
 """[8, 3] int64: child offset ``(dx, dy, dz)`` of each octant 0..7 (bit 0 = x, bit 1 = y, bit 2 = z)."""
 
-_NN_MAX_QUERIES = 4096
+_NN_MAX_QUERIES = 2048
 _NN_BLOCK = 1 << 21  # candidate points per block in the nearest-neighbour search
 
 
@@ -246,7 +246,14 @@ def nearest_neighbour_distances(points: torch.Tensor, query_index: torch.Tensor 
     qk, qp = keys[qidx], pts[qidx]
     offs = torch.stack(torch.meshgrid(*(torch.arange(-1, 2),) * 3, indexing="ij"), dim=-1).reshape(27, 3)
     active = torch.arange(qidx.shape[0])
-    for j in range(MAX_DEPTH + 1):
+    # Start at cells about half the median gap between Morton neighbours (an upper bound of the typical
+    # nearest-neighbour distance); starting coarse stays exact, it only costs more candidates.
+    gaps = (pts_sorted[1:] - pts_sorted[:-1]).norm(dim=1)
+    gaps = gaps[gaps > 0]
+    j0 = 0
+    if gaps.numel():
+        j0 = min(max(int(math.floor(math.log2(float(gaps.median()) / 2 / hf))), 0), MAX_DEPTH)
+    for j in range(j0, MAX_DEPTH + 1):
         if active.numel() == 0:
             break
         res = top >> j
@@ -568,18 +575,25 @@ def complete_upward(keys: torch.Tensor, levels: torch.Tensor) -> tuple[torch.Ten
         return k.clone(), lv.clone()
     if int(lv.min()) < 1:
         raise OctreeError(f"anchor levels must be >= 1, found {int(lv.min())}")
-    top = int(lv.max())
-    out_codes: list[torch.Tensor] = []
+    out_keys: list[torch.Tensor] = []
     out_levels: list[torch.Tensor] = []
-    carry = torch.empty(0, dtype=torch.int64)  # Morton codes of parents required by level + 1
-    for level in range(top, 0, -1):
-        own = morton_encode(k[lv == level])
-        codes = torch.unique(torch.cat([own, carry]))  # sorted
-        out_codes.append(codes)
-        out_levels.append(torch.full((codes.shape[0],), level, dtype=torch.int64))
-        carry = torch.unique(codes >> 3)
-    codes_all = torch.cat(out_codes[::-1])
-    return morton_decode(codes_all), torch.cat(out_levels[::-1])
+    carry_keys = torch.empty(0, 3, dtype=torch.int64)  # parents required by level + 1 (sorted, unique)
+    carry_codes = torch.empty(0, dtype=torch.int64)
+    for level in range(int(lv.max()), 0, -1):
+        own = k[lv == level]
+        cand_keys = torch.cat([carry_keys, own])
+        codes, perm = torch.sort(torch.cat([carry_codes, morton_encode(own)]), stable=True)
+        first = torch.ones_like(codes, dtype=torch.bool)
+        first[1:] = codes[1:] != codes[:-1]
+        keys_l, codes_l = cand_keys[perm[first]], codes[first]
+        out_keys.append(keys_l)
+        out_levels.append(torch.full((keys_l.shape[0],), level, dtype=torch.int64))
+        # parents of a Morton-sorted level are Morton-sorted; keep the first of each run
+        pc = codes_l >> 3
+        first = torch.ones_like(pc, dtype=torch.bool)
+        first[1:] = pc[1:] != pc[:-1]
+        carry_keys, carry_codes = keys_l[first] >> 1, pc[first]
+    return torch.cat(out_keys[::-1]), torch.cat(out_levels[::-1])
 
 
 def descendants_mask(keys: torch.Tensor, levels: torch.Tensor, roots: torch.Tensor) -> torch.Tensor:

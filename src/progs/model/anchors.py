@@ -321,6 +321,8 @@ class AnchorSet(nn.Module):
             is_new[rows] = octree.lookup_index(all_keys[rows], self.keys[self.levels == level]) < 0
             # source: the first (largest-gradient) candidate at or below this voxel
             deeper = c_level >= level
+            if not bool(deeper.any()):
+                continue
             anc = c_keys[deeper] >> (c_level[deeper] - level)[:, None]
             hit = octree.lookup_index(all_keys[rows], anc)
             src[rows] = torch.where(hit >= 0, c_src[deeper][hit.clamp_min(0)], src[rows])

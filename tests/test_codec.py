@@ -1,0 +1,176 @@
+"""Bitstream v1: exact round trips, progressive prefixes, damage handling, determinism, coding cost."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from progs import octree
+from progs.codec import structure
+from progs.codec.attributes import decode_symbols, encode_symbols, gaussian_bits
+from progs.codec.bytes import ByteReader, ByteWriter
+from progs.codec.container import MAGIC, PREAMBLE
+from progs.codec.errors import FormatError
+from progs.codec.stream import decode, encode
+from progs.model.anchors import AnchorSet
+from progs.model.context import ContextConfig, ContextModel
+from progs.model.model import ProGSModel
+
+
+def _random_model(n_points: int = 600, seed: int = 0) -> tuple[ProGSModel, ContextModel]:
+    torch.manual_seed(seed)  # the generator MLPs' initialisation
+    g = torch.Generator().manual_seed(seed)
+    grid = octree.OctreeGrid((-1.0, -1.0, -1.0), 2.0, 2, 4)
+    a = AnchorSet.random(grid, n_points, g)
+    with torch.no_grad():
+        a.feature.copy_(torch.randn(a.feature.shape, generator=g))
+        a.offsets.copy_(torch.randn(a.offsets.shape, generator=g) * 0.5)
+        a.scaling.add_(torch.randn(a.scaling.shape, generator=g) * 0.01)
+    ctx = ContextModel(ContextConfig.for_anchor_count(len(a)), seed=seed)
+    return ProGSModel(a), ctx
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    model, ctx = _random_model()
+    return model, encode(model, ctx, background=torch.tensor([0.1, 0.2, 0.3]))
+
+
+def _anchors_equal(x: AnchorSet, y: AnchorSet) -> bool:
+    return all(
+        torch.equal(getattr(x, k), getattr(y, k)) for k in ("keys", "levels", "feature", "scaling", "offsets")
+    )
+
+
+def test_full_decode_is_bit_identical_to_the_encoders_quantized_model(encoded):
+    model, res = encoded
+    out = decode(res.data)
+    assert out.problem is None and out.lods_decoded == 4
+    assert _anchors_equal(out.model.anchors, res.model.anchors)
+    for (k1, v1), (k2, v2) in zip(res.model.generator.state_dict().items(), out.model.generator.state_dict().items()):
+        assert k1 == k2 and torch.equal(v1, v2)
+    assert torch.equal(out.background, torch.tensor([0.1, 0.2, 0.3]))
+    # quantization error is bounded by half a step of the coarsest type (Q0 < 2 for every type)
+    assert len(out.model.anchors) == len(model.anchors)
+
+
+def test_every_prefix_decodes_to_exactly_that_lod(encoded):
+    _, res = encoded
+    full = res.model.anchors
+    for name, offset, size in res.chunk_offsets[1:]:
+        k = int(name[3:])
+        prefix = res.data[: offset + size]
+        out = decode(prefix)
+        assert out.lods_decoded == k
+        mask = full.levels <= k
+        assert torch.equal(out.model.anchors.keys, full.keys[mask])
+        assert torch.equal(out.model.anchors.feature, full.feature[mask])
+        assert torch.equal(out.model.anchors.offsets, full.offsets[mask])
+        # asking for fewer LoDs than present stops there
+        assert decode(res.data, max_lod=k).lods_decoded == k
+
+
+def test_truncation_anywhere_yields_the_longest_intact_prefix(encoded):
+    _, res = encoded
+    ends = [off + size for _, off, size in res.chunk_offsets]
+    head_end = ends[0]
+    for cut in list(range(head_end, len(res.data), 997)) + [e - 1 for e in ends[1:]]:
+        out = decode(res.data[:cut])
+        complete = sum(1 for e in ends[1:] if e <= cut)
+        assert out.lods_decoded == complete
+        if cut not in ends:
+            assert "truncated" in out.problem
+    with pytest.raises(FormatError, match="header is needed"):
+        decode(res.data[: head_end - 3])
+
+
+def test_flipped_byte_is_caught_by_crc_and_named(encoded):
+    _, res = encoded
+    name, off, size = res.chunk_offsets[3]
+    bad = bytearray(res.data)
+    bad[off + size // 2] ^= 0x10
+    out = decode(bytes(bad))
+    assert out.lods_decoded == 2
+    assert f"chunk {name}" in out.problem and "CRC" in out.problem
+    head = bytearray(res.data)
+    head[PREAMBLE + 20] ^= 1
+    with pytest.raises(FormatError, match="HEAD.*CRC"):
+        decode(bytes(head))
+
+
+def test_unknown_version_and_bad_magic(encoded):
+    _, res = encoded
+    v = bytearray(res.data)
+    struct.pack_into("<H", v, len(MAGIC), 7)
+    with pytest.raises(FormatError, match="unsupported format version 7"):
+        decode(bytes(v))
+    with pytest.raises(FormatError, match="not a progs stream"):
+        decode(b"PK\x03\x04" + res.data[4:])
+
+
+def test_encoding_is_deterministic_across_thread_counts():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        model, ctx = _random_model(seed=3)
+        a = encode(model, ctx).data
+        torch.set_num_threads(2)
+        model, ctx = _random_model(seed=3)
+        b = encode(model, ctx).data
+        assert a == b
+        torch.set_num_threads(1)
+        d1 = decode(a).model.anchors
+        torch.set_num_threads(2)
+        d2 = decode(a).model.anchors
+        assert _anchors_equal(d1, d2)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_attribute_coder_is_exact_and_within_one_percent_of_cross_entropy():
+    rng = np.random.default_rng(1)
+    n = 50_000
+    mu = rng.normal(0, 4, n)
+    sd = rng.uniform(0.3, 5, n)
+    sym = np.round(mu + sd * rng.normal(size=n)).astype(np.int64)
+    w = ByteWriter()
+    encode_symbols(w, sym, mu, sd)
+    data = w.getvalue()
+    back = decode_symbols(ByteReader(data, "test"), mu, sd)
+    assert np.array_equal(back, sym)
+    ideal = gaussian_bits(sym, mu, sd)
+    assert len(data) * 8 <= ideal * 1.01 + 64
+
+
+@pytest.mark.parametrize("method", [structure.PARENT_INDEX, structure.OCCUPANCY])
+def test_structure_methods_round_trip(method):
+    g = torch.Generator().manual_seed(5)
+    grid = octree.OctreeGrid((0, 0, 0), 1.0, 2, 4)
+    keys = grid.voxel_of(torch.rand(900, 3, generator=g, dtype=torch.float64), 4)
+    keys, lv = octree.complete_upward(keys, torch.full((keys.shape[0],), 4))
+    per_level = [keys[lv == level] for level in range(1, 5)]
+    w = ByteWriter()
+    structure.encode_roots(w, per_level[0], grid.base_depth)
+    for level in range(2, 5):
+        assert structure.encode_children(w, per_level[level - 2], per_level[level - 1], force=method) == method
+    r = ByteReader(w.getvalue(), "test")
+    prev = None
+    for level in range(1, 5):
+        got, _ = structure.decode_structure(r, level, prev, grid.base_depth, 10**6)
+        assert torch.equal(got, per_level[level - 1])
+        prev = got
+
+
+def test_forged_counts_are_rejected_before_allocation(encoded):
+    _, res = encoded
+    name, off, size = res.chunk_offsets[2]
+    payload = bytearray(res.data[off + 8 : off + size - 4])
+    struct.pack_into("<I", payload, 2, 0xFFFFFFF0)  # level u8, method u8, then the anchor count
+    import zlib
+
+    forged = res.data[: off + 8] + bytes(payload) + struct.pack("<I", zlib.crc32(b"LOD\x02" + bytes(payload)))
+    with pytest.raises(FormatError, match="LOD2.*limit"):
+        decode(forged)
