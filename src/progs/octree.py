@@ -134,7 +134,7 @@ class OctreeGrid:
         The box is robust: per axis the ``clip_percent`` and ``100 - clip_percent`` percentiles, then
         cubed (edge = largest extent), enlarged by ``margin`` and centred (``from_bounds``). Points
         outside it are clamped onto the border cells by ``voxel_of``. ``base_depth=None`` picks
-        ``default_base_depth`` for this box.
+        ``default_base_depth`` for this box (needs at least two distinct points).
         """
         pts = _as_points(points)
         if pts.shape[0] == 0:
@@ -525,7 +525,9 @@ def validate_strict_octree(keys: torch.Tensor, levels: torch.Tensor, grid: Octre
                 f"strict octree violated: {int(out.sum())} anchors at level {level} lie outside its "
                 f"{res}^3 grid (first: voxel {_fmt(kl[i])})"
             )
-        codes = torch.sort(morton_encode(kl)).values
+        codes = morton_encode(kl)
+        if not bool((codes[1:] >= codes[:-1]).all()):  # canonical input is already sorted
+            codes = torch.sort(codes).values
         dup = codes[1:] == codes[:-1]
         if bool(dup.any()):
             first = codes[1:][dup][0:1]

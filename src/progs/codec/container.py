@@ -32,7 +32,9 @@ def lod_tag(level: int) -> bytes:
 def tag_name(tag: bytes) -> str:
     if tag[:3] == b"LOD" and len(tag) == 4:
         return f"LOD{tag[3]}"
-    return tag.decode("ascii", "replace")
+    if all(32 <= b < 127 for b in tag):
+        return tag.decode("ascii")
+    return "0x" + tag.hex()
 
 
 def preamble() -> bytes:

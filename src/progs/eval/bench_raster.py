@@ -2,11 +2,13 @@
 
 ``run_raster_bench(out_dir, quick=False)`` writes ``out_dir/raster.json``: a list of rows
 ``{"gaussians", "width", "height", "backend", "fwd_s", "fwd_bwd_s", "peak_mb", "ratio_vs_reference",
-"baseline_mb", "note"}``.
+"baseline_mb", "loadavg_1m", "note"}``.
 
 * Each (size, backend) runs in a fresh process (``multiprocessing`` spawn), so ``peak_mb`` is that
   process's honest peak RSS (``ru_maxrss``: interpreter, torch, scene and rendering together) and
   ``baseline_mb`` the peak just before the first render (after imports and scene creation).
+  ``loadavg_1m`` is the machine's load average when the row finished: timings taken while other
+  processes compete for the cores are not comparable (OpenMP threads suffer most from that).
 * Times are medians over a few repetitions after one warm-up (which also loads the compiled kernel);
   the forward is timed with grad-enabled inputs, as in training, and the backward is that of a fixed
   random linear functional of the image. Both include the PyTorch projection.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import statistics
 import time
@@ -97,6 +100,7 @@ def _measure(n: int, width: int, height: int, backend: str, reps: int) -> dict[s
         "peak_mb": round(_maxrss_mb(), 1),
         "baseline_mb": round(baseline, 1),
         "note": None,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -126,7 +130,7 @@ def run_raster_bench(out_dir: Path, quick: bool = False) -> list[dict[str, Any]]
         cpu_row: dict[str, Any] = {"gaussians": n, "width": w, "height": h, "backend": "cpu"}
         cpu_row.update(_run_isolated(n, w, h, "cpu", reps=3 if quick else 5))
         for row in (cpu_row, ref_row):
-            for key in ("fwd_s", "fwd_bwd_s", "peak_mb", "baseline_mb"):
+            for key in ("fwd_s", "fwd_bwd_s", "peak_mb", "baseline_mb", "loadavg_1m"):
                 row.setdefault(key, None)
             ref_t, t = ref_row.get("fwd_bwd_s"), row.get("fwd_bwd_s")
             row["ratio_vs_reference"] = (
@@ -136,7 +140,7 @@ def run_raster_bench(out_dir: Path, quick: bool = False) -> list[dict[str, Any]]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keys = ["gaussians", "width", "height", "backend", "fwd_s", "fwd_bwd_s", "peak_mb",
-            "ratio_vs_reference", "baseline_mb", "note"]
+            "ratio_vs_reference", "baseline_mb", "loadavg_1m", "note"]
     rows = [{k: r.get(k) for k in keys} for r in rows]
     for r in rows:
         for k in ("fwd_s", "fwd_bwd_s"):

@@ -1,0 +1,311 @@
+"""The stream manifest: a small JSON file beside ``scene.progs`` (``scene.progs.json``) that lists each
+chunk's byte range, its anchor count and the measured quality of each LoD, so that a client can plan
+how many LoDs fit its byte budget or its bandwidth and fetch them with plain HTTP Range requests.
+
+    {"format": "progs", "version": 1, "stream": "scene.progs", "total_bytes": N,
+     "header": {"offset": 0, "length": L},            # preamble + HEAD chunk: bytes [0, L)
+     "lods": [{"lod": 1, "offset": o, "length": n, "cumulative_bytes": c,   # c = o + n (header included)
+               "anchors": a, "anchors_cumulative": ac, "psnr": p|null, "ssim": s|null}, ...]}
+
+A manifest is only a convenience: the HEAD chunk of every stream carries the same chunk table
+(:func:`chunk_table_from_header`), so a client can plan from the header alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+from progs.atomic import atomic_path
+from progs.codec.bytes import ByteReader
+from progs.codec.container import CHUNK_OVERHEAD, FORMAT_VERSION, PREAMBLE, check_preamble, head_tag
+from progs.codec.errors import FormatError
+from progs.errors import ProgsError
+
+MANIFEST_SUFFIX = ".json"
+MAX_MANIFEST_BYTES = 1 << 20
+_MAX_JSON = 1 << 20
+_MAX_LODS = 16
+
+
+def manifest_name(stream_name: str) -> str:
+    """``scene.progs`` -> ``scene.progs.json`` (the manifest lives beside its stream)."""
+    return stream_name + MANIFEST_SUFFIX
+
+
+def _quality_for(quality: list[dict] | None, lod: int, n_lods: int) -> tuple[float | None, float | None]:
+    if not quality:
+        return None, None
+    for i, q in enumerate(quality):
+        k = q.get("lod", i + 1 if len(quality) == n_lods else None)
+        if k == lod:
+            psnr, ssim = q.get("psnr"), q.get("ssim")
+            return (None if psnr is None else float(psnr)), (None if ssim is None else float(ssim))
+    return None, None
+
+
+def _lod_entries(header_length: int, sizes: list[int], anchors: list[int | None], quality: list[dict] | None) -> list[dict]:
+    lods = []
+    offset = header_length
+    total_anchors: int | None = 0
+    for i, size in enumerate(sizes):
+        lod = i + 1
+        a = anchors[i]
+        total_anchors = None if (a is None or total_anchors is None) else total_anchors + a
+        psnr, ssim = _quality_for(quality, lod, len(sizes))
+        lods.append({
+            "lod": lod, "offset": offset, "length": size, "cumulative_bytes": offset + size,
+            "anchors": a, "anchors_cumulative": total_anchors, "psnr": psnr, "ssim": ssim,
+        })
+        offset += size
+    return lods
+
+
+def build_manifest(result: Any, stream_name: str, quality: list[dict] | None = None) -> dict:
+    """The manifest of an :class:`~progs.codec.stream.EncodeResult` published as ``stream_name``.
+
+    ``quality``: optional per-LoD measurements, dicts with ``lod`` (1-based; may be omitted when the
+    list has one entry per LoD, in order), ``psnr`` and ``ssim``; missing values are written as null.
+    """
+    offsets = list(result.chunk_offsets)
+    if not offsets or offsets[0][0] != "HEAD":
+        raise ProgsError("cannot build a manifest: the encode result lists no HEAD chunk")
+    header_length = int(result.header_bytes)
+    sizes, anchors = [], []
+    expected = header_length
+    for (name, off, size), st in zip(offsets[1:], result.lods):
+        if off != expected or name != f"LOD{st.lod}":
+            raise ProgsError(f"cannot build a manifest: chunk {name} at byte {off} is not where the LoD table puts it")
+        sizes.append(int(size))
+        anchors.append(int(st.anchors))
+        expected += size
+    if expected != len(result.data):
+        raise ProgsError(f"cannot build a manifest: chunks end at byte {expected} but the stream has {len(result.data)}")
+    return {
+        "format": "progs",
+        "version": FORMAT_VERSION,
+        "stream": Path(stream_name).name,
+        "total_bytes": len(result.data),
+        "header": {"offset": 0, "length": header_length},
+        "lods": _lod_entries(header_length, sizes, anchors, quality),
+    }
+
+
+def manifest_from_header(header: bytes | memoryview, stream_name: str) -> dict:
+    """A manifest planned from a stream's first bytes (preamble + HEAD chunk) alone.
+
+    The chunk table gives every byte range; anchor counts and quality are unknown (null).
+    """
+    header_length, sizes = chunk_table_from_header(header, stream_name)
+    return {
+        "format": "progs",
+        "version": FORMAT_VERSION,
+        "stream": Path(stream_name).name,
+        "total_bytes": header_length + sum(sizes),
+        "header": {"offset": 0, "length": header_length},
+        "lods": _lod_entries(header_length, sizes, [None] * len(sizes), None),
+    }
+
+
+def head_chunk_length(prefix: bytes | memoryview, source: str = "stream") -> int:
+    """Total header length (preamble + whole HEAD chunk) from the stream's first ``PREAMBLE + 8`` bytes."""
+    mv = memoryview(prefix)
+    check_preamble(mv, source)
+    if len(mv) < PREAMBLE + 8:
+        raise FormatError(f"{source}: truncated before the HEAD chunk's length")
+    if bytes(mv[PREAMBLE:PREAMBLE + 4]) != head_tag():
+        raise FormatError(f"{source}: the first chunk must be HEAD")
+    (length,) = struct.unpack_from("<I", mv, PREAMBLE + 4)
+    if length > (1 << 30):
+        raise FormatError(f"{source}: chunk HEAD at byte {PREAMBLE} announces an implausible {length} bytes")
+    return PREAMBLE + length + CHUNK_OVERHEAD
+
+
+def chunk_table_from_header(header: bytes | memoryview, source: str = "stream") -> tuple[int, list[int]]:
+    """``(header_length, [size of LOD1 chunk, ...])`` read from the HEAD payload's chunk table.
+
+    Reads just the config blob, ``n_lods:u8`` and ``lod_sizes:u32 × n`` (docs/FORMAT.md); the CRC of
+    the HEAD chunk is checked first when the whole chunk is present.
+    """
+    from progs.codec.container import scan
+
+    mv = memoryview(header)
+    header_length = head_chunk_length(mv, source)
+    if len(mv) < header_length:
+        raise FormatError(f"{source}: header is truncated ({len(mv)} of {header_length} bytes)")
+    scanned = scan(mv[:header_length], source)
+    if not scanned.chunks or scanned.chunks[0].tag != head_tag():
+        raise FormatError(scanned.problem or f"{source}: the first chunk must be HEAD")
+    r = ByteReader(scanned.chunks[0].payload, "chunk HEAD", PREAMBLE + 8)
+    config_blob = r.blob(_MAX_JSON)
+    try:
+        json.loads(config_blob.decode("utf-8"))
+    except ValueError as exc:
+        raise FormatError(f"{source}: chunk HEAD holds an invalid configuration ({exc})") from None
+    n = r.u8()
+    if not 1 <= n <= _MAX_LODS:
+        raise r.fail(f"chunk table lists {n} LoDs (1..{_MAX_LODS} allowed)")
+    sizes = [r.u32() for _ in range(n)]
+    if any(s < CHUNK_OVERHEAD for s in sizes):
+        raise r.fail("chunk table lists a chunk shorter than its framing")
+    return header_length, sizes
+
+
+# ------------------------------------------------------------------------------------ validation
+def _bad(source: str, msg: str) -> ProgsError:
+    return ProgsError(f"{source}: invalid manifest: {msg}")
+
+
+def _int(v: Any, source: str, what: str, minimum: int = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise _bad(source, f"{what} must be an integer >= {minimum}, got {v!r}")
+    return v
+
+
+def _opt_number(v: Any, source: str, what: str) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise _bad(source, f"{what} must be a finite number or null, got {v!r}")
+    return float(v)
+
+
+def validate_manifest(m: Any, source: str = "manifest") -> dict:
+    """Check a parsed manifest's structure and arithmetic; returns it, or raises a one-line ProgsError."""
+    if not isinstance(m, dict):
+        raise _bad(source, "the top level must be a JSON object")
+    if m.get("format") != "progs":
+        raise _bad(source, f"\"format\" must be \"progs\", got {m.get('format')!r}")
+    version = m.get("version")
+    if version != FORMAT_VERSION:
+        raise ProgsError(f"{source}: unsupported format version {version!r} (this progs reads version {FORMAT_VERSION})")
+    stream = m.get("stream")
+    if not isinstance(stream, str) or not stream or "/" in stream or "\\" in stream or stream in (".", ".."):
+        raise _bad(source, f"\"stream\" must be a plain file name, got {stream!r}")
+    total = _int(m.get("total_bytes"), source, "\"total_bytes\"", 1)
+    header = m.get("header")
+    if not isinstance(header, dict):
+        raise _bad(source, "\"header\" must be an object with offset and length")
+    if _int(header.get("offset"), source, "header offset") != 0:
+        raise _bad(source, "the header must start at byte 0")
+    hlen = _int(header.get("length"), source, "header length", PREAMBLE + CHUNK_OVERHEAD)
+    lods = m.get("lods")
+    if not isinstance(lods, list) or not 1 <= len(lods) <= _MAX_LODS:
+        raise _bad(source, f"\"lods\" must be a list of 1..{_MAX_LODS} entries")
+    expected_offset = hlen
+    cum_anchors: int | None = 0
+    for i, e in enumerate(lods):
+        where = f"LoD entry {i + 1}"
+        if not isinstance(e, dict):
+            raise _bad(source, f"{where} must be an object")
+        if _int(e.get("lod"), source, f"{where} lod", 1) != i + 1:
+            raise _bad(source, f"{where} says lod {e.get('lod')}; LoDs must be listed 1, 2, ... in order")
+        off = _int(e.get("offset"), source, f"{where} offset")
+        length = _int(e.get("length"), source, f"{where} length", CHUNK_OVERHEAD)
+        if off != expected_offset:
+            raise _bad(source, f"{where} starts at byte {off}, expected {expected_offset} (chunks are contiguous)")
+        expected_offset += length
+        if "cumulative_bytes" in e and e["cumulative_bytes"] != expected_offset:
+            raise _bad(source, f"{where} cumulative_bytes is {e['cumulative_bytes']!r}, expected {expected_offset}")
+        e["cumulative_bytes"] = expected_offset
+        a = e.get("anchors")
+        if a is not None:
+            _int(a, source, f"{where} anchors")
+        cum_anchors = None if (a is None or cum_anchors is None) else cum_anchors + a
+        ac = e.get("anchors_cumulative")
+        if ac is not None and cum_anchors is not None and ac != cum_anchors:
+            raise _bad(source, f"{where} anchors_cumulative is {ac!r}, expected {cum_anchors}")
+        e.setdefault("anchors", None)
+        e["anchors_cumulative"] = ac if ac is not None else cum_anchors
+        e["psnr"] = _opt_number(e.get("psnr"), source, f"{where} psnr")
+        e["ssim"] = _opt_number(e.get("ssim"), source, f"{where} ssim")
+    if expected_offset != total:
+        raise _bad(source, f"chunks end at byte {expected_offset} but total_bytes is {total}")
+    return m
+
+
+def read_manifest(src: str | os.PathLike[str] | bytes, source: str | None = None) -> dict:
+    """Parse and validate a manifest from a path or from its bytes."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+        source = source or "manifest"
+    else:
+        path = Path(src)
+        source = source or str(path)
+        try:
+            size = path.stat().st_size
+            if size > MAX_MANIFEST_BYTES:
+                raise _bad(source, f"{size} bytes is more than the {MAX_MANIFEST_BYTES}-byte limit")
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ProgsError(f"{source}: no such manifest file") from None
+        except IsADirectoryError:
+            raise ProgsError(f"{source}: is a directory, not a manifest") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise _bad(source, f"{len(data)} bytes is more than the {MAX_MANIFEST_BYTES}-byte limit")
+    try:
+        m = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _bad(source, f"not JSON ({str(exc).splitlines()[0]})") from None
+    return validate_manifest(m, source)
+
+
+def write_manifest(path: str | os.PathLike[str], manifest: dict) -> None:
+    """Validate and write ``manifest`` atomically (temporary file beside it, then rename)."""
+    validate_manifest(json.loads(json.dumps(manifest)), str(path))
+    text = json.dumps(manifest, indent=1) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def check_against_header(manifest: dict, header_length: int, sizes: list[int], source: str = "manifest") -> None:
+    """Raise if the manifest's byte ranges disagree with the stream's own chunk table."""
+    got = [e["length"] for e in manifest["lods"]]
+    if manifest["header"]["length"] != header_length or got != sizes:
+        raise ProgsError(
+            f"{source}: the manifest does not match the stream's chunk table "
+            f"(header {manifest['header']['length']} vs {header_length} bytes, LoD sizes {got} vs {sizes}); "
+            "it is stale: rebuild it"
+        )
+
+
+# -------------------------------------------------------------------------------------- planning
+def lods_within(manifest: dict, max_bytes: int | None) -> int:
+    """How many LoDs (0..L) fit in ``max_bytes`` bytes of the stream, header included (None: all)."""
+    lods = manifest["lods"]
+    if max_bytes is None:
+        return len(lods)
+    if max_bytes < manifest["header"]["length"]:
+        return 0
+    n = 0
+    for e in lods:
+        if e["cumulative_bytes"] <= max_bytes:
+            n = e["lod"]
+        else:
+            break
+    return n
+
+
+def lods_within_time(manifest: dict, bandwidth_bytes_per_s: float, seconds: float) -> int:
+    """How many LoDs arrive within ``seconds`` at ``bandwidth_bytes_per_s`` (header included)."""
+    if not (bandwidth_bytes_per_s > 0 and seconds >= 0):
+        raise ProgsError(f"bandwidth must be positive and time non-negative (got {bandwidth_bytes_per_s} B/s, {seconds} s)")
+    budget = bandwidth_bytes_per_s * seconds
+    return lods_within(manifest, int(math.floor(budget + 1e-9)) if math.isfinite(budget) else None)
+
+
+def lod_range(manifest: dict, lod: int) -> tuple[int, int]:
+    """``(offset, length)`` of LoD ``lod``'s chunk."""
+    e = manifest["lods"][lod - 1]
+    return e["offset"], e["length"]
+
+
+__all__ = [
+    "build_manifest", "write_manifest", "read_manifest", "validate_manifest", "manifest_from_header",
+    "chunk_table_from_header", "head_chunk_length", "check_against_header", "lods_within",
+    "lods_within_time", "lod_range", "manifest_name",
+]

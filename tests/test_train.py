@@ -1,0 +1,206 @@
+"""Training: losses, schedule, the loop on a tiny scene, checkpoint/resume, ablation flags."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from _tiny_scene import tiny_scene
+from progs import octree
+from progs.errors import InputError
+from progs.train import Schedule, TrainConfig, Trainer, evaluate_lods
+from progs.train.losses import c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
+from progs.train.schedule import exp_lr
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return tiny_scene()
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(iterations=50, levels=3, base_depth=1, adjust_interval=10, backend="auto", seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+# ------------------------------------------------------------------------------------------ losses
+
+
+def test_photometric_loss_zero_for_identical_images():
+    img = torch.rand(16, 16, 3)
+    assert float(photometric_loss(img, img)) == pytest.approx(0.0, abs=1e-6)
+    assert float(photometric_loss(img, 1 - img)) > 0.1
+
+
+def test_c2f_weights_unbiased():
+    gen = torch.Generator().manual_seed(0)
+    L, n = 5, 4000
+    acc = torch.zeros(L + 1)
+    for _ in range(n):
+        w = c2f_lod_weights(L, 1, gen)
+        assert L in w and len(w) == 2
+        for lod, wt in w.items():
+            acc[lod] += wt
+    assert torch.allclose(acc[1:] / n, torch.full((L,), 1.0 / L), atol=0.02)
+    assert c2f_lod_weights(L, None, gen) == {l: 1.0 / L for l in range(1, L + 1)}
+    assert c2f_lod_weights(1, 1, gen) == {1: 1.0}
+
+
+def test_infonce_prefers_parent_similarity():
+    gen = torch.Generator().manual_seed(0)
+    n, d = 400, 16
+    parent = torch.full((n,), -1, dtype=torch.long)
+    parent[100:] = torch.randint(0, 100, (300,), generator=gen)
+    rand = torch.randn(n, d, generator=gen)
+    aligned = rand.clone()
+    aligned[100:] = rand[parent[100:]] + 0.05 * torch.randn(300, d, generator=gen)
+    l_rand = infonce_loss(rand, parent, fraction=1.0, gen=torch.Generator().manual_seed(1))
+    l_aligned = infonce_loss(aligned, parent, fraction=1.0, gen=torch.Generator().manual_seed(1))
+    assert float(l_aligned) < 0.5 * float(l_rand)
+    assert math.isfinite(float(l_rand))
+    roots_only = infonce_loss(rand, torch.full((n,), -1, dtype=torch.long), gen=gen)
+    assert float(roots_only) == 0.0
+
+
+def test_volume_loss_is_mean_product():
+    s = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]])
+    assert float(volume_loss(s)) == pytest.approx((6.0 + 0.125) / 2)
+
+
+def test_schedule_scales_with_iterations():
+    st = Schedule().at(40_000)
+    assert (st.adjust_start, st.c2f_start, st.noise_start, st.spawn_pause_end, st.entropy_start, st.adjust_end) == (
+        1600, 1600, 13000, 14000, 20000, 25000,
+    )
+    st = Schedule().at(1000)
+    assert st.adjust_start == 40 and st.adjust_end == 625
+    assert st.adjusting(100) and not st.adjusting(10) and not st.adjusting(700)
+    assert not st.spawning(330) and st.spawning(360)  # paused in [325, 350)
+    assert exp_lr(0, 100, 1e-2, 1e-4) == pytest.approx(1e-2) and exp_lr(100, 100, 1e-2, 1e-4) == pytest.approx(1e-4)
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def test_loss_decreases_and_octree_stays_strict(scene):
+    checks = []
+
+    def cb(tr: Trainer, rec):
+        a = tr.model.anchors
+        octree.validate_strict_octree(a.keys, a.levels, a.grid)
+        checks.append(len(a))
+
+    t = Trainer(scene, _cfg(iterations=60))
+    hist = t.train(progress=False, callback=cb)
+    assert len(hist) == 60 and len(checks) == 60
+    first = sum(h["photo"] for h in hist[:10]) / 10
+    last = sum(h["photo"] for h in hist[-10:]) / 10
+    assert last < 0.8 * first
+    assert t.adjustments, "anchor adjustment should have run"
+    assert any(r["grown"] > 0 for r in t.adjustments)
+    rows = t.evaluate()
+    assert [r["lod"] for r in rows] == [1, 2, 3]
+    assert rows[0]["anchors"] < rows[1]["anchors"] < rows[2]["anchors"] == len(t.model.anchors)
+    assert all(r["psnr"] > 12 for r in rows) and all(0 < r["ssim"] <= 1 for r in rows)
+    # evaluate_lods on a Scene works the same
+    rows2 = evaluate_lods(t.model, scene, lods=[3])
+    assert rows2[0]["psnr"] == pytest.approx(rows[2]["psnr"], abs=1e-4)
+
+
+def test_random_init_when_no_points():
+    s = tiny_scene(with_points=False)
+    t = Trainer(s, _cfg(iterations=3, init_random_points=300))
+    assert len(t.model.anchors) > 0
+    t.train(progress=False)
+
+
+def _params(t: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+
+
+def _opt_state(t: Trainer) -> list[torch.Tensor]:
+    out = []
+    for g in t.optimizer.param_groups:
+        for p in g["params"]:
+            st = t.optimizer.state[p]
+            out += [st["exp_avg"], st["exp_avg_sq"], torch.as_tensor(st["step"])]
+    return out
+
+
+def test_checkpoint_resume_is_exact(scene, tmp_path):
+    cfg = _cfg(iterations=40)
+    ref = Trainer(scene, cfg)
+    ref.train(progress=False)
+
+    a = Trainer(scene, cfg)
+    a.train(iterations=23, progress=False)  # stops just after an adjustment window is half full
+    ck = tmp_path / "ck" / "train.ckpt"
+    a.save(str(ck))
+    assert ck.exists() and not list(ck.parent.glob("*.tmp"))
+
+    b = Trainer(scene, cfg).resume(str(ck))
+    pa, pb = _params(a), _params(b)
+    assert pa.keys() == pb.keys()
+    for k in pa:
+        assert torch.equal(pa[k], pb[k]), k
+    for x, y in zip(_opt_state(a), _opt_state(b), strict=True):
+        assert torch.equal(x, y)
+    assert b.iteration == 23
+
+    b.train(progress=False)
+    pr, pb = _params(ref), _params(b)
+    for k in pr:
+        assert torch.equal(pr[k], pb[k]), k
+    assert [h["loss"] for h in ref.history] == [h["loss"] for h in b.history]
+
+    c = Trainer.from_checkpoint(str(ck), scene)
+    assert c.iteration == 23 and c.config == cfg
+
+
+def test_bad_checkpoint_is_input_error(scene, tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="bad.ckpt"):
+        Trainer(scene, _cfg()).resume(str(bad))
+    with pytest.raises(InputError, match="not found"):
+        Trainer(scene, _cfg()).resume(str(tmp_path / "missing.ckpt"))
+
+
+def test_ablation_flags_change_behaviour(scene, monkeypatch):
+    from progs.model.model import ProGSModel
+
+    lods_rendered: list[int] = []
+    real_render = ProGSModel.render
+
+    def spy(self, camera, lod=None, *a, **k):
+        lods_rendered.append(lod)
+        return real_render(self, camera, lod, *a, **k)
+
+    monkeypatch.setattr(ProGSModel, "render", spy)
+
+    full = Trainer(scene, _cfg(iterations=30))
+    n0 = len(full.model.anchors)
+    full.train(progress=False)
+    assert len(full.model.anchors) != n0 and full.adjustments
+    assert "nce" in full.history[-1]
+    assert any(l < 3 for l in lods_rendered), "c2f renders coarser LoDs"
+
+    lods_rendered.clear()
+    off = Trainer(scene, _cfg(iterations=30, adjust=False, infonce=False, c2f=False))
+    n1 = len(off.model.anchors)
+    off.train(progress=False)
+    assert len(off.model.anchors) == n1 and not off.adjustments  # --no-adjust
+    assert "nce" not in off.history[-1]
+    assert set(lods_rendered) == {3}  # single-LoD loss only
+    assert float(off.model.anchors.grad_accum.sum()) == 0.0  # no statistics gathered either
+
+    # infonce alone changes the trajectory
+    lods_rendered.clear()
+    a = Trainer(scene, _cfg(iterations=8, adjust=False, c2f=False, infonce=True))
+    b = Trainer(scene, _cfg(iterations=8, adjust=False, c2f=False, infonce=False))
+    a.train(progress=False)
+    b.train(progress=False)
+    assert not torch.equal(a.model.anchors.feature, b.model.anchors.feature)
