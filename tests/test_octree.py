@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -413,15 +412,11 @@ def test_occupancy_rejects_orphans_and_duplicates() -> None:
     assert ot.children_from_occupancy(parents, occ).tolist() == [[1, 1, 0], [2, 0, 0], [3, 0, 1]]
 
 
-def test_complete_upward_scales_to_a_million_anchors() -> None:
+def test_complete_upward_handles_a_million_anchors() -> None:
     gen = torch.Generator().manual_seed(0)
     pts = torch.rand(1_000_000, 3, generator=gen, dtype=torch.float64)
     grid = OctreeGrid((0.0, 0.0, 0.0), 1.0, 4, 5)  # what default_base_depth picks for this cloud
     keys = grid.voxel_of(pts, 5)
-    t0 = time.perf_counter()
-    k2, l2 = ot.complete_upward(keys, torch.full((1_000_000,), 5))
-    elapsed = time.perf_counter() - t0
-    # ~0.3 s on an idle 2-core box; the bound only guards against non-vectorised code (minutes)
-    assert elapsed < 5.0, f"complete_upward took {elapsed:.2f}s on 1M anchors"
+    k2, l2 = ot.complete_upward(keys, torch.full((1_000_000,), 5))  # speed: see `progs bench`
     assert ot.is_strict_octree(k2, l2, grid)
     assert int((l2 == 1).sum()) == 16**3

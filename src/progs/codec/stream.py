@@ -97,15 +97,21 @@ def _level_params(ctx: ContextModel, grid: octree.OctreeGrid, keys: torch.Tensor
     return mean, scale, ctx.step_per_channel(q)
 
 
-def _split_bits(ctx: ContextModel, symbols: np.ndarray, mean: np.ndarray, scale: np.ndarray, total_bytes: int) -> dict[str, int]:
-    """Attribute bytes split among f, s, o in proportion to their ideal code lengths."""
+def _components(ctx: ContextModel, n_struct: int, symbols: np.ndarray, mean: np.ndarray, scale: np.ndarray, payload: int) -> dict[str, int]:
+    """Payload bytes per component (Fig. 6): the level byte and structure as coded; the attribute bytes
+    split among f, s, o in proportion to their ideal code lengths (they share one range-coder stream)."""
     from progs.codec.attributes import gaussian_bits
 
-    dims = ctx.cfg.attr_dims
-    edges = np.cumsum((0,) + tuple(dims))
-    bits = [gaussian_bits(symbols[:, edges[i]:edges[i + 1]], mean[:, edges[i]:edges[i + 1]], scale[:, edges[i]:edges[i + 1]]) for i in range(3)]
+    edges = np.cumsum((0,) + tuple(ctx.cfg.attr_dims))
+    bits = [
+        gaussian_bits(symbols[:, edges[i]:edges[i + 1]], mean[:, edges[i]:edges[i + 1]], scale[:, edges[i]:edges[i + 1]])
+        for i in range(3)
+    ]
     tot = sum(bits) or 1.0
-    return {name: int(round(total_bytes * b / tot)) for name, b in zip(("f", "s", "o"), bits)}
+    rest = payload - n_struct
+    out = {"structure": n_struct}
+    out.update({name: int(round(rest * b / tot)) for name, b in zip(("f", "s", "o"), bits)})
+    return out
 
 
 def _write_tensor(w: ByteWriter, name: str, arr: np.ndarray, code: int, exponent: int = 0) -> None:
@@ -206,8 +212,7 @@ def encode(
         encode_symbols(w, sym_np, mean_np, scale_np)
         payload = w.getvalue()
         lod_payloads.append(payload)
-        comps = {"structure": n_struct}
-        comps.update(_split_bits(ctx, sym_np, mean_np, scale_np, len(payload) - n_struct))
+        comps = _components(ctx, n_struct, sym_np, mean_np, scale_np, len(payload))
         stats.append(LodStats(level, len(payload) + 12, int(keys.shape[0]), comps, structure.METHOD_NAMES[method],
                               time.perf_counter() - t0))
         prev_keys = keys
@@ -313,11 +318,14 @@ def _parse_header(payload: memoryview, offset: int):
     return config, grid, generator, ctx, table
 
 
-def decode(data: bytes | memoryview, max_lod: int | None = None, source: str = "stream") -> DecodeResult:
+def decode(
+    data: bytes | memoryview, max_lod: int | None = None, source: str = "stream", components: bool = False
+) -> DecodeResult:
     """Decode the header and the first ``max_lod`` (default: all intact) LoD chunks of a stream.
 
     A truncated or corrupted chunk ends decoding at the last intact LoD; ``problem`` says why.
     A damaged header, a bad magic or an unsupported version raises :class:`FormatError`.
+    ``components=True`` also fills each LoD's bytes per component (structure, f, s, o).
     """
     scanned = scan(data, source)
     if not scanned.chunks or scanned.chunks[0].tag != head_tag():
@@ -350,16 +358,18 @@ def decode(data: bytes | memoryview, max_lod: int | None = None, source: str = "
         keys, method = structure.decode_structure(r, level, prev, grid.base_depth, MAX_ANCHORS - total)
         if keys.numel() and (int(keys.min()) < 0 or int(keys.max()) >= grid.resolution(level)):
             raise r.fail(f"voxel keys outside the level-{level} grid")
-        n_struct = r.pos - 1
+        n_struct = r.pos
         mean, scale, qc = _level_params(ctx, grid, keys, level)
-        sym = decode_symbols(r, (mean / qc).numpy(), (scale / qc).numpy())
+        mean_np, scale_np = (mean / qc).numpy(), (scale / qc).numpy()
+        sym = decode_symbols(r, mean_np, scale_np)
         r.expect_end()
         attr_parts.append((torch.from_numpy(sym).double() * qc).float())
         keys_parts.append(keys)
         level_parts.append(torch.full((keys.shape[0],), level, dtype=torch.int64))
         total += keys.shape[0]
-        stats.append(LodStats(level, ch.size, int(keys.shape[0]), {"structure": n_struct + 1}, structure.METHOD_NAMES[method],
-                              time.perf_counter() - t0))
+        seconds = time.perf_counter() - t0
+        comps = _components(ctx, n_struct, sym, mean_np, scale_np, len(ch.payload)) if components else {}
+        stats.append(LodStats(level, ch.size, int(keys.shape[0]), comps, structure.METHOD_NAMES[method], seconds))
         prev = keys
     decoded = len(stats)
     model = None
