@@ -103,6 +103,60 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- info
+def _read_stream(path: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise ProgsError(f"{path}: no such stream file")
+    return p.read_bytes()
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from progs.codec.container import FORMAT_VERSION
+    from progs.codec.stream import decode
+
+    data = _read_stream(args.stream)
+    res = decode(data, source=args.stream, components=True)
+    info = {
+        "version": FORMAT_VERSION,
+        "total_bytes": len(data),
+        "header_bytes": res.header_bytes,
+        "levels": res.lods_in_stream,
+        "lods_decodable": res.lods_decoded,
+        "lods": [
+            {"lod": s.lod, "bytes": s.bytes, "anchors": s.anchors, "components": s.components,
+             "structure_method": s.structure_method, **({"decode_s": round(s.seconds, 4)} if args.timings else {})}
+            for s in res.lods
+        ],
+        "problem": res.problem,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{args.stream}: progs stream v{info['version']}, {len(data)} bytes, header {res.header_bytes} bytes, "
+          f"{res.lods_decoded}/{res.lods_in_stream} LoDs decodable")
+    cum = res.header_bytes
+    anchors = 0
+    head = f"{'LoD':>3} {'bytes':>9} {'cum.bytes':>10} {'anchors':>8} {'cum.anch':>9} {'struct':>7} {'f':>8} {'s':>8} {'o':>8}  method"
+    if args.timings:
+        head += "  decode_s"
+    print(head)
+    for s in res.lods:
+        cum += s.bytes
+        anchors += s.anchors
+        c = s.components
+        line = (f"{s.lod:>3} {s.bytes:>9} {cum:>10} {s.anchors:>8} {anchors:>9} {c['structure']:>7} {c['f']:>8} "
+                f"{c['s']:>8} {c['o']:>8}  {s.structure_method}")
+        if args.timings:
+            line += f"  {s.seconds:.3f}"
+        print(line)
+    if res.problem:
+        print(f"note: {res.problem}")
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -132,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--up", default="z", choices=["x", "y", "z", "-x", "-y", "-z"], help="world up axis (default z)")
     r.add_argument("--background", help="background colour as r,g,b in [0,1] (default black)")
     r.set_defaults(func=cmd_render)
+
+    i = sub.add_parser("info", help="describe a .progs stream: chunks, bytes per component and LoD, anchors")
+    i.add_argument("stream", help="a .progs file")
+    i.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    i.add_argument("--timings", action="store_true", help="also report the decode time of each LoD")
+    i.set_defaults(func=cmd_info)
     return p
 
 
@@ -145,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("progs: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ are never fetched twice. ``bandwidth`` simulates a slow link by pacing reads.
 from __future__ import annotations
 
 import http.client
-import json
 import socket
 import time
 import urllib.error
@@ -128,6 +127,7 @@ class StreamClient:
         got = 0
         want = end - start
         attempt = 0
+        self._t0, self._paced_bytes = None, 0  # the link idles between requests: pace each range afresh
         while got < want:
             pos = start + got
             self.stats.ranges.append((pos, end))
@@ -182,10 +182,13 @@ class StreamClient:
 
     # ----------------------------------------------------------------------------------- plan
     def _urls(self) -> tuple[str, str]:
-        path = urllib.parse.urlsplit(self.url).path
-        if path.endswith(".json"):
+        """``(manifest_url, stream_url)``; the stream URL is "" when given the manifest (read from it)."""
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https"):
+            raise ProgsError(f"{self.url}: not an http(s) URL")
+        if parts.path.endswith(".json"):
             return self.url, ""
-        return self.url + ".json" if "?" not in self.url else self.url, self.url
+        return urllib.parse.urlunsplit(parts._replace(path=manifest_name(parts.path))), self.url
 
     def _get_manifest(self, url: str) -> dict:
         try:
@@ -277,7 +280,7 @@ class StreamClient:
             if lod > have:
                 self._fetch_chunk(lod)
             self.stats.seconds += time.monotonic() - t0
-            result = decode(bytes(self.data), source=self.stream_url or "stream")
+            result = decode(bytes(self.data), max_lod=lod, source=self.stream_url or "stream")
             if result.lods_decoded != lod:
                 raise FormatError(result.problem or f"{self.stream_url}: decoded {result.lods_decoded} LoDs, expected {lod}")
             yield lod, len(self.data), result
@@ -308,4 +311,4 @@ def is_url(s: str) -> bool:
     return urllib.parse.urlsplit(s).scheme in ("http", "https")
 
 
-__all__ = ["StreamClient", "FetchStats", "read_local_progressively", "is_url", "manifest_name", "json"]
+__all__ = ["StreamClient", "FetchStats", "read_local_progressively", "is_url"]
