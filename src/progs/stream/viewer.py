@@ -104,7 +104,8 @@ class ProgressiveViewer:
         self.shown: int | None = None
         self.error: str | None = None
         self.done = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._setting_slider = False
         self._follow = True
         self._server = None
         self._thread: threading.Thread | None = None
@@ -186,9 +187,15 @@ class ProgressiveViewer:
         self._slider.max = max(2, latest)
         self._slider.disabled = latest < 2
         if self.shown is not None and self._slider.value != self.shown:
-            self._slider.value = self.shown
+            self._setting_slider = True
+            try:
+                self._slider.value = self.shown
+            finally:
+                self._setting_slider = False
 
     def _on_slider(self) -> None:
+        if self._setting_slider:
+            return
         with self._lock:
             if not self.lods:
                 return
