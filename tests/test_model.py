@@ -235,3 +235,17 @@ def test_generator_outputs_and_culling():
     assert len(gen(a.positions, a.levels, a.feature, a.scaling, a.offsets, away).visible_anchors) == 0
     g_cull = gen(a.positions, a.levels, a.feature, a.scaling, a.offsets, cam)
     assert 0 < len(g_cull.visible_anchors) <= n
+
+
+def test_attributes_read_and_replace():
+    a = _anchors(seed=4)
+    attrs = a.attributes()
+    assert set(attrs) == {"feature", "scaling", "offsets"}
+    feat = a.feature
+    a.set_attributes(feature=torch.ones_like(attrs["feature"]))
+    assert a.feature is feat and torch.all(a.feature == 1)
+    with pytest.raises(KeyError):
+        a.set_attributes(colour=torch.zeros(1))
+    sub = a.subset(a.lod_mask(2))
+    sub.validate()
+    assert len(sub) == a.count_per_lod()[1]

@@ -157,6 +157,58 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ serve, fetch, view
+def cmd_serve(args: argparse.Namespace) -> int:
+    from progs.stream.server import serve_forever
+
+    serve_forever(args.dir, args.host, args.port, announce=_log)
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from progs.atomic import write_bytes_atomic
+    from progs.stream.client import StreamClient
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".ply", ".progs"):
+        raise ProgsError(f"{args.out}: --out must end in .ply (decoded Gaussians) or .progs (the fetched stream prefix)")
+    client = StreamClient(args.url, max_bytes=args.max_bytes, bandwidth=args.bandwidth, seconds=args.seconds,
+                          max_lod=args.max_lod)
+    t0 = time.perf_counter()
+    m = client.plan()
+    n = client.lods_planned()
+    _log(f"{client.stream_url}: {len(m['lods'])} LoDs, {m['total_bytes']:,} bytes (planned from the {client.manifest_source}); "
+         f"fetching {n} LoD{'s' if n != 1 else ''}")
+    last = None
+    for lod, nbytes, res in client.iter_lods():
+        _log(f"  LoD {lod}: {nbytes:>10,} bytes, {len(res.model.anchors):>8,} anchors, {time.perf_counter() - t0:6.2f} s")
+        last = res
+    if last is None:
+        raise ProgsError(f"no LoD fits: LoD 1 needs {m['lods'][0]['cumulative_bytes']:,} bytes")
+    if out.suffix.lower() == ".progs":
+        write_bytes_atomic(out, bytes(client.data))
+        _log(f"wrote {out} ({len(client.data):,} bytes, LoD {last.lods_decoded} of {last.lods_in_stream})")
+        return 0
+    try:
+        from progs.codec.export import model_to_cloud
+    except ImportError:
+        raise ProgsError("PLY export is not available in this build (progs.codec.export); use --out NAME.progs") from None
+    from progs.io.ply import write_ply
+
+    cloud = model_to_cloud(last.model, None)
+    write_ply(out, cloud)
+    _log(f"wrote {out} ({len(cloud):,} Gaussians of LoD {last.lods_decoded} of {last.lods_in_stream}; "
+         f"{client.stats.bytes_received:,} bytes received in {client.stats.requests} requests)")
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from progs.stream.viewer import view
+
+    view(args.source, args.host, args.port, max_bytes=args.max_bytes, bandwidth=args.bandwidth, announce=_log)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -192,6 +244,29 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
     i.add_argument("--timings", action="store_true", help="also report the decode time of each LoD")
     i.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("serve", help="serve a folder of streams over HTTP (Range requests, ETags, CORS)")
+    s.add_argument("dir", help="folder holding .progs streams (and their .progs.json manifests)")
+    s.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.set_defaults(func=cmd_serve)
+
+    f = sub.add_parser("fetch", help="fetch a stream LoD by LoD over HTTP under a byte or time budget")
+    f.add_argument("url", help="http(s) URL of a .progs stream or of its .progs.json manifest")
+    f.add_argument("--out", required=True, help="output: .ply (decoded Gaussians) or .progs (the fetched prefix)")
+    f.add_argument("--max-bytes", type=int, help="byte budget, header included (default: the whole stream)")
+    f.add_argument("--bandwidth", type=float, help="simulate a link of this many bytes per second")
+    f.add_argument("--seconds", type=float, help="with --bandwidth: fetch only the LoDs that arrive in this time")
+    f.add_argument("--max-lod", type=int, help="fetch at most this many LoDs")
+    f.set_defaults(func=cmd_fetch)
+
+    v = sub.add_parser("view", help="web viewer that shows each LoD as it arrives (viser)")
+    v.add_argument("source", help="http(s) URL of a stream (or manifest), or a local .progs file")
+    v.add_argument("--port", type=int, default=8080, help="viewer port (default 8080)")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    v.add_argument("--max-bytes", type=int, help="byte budget for a URL, header included")
+    v.add_argument("--bandwidth", type=float, help="simulate a link of this many bytes per second (URL only)")
+    v.set_defaults(func=cmd_view)
     return p
 
 

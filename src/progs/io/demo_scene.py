@@ -147,18 +147,12 @@ def demo_gaussians(seed: int = 0) -> DemoGaussians:
 
 def demo_cameras(count: int = 60, width: int = 128, height: int = 128, radius: float = 3.0) -> list[Camera]:
     """Cameras on a spiral over the upper hemisphere (elevation 15°..65°), all looking at the objects."""
-    cams = []
-    golden = math.pi * (3 - math.sqrt(5))
-    for i in range(count):
-        elev = math.radians(15 + 50 * (i + 0.5) / count)
-        azim = i * golden
-        eye = [
-            radius * math.cos(elev) * math.cos(azim) + LOOK_AT[0],
-            radius * math.cos(elev) * math.sin(azim) + LOOK_AT[1],
-            radius * math.sin(elev) + LOOK_AT[2],
-        ]
-        cams.append(Camera.look_at(eye, LOOK_AT, (0.0, 0.0, 1.0), width=width, height=height, fov_x_deg=48.0))
-    return cams
+    from progs.io.teacher import orbit_cameras
+
+    return orbit_cameras(
+        torch.tensor(LOOK_AT), radius, count, width, height, "z", fov_x_deg=48.0, min_elev=15.0, max_elev=65.0,
+        distance=radius,
+    )
 
 
 def load_demo_scene(views: int = 60, size: int = 128, seed: int = 0, backend: str = "auto") -> Scene:

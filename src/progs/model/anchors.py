@@ -411,6 +411,19 @@ class AnchorSet(nn.Module):
         self._parent = None
         self.reset_stats()
 
+    def attributes(self) -> dict[str, torch.Tensor]:
+        """The attribute tensors by name (``feature``, ``scaling``, ``offsets``), detached views."""
+        return {name: getattr(self, name).detach() for name in ATTRIBUTE_NAMES}
+
+    @torch.no_grad()
+    def set_attributes(self, **values: torch.Tensor) -> None:
+        """Overwrite attribute values in place (same shapes; optimizer bindings are kept), e.g. with
+        quantized/decoded values: ``anchors.set_attributes(feature=f_hat)``."""
+        for name, value in values.items():
+            if name not in ATTRIBUTE_NAMES:
+                raise KeyError(f"unknown anchor attribute {name!r} (expected one of {ATTRIBUTE_NAMES})")
+            getattr(self, name).copy_(torch.as_tensor(value).to(torch.float32))
+
     def subset(self, mask: torch.Tensor) -> "AnchorSet":
         """A detached copy holding the rows of ``mask`` (must itself be a strict octree, e.g. a LoD)."""
         return AnchorSet(

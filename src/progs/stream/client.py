@@ -191,13 +191,24 @@ class StreamClient:
         return urllib.parse.urlunsplit(parts._replace(path=manifest_name(parts.path))), self.url
 
     def _get_manifest(self, url: str) -> dict:
-        try:
-            with self._open(url) as resp:
-                body = resp.read(MAX_MANIFEST_BYTES + 1)
-        except _NotFound:
-            raise
-        except _TRANSIENT as exc:
-            raise ProgsError(f"{url}: cannot fetch the manifest ({type(exc).__name__}: {exc})") from None
+        attempt = 0
+        while True:
+            try:
+                with self._open(url) as resp:
+                    body = resp.read(MAX_MANIFEST_BYTES + 1)
+                break
+            except _NotFound:
+                raise
+            except ProgsError:
+                raise
+            except _TRANSIENT as exc:
+                attempt += 1
+                self.stats.retries += 1
+                if attempt > self.retries:
+                    raise ProgsError(
+                        f"{url}: connection failed {attempt} times while fetching the manifest ({type(exc).__name__}: {exc})"
+                    ) from None
+                time.sleep(min(self.backoff * (2 ** (attempt - 1)), 2.0))
         self.stats.manifest_bytes += len(body)
         self.stats.bytes_received += len(body)
         return read_manifest(body, url)
@@ -227,14 +238,15 @@ class StreamClient:
             hlen = manifest["header"]["length"]
         else:
             self._fetch_range(stream_url, 0, PREAMBLE + 8, self.data)
-            hlen = head_chunk_length(self.data, stream_url)
+            hlen = head_chunk_length(bytes(self.data), stream_url)
             if self.max_bytes is not None and self.max_bytes < hlen:
                 raise ProgsError(f"a budget of {self.max_bytes} bytes does not hold the stream's {hlen}-byte header")
         if len(self.data) < hlen:
             self._fetch_range(stream_url, len(self.data), hlen, self.data)
-        hlen2, sizes = chunk_table_from_header(self.data, stream_url)
+        header = bytes(self.data)
+        hlen2, sizes = chunk_table_from_header(header, stream_url)
         if manifest is None:
-            manifest = manifest_from_header(self.data, Path(urllib.parse.urlsplit(stream_url).path).name or "stream.progs")
+            manifest = manifest_from_header(header, Path(urllib.parse.urlsplit(stream_url).path).name or "stream.progs")
             self.manifest_source = "header"
         else:
             check_against_header(manifest, hlen2, sizes, manifest_url)
@@ -263,7 +275,7 @@ class StreamClient:
             raise ProgsError(f"internal: have {len(self.data)} bytes, LoD {lod} starts at {start}")
         for attempt in range(2):
             self._fetch_range(self.stream_url, start, end, self.data)
-            scanned = scan(self.data, self.stream_url)
+            scanned = scan(bytes(self.data), self.stream_url)  # a copy: self.data must stay resizable
             if len(scanned.chunks) == lod + 1:
                 return
             del self.data[start:]  # damaged in transit (CRC): fetch the chunk once more
@@ -274,7 +286,7 @@ class StreamClient:
         """Yield ``(lod, stream_bytes_so_far, DecodeResult)`` after each LoD chunk arrives and decodes."""
         self.plan()
         n = self.lods_planned()
-        have = len(scan(self.data, self.stream_url or "stream").chunks) - 1
+        have = len(scan(bytes(self.data), self.stream_url or "stream").chunks) - 1
         for lod in range(1, n + 1):
             t0 = time.monotonic()
             if lod > have:

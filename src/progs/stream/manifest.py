@@ -111,6 +111,26 @@ def manifest_from_header(header: bytes | memoryview, stream_name: str) -> dict:
     }
 
 
+def manifest_for_stream(data: bytes | memoryview, stream_name: str, quality: list[dict] | None = None) -> dict:
+    """The manifest of a whole stream file (anchor counts read from each LoD chunk's ``count`` field)."""
+    from progs.codec.container import scan
+
+    header_length, sizes = chunk_table_from_header(data, stream_name)
+    scanned = scan(data, stream_name)
+    lods = scanned.chunks[1:]
+    if scanned.problem or len(lods) != len(sizes) or [c.size for c in lods] != sizes:
+        raise FormatError(scanned.problem or f"{stream_name}: the chunks do not match the header's chunk table")
+    anchors = [struct.unpack_from("<I", c.payload, 2)[0] if len(c.payload) >= 6 else None for c in lods]
+    return {
+        "format": "progs",
+        "version": FORMAT_VERSION,
+        "stream": Path(stream_name).name,
+        "total_bytes": len(data),
+        "header": {"offset": 0, "length": header_length},
+        "lods": _lod_entries(header_length, sizes, anchors, quality),
+    }
+
+
 def head_chunk_length(prefix: bytes | memoryview, source: str = "stream") -> int:
     """Total header length (preamble + whole HEAD chunk) from the stream's first ``PREAMBLE + 8`` bytes."""
     mv = memoryview(prefix)
@@ -305,7 +325,7 @@ def lod_range(manifest: dict, lod: int) -> tuple[int, int]:
 
 
 __all__ = [
-    "build_manifest", "write_manifest", "read_manifest", "validate_manifest", "manifest_from_header",
+    "build_manifest", "manifest_for_stream", "write_manifest", "read_manifest", "validate_manifest", "manifest_from_header",
     "chunk_table_from_header", "head_chunk_length", "check_against_header", "lods_within",
     "lods_within_time", "lod_range", "manifest_name",
 ]

@@ -102,6 +102,7 @@ class ProgressiveViewer:
         self.lods: dict[int, LodSplats] = {}
         self.total_lods: int | None = None
         self.shown: int | None = None
+        self.history: list[tuple[float, int]] = []  # (monotonic time, LoD) each time the scene changed
         self.error: str | None = None
         self.done = threading.Event()
         self._lock = threading.RLock()
@@ -181,6 +182,11 @@ class ProgressiveViewer:
             return
         self._server.scene.add_gaussian_splats("/splats", sp.centers, sp.covariances, sp.rgbs, sp.opacities)
         self.shown = lod
+        self.history.append((time.monotonic(), lod))
+
+    def select_lod(self, lod: int) -> None:
+        """Show LoD ``lod`` (as the slider does); the latest LoD resumes following new arrivals."""
+        self._slider.value = int(lod)
 
     def _update_slider(self) -> None:
         latest = max(self.lods) if self.lods else 1

@@ -35,7 +35,7 @@ from progs.train.schedule import Schedule, exp_lr
 class TrainConfig:
     """Everything that defines a training run. Defaults: the demo scene on 2 CPU cores in minutes."""
 
-    iterations: int = 3000
+    iterations: int = 2000
     levels: int = 5  # L
     base_depth: int | None = None  # b; None = from the SfM point spacing (octree.default_base_depth)
     seed: int = 0

@@ -1,0 +1,132 @@
+"""The progressive viewer (viser): LoDs appear in order, the slider goes back to coarser LoDs, a byte
+budget limits what is shown; and (slow) headless Chromium renders the page with WebGL."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from progs.codec.stream import encode
+from progs.stream.manifest import build_manifest, lods_within, write_manifest
+from progs.stream.server import start_server
+from test_codec import _random_model
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--headless=new", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def stream_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("view")
+    model, ctx = _random_model(600)
+    res = encode(model, ctx, background=torch.tensor([0.0, 0.0, 0.0]))
+    (d / "scene.progs").write_bytes(res.data)
+    manifest = build_manifest(res, "scene.progs")
+    write_manifest(d / "scene.progs.json", manifest)
+    return d, manifest
+
+
+@pytest.fixture
+def viewer_factory():
+    from progs.stream.viewer import ProgressiveViewer
+
+    made = []
+
+    def make(source, **kw):
+        v = ProgressiveViewer(source, port=0, **kw).start()
+        made.append(v)
+        return v
+
+    yield make
+    for v in made:
+        v.stop()
+
+
+def test_local_file_streams_every_lod_in_order_and_slider_goes_back(stream_dir, viewer_factory):
+    d, m = stream_dir
+    v = viewer_factory(str(d / "scene.progs"))
+    assert v.wait(30) and v.error is None
+    assert sorted(v.lods) == [1, 2, 3, 4] and v.shown == 4
+    assert [lod for _, lod in v.history] == [1, 2, 3, 4]
+    for e in m["lods"]:
+        sp = v.lods[e["lod"]]
+        assert sp.anchors == e["anchors_cumulative"] and sp.bytes == e["cumulative_bytes"]
+        assert len(sp) > 0 and np.isfinite(sp.centers).all() and np.isfinite(sp.covariances).all()
+        assert sp.covariances.shape == (len(sp), 3, 3) and sp.opacities.shape == (len(sp), 1)
+        assert 0 <= sp.rgbs.min() and sp.rgbs.max() <= 1
+    assert len(v.lods[1]) < len(v.lods[4])
+    assert v.status_text().startswith("**LoD 4 / 4**") and "done" in v.status_text()
+    v.select_lod(2)
+    assert v.shown == 2 and "**LoD 2 / 4**" in v.status_text() and "received up to LoD 4" in v.status_text()
+    v.select_lod(4)
+    assert v.shown == 4
+
+
+def test_url_with_budget_shows_only_the_lods_that_fit(stream_dir, viewer_factory):
+    d, m = stream_dir
+    url, stop = start_server(d)
+    try:
+        budget = m["lods"][2]["cumulative_bytes"] - 1
+        v = viewer_factory(url + "scene.progs", max_bytes=budget, bandwidth=m["total_bytes"] / 1.0)
+        assert v.wait(30) and v.error is None
+        assert sorted(v.lods) == list(range(1, lods_within(m, budget) + 1)) == [1, 2]
+        # LoD 1 was on screen before LoD 2 arrived
+        assert [lod for _, lod in v.history] == [1, 2] and v.history[0][0] < v.history[1][0]
+        assert v.status_text().startswith("**LoD 2 / 4**")
+    finally:
+        stop()
+
+
+def test_missing_source_is_reported_in_the_page(viewer_factory, tmp_path):
+    v = viewer_factory(str(tmp_path / "nothing.progs"))
+    assert v.wait(10)
+    assert v.error and "no such file" in v.error and "no such file" in v.status_text()
+
+
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
+
+
+@pytest.mark.slow
+def test_headless_chromium_renders_the_finest_lod(stream_dir, viewer_factory, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    d, m = stream_dir
+    url, stop = start_server(d)
+    try:
+        v = viewer_factory(url + "scene.progs", bandwidth=m["total_bytes"] / 2.0)  # LoDs arrive over ~2 s
+        with sync_api.sync_playwright() as p:
+            browser = _launch(p)
+            try:
+                page = browser.new_page(viewport={"width": 800, "height": 600})
+                console: list[str] = []
+                page.on("console", lambda msg: console.append(msg.text))
+                page.goto(v.url, timeout=30_000)
+                page.get_by_text("LoD 4 / 4").first.wait_for(timeout=30_000)
+                assert v.wait(5) and v.error is None
+                page.add_style_tag(content=".mantine-Notifications-root { display: none !important; }")
+                time.sleep(2.0)  # a few frames of the software (SwiftShader) WebGL renderer
+                shot = tmp_path / "viewer.png"
+                page.screenshot(path=str(shot))
+                webgl = [c for c in console if c.startswith("WebGL support")]
+                # back to LoD 1 through the same slider the user drags
+                v.select_lod(1)
+                page.get_by_text("LoD 1 / 4").first.wait_for(timeout=10_000)
+            finally:
+                browser.close()
+    finally:
+        stop()
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(np.float64)
+    assert img.shape == (600, 800, 3)
+    centre = img[200:500, 200:600]  # the splats, away from the GUI panel in the top right corner
+    assert centre.std(axis=(0, 1)).mean() > 5.0, (centre.std(), webgl)
+    assert any("contextCreationFailed: false" in c for c in webgl) or not webgl
