@@ -10,7 +10,6 @@ import socket
 import threading
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 import torch
@@ -434,3 +433,33 @@ def test_cli_fetch_errors(site, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("progs: error: ") for line in err)
     assert not (tmp_path / "x.progs").exists()
+
+
+def test_multiple_ranges_get_the_whole_file(site):
+    st, h, body = _raw(site["url"], "/scene.progs", {"Range": "bytes=0-1,5-6"})
+    assert st == 200 and body == site["data"]
+
+
+def test_cli_serve_runs_until_stopped(site):
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "progs", "serve", str(site["dir"]), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving ") and " at http://127.0.0.1:" in line, line
+        url = line.split(" at ")[1].split()[0]
+        listed = proc.stdout.readline()
+        assert listed.strip().startswith(url + "bare.progs")
+        c = StreamClient(url + "scene.progs", max_lod=1)
+        assert [lod for lod, _, _ in c.iter_lods()] == [1]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode in (0, 130)

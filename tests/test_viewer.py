@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +129,33 @@ def test_headless_chromium_renders_the_finest_lod(stream_dir, viewer_factory, tm
     centre = img[200:500, 200:600]  # the splats, away from the GUI panel in the top right corner
     assert centre.std(axis=(0, 1)).mean() > 5.0, (centre.std(), webgl)
     assert any("contextCreationFailed: false" in c for c in webgl) or not webgl
+
+
+def test_cli_view_announces_each_lod_and_stops_on_ctrl_c(stream_dir):
+    import signal
+    import subprocess
+    import sys
+
+    d, _ = stream_dir
+    proc = subprocess.Popen([sys.executable, "-m", "progs", "view", str(d / "scene.progs"), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("LoD 4:"):
+                break
+        assert any(x.startswith("viewer at http://127.0.0.1:") for x in lines), lines
+        assert [x.split(":")[0] for x in lines if x.startswith("LoD ")] == ["LoD 1", "LoD 2", "LoD 3", "LoD 4"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 130

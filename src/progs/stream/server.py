@@ -206,7 +206,13 @@ def start_server(
 
 def serve_forever(directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000,
                   announce: Callable[[str], None] = print) -> None:
-    """Serve until interrupted (Ctrl-C), logging one line per request."""
+    """Serve until interrupted (Ctrl-C), logging one line per request to stderr."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
     url, stop = start_server(directory, host, port, access_log=True)
     announce(f"serving {Path(directory).resolve()} at {url} (Ctrl-C to stop)")
     for f in sorted(Path(directory).glob("*.progs")):
