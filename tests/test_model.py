@@ -249,3 +249,12 @@ def test_attributes_read_and_replace():
     sub = a.subset(a.lod_mask(2))
     sub.validate()
     assert len(sub) == a.count_per_lod()[1]
+
+
+def test_init_at_coarser_level_leaves_finer_levels_to_growth():
+    g = torch.Generator().manual_seed(0)
+    pts = torch.randn(200, 3, generator=g) * 0.4
+    grid = OctreeGrid.from_points(pts, L, 1)
+    a = AnchorSet.from_points(grid, pts, level=L - 1)
+    a.validate()
+    assert int(a.levels.max()) == L - 1

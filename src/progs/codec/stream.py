@@ -165,8 +165,12 @@ def encode(
     ctx: ContextModel,
     background: torch.Tensor | None = None,
     progress: bool = False,
+    view_distance: float | None = None,
 ) -> EncodeResult:
-    """Encode ``model`` (all levels) with the context model ``ctx`` into a progressive stream."""
+    """Encode ``model`` (all levels) with the context model ``ctx`` into a progressive stream.
+
+    ``view_distance``: the training cameras' typical distance from the scene centre, stored for the
+    canonical view-independent export (``progs.codec.export``)."""
     t_all = time.perf_counter()
     a = model.anchors
     grid = a.grid
@@ -226,6 +230,7 @@ def encode(
         "context": ctx.cfg.to_json(),
         "cull_margin": model.cull_margin,
         "background": None if background is None else [float(x) for x in background],
+        "view_distance": None if view_distance is None else float(view_distance),
     }
     hw.blob(json.dumps(config, sort_keys=True).encode())
     hw.u8(L)
@@ -264,6 +269,7 @@ def encode(
         validate=False,
     )
     qmodel = ProGSModel(qa, generator, cull_margin=model.cull_margin)
+    qmodel.view_distance = view_distance
     return EncodeResult(data, PREAMBLE + len(head_payload) + 12, stats, qmodel, offsets, time.perf_counter() - t_all)
 
 
@@ -386,6 +392,8 @@ def decode(
         except ProgsError as exc:
             raise FormatError(f"{source}: decoded anchors break the octree invariant ({exc})") from None
         model = ProGSModel(anchors, generator, cull_margin=float(config.get("cull_margin", 0.1)))
+        vd = config.get("view_distance")
+        model.view_distance = float(vd) if isinstance(vd, (int, float)) and vd > 0 else None
     if decoded < want and problem is None and len(lod_chunks) < want:
         problem = f"{source}: stream ends after LoD {decoded} of {L}"
     bg = config.get("background")

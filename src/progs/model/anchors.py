@@ -105,15 +105,17 @@ class AnchorSet(nn.Module):
 
     @classmethod
     def from_points(
-        cls, grid: OctreeGrid, points: torch.Tensor, *, feat_dim: int = 32, n_offsets: int = 10
+        cls, grid: OctreeGrid, points: torch.Tensor, *, feat_dim: int = 32, n_offsets: int = 10,
+        level: int | None = None,
     ) -> "AnchorSet":
-        """Anchors at level L in the voxels of ``points`` plus all their ancestors (paper §III-B)."""
+        """Anchors at level ``level`` (default L, as the paper) in the voxels of ``points`` plus all
+        their ancestors (paper §III-B). A coarser ``level`` leaves the finer levels to growth."""
         pts = torch.as_tensor(points, dtype=torch.float64).reshape(-1, 3)
         lo, hi = grid.bounds
         inside = ((pts >= lo) & (pts < hi)).all(dim=1)
         if bool(inside.any()):
             pts = pts[inside]
-        L = grid.num_levels
+        L = grid.num_levels if level is None else int(level)
         keys = grid.voxel_of(pts, L)
         keys, levels = octree.complete_upward(keys, torch.full((keys.shape[0],), L, dtype=torch.int64))
         return cls(grid, keys, levels, feat_dim=feat_dim, n_offsets=n_offsets)
@@ -121,14 +123,14 @@ class AnchorSet(nn.Module):
     @classmethod
     def random(
         cls, grid: OctreeGrid, count: int, gen: torch.Generator, *, feat_dim: int = 32, n_offsets: int = 10,
-        lo: torch.Tensor | None = None, hi: torch.Tensor | None = None,
+        lo: torch.Tensor | None = None, hi: torch.Tensor | None = None, level: int | None = None,
     ) -> "AnchorSet":
         """Anchors from ``count`` uniform random points in the box ``[lo, hi]`` (default: the grid)."""
         glo, ghi = grid.bounds
         lo = glo if lo is None else torch.as_tensor(lo, dtype=torch.float64)
         hi = ghi if hi is None else torch.as_tensor(hi, dtype=torch.float64)
         pts = lo + torch.rand(count, 3, generator=gen, dtype=torch.float64) * (hi - lo)
-        return cls.from_points(grid, pts, feat_dim=feat_dim, n_offsets=n_offsets)
+        return cls.from_points(grid, pts, feat_dim=feat_dim, n_offsets=n_offsets, level=level)
 
     def default_scaling(self, levels: torch.Tensor) -> torch.Tensor:
         """Initial log scales: log(cell size of the anchor's level) for all six entries."""

@@ -101,7 +101,6 @@ class GaussianGenerator(nn.Module):
         ``positions`` [N, 3] (no grad), ``levels`` [N] in 1..L, ``feature`` [N, F], ``scaling`` [N, 6]
         (log), ``offsets`` [N, K, 3]; ``dist_scale`` divides the camera distance fed to the MLPs.
         """
-        K = self.n_offsets
         with torch.no_grad():
             sel = torch.ones(positions.shape[0], dtype=torch.bool)
             if lod is not None:
@@ -114,15 +113,26 @@ class GaussianGenerator(nn.Module):
                 sel &= frustum_visible(positions, extent, camera, margin)
             vis = torch.nonzero(sel).squeeze(-1)
         x = positions[vis]
-        f = feature[vis]
-        s = scaling[vis]
-        o = offsets[vis]
-        lv = levels[vis]
+        return self.decode(
+            vis, x, levels[vis], feature[vis], scaling[vis], offsets[vis], x - camera.center.to(x), dist_scale
+        )
 
-        cam_center = camera.center.to(x)
-        view = x - cam_center
-        dist = view.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-        view = view / dist
+    def decode(
+        self,
+        vis: torch.Tensor,
+        x: torch.Tensor,
+        lv: torch.Tensor,
+        f: torch.Tensor,
+        s: torch.Tensor,
+        o: torch.Tensor,
+        view_vectors: torch.Tensor,
+        dist_scale: float = 1.0,
+    ) -> NeuralGaussians:
+        """The Gaussians of the anchors ``vis`` (rows of the AnchorSet) whose position, level and
+        attributes are given, each seen along ``view_vectors`` [V, 3] (anchor minus camera centre)."""
+        K = self.n_offsets
+        dist = view_vectors.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        view = view_vectors / dist
         onehot = F.one_hot((lv - 1).clamp(0, self.levels - 1), self.levels).to(f)
         inp = torch.cat([f, view, dist / dist_scale, onehot], dim=-1)
 
