@@ -16,29 +16,170 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
+# ------------------------------------------------------------------------------------ training
+def _train_config(args: argparse.Namespace):
+    from progs.train.trainer import TrainConfig
+
+    cfg = TrainConfig()
+    for name in ("iterations", "levels", "base_depth", "seed", "lambda_e"):
+        v = getattr(args, name, None)
+        if v is not None:
+            setattr(cfg, name, v)
+    cfg.adjust = not args.no_adjust
+    cfg.infonce = not args.no_infonce
+    cfg.c2f = not args.no_c2f
+    cfg.rate = not args.no_rate
+    return cfg
+
+
+def _print_lods(title: str, rows: list[dict]) -> None:
+    from progs.eval.report import lod_table
+
+    _log(title)
+    _log(lod_table(rows))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from progs.pipeline import train_run
+    from progs.train.run import load_dataset
+
+    if args.dataset == "demo":
+        spec = {"kind": "demo", "views": 60, "size": 128, "seed": 0}
+    else:
+        path = Path(args.dataset)
+        if not path.exists():
+            raise ProgsError(f"{args.dataset}: no such dataset folder")
+        spec = {"kind": "path", "path": str(path.resolve()), "downscale": args.downscale}
+    scene = load_dataset(spec)
+    out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
+                    checkpoint_every=args.checkpoint_every)
+    _print_lods(f"trained {out.iterations} iterations in {out.seconds:.0f} s; test views per LoD:", out.lods)
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from progs.io.ply import read_ply
+    from progs.io.teacher import scene_from_cloud
+    from progs.pipeline import train_run
+
+    bg = tuple(float(c) for c in args.background.split(",")) if args.background else (0.0, 0.0, 0.0)
+    spec = {"kind": "ply", "path": str(Path(args.scene).resolve()), "views": args.views, "size": args.size,
+            "up": args.up, "background": list(bg)}
+    cloud = read_ply(args.scene)
+    if len(cloud) == 0:
+        raise ProgsError(f"{args.scene}: the PLY has no Gaussians")
+    scene = scene_from_cloud(cloud, views=args.views, size=args.size, up=args.up, background=bg)
+    out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
+                    checkpoint_every=args.checkpoint_every)
+    _print_lods(f"fitted {args.scene} in {out.seconds:.0f} s; held-out views per LoD:", out.lods)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from progs.train.run import load_dataset, load_run_model
+    from progs.train.trainer import evaluate_lods
+
+    target = Path(args.target)
+    if target.is_dir():
+        model, info = load_run_model(target)
+        scene = load_dataset(info["dataset"]) if not args.dataset else load_dataset(
+            {"kind": "demo"} if args.dataset == "demo" else {"kind": "path", "path": args.dataset, "downscale": args.downscale})
+        rows = evaluate_lods(model, scene, background=scene.background)
+        title = f"{target} (checkpoint, unquantized); test views per LoD:"
+    else:
+        from progs.pipeline import evaluate_stream
+
+        if not args.dataset:
+            raise ProgsError(f"{args.target}: give the DATASET to evaluate the stream on (e.g. `progs eval {args.target} demo`)")
+        scene = load_dataset({"kind": "demo"} if args.dataset == "demo" else
+                             {"kind": "path", "path": args.dataset, "downscale": args.downscale})
+        rows = evaluate_stream(_read_stream(args.target), scene, source=args.target)
+        title = f"{target} (decoded stream); test views per LoD:"
+    if args.json:
+        print(json.dumps({"lods": rows}, indent=2))
+    else:
+        _print_lods(title, rows)
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from progs.pipeline import encode_run
+
+    out = encode_run(Path(args.run), Path(args.out), evaluate=not args.no_eval, progress=True)
+    _print_lods(f"wrote {out.stream} and {out.manifest}; per LoD (quantized model, test views):", out.rows)
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from progs.codec.export import model_to_cloud, write_cloud
+    from progs.codec.stream import decode
+
+    res = decode(_read_stream(args.stream), max_lod=args.lod, source=args.stream)
+    if res.model is None:
+        raise ProgsError(f"{args.stream}: no LoD could be decoded ({res.problem})")
+    if res.problem:
+        print(f"progs: warning: {res.problem}; using LoD {res.lods_decoded}", file=sys.stderr)
+    cloud = model_to_cloud(res.model, res.lods_decoded)
+    fmt = write_cloud(args.out, cloud, args.format)
+    _log(f"decoded LoD {res.lods_decoded}/{res.lods_in_stream} ({len(res.model.anchors)} anchors) -> "
+         f"{len(cloud)} Gaussians in {args.out} ({fmt})")
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
+    import json
+
     import torch
 
+    from progs.atomic import write_bytes_atomic
+    from progs.codec.export import model_to_cloud, write_cloud
     from progs.eval.figures import contact_sheet, save_image
+    from progs.eval.report import markdown_lod_table, rd_plot
     from progs.io.demo_scene import demo_gaussians, load_demo_scene
     from progs.io.ply import GaussianCloud, write_ply
+    from progs.pipeline import encode_run, evaluate_stream, train_run
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     scene = load_demo_scene(views=args.views, size=args.size, seed=args.seed)
-    t_render = time.perf_counter() - t0
     g = demo_gaussians(args.seed)
     write_ply(out / "demo_scene.ply", GaussianCloud.from_activated(g.means, g.quats, g.scales, g.opacities, g.colors))
     views = scene.views
-    sheet = contact_sheet([v.image for v in views], [v.name.removeprefix("demo_") for v in views])
-    save_image(sheet, out / "contact_sheet.png")
-    _log(f"demo scene: {len(g)} Gaussians, {len(scene.train_views)} train + {len(scene.test_views)} test views "
-         f"at {args.size}x{args.size}, rendered in {t_render:.1f} s")
-    _log(f"wrote {out / 'demo_scene.ply'} (ground-truth 3DGS PLY)")
-    _log(f"wrote {out / 'contact_sheet.png'} (all {len(views)} views)")
+    save_image(contact_sheet([v.image for v in views], [v.name.removeprefix("demo_") for v in views]),
+               out / "contact_sheet.png")
+    _log(f"[1/4] demo scene: {len(g)} Gaussians, {len(scene.train_views)} train + {len(scene.test_views)} test views "
+         f"at {args.size}x{args.size} ({time.perf_counter() - t0:.1f} s) -> {out / 'contact_sheet.png'}")
+    if args.render_only:
+        return 0
+
+    spec = {"kind": "demo", "views": args.views, "size": args.size, "seed": args.seed}
+    cfg = _train_config(args)
+    _log("[2/4] training ProGS (every LoD at once)")
+    trained = train_run(scene, spec, out / "run", cfg, checkpoint_every=args.checkpoint_every)
+    _print_lods(f"      {trained.iterations} iterations in {trained.seconds:.0f} s; checkpoint model on test views:", trained.lods)
+
+    _log("[3/4] encoding the progressive stream")
+    enc = encode_run(out / "run", out / "scene.progs", evaluate=False, scene=scene)
+    _log("[4/4] decoding every prefix (header + LoD 1..k) and measuring it")
+    data = enc.stream.read_bytes()
+    rows = evaluate_stream(data, scene, source=str(enc.stream), prefixes=True)
+    _print_lods(f"      decoded from {enc.stream} ({len(data)} bytes, header {enc.result.header_bytes}):", rows)
+    rd_plot({"ProGS (progs)": [(r["cumulative_bytes"], r["psnr"], r["lod"]) for r in rows]}, out / "rd.png",
+            title="demo scene: quality per received bytes")
+    from progs.codec.stream import decode
+
+    dec = decode(data)
+    write_cloud(out / "decoded.ply", model_to_cloud(dec.model))
+    summary = {"train": trained.lods, "stream": rows, "train_seconds": trained.seconds,
+               "total_bytes": len(data), "header_bytes": enc.result.header_bytes}
+    write_bytes_atomic(out / "results.json", json.dumps(summary, indent=2).encode())
+    write_bytes_atomic(out / "results.md", (markdown_lod_table(rows) + "\n").encode())
+    _log(f"wrote {out / 'rd.png'}, {out / 'decoded.ply'} (LoD {dec.lods_decoded}), {out / 'results.json'}")
     return 0
 
 
@@ -210,6 +351,20 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------- main
+def _training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--iterations", type=int, help="training iterations (default 2000)")
+    p.add_argument("--levels", type=int, help="octree levels L (default 5)")
+    p.add_argument("--base-depth", type=int, help="octree base depth b (default: from the point spacing)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lambda-e", type=float, help="entropy weight λ_e (default 0.002; paper sweep 5e-4..4e-3)")
+    p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
+    p.add_argument("--no-infonce", action="store_true", help="ablation: no parent-child InfoNCE loss")
+    p.add_argument("--no-c2f", action="store_true", help="ablation: single-LoD loss instead of coarse-to-fine")
+    p.add_argument("--no-rate", action="store_true", help="ablation: no quantization noise / entropy loss")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="progs",
@@ -218,12 +373,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"progs {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    d = sub.add_parser("demo", help="run the pipeline on the embedded procedural scene")
+    d = sub.add_parser("demo", help="train, encode and progressively decode the embedded procedural scene")
     d.add_argument("--out", default="progs-demo", help="output folder (default: progs-demo)")
     d.add_argument("--views", type=int, default=60, help="number of views to render (default 60)")
     d.add_argument("--size", type=int, default=128, help="image width and height in pixels (default 128)")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--render-only", action="store_true", help="only render the scene and its contact sheet")
+    _training_options(d)
     d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("train", help="train ProGS on a dataset (COLMAP, transforms.json folder, or 'demo')")
+    t.add_argument("dataset", help="dataset folder or 'demo'")
+    t.add_argument("--out", required=True, help="run folder (checkpoint + run.json)")
+    t.add_argument("--downscale", type=float, default=1.0, help="image downscale factor (e.g. 8)")
+    _training_options(t)
+    t.set_defaults(func=cmd_train)
+
+    fi = sub.add_parser("fit", help="train ProGS to reproduce an existing 3DGS PLY (rendered as the teacher)")
+    fi.add_argument("scene", help="an INRIA 3DGS .ply file")
+    fi.add_argument("--out", required=True, help="run folder")
+    fi.add_argument("--views", type=int, default=60, help="teacher views on an orbit (default 60)")
+    fi.add_argument("--size", type=int, default=128, help="teacher image size (default 128)")
+    fi.add_argument("--up", default="z", choices=["x", "y", "z", "-x", "-y", "-z"], help="world up axis (default z)")
+    fi.add_argument("--background", help="background r,g,b in [0,1] (default black)")
+    _training_options(fi)
+    fi.set_defaults(func=cmd_fit)
+
+    e = sub.add_parser("eval", help="per-LoD PSNR/SSIM of a run (checkpoint) or of a stream on a dataset")
+    e.add_argument("target", help="a run folder or a .progs stream")
+    e.add_argument("dataset", nargs="?", help="dataset to evaluate on (required for a stream; 'demo' allowed)")
+    e.add_argument("--downscale", type=float, default=1.0)
+    e.add_argument("--json", action="store_true", help='print {"lods": [...]} as JSON')
+    e.set_defaults(func=cmd_eval)
+
+    en = sub.add_parser("encode", help="encode a trained run into a progressive .progs stream (+ manifest)")
+    en.add_argument("run", help="run folder from `progs train`/`progs fit`")
+    en.add_argument("--out", required=True, help="output .progs file; the manifest goes to OUT.json")
+    en.add_argument("--no-eval", action="store_true", help="skip measuring per-LoD quality for the manifest")
+    en.set_defaults(func=cmd_encode)
+
+    de = sub.add_parser("decode", help="decode the first K LoDs of a stream into a PLY or .splat")
+    de.add_argument("stream", help="a .progs file")
+    de.add_argument("--lod", type=int, help="LoDs to decode (default: all intact ones)")
+    de.add_argument("--out", required=True, help="output .ply or .splat")
+    de.add_argument("--format", choices=["ply", "splat"], help="output format (default: from --out's extension)")
+    de.set_defaults(func=cmd_decode)
 
     r = sub.add_parser("render", help="render a 3DGS PLY to a PNG")
     r.add_argument("scene", help="an INRIA 3DGS .ply file")

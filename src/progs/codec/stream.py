@@ -296,7 +296,7 @@ def _parse_header(payload: memoryview, offset: int):
         name, arr, e = _read_tensor(r)
         tensors[name] = (arr, e)
     try:
-        if cfg.log2_table_3d > 20 or cfg.log2_table_2d > 20 or cfg.levels_3d > 32 or cfg.levels_2d > 16 or cfg.dim > 16 or cfg.hidden > 4096:
+        if cfg.log2_table_3d > 20 or cfg.log2_table_2d > 20 or cfg.levels_3d > 32 or cfg.levels_2d > 16 or cfg.dim > 16 or cfg.hidden > 4096 or cfg.q_hidden > 4096:
             raise ValueError("context model configuration out of range")
         ctx = ContextModel(cfg)
         generator = GaussianGenerator(**gen_args)

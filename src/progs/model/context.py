@@ -44,9 +44,12 @@ class ContextConfig:
     dim: int = 4
     log2_table_3d: int = 12
     log2_table_2d: int = 12
-    hidden: int = 32
+    hidden: int = 16  # MLP_d hidden width
+    q_hidden: int = 8  # MLP_q hidden width
     attr_dims: tuple[int, int, int] = (32, 6, 30)  # feature, scaling, offsets (10 x 3)
-    q0: tuple[float, float, float] = (1.0, 0.001, 0.2)
+    # Base steps Q0 for f, s, o. The paper uses Q0_f = 1; our features start at zero and stay small
+    # (std ~0.3) in CPU-length trainings, where a step of 1 would round most of them to 0.
+    q0: tuple[float, float, float] = (0.1, 0.001, 0.2)
 
     @property
     def attr_total(self) -> int:
@@ -97,41 +100,45 @@ class BinarizeSTE(torch.autograd.Function):
         return g * (x.abs() <= 1).to(g)
 
 
-def _corner_index(corner: torch.Tensor, res: int, table: int) -> torch.Tensor:
-    """Table index of integer grid corners [N, d] (dense when the grid fits, else spatial hash)."""
-    d = corner.shape[1]
-    side = res + 1
-    if side**d <= table:
-        idx = corner[:, 0].clone()
-        stride = side
-        for k in range(1, d):
-            idx = idx + corner[:, k] * stride
-            stride *= side
-        return idx
-    h = corner[:, 0] * PRIMES[0]
-    for k in range(1, d):
-        h = h ^ (corner[:, k] * PRIMES[k])
-    return h % table
+def _grid_interpolate(tables: torch.Tensor, pos: torch.Tensor, res: torch.Tensor, snap: bool) -> torch.Tensor:
+    """Multilinear interpolation of G tables at once.
 
-
-def _interpolate(table: torch.Tensor, pos: torch.Tensor, res: int, snap: bool) -> torch.Tensor:
-    """Multilinear interpolation of ``table`` [T, dim] at ``pos`` [N, d] in [0, 1], fixed order."""
-    d = pos.shape[1]
-    x = pos * res
-    base = torch.floor(x).clamp(0, res - 1)
+    ``tables`` [G, T, dim], ``pos`` [G, N, d] in [0, 1], ``res`` [G] int64 → [G, N, dim]. A corner
+    indexes its table densely when ``(res + 1)^d <= T``, else by the spatial hash. Corners are added
+    in a fixed order with elementwise operations only, so the float64 result is the same everywhere.
+    """
+    G, T, dim = tables.shape
+    d = pos.shape[2]
+    resf = res.to(pos.dtype).reshape(G, 1, 1)
+    x = pos * resf
+    base = torch.minimum(torch.floor(x).clamp_min(0), resf - 1)
     frac = x - base
     basei = base.to(torch.int64)
-    out = torch.zeros(pos.shape[0], table.shape[1], dtype=table.dtype)
+    side = (res + 1).reshape(G, 1)
+    dense = (side**d <= T).reshape(G, 1)
+    flat = tables.reshape(G * T, dim)
+    level_offset = (torch.arange(G, dtype=torch.int64) * T).reshape(G, 1)
+    out = torch.zeros(G, pos.shape[1], dim, dtype=tables.dtype)
     for c in range(1 << d):
         bits = [(c >> k) & 1 for k in range(d)]
         corner = basei + torch.tensor(bits, dtype=torch.int64)
-        w = torch.ones(pos.shape[0], dtype=table.dtype)
-        for k in range(d):
-            w = w * (frac[:, k] if bits[k] else (1 - frac[:, k]))
-        out = out + w[:, None] * table[_corner_index(corner, res, table.shape[0])]
+        dense_idx = corner[..., 0].clone()
+        hashed = corner[..., 0] * PRIMES[0]
+        stride = side
+        w = frac[..., 0] if bits[0] else 1 - frac[..., 0]
+        for k in range(1, d):
+            dense_idx = dense_idx + corner[..., k] * stride
+            stride = stride * side
+            hashed = hashed ^ (corner[..., k] * PRIMES[k])
+            w = w * (frac[..., k] if bits[k] else 1 - frac[..., k])
+        idx = torch.where(dense, dense_idx, hashed % T) + level_offset
+        out = out + w[..., None] * flat[idx]
     if snap:
         out = torch.round(out / ACT_GRID) * ACT_GRID
     return out
+
+
+_PLANES = ((0, 1), (0, 2), (1, 2))
 
 
 class ContextModel(nn.Module):
@@ -148,7 +155,7 @@ class ContextModel(nn.Module):
         self.mlp_d = nn.Sequential(
             nn.Linear(f_in, c.hidden), nn.LeakyReLU(LEAKY), nn.Linear(c.hidden, 2 * c.attr_total)
         )
-        self.mlp_q = nn.Sequential(nn.Linear(f_in, c.hidden), nn.LeakyReLU(LEAKY), nn.Linear(c.hidden, 3))
+        self.mlp_q = nn.Sequential(nn.Linear(f_in, c.q_hidden), nn.LeakyReLU(LEAKY), nn.Linear(c.q_hidden, 3))
         with torch.no_grad():
             self.mlp_q[-1].weight.mul_(0.01)
             self.mlp_q[-1].bias.zero_()
@@ -158,14 +165,14 @@ class ContextModel(nn.Module):
         return BinarizeSTE.apply(self.grid3), BinarizeSTE.apply(self.grid2)
 
     def _features(self, pos: torch.Tensor, g3: torch.Tensor, g2: torch.Tensor, snap: bool) -> torch.Tensor:
-        feats = []
-        for i, r in enumerate(self.res3):
-            feats.append(_interpolate(g3[i], pos, r, snap))
-        planes = ((0, 1), (0, 2), (1, 2))
-        for i, r in enumerate(self.res2):
-            for p, axes in enumerate(planes):
-                feats.append(_interpolate(g2[i * 3 + p], pos[:, list(axes)], r, snap))
-        return torch.cat(feats, dim=1)
+        """Hash-grid features [N, F]: the 3D levels, then per 2D level the xy, xz, yz planes."""
+        n = pos.shape[0]
+        r3 = torch.tensor(self.res3, dtype=torch.int64)
+        f3 = _grid_interpolate(g3, pos[None].expand(len(self.res3), n, 3), r3, snap)
+        r2 = torch.tensor([r for r in self.res2 for _ in _PLANES], dtype=torch.int64)
+        p2 = torch.stack([pos[:, list(axes)] for _ in self.res2 for axes in _PLANES])
+        f2 = _grid_interpolate(g2, p2, r2, snap)
+        return torch.cat([f3.permute(1, 0, 2).reshape(n, -1), f2.permute(1, 0, 2).reshape(n, -1)], dim=1)
 
     def context(self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor) -> torch.Tensor:
         """Concatenated (h_i, h_p) [N, 2F] (training path)."""

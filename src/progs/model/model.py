@@ -45,19 +45,26 @@ class ProGSModel(nn.Module):
     def dist_scale(self) -> float:
         return float(self.grid.size)
 
-    def generate(self, camera: Camera, lod: int | None = None, *, cull: bool = True) -> NeuralGaussians:
+    def generate(
+        self, camera: Camera, lod: int | None = None, *, cull: bool = True,
+        attributes: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> NeuralGaussians:
+        """Neural Gaussians of LoD ``lod``; ``attributes`` optionally replaces the anchors'
+        (feature, scaling, offsets), e.g. by their quantized or noise-perturbed versions."""
         a = self.anchors
+        feature, scaling, offsets = attributes if attributes is not None else (a.feature, a.scaling, a.offsets)
         return self.generator(
-            a.positions, a.levels, a.feature, a.scaling, a.offsets, camera,
+            a.positions, a.levels, feature, scaling, offsets, camera,
             lod=lod, dist_scale=self.dist_scale, cull=cull, margin=self.cull_margin,
         )
 
     def render(
-        self, camera: Camera, lod: int | None = None, background: torch.Tensor | None = None, backend: str = "auto"
+        self, camera: Camera, lod: int | None = None, background: torch.Tensor | None = None, backend: str = "auto",
+        attributes: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> RenderOutput:
         from progs.render import rasterize
 
         lod = self.num_levels if lod is None else int(lod)
-        g = self.generate(camera, lod)
+        g = self.generate(camera, lod, attributes=attributes)
         image, alpha, info = rasterize(g.means, g.quats, g.scales, g.opacities, g.colors, camera, background, backend=backend)
         return RenderOutput(image, alpha, info, g, lod)

@@ -24,11 +24,13 @@ import torch.nn.functional as F
 from progs.eval.metrics import psnr
 from progs.model.anchors import AdjustConfig, AdjustReport, AnchorSet
 from progs.model.gaussians import GaussianGenerator
+from progs.model.context import ContextConfig, ContextModel
 from progs.model.model import ProGSModel
 from progs.octree import OctreeGrid
 from progs.scene import Scene, View
 from progs.train.checkpoint import load_checkpoint, save_checkpoint
 from progs.train.losses import anchor_attributes, c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
+from progs.train.rate import RateTrainer
 from progs.train.schedule import Schedule, exp_lr
 
 
@@ -81,6 +83,14 @@ class TrainConfig:
     init_level: int | None = None  # level of the initial anchors (None = L, the paper); finer ones grow
     cull_margin: float = 0.1
     backend: str = "auto"
+    # rate-aware training (paper §III-E): quantization noise, then the entropy loss L_e
+    rate: bool = True
+    lambda_e: float = 0.002  # paper sweep: 5e-4 ... 4e-3
+    entropy_fraction: float = 0.05
+    lr_context_grid_init: float = 0.005
+    lr_context_grid_final: float = 0.00005
+    lr_context_mlp_init: float = 0.005
+    lr_context_mlp_final: float = 0.00001
     deterministic: bool = True  # torch deterministic algorithms during each step (needed with >1 thread)
 
     def adjust_config(self) -> AdjustConfig:
@@ -197,6 +207,8 @@ class Trainer:
             )
         generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels)
         self.model = ProGSModel(anchors, generator, cull_margin=cfg.cull_margin)
+        self.model.context = ContextModel(ContextConfig.for_anchor_count(len(anchors)), seed=cfg.seed)
+        self.rate = RateTrainer(self.model.context, fraction=cfg.entropy_fraction)
         self.spatial_lr_scale = camera_extent(self.train_views)
         self.optimizer = self._make_optimizer()
         self.stages = cfg.schedule.at(cfg.iterations)
@@ -209,7 +221,7 @@ class Trainer:
     # -- optimisation -------------------------------------------------------------------------------
 
     def _make_optimizer(self) -> torch.optim.Adam:
-        a, g = self.model.anchors, self.model.generator
+        a, g, ctx = self.model.anchors, self.model.generator, self.model.context
         groups = [
             {"params": [a.feature], "name": "feature", "lr": self.config.lr_feature},
             {"params": [a.scaling], "name": "scaling", "lr": self.config.lr_scaling},
@@ -217,6 +229,9 @@ class Trainer:
             {"params": list(g.mlp_opacity.parameters()), "name": "mlp_opacity", "lr": self.config.lr_mlp_opacity_init},
             {"params": list(g.mlp_cov.parameters()), "name": "mlp_cov", "lr": self.config.lr_mlp_cov_init},
             {"params": list(g.mlp_color.parameters()), "name": "mlp_color", "lr": self.config.lr_mlp_color_init},
+            {"params": [ctx.grid3, ctx.grid2], "name": "context_grid", "lr": self.config.lr_context_grid_init},
+            {"params": list(ctx.mlp_d.parameters()) + list(ctx.mlp_q.parameters()), "name": "context_mlp",
+             "lr": self.config.lr_context_mlp_init},
         ]
         return torch.optim.Adam(groups, lr=0.0, eps=1e-15)
 
@@ -227,6 +242,8 @@ class Trainer:
             "mlp_opacity": (c.lr_mlp_opacity_init, c.lr_mlp_opacity_final),
             "mlp_cov": (c.lr_mlp_cov_init, c.lr_mlp_cov_final),
             "mlp_color": (c.lr_mlp_color_init, c.lr_mlp_color_final),
+            "context_grid": (c.lr_context_grid_init, c.lr_context_grid_final),
+            "context_mlp": (c.lr_context_mlp_init, c.lr_context_mlp_final),
         }
         for group in self.optimizer.param_groups:
             if group["name"] in sched:
@@ -267,10 +284,15 @@ class Trainer:
             weights = {L: 1.0}
         collect = cfg.adjust and (self.stages.adjust_start - cfg.adjust_interval) <= it < self.stages.adjust_end
 
+        attributes = None
+        rate_loss = None
+        if cfg.rate and self.stages.noise(it):
+            attributes, rate_loss, bits_per_attr = self.rate.step(anchors, self.gen, entropy=self.stages.entropy(it))
+
         outs = {}
         photo = torch.zeros(())
         for lod in sorted(weights, reverse=True):
-            out = model.render(view.camera, lod, self.background, backend=cfg.backend)
+            out = model.render(view.camera, lod, self.background, backend=cfg.backend, attributes=attributes)
             outs[lod] = out
             photo = photo + weights[lod] * photometric_loss(out.image, view.image, cfg.lambda_ssim)
         loss = photo
@@ -288,6 +310,10 @@ class Trainer:
             )
             loss = loss + cfg.lambda_nce * nce
             terms["nce"] = float(nce.detach())
+        if rate_loss is not None and cfg.lambda_e > 0:
+            loss = loss + cfg.lambda_e * rate_loss
+            terms["rate"] = float(rate_loss.detach())
+            terms["bits_per_attr"] = bits_per_attr
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
 
@@ -305,6 +331,7 @@ class Trainer:
 
         if cfg.adjust and self.stages.adjusting(it) and it % cfg.adjust_interval == 0:
             report = anchors.adjust(self.adjust_cfg, cfg.adjust_interval, self.optimizer, grow=self.stages.spawning(it))
+            self.rate.invalidate()
             self.adjustments.append({"iteration": it, **asdict(report)})
         elif cfg.adjust and it == self.stages.adjust_end:
             anchors.reset_stats()
@@ -368,6 +395,9 @@ class Trainer:
                              "grad_accum", "grad_count", "opacity_accum", "visible_count")
             },
             "generator": self.model.generator.state_dict(),
+            "context_config": self.model.context.cfg.to_json(),
+            "context": self.model.context.state_dict(),
+            "rate_cache": self.rate.state(),
             "optimizer": self.optimizer.state_dict(),
             "rng": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -390,6 +420,11 @@ class Trainer:
             getattr(anchors, name).copy_(sa[name])
         self.model.anchors = anchors
         self.model.generator.load_state_dict(state["generator"])
+        ctx = ContextModel(ContextConfig.from_json(state["context_config"]))
+        ctx.load_state_dict(state["context"])
+        self.model.context = ctx
+        self.rate = RateTrainer(ctx, fraction=self.config.entropy_fraction)
+        self.rate.load_state(state.get("rate_cache"))
         self.spatial_lr_scale = float(state["spatial_lr_scale"])
         self.optimizer = self._make_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])

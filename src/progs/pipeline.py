@@ -1,0 +1,143 @@
+"""The user-level workflows the CLI runs: train a run folder, encode it, evaluate streams."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from progs.errors import ProgsError
+from progs.scene import Scene
+
+
+def _log_default(msg: str) -> None:
+    print(msg, flush=True)
+
+
+@dataclass
+class TrainOutcome:
+    run: Path
+    lods: list[dict[str, Any]]
+    seconds: float
+    iterations: int
+
+
+def train_run(
+    scene: Scene, spec: dict[str, Any], run: Path, config, *, resume: bool = False, checkpoint_every: int = 500,
+    progress: bool | None = None, log: Callable[[str], None] = _log_default,
+) -> TrainOutcome:
+    """Train ProGS on ``scene`` into the folder ``run`` (checkpointing as it goes)."""
+    from progs.train.run import CHECKPOINT, view_distance, write_run_json
+    from progs.train.trainer import Trainer
+
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt = run / CHECKPOINT
+    if resume and ckpt.is_file():
+        trainer = Trainer.from_checkpoint(str(ckpt), scene)
+        log(f"resuming {run} at iteration {trainer.iteration}/{trainer.config.iterations}")
+    else:
+        trainer = Trainer(scene, config)
+    info: dict[str, Any] = {"dataset": spec, "config": trainer.config.to_dict(), "scene": scene.name,
+                            "view_distance": view_distance(scene, trainer.model.grid)}
+    write_run_json(run, info)
+    log(f"training on {scene.name}: {len(trainer.train_views)} train / {len(trainer.test_views)} test views, "
+        f"{trainer.train_views[0].camera.width}x{trainer.train_views[0].camera.height}, "
+        f"{len(trainer.model.anchors)} initial anchors, {trainer.config.iterations} iterations")
+    t0 = time.perf_counter()
+    try:
+        trainer.train(progress=progress, checkpoint_path=str(ckpt), checkpoint_every=checkpoint_every)
+    except KeyboardInterrupt:
+        trainer.save(str(ckpt))
+        raise ProgsError(
+            f"interrupted at iteration {trainer.iteration}; checkpoint saved, continue with --resume"
+        ) from None
+    seconds = time.perf_counter() - t0
+    trainer.save(str(ckpt))
+    lods = trainer.evaluate()
+    info.update({"train_seconds": seconds, "iterations": trainer.iteration, "lods": lods,
+                 "adjustments": len(trainer.adjustments)})
+    write_run_json(run, info)
+    return TrainOutcome(run, lods, seconds, trainer.iteration)
+
+
+@dataclass
+class EncodeOutcome:
+    stream: Path
+    manifest: Path
+    result: Any  # EncodeResult
+    rows: list[dict[str, Any]]
+
+
+def encode_run(
+    run: Path, out: Path, *, evaluate: bool = True, scene: Scene | None = None,
+    log: Callable[[str], None] = _log_default, progress: bool = False,
+) -> EncodeOutcome:
+    """Encode a trained run into ``out`` (+ ``out.json`` manifest with per-LoD quality)."""
+    from progs.atomic import write_bytes_atomic
+    from progs.codec.stream import encode
+    from progs.stream.manifest import build_manifest, write_manifest
+    from progs.train.run import load_dataset, load_run_model
+    from progs.train.trainer import evaluate_lods
+
+    model, info = load_run_model(run)
+    if scene is None and evaluate:
+        scene = load_dataset(info["dataset"])
+    background = scene.background if scene is not None else None
+    res = encode(model, model.context, background=background, progress=progress,
+                 view_distance=info.get("view_distance"))
+    quality = None
+    if evaluate and scene is not None:
+        quality = evaluate_lods(res.model, scene, background=background)
+    out = Path(out)
+    write_bytes_atomic(out, res.data)
+    manifest_path = out.with_name(out.name + ".json")
+    manifest = build_manifest(res, out.name, quality)
+    write_manifest(manifest_path, manifest)
+    rows = []
+    cum = res.header_bytes
+    for s in res.lods:
+        cum += s.bytes
+        row = {"lod": s.lod, "anchors": s.anchors, "bytes": s.bytes, "cumulative_bytes": cum}
+        if quality:
+            q = quality[s.lod - 1]
+            row.update({"psnr": q["psnr"], "ssim": q["ssim"]})
+        rows.append(row)
+    log(f"encoded {run} -> {out}: {len(res.data)} bytes (header {res.header_bytes}) in {res.seconds:.2f} s")
+    return EncodeOutcome(out, manifest_path, res, rows)
+
+
+def evaluate_stream(data: bytes, scene: Scene, source: str = "stream", prefixes: bool = False) -> list[dict[str, Any]]:
+    """Per-LoD quality of a decoded stream on the scene's test views.
+
+    ``prefixes=True`` decodes each prefix (header + LoD 1..k) on its own, as a client would; otherwise
+    the full decode is evaluated per LoD (identical by construction of the format).
+    """
+    from progs.codec.stream import decode
+    from progs.train.trainer import evaluate_lods
+
+    full = decode(data, source=source)
+    if full.model is None:
+        raise ProgsError(f"{source}: no LoD could be decoded ({full.problem})")
+    bg = full.background if full.background is not None else scene.background
+    rows = []
+    cum = full.header_bytes
+    for s in full.lods:
+        cum += s.bytes
+        if prefixes:
+            part = decode(data[:cum], source=source)
+            model, lod = part.model, part.lods_decoded
+        else:
+            model, lod = full.model, s.lod
+        q = evaluate_lods(model, scene, lods=[lod], background=bg)[0]
+        rows.append({"lod": s.lod, "anchors": q["anchors"], "bytes": s.bytes, "cumulative_bytes": cum,
+                     "psnr": q["psnr"], "ssim": q["ssim"]})
+    return rows
+
+
+def set_threads(n: int | None) -> None:
+    if n:
+        torch.set_num_threads(n)

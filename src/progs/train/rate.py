@@ -1,0 +1,95 @@
+"""Rate-aware training (paper §III-E/F): quantization noise on anchor attributes and the entropy
+loss L_e = (L_entropy + L_hash) / (N · (D_f + D_s + D_o)).
+
+The context model predicts, per anchor, a step q per attribute type and a Gaussian prior per
+channel. From the noise stage on, attributes are rendered as ``a + U(-q/2, q/2)`` (the straight
+quantizer's training proxy, as in HAC). To keep a CPU step cheap, the steps of all anchors are
+refreshed (without gradient) every ``refresh`` iterations, while a random ``fraction`` of anchors —
+the paper's 5 % sample — gets fresh, differentiable steps and priors each iteration: they carry the
+gradient of both the distortion and the rate into the context model.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from progs.model.anchors import AnchorSet
+from progs.model.context import ContextModel, gaussian_rate_bits
+
+
+def context_inputs(anchors: AnchorSet, idx: torch.Tensor | None = None):
+    """Normalised positions of anchors ``idx`` and of their parents, and which have a parent."""
+    grid = anchors.grid
+    keys = anchors.keys if idx is None else anchors.keys[idx]
+    levels = anchors.levels if idx is None else anchors.levels[idx]
+    res = torch.tensor([grid.resolution(level) for level in range(1, grid.num_levels + 1)], dtype=torch.float64)
+    r = res[levels - 1][:, None]
+    pos = (keys.double() + 0.5) / r
+    has_parent = levels > 1
+    rp = torch.where(has_parent, res[(levels - 2).clamp_min(0)], res[0])[:, None]
+    ppos = torch.where(has_parent[:, None], ((keys >> 1).double() + 0.5) / rp, torch.zeros_like(pos))
+    return pos.float(), ppos.float(), has_parent
+
+
+def attribute_matrix(anchors: AnchorSet) -> torch.Tensor:
+    """[N, 68] = feature | scaling | offsets (flattened), differentiable."""
+    n = anchors.feature.shape[0]
+    return torch.cat([anchors.feature, anchors.scaling, anchors.offsets.reshape(n, -1)], dim=1)
+
+
+def split_attributes(anchors: AnchorSet, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    F_, S_ = anchors.feature.shape[1], anchors.scaling.shape[1]
+    return m[:, :F_], m[:, F_:F_ + S_], m[:, F_ + S_:].reshape(anchors.offsets.shape)
+
+
+class RateTrainer:
+    """Holds the cached steps and produces noisy attributes and the entropy loss for one iteration."""
+
+    def __init__(self, ctx: ContextModel, fraction: float = 0.05, refresh: int = 10):
+        self.ctx = ctx
+        self.fraction = fraction
+        self.refresh = refresh
+        self._steps: torch.Tensor | None = None
+        self._age = 0
+
+    def invalidate(self) -> None:
+        self._steps = None
+
+    def state(self) -> dict:
+        return {"steps": None if self._steps is None else self._steps.clone(), "age": self._age}
+
+    def load_state(self, state: dict | None) -> None:
+        if state:
+            self._steps, self._age = state["steps"], int(state["age"])
+
+    def _all_steps(self, anchors: AnchorSet) -> torch.Tensor:
+        n = len(anchors)
+        if self._steps is None or self._steps.shape[0] != n or self._age >= self.refresh:
+            with torch.no_grad():
+                pos, ppos, hp = context_inputs(anchors)
+                _, _, q = self.ctx(pos, ppos, hp)
+                self._steps = self.ctx.step_per_channel(q)
+            self._age = 0
+        self._age += 1
+        return self._steps
+
+    def step(self, anchors: AnchorSet, gen: torch.Generator, entropy: bool):
+        """(noisy attributes for rendering, L_e or None, estimated bits per attribute or None)."""
+        n = len(anchors)
+        steps = self._all_steps(anchors).clone()
+        k = max(1, int(round(self.fraction * n)))
+        sample = torch.randperm(n, generator=gen)[:k]
+        pos, ppos, hp = context_inputs(anchors, sample)
+        mean, scale, q = self.ctx(pos, ppos, hp)
+        qc = self.ctx.step_per_channel(q)
+        steps = steps.index_put((sample,), qc)
+        attrs = attribute_matrix(anchors)
+        noise = (torch.rand(attrs.shape, generator=gen) - 0.5) * steps
+        noisy = attrs + noise
+        if not entropy:
+            return split_attributes(anchors, noisy), None, None
+        D = attrs.shape[1]
+        bits = gaussian_rate_bits(noisy[sample], mean, scale, qc).sum()
+        hash_bits = self.ctx.hash_bits()
+        loss = bits / (k * D) + hash_bits / (n * D)
+        return split_attributes(anchors, noisy), loss, float(bits.detach()) / (k * D)
