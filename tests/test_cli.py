@@ -93,3 +93,49 @@ def test_not_a_ply_gives_one_line(tmp_path):
     out = run_cli("render", str(bad), "--out", str(tmp_path / "x.png"))
     assert out.returncode == 2 and str(bad) in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow
+def test_train_encode_info_decode_eval_round_trip(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    assert main(["train", "demo", "--out", str(run), "--demo-views", "16", "--demo-size", "32",
+                 "--iterations", "60", "--checkpoint-every", "30"]) == 0
+    assert (run / "checkpoint.pt").is_file() and json.loads((run / "run.json").read_text())["lods"]
+    stream = tmp_path / "scene.progs"
+    assert main(["encode", str(run), "--out", str(stream)]) == 0
+    manifest = json.loads((tmp_path / "scene.progs.json").read_text())
+    assert manifest["total_bytes"] == stream.stat().st_size and len(manifest["lods"]) == 5
+    info = run_cli("info", str(stream), "--json")
+    assert info.returncode == 0 and json.loads(info.stdout)["lods_decodable"] == 5
+    for fmt in ("ply", "splat"):
+        assert main(["decode", str(stream), "--lod", "2", "--out", str(tmp_path / f"lod2.{fmt}")]) == 0
+    from progs.io.ply import read_ply
+
+    assert len(read_ply(tmp_path / "lod2.ply")) > 0
+    assert (tmp_path / "lod2.splat").stat().st_size % 32 == 0
+    ev = run_cli("eval", str(stream), "demo", "--demo-size", "32", "--json")
+    assert ev.returncode == 0, ev.stderr
+    lods = json.loads(ev.stdout)["lods"]
+    assert [r["lod"] for r in lods] == [1, 2, 3, 4, 5] and all(r["psnr"] > 10 for r in lods)
+    ev_run = run_cli("eval", str(run), "--json")
+    assert ev_run.returncode == 0 and len(json.loads(ev_run.stdout)["lods"]) == 5
+    # a truncated copy decodes to fewer LoDs with a warning, not a traceback
+    cut = tmp_path / "cut.progs"
+    cut.write_bytes(stream.read_bytes()[: manifest["lods"][2]["offset"] + 5])
+    out = run_cli("decode", str(cut), "--out", str(tmp_path / "cut.ply"))
+    assert out.returncode == 0 and "LoD 2" in out.stdout and "truncated" in out.stderr
+
+
+@pytest.mark.slow
+def test_interrupted_training_resumes(tmp_path):
+    """--resume continues from the checkpoint to the requested iteration count."""
+    import json
+
+    run = tmp_path / "run"
+    args = ["train", "demo", "--out", str(run), "--demo-views", "12", "--demo-size", "24", "--checkpoint-every", "10"]
+    assert main([*args, "--iterations", "20"]) == 0
+    assert main([*args, "--iterations", "30", "--resume"]) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["iterations"] == 30

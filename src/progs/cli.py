@@ -44,7 +44,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from progs.train.run import load_dataset
 
     if args.dataset == "demo":
-        spec = {"kind": "demo", "views": 60, "size": 128, "seed": 0}
+        spec = {"kind": "demo", "views": args.demo_views, "size": args.demo_size, "seed": 0}
     else:
         path = Path(args.dataset)
         if not path.exists():
@@ -52,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         spec = {"kind": "path", "path": str(path.resolve()), "downscale": args.downscale}
     scene = load_dataset(spec)
     out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
-                    checkpoint_every=args.checkpoint_every)
+                    checkpoint_every=args.checkpoint_every, iterations=args.iterations)
     _print_lods(f"trained {out.iterations} iterations in {out.seconds:.0f} s; test views per LoD:", out.lods)
     return 0
 
@@ -70,9 +70,17 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise ProgsError(f"{args.scene}: the PLY has no Gaussians")
     scene = scene_from_cloud(cloud, views=args.views, size=args.size, up=args.up, background=bg)
     out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
-                    checkpoint_every=args.checkpoint_every)
+                    checkpoint_every=args.checkpoint_every, iterations=args.iterations)
     _print_lods(f"fitted {args.scene} in {out.seconds:.0f} s; held-out views per LoD:", out.lods)
     return 0
+
+
+def _dataset_spec(args: argparse.Namespace) -> dict:
+    if args.dataset == "demo":
+        return {"kind": "demo", "views": 60, "size": args.demo_size, "seed": 0}
+    if not Path(args.dataset).exists():
+        raise ProgsError(f"{args.dataset}: no such dataset folder")
+    return {"kind": "path", "path": args.dataset, "downscale": args.downscale}
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -84,8 +92,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     target = Path(args.target)
     if target.is_dir():
         model, info = load_run_model(target)
-        scene = load_dataset(info["dataset"]) if not args.dataset else load_dataset(
-            {"kind": "demo"} if args.dataset == "demo" else {"kind": "path", "path": args.dataset, "downscale": args.downscale})
+        scene = load_dataset(info["dataset"] if not args.dataset else _dataset_spec(args))
         rows = evaluate_lods(model, scene, background=scene.background)
         title = f"{target} (checkpoint, unquantized); test views per LoD:"
     else:
@@ -93,8 +100,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         if not args.dataset:
             raise ProgsError(f"{args.target}: give the DATASET to evaluate the stream on (e.g. `progs eval {args.target} demo`)")
-        scene = load_dataset({"kind": "demo"} if args.dataset == "demo" else
-                             {"kind": "path", "path": args.dataset, "downscale": args.downscale})
+        scene = load_dataset(_dataset_spec(args))
         rows = evaluate_stream(_read_stream(args.target), scene, source=args.target)
         title = f"{target} (decoded stream); test views per LoD:"
     if args.json:
@@ -385,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("dataset", help="dataset folder or 'demo'")
     t.add_argument("--out", required=True, help="run folder (checkpoint + run.json)")
     t.add_argument("--downscale", type=float, default=1.0, help="image downscale factor (e.g. 8)")
+    t.add_argument("--demo-views", type=int, default=60, help="views of the 'demo' dataset (default 60)")
+    t.add_argument("--demo-size", type=int, default=128, help="image size of the 'demo' dataset (default 128)")
     _training_options(t)
     t.set_defaults(func=cmd_train)
 
@@ -402,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("target", help="a run folder or a .progs stream")
     e.add_argument("dataset", nargs="?", help="dataset to evaluate on (required for a stream; 'demo' allowed)")
     e.add_argument("--downscale", type=float, default=1.0)
+    e.add_argument("--demo-size", type=int, default=128, help="image size when DATASET is 'demo' (default 128)")
     e.add_argument("--json", action="store_true", help='print {"lods": [...]} as JSON')
     e.set_defaults(func=cmd_eval)
 

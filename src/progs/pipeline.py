@@ -27,9 +27,12 @@ class TrainOutcome:
 
 def train_run(
     scene: Scene, spec: dict[str, Any], run: Path, config, *, resume: bool = False, checkpoint_every: int = 500,
-    progress: bool | None = None, log: Callable[[str], None] = _log_default,
+    progress: bool | None = None, log: Callable[[str], None] = _log_default, iterations: int | None = None,
 ) -> TrainOutcome:
-    """Train ProGS on ``scene`` into the folder ``run`` (checkpointing as it goes)."""
+    """Train ProGS on ``scene`` into the folder ``run`` (checkpointing as it goes).
+
+    With ``resume`` and a checkpoint present, training continues with the checkpoint's configuration,
+    up to ``iterations`` when given."""
     from progs.train.run import CHECKPOINT, view_distance, write_run_json
     from progs.train.trainer import Trainer
 
@@ -37,7 +40,7 @@ def train_run(
     run.mkdir(parents=True, exist_ok=True)
     ckpt = run / CHECKPOINT
     if resume and ckpt.is_file():
-        trainer = Trainer.from_checkpoint(str(ckpt), scene)
+        trainer = Trainer.from_checkpoint(str(ckpt), scene, **({"iterations": iterations} if iterations else {}))
         log(f"resuming {run} at iteration {trainer.iteration}/{trainer.config.iterations}")
     else:
         trainer = Trainer(scene, config)

@@ -1,0 +1,64 @@
+"""End to end on a small demo scene: train → encode → decode, and the codec's promises about it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from progs.codec.stream import decode, encode
+from progs.io.demo_scene import load_demo_scene
+from progs.model.context import gaussian_rate_bits
+from progs.train.rate import attribute_matrix, context_inputs
+from progs.train.trainer import TrainConfig, Trainer, evaluate_lods
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    scene = load_demo_scene(views=24, size=40)
+    # short schedule that still reaches the noise and entropy stages
+    cfg = TrainConfig(iterations=160, c2f_coarse_samples=1, adjust_interval=40)
+    tr = Trainer(scene, cfg)
+    tr.train(progress=False)
+    res = encode(tr.model, tr.model.context, background=scene.background)
+    return scene, tr, res
+
+
+def test_decoded_quality_equals_the_quantized_checkpoint(trained):
+    scene, tr, res = trained
+    dec = decode(res.data)
+    for lod in range(1, tr.model.num_levels + 1):
+        q = evaluate_lods(res.model, tr.test_views, lods=[lod], background=scene.background)[0]["psnr"]
+        d = evaluate_lods(dec.model, tr.test_views, lods=[lod], background=scene.background)[0]["psnr"]
+        assert abs(q - d) <= 0.01, (lod, q, d)
+
+
+def test_estimated_bits_track_the_coded_size(trained):
+    _, tr, res = trained
+    model, ctx = tr.model, tr.model.context
+    with torch.no_grad():
+        pos, ppos, hp = context_inputs(model.anchors)
+        mean, scale, q = ctx(pos, ppos, hp)
+        qc = ctx.step_per_channel(q)
+        attrs = attribute_matrix(model.anchors)
+        quantized = torch.round(attrs / qc) * qc
+        estimate = float(gaussian_rate_bits(quantized, mean, scale, qc).sum())
+    coded = sum((s.components["f"] + s.components["s"] + s.components["o"]) * 8 for s in res.lods)
+    assert abs(coded - estimate) / coded < 0.05, (coded, estimate)
+
+
+def test_occupancy_structure_costs_at_most_6_bits_per_non_root_anchor(trained):
+    _, _, res = trained
+    non_root = [s for s in res.lods if s.lod > 1]
+    bits = sum((s.components["structure"] - 6) * 8 for s in non_root)  # level, method, count bytes excluded
+    anchors = sum(s.anchors for s in non_root)
+    assert {s.structure_method for s in non_root} <= {"occupancy", "parent-index"}
+    assert bits / anchors <= 6.0, bits / anchors
+
+
+def test_training_loss_and_rate_stages_ran(trained):
+    _, tr, _ = trained
+    assert any("rate" in h for h in tr.history), "the entropy stage never ran"
+    assert tr.history[-1]["psnr"] > tr.history[0]["psnr"] + 3
