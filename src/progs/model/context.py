@@ -172,7 +172,9 @@ class ContextModel(nn.Module):
         r2 = torch.tensor([r for r in self.res2 for _ in _PLANES], dtype=torch.int64)
         p2 = torch.stack([pos[:, list(axes)] for _ in self.res2 for axes in _PLANES])
         f2 = _grid_interpolate(g2, p2, r2, snap)
-        return torch.cat([f3.permute(1, 0, 2).reshape(n, -1), f2.permute(1, 0, 2).reshape(n, -1)], dim=1)
+        # explicit widths (not -1): a level may hold no anchors (n = 0)
+        return torch.cat([f3.permute(1, 0, 2).reshape(n, f3.shape[0] * f3.shape[2]),
+                          f2.permute(1, 0, 2).reshape(n, f2.shape[0] * f2.shape[2])], dim=1)
 
     def context(self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor) -> torch.Tensor:
         """Concatenated (h_i, h_p) [N, 2F] (training path)."""

@@ -1,0 +1,174 @@
+"""Shared pieces of the benchmark suites: the size profile, machine facts, JSON and plot helpers."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from progs.atomic import atomic_path, write_bytes_atomic
+
+# Environment variable that shrinks every suite to a smoke-test size (used by tests/test_bench.py).
+TINY_ENV = "PROGS_BENCH_TINY"
+LAMBDAS = (5e-4, 2e-3, 8e-3)  # λ_e sweep of the rd suite; the middle one is the reference model
+REFERENCE_LAMBDA = 2e-3
+
+
+@dataclass
+class Profile:
+    """How big every suite runs. ``tiny`` < ``quick`` < ``full``."""
+
+    name: str
+    views: int  # demo views (every 8th is a test view)
+    size: int  # demo image side in pixels
+    iterations: int  # ProGS training iterations per model
+    fit_iterations: int  # plain 3DGS baseline iterations
+    scaling_sizes: tuple[int, ...]  # target anchor counts of the scaling suite
+    render_size: int  # inference render benchmark resolution
+    render_reps: int
+    coder_reps: int
+    lambdas: tuple[float, ...] = LAMBDAS
+
+
+PROFILES = {
+    "tiny": Profile("tiny", views=12, size=32, iterations=8, fit_iterations=12, scaling_sizes=(400, 1200),
+                    render_size=64, render_reps=1, coder_reps=1),
+    "quick": Profile("quick", views=24, size=64, iterations=200, fit_iterations=300,
+                     scaling_sizes=(10_000, 30_000, 100_000), render_size=256, render_reps=3, coder_reps=3),
+    "full": Profile("full", views=60, size=128, iterations=2000, fit_iterations=3000,
+                    scaling_sizes=(10_000, 100_000, 1_000_000), render_size=256, render_reps=5, coder_reps=5),
+}
+# Training budget on the real fox capture (50 photos, 1080x1920 / downscale): per profile.
+FOX_ITERATIONS = {"tiny": 5, "quick": 150, "full": 2000}
+
+
+@dataclass
+class BenchConfig:
+    out: Path
+    profile: Profile
+    dataset: str = "demo"  # "demo", "fox" or a dataset folder
+    downscale: float = 8.0  # for real datasets
+    iterations: int | None = None  # overrides the profile's training iterations
+    seed: int = 0
+    command: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def quick(self) -> bool:
+        return self.profile.name != "full"
+
+    @property
+    def tiny(self) -> bool:
+        return self.profile.name == "tiny"
+
+    def train_iterations(self) -> int:
+        if self.iterations is not None:
+            return int(self.iterations)
+        if self.dataset != "demo":
+            return FOX_ITERATIONS[self.profile.name]
+        return self.profile.iterations
+
+
+def profile_for(quick: bool) -> Profile:
+    if os.environ.get(TINY_ENV, "").strip() not in ("", "0"):
+        return PROFILES["tiny"]
+    return PROFILES["quick" if quick else "full"]
+
+
+def repo_root() -> Path:
+    """The source checkout holding this package (src layout), else the working directory."""
+    here = Path(__file__).resolve()
+    for p in here.parents:
+        if (p / "pyproject.toml").is_file():
+            return p
+    return Path.cwd()
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    except (ValueError, OSError):
+        mem = None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": cpu_model(),
+        "cores": cores,
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "memory_gib": None if mem is None else round(mem, 1),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def clean(obj: Any) -> Any:
+    """JSON-safe copy: tuples to lists, non-finite floats to None, tensors and paths to plain values."""
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, torch.Tensor):
+        return clean(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(clean(obj), indent=2) + "\n").encode())
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path) -> None:
+    plt = pyplot()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def loglog_exponent(xs: list[float], ys: list[float]) -> float | None:
+    """Least-squares slope of log(y) against log(x) (None with fewer than two usable points)."""
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x and y and x > 0 and y > 0]
+    if len(pts) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    if sxx == 0:
+        return None
+    return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
+
+
+def rounded(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), digits)

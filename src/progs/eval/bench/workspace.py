@@ -1,0 +1,120 @@
+"""The benchmark's scene and its trained ProGS variants, each trained and encoded at most once per run.
+
+A variant is a named :class:`~progs.train.trainer.TrainConfig` change (ablations, single-rate, λ_e).
+It is trained into ``OUT/runs/NAME`` with :func:`progs.pipeline.train_run`, encoded with
+:func:`progs.pipeline.encode_run` into ``OUT/runs/NAME.progs`` and measured from the decoded stream
+with :func:`progs.pipeline.evaluate_stream` on the scene's test views.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from progs.errors import ProgsError
+from progs.eval.bench.common import REFERENCE_LAMBDA, BenchConfig, repo_root
+from progs.scene import Scene
+
+# name -> TrainConfig overrides (besides lambda_e)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "single_rate": {"c2f": False, "infonce": False},
+    "raw": {"adjust": False, "infonce": False, "c2f": False},
+    "no_mi": {"infonce": False},
+    "no_c2f": {"c2f": False},
+}
+
+
+@dataclass
+class Trained:
+    name: str
+    overrides: dict[str, Any]
+    lambda_e: float
+    run: Path
+    stream: Path
+    train_seconds: float
+    iterations: int
+    checkpoint_lods: list[dict[str, Any]]  # unquantized model on the test views
+    encode: Any  # progs.codec.stream.EncodeResult
+    lods: list[dict[str, Any]]  # decoded stream per LoD: lod, anchors, bytes, cumulative_bytes, psnr, ssim
+
+    @property
+    def total_bytes(self) -> int:
+        return len(self.encode.data)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "overrides": self.overrides, "lambda_e": self.lambda_e,
+            "iterations": self.iterations, "train_seconds": round(self.train_seconds, 2),
+            "total_bytes": self.total_bytes, "header_bytes": self.encode.header_bytes,
+            "encode_seconds": round(self.encode.seconds, 4), "lods": self.lods,
+            "checkpoint_lods": self.checkpoint_lods,
+        }
+
+
+def resolve_dataset(name: str, downscale: float) -> tuple[dict[str, Any], str]:
+    """(dataset spec for ``load_dataset``, display name). ``fox`` = ``<repo>/../shared/data/fox``."""
+    if name == "demo":
+        return {"kind": "demo"}, "demo"
+    path = repo_root() / ".." / "shared" / "data" / "fox" if name == "fox" else Path(name)
+    if not path.exists():
+        raise ProgsError(f"{name}: dataset folder {path} not found")
+    return {"kind": "path", "path": str(path.resolve()), "downscale": downscale}, path.resolve().name
+
+
+class Workspace:
+    def __init__(self, cfg: BenchConfig, log: Callable[[str], None]):
+        from progs.train.run import load_dataset
+
+        self.cfg = cfg
+        self.log = log
+        spec, self.dataset_name = resolve_dataset(cfg.dataset, cfg.downscale)
+        if spec["kind"] == "demo":
+            spec = {"kind": "demo", "views": cfg.profile.views, "size": cfg.profile.size, "seed": cfg.seed}
+        self.spec = spec
+        t0 = time.perf_counter()
+        self.scene: Scene = load_dataset(spec)
+        self.scene_seconds = time.perf_counter() - t0
+        self._trained: dict[tuple[str, float], Trained] = {}
+        self.runs = cfg.out / "runs"
+
+    def describe(self) -> dict[str, Any]:
+        v = self.scene.train_views[0].camera
+        return {
+            "name": self.dataset_name, "spec": self.spec, "train_views": len(self.scene.train_views),
+            "test_views": len(self.scene.test_views), "width": v.width, "height": v.height,
+            "points": None if self.scene.points is None else int(self.scene.points.shape[0]),
+            "iterations": self.cfg.train_iterations(),
+        }
+
+    def train_config(self, overrides: dict[str, Any], lambda_e: float):
+        from progs.train.trainer import TrainConfig
+
+        cfg = TrainConfig(iterations=self.cfg.train_iterations(), seed=self.cfg.seed, lambda_e=lambda_e)
+        for k, v in overrides.items():
+            setattr(cfg, k, v)
+        return cfg
+
+    def get(self, name: str, lambda_e: float = REFERENCE_LAMBDA) -> Trained:
+        """Train (once), encode and evaluate the variant ``name`` at ``lambda_e``."""
+        key = (name, float(lambda_e))
+        if key in self._trained:
+            return self._trained[key]
+        from progs.pipeline import encode_run, evaluate_stream, train_run
+
+        overrides = VARIANTS[name]
+        tag = name if lambda_e == REFERENCE_LAMBDA else f"{name}_le{lambda_e:g}"
+        run = self.runs / tag
+        self.log(f"  training {tag} ({self.cfg.train_iterations()} iterations)")
+        out = train_run(self.scene, self.spec, run, self.train_config(overrides, lambda_e),
+                        checkpoint_every=0, progress=False, log=lambda m: None)
+        enc = encode_run(run, self.runs / f"{tag}.progs", evaluate=False, scene=self.scene, log=lambda m: None)
+        rows = evaluate_stream(enc.result.data, self.scene, source=str(enc.stream))
+        t = Trained(name, overrides, float(lambda_e), run, enc.stream, out.seconds, out.iterations, out.lods,
+                    enc.result, rows)
+        self.log(f"  {tag}: {t.total_bytes} bytes, LoD {rows[-1]['lod']} PSNR {rows[-1]['psnr']:.2f} dB "
+                 f"(trained in {out.seconds:.0f} s)")
+        self._trained[key] = t
+        return t
