@@ -25,6 +25,10 @@ def _train_config(args: argparse.Namespace):
         v = getattr(args, name, None)
         if v is not None:
             setattr(cfg, name, v)
+    if getattr(args, "init_points", None):
+        cfg.init_random_points = args.init_points
+    if getattr(args, "c2f_samples", None):
+        cfg.c2f_coarse_samples = args.c2f_samples
     cfg.adjust = not args.no_adjust
     cfg.infonce = not args.no_infonce
     cfg.c2f = not args.no_c2f
@@ -356,6 +360,15 @@ def cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    from progs.eval.bench.runner import run_bench
+
+    run_bench(args.suite, quick=args.quick, out=args.out, dataset=args.dataset, downscale=args.downscale,
+              iterations=args.iterations, seed=args.seed, log=_log)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- main
 def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, help="training iterations (default 2000)")
@@ -363,6 +376,9 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-depth", type=int, help="octree base depth b (default: from the point spacing)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lambda-e", type=float, help="entropy weight λ_e (default 0.002; paper sweep 5e-4..4e-3)")
+    p.add_argument("--init-points", type=int, help="random initial points when the dataset has no SfM points (default 20000)")
+    p.add_argument("--c2f-samples", type=int,
+                   help="coarser LoDs rendered per step besides the finest (default: all; 1 is faster)")
     p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
     p.add_argument("--no-infonce", action="store_true", help="ablation: no parent-child InfoNCE loss")
     p.add_argument("--no-c2f", action="store_true", help="ablation: single-LoD loss instead of coarse-to-fine")
@@ -469,6 +485,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-bytes", type=int, help="byte budget for a URL, header included")
     v.add_argument("--bandwidth", type=float, help="simulate a link of this many bytes per second (URL only)")
     v.set_defaults(func=cmd_view)
+
+    b = sub.add_parser("bench", help="benchmarks: rate-distortion, baselines, bitstream, speed, scaling, ablation")
+    b.add_argument("--suite", default="all",
+                   help="comma-separated: rd,baselines,bitstream,speed,scaling,ablation,raster or all (default)")
+    b.add_argument("--quick", action="store_true", help="small budget (64x64 demo, short trainings; <= 10 min)")
+    b.add_argument("--out", default="benchmarks/results", help="output folder (default benchmarks/results)")
+    b.add_argument("--dataset", default="demo", help="'demo' (default), 'fox' (../shared/data/fox) or a dataset folder")
+    b.add_argument("--downscale", type=float, default=8.0, help="image downscale of a real dataset (default 8)")
+    b.add_argument("--iterations", type=int, help="training iterations per model (default: from the profile)")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=cmd_bench)
     return p
 
 

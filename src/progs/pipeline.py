@@ -51,8 +51,18 @@ def train_run(
         f"{trainer.train_views[0].camera.width}x{trainer.train_views[0].camera.height}, "
         f"{len(trainer.model.anchors)} initial anchors, {trainer.config.iterations} iterations")
     t0 = time.perf_counter()
+    import sys
+
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    every = max(1, trainer.config.iterations // 20)
+
+    def report(tr, rec: dict) -> None:  # without a progress bar (logs, CI), a line every 5 %
+        if not show_bar and (tr.iteration % every == 0 or tr.iteration == tr.config.iterations):
+            log(f"  iteration {tr.iteration}/{tr.config.iterations}: loss {rec['loss']:.4f}, "
+                f"PSNR {rec['psnr']:.2f}, anchors {rec['anchors']}, {time.perf_counter() - t0:.0f} s")
+
     try:
-        trainer.train(progress=progress, checkpoint_path=str(ckpt), checkpoint_every=checkpoint_every)
+        trainer.train(progress=show_bar, callback=report, checkpoint_path=str(ckpt), checkpoint_every=checkpoint_every)
     except KeyboardInterrupt:
         trainer.save(str(ckpt))
         raise ProgsError(

@@ -118,21 +118,37 @@ def _grid_interpolate(tables: torch.Tensor, pos: torch.Tensor, res: torch.Tensor
     dense = (side**d <= T).reshape(G, 1)
     flat = tables.reshape(G * T, dim)
     level_offset = (torch.arange(G, dtype=torch.int64) * T).reshape(G, 1)
+    # Per axis and corner bit (0: base, 1: base + 1) the dense-index term, the hash term and the
+    # weight, computed once and combined per corner below. Corner coordinates are >= 0, so the hash
+    # is >= 0 and ``& (T - 1)`` equals ``% T`` for a power-of-two T (integer work only: exact).
+    weights, dense_terms, hash_terms = [], [], []
+    stride = torch.ones_like(side)
+    for k in range(d):
+        c0 = basei[..., k]
+        c1 = c0 + 1
+        weights.append((1 - frac[..., k], frac[..., k]))
+        dense_terms.append((c0 * stride, c1 * stride))
+        hash_terms.append((c0 * PRIMES[k], c1 * PRIMES[k]))
+        stride = stride * side
+    any_dense, all_dense = bool(dense.any()), bool(dense.all())
     out = torch.zeros(G, pos.shape[1], dim, dtype=tables.dtype)
     for c in range(1 << d):
         bits = [(c >> k) & 1 for k in range(d)]
-        corner = basei + torch.tensor(bits, dtype=torch.int64)
-        dense_idx = corner[..., 0].clone()
-        hashed = corner[..., 0] * PRIMES[0]
-        stride = side
-        w = frac[..., 0] if bits[0] else 1 - frac[..., 0]
+        w = weights[0][bits[0]]
         for k in range(1, d):
-            dense_idx = dense_idx + corner[..., k] * stride
-            stride = stride * side
-            hashed = hashed ^ (corner[..., k] * PRIMES[k])
-            w = w * (frac[..., k] if bits[k] else 1 - frac[..., k])
-        idx = torch.where(dense, dense_idx, hashed % T) + level_offset
-        out = out + w[..., None] * flat[idx]
+            w = w * weights[k][bits[k]]
+        idx = None
+        if any_dense:
+            idx = dense_terms[0][bits[0]]
+            for k in range(1, d):
+                idx = idx + dense_terms[k][bits[k]]
+        if not all_dense:
+            hashed = hash_terms[0][bits[0]]
+            for k in range(1, d):
+                hashed = hashed ^ hash_terms[k][bits[k]]
+            hashed = hashed & (T - 1) if T & (T - 1) == 0 else hashed % T
+            idx = hashed if idx is None else torch.where(dense, idx, hashed)
+        out = out + w[..., None] * flat[idx + level_offset]
     if snap:
         out = torch.round(out / ACT_GRID) * ACT_GRID
     return out
@@ -249,7 +265,9 @@ class ContextModel(nn.Module):
         pos = pos.double()
         parent_pos = parent_pos.double()
         hi = self._features(pos, g3, g2, snap=True)
-        hp = self._features(parent_pos, g3, g2, snap=True) * has_parent[:, None].double()
+        # Siblings share a parent: features of each distinct parent position once (rows are independent).
+        upos, inverse = torch.unique(parent_pos, dim=0, return_inverse=True)
+        hp = self._features(upos, g3, g2, snap=True)[inverse] * has_parent[:, None].double()
         ctx = torch.cat([hi, hp], dim=1)
         d = self._exact_mlp(self.mlp_d, ctx)
         D = self.cfg.attr_total

@@ -79,6 +79,7 @@ class Workspace:
         self.scene_seconds = time.perf_counter() - t0
         self._trained: dict[tuple[str, float], Trained] = {}
         self.runs = cfg.out / "runs"
+        self.cache: dict[str, Any] = {}  # results shared between suites (e.g. the quick raster rows)
 
     def describe(self) -> dict[str, Any]:
         v = self.scene.train_views[0].camera
@@ -96,6 +97,9 @@ class Workspace:
         for k, v in overrides.items():
             setattr(cfg, k, v)
         return cfg
+
+    def trained(self) -> list[Trained]:
+        return list(self._trained.values())
 
     def get(self, name: str, lambda_e: float = REFERENCE_LAMBDA) -> Trained:
         """Train (once), encode and evaluate the variant ``name`` at ``lambda_e``."""

@@ -1,0 +1,149 @@
+"""Runs the selected benchmark suites and writes ``results.json`` (every figure), one PNG plot per
+suite and ``summary.md`` (machine, command line, tables) into the output folder.
+
+Suites share one scene and train each ProGS variant at most once (:class:`Workspace`). A failing suite
+is recorded (``results.json`` ``suites.NAME.error``) and the others still run; ``results.json`` is
+rewritten after every suite, so a long run leaves partial results behind.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from progs.errors import ProgsError
+from progs.eval.bench import ablation, baselines, bitstream, raster, rd, scaling, speed
+from progs.eval.bench.common import BenchConfig, machine_info, profile_for, write_json
+from progs.eval.bench.workspace import Workspace
+
+SUITES: dict[str, ModuleType] = {
+    "rd": rd, "baselines": baselines, "bitstream": bitstream, "speed": speed,
+    "scaling": scaling, "ablation": ablation, "raster": raster,
+}
+NEEDS_SCENE = {"rd", "baselines", "bitstream", "speed", "ablation"}
+
+
+def parse_suites(spec: str) -> list[str]:
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names or "all" in names:
+        return list(SUITES)
+    bad = [n for n in names if n not in SUITES]
+    if bad:
+        raise ProgsError(f"unknown bench suite(s) {', '.join(bad)} (choose from {', '.join(SUITES)} or all)")
+    return [n for n in SUITES if n in names]
+
+
+class _NoScene:
+    """Stands in for the workspace of suites that need no trained model (scaling, raster)."""
+
+    def __init__(self, cfg: BenchConfig, log: Callable[[str], None]):
+        self.cfg, self.log, self.cache = cfg, log, {}
+
+
+def write_summary(path: Path, results: dict[str, Any]) -> None:
+    m = results["machine"]
+    lines = [
+        "# progs bench", "",
+        f"Command: `{results['command']}`  ",
+        f"Date: {m['date']}  ",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, torch {m['torch']} "
+        f"({m['torch_threads']} threads, OMP_NUM_THREADS={m['omp_num_threads']}), GPU: {m['cuda'] or 'none'}  ",
+        f"Profile: {results['profile']['name']}; wall time {results['wall_seconds']:.0f} s  ",
+    ]
+    if results.get("dataset"):
+        d = results["dataset"]
+        lines.append(f"Dataset: {d['name']} ({d['train_views']} train / {d['test_views']} test views, "
+                     f"{d['width']}x{d['height']}), {d['iterations']} training iterations per model")
+    key = results.get("key_numbers") or {}
+    if key:
+        lines += ["", "## Key numbers", ""] + [f"- {k}: {v}" for k, v in key.items()]
+    for name, res in results["suites"].items():
+        lines += ["", f"## {name}", ""]
+        if "error" in res:
+            lines.append(f"FAILED: {res['error']}")
+            continue
+        if res.get("plot"):
+            lines += [f"![{name}]({res['plot']})", ""]
+        try:
+            lines += SUITES[name].markdown(res)
+        except (KeyError, TypeError, ValueError) as exc:
+            lines.append(f"(table unavailable: {type(exc).__name__}: {exc})")
+        lines.append(f"\n({res['seconds']:.0f} s)")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def key_numbers(results: dict[str, Any]) -> dict[str, Any]:
+    s = results["suites"]
+    out: dict[str, Any] = {}
+    b = s.get("baselines", {})
+    if "headline" in b:
+        h, o = b["headline"], b["progressive_overhead"]
+        out["progs / 3DGS PLY size"] = f"{h['size_ratio_vs_ply']} (PSNR {h['progs_psnr']:.2f} vs {h['ply_psnr']:.2f} dB)"
+        out["progressive overhead (bytes ratio at LoD L)"] = (
+            f"{o['ratio']} (PSNR {o['progressive_psnr']:.2f} vs single-rate {o['single_rate_psnr']:.2f} dB)")
+    sp = s.get("speed", {})
+    if "coding" in sp:
+        out["decode anchors/s (trained scene)"] = sp["coding"]["decode_anchors_per_s"]
+        out["entropy coder ratio vs constriction (enc/dec)"] = (
+            f"{sp['entropy_coder']['encode_ratio']} / {sp['entropy_coder']['decode_ratio']}")
+    sc = s.get("scaling", {})
+    if "exponents" in sc:
+        out["scaling exponent (encode / decode time)"] = f"{sc['exponents']['encode_s']} / {sc['exponents']['decode_s']}"
+        lg = sc["largest"]
+        out[f"decode of {lg['anchors']} synthetic anchors"] = (
+            f"{lg['decode_s']} s, {lg['decode_anchors_per_s']:.0f} anchors/s, peak {lg['decode_peak_mb']:.0f} MiB")
+    return out
+
+
+def run_bench(
+    suites: str = "all", *, quick: bool = False, out: str | Path = "benchmarks/results", dataset: str = "demo",
+    downscale: float = 8.0, iterations: int | None = None, seed: int = 0, command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the suites (comma-separated names or ``all``); returns the results written to ``results.json``."""
+    names = parse_suites(suites)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = BenchConfig(out=out, profile=profile_for(quick), dataset=dataset, downscale=downscale,
+                      iterations=iterations, seed=seed, command=command or " ".join(["progs", *sys.argv[1:]]))
+    t_all = time.perf_counter()
+    results: dict[str, Any] = {
+        "command": cfg.command, "machine": machine_info(), "suites_requested": names,
+        "profile": {**cfg.profile.__dict__, "lambdas": list(cfg.profile.lambdas)},
+        "dataset": None, "suites": {}, "variants": {}, "wall_seconds": 0.0,
+    }
+    ws: Workspace | _NoScene
+    if NEEDS_SCENE & set(names):
+        ws = Workspace(cfg, log)
+        results["dataset"] = ws.describe()
+        log(f"bench: {ws.dataset_name} scene, {cfg.profile.name} profile, {cfg.train_iterations()} iterations per model")
+    else:
+        ws = _NoScene(cfg, log)
+    failed = []
+    for name in names:
+        log(f"[{name}]")
+        t0 = time.perf_counter()
+        try:
+            res = SUITES[name].run(ws, out)
+        except Exception as exc:  # record and go on: one broken suite must not lose the others
+            failed.append(name)
+            res = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            log(f"  {name} FAILED: {type(exc).__name__}: {exc}")
+        res["seconds"] = round(time.perf_counter() - t0, 2)
+        results["suites"][name] = res
+        if isinstance(ws, Workspace):
+            results["variants"] = {f"{t.name}@{t.lambda_e:g}": t.summary() for t in ws.trained()}
+        results["wall_seconds"] = round(time.perf_counter() - t_all, 2)
+        results["key_numbers"] = key_numbers(results)
+        write_json(out / "results.json", results)
+        write_summary(out / "summary.md", results)
+    log(f"bench: wrote {out / 'results.json'} and {out / 'summary.md'} in {results['wall_seconds']:.0f} s")
+    for k, v in results["key_numbers"].items():
+        log(f"  {k}: {v}")
+    if failed:
+        raise ProgsError(f"bench suite(s) failed: {', '.join(failed)} (see {out / 'results.json'})")
+    return results

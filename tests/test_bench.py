@@ -1,0 +1,112 @@
+"""``progs bench``: every suite runs (at a tiny size) and writes its JSON figures and plots.
+
+The ``PROGS_BENCH_TINY`` profile shrinks everything (32x32 demo views, a few iterations, small
+synthetic scaling sizes) so that this checks the plumbing and the schema, not timings or quality.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from progs.cli import main
+from progs.eval.bench.common import TINY_ENV, loglog_exponent
+from progs.eval.bench.runner import SUITES, parse_suites
+from progs.eval.bench.scaling import points_for_anchors
+from progs.errors import ProgsError
+
+PLOTS = {"rd": "rd.png", "baselines": "baselines.png", "bitstream": "bitstream.png", "scaling": "scaling.png",
+         "ablation": "ablation.png", "raster": "raster.png"}
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    mp = pytest.MonkeyPatch()
+    mp.setenv(TINY_ENV, "1")
+    try:
+        assert main(["bench", "--quick", "--out", str(out)]) == 0
+    finally:
+        mp.undo()
+    return out, json.loads((out / "results.json").read_text())
+
+
+def _lod_rows(rows, n_lods=None):
+    assert rows and all({"lod", "anchors", "cumulative_bytes", "psnr", "ssim"} <= set(r) for r in rows)
+    assert [r["lod"] for r in rows] == list(range(1, len(rows) + 1))
+    cum = [r["cumulative_bytes"] for r in rows]
+    assert cum == sorted(cum)
+    if n_lods:
+        assert len(rows) == n_lods
+
+
+@pytest.mark.slow
+def test_results_json_has_every_suite_and_figure(bench):
+    out, res = bench
+    assert set(res["suites"]) == set(SUITES)
+    assert all("error" not in s for s in res["suites"].values())
+    m = res["machine"]
+    assert m["cpu"] and m["cores"] >= 1 and m["torch"] and m["date"]
+    assert res["command"].startswith("progs bench")
+    s = res["suites"]
+    # rd: >= 3 λe, per-LoD bytes / PSNR / SSIM from the decoded stream
+    assert len(s["rd"]["curves"]) >= 3
+    for c in s["rd"]["curves"]:
+        _lod_rows(c["lods"])
+    # baselines
+    b = s["baselines"]
+    assert b["3dgs"]["ply_bytes"] > 0 and b["3dgs"]["zstd"]["bytes"] > 0 and b["3dgs"]["psnr"] > 0
+    assert b["spz"]["available"] in (True, False) and (b["spz"]["available"] or b["spz"]["reason"])
+    assert b["headline"]["size_ratio_vs_ply"] > 0 and b["progressive_overhead"]["ratio"] > 0
+    assert b["single_rate"]["bytes"] > 0
+    # bitstream: components add up to each chunk
+    bs = s["bitstream"]
+    for r in bs["lods"]:
+        assert r["structure"] + r["f"] + r["s"] + r["o"] + r["framing"] == r["bytes"]
+    assert bs["header_bytes"] + sum(r["bytes"] for r in bs["lods"]) == bs["total_bytes"]
+    # speed
+    sp = s["speed"]
+    assert len(sp["coding"]["lods"]) == len(bs["lods"])
+    assert sp["coding"]["decode_anchors_per_s"] > 0
+    assert sp["entropy_coder"]["encode_ratio"] > 0 and sp["entropy_coder"]["decode_ratio"] > 0
+    assert all(r["fps"] > 0 for r in sp["render"]["cpu"])
+    assert "gpu" in sp["render"] and sp["rasterizer"]
+    # scaling: one row per size, fitted exponents, peak memory
+    sc = s["scaling"]
+    assert len(sc["rows"]) >= 2 and sc["exponents"]["decode_s"] is not None
+    assert all(r["decode_peak_mb"] > 0 and r["decode_anchors"] == r["anchors"] for r in sc["rows"])
+    # ablation: the four variants
+    assert [r["variant"] for r in s["ablation"]["rows"]] == ["raw", "no_mi", "no_c2f", "full"]
+    for r in s["ablation"]["rows"]:
+        _lod_rows(r["lods"])
+    assert s["raster"]["rows"]
+    assert res["key_numbers"]
+
+
+@pytest.mark.slow
+def test_plots_and_summary_are_written(bench):
+    out, res = bench
+    for suite, name in PLOTS.items():
+        p = out / name
+        assert p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", suite
+        assert res["suites"][suite]["plot"] == name
+    summary = (out / "summary.md").read_text()
+    assert "progs bench" in summary and res["machine"]["torch"] in summary
+    for suite in SUITES:
+        assert f"## {suite}" in summary
+    assert (out / "baseline_3dgs.ply").is_file()
+
+
+def test_suite_parsing():
+    assert parse_suites("all") == list(SUITES)
+    assert parse_suites("scaling,rd") == ["rd", "scaling"]
+    with pytest.raises(ProgsError):
+        parse_suites("rd,nope")
+
+
+def test_helpers():
+    assert loglog_exponent([10, 100, 1000], [2, 20, 200]) == pytest.approx(1.0)
+    assert loglog_exponent([10], [1]) is None
+    n = points_for_anchors(100_000)
+    assert 10_000 < n < 100_000
