@@ -65,7 +65,7 @@ def test_render_with_camera_from_dataset(tmp_path):
 
 def test_demo_writes_contact_sheet_and_ply(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--views", "12", "--size", "48"]) == 0
+    assert main(["demo", "--out", str(out), "--views", "12", "--size", "48", "--render-only"]) == 0
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.size[0] >= 4 * 48
     arr = np.asarray(sheet).astype(np.float32)
@@ -139,3 +139,17 @@ def test_interrupted_training_resumes(tmp_path):
     assert main([*args, "--iterations", "30", "--resume"]) == 0
     info = json.loads((run / "run.json").read_text())
     assert info["iterations"] == 30
+
+
+@pytest.mark.slow
+def test_demo_pipeline_writes_stream_table_and_plot(tmp_path):
+    import json
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--views", "16", "--size", "32", "--iterations", "40"]) == 0
+    for name in ("scene.progs", "scene.progs.json", "rd.png", "decoded.ply", "results.json", "results.md"):
+        assert (out / name).stat().st_size > 0, name
+    res = json.loads((out / "results.json").read_text())
+    assert [r["lod"] for r in res["stream"]] == [1, 2, 3, 4, 5]
+    cum = [r["cumulative_bytes"] for r in res["stream"]]
+    assert cum == sorted(cum) and cum[-1] == res["total_bytes"] == (out / "scene.progs").stat().st_size

@@ -8,7 +8,8 @@ rewritten after every suite, so a long run leaves partial results behind.
 
 from __future__ import annotations
 
-import sys
+import os
+import shlex
 import time
 import traceback
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, Callable
 
 from progs.errors import ProgsError
 from progs.eval.bench import ablation, baselines, bitstream, raster, rd, scaling, speed
-from progs.eval.bench.common import BenchConfig, machine_info, profile_for, write_json
+from progs.eval.bench.common import TINY_ENV, BenchConfig, machine_info, profile_for, write_json
 from progs.eval.bench.workspace import Workspace
 
 SUITES: dict[str, ModuleType] = {
@@ -99,6 +100,16 @@ def key_numbers(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def command_line(suites: str, quick: bool, out: Path, dataset: str, downscale: float, iterations: int | None,
+                 seed: int) -> str:
+    """The ``progs bench`` invocation equivalent to these arguments, with the environment that matters."""
+    env = [f"{k}={os.environ[k]}" for k in (TINY_ENV, "OMP_NUM_THREADS") if os.environ.get(k)]
+    args = ["progs", "bench", "--suite", suites] + (["--quick"] if quick else []) + ["--out", str(out)]
+    args += ["--dataset", dataset] + (["--downscale", f"{downscale:g}"] if dataset != "demo" else [])
+    args += (["--iterations", str(iterations)] if iterations is not None else []) + (["--seed", str(seed)] if seed else [])
+    return " ".join(env + [shlex.quote(a) for a in args])
+
+
 def run_bench(
     suites: str = "all", *, quick: bool = False, out: str | Path = "benchmarks/results", dataset: str = "demo",
     downscale: float = 8.0, iterations: int | None = None, seed: int = 0, command: str | None = None,
@@ -109,7 +120,8 @@ def run_bench(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = BenchConfig(out=out, profile=profile_for(quick), dataset=dataset, downscale=downscale,
-                      iterations=iterations, seed=seed, command=command or " ".join(["progs", *sys.argv[1:]]))
+                      iterations=iterations, seed=seed)
+    cfg.command = command or command_line(suites, quick, out, dataset, downscale, iterations, seed)
     t_all = time.perf_counter()
     results: dict[str, Any] = {
         "command": cfg.command, "machine": machine_info(), "suites_requested": names,

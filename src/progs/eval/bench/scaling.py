@@ -3,8 +3,8 @@
 Synthetic anchors (uniform random points on a 5-level octree whose finest grid is 256^3, random
 attributes as in ``tests/test_codec.py``) go through the real context model and coder. Each size is
 encoded in a fresh process (spawn), which writes the stream to disk; a second fresh process decodes
-it, so ``decode_peak_mb`` is the honest peak RSS (``ru_maxrss``) of a client decoding that stream
-(interpreter and torch included; ``baseline_mb`` is the peak before decoding starts).
+it, so ``decode_peak_mb`` is the honest peak RSS (``VmHWM``) of a client decoding that stream
+(interpreter and torch included; ``decode_baseline_mb`` is the peak before decoding starts).
 """
 
 from __future__ import annotations
@@ -26,6 +26,14 @@ LEVELS = 5
 
 
 def _maxrss_mb() -> float:
+    """Peak RSS (MiB) of this process's own address space: ``VmHWM`` on Linux. (``ru_maxrss`` keeps the
+    parent's RSS at fork time across the spawn's exec, which would inflate small children.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
