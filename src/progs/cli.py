@@ -382,7 +382,7 @@ def cmd_view(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from progs.eval.bench.runner import run_bench
 
-    run_bench(args.suite, quick=args.quick, out=args.out, dataset=args.dataset, downscale=args.downscale,
+    run_bench(args.suites or args.suite, quick=args.quick, out=args.out, dataset=args.dataset, downscale=args.downscale,
               iterations=args.iterations, seed=args.seed, log=_log)
     return 0
 
@@ -505,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_view)
 
     b = sub.add_parser("bench", help="benchmarks: rate-distortion, baselines, bitstream, speed, scaling, ablation")
+    b.add_argument("suites", nargs="?", help="same as --suite (e.g. `progs bench raster --out DIR`)")
     b.add_argument("--suite", default="all",
                    help="comma-separated: rd,baselines,bitstream,speed,scaling,ablation,raster or all (default)")
     b.add_argument("--quick", action="store_true", help="small budget (64x64 demo, short trainings; <= 10 min)")

@@ -32,7 +32,12 @@ def run(ws, out: Path) -> dict[str, Any]:
 
     rows = raster_rows(ws, out) if ws.cfg.quick else run_raster_bench(out / "raster", quick=False)
     plot_raster(rows, out / "raster.png")
-    return {"rows": rows, "plot": "raster.png"}
+    import json
+
+    from progs.atomic import write_bytes_atomic
+
+    write_bytes_atomic(out / "raster.json", (json.dumps(rows, indent=2) + "\n").encode())
+    return {"rows": rows, "plot": "raster.png", "json": "raster.json"}
 
 
 def _num(x: float | None) -> str:
