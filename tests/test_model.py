@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -125,7 +124,7 @@ def test_growth_levels_conflicts_and_new_state():
     a.validate()
     assert rep.grown == len(a) - n_old > 0
     assert torch.equal(a.keys[:n_old], old_keys) and torch.equal(a.levels[:n_old], old_levels)
-    new_k, new_l = a.keys[n_old:], a.levels[n_old:]
+    new_l = a.levels[n_old:]
     k2 = a.grid.voxel_of(pos[0:1], 2)[0]
     k3 = a.grid.voxel_of(pos[1:2], 3)[0]
     has = lambda k, lv: bool((((a.keys == k).all(-1)) & (a.levels == lv)).any())  # noqa: E731

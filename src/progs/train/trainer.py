@@ -12,9 +12,7 @@ generator, whose state is checkpointed with everything else.
 
 from __future__ import annotations
 
-import math
 import sys
-import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
@@ -22,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from progs.eval.metrics import psnr
-from progs.model.anchors import AdjustConfig, AdjustReport, AnchorSet
+from progs.model.anchors import AdjustConfig, AnchorSet
 from progs.model.gaussians import GaussianGenerator
 from progs.model.context import ContextConfig, ContextModel
 from progs.model.model import ProGSModel

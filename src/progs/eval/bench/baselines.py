@@ -111,7 +111,7 @@ def markdown(res: dict[str, Any]) -> list[str]:
         "| method | bytes | PSNR | SSIM |", "|---|---|---|---|",
         f"| 3DGS PLY (SH0, {g['gaussians']} Gaussians) | {g['ply_bytes']} | {g['psnr']:.2f} | {g['ssim']:.4f} |",
         f"| 3DGS PLY + zstd -{g['zstd']['level']} | {g['zstd']['bytes']} | {g['psnr']:.2f} | {g['ssim']:.4f} |",
-        f"| SPZ | unavailable | | |",
+        "| SPZ | unavailable | | |",
         f"| ProGS single-rate | {o['single_rate_bytes']} | {o['single_rate_psnr']:.2f} | {res['single_rate']['ssim']:.4f} |",
         f"| ProGS progressive (all LoDs) | {o['progressive_bytes']} | {o['progressive_psnr']:.2f} | "
         f"{res['progressive']['lods'][-1]['ssim']:.4f} |",

@@ -210,7 +210,7 @@ def markdown(res: dict[str, Any]) -> list[str]:
     lines = [head, "|---" * (2 + len(c["lods"])) + "|",
              f"| Enc (s) | {c['header_encode_s']} | " + " | ".join(str(x["encode_s"]) for x in c["lods"]) + " |",
              f"| Dec (s) | {c['header_decode_s']} | " + " | ".join(str(x["decode_s"]) for x in c["lods"]) + " |",
-             f"| anchors | | " + " | ".join(str(x["anchors"]) for x in c["lods"]) + " |",
+             "| anchors | | " + " | ".join(str(x["anchors"]) for x in c["lods"]) + " |",
              f"| FPS (CPU {r['width']}²) | | " + " | ".join(str(x["fps"]) for x in r["cpu"]) + " |", "",
              f"Whole stream: encode {c['encode_total_s']} s ({c['encode_anchors_per_s']} anchors/s), "
              f"decode {c['decode_total_s']} s ({c['decode_anchors_per_s']} anchors/s).",
