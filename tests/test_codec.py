@@ -1,7 +1,8 @@
-"""Bitstream v1: exact round trips, progressive prefixes, damage handling, determinism, coding cost."""
+"""Bitstream v2: exact round trips, progressive prefixes, damage handling, determinism, coding cost."""
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -10,13 +11,15 @@ import torch
 
 from progs import octree
 from progs.codec import structure
-from progs.codec.attributes import decode_symbols, encode_symbols, gaussian_bits
+from progs.codec.attributes import bin_table, decode_symbols, encode_symbols, ideal_bits
 from progs.codec.bytes import ByteReader, ByteWriter
 from progs.codec.container import MAGIC, PREAMBLE
 from progs.codec.errors import FormatError
 from progs.codec.stream import decode, encode
 from progs.model.anchors import AnchorSet
-from progs.model.context import ContextConfig, ContextModel
+from progs.kernels import kernel_available
+from progs.model import exact_math
+from progs.model.context import SCALE_BINS, ContextConfig, ContextModel
 from progs.model.model import ProGSModel
 
 
@@ -133,16 +136,72 @@ def test_encoding_is_deterministic_across_thread_counts():
 def test_attribute_coder_is_exact_and_within_one_percent_of_cross_entropy():
     rng = np.random.default_rng(1)
     n = 50_000
-    mu = rng.normal(0, 4, n)
-    sd = rng.uniform(0.3, 5, n)
-    sym = np.round(mu + sd * rng.normal(size=n)).astype(np.int64)
+    bins = rng.integers(0, 100, n).astype(np.uint8)
+    sd = SCALE_BINS.numpy()[bins] * rng.uniform(0.9, 1.1, n)
+    res = np.round(sd * rng.normal(size=n)).astype(np.int64)
     w = ByteWriter()
-    encode_symbols(w, sym, mu, sd)
+    encode_symbols(w, res, bins)
     data = w.getvalue()
-    back = decode_symbols(ByteReader(data, "test"), mu, sd)
-    assert np.array_equal(back, sym)
-    ideal = gaussian_bits(sym, mu, sd)
+    back = decode_symbols(ByteReader(data, "test"), bins)
+    assert np.array_equal(back, res)
+    ideal = ideal_bits(res, bins)
     assert len(data) * 8 <= ideal * 1.01 + 64
+
+
+def test_escaped_residuals_round_trip():
+    rng = np.random.default_rng(2)
+    n = 5000
+    bins = rng.integers(0, 40, n).astype(np.uint8)
+    res = np.round(SCALE_BINS.numpy()[bins] * rng.normal(size=n)).astype(np.int64)
+    far = rng.choice(n, 50, replace=False)
+    res[far] = rng.integers(-5000, 5000, 50)
+    assert any(abs(int(res[i])) > bin_table(int(bins[i]))[0] for i in far)
+    w = ByteWriter()
+    encode_symbols(w, res.reshape(100, 50), bins.reshape(100, 50))
+    back = decode_symbols(ByteReader(w.getvalue(), "test"), bins.reshape(100, 50))
+    assert np.array_equal(back, res.reshape(100, 50))
+
+
+def test_bin_tables_are_gaussian_and_normalised():
+    for b in (0, 20, 60, 127):
+        T, probs, _ = bin_table(b)
+        assert probs.shape == (2 * T + 2,) and abs(probs.sum() - 1) < 1e-12 and (probs > 0).all()
+        s = float(SCALE_BINS[b])
+        r = torch.arange(-T, T + 1, dtype=torch.float64)
+        exact = (torch.special.ndtr((r + 0.5) / s) - torch.special.ndtr((r - 0.5) / s)).numpy()
+        big = exact > 1e-6
+        assert np.allclose(probs[:-1][big], exact[big], rtol=2e-3)
+        kl_bits = float((exact[big] * np.log2(exact[big] / probs[:-1][big])).sum())
+        assert abs(kl_bits) < 1e-4  # the tabulated model costs < 1e-4 bit per symbol
+
+
+def test_exact_math_matches_libm():
+    x = torch.linspace(-40, 40, 20001, dtype=torch.float64)
+    assert torch.allclose(exact_math.exp(x.clamp(max=30)), torch.exp(x.clamp(max=30)), rtol=1e-7, atol=0)
+    assert torch.allclose(exact_math.softplus(x), torch.nn.functional.softplus(x, threshold=1e9), rtol=3e-7, atol=1e-12)
+    assert torch.allclose(exact_math.tanh(x), torch.tanh(x), rtol=0, atol=1e-7)
+    z = torch.linspace(0, 9, 901, dtype=torch.float64)
+    assert torch.allclose(exact_math.upper_tail(z), 0.5 * torch.special.erfc(z / math.sqrt(2)), rtol=3e-7, atol=0)
+
+
+def test_kernel_and_pytorch_coding_paths_agree_bit_for_bit():
+    if not kernel_available():
+        pytest.skip("C++ kernels unavailable: only the PyTorch path runs")
+    torch.manual_seed(0)
+    ctx = ContextModel(ContextConfig(log2_table_3d=10, log2_table_2d=10), seed=3)
+    with torch.no_grad():
+        for p in list(ctx.mlp_d.parameters()) + list(ctx.mlp_q.parameters()):
+            p.normal_(0, 0.5)
+    ctx.round_weights_to_fixed_point()
+    keys = torch.randint(0, 128, (3000, 3))
+    pos = (keys.double() + 0.5) / 128
+    h_kernel, h_torch = ctx.exact_features(pos, use_kernel=True), ctx.exact_features(pos, use_kernel=False)
+    assert torch.equal(h_kernel, h_torch)
+    terms = ctx.parent_terms(ctx.exact_features(((keys >> 1).double() + 0.5) / 64))
+    a, b = ctx.coding_params(h_kernel, terms, use_kernel=True), ctx.coding_params(h_kernel, terms, use_kernel=False)
+    for x, y in zip(a, b):
+        assert x.dtype == y.dtype and torch.equal(x, y)
+    assert len(torch.unique(a[1])) > 10  # many scale bins exercised
 
 
 @pytest.mark.parametrize("method", [structure.PARENT_INDEX, structure.OCCUPANCY])

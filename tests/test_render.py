@@ -255,7 +255,9 @@ def test_gsplat_parity() -> None:
 
 def test_build_failure_warns_once_and_falls_back(monkeypatch, tmp_path) -> None:
     saved = dict(cpu._state)
-    monkeypatch.setattr(cpu, "_SOURCE", tmp_path / "missing.cpp")
+    import progs.kernels as kernels
+
+    monkeypatch.setattr(kernels, "_SOURCES", [tmp_path / "missing.cpp"])
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
     monkeypatch.delenv("PROGS_DISABLE_CPU_KERNEL", raising=False)
     cpu._state.update(tried=False, module=None, error=None)

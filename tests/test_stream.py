@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from progs.cli import main
+from progs.codec.container import FORMAT_VERSION
 from progs.codec.stream import decode, encode
 from progs.errors import ProgsError
 from progs.stream.client import StreamClient
@@ -66,7 +67,7 @@ def _raw(url: str, path: str, headers: dict | None = None, method: str = "GET") 
 # ------------------------------------------------------------------------------------------- manifest
 def test_manifest_layout_and_round_trip(site, tmp_path):
     m, res = site["manifest"], site["res"]
-    assert m["format"] == "progs" and m["version"] == 1 and m["stream"] == "scene.progs"
+    assert m["format"] == "progs" and m["version"] == FORMAT_VERSION and m["stream"] == "scene.progs"
     assert m["total_bytes"] == len(res.data)
     assert m["header"] == {"offset": 0, "length": res.header_bytes}
     cum_anchors = 0

@@ -158,4 +158,4 @@ def test_cli_view_announces_each_lod_and_stops_on_ctrl_c(stream_dir):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, "".join(lines) + (proc.stdout.read() if proc.stdout else "")

@@ -1,70 +1,158 @@
-"""Arithmetic coding of quantized anchor attributes with per-symbol quantized-Gaussian models.
+"""Arithmetic coding of quantized anchor attributes with tabulated Gaussian models (format v2).
 
-Every symbol is an integer ``round(value / step)``; its model is a Gaussian with mean ``mu / step``
-and standard deviation ``sigma / step`` integrated over the unit bin around each integer (paper
-Eq. 15), clipped to ``[-R, R]`` where ``R`` (the largest magnitude in the chunk) is written before
-the data. Coding uses constriction's range coder.
+Each attribute channel is quantized *around its predicted mean* (as CompressAI's Gaussian
+conditional does): the symbol is the residual ``r = round(value / q - m)``, where ``m`` is the
+context model's mean in symbol units, and the decoded value is ``(r + m) · q``. The residual's model
+is a zero-mean Gaussian whose deviation (in symbol units) is one of :data:`SCALE_BINS` (128 bins,
+8 per octave), integrated over unit bins: a discrete distribution over ``[-T_b, T_b]`` plus an
+escape symbol, tabulated once per bin. Coding then needs no per-symbol model construction:
+
+1. the symbols of a chunk are grouped by bin (bins ascending; within a bin, anchor-major order) and
+   each group is range-coded with its bin's fixed ``Categorical`` model (constriction);
+2. the escaped residuals (``|r| > T_b``, rare) follow in the same range-coder stream, in anchor-major
+   order, each with constriction's ``QuantizedGaussian(-R, R)`` of its bin's deviation, where ``R`` is
+   the largest escaped magnitude (written before the data).
+
+The tables are built from the standard normal tail with IEEE arithmetic only
+(:mod:`progs.model.exact_math`), so encoder and decoder build the same models on every machine.
 """
 
 from __future__ import annotations
+
+import math
+from functools import lru_cache
 
 import constriction
 import numpy as np
 import torch
 
 from progs.codec.bytes import ByteReader, ByteWriter
+from progs.kernels import load_kernel
+from progs.model import exact_math
+from progs.model.context import SCALE_BINS
 
-MIN_STD = 1e-3  # in symbol units; constriction needs a positive finite deviation
-MAX_RANGE = 1 << 20
+MAX_RANGE = 1 << 20  # largest escaped residual magnitude a stream may announce
+TAIL_SIGMAS = 6.0  # a bin's table covers |r| <= ceil(6 · s_b) + 1
+ESCAPE_PROBABILITY = 2.0**-20  # floor of the escape symbol's probability
+MIN_PROBABILITY = 1e-12  # floor of a tabulated symbol's probability (before normalisation)
+NUM_BINS = int(SCALE_BINS.numel())
 
 
-def _model(r: int):
-    return constriction.stream.model.QuantizedGaussian(-r, r)
+@lru_cache(maxsize=None)
+def bin_table(b: int) -> tuple[int, np.ndarray, object]:
+    """Bin ``b``'s table: (T, probabilities over r = -T..T then escape, constriction model)."""
+    s = float(SCALE_BINS[b])
+    T = int(math.ceil(TAIL_SIGMAS * s)) + 1
+    # Q(z) at the bin edges 0.5, 1.5, ..., T + 0.5 (in units of s); p(r) = Q(r - 1/2) - Q(r + 1/2) for
+    # r >= 1, p(0) = 1 - 2 Q(1/2), symmetric; escape = 2 Q(T + 1/2), floored.
+    edges = (torch.arange(T + 1, dtype=torch.float64) + 0.5) / s
+    tail = exact_math.upper_tail(edges)
+    pos = (tail[:-1] - tail[1:]).clamp_min(MIN_PROBABILITY)
+    centre = (1.0 - 2.0 * tail[0]).clamp_min(MIN_PROBABILITY).reshape(1)
+    escape = torch.clamp_min(2.0 * tail[-1], ESCAPE_PROBABILITY).reshape(1)
+    probs = torch.cat([pos.flip(0), centre, pos, escape])
+    probs = (probs / probs.sum()).numpy()
+    return T, probs, constriction.stream.model.Categorical(probs, perfect=False)
 
 
-def encode_symbols(w: ByteWriter, symbols: np.ndarray, means: np.ndarray, stds: np.ndarray) -> None:
-    """Code int symbols with Gaussian models (all arrays the same shape, means/stds in symbol units)."""
-    sym = np.ascontiguousarray(symbols, dtype=np.int64).reshape(-1)
-    r = int(np.abs(sym).max()) if sym.size else 0
-    if r > MAX_RANGE:
-        raise ValueError(f"symbol magnitude {r} exceeds {MAX_RANGE}; the quantization step is too small")
-    w.u32(r)
-    if sym.size == 0:
-        w.u32(0)
-        return
-    mu = np.ascontiguousarray(means, dtype=np.float64).reshape(-1)
-    sd = np.maximum(np.ascontiguousarray(stds, dtype=np.float64).reshape(-1), MIN_STD)
+def _group(bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coding order (stable sort by bin) and the number of symbols per bin."""
+    ext = load_kernel()
+    if ext is not None:
+        order, counts = ext.group_by_bin(torch.from_numpy(bins))
+        return order.numpy(), counts.numpy()
+    return np.argsort(bins, kind="stable"), np.bincount(bins, minlength=256)
+
+
+def encode_symbols(w: ByteWriter, residuals: np.ndarray, bins: np.ndarray) -> None:
+    """Code integer residuals (any shape) whose scale bins are ``bins`` (same shape, uint8)."""
+    r = np.ascontiguousarray(residuals, dtype=np.int64).reshape(-1)
+    b = np.ascontiguousarray(bins, dtype=np.uint8).reshape(-1)
+    order, counts = _group(b)
+    rs = r[order]
     enc = constriction.stream.queue.RangeEncoder()
-    enc.encode(sym.astype(np.int32), _model(max(r, 1)), mu, sd)
-    words = enc.get_compressed()
-    w.array(words, "u4")
+    escaped_at: list[np.ndarray] = []
+    start = 0
+    for bi in np.nonzero(counts)[0]:
+        n = int(counts[bi])
+        T, _, model = bin_table(int(bi))
+        seg = rs[start:start + n]
+        esc = np.abs(seg) > T
+        idx = np.where(esc, 2 * T + 1, seg + T).astype(np.int32)
+        enc.encode(idx, model)
+        if esc.any():
+            escaped_at.append(order[start:start + n][esc])
+        start += n
+    esc_pos = np.sort(np.concatenate(escaped_at)) if escaped_at else np.zeros(0, dtype=np.int64)
+    R = int(np.abs(r[esc_pos]).max()) if esc_pos.size else 0
+    if R > MAX_RANGE:
+        raise ValueError(f"residual magnitude {R} exceeds {MAX_RANGE}; the quantization step is too small")
+    if esc_pos.size:
+        enc.encode(r[esc_pos].astype(np.int32), constriction.stream.model.QuantizedGaussian(-R, R),
+                   np.zeros(esc_pos.size), SCALE_BINS.numpy()[b[esc_pos]])
+    w.u32(R)
+    w.array(enc.get_compressed(), "u4")
 
 
-def decode_symbols(r: ByteReader, means: np.ndarray, stds: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`encode_symbols`; returns int64 symbols shaped like ``means``."""
-    rng = r.u32()
-    if rng > MAX_RANGE:
-        raise r.fail(f"symbol range {rng} exceeds {MAX_RANGE}")
-    n = means.size
-    words = r.array("u4", limit=max(r.remaining() // 4, 0))
-    if n == 0:
-        return np.zeros(means.shape, dtype=np.int64)
+def decode_symbols(rd: ByteReader, bins: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode_symbols`; returns int64 residuals shaped like ``bins``."""
+    R = rd.u32()
+    if R > MAX_RANGE:
+        raise rd.fail(f"escaped residual range {R} exceeds {MAX_RANGE}")
+    words = rd.array("u4", limit=max(rd.remaining() // 4, 0))
+    b = np.ascontiguousarray(bins, dtype=np.uint8).reshape(-1)
+    out = np.empty(b.size, dtype=np.int64)
+    if b.size == 0:
+        return out.reshape(bins.shape)
     if words.size == 0:
-        raise r.fail("attribute data is empty")
-    mu = np.ascontiguousarray(means, dtype=np.float64).reshape(-1)
-    sd = np.maximum(np.ascontiguousarray(stds, dtype=np.float64).reshape(-1), MIN_STD)
+        raise rd.fail("attribute data is empty")
+    order, counts = _group(b)
+    decoded = np.empty(b.size, dtype=np.int64)
+    escaped_at: list[np.ndarray] = []
     try:
         dec = constriction.stream.queue.RangeDecoder(words.astype(np.uint32))
-        sym = dec.decode(_model(max(rng, 1)), mu, sd)
-    except Exception as exc:
-        raise r.fail(f"attribute symbols do not decode ({exc})") from None
-    return np.asarray(sym, dtype=np.int64).reshape(means.shape)
+        start = 0
+        for bi in np.nonzero(counts)[0]:
+            n = int(counts[bi])
+            T, _, model = bin_table(int(bi))
+            idx = np.asarray(dec.decode(model, n), dtype=np.int64)
+            np.subtract(idx, T, out=decoded[start:start + n])
+            if int(idx.max()) == 2 * T + 1:
+                escaped_at.append(order[start:start + n][idx == 2 * T + 1])
+            start += n
+        out[order] = decoded
+        esc_pos = np.sort(np.concatenate(escaped_at)) if escaped_at else None
+        if esc_pos is not None:
+            if R == 0:
+                raise ValueError("escaped residuals but no escape range")
+            vals = dec.decode(constriction.stream.model.QuantizedGaussian(-R, R),
+                              np.zeros(esc_pos.size), SCALE_BINS.numpy()[b[esc_pos]])
+            out[esc_pos] = np.asarray(vals, dtype=np.int64)
+    except ValueError as exc:
+        raise rd.fail(f"attribute symbols do not decode ({exc})") from None
+    except Exception as exc:  # constriction raises on exhausted or invalid data
+        raise rd.fail(f"attribute symbols do not decode ({exc})") from None
+    return out.reshape(bins.shape)
 
 
-def gaussian_bits(symbols: np.ndarray, means: np.ndarray, stds: np.ndarray) -> float:
-    """The model's cross-entropy in bits of the symbols (what an ideal coder would spend)."""
-    mu = torch.as_tensor(np.asarray(means, dtype=np.float64))
-    sd = torch.as_tensor(np.maximum(np.asarray(stds, dtype=np.float64), MIN_STD))
-    s = torch.as_tensor(np.asarray(symbols, dtype=np.float64))
-    p = torch.special.ndtr((s + 0.5 - mu) / sd) - torch.special.ndtr((s - 0.5 - mu) / sd)
-    return float(-torch.log2(p.clamp_min(1e-12)).sum())
+def ideal_bits(residuals: np.ndarray, bins: np.ndarray) -> float:
+    """The model's cross-entropy in bits of the residuals (what an ideal coder spends on them)."""
+    r = np.asarray(residuals, dtype=np.int64).reshape(-1)
+    b = np.asarray(bins, dtype=np.uint8).reshape(-1)
+    total = 0.0
+    esc_r, esc_s = [], []
+    for bi in np.unique(b):
+        T, probs, _ = bin_table(int(bi))
+        seg = r[b == bi]
+        esc = np.abs(seg) > T
+        idx = np.where(esc, 2 * T + 1, seg + T)
+        total += float(-np.log2(probs[idx]).sum())
+        if esc.any():
+            esc_r.append(seg[esc])
+            esc_s.append(np.full(int(esc.sum()), float(SCALE_BINS[int(bi)])))
+    if esc_r:
+        er = torch.as_tensor(np.concatenate(esc_r), dtype=torch.float64)
+        es = torch.as_tensor(np.concatenate(esc_s))
+        p = torch.special.ndtr((er + 0.5) / es) - torch.special.ndtr((er - 0.5) / es)
+        total += float(-torch.log2(p.clamp_min(1e-300)).sum())
+    return total

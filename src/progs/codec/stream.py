@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import constriction
 import numpy as np
@@ -85,28 +86,48 @@ def _attribute_matrix(a: AnchorSet, idx: torch.Tensor) -> torch.Tensor:
     ).double()
 
 
-def _level_params(ctx: ContextModel, grid: octree.OctreeGrid, keys: torch.Tensor, level: int):
-    pos = normalised_positions(grid, keys, level)
-    if level > 1:
-        ppos = normalised_positions(grid, keys >> 1, level - 1)
-        has_parent = torch.ones(keys.shape[0], dtype=torch.bool)
-    else:
-        ppos = torch.zeros_like(pos)
-        has_parent = torch.zeros(keys.shape[0], dtype=torch.bool)
-    mean, scale, q = ctx.exact_params(pos, ppos, has_parent)
-    return mean, scale, ctx.step_per_channel(q)
+class _LevelContext:
+    """Walks the levels in order, computing each level's coding parameters; the parent features of
+    level l are the own features of level l-1 (a child's parent position is its parent anchor's
+    position), so each anchor's hash-grid features are computed once."""
+
+    def __init__(self, ctx: ContextModel, grid: octree.OctreeGrid):
+        self.ctx, self.grid = ctx, grid
+        self.prev_codes: torch.Tensor | None = None  # Morton codes of the previous level (ascending)
+        self.prev_terms: torch.Tensor | None = None
+
+    def params(self, keys: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mean in symbol units [N, D], scale bin [N, D] uint8, step per attribute type [N, 3])."""
+        h = self.ctx.exact_features(normalised_positions(self.grid, keys, level))
+        codes = octree.morton_encode(keys)
+        terms = None
+        if level > 1 and self.prev_codes is not None and self.prev_terms is not None:
+            # A level is in Morton order and a parent's code is its child's code >> 3.
+            parent = torch.searchsorted(self.prev_codes, codes >> 3).clamp_(max=max(self.prev_codes.numel() - 1, 0))
+            if keys.shape[0] and not bool(torch.equal(self.prev_codes[parent], codes >> 3)):
+                raise ValueError("an anchor's parent is missing from the previous level")
+            terms = self.prev_terms[parent]
+        mean, bins, q = self.ctx.coding_params(h, terms)
+        self.prev_codes, self.prev_terms = codes, self.ctx.parent_terms(h)
+        return mean, bins, q
 
 
-def _components(ctx: ContextModel, n_struct: int, symbols: np.ndarray, mean: np.ndarray, scale: np.ndarray, payload: int) -> dict[str, int]:
+def _dequantize(ctx: ContextModel, residuals: torch.Tensor, mean: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Attribute values ``(r + m) · q`` (float64), each type's block times its step."""
+    x = residuals.double() + mean
+    edges = np.cumsum((0,) + tuple(ctx.cfg.attr_dims))
+    for i in range(3):
+        x[:, edges[i]:edges[i + 1]] *= q[:, i:i + 1]
+    return x
+
+
+def _components(ctx: ContextModel, n_struct: int, residuals: np.ndarray, bins: np.ndarray, payload: int) -> dict[str, int]:
     """Payload bytes per component (Fig. 6): the level byte and structure as coded; the attribute bytes
     split among f, s, o in proportion to their ideal code lengths (they share one range-coder stream)."""
-    from progs.codec.attributes import gaussian_bits
+    from progs.codec.attributes import ideal_bits
 
     edges = np.cumsum((0,) + tuple(ctx.cfg.attr_dims))
-    bits = [
-        gaussian_bits(symbols[:, edges[i]:edges[i + 1]], mean[:, edges[i]:edges[i + 1]], scale[:, edges[i]:edges[i + 1]])
-        for i in range(3)
-    ]
+    bits = [ideal_bits(residuals[:, edges[i]:edges[i + 1]], bins[:, edges[i]:edges[i + 1]]) for i in range(3)]
     tot = sum(bits) or 1.0
     rest = payload - n_struct
     out = {"structure": n_struct}
@@ -190,6 +211,7 @@ def encode(
     stats: list[LodStats] = []
     recon_rows: list[torch.Tensor] = []
     prev_keys: torch.Tensor | None = None
+    level_ctx = _LevelContext(ctx, grid)
     levels_iter = range(1, L + 1)
     if progress:
         from tqdm import tqdm
@@ -209,14 +231,14 @@ def encode(
             assert prev_keys is not None
             method = structure.encode_children(w, prev_keys, keys)
         n_struct = len(w)
-        mean, scale, qc = _level_params(ctx, grid, keys, level)
-        symbols = torch.round(attrs / qc).to(torch.int64)
-        recon_rows.append(symbols.double() * qc)
-        sym_np, mean_np, scale_np = symbols.numpy(), (mean / qc).numpy(), (scale / qc).numpy()
-        encode_symbols(w, sym_np, mean_np, scale_np)
+        mean, bins, q = level_ctx.params(keys, level)
+        residuals = torch.round(attrs * ctx.step_per_channel(1.0 / q) - mean)
+        recon_rows.append(_dequantize(ctx, residuals, mean, q))
+        res_np, bins_np = residuals.to(torch.int64).numpy(), bins.numpy()
+        encode_symbols(w, res_np, bins_np)
         payload = w.getvalue()
         lod_payloads.append(payload)
-        comps = _components(ctx, n_struct, sym_np, mean_np, scale_np, len(payload))
+        comps = _components(ctx, n_struct, res_np, bins_np, len(payload))
         stats.append(LodStats(level, len(payload) + 12, int(keys.shape[0]), comps, structure.METHOD_NAMES[method],
                               time.perf_counter() - t0))
         prev_keys = keys
@@ -347,6 +369,8 @@ def decode(
     level_parts: list[torch.Tensor] = []
     attr_parts: list[torch.Tensor] = []
     stats: list[LodStats] = []
+    # 1. The structure of every wanted chunk (cheap; a damaged chunk fails here, before any work).
+    parsed: list[tuple[int, Any, ByteReader, torch.Tensor, int, int, float]] = []
     prev: torch.Tensor | None = None
     total = 0
     lod_chunks = scanned.chunks[1:]
@@ -364,19 +388,27 @@ def decode(
         keys, method = structure.decode_structure(r, level, prev, grid.base_depth, MAX_ANCHORS - total)
         if keys.numel() and (int(keys.min()) < 0 or int(keys.max()) >= grid.resolution(level)):
             raise r.fail(f"voxel keys outside the level-{level} grid")
-        n_struct = r.pos
-        mean, scale, qc = _level_params(ctx, grid, keys, level)
-        mean_np, scale_np = (mean / qc).numpy(), (scale / qc).numpy()
-        sym = decode_symbols(r, mean_np, scale_np)
+        parsed.append((level, ch, r, keys, method, r.pos, time.perf_counter() - t0))
+        total += keys.shape[0]
+        prev = keys
+    # 2. Per level: coding parameters from the structure, then the attribute symbols.
+    #    (Overlapping the two in threads does not pay: constriction holds the GIL while it decodes.)
+    level_ctx = _LevelContext(ctx, grid)
+    for level, ch, r, keys, method, n_struct, t_struct in parsed:
+        t0 = time.perf_counter()
+        try:
+            mean, bins, q = level_ctx.params(keys, level)
+        except ValueError as exc:
+            raise r.fail(str(exc)) from None
+        bins_np = bins.numpy()
+        res = decode_symbols(r, bins_np)
         r.expect_end()
-        attr_parts.append((torch.from_numpy(sym).double() * qc).float())
+        attr_parts.append(_dequantize(ctx, torch.from_numpy(res), mean, q).float())
         keys_parts.append(keys)
         level_parts.append(torch.full((keys.shape[0],), level, dtype=torch.int64))
-        total += keys.shape[0]
-        seconds = time.perf_counter() - t0
-        comps = _components(ctx, n_struct, sym, mean_np, scale_np, len(ch.payload)) if components else {}
+        seconds = t_struct + time.perf_counter() - t0
+        comps = _components(ctx, n_struct, res, bins_np, len(ch.payload)) if components else {}
         stats.append(LodStats(level, ch.size, int(keys.shape[0]), comps, structure.METHOD_NAMES[method], seconds))
-        prev = keys
     decoded = len(stats)
     model = None
     if decoded:

@@ -10,12 +10,14 @@ For anchor i with normalised position x_i in [0, 1]^3 and its parent's x_p (root
 Two evaluation paths share the parameters:
 
 - ``forward`` (float32, autograd) for training: rate estimates and quantization noise;
-- ``exact_params`` (float64, no autograd) for coding. It is bit-identical on every CPU and thread
-  count: interpolation uses only elementwise + and * in a fixed order; interpolated features and
-  hidden activations are snapped to a dyadic grid (multiples of 2^-12) and the weights are stored as
-  dyadic fixed-point numbers (int16 mantissas times 2^-e), so every product and every partial sum of
-  the matrix products is exact in float64 and summation order cannot matter; the final
-  transcendental functions (softplus, tanh) are followed by snapping the results to a coarse grid.
+- ``exact_features`` + ``coding_params`` (float64, no autograd) for coding. They are bit-identical
+  on every CPU and thread count: interpolation uses only elementwise + and * in a fixed order;
+  interpolated features and hidden activations are snapped to a dyadic grid (multiples of 2^-12)
+  and the weights are stored as dyadic fixed-point numbers (int16 mantissas times 2^-e), so every
+  product and every partial sum of the matrix products is exact in float64 and summation order
+  cannot matter; the final tanh/softplus come from :mod:`progs.model.exact_math` (IEEE + - * /
+  only). A C++ kernel (``csrc/context_exact.cpp``) computes both steps fast; the PyTorch twins
+  here give the same bits when it is unavailable.
 """
 
 from __future__ import annotations
@@ -27,12 +29,41 @@ import numpy as np
 import torch
 from torch import nn
 
+from progs.kernels import load_kernel
+from progs.model import exact_math
+
 PRIMES = (1, 2654435761, 805459861)
 ACT_GRID = 2.0**-12  # dyadic grid of context features and hidden activations in the exact path
 ACT_CLAMP = 2.0**10
 LEAKY = 1.0 / 64.0  # leaky-ReLU slope, a power of two so that it is exact
-MEAN_GRID = 2.0**-10  # grid of predicted means and deviations (in attribute units / step)
+MEAN_GRID = 2.0**-10  # grid of predicted means (in symbol units: attribute units / step)
 STEP_LEVELS = 4096  # q is snapped to Q0 * k / STEP_LEVELS * 2
+SCALE_FLOOR = 1e-4  # added to softplus for the predicted deviation (attribute units)
+
+
+# 2^(k/8) and 2^((k + 0.5)/8), k = 0..7, as double literals (the format fixes these values)
+OCTAVE_STEPS = (1.0, 1.0905077326652577, 1.189207115002721, 1.2968395546510096,
+                1.4142135623730951, 1.5422108254079407, 1.681792830507429, 1.8340080864093424)
+OCTAVE_THRESHOLDS = (1.0442737824274138, 1.1387886347566916, 1.241857812073484, 1.3542555469368927,
+                     1.4768261459394993, 1.6104903319492543, 1.7562521603732995, 1.9152065613971474)
+NUM_SCALE_BINS = 128
+SCALE_MIN_EXPONENT = -4
+
+
+def _scale_bins() -> tuple[torch.Tensor, torch.Tensor]:
+    """The coder's deviations in symbol units: 128 bins, 8 per octave from 2^-4 (~3700 at the top).
+
+    ``bin[b] = 2^(b // 8 - 4) · OCTAVE_STEPS[b % 8]``; a deviation s falls into bin b when
+    ``threshold[b-1] <= s < threshold[b]`` with ``threshold[b] = 2^(b // 8 - 4) ·
+    OCTAVE_THRESHOLDS[b % 8]`` (the geometric midpoint). Scaling by powers of two is exact, so the
+    values are the same on every machine, and the bin of s can be read from its binary exponent
+    and a comparison of its mantissa with the eight octave thresholds."""
+    values = [math.ldexp(OCTAVE_STEPS[b % 8], b // 8 + SCALE_MIN_EXPONENT) for b in range(NUM_SCALE_BINS)]
+    thresholds = [math.ldexp(OCTAVE_THRESHOLDS[b % 8], b // 8 + SCALE_MIN_EXPONENT) for b in range(NUM_SCALE_BINS - 1)]
+    return torch.tensor(values, dtype=torch.float64), torch.tensor(thresholds, dtype=torch.float64)
+
+
+SCALE_BINS, SCALE_THRESHOLDS = _scale_bins()
 
 
 @dataclass
@@ -244,42 +275,101 @@ class ContextModel(nn.Module):
         """Make the float weights equal their stored fixed-point values (done before encoding)."""
         self.load_fixed_point_weights(self.fixed_point_weights())
 
-    @staticmethod
-    def _exact_mlp(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        l1, l2 = seq[0], seq[2]
-        h = x @ l1.weight.detach().double().T + l1.bias.detach().double()
+    def _first_layer_weights(self, part: slice) -> torch.Tensor:
+        """MLP_d's and MLP_q's first-layer weights for a part of the context, stacked [Hd + Hq, F]."""
+        return torch.cat([self.mlp_d[0].weight.detach()[:, part], self.mlp_q[0].weight.detach()[:, part]]).double().T
+
+    @torch.no_grad()
+    def parent_terms(self, h: torch.Tensor) -> torch.Tensor:
+        """First-layer pre-activations [N, Hd + Hq] contributed by features ``h`` in the *parent*
+        half of the context. Siblings share them: the codec computes them once per parent."""
+        F = self.cfg.feature_dim
+        return h.double() @ self._first_layer_weights(slice(F, 2 * F))
+
+    def _exact_mlps(self, h_own: torch.Tensor, parent_terms: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """MLP_d and MLP_q outputs in float64. Every product and partial sum is a dyadic number well
+        inside float64's 53 bits, so splitting the first layer's sum (own + parent) is exact."""
+        F = self.cfg.feature_dim
+        pre = h_own.double() @ self._first_layer_weights(slice(0, F))
+        if parent_terms is not None:
+            pre = pre + parent_terms
+        bias = torch.cat([self.mlp_d[0].bias.detach(), self.mlp_q[0].bias.detach()]).double()
+        h = pre + bias
         h = torch.where(h >= 0, h, h * LEAKY)
         h = torch.round(h.clamp(-ACT_CLAMP, ACT_CLAMP) / ACT_GRID) * ACT_GRID
-        return h @ l2.weight.detach().double().T + l2.bias.detach().double()
+        Hd = self.cfg.hidden
+        l2d, l2q = self.mlp_d[2], self.mlp_q[2]
+        d = h[:, :Hd] @ l2d.weight.detach().double().T + l2d.bias.detach().double()
+        t = h[:, Hd:] @ l2q.weight.detach().double().T + l2q.bias.detach().double()
+        return d, t
+
+    def _binary_grids_f64(self) -> tuple[torch.Tensor, torch.Tensor]:
+        g3 = torch.where(self.grid3.detach() >= 0, 1.0, -1.0).double().contiguous()
+        g2 = torch.where(self.grid2.detach() >= 0, 1.0, -1.0).double().contiguous()
+        return g3, g2
+
+    @torch.no_grad()
+    def exact_features(self, pos: torch.Tensor, use_kernel: bool = True) -> torch.Tensor:
+        """Snapped float64 hash-grid features [N, F] at normalised positions (the coding path).
+
+        Uses the C++ kernel when it is available (``use_kernel``), else the PyTorch path; both give
+        the same bits."""
+        g3, g2 = self._binary_grids_f64()
+        pos = pos.double().contiguous()
+        ext = load_kernel() if use_kernel else None
+        if ext is not None:
+            return ext.hashgrid_features(g3, g2, pos, list(self.res3), list(self.res2))
+        return self._features(pos, g3, g2, snap=True)
+
+    @torch.no_grad()
+    def coding_params(
+        self, h_own: torch.Tensor, parent_terms: torch.Tensor | None, use_kernel: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Deterministic coding parameters from an anchor's exact features and its parent's
+        :meth:`parent_terms` (None for roots, whose parent context is zero).
+
+        Returns ``(mean [N, D], bin [N, D] uint8, step [N, 3])``: the predicted mean in symbol units
+        (units of the channel's step, snapped to 2^-10), the index into :data:`SCALE_BINS` of the
+        predicted deviation in symbol units, and the step per attribute type. Call
+        ``round_weights_to_fixed_point`` first (the decoder's weights are the fixed-point ones)."""
+        ext = load_kernel() if use_kernel else None
+        if ext is not None:
+            F = self.cfg.feature_dim
+            l2d, l2q = self.mlp_d[2], self.mlp_q[2]
+            bias = torch.cat([self.mlp_d[0].bias.detach(), self.mlp_q[0].bias.detach()]).double()
+            terms = parent_terms if parent_terms is not None else torch.zeros(0, bias.numel(), dtype=torch.float64)
+            return tuple(ext.coding_params(
+                h_own.double(), terms.double(), self._first_layer_weights(slice(0, F)), bias,
+                l2d.weight.detach().double().T, l2d.bias.detach().double(),
+                l2q.weight.detach().double().T, l2q.bias.detach().double(), LEAKY, ACT_CLAMP, ACT_GRID,
+                [float(v) for v in self.cfg.q0], list(self.cfg.attr_dims), list(OCTAVE_THRESHOLDS),
+                SCALE_MIN_EXPONENT, NUM_SCALE_BINS, exact_math.EXP_COEFFS, exact_math.INV_ODD,
+                STEP_LEVELS, MEAN_GRID, SCALE_FLOOR,
+            ))
+        d, t = self._exact_mlps(h_own, parent_terms)
+        return self._coding_params_reference(d, t)
+
+    def _coding_params_reference(self, d: torch.Tensor, t: torch.Tensor):
+        """PyTorch twin of the C++ ``coding_params`` (same operations, same order, same bits)."""
+        D = self.cfg.attr_total
+        q0 = torch.tensor(self.cfg.q0, dtype=torch.float64)
+        k = torch.clamp(torch.round((1 + exact_math.tanh(t)) * float(STEP_LEVELS // 2)), 1, STEP_LEVELS)
+        q = q0 * k * (2.0 / STEP_LEVELS)
+        inv = self.step_per_channel(1.0 / q)
+        mean = torch.round(d[:, :D] * inv * (1.0 / MEAN_GRID)) * MEAN_GRID
+        scale = (exact_math.softplus(d[:, D:]) + SCALE_FLOOR) * inv
+        bins = torch.searchsorted(SCALE_THRESHOLDS, scale, right=True).to(torch.uint8)
+        return mean, bins, q
 
     @torch.no_grad()
     def exact_params(
-        self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor
+        self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor, use_kernel: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Deterministic float64 (mean [N, D], scale [N, D], step [N, 3]) for coding.
-
-        Call ``round_weights_to_fixed_point`` first (the decoder's weights are the fixed-point ones).
-        """
-        g3 = torch.where(self.grid3.detach() >= 0, 1.0, -1.0).double()
-        g2 = torch.where(self.grid2.detach() >= 0, 1.0, -1.0).double()
-        pos = pos.double()
-        parent_pos = parent_pos.double()
-        hi = self._features(pos, g3, g2, snap=True)
-        # Siblings share a parent: features of each distinct parent position once (rows are independent).
-        upos, inverse = torch.unique(parent_pos, dim=0, return_inverse=True)
-        hp = self._features(upos, g3, g2, snap=True)[inverse] * has_parent[:, None].double()
-        ctx = torch.cat([hi, hp], dim=1)
-        d = self._exact_mlp(self.mlp_d, ctx)
-        D = self.cfg.attr_total
-        q0 = torch.tensor(self.cfg.q0, dtype=torch.float64)
-        t = torch.tanh(self._exact_mlp(self.mlp_q, ctx))
-        k = torch.clamp(torch.round((1 + t) * (STEP_LEVELS / 2)), 1, STEP_LEVELS)
-        q = q0 * k * (2.0 / STEP_LEVELS)
-        qc = self.step_per_channel(q)
-        mean = torch.round(d[:, :D] / qc / MEAN_GRID) * MEAN_GRID * qc
-        scale = torch.nn.functional.softplus(d[:, D:]) + 1e-4
-        scale = torch.clamp(torch.round(scale / qc / MEAN_GRID), min=1) * MEAN_GRID * qc
-        return mean, scale, q
+        """:meth:`coding_params` at positions (features of the parents computed here; the codec
+        reuses the previous level's features instead)."""
+        hi = self.exact_features(pos, use_kernel)
+        hp = self.exact_features(parent_pos, use_kernel) * has_parent[:, None].double()
+        return self.coding_params(hi, self.parent_terms(hp), use_kernel)
 
     # -------------------------------------------------------------------------- grid export
     def grid_bits(self) -> np.ndarray:

@@ -1,11 +1,7 @@
-"""The C++/OpenMP compositing kernel (``csrc/rasterize.cpp``): JIT build, availability and autograd.
+"""The C++/OpenMP compositing kernel (``progs/csrc/rasterize.cpp``) behind autograd.
 
-The kernel is built lazily on first use with ``torch.utils.cpp_extension.load`` (``-O3 -fopenmp``)
-into ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/progs/torch_extensions``, in a subfolder per Python and
-torch version; torch's file baton serialises concurrent builds and later imports load the cached
-library without compiling. If the build fails, :func:`kernel_available` warns once and returns
-False, and callers fall back to the pure-PyTorch reference. ``PROGS_DISABLE_CPU_KERNEL=1`` turns the
-kernel off without a warning.
+Building and loading the extension is :mod:`progs.kernels`' job; if it is unavailable,
+:func:`kernel_available` is False and callers fall back to the pure-PyTorch reference.
 
 :func:`composite` has the signature and the exact semantics of
 :func:`progs.render.reference.composite_reference`; it accepts float32 (the fast path) and float64.
@@ -13,75 +9,14 @@ kernel off without a warning.
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
-import warnings
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 
+from progs.kernels import _state, build_directory, kernel_available, load_kernel
 from progs.render.projection import ALPHA_MAX, ALPHA_MIN, T_MIN, TILE_SIZE
 
 __all__ = ["kernel_available", "composite", "load_kernel", "build_directory"]
-
-_EXT_NAME = "progs_rasterize"
-_SOURCE = Path(__file__).resolve().parent / "csrc" / "rasterize.cpp"
-_lock = threading.Lock()
-_state: dict[str, Any] = {"tried": False, "module": None, "error": None}
-
-
-def build_directory() -> Path:
-    """Where the compiled kernel is cached (created on demand)."""
-    base = os.environ.get("TORCH_EXTENSIONS_DIR")
-    root = Path(base) if base else Path.home() / ".cache" / "progs" / "torch_extensions"
-    tag = f"py{sys.version_info[0]}{sys.version_info[1]}_torch{torch.__version__.replace('+', '_')}"
-    return root / tag / _EXT_NAME
-
-
-def load_kernel() -> ModuleType | None:
-    """Build (first time) or load the extension; None if that fails. Never raises."""
-    with _lock:
-        if _state["tried"]:
-            return _state["module"]
-        _state["tried"] = True
-        if os.environ.get("PROGS_DISABLE_CPU_KERNEL", "") not in ("", "0"):
-            _state["error"] = "disabled by PROGS_DISABLE_CPU_KERNEL"
-            return None
-        try:
-            from torch.utils.cpp_extension import load
-
-            build_dir = build_directory()
-            build_dir.mkdir(parents=True, exist_ok=True)
-            module = load(
-                name=_EXT_NAME,
-                sources=[str(_SOURCE)],
-                extra_cflags=["-O3", "-fopenmp"],
-                extra_ldflags=["-fopenmp"],
-                build_directory=str(build_dir),
-                verbose=False,
-            )
-            _state["module"] = module
-        except BaseException as exc:  # noqa: BLE001 - a failed build must never crash progs
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            msg = str(exc).strip().splitlines()
-            short = msg[-1] if msg else type(exc).__name__
-            _state["error"] = f"{type(exc).__name__}: {short}"
-            warnings.warn(
-                "progs: the C++ CPU rasterizer could not be built "
-                f"({_state['error']}); falling back to the slow pure-PyTorch reference renderer",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return _state["module"]
-
-
-def kernel_available() -> bool:
-    """Whether the C++ kernel can be used (builds it on the first call; warns once on failure)."""
-    return load_kernel() is not None
 
 
 class _Composite(torch.autograd.Function):

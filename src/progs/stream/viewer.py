@@ -105,6 +105,7 @@ class ProgressiveViewer:
         self.history: list[tuple[float, int]] = []  # (monotonic time, LoD) each time the scene changed
         self.error: str | None = None
         self.done = threading.Event()
+        self._stopping = threading.Event()
         self._lock = threading.RLock()
         self._setting_slider = False
         self._follow = True
@@ -138,6 +139,8 @@ class ProgressiveViewer:
             total, it = iter_source(self.source, self.max_bytes, self.bandwidth)
             self.total_lods = total
             for lod, nbytes, result in it:
+                if self._stopping.is_set():
+                    break
                 if self.total_lods is None:
                     self.total_lods = result.lods_in_stream
                 if result.model is None:
@@ -159,7 +162,8 @@ class ProgressiveViewer:
             self._update_status()
         finally:
             self.done.set()
-            self._update_status()
+            if not self._stopping.is_set():
+                self._update_status()
 
     def _frame_camera(self, sp: LodSplats) -> None:
         if len(sp) == 0:
@@ -239,6 +243,12 @@ class ProgressiveViewer:
         return self.done.wait(timeout)
 
     def stop(self) -> None:
+        """Stop streaming (waiting for a decode in progress, so that the interpreter never shuts
+        down under a running C++ kernel), then the web server."""
+        self._stopping.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=30)
         if self._server is not None:
             self._server.stop()
             self._server = None

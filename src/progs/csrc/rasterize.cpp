@@ -20,6 +20,8 @@
 
 #include <torch/extension.h>
 
+#include "kernels.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -480,6 +482,8 @@ std::vector<torch::Tensor> backward_impl(
   return {v_means2d, v_conics, v_colors, v_opac};
 }
 
+}  // namespace
+
 std::vector<torch::Tensor> composite_forward(torch::Tensor means2d, torch::Tensor conics,
                                              torch::Tensor colors, torch::Tensor opacities,
                                              torch::Tensor depths, torch::Tensor radii,
@@ -522,14 +526,4 @@ std::vector<torch::Tensor> composite_backward(
   TORCH_CHECK(means2d.scalar_type() == torch::kFloat32, "inputs must be float32 or float64");
   return backward_impl<float>(means2d, conics, colors, opacities, background, v_image, v_alpha,
                               tfinal, last, tile_offsets, ids, slots, goff, P);
-}
-
-}  // namespace
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "progs CPU Gaussian compositing (tile rasterizer, forward and backward)";
-  m.def("forward", &composite_forward,
-        "composite projected Gaussians: returns image, alpha, T_final, last, tile_offsets, ids, slots, goff");
-  m.def("backward", &composite_backward,
-        "gradients w.r.t. means2d, conics, colors, opacities");
 }

@@ -1,0 +1,17 @@
+// Python bindings of progs' C++ kernels (one extension module, built by progs.kernels).
+#include "kernels.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "progs C++ kernels: CPU Gaussian compositing (forward, backward) and exact hash-grid features";
+  m.def("forward", &composite_forward,
+        "composite projected Gaussians: returns image, alpha, T_final, last, tile_offsets, ids, slots, goff");
+  m.def("backward", &composite_backward, "gradients w.r.t. means2d, conics, colors, opacities");
+  // These take and return tensors only: they run without the GIL, so other Python threads (a
+  // viewer's web server, say) keep running while a stream decodes.
+  const auto nogil = pybind11::call_guard<pybind11::gil_scoped_release>();
+  m.def("hashgrid_features", &hashgrid_features, nogil,
+        "exact float64 hash-grid interpolation snapped to 2^-12 (the context model's coding path)");
+  m.def("coding_params", &coding_params, nogil,
+        "the context MLPs fused with the exact steps, snapped means (symbol units) and scale bins");
+  m.def("group_by_bin", &group_by_bin, nogil, "stable counting sort of uint8 scale bins: (order, counts)");
+}

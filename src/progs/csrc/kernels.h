@@ -1,0 +1,30 @@
+// Declarations of progs' C++ kernels (defined in rasterize.cpp and context_exact.cpp).
+#pragma once
+
+#include <torch/extension.h>
+
+#include <vector>
+
+std::vector<torch::Tensor> composite_forward(torch::Tensor means2d, torch::Tensor conics,
+                                             torch::Tensor colors, torch::Tensor opacities,
+                                             torch::Tensor depths, torch::Tensor radii,
+                                             torch::Tensor background, int64_t width, int64_t height,
+                                             int64_t tile, double alpha_max, double alpha_min,
+                                             double t_min);
+std::vector<torch::Tensor> composite_backward(
+    torch::Tensor means2d, torch::Tensor conics, torch::Tensor colors, torch::Tensor opacities,
+    torch::Tensor background, torch::Tensor v_image, torch::Tensor v_alpha, torch::Tensor tfinal,
+    torch::Tensor last, torch::Tensor tile_offsets, torch::Tensor ids, torch::Tensor slots,
+    torch::Tensor goff, int64_t width, int64_t height, int64_t tile, double alpha_max,
+    double alpha_min, double t_min);
+torch::Tensor hashgrid_features(torch::Tensor tables3, torch::Tensor tables2, torch::Tensor pos,
+                                std::vector<int64_t> res3, std::vector<int64_t> res2);
+std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, torch::Tensor w1t, torch::Tensor b1,
+                                         torch::Tensor w2dt, torch::Tensor b2d, torch::Tensor w2qt, torch::Tensor b2q,
+                                         double leaky, double act_clamp, double act_grid,
+                                         std::vector<double> q0,
+                                         std::vector<int64_t> attr_dims, std::vector<double> octave_thresholds,
+                                         int64_t min_exponent, int64_t num_bins,
+                                         std::vector<double> exp_coeffs, std::vector<double> inv_odd,
+                                         int64_t step_levels, double mean_grid, double scale_floor);
+std::vector<torch::Tensor> group_by_bin(torch::Tensor bins);

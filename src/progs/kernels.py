@@ -1,0 +1,100 @@
+"""progs' C++ kernels (``csrc/``): one extension module, JIT-built once and cached.
+
+It holds the CPU rasterizer's compositing (``forward``/``backward``, used by
+``progs.render.cpu``) and the context model's exact hash-grid interpolation
+(``hashgrid_features``, used by ``progs.model.context`` when coding). The module is built lazily on
+first use with ``torch.utils.cpp_extension.load`` (``-O3 -fopenmp -ffp-contract=off``: no fused
+multiply-add, so float64 results are the same on every CPU) into ``$TORCH_EXTENSIONS_DIR`` or
+``~/.cache/progs/torch_extensions``, in a subfolder per Python and torch version; torch's file baton
+serialises concurrent builds and later imports load the cached library without compiling. If the
+build fails, :func:`load_kernel` warns once and returns None, and callers fall back to their
+pure-PyTorch paths (same results, slower). ``PROGS_DISABLE_CPU_KERNEL=1`` turns the kernels off
+without a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+__all__ = ["load_kernel", "kernel_available", "build_directory", "kernel_error"]
+
+_EXT_NAME = "progs_kernels"
+_CSRC = Path(__file__).resolve().parent / "csrc"
+_SOURCES = [_CSRC / "bindings.cpp", _CSRC / "rasterize.cpp", _CSRC / "context_exact.cpp"]
+_HEADERS = [_CSRC / "kernels.h"]
+_lock = threading.Lock()
+_state: dict[str, Any] = {"tried": False, "module": None, "error": None}
+
+
+def build_directory() -> Path:
+    """Where the compiled kernels are cached (created on demand)."""
+    base = os.environ.get("TORCH_EXTENSIONS_DIR")
+    root = Path(base) if base else Path.home() / ".cache" / "progs" / "torch_extensions"
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}_torch{torch.__version__.replace('+', '_')}"
+    return root / tag / _EXT_NAME
+
+
+def _headers_hash() -> str:
+    h = hashlib.sha1()
+    for p in _HEADERS:
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def load_kernel() -> ModuleType | None:
+    """Build (first time) or load the extension; None if that fails. Never raises."""
+    with _lock:
+        if _state["tried"]:
+            return _state["module"]
+        _state["tried"] = True
+        if os.environ.get("PROGS_DISABLE_CPU_KERNEL", "") not in ("", "0"):
+            _state["error"] = "disabled by PROGS_DISABLE_CPU_KERNEL"
+            return None
+        try:
+            from torch.utils.cpp_extension import load
+
+            build_dir = build_directory()
+            build_dir.mkdir(parents=True, exist_ok=True)
+            module = load(
+                name=_EXT_NAME,
+                sources=[str(s) for s in _SOURCES],
+                # the header's hash in the flags: torch rebuilds when sources or flags change
+                extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off", f"-DPROGS_HEADERS_HASH=0x{_headers_hash()}"],
+                extra_ldflags=["-fopenmp"],
+                build_directory=str(build_dir),
+                verbose=False,
+            )
+            _state["module"] = module
+        except BaseException as exc:  # noqa: BLE001 - a failed build must never crash progs
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            msg = str(exc).strip().splitlines()
+            short = msg[-1] if msg else type(exc).__name__
+            _state["error"] = f"{type(exc).__name__}: {short}"
+            warnings.warn(
+                "progs: the C++ kernels could not be built "
+                f"({_state['error']}); falling back to the slow pure-PyTorch paths "
+                "(reference rasterizer, PyTorch hash grid)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return _state["module"]
+
+
+def kernel_available() -> bool:
+    """Whether the C++ kernels can be used (builds them on the first call; warns once on failure)."""
+    return load_kernel() is not None
+
+
+def kernel_error() -> str | None:
+    """Why the kernels are unavailable (None if they loaded or were not tried yet)."""
+    return _state["error"]
