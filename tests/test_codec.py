@@ -162,6 +162,22 @@ def test_escaped_residuals_round_trip():
     assert np.array_equal(back, res.reshape(100, 50))
 
 
+def test_decoder_without_kernels_gives_the_same_residuals(monkeypatch):
+    rng = np.random.default_rng(3)
+    bins = rng.integers(0, 60, (400, 68)).astype(np.uint8)
+    res = np.round(SCALE_BINS.numpy()[bins] * rng.normal(size=bins.shape)).astype(np.int64)
+    res[rng.integers(0, 400, 20), rng.integers(0, 68, 20)] = 4000  # escapes
+    w = ByteWriter()
+    encode_symbols(w, res, bins)
+    data = w.getvalue()
+    fast = decode_symbols(ByteReader(data, "test"), bins)
+    import progs.codec.attributes as attributes
+
+    monkeypatch.setattr(attributes, "load_kernel", lambda: None)
+    slow = decode_symbols(ByteReader(data, "test"), bins)
+    assert np.array_equal(fast, res) and np.array_equal(slow, res)
+
+
 def test_bin_tables_are_gaussian_and_normalised():
     for b in (0, 20, 60, 127):
         T, probs, _ = bin_table(b)

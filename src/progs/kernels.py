@@ -3,9 +3,10 @@
 It holds the CPU rasterizer's compositing (``forward``/``backward``, used by
 ``progs.render.cpu``) and the context model's exact hash-grid interpolation
 (``hashgrid_features``, used by ``progs.model.context`` when coding). The module is built lazily on
-first use with ``torch.utils.cpp_extension.load`` (``-O3 -fopenmp -ffp-contract=off``: no fused
-multiply-add, so float64 results are the same on every CPU) into ``$TORCH_EXTENSIONS_DIR`` or
-``~/.cache/progs/torch_extensions``, in a subfolder per Python and torch version; torch's file baton
+first use with ``torch.utils.cpp_extension.load`` (``-O3 -march=native -fopenmp -ffp-contract=off``:
+vector instructions of this CPU, but no fused multiply-add and no reassociation, so float64 results
+are the same on every CPU) into ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/progs/torch_extensions``,
+in a subfolder per Python version, torch version and CPU instruction set; torch's file baton
 serialises concurrent builds and later imports load the cached library without compiling. If the
 build fails, :func:`load_kernel` warns once and returns None, and callers fall back to their
 pure-PyTorch paths (same results, slower). ``PROGS_DISABLE_CPU_KERNEL=1`` turns the kernels off
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import sys
 import threading
 import warnings
@@ -35,11 +37,25 @@ _lock = threading.Lock()
 _state: dict[str, Any] = {"tried": False, "module": None, "error": None}
 
 
+def _cpu_tag() -> str:
+    """A short fingerprint of this CPU's instruction set: the kernels are built with -march=native,
+    so a cache shared between machines (a network home directory) must not mix their builds."""
+    flags = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags += line
+                break
+    except OSError:
+        flags += platform.processor()
+    return hashlib.sha1(flags.encode()).hexdigest()[:8]
+
+
 def build_directory() -> Path:
     """Where the compiled kernels are cached (created on demand)."""
     base = os.environ.get("TORCH_EXTENSIONS_DIR")
     root = Path(base) if base else Path.home() / ".cache" / "progs" / "torch_extensions"
-    tag = f"py{sys.version_info[0]}{sys.version_info[1]}_torch{torch.__version__.replace('+', '_')}"
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}_torch{torch.__version__.replace('+', '_')}_cpu{_cpu_tag()}"
     return root / tag / _EXT_NAME
 
 
@@ -68,7 +84,7 @@ def load_kernel() -> ModuleType | None:
                 name=_EXT_NAME,
                 sources=[str(s) for s in _SOURCES],
                 # the header's hash in the flags: torch rebuilds when sources or flags change
-                extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off", f"-DPROGS_HEADERS_HASH=0x{_headers_hash()}"],
+                extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffp-contract=off", f"-DPROGS_HEADERS_HASH=0x{_headers_hash()}"],
                 extra_ldflags=["-fopenmp"],
                 build_directory=str(build_dir),
                 verbose=False,

@@ -107,22 +107,30 @@ def decode_symbols(rd: ByteReader, bins: np.ndarray) -> np.ndarray:
     if words.size == 0:
         raise rd.fail("attribute data is empty")
     order, counts = _group(b)
-    decoded = np.empty(b.size, dtype=np.int64)
-    escaped_at: list[np.ndarray] = []
+    ext = load_kernel()
     try:
         dec = constriction.stream.queue.RangeDecoder(words.astype(np.uint32))
+        sorted_idx = np.empty(b.size, dtype=np.int32)
+        tails = np.zeros(256, dtype=np.int64)
         start = 0
         for bi in np.nonzero(counts)[0]:
             n = int(counts[bi])
             T, _, model = bin_table(int(bi))
-            idx = np.asarray(dec.decode(model, n), dtype=np.int64)
-            np.subtract(idx, T, out=decoded[start:start + n])
-            if int(idx.max()) == 2 * T + 1:
-                escaped_at.append(order[start:start + n][idx == 2 * T + 1])
+            tails[bi] = T
+            sorted_idx[start:start + n] = dec.decode(model, n)
             start += n
-        out[order] = decoded
-        esc_pos = np.sort(np.concatenate(escaped_at)) if escaped_at else None
-        if esc_pos is not None:
+        if ext is not None:
+            res, esc = ext.ungroup_symbols(torch.from_numpy(order), torch.from_numpy(sorted_idx),
+                                           torch.from_numpy(counts), torch.from_numpy(tails))
+            out, esc_pos = res.numpy(), esc.numpy()
+        else:
+            bins_sorted = b[order]
+            t_sorted = tails[bins_sorted]
+            idx = sorted_idx.astype(np.int64)
+            is_esc = idx == 2 * t_sorted + 1
+            out[order] = np.where(is_esc, 0, idx - t_sorted)
+            esc_pos = np.sort(order[is_esc])
+        if esc_pos.size:
             if R == 0:
                 raise ValueError("escaped residuals but no escape range")
             vals = dec.decode(constriction.stream.model.QuantizedGaussian(-R, R),

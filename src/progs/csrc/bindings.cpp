@@ -14,4 +14,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("coding_params", &coding_params, nogil,
         "the context MLPs fused with the exact steps, snapped means (symbol units) and scale bins");
   m.def("group_by_bin", &group_by_bin, nogil, "stable counting sort of uint8 scale bins: (order, counts)");
+  m.def("ungroup_symbols", &ungroup_symbols, nogil,
+        "decoded categorical indices, grouped by bin, back to residuals in anchor order (+ escaped positions)");
 }

@@ -10,6 +10,7 @@
 
 #include "kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -250,6 +251,7 @@ std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, t
     for (int64_t f = 0; f < F; ++f) {
       const double x = hi[f];
       const double* w = w1 + f * H;
+      #pragma omp simd
       for (int64_t k = 0; k < H; ++k) hid[k] = hid[k] + x * w[k];
     }
     for (int64_t k = 0; k < H; ++k) {
@@ -260,12 +262,15 @@ std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, t
       v = v < -act_clamp ? -act_clamp : (v > act_clamp ? act_clamp : v);
       hid[k] = round_even(v / act_grid) * act_grid;
     }
+    #pragma omp simd
     for (int64_t c = 0; c < 2 * D; ++c) dloc[c] = 0.0;
     for (int64_t k = 0; k < Hd; ++k) {
       const double x = hid[k];
       const double* w = w2d + k * 2 * D;
+      #pragma omp simd
       for (int64_t c = 0; c < 2 * D; ++c) dloc[c] = dloc[c] + x * w[c];
     }
+    #pragma omp simd
     for (int64_t c = 0; c < 2 * D; ++c) dloc[c] = dloc[c] + bb2d[c];
     for (int c = 0; c < 3; ++c) tloc[c] = 0.0;
     for (int64_t k = 0; k < Hq; ++k)
@@ -289,12 +294,15 @@ std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, t
     const double* dm = dloc;
     const double* dz = dm + D;
     double iqc[kMaxD], x[kMaxD], kf[kMaxD], r[kMaxD], p[kMaxD], e[kMaxD], u[kMaxD], sv[kMaxD];
+    #pragma omp simd
     for (int64_t j = 0; j < D; ++j) iqc[j] = inv[channel_type[j]];
+    #pragma omp simd
     for (int64_t j = 0; j < D; ++j) {
       const double xm = dm[j] * iqc[j] * inv_grid;
       const double rm = std::fabs(xm) < kTwo51 ? (xm + kMagic) - kMagic : xm;
       mp[i * D + j] = rm * mean_grid;
     }
+    #pragma omp simd
     for (int64_t j = 0; j < D; ++j) {
       double a = -std::fabs(dz[j]);
       a = a < -700.0 ? -700.0 : a;
@@ -304,9 +312,12 @@ std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, t
       kf[j] = ry > y ? ry - 1.0 : ry;
       r[j] = (a - kf[j] * kLn2Hi) - kf[j] * kLn2Lo;
     }
+    #pragma omp simd
     for (int64_t j = 0; j < D; ++j) p[j] = ec[nec - 1];
     for (int c = nec - 2; c >= 0; --c)
+      #pragma omp simd
       for (int64_t j = 0; j < D; ++j) p[j] = p[j] * r[j] + ec[c];
+    #pragma omp simd
     for (int64_t j = 0; j < D; ++j) {
       const double biased = kf[j] + 4503599627371519.0;  // 2^52 + 1023 + k, exact
       uint64_t bits;
@@ -316,17 +327,21 @@ std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, t
       std::memcpy(&pw, &bits, sizeof(pw));
       e[j] = p[j] * pw;
     }
+    #pragma omp simd
     for (int64_t j = 0; j < D; ++j) {
       u[j] = e[j] / (2.0 + e[j]);
       x[j] = u[j] * u[j];
       p[j] = io[nio - 1];
     }
     for (int c = nio - 2; c >= 0; --c)
+      #pragma omp simd
       for (int64_t j = 0; j < D; ++j) p[j] = p[j] * x[j] + io[c];
+    #pragma omp simd
     for (int64_t j = 0; j < D; ++j) {
       const double sp = (dz[j] > 0.0 ? dz[j] : 0.0) + 2.0 * (u[j] * p[j]);
       sv[j] = (sp + scale_floor) * iqc[j];
     }
+    #pragma omp simd
     for (int64_t j = 0; j < D; ++j) {
       // The number of thresholds 2^(b//8 + min_exponent) * oth[b % 8] that are <= s (s > 0, normal):
       // 8 per whole octave below s's binary exponent, plus the octave thresholds <= its mantissa.
@@ -366,4 +381,46 @@ std::vector<torch::Tensor> group_by_bin(torch::Tensor bins) {
   int64_t* o = order.data_ptr<int64_t>();
   for (int64_t i = 0; i < N; ++i) o[start[b[i]]++] = i;
   return {order, counts};
+}
+
+// Inverse of group_by_bin for decoded symbol indices: sorted_idx [N] int32 holds, bin after bin
+// (counts [256]), each symbol's categorical index i = r + T_b (escape: 2 T_b + 1; tails [256] holds
+// T_b). Returns (residuals [N] int64 in the original order, escaped positions [E] int64 ascending);
+// an escaped residual is left 0 for the caller to fill.
+std::vector<torch::Tensor> ungroup_symbols(torch::Tensor order, torch::Tensor sorted_idx, torch::Tensor counts,
+                                           torch::Tensor tails) {
+  TORCH_CHECK(order.dtype() == torch::kInt64 && sorted_idx.dtype() == torch::kInt32 && counts.dtype() == torch::kInt64 &&
+                  tails.dtype() == torch::kInt64 && counts.numel() == 256 && tails.numel() == 256 &&
+                  order.numel() == sorted_idx.numel(),
+              "ungroup_symbols: bad arguments");
+  order = order.contiguous();
+  sorted_idx = sorted_idx.contiguous();
+  counts = counts.contiguous();
+  tails = tails.contiguous();
+  const int64_t N = order.numel();
+  const int64_t* o = order.data_ptr<int64_t>();
+  const int32_t* s = sorted_idx.data_ptr<int32_t>();
+  const int64_t* c = counts.data_ptr<int64_t>();
+  const int64_t* t = tails.data_ptr<int64_t>();
+  auto out = torch::empty({N}, torch::dtype(torch::kInt64));
+  int64_t* r = out.data_ptr<int64_t>();
+  std::vector<int64_t> escaped;
+  int64_t pos = 0;
+  for (int b = 0; b < 256; ++b) {
+    const int64_t T = t[b], esc = 2 * t[b] + 1, end = pos + c[b];
+    TORCH_CHECK(end <= N, "ungroup_symbols: counts exceed the symbols");
+    for (; pos < end; ++pos) {
+      const int64_t v = s[pos];
+      if (v == esc) {
+        r[o[pos]] = 0;
+        escaped.push_back(o[pos]);
+      } else {
+        r[o[pos]] = v - T;
+      }
+    }
+  }
+  std::sort(escaped.begin(), escaped.end());
+  auto esc_t = torch::empty({static_cast<int64_t>(escaped.size())}, torch::dtype(torch::kInt64));
+  if (!escaped.empty()) std::memcpy(esc_t.data_ptr<int64_t>(), escaped.data(), escaped.size() * sizeof(int64_t));
+  return {out, esc_t};
 }

@@ -28,3 +28,5 @@ std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, t
                                          std::vector<double> exp_coeffs, std::vector<double> inv_odd,
                                          int64_t step_levels, double mean_grid, double scale_floor);
 std::vector<torch::Tensor> group_by_bin(torch::Tensor bins);
+std::vector<torch::Tensor> ungroup_symbols(torch::Tensor order, torch::Tensor sorted_idx, torch::Tensor counts,
+                                           torch::Tensor tails);
