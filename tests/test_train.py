@@ -204,3 +204,24 @@ def test_ablation_flags_change_behaviour(scene, monkeypatch):
     a.train(progress=False)
     b.train(progress=False)
     assert not torch.equal(a.model.anchors.feature, b.model.anchors.feature)
+
+
+def test_level_refinement_moves_only_that_levels_anchors(scene):
+    t = Trainer(scene, _cfg(iterations=40, refine_fraction=0.3))
+    assert [t.refine_level(i) for i in (0, 27, 28, 31, 32, 35, 36, 39, 40)] == [None, None, 1, 1, 2, 2, 3, 3, None]
+    while t.iteration < 32:  # through the main phase and the level-1 refinement
+        t.step()
+    a = t.model.anchors
+    before = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+    feats = a.feature.detach().clone()
+    for _ in range(4):
+        rec = t.step()
+        assert rec["refine_level"] == 2
+    after = t.model.state_dict()
+    for k, v in before.items():
+        if not k.startswith("anchors."):
+            assert torch.equal(v, after[k]), f"{k} changed during level refinement"
+    lv2 = a.levels == 2
+    assert not torch.equal(a.feature.detach()[lv2], feats[lv2])
+    assert torch.equal(a.feature.detach()[~lv2], feats[~lv2])
+    octree.validate_strict_octree(a.keys, a.levels, a.grid)

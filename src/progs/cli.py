@@ -45,6 +45,10 @@ def _train_config(args: argparse.Namespace, defaults: dict | None = None):
         cfg.init_random_points = args.init_points
     if getattr(args, "c2f_samples", None):
         cfg.c2f_coarse_samples = args.c2f_samples
+    if getattr(args, "refine_fraction", None) is not None:
+        if not 0.0 <= args.refine_fraction < 1.0:
+            raise ProgsError(f"--refine-fraction must lie in [0, 1), got {args.refine_fraction}")
+        cfg.refine_fraction = args.refine_fraction
     if defaults is not None and "init_level" not in defaults:
         cfg.init_level = max(1, cfg.levels - 3)
     cfg.adjust = not args.no_adjust
@@ -397,6 +401,9 @@ def _training_options(p: argparse.ArgumentParser, iterations: int = 2000, base_d
     p.add_argument("--init-points", type=int, help="random initial points when the dataset has no SfM points (default 20000)")
     p.add_argument("--c2f-samples", type=int,
                    help="coarser LoDs rendered per step besides the finest (default: all; 1 is faster)")
+    p.add_argument("--refine-fraction", type=float,
+                   help="experimental: last fraction of the iterations spent refining each level's own anchors on "
+                        "its own LoD (coarse to fine, MLPs frozen; default 0 = off, the paper's schedule)")
     p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
     p.add_argument("--no-infonce", action="store_true", help="ablation: no parent-child InfoNCE loss")
     p.add_argument("--no-c2f", action="store_true", help="ablation: single-LoD loss instead of coarse-to-fine")
