@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from plyfile import PlyData, PlyElement
 
-from progs.cli import main
+from progs.cli import DEMO_DEFAULTS, main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -150,6 +150,6 @@ def test_demo_pipeline_writes_stream_table_and_plot(tmp_path):
     for name in ("scene.progs", "scene.progs.json", "rd.png", "decoded.ply", "results.json", "results.md"):
         assert (out / name).stat().st_size > 0, name
     res = json.loads((out / "results.json").read_text())
-    assert [r["lod"] for r in res["stream"]] == [1, 2, 3, 4, 5]
+    assert [r["lod"] for r in res["stream"]] == list(range(1, DEMO_DEFAULTS["levels"] + 1))
     cum = [r["cumulative_bytes"] for r in res["stream"]]
     assert cum == sorted(cum) and cum[-1] == res["total_bytes"] == (out / "scene.progs").stat().st_size
