@@ -94,6 +94,12 @@ class Workspace:
         from progs.train.trainer import TrainConfig
 
         cfg = TrainConfig(iterations=self.cfg.train_iterations(), seed=self.cfg.seed, lambda_e=lambda_e)
+        if self.dataset_name == "demo":  # the embedded scene: the preset `progs demo` trains with
+            from progs.presets import demo_overrides
+
+            for k, v in demo_overrides().items():
+                if k != "iterations":
+                    setattr(cfg, k, v)
         for k, v in overrides.items():
             setattr(cfg, k, v)
         return cfg
