@@ -8,6 +8,7 @@ import shutil
 import pytest
 import torch
 
+from progs import kernels
 from progs.render import cpu, rasterize
 from progs.render.projection import project_gaussians
 from progs.render.reference import composite_reference
@@ -19,7 +20,7 @@ def _kernel_or_skip() -> None:
         pytest.skip("C++ kernel disabled by PROGS_DISABLE_CPU_KERNEL")
     if shutil.which("c++") is None and shutil.which("g++") is None:
         pytest.skip("no C++ compiler to build the CPU rasterizer")
-    assert cpu.kernel_available(), f"C++ rasterizer failed to build: {cpu._state['error']}"
+    assert cpu.kernel_available(), f"C++ rasterizer failed to build: {kernels.kernel_error()}"
 
 
 @pytest.fixture(scope="module")
@@ -254,13 +255,11 @@ def test_gsplat_parity() -> None:
 
 
 def test_build_failure_warns_once_and_falls_back(monkeypatch, tmp_path) -> None:
-    saved = dict(cpu._state)
-    import progs.kernels as kernels
-
+    saved = dict(kernels._state)
     monkeypatch.setattr(kernels, "_SOURCES", [tmp_path / "missing.cpp"])
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
     monkeypatch.delenv("PROGS_DISABLE_CPU_KERNEL", raising=False)
-    cpu._state.update(tried=False, module=None, error=None)
+    kernels._state.update(tried=False, module=None, error=None)
     try:
         with pytest.warns(RuntimeWarning, match="could not be built") as record:
             assert cpu.kernel_available() is False
@@ -272,5 +271,5 @@ def test_build_failure_warns_once_and_falls_back(monkeypatch, tmp_path) -> None:
         rimg, _, _ = rasterize(means, quats, scales, opac, colors, cam, bg, backend="reference")
         assert torch.equal(img, rimg)
     finally:
-        cpu._state.clear()
-        cpu._state.update(saved)
+        kernels._state.clear()
+        kernels._state.update(saved)

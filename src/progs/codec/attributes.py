@@ -35,7 +35,6 @@ MAX_RANGE = 1 << 20  # largest escaped residual magnitude a stream may announce
 TAIL_SIGMAS = 6.0  # a bin's table covers |r| <= ceil(6 · s_b) + 1
 ESCAPE_PROBABILITY = 2.0**-20  # floor of the escape symbol's probability
 MIN_PROBABILITY = 1e-12  # floor of a tabulated symbol's probability (before normalisation)
-NUM_BINS = int(SCALE_BINS.numel())
 
 
 @lru_cache(maxsize=None)
@@ -136,9 +135,7 @@ def decode_symbols(rd: ByteReader, bins: np.ndarray) -> np.ndarray:
             vals = dec.decode(constriction.stream.model.QuantizedGaussian(-R, R),
                               np.zeros(esc_pos.size), SCALE_BINS.numpy()[b[esc_pos]])
             out[esc_pos] = np.asarray(vals, dtype=np.int64)
-    except ValueError as exc:
-        raise rd.fail(f"attribute symbols do not decode ({exc})") from None
-    except Exception as exc:  # constriction raises on exhausted or invalid data
+    except Exception as exc:  # constriction raises on exhausted or invalid data; ValueError from the checks
         raise rd.fail(f"attribute symbols do not decode ({exc})") from None
     return out.reshape(bins.shape)
 

@@ -112,6 +112,11 @@ class _LevelContext:
         return mean, bins, q
 
 
+def _quantize(ctx: ContextModel, attrs: torch.Tensor, mean: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Residuals ``round(value · (1/q) − m)`` (float64 holding integers) around the predicted means."""
+    return torch.round(attrs * ctx.step_per_channel(1.0 / q) - mean)
+
+
 def _dequantize(ctx: ContextModel, residuals: torch.Tensor, mean: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Attribute values ``(r + m) · q`` (float64), each type's block times its step."""
     x = residuals.double() + mean
@@ -232,7 +237,7 @@ def encode(
             method = structure.encode_children(w, prev_keys, keys)
         n_struct = len(w)
         mean, bins, q = level_ctx.params(keys, level)
-        residuals = torch.round(attrs * ctx.step_per_channel(1.0 / q) - mean)
+        residuals = _quantize(ctx, attrs, mean, q)
         recon_rows.append(_dequantize(ctx, residuals, mean, q))
         res_np, bins_np = residuals.to(torch.int64).numpy(), bins.numpy()
         encode_symbols(w, res_np, bins_np)

@@ -279,6 +279,10 @@ class ContextModel(nn.Module):
         """MLP_d's and MLP_q's first-layer weights for a part of the context, stacked [Hd + Hq, F]."""
         return torch.cat([self.mlp_d[0].weight.detach()[:, part], self.mlp_q[0].weight.detach()[:, part]]).double().T
 
+    def _first_layer_bias(self) -> torch.Tensor:
+        """MLP_d's and MLP_q's first-layer biases, stacked [Hd + Hq] (float64)."""
+        return torch.cat([self.mlp_d[0].bias.detach(), self.mlp_q[0].bias.detach()]).double()
+
     @torch.no_grad()
     def parent_terms(self, h: torch.Tensor) -> torch.Tensor:
         """First-layer pre-activations [N, Hd + Hq] contributed by features ``h`` in the *parent*
@@ -293,8 +297,7 @@ class ContextModel(nn.Module):
         pre = h_own.double() @ self._first_layer_weights(slice(0, F))
         if parent_terms is not None:
             pre = pre + parent_terms
-        bias = torch.cat([self.mlp_d[0].bias.detach(), self.mlp_q[0].bias.detach()]).double()
-        h = pre + bias
+        h = pre + self._first_layer_bias()
         h = torch.where(h >= 0, h, h * LEAKY)
         h = torch.round(h.clamp(-ACT_CLAMP, ACT_CLAMP) / ACT_GRID) * ACT_GRID
         Hd = self.cfg.hidden
@@ -336,7 +339,7 @@ class ContextModel(nn.Module):
         if ext is not None:
             F = self.cfg.feature_dim
             l2d, l2q = self.mlp_d[2], self.mlp_q[2]
-            bias = torch.cat([self.mlp_d[0].bias.detach(), self.mlp_q[0].bias.detach()]).double()
+            bias = self._first_layer_bias()
             terms = parent_terms if parent_terms is not None else torch.zeros(0, bias.numel(), dtype=torch.float64)
             return tuple(ext.coding_params(
                 h_own.double(), terms.double(), self._first_layer_weights(slice(0, F)), bias,
@@ -360,16 +363,6 @@ class ContextModel(nn.Module):
         scale = (exact_math.softplus(d[:, D:]) + SCALE_FLOOR) * inv
         bins = torch.searchsorted(SCALE_THRESHOLDS, scale, right=True).to(torch.uint8)
         return mean, bins, q
-
-    @torch.no_grad()
-    def exact_params(
-        self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor, use_kernel: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`coding_params` at positions (features of the parents computed here; the codec
-        reuses the previous level's features instead)."""
-        hi = self.exact_features(pos, use_kernel)
-        hp = self.exact_features(parent_pos, use_kernel) * has_parent[:, None].double()
-        return self.coding_params(hi, self.parent_terms(hp), use_kernel)
 
     # -------------------------------------------------------------------------- grid export
     def grid_bits(self) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from progs.kernels import _state, build_directory, kernel_available, load_kernel
+from progs.kernels import build_directory, kernel_available, kernel_error, load_kernel
 from progs.render.projection import ALPHA_MAX, ALPHA_MIN, T_MIN, TILE_SIZE
 
 __all__ = ["kernel_available", "composite", "load_kernel", "build_directory"]
@@ -87,7 +87,7 @@ def composite(
     Same arguments and semantics as :func:`progs.render.reference.composite_reference`; differentiable
     w.r.t. means2d, conics, colors, opacities and background. Requires :func:`kernel_available`."""
     if load_kernel() is None:
-        raise RuntimeError(f"the C++ CPU rasterizer is unavailable ({_state['error']})")
+        raise RuntimeError(f"the C++ CPU rasterizer is unavailable ({kernel_error()})")
     dtype = torch.float64 if means2d.dtype == torch.float64 else torch.float32
     C = colors.shape[-1]
 

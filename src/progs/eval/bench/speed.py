@@ -66,7 +66,7 @@ def _symbols(ws: Workspace) -> tuple[np.ndarray, np.ndarray]:
     """The reference model's quantized attribute residuals and their scale bins, as the encoder
     computes them."""
     from progs import octree
-    from progs.codec.stream import _attribute_matrix, _LevelContext
+    from progs.codec.stream import _attribute_matrix, _LevelContext, _quantize
     from progs.train.run import load_run_model
 
     model, _ = load_run_model(ws.get("full").run)
@@ -80,7 +80,7 @@ def _symbols(ws: Workspace) -> tuple[np.ndarray, np.ndarray]:
     for level in range(1, a.grid.num_levels + 1):
         sel = levels == level
         mean, b, q = level_ctx.params(keys[sel], level)
-        res.append(torch.round(attrs[sel] * ctx.step_per_channel(1.0 / q) - mean).to(torch.int64).numpy().reshape(-1))
+        res.append(_quantize(ctx, attrs[sel], mean, q).to(torch.int64).numpy().reshape(-1))
         bins.append(b.numpy().reshape(-1))
     return np.concatenate(res), np.concatenate(bins)
 
