@@ -130,9 +130,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from progs.codec.export import model_to_cloud, write_cloud
     from progs.codec.stream import decode
+    from progs.io.writers import cloud_format, write_cloud
+    from progs.model.cloud import model_to_cloud
 
+    cloud_format(args.out, args.format)  # refuse an unknown format before decoding
     res = decode(_read_stream(args.stream), max_lod=args.lod, source=args.stream)
     if res.model is None:
         raise ProgsError(f"{args.stream}: no LoD could be decoded ({res.problem})")
@@ -152,7 +154,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
     from progs.atomic import write_bytes_atomic
-    from progs.codec.export import model_to_cloud, write_cloud
+    from progs.io.writers import write_cloud
+    from progs.model.cloud import model_to_cloud
     from progs.eval.figures import contact_sheet, save_image
     from progs.eval.report import markdown_lod_table, rd_plot
     from progs.io.demo_scene import demo_gaussians, load_demo_scene
@@ -347,11 +350,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         write_bytes_atomic(out, bytes(client.data))
         _log(f"wrote {out} ({len(client.data):,} bytes, LoD {last.lods_decoded} of {last.lods_in_stream})")
         return 0
-    try:
-        from progs.codec.export import model_to_cloud
-    except ImportError:
-        raise ProgsError("PLY export is not available in this build (progs.codec.export); use --out NAME.progs") from None
     from progs.io.ply import write_ply
+    from progs.model.cloud import model_to_cloud
 
     cloud = model_to_cloud(last.model, None)
     write_ply(out, cloud)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from progs.errors import ProgsError
+from progs.model.cloud import model_to_cloud
 
 
 @dataclass
@@ -36,23 +37,8 @@ class LodSplats:
 
 def _cloud_arrays(model, lod: int) -> tuple[torch.Tensor, ...]:
     """(means, quats, scales, opacities, colors) of the Gaussians of LoD ``lod`` (view-independent export)."""
-    try:
-        from progs.codec.export import model_to_cloud
-    except ImportError:
-        model_to_cloud = None
-    with torch.no_grad():
-        if model_to_cloud is not None:
-            c = model_to_cloud(model, lod)
-            return c.means, c.quats, c.scales, c.opacities, c.colors
-        # fallback: generate for a camera on the +z side of the scene, every anchor (no culling)
-        from progs.scene import Camera
-
-        grid = model.grid
-        centre = torch.tensor(grid.origin, dtype=torch.float64) + grid.size / 2
-        eye = centre + torch.tensor([0.0, 0.0, 2.0 * grid.size], dtype=torch.float64)
-        cam = Camera.look_at(eye, centre, (0.0, 1.0, 0.0), width=256, height=256)
-        g = model.generate(cam, lod, cull=False)
-        return g.means, g.quats, g.scales, g.opacities, g.colors
+    c = model_to_cloud(model, lod)
+    return c.means, c.quats, c.scales, c.opacities, c.colors
 
 
 def lod_splats(model, lod: int, nbytes: int) -> LodSplats:
