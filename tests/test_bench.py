@@ -11,9 +11,9 @@ import json
 import pytest
 
 from progs.cli import main
-from progs.eval.bench.common import TINY_ENV, loglog_exponent
-from progs.eval.bench.runner import SUITES, parse_suites
-from progs.eval.bench.scaling import points_for_anchors
+from progs.bench.common import TINY_ENV, loglog_exponent
+from progs.bench.runner import SUITES, parse_suites
+from progs.bench.scaling import points_for_anchors
 from progs.errors import ProgsError
 
 PLOTS = {"rd": "rd.png", "baselines": "baselines.png", "bitstream": "bitstream.png", "scaling": "scaling.png",

@@ -33,13 +33,13 @@ def _random_model(n_points: int = 600, seed: int = 0) -> tuple[ProGSModel, Conte
         a.offsets.copy_(torch.randn(a.offsets.shape, generator=g) * 0.5)
         a.scaling.add_(torch.randn(a.scaling.shape, generator=g) * 0.01)
     ctx = ContextModel(ContextConfig.for_anchor_count(len(a)), seed=seed)
-    return ProGSModel(a), ctx
+    return ProGSModel(a, context=ctx), ctx
 
 
 @pytest.fixture(scope="module")
 def encoded():
     model, ctx = _random_model()
-    return model, encode(model, ctx, background=torch.tensor([0.1, 0.2, 0.3]))
+    return model, encode(model, background=torch.tensor([0.1, 0.2, 0.3]))
 
 
 def _anchors_equal(x: AnchorSet, y: AnchorSet) -> bool:
@@ -119,10 +119,10 @@ def test_encoding_is_deterministic_across_thread_counts():
     try:
         torch.set_num_threads(1)
         model, ctx = _random_model(seed=3)
-        a = encode(model, ctx).data
+        a = encode(model).data
         torch.set_num_threads(2)
         model, ctx = _random_model(seed=3)
-        b = encode(model, ctx).data
+        b = encode(model).data
         assert a == b
         torch.set_num_threads(1)
         d1 = decode(a).model.anchors

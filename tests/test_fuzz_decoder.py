@@ -37,8 +37,8 @@ def _small_stream() -> tuple[bytes, list[tuple[str, int, int]]]:
     from progs.model.gaussians import GaussianGenerator
 
     cfg = ContextConfig(levels_3d=2, levels_2d=1, log2_table_3d=6, log2_table_2d=6, hidden=8, attr_dims=(8, 6, 6))
-    model = ProGSModel(a, GaussianGenerator(8, 2, 3, hidden=8))
-    res = encode(model, ContextModel(cfg))
+    model = ProGSModel(a, GaussianGenerator(8, 2, 3, hidden=8), ContextModel(cfg))
+    res = encode(model)
     return res.data, res.chunk_offsets
 
 

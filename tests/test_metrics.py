@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from progs.eval.metrics import lpips, psnr, ssim
+from progs.metrics import lpips, psnr, ssim
 
 
 def test_psnr_known_value():

@@ -8,8 +8,9 @@ import torch
 from progs.codec.stream import decode, encode
 from progs.io.demo_scene import load_demo_scene
 from progs.model.context import gaussian_rate_bits
-from progs.train.rate import attribute_matrix, context_inputs
-from progs.train.trainer import TrainConfig, Trainer, evaluate_lods
+from progs.train.rate import context_inputs
+from progs.eval.quality import evaluate_lods
+from progs.train.trainer import TrainConfig, Trainer
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +23,7 @@ def trained():
     cfg = TrainConfig(iterations=160, c2f_coarse_samples=1, adjust_interval=40)
     tr = Trainer(scene, cfg)
     tr.train(progress=False)
-    res = encode(tr.model, tr.model.context, background=scene.background)
+    res = encode(tr.model, background=scene.background)
     return scene, tr, res
 
 
@@ -42,7 +43,7 @@ def test_estimated_bits_track_the_coded_size(trained):
         pos, ppos, hp = context_inputs(model.anchors)
         mean, scale, q = ctx(pos, ppos, hp)
         qc = ctx.step_per_channel(q)
-        attrs = attribute_matrix(model.anchors)
+        attrs = model.anchors.attribute_matrix()
         quantized = torch.round(attrs / qc) * qc
         estimate = float(gaussian_rate_bits(quantized, mean, scale, qc).sum())
     coded = sum((s.components["f"] + s.components["s"] + s.components["o"]) * 8 for s in res.lods)

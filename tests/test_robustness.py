@@ -25,7 +25,7 @@ def _tiny_stream(seed: int) -> bytes:
     scene = load_demo_scene(views=10, size=24)
     tr = Trainer(scene, TrainConfig(iterations=40, seed=seed, adjust_interval=10, c2f_coarse_samples=1))
     tr.train(progress=False)
-    return encode(tr.model, tr.model.context, background=scene.background).data
+    return encode(tr.model, background=scene.background).data
 
 
 @pytest.mark.slow

@@ -18,9 +18,10 @@ from progs.cli import main
 from progs.codec.container import FORMAT_VERSION
 from progs.codec.stream import decode, encode
 from progs.errors import ProgsError
+from progs.codec.header import read_chunk_table
 from progs.stream.client import StreamClient
 from progs.stream.manifest import (
-    build_manifest, chunk_table_from_header, lods_within, lods_within_time, manifest_for_stream,
+    build_manifest, lods_within, lods_within_time, manifest_for_stream,
     manifest_from_header, read_manifest, write_manifest,
 )
 from progs.stream.server import start_server
@@ -36,7 +37,7 @@ def site(tmp_path_factory):
     pub = root / "pub"
     pub.mkdir()
     model, ctx = _random_model(600)
-    res = encode(model, ctx, background=torch.tensor([0.0, 0.0, 0.0]))
+    res = encode(model, background=torch.tensor([0.0, 0.0, 0.0]))
     quality = [{"lod": k, "psnr": 20.0 + k, "ssim": 0.5 + 0.1 * k} for k in range(1, 5)]
     manifest = build_manifest(res, "scene.progs", quality)
     (pub / "scene.progs").write_bytes(res.data)
@@ -83,7 +84,7 @@ def test_manifest_layout_and_round_trip(site, tmp_path):
     assert all(e["anchors"] is None and e["psnr"] is None for e in hdr["lods"])
     full = manifest_for_stream(res.data, "scene.progs")
     assert [e["anchors"] for e in full["lods"]] == [e["anchors"] for e in m["lods"]]
-    assert chunk_table_from_header(res.data, "s") == (res.header_bytes, [e["length"] for e in m["lods"]])
+    assert read_chunk_table(res.data, "s") == (res.header_bytes, [e["length"] for e in m["lods"]])
     # atomic write leaves no temporary files
     write_manifest(tmp_path / "x.json", m)
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]

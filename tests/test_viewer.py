@@ -24,7 +24,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--headless=new", "--disable-b
 def stream_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("view")
     model, ctx = _random_model(600)
-    res = encode(model, ctx, background=torch.tensor([0.0, 0.0, 0.0]))
+    res = encode(model, background=torch.tensor([0.0, 0.0, 0.0]))
     (d / "scene.progs").write_bytes(res.data)
     manifest = build_manifest(res, "scene.progs")
     write_manifest(d / "scene.progs.json", manifest)

@@ -98,7 +98,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
     from progs.train.run import load_dataset, load_run_model
-    from progs.train.trainer import evaluate_lods
+    from progs.eval.quality import evaluate_lods
 
     target = Path(args.target)
     if target.is_dir():
@@ -369,7 +369,7 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------- bench
 def cmd_bench(args: argparse.Namespace) -> int:
-    from progs.eval.bench.runner import run_bench
+    from progs.bench.runner import run_bench
 
     run_bench(args.suites or args.suite, quick=args.quick, out=args.out, dataset=args.dataset, downscale=args.downscale,
               iterations=args.iterations, seed=args.seed, log=_log)

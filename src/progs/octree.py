@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -90,6 +91,18 @@ class OctreeGrid:
                 f"octree too deep: base depth {self.base_depth} + {self.num_levels} levels gives "
                 f"{self.base_depth + self.num_levels - 1} bits per axis, at most {MAX_DEPTH} are supported"
             )
+
+    # -- serialisation (checkpoints, stream header) ---------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"origin", "size", "base_depth", "levels"}``: the grid as JSON-ready numbers."""
+        return {"origin": list(self.origin), "size": self.size, "base_depth": self.base_depth, "levels": self.num_levels}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "OctreeGrid":
+        """Inverse of :meth:`to_dict` (checkpoints before 2026-11-27 named ``levels`` ``num_levels``)."""
+        levels = d["levels"] if "levels" in d else d["num_levels"]
+        return cls(tuple(float(v) for v in d["origin"]), float(d["size"]), int(d["base_depth"]), int(levels))
 
     # -- construction -------------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ def train_run(
 
     With ``resume`` and a checkpoint present, training continues with the checkpoint's configuration,
     up to ``iterations`` when given."""
-    from progs.train.run import CHECKPOINT, view_distance, write_run_json
+    from progs.train.run import CHECKPOINT, write_run_json
     from progs.train.trainer import Trainer
 
     run = Path(run)
@@ -45,7 +45,7 @@ def train_run(
     else:
         trainer = Trainer(scene, config)
     info: dict[str, Any] = {"dataset": spec, "config": trainer.config.to_dict(), "scene": scene.name,
-                            "view_distance": view_distance(scene, trainer.model.grid)}
+                            "view_distance": trainer.model.view_distance}
     write_run_json(run, info)
     log(f"training on {scene.name}: {len(trainer.train_views)} train / {len(trainer.test_views)} test views, "
         f"{trainer.train_views[0].camera.width}x{trainer.train_views[0].camera.height}, "
@@ -70,7 +70,10 @@ def train_run(
         ) from None
     seconds = time.perf_counter() - t0
     trainer.save(str(ckpt))
-    lods = trainer.evaluate()
+    from progs.eval.quality import evaluate_lods
+
+    lods = evaluate_lods(trainer.model, trainer.test_views or trainer.train_views, background=trainer.background,
+                         backend=trainer.config.backend)
     info.update({"train_seconds": seconds, "iterations": trainer.iteration, "lods": lods,
                  "adjustments": len(trainer.adjustments)})
     write_run_json(run, info)
@@ -94,14 +97,13 @@ def encode_run(
     from progs.codec.stream import encode
     from progs.stream.manifest import build_manifest, write_manifest
     from progs.train.run import load_dataset, load_run_model
-    from progs.train.trainer import evaluate_lods
+    from progs.eval.quality import evaluate_lods
 
     model, info = load_run_model(run)
     if scene is None and evaluate:
         scene = load_dataset(info["dataset"])
     background = scene.background if scene is not None else None
-    res = encode(model, model.context, background=background, progress=progress,
-                 view_distance=info.get("view_distance"))
+    res = encode(model, background=background, progress=progress)
     quality = None
     if evaluate and scene is not None:
         quality = evaluate_lods(res.model, scene, background=background)
@@ -130,7 +132,7 @@ def evaluate_stream(data: bytes, scene: Scene, source: str = "stream", prefixes:
     the full decode is evaluated per LoD (identical by construction of the format).
     """
     from progs.codec.stream import decode
-    from progs.train.trainer import evaluate_lods
+    from progs.eval.quality import evaluate_lods
 
     full = decode(data, source=source)
     if full.model is None:

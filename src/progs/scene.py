@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -161,3 +162,15 @@ def split_train_test(names: list[str], every: int = 8) -> tuple[list[int], list[
     test = [i for i in range(len(names)) if i % every == 0]
     train = [i for i in range(len(names)) if i % every != 0]
     return train, test
+
+
+def scale_views(views: list[View], factor: float) -> list[View]:
+    """Views with images (area-averaged) and cameras downscaled by ``factor``; unchanged if 1."""
+    if factor == 1.0:
+        return list(views)
+    out = []
+    for v in views:
+        cam = v.camera.scaled(factor)
+        img = F.interpolate(v.image.permute(2, 0, 1)[None], size=(cam.height, cam.width), mode="area")
+        out.append(View(v.name, cam, img[0].permute(1, 2, 0).contiguous()))
+    return out

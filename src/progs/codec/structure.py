@@ -62,6 +62,23 @@ def _decode_occupancy(words: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def encode_structure(w: ByteWriter, level: int, keys: torch.Tensor, parents: torch.Tensor | None, base_depth: int) -> int:
+    """Write one level's keys (canonical order); ``parents`` are the previous level's keys (None for
+    level 1). Returns the method used. :func:`decode_structure` reads it back."""
+    if level == 1:
+        encode_roots(w, keys, base_depth)
+        return ROOTS
+    assert parents is not None
+    return encode_children(w, parents, keys)
+
+
+def anchor_count(level_payload: bytes | memoryview) -> int | None:
+    """The anchor count a LoD chunk's payload announces (``level:u8 method:u8 count:u32``), without
+    decoding it; None when the payload is too short."""
+    mv = memoryview(level_payload)
+    return int.from_bytes(mv[2:6], "little") if len(mv) >= 6 else None
+
+
 def encode_roots(w: ByteWriter, keys: torch.Tensor, base_depth: int) -> None:
     """Root keys (already in Morton order)."""
     w.u8(ROOTS)

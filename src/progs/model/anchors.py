@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from progs import octree
+from progs.model.layout import AttributeLayout
 from progs.octree import OctreeGrid
 
 ATTRIBUTE_NAMES = ("feature", "scaling", "offsets")
@@ -399,19 +400,13 @@ class AnchorSet(nn.Module):
         self._parent = None
         self.reset_stats()
 
-    def replace_structure(
-        self, keys: torch.Tensor, levels: torch.Tensor, feature: torch.Tensor, scaling: torch.Tensor, offsets: torch.Tensor
-    ) -> None:
-        """Replace everything (e.g. when loading a checkpoint or decoded attributes); no optimizer."""
-        self.keys = torch.as_tensor(keys).to(torch.int64).clone()
-        self.levels = torch.as_tensor(levels).to(torch.int64).clone()
-        self.feature = nn.Parameter(feature.detach().clone().float())
-        self.scaling = nn.Parameter(scaling.detach().clone().float())
-        self.offsets = nn.Parameter(offsets.detach().clone().float())
-        self._check_shapes()
-        self._positions = None
-        self._parent = None
-        self.reset_stats()
+    @property
+    def layout(self) -> AttributeLayout:
+        return AttributeLayout(self.feat_dim, self.n_offsets)
+
+    def attribute_matrix(self) -> torch.Tensor:
+        """[N, D] = feature | scaling | offsets (:class:`AttributeLayout`), differentiable."""
+        return self.layout.join(self.feature, self.scaling, self.offsets)
 
     def attributes(self) -> dict[str, torch.Tensor]:
         """The attribute tensors by name (``feature``, ``scaling``, ``offsets``), detached views."""

@@ -31,6 +31,7 @@ from torch import nn
 
 from progs.kernels import load_kernel
 from progs.model import exact_math
+from progs.model.layout import AttributeLayout
 
 PRIMES = (1, 2654435761, 805459861)
 ACT_GRID = 2.0**-12  # dyadic grid of context features and hidden activations in the exact path
@@ -85,6 +86,10 @@ class ContextConfig:
     @property
     def attr_total(self) -> int:
         return sum(self.attr_dims)
+
+    @property
+    def layout(self) -> AttributeLayout:
+        return AttributeLayout.from_dims(self.attr_dims)
 
     @property
     def feature_dim(self) -> int:
@@ -241,9 +246,13 @@ class ContextModel(nn.Module):
         q = torch.tensor(self.cfg.q0, dtype=pos.dtype) * (1 + torch.tanh(self.mlp_q(ctx)))
         return mean, scale, q
 
+    @property
+    def layout(self) -> AttributeLayout:
+        return self.cfg.layout
+
     def step_per_channel(self, q: torch.Tensor) -> torch.Tensor:
         """Expand per-type steps [N, 3] to per-channel steps [N, D]."""
-        return torch.repeat_interleave(q, torch.tensor(self.cfg.attr_dims), dim=1)
+        return self.layout.per_channel(q)
 
     def hash_bits(self) -> torch.Tensor:
         """L_hash: Bernoulli cross-entropy (bits) of the binarized grids at their empirical frequency."""

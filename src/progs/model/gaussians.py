@@ -82,6 +82,11 @@ class GaussianGenerator(nn.Module):
         self.mlp_color = _mlp(d_in, hidden, 3 * n_offsets, nn.Sigmoid())
         self.mlp_cov = _mlp(d_in, hidden, 7 * n_offsets, None)
 
+    def args(self) -> dict[str, int]:
+        """The constructor's arguments: ``GaussianGenerator(**g.args())`` builds the same shapes."""
+        return {"feat_dim": self.feat_dim, "n_offsets": self.n_offsets, "levels": self.levels,
+                "hidden": self.mlp_opacity[0].out_features}
+
     def forward(
         self,
         positions: torch.Tensor,

@@ -1,4 +1,9 @@
-"""ProGSModel: an octree of anchors plus the neural-Gaussian generator, rendered per LoD."""
+"""ProGSModel: an octree of anchors, the neural-Gaussian generator and the context (entropy) model,
+rendered per LoD; its typed state for checkpoints (``to_state`` / ``model_from_state``).
+
+As in CompressAI, the model owns its entropy model (``context``): training, evaluation and the codec
+all reach it through the model, and one place builds and restores it.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,14 @@ import torch
 from torch import nn
 
 from progs.model.anchors import AnchorSet
+from progs.model.context import ContextConfig, ContextModel
 from progs.model.gaussians import GaussianGenerator, NeuralGaussians
+from progs.model.layout import AttributeLayout
 from progs.octree import OctreeGrid
+from progs.render import rasterize
 from progs.scene import Camera
+
+ANCHOR_TENSORS = ("keys", "levels", "feature", "scaling", "offsets")
 
 
 @dataclass
@@ -24,14 +34,31 @@ class RenderOutput:
 
 
 class ProGSModel(nn.Module):
-    """Anchors (``self.anchors``) + MLPs (``self.generator``); ``render(camera, lod)`` draws LoD ``lod``
-    (anchors of level ≤ lod only)."""
+    """Anchors (``anchors``) + MLPs (``generator``) + context model (``context``); ``render(camera,
+    lod)`` draws LoD ``lod`` (anchors of level ≤ lod only).
 
-    def __init__(self, anchors: AnchorSet, generator: GaussianGenerator | None = None, cull_margin: float = 0.1):
+    ``view_distance`` is the training cameras' typical distance from the scene centre (None when
+    unknown); the view-independent export (:mod:`progs.model.cloud`) looks at anchors from there.
+    """
+
+    def __init__(
+        self,
+        anchors: AnchorSet,
+        generator: GaussianGenerator | None = None,
+        context: ContextModel | None = None,
+        *,
+        cull_margin: float = 0.1,
+        view_distance: float | None = None,
+        seed: int = 0,
+    ):
         super().__init__()
         self.anchors = anchors
         self.generator = generator or GaussianGenerator(anchors.feat_dim, anchors.n_offsets, anchors.num_levels)
-        self.cull_margin = cull_margin
+        self.context = context or ContextModel(ContextConfig.for_anchor_count(len(anchors)), seed=seed)
+        self.cull_margin = float(cull_margin)
+        self.view_distance = None if view_distance is None else float(view_distance)
+        if self.context.layout != self.layout:
+            raise ValueError(f"context model codes attributes {self.context.layout.dims}, anchors have {self.layout.dims}")
 
     @property
     def grid(self) -> OctreeGrid:
@@ -40,6 +67,10 @@ class ProGSModel(nn.Module):
     @property
     def num_levels(self) -> int:
         return self.anchors.num_levels
+
+    @property
+    def layout(self) -> AttributeLayout:
+        return self.anchors.layout
 
     @property
     def dist_scale(self) -> float:
@@ -62,9 +93,43 @@ class ProGSModel(nn.Module):
         self, camera: Camera, lod: int | None = None, background: torch.Tensor | None = None, backend: str = "auto",
         attributes: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> RenderOutput:
-        from progs.render import rasterize
-
         lod = self.num_levels if lod is None else int(lod)
         g = self.generate(camera, lod, attributes=attributes)
         image, alpha, info = rasterize(g.means, g.quats, g.scales, g.opacities, g.colors, camera, background, backend=backend)
         return RenderOutput(image, alpha, info, g, lod)
+
+    # -- state ----------------------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """The model as plain tensors and numbers (the model part of a training checkpoint)."""
+        a = self.anchors
+        return {
+            "grid": self.grid.to_dict(),
+            "anchors": {name: getattr(a, name).detach().clone() for name in ANCHOR_TENSORS},
+            "generator_args": self.generator.args(),
+            "generator": self.generator.state_dict(),
+            "context_config": self.context.cfg.to_json(),
+            "context": self.context.state_dict(),
+            "cull_margin": self.cull_margin,
+            "view_distance": self.view_distance,
+        }
+
+
+def model_from_state(state: dict[str, Any]) -> ProGSModel:
+    """The model held by ``state`` (:meth:`ProGSModel.to_state`, or a checkpoint that contains it).
+
+    Checkpoints written before 2026-11-27 keep the generator's sizes and the cull margin in the
+    training config (``state["config"]``) and have no view distance (it is in their run.json)."""
+    grid = OctreeGrid.from_dict(state["grid"])
+    sa = state["anchors"]
+    anchors = AnchorSet(grid, sa["keys"], sa["levels"], sa["feature"], sa["scaling"], sa["offsets"])
+    legacy = state.get("config", {})
+    args = state.get("generator_args") or {k: legacy[k] for k in ("feat_dim", "n_offsets", "levels")}
+    generator = GaussianGenerator(**args)
+    generator.load_state_dict(state["generator"])
+    context = ContextModel(ContextConfig.from_json(state["context_config"]))
+    context.load_state_dict(state["context"])
+    return ProGSModel(
+        anchors, generator, context, cull_margin=state.get("cull_margin", legacy.get("cull_margin", 0.1)),
+        view_distance=state.get("view_distance"),
+    )

@@ -26,10 +26,11 @@ from pathlib import Path
 from progs import __version__
 from progs.codec.container import PREAMBLE, scan
 from progs.codec.errors import FormatError
+from progs.codec.header import head_chunk_length, read_chunk_table
 from progs.codec.stream import DecodeResult, decode
 from progs.errors import ProgsError
 from progs.stream.manifest import (
-    MAX_MANIFEST_BYTES, check_against_header, chunk_table_from_header, head_chunk_length, lods_within,
+    MAX_MANIFEST_BYTES, check_against_header, lods_within,
     lods_within_time, manifest_from_header, manifest_name, read_manifest,
 )
 
@@ -244,7 +245,7 @@ class StreamClient:
         if len(self.data) < hlen:
             self._fetch_range(stream_url, len(self.data), hlen, self.data)
         header = bytes(self.data)
-        hlen2, sizes = chunk_table_from_header(header, stream_url)
+        hlen2, sizes = read_chunk_table(header, stream_url)
         if manifest is None:
             manifest = manifest_from_header(header, Path(urllib.parse.urlsplit(stream_url).path).name or "stream.progs")
             self.manifest_source = "header"

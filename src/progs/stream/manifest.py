@@ -8,7 +8,7 @@ how many LoDs fit its byte budget or its bandwidth and fetch them with plain HTT
                "anchors": a, "anchors_cumulative": ac, "psnr": p|null, "ssim": s|null}, ...]}
 
 A manifest is only a convenience: the HEAD chunk of every stream carries the same chunk table
-(:func:`chunk_table_from_header`), so a client can plan from the header alone.
+(:func:`progs.codec.header.read_chunk_table`), so a client can plan from the header alone.
 """
 
 from __future__ import annotations
@@ -16,20 +16,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
 from progs.atomic import atomic_path
-from progs.codec.bytes import ByteReader
-from progs.codec.container import CHUNK_OVERHEAD, FORMAT_VERSION, PREAMBLE, check_preamble, head_tag
+from progs.codec.container import CHUNK_OVERHEAD, FORMAT_VERSION, PREAMBLE, scan
 from progs.codec.errors import FormatError
+from progs.codec.header import MAX_LEVELS, read_chunk_table
+from progs.codec.structure import anchor_count
 from progs.errors import ProgsError
 
 MANIFEST_SUFFIX = ".json"
 MAX_MANIFEST_BYTES = 1 << 20
-_MAX_JSON = 1 << 20
-_MAX_LODS = 16
 
 
 def manifest_name(stream_name: str) -> str:
@@ -100,7 +98,7 @@ def manifest_from_header(header: bytes | memoryview, stream_name: str) -> dict:
 
     The chunk table gives every byte range; anchor counts and quality are unknown (null).
     """
-    header_length, sizes = chunk_table_from_header(header, stream_name)
+    header_length, sizes = read_chunk_table(header, stream_name)
     return {
         "format": "progs",
         "version": FORMAT_VERSION,
@@ -113,14 +111,12 @@ def manifest_from_header(header: bytes | memoryview, stream_name: str) -> dict:
 
 def manifest_for_stream(data: bytes | memoryview, stream_name: str, quality: list[dict] | None = None) -> dict:
     """The manifest of a whole stream file (anchor counts read from each LoD chunk's ``count`` field)."""
-    from progs.codec.container import scan
-
-    header_length, sizes = chunk_table_from_header(data, stream_name)
+    header_length, sizes = read_chunk_table(data, stream_name)
     scanned = scan(data, stream_name)
     lods = scanned.chunks[1:]
     if scanned.problem or len(lods) != len(sizes) or [c.size for c in lods] != sizes:
         raise FormatError(scanned.problem or f"{stream_name}: the chunks do not match the header's chunk table")
-    anchors = [struct.unpack_from("<I", c.payload, 2)[0] if len(c.payload) >= 6 else None for c in lods]
+    anchors = [anchor_count(c.payload) for c in lods]
     return {
         "format": "progs",
         "version": FORMAT_VERSION,
@@ -129,50 +125,6 @@ def manifest_for_stream(data: bytes | memoryview, stream_name: str, quality: lis
         "header": {"offset": 0, "length": header_length},
         "lods": _lod_entries(header_length, sizes, anchors, quality),
     }
-
-
-def head_chunk_length(prefix: bytes | memoryview, source: str = "stream") -> int:
-    """Total header length (preamble + whole HEAD chunk) from the stream's first ``PREAMBLE + 8`` bytes."""
-    mv = memoryview(prefix)
-    check_preamble(mv, source)
-    if len(mv) < PREAMBLE + 8:
-        raise FormatError(f"{source}: truncated before the HEAD chunk's length")
-    if bytes(mv[PREAMBLE:PREAMBLE + 4]) != head_tag():
-        raise FormatError(f"{source}: the first chunk must be HEAD")
-    (length,) = struct.unpack_from("<I", mv, PREAMBLE + 4)
-    if length > (1 << 30):
-        raise FormatError(f"{source}: chunk HEAD at byte {PREAMBLE} announces an implausible {length} bytes")
-    return PREAMBLE + length + CHUNK_OVERHEAD
-
-
-def chunk_table_from_header(header: bytes | memoryview, source: str = "stream") -> tuple[int, list[int]]:
-    """``(header_length, [size of LOD1 chunk, ...])`` read from the HEAD payload's chunk table.
-
-    Reads just the config blob, ``n_lods:u8`` and ``lod_sizes:u32 × n`` (docs/FORMAT.md); the CRC of
-    the HEAD chunk is checked first when the whole chunk is present.
-    """
-    from progs.codec.container import scan
-
-    mv = memoryview(header)
-    header_length = head_chunk_length(mv, source)
-    if len(mv) < header_length:
-        raise FormatError(f"{source}: header is truncated ({len(mv)} of {header_length} bytes)")
-    scanned = scan(mv[:header_length], source)
-    if not scanned.chunks or scanned.chunks[0].tag != head_tag():
-        raise FormatError(scanned.problem or f"{source}: the first chunk must be HEAD")
-    r = ByteReader(scanned.chunks[0].payload, "chunk HEAD", PREAMBLE + 8)
-    config_blob = r.blob(_MAX_JSON)
-    try:
-        json.loads(config_blob.decode("utf-8"))
-    except ValueError as exc:
-        raise FormatError(f"{source}: chunk HEAD holds an invalid configuration ({exc})") from None
-    n = r.u8()
-    if not 1 <= n <= _MAX_LODS:
-        raise r.fail(f"chunk table lists {n} LoDs (1..{_MAX_LODS} allowed)")
-    sizes = [r.u32() for _ in range(n)]
-    if any(s < CHUNK_OVERHEAD for s in sizes):
-        raise r.fail("chunk table lists a chunk shorter than its framing")
-    return header_length, sizes
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -214,8 +166,8 @@ def validate_manifest(m: Any, source: str = "manifest") -> dict:
         raise _bad(source, "the header must start at byte 0")
     hlen = _int(header.get("length"), source, "header length", PREAMBLE + CHUNK_OVERHEAD)
     lods = m.get("lods")
-    if not isinstance(lods, list) or not 1 <= len(lods) <= _MAX_LODS:
-        raise _bad(source, f"\"lods\" must be a list of 1..{_MAX_LODS} entries")
+    if not isinstance(lods, list) or not 1 <= len(lods) <= MAX_LEVELS:
+        raise _bad(source, f"\"lods\" must be a list of 1..{MAX_LEVELS} entries")
     expected_offset = hlen
     cum_anchors: int | None = 0
     for i, e in enumerate(lods):
@@ -326,6 +278,6 @@ def lod_range(manifest: dict, lod: int) -> tuple[int, int]:
 
 __all__ = [
     "build_manifest", "manifest_for_stream", "write_manifest", "read_manifest", "validate_manifest", "manifest_from_header",
-    "chunk_table_from_header", "head_chunk_length", "check_against_header", "lods_within",
+    "check_against_header", "lods_within",
     "lods_within_time", "lod_range", "manifest_name",
 ]

@@ -3,8 +3,8 @@ checkpoints (``checkpoint``)."""
 
 from progs.train.checkpoint import load_checkpoint, save_checkpoint
 from progs.train.schedule import Schedule, Stages
-from progs.train.trainer import TrainConfig, Trainer, evaluate_lods, scale_views
+from progs.train.trainer import TrainConfig, Trainer
 
 __all__ = [
-    "Schedule", "Stages", "TrainConfig", "Trainer", "evaluate_lods", "load_checkpoint", "save_checkpoint", "scale_views",
+    "Schedule", "Stages", "TrainConfig", "Trainer", "load_checkpoint", "save_checkpoint",
 ]

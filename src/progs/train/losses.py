@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from progs.eval.metrics import ssim_map
+from progs.metrics import ssim_map
 
 
 def photometric_loss(image: torch.Tensor, target: torch.Tensor, lambda_ssim: float = 0.2) -> torch.Tensor:
@@ -44,11 +44,6 @@ def volume_loss(scales: torch.Tensor) -> torch.Tensor:
     if scales.numel() == 0:
         return scales.sum()
     return scales.prod(dim=-1).mean()
-
-
-def anchor_attributes(feature: torch.Tensor, scaling: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """The attribute vector A_i = [f_i, s_i, o_i] per anchor, [N, D_f + D_s + 3·K]."""
-    return torch.cat([feature, scaling, offsets.reshape(offsets.shape[0], -1)], dim=-1)
 
 
 def infonce_loss(

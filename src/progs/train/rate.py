@@ -31,17 +31,6 @@ def context_inputs(anchors: AnchorSet, idx: torch.Tensor | None = None):
     return pos.float(), ppos.float(), has_parent
 
 
-def attribute_matrix(anchors: AnchorSet) -> torch.Tensor:
-    """[N, 68] = feature | scaling | offsets (flattened), differentiable."""
-    n = anchors.feature.shape[0]
-    return torch.cat([anchors.feature, anchors.scaling, anchors.offsets.reshape(n, -1)], dim=1)
-
-
-def split_attributes(anchors: AnchorSet, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    F_, S_ = anchors.feature.shape[1], anchors.scaling.shape[1]
-    return m[:, :F_], m[:, F_:F_ + S_], m[:, F_ + S_:].reshape(anchors.offsets.shape)
-
-
 class RateTrainer:
     """Holds the cached steps and produces noisy attributes and the entropy loss for one iteration."""
 
@@ -83,13 +72,13 @@ class RateTrainer:
         mean, scale, q = self.ctx(pos, ppos, hp)
         qc = self.ctx.step_per_channel(q)
         steps = steps.index_put((sample,), qc)
-        attrs = attribute_matrix(anchors)
+        attrs = anchors.attribute_matrix()
         noise = (torch.rand(attrs.shape, generator=gen) - 0.5) * steps
         noisy = attrs + noise
         if not entropy:
-            return split_attributes(anchors, noisy), None, None
+            return anchors.layout.split(noisy), None, None
         D = attrs.shape[1]
         bits = gaussian_rate_bits(noisy[sample], mean, scale, qc).sum()
         hash_bits = self.ctx.hash_bits()
         loss = bits / (k * D) + hash_bits / (n * D)
-        return split_attributes(anchors, noisy), loss, float(bits.detach()) / (k * D)
+        return anchors.layout.split(noisy), loss, float(bits.detach()) / (k * D)

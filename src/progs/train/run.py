@@ -10,15 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from progs.atomic import write_bytes_atomic
 from progs.errors import InputError
-from progs.model.anchors import AnchorSet
-from progs.model.context import ContextConfig, ContextModel
-from progs.model.gaussians import GaussianGenerator
-from progs.model.model import ProGSModel
-from progs.octree import OctreeGrid
+from progs.model.model import ProGSModel, model_from_state
 from progs.scene import Scene
 from progs.train.checkpoint import load_checkpoint
 
@@ -58,31 +53,10 @@ def load_dataset(spec: dict[str, Any]) -> Scene:
     return load_scene(spec["path"], downscale=spec.get("downscale", 1.0))
 
 
-def model_from_state(state: dict[str, Any]) -> ProGSModel:
-    """The ProGS model (anchors, generator, context model) held by a checkpoint."""
-    gd = state["grid"]
-    grid = OctreeGrid(tuple(gd["origin"]), gd["size"], gd["base_depth"], gd["num_levels"])
-    sa = state["anchors"]
-    anchors = AnchorSet(grid, sa["keys"], sa["levels"], sa["feature"], sa["scaling"], sa["offsets"])
-    cfg = state["config"]
-    gen = GaussianGenerator(cfg["feat_dim"], cfg["n_offsets"], cfg["levels"])
-    gen.load_state_dict(state["generator"])
-    model = ProGSModel(anchors, gen, cull_margin=cfg.get("cull_margin", 0.1))
-    ctx = ContextModel(ContextConfig.from_json(state["context_config"]))
-    ctx.load_state_dict(state["context"])
-    model.context = ctx
-    return model
-
-
 def load_run_model(run: Path) -> tuple[ProGSModel, dict[str, Any]]:
     run = Path(run)
     info = read_run_json(run)
-    state = load_checkpoint(run / CHECKPOINT)
-    return model_from_state(state), info
-
-
-def view_distance(scene: Scene, grid: OctreeGrid) -> float:
-    """Median distance of the training cameras from the octree cube's centre."""
-    centre = grid.origin_tensor.float() + grid.size / 2
-    d = torch.stack([(v.camera.center - centre).norm() for v in scene.train_views])
-    return float(d.median())
+    model = model_from_state(load_checkpoint(run / CHECKPOINT))
+    if model.view_distance is None and isinstance(info.get("view_distance"), (int, float)):
+        model.view_distance = float(info["view_distance"])  # checkpoints before 2026-11-27
+    return model, info

@@ -17,18 +17,20 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
-from progs.eval.metrics import psnr
 from progs.model.anchors import AdjustConfig, AnchorSet
 from progs.model.gaussians import GaussianGenerator
+from progs.metrics import psnr
 from progs.model.context import ContextConfig, ContextModel
-from progs.model.model import ProGSModel
+from progs.model.model import ProGSModel, model_from_state
 from progs.octree import OctreeGrid
-from progs.scene import Scene, View
+from progs.scene import Scene, View, scale_views
 from progs.train.checkpoint import load_checkpoint, save_checkpoint
-from progs.train.losses import anchor_attributes, c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
+from progs.train.losses import c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
 from progs.train.rate import RateTrainer
+
+# Anchor growing/pruning statistics a checkpoint keeps besides the model (exact resume).
+ADJUST_STATS = ("grad_accum", "grad_count", "opacity_accum", "visible_count")
 from progs.train.schedule import Schedule, exp_lr
 
 
@@ -117,18 +119,6 @@ class TrainConfig:
         return cls(**kw)
 
 
-def scale_views(views: list[View], factor: float) -> list[View]:
-    """Views with images (area-averaged) and cameras downscaled by ``factor``; unchanged if 1."""
-    if factor == 1.0:
-        return list(views)
-    out = []
-    for v in views:
-        cam = v.camera.scaled(factor)
-        img = F.interpolate(v.image.permute(2, 0, 1)[None], size=(cam.height, cam.width), mode="area")
-        out.append(View(v.name, cam, img[0].permute(1, 2, 0).contiguous()))
-    return out
-
-
 def build_grid(scene: Scene, levels: int, base_depth: int | None) -> OctreeGrid:
     """Octree grid from the SfM points (robust cube), else from the scene/camera bounds."""
     pts = scene.points
@@ -139,50 +129,17 @@ def build_grid(scene: Scene, levels: int, base_depth: int | None) -> OctreeGrid:
     return OctreeGrid.from_bounds(bounds[0], bounds[1], levels, b, margin=0.05)
 
 
+def view_distance(views: list[View], grid: OctreeGrid) -> float:
+    """Median distance of the cameras of ``views`` from the octree cube's centre."""
+    centre = grid.origin_tensor.float() + grid.size / 2
+    return float(torch.stack([(v.camera.center - centre).norm() for v in views]).median())
+
+
 def camera_extent(views: list[View]) -> float:
     """Scaffold-GS ``cameras_extent``: 1.1 × the largest camera distance from the cameras' mean."""
     centers = torch.stack([v.camera.center for v in views])
     r = float((centers - centers.mean(0)).norm(dim=-1).max())
     return 1.1 * r if r > 0 else 1.0
-
-
-@torch.no_grad()
-def evaluate_lods(
-    model: ProGSModel,
-    scene: Scene | list[View],
-    *,
-    lods: list[int] | None = None,
-    downscale: float = 1.0,
-    background: torch.Tensor | None = None,
-    backend: str = "auto",
-) -> list[dict[str, Any]]:
-    """Per LoD the mean PSNR/SSIM over the test views and the anchor count of that LoD (level ≤ l).
-
-    ``scene`` is a Scene (its test views, downscaled by ``downscale``) or a list of views.
-    """
-    from progs.eval.metrics import ssim
-
-    if isinstance(scene, Scene):
-        views = scale_views(scene.test_views or scene.train_views, downscale)
-        bg = scene.background if background is None else background
-    else:
-        views = list(scene)
-        bg = background
-    lods = lods or list(range(1, model.num_levels + 1))
-    rows = []
-    for lod in lods:
-        ps, ss = [], []
-        for v in views:
-            out = model.render(v.camera, lod, bg, backend=backend)
-            ps.append(psnr(out.image, v.image))
-            ss.append(ssim(out.image.clamp(0, 1), v.image))
-        rows.append({
-            "lod": lod,
-            "psnr": sum(ps) / max(1, len(ps)),
-            "ssim": sum(ss) / max(1, len(ss)),
-            "anchors": int((model.anchors.levels <= lod).sum()),
-        })
-    return rows
 
 
 class Trainer:
@@ -210,8 +167,9 @@ class Trainer:
                 lo=bounds[0].double(), hi=bounds[1].double(), level=cfg.init_level,
             )
         generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels)
-        self.model = ProGSModel(anchors, generator, cull_margin=cfg.cull_margin)
-        self.model.context = ContextModel(ContextConfig.for_anchor_count(len(anchors)), seed=cfg.seed)
+        context = ContextModel(ContextConfig.for_anchor_count(len(anchors)), seed=cfg.seed)
+        self.model = ProGSModel(anchors, generator, context, cull_margin=cfg.cull_margin,
+                                view_distance=view_distance(self.train_views, grid))
         self.rate = RateTrainer(self.model.context, fraction=cfg.entropy_fraction)
         self.spatial_lr_scale = camera_extent(self.train_views)
         self.optimizer = self._make_optimizer()
@@ -348,7 +306,7 @@ class Trainer:
             loss = loss + cfg.lambda_vol * vol
             terms["vol"] = float(vol.detach())
         if cfg.infonce and cfg.lambda_nce > 0 and self.stages.regularizers(it):
-            attrs = anchor_attributes(anchors.feature, anchors.scaling, anchors.offsets)
+            attrs = anchors.attribute_matrix()
             nce = infonce_loss(
                 attrs, anchors.parent, fraction=cfg.nce_fraction, negatives=cfg.nce_negatives,
                 tau=cfg.nce_tau, gen=self.gen,
@@ -417,31 +375,16 @@ class Trainer:
             bar.close()
         return self.history
 
-    def evaluate(self, lods: list[int] | None = None) -> list[dict[str, Any]]:
-        self.model.eval()
-        try:
-            return evaluate_lods(self.model, self.test_views or self.train_views, lods=lods,
-                                 background=self.background, backend=self.config.backend)
-        finally:
-            self.model.train()
-
     # -- checkpoints --------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        a = self.model.anchors
-        g = a.grid
+        """The model's state (:meth:`ProGSModel.to_state`) plus everything needed to continue."""
+        state = self.model.to_state()
+        state["anchors"].update({name: getattr(self.model.anchors, name).detach().clone() for name in ADJUST_STATS})
         return {
+            **state,
             "config": self.config.to_dict(),
             "iteration": self.iteration,
-            "grid": {"origin": list(g.origin), "size": g.size, "base_depth": g.base_depth, "num_levels": g.num_levels},
-            "anchors": {
-                name: getattr(a, name).detach().clone()
-                for name in ("keys", "levels", "feature", "scaling", "offsets",
-                             "grad_accum", "grad_count", "opacity_accum", "visible_count")
-            },
-            "generator": self.model.generator.state_dict(),
-            "context_config": self.model.context.cfg.to_json(),
-            "context": self.model.context.state_dict(),
             "rate_cache": self.rate.state(),
             "optimizer": self.optimizer.state_dict(),
             "rng": self.gen.get_state(),
@@ -457,18 +400,13 @@ class Trainer:
         save_checkpoint(path, self.state_dict())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        gd = state["grid"]
-        grid = OctreeGrid(tuple(gd["origin"]), gd["size"], gd["base_depth"], gd["num_levels"])
-        sa = state["anchors"]
-        anchors = AnchorSet(grid, sa["keys"], sa["levels"], sa["feature"], sa["scaling"], sa["offsets"])
-        for name in ("grad_accum", "grad_count", "opacity_accum", "visible_count"):
-            getattr(anchors, name).copy_(sa[name])
-        self.model.anchors = anchors
-        self.model.generator.load_state_dict(state["generator"])
-        ctx = ContextModel(ContextConfig.from_json(state["context_config"]))
-        ctx.load_state_dict(state["context"])
-        self.model.context = ctx
-        self.rate = RateTrainer(ctx, fraction=self.config.entropy_fraction)
+        view_distance = self.model.view_distance
+        self.model = model_from_state(state)
+        if self.model.view_distance is None:  # checkpoints before 2026-11-27
+            self.model.view_distance = view_distance
+        for name in ADJUST_STATS:
+            getattr(self.model.anchors, name).copy_(state["anchors"][name])
+        self.rate = RateTrainer(self.model.context, fraction=self.config.entropy_fraction)
         self.rate.load_state(state.get("rate_cache"))
         self.spatial_lr_scale = float(state["spatial_lr_scale"])
         self.optimizer = self._make_optimizer()

@@ -17,9 +17,9 @@ from types import ModuleType
 from typing import Any, Callable
 
 from progs.errors import ProgsError
-from progs.eval.bench import ablation, baselines, bitstream, raster, rd, scaling, speed
-from progs.eval.bench.common import TINY_ENV, BenchConfig, machine_info, profile_for, write_json
-from progs.eval.bench.workspace import Workspace
+from progs.bench import ablation, baselines, bitstream, raster, rd, scaling, speed
+from progs.bench.common import TINY_ENV, BenchConfig, machine_info, profile_for, write_json
+from progs.bench.workspace import Workspace
 
 SUITES: dict[str, ModuleType] = {
     "rd": rd, "baselines": baselines, "bitstream": bitstream, "speed": speed,

@@ -1,12 +1,12 @@
-"""Suite ``raster``: the rasterizer benchmark (``progs.eval.bench_raster``) plus a plot."""
+"""Suite ``raster``: the rasterizer benchmark (``progs.bench.raster_runs``) plus a plot."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from progs.eval.bench.common import pyplot, save_figure
-from progs.eval.bench.speed import raster_rows
+from progs.bench.common import pyplot, save_figure
+from progs.bench.speed import raster_rows
 
 
 def plot_raster(rows: list[dict[str, Any]], path: Path) -> None:
@@ -28,7 +28,7 @@ def plot_raster(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def run(ws, out: Path) -> dict[str, Any]:
-    from progs.eval.bench_raster import run_raster_bench
+    from progs.bench.raster_runs import run_raster_bench
 
     rows = raster_rows(ws, out) if ws.cfg.quick else run_raster_bench(out / "raster", quick=False)
     plot_raster(rows, out / "raster.png")

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from progs.eval.metrics import psnr, ssim
+from progs.metrics import psnr, ssim
 from progs.io.ply import SH_C0, GaussianCloud, write_ply
 from progs.render import rasterize
 from progs.render.projection import quat_to_rotmat

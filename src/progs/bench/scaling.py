@@ -19,7 +19,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from progs.eval.bench.common import loglog_exponent, pyplot, rounded, save_figure
+from progs.bench.common import loglog_exponent, pyplot, rounded, save_figure
 
 BASE_DEPTH = 4
 LEVELS = 5
@@ -73,11 +73,11 @@ def _encode_worker(target: int, path: str, seed: int) -> dict[str, Any]:
         a.offsets.copy_(torch.randn(a.offsets.shape, generator=g) * 0.5)
         a.scaling.add_(torch.randn(a.scaling.shape, generator=g) * 0.01)
     ctx = ContextModel(ContextConfig.for_anchor_count(len(a)), seed=seed)
-    model = ProGSModel(a)
+    model = ProGSModel(a, context=ctx)
     build_s = time.perf_counter() - t0
     baseline = _maxrss_mb()
     t0 = time.perf_counter()
-    res = encode(model, ctx)
+    res = encode(model)
     seconds = time.perf_counter() - t0
     Path(path).write_bytes(res.data)
     return {"anchors": len(a), "per_level": a.count_per_level(), "bytes": len(res.data), "build_s": build_s,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from progs.errors import ProgsError
-from progs.eval.bench.common import REFERENCE_LAMBDA, BenchConfig, repo_root
+from progs.bench.common import REFERENCE_LAMBDA, BenchConfig, repo_root
 from progs.scene import Scene
 
 # name -> TrainConfig overrides (besides lambda_e)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from progs.eval.bench.common import pyplot, save_figure
-from progs.eval.bench.workspace import Workspace
+from progs.bench.common import pyplot, save_figure
+from progs.bench.workspace import Workspace
 
 COMPONENTS = ("structure", "f", "s", "o")
 

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from progs.eval.bench.common import rounded
-from progs.eval.bench.workspace import Workspace
+from progs.bench.common import rounded
+from progs.bench.workspace import Workspace
 
 
 def _median(xs: list[float]) -> float:
@@ -32,7 +32,7 @@ def coding_table(ws: Workspace, reps: int) -> dict[str, Any]:
     for _ in range(max(1, reps)):
         model, info = load_run_model(t.run)
         t0 = time.perf_counter()
-        res = encode(model, model.context, background=ws.scene.background, view_distance=info.get("view_distance"))
+        res = encode(model, background=ws.scene.background)
         enc_total.append(time.perf_counter() - t0)
         enc_levels.append([s.seconds for s in res.lods])
         if res.data != data:
@@ -65,23 +65,15 @@ def coding_table(ws: Workspace, reps: int) -> dict[str, Any]:
 def _symbols(ws: Workspace) -> tuple[np.ndarray, np.ndarray]:
     """The reference model's quantized attribute residuals and their scale bins, as the encoder
     computes them."""
-    from progs import octree
-    from progs.codec.stream import _attribute_matrix, _LevelContext, _quantize
+    from progs.codec.header import coding_model
+    from progs.codec.levels import attribute_symbols
     from progs.train.run import load_run_model
 
     model, _ = load_run_model(ws.get("full").run)
-    ctx = model.context.cpu()
-    ctx.round_weights_to_fixed_point()
-    a = model.anchors
-    perm = octree.sort_canonical(a.keys, a.levels)
-    keys, levels, attrs = a.keys[perm], a.levels[perm], _attribute_matrix(a, perm)
-    level_ctx = _LevelContext(ctx, a.grid)
     res, bins = [], []
-    for level in range(1, a.grid.num_levels + 1):
-        sel = levels == level
-        mean, b, q = level_ctx.params(keys[sel], level)
-        res.append(_quantize(ctx, attrs[sel], mean, q).to(torch.int64).numpy().reshape(-1))
-        bins.append(b.numpy().reshape(-1))
+    for lv in attribute_symbols(coding_model(model)):
+        res.append(lv.residuals.to(torch.int64).numpy().reshape(-1))
+        bins.append(lv.params.bins.numpy().reshape(-1))
     return np.concatenate(res), np.concatenate(bins)
 
 
@@ -179,7 +171,7 @@ def render_fps(ws: Workspace, size: int, reps: int) -> dict[str, Any]:
 
 def raster_rows(ws: Workspace, out: Path) -> list[dict[str, Any]]:
     """CPU rasterizer forward/backward (``bench_raster``); tiny profile: one in-process small scene."""
-    from progs.eval import bench_raster
+    from progs.bench import raster_runs as bench_raster
 
     if "raster_quick" in ws.cache:
         return ws.cache["raster_quick"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from progs.eval.bench.common import pyplot, save_figure
-from progs.eval.bench.workspace import Workspace
+from progs.bench.common import pyplot, save_figure
+from progs.bench.workspace import Workspace
 
 ABLATIONS = (
     ("raw", "raw (no adjust, no InfoNCE, no c2f)"),

@@ -7,9 +7,9 @@ import importlib.metadata
 from pathlib import Path
 from typing import Any
 
-from progs.eval.bench.baseline_3dgs import Fit3DGSConfig, describe, fit_3dgs, write_baseline_ply
-from progs.eval.bench.common import pyplot, rounded, save_figure
-from progs.eval.bench.workspace import Workspace
+from progs.bench.baseline_3dgs import Fit3DGSConfig, describe, fit_3dgs, write_baseline_ply
+from progs.bench.common import pyplot, rounded, save_figure
+from progs.bench.workspace import Workspace
 
 ZSTD_LEVEL = 19
 # Bytes per Gaussian of a standard degree-3 INRIA PLY (62 float32 properties incl. normals; the
