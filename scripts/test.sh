@@ -11,4 +11,6 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -
 fi
 bash "$root/scripts/setup_env.sh" test
 cd "$root"
+# The package layers of docs/DESIGN.md (import-linter contract in pyproject.toml).
+"$root/.venv/bin/lint-imports"
 exec "$root/.venv/bin/python" -m pytest -q "$@"

@@ -153,3 +153,10 @@ def test_demo_pipeline_writes_stream_table_and_plot(tmp_path):
     assert [r["lod"] for r in res["stream"]] == list(range(1, DEMO_DEFAULTS["levels"] + 1))
     cum = [r["cumulative_bytes"] for r in res["stream"]]
     assert cum == sorted(cum) and cum[-1] == res["total_bytes"] == (out / "scene.progs").stat().st_size
+
+
+def test_decode_to_an_unknown_format_is_one_line(tmp_path, capsys):
+    out = tmp_path / "x.xyz"
+    assert main(["decode", str(tmp_path / "s.progs"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown Gaussian file format 'xyz'" in err and "\n" not in err and not out.exists()

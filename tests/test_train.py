@@ -24,7 +24,7 @@ def scene():
 def _cfg(**kw) -> TrainConfig:
     base = dict(iterations=50, levels=3, base_depth=1, adjust_interval=10, backend="auto", seed=0)
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig().replace(**base)
 
 
 # ------------------------------------------------------------------------------------------ losses

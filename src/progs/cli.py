@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -19,28 +18,22 @@ def _log(msg: str) -> None:
 
 # ------------------------------------------------------------------------------------ training
 def _train_config(args: argparse.Namespace, defaults: dict | None = None):
-    from progs.train.trainer import TrainConfig
+    from progs.train.config import TrainConfig
 
-    cfg = TrainConfig(**(defaults or {}))
-    for name in ("iterations", "levels", "base_depth", "seed", "lambda_e"):
+    options = dict(defaults or {})
+    for name in ("iterations", "levels", "base_depth", "seed", "lambda_e", "refine_fraction"):
         v = getattr(args, name, None)
         if v is not None:
-            setattr(cfg, name, v)
+            options[name] = v
     if getattr(args, "init_points", None):
-        cfg.init_random_points = args.init_points
+        options["init_random_points"] = args.init_points
     if getattr(args, "c2f_samples", None):
-        cfg.c2f_coarse_samples = args.c2f_samples
-    if getattr(args, "refine_fraction", None) is not None:
-        if not 0.0 <= args.refine_fraction < 1.0:
-            raise ProgsError(f"--refine-fraction must lie in [0, 1), got {args.refine_fraction}")
-        cfg.refine_fraction = args.refine_fraction
+        options["c2f_coarse_samples"] = args.c2f_samples
     if defaults is not None and "init_level" not in defaults:
-        cfg.init_level = max(1, cfg.levels - 3)
-    cfg.adjust = not args.no_adjust
-    cfg.infonce = not args.no_infonce
-    cfg.c2f = not args.no_c2f
-    cfg.rate = not args.no_rate
-    return cfg
+        options["init_level"] = max(1, options.get("levels", TrainConfig.levels) - 3)
+    options.update({"growth.enabled": not args.no_adjust, "infonce": not args.no_infonce, "c2f": not args.no_c2f,
+                    "rate.enabled": not args.no_rate})
+    return TrainConfig().replace(**options)
 
 
 def _print_lods(title: str, rows: list[dict]) -> None:
@@ -51,17 +44,11 @@ def _print_lods(title: str, rows: list[dict]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from progs.io.dataset import DatasetSpec
     from progs.pipeline import train_run
-    from progs.train.run import load_dataset
 
-    if args.dataset == "demo":
-        spec = {"kind": "demo", "views": args.demo_views, "size": args.demo_size, "seed": 0}
-    else:
-        path = Path(args.dataset)
-        if not path.exists():
-            raise ProgsError(f"{args.dataset}: no such dataset folder")
-        spec = {"kind": "path", "path": str(path.resolve()), "downscale": args.downscale}
-    scene = load_dataset(spec)
+    spec = DatasetSpec.from_argument(args.dataset, downscale=args.downscale, views=args.demo_views, size=args.demo_size)
+    scene = spec.load()
     out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
                     checkpoint_every=args.checkpoint_every, iterations=args.iterations)
     _print_lods(f"trained {out.iterations} iterations in {out.seconds:.0f} s; test views per LoD:", out.lods)
@@ -69,41 +56,47 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from progs.io.ply import read_ply
-    from progs.io.teacher import scene_from_cloud
+    from progs.io.dataset import DatasetSpec
     from progs.pipeline import train_run
 
-    bg = tuple(float(c) for c in args.background.split(",")) if args.background else (0.0, 0.0, 0.0)
-    spec = {"kind": "ply", "path": str(Path(args.scene).resolve()), "views": args.views, "size": args.size,
-            "up": args.up, "background": list(bg)}
-    cloud = read_ply(args.scene)
-    if len(cloud) == 0:
-        raise ProgsError(f"{args.scene}: the PLY has no Gaussians")
-    scene = scene_from_cloud(cloud, views=args.views, size=args.size, up=args.up, background=bg)
+    bg = _parse_rgb(args.background) if args.background else (0.0, 0.0, 0.0)
+    spec = DatasetSpec.create("ply", path=str(Path(args.scene).resolve()), views=args.views, size=args.size,
+                              up=args.up, background=bg)
+    scene = spec.load()
     out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
                     checkpoint_every=args.checkpoint_every, iterations=args.iterations)
     _print_lods(f"fitted {args.scene} in {out.seconds:.0f} s; held-out views per LoD:", out.lods)
     return 0
 
 
-def _dataset_spec(args: argparse.Namespace) -> dict:
-    if args.dataset == "demo":
-        return {"kind": "demo", "views": 60, "size": args.demo_size, "seed": 0}
-    if not Path(args.dataset).exists():
-        raise ProgsError(f"{args.dataset}: no such dataset folder")
-    return {"kind": "path", "path": args.dataset, "downscale": args.downscale}
+def _parse_rgb(text: str) -> tuple[float, float, float]:
+    """``r,g,b`` with each value in [0, 1] (a one-line error otherwise)."""
+    try:
+        rgb = tuple(float(c) for c in text.split(","))
+    except ValueError:
+        rgb = ()
+    if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+        raise ProgsError(f"--background {text!r}: expected three numbers in [0, 1] as r,g,b")
+    return rgb  # type: ignore[return-value]
+
+
+def _dataset_spec(args: argparse.Namespace):
+    from progs.io.dataset import DatasetSpec
+
+    return DatasetSpec.from_argument(args.dataset, downscale=args.downscale, size=args.demo_size)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from progs.train.run import load_dataset, load_run_model
     from progs.eval.quality import evaluate_lods
+    from progs.io.dataset import DatasetSpec
+    from progs.train.run import load_run_model
 
     target = Path(args.target)
     if target.is_dir():
         model, info = load_run_model(target)
-        scene = load_dataset(info["dataset"] if not args.dataset else _dataset_spec(args))
+        scene = (DatasetSpec.from_json(info["dataset"]) if not args.dataset else _dataset_spec(args)).load()
         rows = evaluate_lods(model, scene, background=scene.background)
         title = f"{target} (checkpoint, unquantized); test views per LoD:"
     else:
@@ -111,7 +104,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         if not args.dataset:
             raise ProgsError(f"{args.target}: give the DATASET to evaluate the stream on (e.g. `progs eval {args.target} demo`)")
-        scene = load_dataset(_dataset_spec(args))
+        scene = _dataset_spec(args).load()
         rows = evaluate_stream(_read_stream(args.target), scene, source=args.target)
         title = f"{target} (decoded stream); test views per LoD:"
     if args.json:
@@ -158,6 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from progs.model.cloud import model_to_cloud
     from progs.eval.figures import contact_sheet, save_image
     from progs.eval.report import markdown_lod_table, rd_plot
+    from progs.io.dataset import DatasetSpec
     from progs.io.demo_scene import demo_gaussians, load_demo_scene
     from progs.io.ply import GaussianCloud, write_ply
     from progs.pipeline import encode_run, evaluate_stream, train_run
@@ -177,7 +171,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.render_only:
         return 0
 
-    spec = {"kind": "demo", "views": args.views, "size": args.size, "seed": args.seed}
+    spec = DatasetSpec.create("demo", views=args.views, size=args.size, seed=args.seed)
     cfg = _train_config(args, DEMO_DEFAULTS)
     _log("[2/4] training ProGS (every LoD at once)")
     trained = train_run(scene, spec, out / "run", cfg, checkpoint_every=args.checkpoint_every)
@@ -204,45 +198,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------- render
-def _default_camera(means, width: int, height: int, azimuth: float, elevation: float, up: str):
-    import torch
-
-    from progs.scene import Camera
-
-    lo = torch.quantile(means, 0.02, dim=0)
-    hi = torch.quantile(means, 0.98, dim=0)
-    center = (lo + hi) / 2
-    radius = float((hi - lo).norm() / 2) or 1.0
-    axes = {"x": 0, "y": 1, "z": 2}
-    sign = -1.0 if up.startswith("-") else 1.0
-    up_axis = axes[up.lstrip("+-")]
-    a, b = [k for k in range(3) if k != up_axis]
-    az, el = math.radians(azimuth), math.radians(elevation)
-    direction = torch.zeros(3)
-    direction[a] = math.cos(el) * math.cos(az)
-    direction[b] = math.cos(el) * math.sin(az)
-    direction[up_axis] = sign * math.sin(el)
-    fov = 50.0
-    dist = radius / math.sin(math.radians(fov) / 2) * 1.05
-    up_vec = torch.zeros(3)
-    up_vec[up_axis] = sign
-    return Camera.look_at(center + dist * direction, center, up_vec, width=width, height=height, fov_x_deg=fov)
-
-
 def cmd_render(args: argparse.Namespace) -> int:
     import torch
 
     from progs.eval.figures import save_image
     from progs.io.ply import read_ply
+    from progs.io.teacher import look_at_cloud
     from progs.render import rasterize
 
     cloud = read_ply(args.scene)
     if len(cloud) == 0:
         raise ProgsError(f"{args.scene}: the PLY has no Gaussians to render")
     if args.camera_from:
-        from progs.io import load_scene
+        from progs.io.dataset import DatasetSpec
 
-        scene = load_scene(args.camera_from, downscale=args.downscale)
+        scene = DatasetSpec.from_argument(args.camera_from, downscale=args.downscale).load()
         views = scene.views
         if not 0 <= args.view < len(views):
             raise ProgsError(f"{args.camera_from}: --view {args.view} is out of range (the dataset has {len(views)} views)")
@@ -252,8 +222,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             h = args.height or round(cam.height * args.width / cam.width)
             cam = cam.resized(w, h)
     else:
-        cam = _default_camera(cloud.means, args.width or 512, args.height or 512, args.azimuth, args.elevation, args.up)
-    bg = torch.tensor([float(c) for c in args.background.split(",")]) if args.background else None
+        cam = look_at_cloud(cloud.means, args.width or 512, args.height or 512, args.azimuth, args.elevation, args.up)
+    bg = torch.tensor(_parse_rgb(args.background)) if args.background else None
     t0 = time.perf_counter()
     with torch.no_grad():
         image, alpha, _ = rasterize(cloud.means, cloud.quats, cloud.scales, cloud.opacities, cloud.colors, cam, bg)

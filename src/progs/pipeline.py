@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from progs.errors import ProgsError
 from progs.scene import Scene
 
@@ -44,7 +42,7 @@ def train_run(
         log(f"resuming {run} at iteration {trainer.iteration}/{trainer.config.iterations}")
     else:
         trainer = Trainer(scene, config)
-    info: dict[str, Any] = {"dataset": spec, "config": trainer.config.to_dict(), "scene": scene.name,
+    info: dict[str, Any] = {"dataset": spec.to_json(), "config": trainer.config.to_dict(), "scene": scene.name,
                             "view_distance": trainer.model.view_distance}
     write_run_json(run, info)
     log(f"training on {scene.name}: {len(trainer.train_views)} train / {len(trainer.test_views)} test views, "
@@ -95,13 +93,14 @@ def encode_run(
     """Encode a trained run into ``out`` (+ ``out.json`` manifest with per-LoD quality)."""
     from progs.atomic import write_bytes_atomic
     from progs.codec.stream import encode
-    from progs.stream.manifest import build_manifest, write_manifest
-    from progs.train.run import load_dataset, load_run_model
     from progs.eval.quality import evaluate_lods
+    from progs.io.dataset import DatasetSpec
+    from progs.stream.manifest import build_manifest, write_manifest
+    from progs.train.run import load_run_model
 
     model, info = load_run_model(run)
     if scene is None and evaluate:
-        scene = load_dataset(info["dataset"])
+        scene = DatasetSpec.from_json(info["dataset"]).load()
     background = scene.background if scene is not None else None
     res = encode(model, background=background, progress=progress)
     quality = None
@@ -151,8 +150,3 @@ def evaluate_stream(data: bytes, scene: Scene, source: str = "stream", prefixes:
         rows.append({"lod": s.lod, "anchors": q["anchors"], "bytes": s.bytes, "cumulative_bytes": cum,
                      "psnr": q["psnr"], "ssim": q["ssim"]})
     return rows
-
-
-def set_threads(n: int | None) -> None:
-    if n:
-        torch.set_num_threads(n)

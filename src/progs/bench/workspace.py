@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from progs.io.dataset import DatasetSpec
 from progs.errors import ProgsError
 from progs.bench.common import REFERENCE_LAMBDA, BenchConfig, repo_root
 from progs.scene import Scene
@@ -54,28 +55,25 @@ class Trained:
         }
 
 
-def resolve_dataset(name: str, downscale: float) -> tuple[dict[str, Any], str]:
-    """(dataset spec for ``load_dataset``, display name). ``fox`` = ``<repo>/../shared/data/fox``."""
+def resolve_dataset(name: str, downscale: float, views: int, size: int, seed: int) -> tuple[DatasetSpec, str]:
+    """(dataset spec, display name). ``fox`` = ``<repo>/../shared/data/fox``; ``views``, ``size`` and
+    ``seed`` apply to the demo scene only."""
     if name == "demo":
-        return {"kind": "demo"}, "demo"
+        return DatasetSpec.create("demo", views=views, size=size, seed=seed), "demo"
     path = repo_root() / ".." / "shared" / "data" / "fox" if name == "fox" else Path(name)
     if not path.exists():
         raise ProgsError(f"{name}: dataset folder {path} not found")
-    return {"kind": "path", "path": str(path.resolve()), "downscale": downscale}, path.resolve().name
+    return DatasetSpec.create("folder", path=str(path.resolve()), downscale=downscale), path.resolve().name
 
 
 class Workspace:
     def __init__(self, cfg: BenchConfig, log: Callable[[str], None]):
-        from progs.train.run import load_dataset
-
         self.cfg = cfg
         self.log = log
-        spec, self.dataset_name = resolve_dataset(cfg.dataset, cfg.downscale)
-        if spec["kind"] == "demo":
-            spec = {"kind": "demo", "views": cfg.profile.views, "size": cfg.profile.size, "seed": cfg.seed}
-        self.spec = spec
+        self.spec, self.dataset_name = resolve_dataset(cfg.dataset, cfg.downscale, cfg.profile.views,
+                                                       cfg.profile.size, cfg.seed)
         t0 = time.perf_counter()
-        self.scene: Scene = load_dataset(spec)
+        self.scene: Scene = self.spec.load()
         self.scene_seconds = time.perf_counter() - t0
         self._trained: dict[tuple[str, float], Trained] = {}
         self.runs = cfg.out / "runs"
@@ -84,25 +82,22 @@ class Workspace:
     def describe(self) -> dict[str, Any]:
         v = self.scene.train_views[0].camera
         return {
-            "name": self.dataset_name, "spec": self.spec, "train_views": len(self.scene.train_views),
+            "name": self.dataset_name, "spec": self.spec.to_json(), "train_views": len(self.scene.train_views),
             "test_views": len(self.scene.test_views), "width": v.width, "height": v.height,
             "points": None if self.scene.points is None else int(self.scene.points.shape[0]),
             "iterations": self.cfg.train_iterations(),
         }
 
     def train_config(self, overrides: dict[str, Any], lambda_e: float):
-        from progs.train.trainer import TrainConfig
+        from progs.train.config import TrainConfig
 
-        cfg = TrainConfig(iterations=self.cfg.train_iterations(), seed=self.cfg.seed, lambda_e=lambda_e)
+        options: dict[str, Any] = {}
         if self.dataset_name == "demo":  # the embedded scene: the preset `progs demo` trains with
             from progs.presets import demo_overrides
 
-            for k, v in demo_overrides().items():
-                if k != "iterations":
-                    setattr(cfg, k, v)
-        for k, v in overrides.items():
-            setattr(cfg, k, v)
-        return cfg
+            options.update(demo_overrides())
+        options.update(iterations=self.cfg.train_iterations(), seed=self.cfg.seed, lambda_e=lambda_e, **overrides)
+        return TrainConfig().replace(**options)
 
     def trained(self) -> list[Trained]:
         return list(self._trained.values())

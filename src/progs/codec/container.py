@@ -18,7 +18,6 @@ MAGIC = b"\x89PROGS\r\n"
 FORMAT_VERSION = 2
 PREAMBLE = len(MAGIC) + 4
 CHUNK_OVERHEAD = 12
-MAX_CHUNK = 1 << 31
 
 
 def head_tag() -> bytes:

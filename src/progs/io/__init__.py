@@ -6,7 +6,6 @@ malformed input; writers replace their output atomically.
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 
@@ -58,15 +57,9 @@ def load_scene(path: str | os.PathLike, downscale: float = 1, test_every: int = 
     """Load a scene, detecting its format: "demo", a transforms*.json dataset, or a COLMAP dataset."""
     kind = detect_format(path)
     if kind == "demo":
-        from progs.io.demo_scene import load_demo_scene  # written separately; imported lazily
+        from progs.io.dataset import DatasetSpec
 
-        params = inspect.signature(load_demo_scene).parameters
-        kwargs = {}
-        if "downscale" in params:
-            kwargs["downscale"] = downscale
-        if "test_every" in params:
-            kwargs["test_every"] = test_every
-        return load_demo_scene(**kwargs)
+        return DatasetSpec("demo", downscale=downscale, test_every=test_every).load()
     if kind == "transforms":
         return load_transforms_scene(path, downscale=downscale, test_every=test_every)
     return load_colmap_scene(path, downscale=downscale, test_every=test_every)

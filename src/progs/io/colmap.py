@@ -33,6 +33,7 @@ import torch
 
 from progs.errors import InputError
 from progs.io.images import check_factor, image_size, load_image, target_size
+from progs.octree import robust_bounds
 from progs.scene import Camera, Scene, View, split_train_test
 
 __all__ = [
@@ -497,13 +498,6 @@ def _find_images_dir(root: Path, factor: float) -> tuple[Path, bool]:
     return d, False
 
 
-def _robust_bounds(xyz: torch.Tensor) -> torch.Tensor:
-    if xyz.shape[0] < 20:
-        return torch.stack([xyz.min(dim=0).values, xyz.max(dim=0).values])
-    q = torch.tensor([0.005, 0.995], dtype=torch.float64)
-    return torch.quantile(xyz.double(), q, dim=0).float()
-
-
 def split_views(names: list[str], test_every: int) -> tuple[list[int], list[int]]:
     """:func:`split_train_test`, with ``test_every`` < 1 meaning "no test views"."""
     if test_every is None or int(test_every) < 1:
@@ -583,7 +577,7 @@ def load_colmap_scene(root: str | os.PathLike, downscale: float = 1, test_every:
     if model.points is not None and len(model.points):
         points = torch.from_numpy(model.points.xyz).float()
         colors = torch.from_numpy(model.points.rgb.astype(np.float32) / 255.0)
-        bounds = _robust_bounds(points)
+        bounds = torch.stack(robust_bounds(points)).float()
     else:
         warnings.warn(f"{model.path}: no 3D points in the model; bounds come from the cameras", stacklevel=2)
     scene = Scene(

@@ -155,8 +155,9 @@ def demo_cameras(count: int = 60, width: int = 128, height: int = 128, radius: f
     )
 
 
-def load_demo_scene(views: int = 60, size: int = 128, seed: int = 0, backend: str = "auto") -> Scene:
-    """Render the demo scene from ``views`` cameras at ``size``x``size``; every 8th view is a test view."""
+def load_demo_scene(views: int = 60, size: int = 128, seed: int = 0, backend: str = "auto", test_every: int = 8) -> Scene:
+    """Render the demo scene from ``views`` cameras at ``size``x``size``; every ``test_every``-th view is a
+    test view."""
     from progs.render import rasterize
 
     g = demo_gaussians(seed)
@@ -166,7 +167,7 @@ def load_demo_scene(views: int = 60, size: int = 128, seed: int = 0, backend: st
         for i, cam in enumerate(demo_cameras(views, size, size)):
             image, _, _ = rasterize(g.means, g.quats, g.scales, g.opacities, g.colors, cam, background, backend=backend)
             rendered.append(View(f"demo_{i:03d}", cam, image.clamp(0, 1).contiguous()))
-    train_idx, test_idx = split_train_test([v.name for v in rendered])
+    train_idx, test_idx = split_train_test([v.name for v in rendered], test_every)
     bounds = torch.stack([g.means.min(0).values, g.means.max(0).values])
     return Scene(
         name="demo",

@@ -44,8 +44,9 @@ def orbit_cameras(
 def scene_from_cloud(
     cloud: GaussianCloud, views: int = 60, size: int = 128, up: str = "z",
     background: tuple[float, float, float] = (0.0, 0.0, 0.0), name: str = "teacher", backend: str = "auto",
+    test_every: int = 8,
 ) -> Scene:
-    """Render ``cloud`` from ``views`` orbit cameras into a Scene (every 8th view is a test view)."""
+    """Render ``cloud`` from ``views`` orbit cameras into a Scene (every ``test_every``-th view is a test view)."""
     from progs.render import rasterize
 
     means = cloud.means
@@ -59,8 +60,30 @@ def scene_from_cloud(
         for i, cam in enumerate(orbit_cameras(center, radius, views, size, size, up)):
             img, _, _ = rasterize(means, cloud.quats, cloud.scales, cloud.opacities, cloud.colors, cam, bg, backend=backend)
             out.append(View(f"{name}_{i:03d}", cam, img.clamp(0, 1).contiguous()))
-    train, test = split_train_test([v.name for v in out])
+    train, test = split_train_test([v.name for v in out], test_every)
     return Scene(
         name=name, train_views=[out[i] for i in train], test_views=[out[i] for i in test],
         points=means.clone(), point_colors=cloud.colors.clone(), bounds=torch.stack([lo, hi]), background=bg,
     )
+
+
+def look_at_cloud(means: torch.Tensor, width: int, height: int, azimuth: float, elevation: float, up: str = "z") -> Camera:
+    """A camera at (``azimuth``, ``elevation``) degrees around the robust centre of ``means`` (``up``
+    axis as in :func:`orbit_cameras`) that fits the cloud in a 50° field of view."""
+    lo = torch.quantile(means, 0.02, dim=0)
+    hi = torch.quantile(means, 0.98, dim=0)
+    center = (lo + hi) / 2
+    radius = float((hi - lo).norm() / 2) or 1.0
+    sign = -1.0 if up.startswith("-") else 1.0
+    up_axis = _AXES[up.lstrip("+-")]
+    a, b = [k for k in range(3) if k != up_axis]
+    az, el = math.radians(azimuth), math.radians(elevation)
+    direction = torch.zeros(3)
+    direction[a] = math.cos(el) * math.cos(az)
+    direction[b] = math.cos(el) * math.sin(az)
+    direction[up_axis] = sign * math.sin(el)
+    fov = 50.0
+    dist = radius / math.sin(math.radians(fov) / 2) * 1.05
+    up_vec = torch.zeros(3)
+    up_vec[up_axis] = sign
+    return Camera.look_at(center + dist * direction, center, up_vec, width=width, height=height, fov_x_deg=fov)

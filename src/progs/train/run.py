@@ -14,7 +14,6 @@ from typing import Any
 from progs.atomic import write_bytes_atomic
 from progs.errors import InputError
 from progs.model.model import ProGSModel, model_from_state
-from progs.scene import Scene
 from progs.train.checkpoint import load_checkpoint
 
 CHECKPOINT = "checkpoint.pt"
@@ -33,24 +32,6 @@ def read_run_json(run: Path) -> dict[str, Any]:
         return json.loads(p.read_text())
     except ValueError as exc:
         raise InputError(f"{p}: not valid JSON ({exc})") from None
-
-
-def load_dataset(spec: dict[str, Any]) -> Scene:
-    """Rebuild the Scene a run was trained on from its spec in run.json."""
-    kind = spec.get("kind")
-    if kind == "ply":
-        from progs.io.ply import read_ply
-        from progs.io.teacher import scene_from_cloud
-
-        return scene_from_cloud(read_ply(spec["path"]), views=spec["views"], size=spec["size"], up=spec["up"],
-                                background=tuple(spec.get("background", (0.0, 0.0, 0.0))))
-    if kind == "demo":
-        from progs.io.demo_scene import load_demo_scene
-
-        return load_demo_scene(views=spec.get("views", 60), size=spec.get("size", 128), seed=spec.get("seed", 0))
-    from progs.io import load_scene
-
-    return load_scene(spec["path"], downscale=spec.get("downscale", 1.0))
 
 
 def load_run_model(run: Path) -> tuple[ProGSModel, dict[str, Any]]:

@@ -13,110 +13,26 @@ generator, whose state is checkpointed with everything else.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from typing import Any, Callable
 
 import torch
 
-from progs.model.anchors import AdjustConfig, AnchorSet
+from progs.model.anchors import AnchorSet
 from progs.model.gaussians import GaussianGenerator
 from progs.metrics import psnr
 from progs.model.context import ContextConfig, ContextModel
 from progs.model.model import ProGSModel, model_from_state
 from progs.octree import OctreeGrid
-from progs.scene import Scene, View, scale_views
+from progs.scene import Scene, View
 from progs.train.checkpoint import load_checkpoint, save_checkpoint
+from progs.train.config import TrainConfig
 from progs.train.losses import c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
 from progs.train.rate import RateTrainer
 
 # Anchor growing/pruning statistics a checkpoint keeps besides the model (exact resume).
 ADJUST_STATS = ("grad_accum", "grad_count", "opacity_accum", "visible_count")
-from progs.train.schedule import Schedule, exp_lr
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run. Defaults: the demo scene on 2 CPU cores in minutes."""
-
-    iterations: int = 2000
-    levels: int = 5  # L
-    base_depth: int | None = None  # b; None = from the SfM point spacing (octree.default_base_depth)
-    seed: int = 0
-    downscale: float = 1.0  # train/test images (and cameras) divided by this
-    feat_dim: int = 32
-    n_offsets: int = 10
-    # losses
-    lambda_ssim: float = 0.2
-    lambda_vol: float = 0.01
-    lambda_nce: float = 0.005
-    nce_tau: float = 0.03
-    nce_negatives: int = 100
-    nce_fraction: float = 0.05
-    # ablations
-    adjust: bool = True  # False = --no-adjust: no growing/pruning
-    infonce: bool = True
-    c2f: bool = True
-    # Coarser LoDs rendered per step besides LoD L: None = all (exact Eq. 12); k = k random ones with
-    # unbiased weights (cheaper; on the demo scene all LoDs gave LoD 1 +1.5 dB for ~1.3x the time).
-    c2f_coarse_samples: int | None = None
-    # anchor adjustment (paper §III-C)
-    adjust_interval: int = 100  # T
-    grad_threshold: float = 2e-4  # τ_g
-    grad_beta: float = 1.0  # β
-    very_factor: float = 2.0
-    prune_opacity: float = 0.005  # τ_o
-    max_anchors: int = 200_000
-    schedule: Schedule = field(default_factory=Schedule)
-    # learning rates (Scaffold-GS; offsets scaled by the camera extent)
-    lr_feature: float = 0.0075
-    lr_scaling: float = 0.007
-    lr_offsets_init: float = 0.01
-    lr_offsets_final: float = 0.0001
-    lr_mlp_opacity_init: float = 0.002
-    lr_mlp_opacity_final: float = 0.00002
-    lr_mlp_cov_init: float = 0.004
-    lr_mlp_cov_final: float = 0.004
-    lr_mlp_color_init: float = 0.008
-    lr_mlp_color_final: float = 0.00005
-    # initialisation and rendering
-    init_random_points: int = 20_000  # when the scene has no SfM points
-    init_level: int | None = None  # level of the initial anchors (None = L, the paper); finer ones grow
-    cull_margin: float = 0.1
-    backend: str = "auto"
-    # rate-aware training (paper §III-E): quantization noise, then the entropy loss L_e
-    rate: bool = True
-    lambda_e: float = 0.002  # paper sweep: 5e-4 ... 4e-3
-    entropy_fraction: float = 0.05
-    lr_context_grid_init: float = 0.005
-    lr_context_grid_final: float = 0.00005
-    lr_context_mlp_init: float = 0.005
-    lr_context_mlp_final: float = 0.00001
-    deterministic: bool = True  # torch deterministic algorithms during each step (needed with >1 thread)
-    # Level refinement (experimental, beyond the paper; off by default): the last ``refine_fraction`` of
-    # the iterations fine-tune each level's own anchors on its own LoD's loss, levels 1..L in turn
-    # (coarse to fine), with the shared MLPs and every other anchor frozen. Measured on the demo scene
-    # (600 iterations, b=3, 1 thread, same seed): 0.1 gave LoD 1 +0.5 dB but LoD 3..5 -1.6 dB, since
-    # those iterations are taken from the joint training.
-    refine_fraction: float = 0.0
-
-    def adjust_config(self) -> AdjustConfig:
-        return AdjustConfig(
-            grad_threshold=self.grad_threshold, beta=self.grad_beta, very_factor=self.very_factor,
-            prune_opacity=self.prune_opacity, max_anchors=self.max_anchors,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["schedule"] = self.schedule.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        if isinstance(kw.get("schedule"), dict):
-            kw["schedule"] = Schedule(**kw["schedule"])
-        return cls(**kw)
+from progs.train.schedule import exp_lr
 
 
 def build_grid(scene: Scene, levels: int, base_depth: int | None) -> OctreeGrid:
@@ -148,8 +64,8 @@ class Trainer:
     def __init__(self, scene: Scene, config: TrainConfig | None = None):
         self.config = cfg = config or TrainConfig()
         self.scene = scene
-        self.train_views = scale_views(scene.train_views, cfg.downscale)
-        self.test_views = scale_views(scene.test_views, cfg.downscale)
+        self.train_views = list(scene.train_views)
+        self.test_views = list(scene.test_views)
         if not self.train_views:
             raise ValueError(f"scene {scene.name!r} has no training views")
         self.background = scene.background.float()
@@ -170,11 +86,11 @@ class Trainer:
         context = ContextModel(ContextConfig.for_anchor_count(len(anchors)), seed=cfg.seed)
         self.model = ProGSModel(anchors, generator, context, cull_margin=cfg.cull_margin,
                                 view_distance=view_distance(self.train_views, grid))
-        self.rate = RateTrainer(self.model.context, fraction=cfg.entropy_fraction)
+        self.rate = RateTrainer(self.model.context, fraction=cfg.rate.entropy_fraction)
         self.spatial_lr_scale = camera_extent(self.train_views)
         self.optimizer = self._make_optimizer()
         self.stages = cfg.schedule.at(cfg.iterations)
-        self.adjust_cfg = cfg.adjust_config()
+        self.adjust_cfg = cfg.growth.adjust_config()
         self.iteration = 0
         self.view_queue: list[int] = []
         self.history: list[dict[str, float]] = []
@@ -185,27 +101,27 @@ class Trainer:
     def _make_optimizer(self) -> torch.optim.Adam:
         a, g, ctx = self.model.anchors, self.model.generator, self.model.context
         groups = [
-            {"params": [a.feature], "name": "feature", "lr": self.config.lr_feature},
-            {"params": [a.scaling], "name": "scaling", "lr": self.config.lr_scaling},
-            {"params": [a.offsets], "name": "offsets", "lr": self.config.lr_offsets_init * self.spatial_lr_scale},
-            {"params": list(g.mlp_opacity.parameters()), "name": "mlp_opacity", "lr": self.config.lr_mlp_opacity_init},
-            {"params": list(g.mlp_cov.parameters()), "name": "mlp_cov", "lr": self.config.lr_mlp_cov_init},
-            {"params": list(g.mlp_color.parameters()), "name": "mlp_color", "lr": self.config.lr_mlp_color_init},
-            {"params": [ctx.grid3, ctx.grid2], "name": "context_grid", "lr": self.config.lr_context_grid_init},
+            {"params": [a.feature], "name": "feature", "lr": self.config.lr.feature},
+            {"params": [a.scaling], "name": "scaling", "lr": self.config.lr.scaling},
+            {"params": [a.offsets], "name": "offsets", "lr": self.config.lr.offsets_init * self.spatial_lr_scale},
+            {"params": list(g.mlp_opacity.parameters()), "name": "mlp_opacity", "lr": self.config.lr.mlp_opacity_init},
+            {"params": list(g.mlp_cov.parameters()), "name": "mlp_cov", "lr": self.config.lr.mlp_cov_init},
+            {"params": list(g.mlp_color.parameters()), "name": "mlp_color", "lr": self.config.lr.mlp_color_init},
+            {"params": [ctx.grid3, ctx.grid2], "name": "context_grid", "lr": self.config.rate.lr_context_grid_init},
             {"params": list(ctx.mlp_d.parameters()) + list(ctx.mlp_q.parameters()), "name": "context_mlp",
-             "lr": self.config.lr_context_mlp_init},
+             "lr": self.config.rate.lr_context_mlp_init},
         ]
         return torch.optim.Adam(groups, lr=0.0, eps=1e-15)
 
     def _update_lr(self, it: int) -> None:
         c, total = self.config, self.config.iterations
         sched = {
-            "offsets": (c.lr_offsets_init * self.spatial_lr_scale, c.lr_offsets_final * self.spatial_lr_scale),
-            "mlp_opacity": (c.lr_mlp_opacity_init, c.lr_mlp_opacity_final),
-            "mlp_cov": (c.lr_mlp_cov_init, c.lr_mlp_cov_final),
-            "mlp_color": (c.lr_mlp_color_init, c.lr_mlp_color_final),
-            "context_grid": (c.lr_context_grid_init, c.lr_context_grid_final),
-            "context_mlp": (c.lr_context_mlp_init, c.lr_context_mlp_final),
+            "offsets": (c.lr.offsets_init * self.spatial_lr_scale, c.lr.offsets_final * self.spatial_lr_scale),
+            "mlp_opacity": (c.lr.mlp_opacity_init, c.lr.mlp_opacity_final),
+            "mlp_cov": (c.lr.mlp_cov_init, c.lr.mlp_cov_final),
+            "mlp_color": (c.lr.mlp_color_init, c.lr.mlp_color_final),
+            "context_grid": (c.rate.lr_context_grid_init, c.rate.lr_context_grid_final),
+            "context_mlp": (c.rate.lr_context_mlp_init, c.rate.lr_context_mlp_final),
         }
         for group in self.optimizer.param_groups:
             if group["name"] in sched:
@@ -251,10 +167,10 @@ class Trainer:
         self._update_lr(it)
         view = self._next_view()
         attributes = None
-        if cfg.rate and self.stages.noise(it):
+        if cfg.rate.enabled and self.stages.noise(it):
             attributes, _, _ = self.rate.step(anchors, self.gen, entropy=False)
         out = model.render(view.camera, level, self.background, backend=cfg.backend, attributes=attributes)
-        loss = photometric_loss(out.image, view.image, cfg.lambda_ssim)
+        loss = photometric_loss(out.image, view.image, cfg.loss.lambda_ssim)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for p in list(model.generator.parameters()) + list(model.context.parameters()):
@@ -281,15 +197,15 @@ class Trainer:
             return self._refine_step(level)
         self._update_lr(it)
         view = self._next_view()
-        if cfg.c2f and self.stages.c2f(it):
-            weights = c2f_lod_weights(L, cfg.c2f_coarse_samples, self.gen)
+        if cfg.loss.c2f and self.stages.c2f(it):
+            weights = c2f_lod_weights(L, cfg.loss.c2f_coarse_samples, self.gen)
         else:
             weights = {L: 1.0}
-        collect = cfg.adjust and (self.stages.adjust_start - cfg.adjust_interval) <= it < self.stages.adjust_end
+        collect = cfg.growth.enabled and (self.stages.adjust_start - cfg.growth.interval) <= it < self.stages.adjust_end
 
         attributes = None
         rate_loss = None
-        if cfg.rate and self.stages.noise(it):
+        if cfg.rate.enabled and self.stages.noise(it):
             attributes, rate_loss, bits_per_attr = self.rate.step(anchors, self.gen, entropy=self.stages.entropy(it))
 
         outs = {}
@@ -297,24 +213,24 @@ class Trainer:
         for lod in sorted(weights, reverse=True):
             out = model.render(view.camera, lod, self.background, backend=cfg.backend, attributes=attributes)
             outs[lod] = out
-            photo = photo + weights[lod] * photometric_loss(out.image, view.image, cfg.lambda_ssim)
+            photo = photo + weights[lod] * photometric_loss(out.image, view.image, cfg.loss.lambda_ssim)
         loss = photo
         finest = outs[max(outs)]
         terms = {"photo": float(photo.detach())}
-        if cfg.lambda_vol > 0 and self.stages.regularizers(it):
+        if cfg.loss.lambda_vol > 0 and self.stages.regularizers(it):
             vol = volume_loss(finest.gaussians.scales)
-            loss = loss + cfg.lambda_vol * vol
+            loss = loss + cfg.loss.lambda_vol * vol
             terms["vol"] = float(vol.detach())
-        if cfg.infonce and cfg.lambda_nce > 0 and self.stages.regularizers(it):
+        if cfg.loss.infonce and cfg.loss.lambda_nce > 0 and self.stages.regularizers(it):
             attrs = anchors.attribute_matrix()
             nce = infonce_loss(
-                attrs, anchors.parent, fraction=cfg.nce_fraction, negatives=cfg.nce_negatives,
-                tau=cfg.nce_tau, gen=self.gen,
+                attrs, anchors.parent, fraction=cfg.loss.nce_fraction, negatives=cfg.loss.nce_negatives,
+                tau=cfg.loss.nce_tau, gen=self.gen,
             )
-            loss = loss + cfg.lambda_nce * nce
+            loss = loss + cfg.loss.lambda_nce * nce
             terms["nce"] = float(nce.detach())
-        if rate_loss is not None and cfg.lambda_e > 0:
-            loss = loss + cfg.lambda_e * rate_loss
+        if rate_loss is not None and cfg.rate.lambda_e > 0:
+            loss = loss + cfg.rate.lambda_e * rate_loss
             terms["rate"] = float(rate_loss.detach())
             terms["bits_per_attr"] = bits_per_attr
         self.optimizer.zero_grad(set_to_none=True)
@@ -332,11 +248,11 @@ class Trainer:
         self.optimizer.step()
         self.iteration = it = it + 1
 
-        if cfg.adjust and self.stages.adjusting(it) and it % cfg.adjust_interval == 0:
-            report = anchors.adjust(self.adjust_cfg, cfg.adjust_interval, self.optimizer, grow=self.stages.spawning(it))
+        if cfg.growth.enabled and self.stages.adjusting(it) and it % cfg.growth.interval == 0:
+            report = anchors.adjust(self.adjust_cfg, cfg.growth.interval, self.optimizer, grow=self.stages.spawning(it))
             self.rate.invalidate()
             self.adjustments.append({"iteration": it, **asdict(report)})
-        elif cfg.adjust and it == self.stages.adjust_end:
+        elif cfg.growth.enabled and it == self.stages.adjust_end:
             anchors.reset_stats()
 
         rec = {"iteration": it, "loss": float(loss.detach()), **terms, "psnr": psnr(finest.image, view.image), "anchors": len(anchors)}
@@ -406,7 +322,7 @@ class Trainer:
             self.model.view_distance = view_distance
         for name in ADJUST_STATS:
             getattr(self.model.anchors, name).copy_(state["anchors"][name])
-        self.rate = RateTrainer(self.model.context, fraction=self.config.entropy_fraction)
+        self.rate = RateTrainer(self.model.context, fraction=self.config.rate.entropy_fraction)
         self.rate.load_state(state.get("rate_cache"))
         self.spatial_lr_scale = float(state["spatial_lr_scale"])
         self.optimizer = self._make_optimizer()
@@ -428,9 +344,7 @@ class Trainer:
     def from_checkpoint(cls, path: str, scene: Scene, **overrides: Any) -> "Trainer":
         """A trainer for ``scene`` with the checkpoint's config (``overrides`` applied) and state."""
         state = load_checkpoint(path)
-        cfg = TrainConfig.from_dict(state["config"])
-        for k, v in overrides.items():
-            setattr(cfg, k, v)
+        cfg = TrainConfig.from_dict(state["config"]).replace(**overrides)
         trainer = cls(scene, cfg)
         trainer.load_state_dict(state)
         return trainer
