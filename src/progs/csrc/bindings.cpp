@@ -11,6 +11,21 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   const auto nogil = pybind11::call_guard<pybind11::gil_scoped_release>();
   m.def("hashgrid_features", &hashgrid_features, nogil,
         "exact float64 hash-grid interpolation snapped to 2^-12 (the context model's coding path)");
+  pybind11::class_<CodingConstants>(m, "CodingConstants", "the constants of the exact coding path")
+      .def(pybind11::init<>())
+      .def_readwrite("leaky", &CodingConstants::leaky)
+      .def_readwrite("act_clamp", &CodingConstants::act_clamp)
+      .def_readwrite("act_grid", &CodingConstants::act_grid)
+      .def_readwrite("q0", &CodingConstants::q0)
+      .def_readwrite("attr_dims", &CodingConstants::attr_dims)
+      .def_readwrite("octave_thresholds", &CodingConstants::octave_thresholds)
+      .def_readwrite("min_exponent", &CodingConstants::min_exponent)
+      .def_readwrite("num_bins", &CodingConstants::num_bins)
+      .def_readwrite("exp_coeffs", &CodingConstants::exp_coeffs)
+      .def_readwrite("inv_odd", &CodingConstants::inv_odd)
+      .def_readwrite("step_levels", &CodingConstants::step_levels)
+      .def_readwrite("mean_grid", &CodingConstants::mean_grid)
+      .def_readwrite("scale_floor", &CodingConstants::scale_floor);
   m.def("coding_params", &coding_params, nogil,
         "the context MLPs fused with the exact steps, snapped means (symbol units) and scale bins");
   m.def("group_by_bin", &group_by_bin, nogil, "stable counting sort of uint8 scale bins: (order, counts)");

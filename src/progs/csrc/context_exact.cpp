@@ -185,12 +185,16 @@ inline double exact_log1p(double y, const double* inv_odd, int terms) {
 // (mean in symbol units [N, D] float64, scale bin [N, D] uint8, step q [N, 3] float64).
 std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, torch::Tensor w1t, torch::Tensor b1,
                                          torch::Tensor w2dt, torch::Tensor b2d, torch::Tensor w2qt, torch::Tensor b2q,
-                                         double leaky, double act_clamp, double act_grid,
-                                         std::vector<double> q0,
-                                         std::vector<int64_t> attr_dims, std::vector<double> octave_thresholds,
-                                         int64_t min_exponent, int64_t num_bins,
-                                         std::vector<double> exp_coeffs, std::vector<double> inv_odd,
-                                         int64_t step_levels, double mean_grid, double scale_floor) {
+                                         const CodingConstants& constants) {
+  const double leaky = constants.leaky, act_clamp = constants.act_clamp, act_grid = constants.act_grid;
+  const std::vector<double>& q0 = constants.q0;
+  const std::vector<int64_t>& attr_dims = constants.attr_dims;
+  const std::vector<double>& octave_thresholds = constants.octave_thresholds;
+  const int64_t min_exponent = constants.min_exponent, num_bins = constants.num_bins;
+  const std::vector<double>& exp_coeffs = constants.exp_coeffs;
+  const std::vector<double>& inv_odd = constants.inv_odd;
+  const int64_t step_levels = constants.step_levels;
+  const double mean_grid = constants.mean_grid, scale_floor = constants.scale_floor;
   for (const auto& x : {h, terms, w1t, b1, w2dt, b2d, w2qt, b2q})
     TORCH_CHECK(x.dtype() == torch::kFloat64, "coding_params: float64 inputs expected");
   TORCH_CHECK(octave_thresholds.size() == 8 && num_bins >= 1 && num_bins <= 256, "coding_params: 8 thresholds per octave, <= 256 bins");

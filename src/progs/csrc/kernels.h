@@ -19,14 +19,22 @@ std::vector<torch::Tensor> composite_backward(
     double alpha_min, double t_min);
 torch::Tensor hashgrid_features(torch::Tensor tables3, torch::Tensor tables2, torch::Tensor pos,
                                 std::vector<int64_t> res3, std::vector<int64_t> res2);
+// The constants of the exact coding path (progs.model.context builds one instance, once): the MLPs'
+// leaky slope and activation grid, the base steps and attribute blocks, the scale-bin table, the
+// exact_math polynomial coefficients, the step and mean grids.
+struct CodingConstants {
+  double leaky = 0.0, act_clamp = 0.0, act_grid = 0.0;
+  std::vector<double> q0;
+  std::vector<int64_t> attr_dims;
+  std::vector<double> octave_thresholds;
+  int64_t min_exponent = 0, num_bins = 0;
+  std::vector<double> exp_coeffs, inv_odd;
+  int64_t step_levels = 0;
+  double mean_grid = 0.0, scale_floor = 0.0;
+};
 std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, torch::Tensor w1t, torch::Tensor b1,
                                          torch::Tensor w2dt, torch::Tensor b2d, torch::Tensor w2qt, torch::Tensor b2q,
-                                         double leaky, double act_clamp, double act_grid,
-                                         std::vector<double> q0,
-                                         std::vector<int64_t> attr_dims, std::vector<double> octave_thresholds,
-                                         int64_t min_exponent, int64_t num_bins,
-                                         std::vector<double> exp_coeffs, std::vector<double> inv_odd,
-                                         int64_t step_levels, double mean_grid, double scale_floor);
+                                         const CodingConstants& constants);
 std::vector<torch::Tensor> group_by_bin(torch::Tensor bins);
 std::vector<torch::Tensor> ungroup_symbols(torch::Tensor order, torch::Tensor sorted_idx, torch::Tensor counts,
                                            torch::Tensor tails);

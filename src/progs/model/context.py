@@ -65,6 +65,7 @@ def _scale_bins() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 SCALE_BINS, SCALE_THRESHOLDS = _scale_bins()
+_KERNEL_CONSTANTS: dict[tuple, object] = {}  # (q0, attr_dims) -> the C++ CodingConstants
 
 
 @dataclass
@@ -353,13 +354,23 @@ class ContextModel(nn.Module):
             return tuple(ext.coding_params(
                 h_own.double(), terms.double(), self._first_layer_weights(slice(0, F)), bias,
                 l2d.weight.detach().double().T, l2d.bias.detach().double(),
-                l2q.weight.detach().double().T, l2q.bias.detach().double(), LEAKY, ACT_CLAMP, ACT_GRID,
-                [float(v) for v in self.cfg.q0], list(self.cfg.attr_dims), list(OCTAVE_THRESHOLDS),
-                SCALE_MIN_EXPONENT, NUM_SCALE_BINS, exact_math.EXP_COEFFS, exact_math.INV_ODD,
-                STEP_LEVELS, MEAN_GRID, SCALE_FLOOR,
+                l2q.weight.detach().double().T, l2q.bias.detach().double(), self._kernel_constants(ext),
             ))
         d, t = self._exact_mlps(h_own, parent_terms)
         return self._coding_params_reference(d, t)
+
+    def _kernel_constants(self, ext):
+        """The C++ ``CodingConstants`` of this configuration (built once per configuration)."""
+        key = (tuple(float(v) for v in self.cfg.q0), tuple(int(v) for v in self.cfg.attr_dims))
+        if key not in _KERNEL_CONSTANTS:
+            c = ext.CodingConstants()
+            c.leaky, c.act_clamp, c.act_grid = LEAKY, ACT_CLAMP, ACT_GRID
+            c.q0, c.attr_dims = list(key[0]), list(key[1])
+            c.octave_thresholds, c.min_exponent, c.num_bins = list(OCTAVE_THRESHOLDS), SCALE_MIN_EXPONENT, NUM_SCALE_BINS
+            c.exp_coeffs, c.inv_odd = list(exact_math.EXP_COEFFS), list(exact_math.INV_ODD)
+            c.step_levels, c.mean_grid, c.scale_floor = STEP_LEVELS, MEAN_GRID, SCALE_FLOOR
+            _KERNEL_CONSTANTS[key] = c
+        return _KERNEL_CONSTANTS[key]
 
     def _coding_params_reference(self, d: torch.Tensor, t: torch.Tensor):
         """PyTorch twin of the C++ ``coding_params`` (same operations, same order, same bits)."""
