@@ -40,8 +40,7 @@ def test_estimated_bits_track_the_coded_size(trained):
     _, tr, res = trained
     model, ctx = tr.model, tr.model.context
     with torch.no_grad():
-        pos, ppos, hp = context_inputs(model.anchors)
-        mean, scale, q = ctx(pos, ppos, hp)
+        mean, scale, q = ctx(*context_inputs(model.anchors))
         qc = ctx.step_per_channel(q)
         attrs = model.anchors.attribute_matrix()
         quantized = torch.round(attrs / qc) * qc

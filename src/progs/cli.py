@@ -51,7 +51,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     scene = spec.load()
     out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
                     checkpoint_every=args.checkpoint_every, iterations=args.iterations)
-    _print_lods(f"trained {out.iterations} iterations in {out.seconds:.0f} s; test views per LoD:", out.lods)
+    _print_lods(f"trained {out.iterations} iterations in {out.seconds:.0f} s; test views per LoD (PSNR as decoded, "
+                "PSNR float unquantized):", out.lods)
     return 0
 
 
@@ -83,13 +84,13 @@ def _parse_rgb(text: str) -> tuple[float, float, float]:
 def _dataset_spec(args: argparse.Namespace):
     from progs.io.dataset import DatasetSpec
 
-    return DatasetSpec.from_argument(args.dataset, downscale=args.downscale, size=args.demo_size)
+    return DatasetSpec.from_argument(args.dataset, downscale=args.downscale, views=args.demo_views, size=args.demo_size)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from progs.eval.quality import evaluate_lods
+    from progs.eval.quality import evaluate_coded
     from progs.io.dataset import DatasetSpec
     from progs.train.run import load_run_model
 
@@ -97,8 +98,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if target.is_dir():
         model, info = load_run_model(target)
         scene = (DatasetSpec.from_json(info["dataset"]) if not args.dataset else _dataset_spec(args)).load()
-        rows = evaluate_lods(model, scene, background=scene.background)
-        title = f"{target} (checkpoint, unquantized); test views per LoD:"
+        rows = evaluate_coded(model, scene, background=scene.background)
+        title = f"{target} (checkpoint; PSNR as decoded from its stream, PSNR float unquantized); test views per LoD:"
     else:
         from progs.pipeline import evaluate_stream
 
@@ -175,7 +176,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = _train_config(args, DEMO_DEFAULTS)
     _log("[2/4] training ProGS (every LoD at once)")
     trained = train_run(scene, spec, out / "run", cfg, checkpoint_every=args.checkpoint_every)
-    _print_lods(f"      {trained.iterations} iterations in {trained.seconds:.0f} s; checkpoint model on test views:", trained.lods)
+    _print_lods(f"      {trained.iterations} iterations in {trained.seconds:.0f} s; checkpoint on test views (PSNR as decoded, PSNR float unquantized):", trained.lods)
 
     _log("[3/4] encoding the progressive stream")
     enc = encode_run(out / "run", out / "scene.progs", evaluate=False, scene=scene)
@@ -263,6 +264,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         ],
         "problem": res.problem,
     }
+    if res.model is not None:
+        from progs.codec.levels import prior_comparison
+
+        coded = {k: sum(s.components[k] for s in res.lods) for k in ("f", "s", "o")}
+        info["priors"] = prior_comparison(res.model, coded)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -283,6 +289,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         if args.timings:
             line += f"  {s.seconds:.3f}"
         print(line)
+    for name, p in info.get("priors", {}).items():
+        print(f"{name}: {p['coded_bits_per_symbol']:.3f} bits/symbol coded with the context model, "
+              f"{p['constant_prior_bits_per_symbol']:.3f} with one fitted Gaussian per channel ({p['symbols']} symbols)")
     if res.problem:
         print(f"note: {res.problem}")
     return 0
@@ -409,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("dataset", nargs="?", help="dataset to evaluate on (required for a stream; 'demo' allowed)")
     e.add_argument("--downscale", type=float, default=1.0)
     e.add_argument("--demo-size", type=int, default=128, help="image size when DATASET is 'demo' (default 128)")
+    e.add_argument("--demo-views", type=int, default=60, help="views when DATASET is 'demo' (default 60)")
     e.add_argument("--json", action="store_true", help='print {"lods": [...]} as JSON')
     e.set_defaults(func=cmd_eval)
 

@@ -68,9 +68,9 @@ def train_run(
         ) from None
     seconds = time.perf_counter() - t0
     trainer.save(str(ckpt))
-    from progs.eval.quality import evaluate_lods
+    from progs.eval.quality import evaluate_coded
 
-    lods = evaluate_lods(trainer.model, trainer.test_views or trainer.train_views, background=trainer.background,
+    lods = evaluate_coded(trainer.model, trainer.test_views or trainer.train_views, background=trainer.background,
                          backend=trainer.config.backend)
     info.update({"train_seconds": seconds, "iterations": trainer.iteration, "lods": lods,
                  "adjustments": len(trainer.adjustments)})

@@ -160,6 +160,8 @@ def decode_header(payload: memoryview, offset: int) -> Header:
                           f"the generator needs {AttributeLayout(gen_args['feat_dim'], gen_args['n_offsets']).dims}")
     if not (1 <= grid.num_levels <= MAX_LEVELS) or any(not (0 < v <= 4096) for v in gen_args.values()):
         raise FormatError(f"chunk HEAD at byte {offset}: configuration out of range")
+    if cfg.num_levels not in (0, grid.num_levels):
+        raise FormatError(f"chunk HEAD at byte {offset}: the context model takes {cfg.num_levels} levels, the grid has {grid.num_levels}")
     n_lods = r.u8()
     if n_lods != grid.num_levels:
         raise r.fail(f"chunk table lists {n_lods} LoDs but the grid has {grid.num_levels} levels")

@@ -61,7 +61,7 @@ class LevelContext:
             if keys.shape[0] and not bool(torch.equal(self.prev_codes[parent], codes >> 3)):
                 raise ValueError("an anchor's parent is missing from the previous level")
             terms = self.prev_terms[parent]
-        mean, bins, q = self.ctx.coding_params(h, terms)
+        mean, bins, q = self.ctx.coding_params(h, terms, level=level)
         self.prev_codes, self.prev_terms = codes, self.ctx.parent_terms(h)
         return LevelParams(mean, bins, q)
 
@@ -132,3 +132,33 @@ def attribute_symbols(model: ProGSModel) -> Iterator[LevelSymbols]:
         keys, attrs = keys_all[sel], attrs_all[sel]
         p = walker.params(keys, level)
         yield LevelSymbols(level, keys, attrs, p, quantize(model.context, attrs, p))
+
+
+def prior_comparison(model: ProGSModel, coded_bytes: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Per block (f, s, o): bits per symbol actually coded (``coded_bytes``: payload bytes per block over
+    all levels, as the stream's components give them) and the bits the same quantized values would
+    need under one fitted Gaussian per channel (mean and deviation of the channel's values over all
+    anchors, each value's own step as the bin width): the constant prior the context model must beat.
+
+    ``model`` is a decoded model (its attributes are the quantized values)."""
+    from torch.special import ndtr
+
+    values, steps = [], []
+    for lv in attribute_symbols(model):
+        values.append(dequantize(model.context, lv.residuals, lv.params))
+        steps.append(model.context.step_per_channel(lv.params.step))
+    a, q = torch.cat(values), torch.cat(steps)
+    out: dict[str, dict[str, float]] = {}
+    layout = model.context.layout
+    for i, name in enumerate(BLOCK_NAMES):
+        x, w = layout.block(a, i), layout.block(q, i)
+        n = int(x.numel())
+        if n == 0:
+            continue
+        mu = x.mean(0, keepdim=True)
+        sd = x.std(0, keepdim=True).clamp_min(1e-9) if x.shape[0] > 1 else torch.ones_like(mu)
+        p = ndtr((x + w / 2 - mu) / sd) - ndtr((x - w / 2 - mu) / sd)
+        const_bits = float(-torch.log2(p.clamp_min(1e-12)).sum())
+        out[name] = {"symbols": n, "coded_bits_per_symbol": 8.0 * coded_bytes.get(name, 0) / n,
+                     "constant_prior_bits_per_symbol": const_bits / n}
+    return out

@@ -80,6 +80,10 @@ class ContextConfig:
     hidden: int = 16  # MLP_d hidden width
     q_hidden: int = 8  # MLP_q hidden width
     attr_dims: tuple[int, int, int] = (32, 6, 30)  # feature, scaling, offsets (10 x 3)
+    # Octree levels fed to both MLPs as a one-hot (0 = none, streams of format version 2): the statistics
+    # differ per level (scaling mean -1.8 at level 1 to -2.9 at level 4, feature std 0.30 to 0.96 on
+    # the demo), and so does the best step. In the exact path a level's one-hot is a per-level bias.
+    num_levels: int = 0
     # Base steps Q0 for f, s, o. The paper uses Q0_f = 1; our features start at zero and stay small
     # (std ~0.3) in CPU-length trainings, where a step of 1 would round most of them to 0.
     q0: tuple[float, float, float] = (0.1, 0.001, 0.2)
@@ -204,7 +208,7 @@ class ContextModel(nn.Module):
         self.res2 = _resolutions(c.levels_2d, c.res_2d)
         self.grid3 = nn.Parameter(torch.rand(c.levels_3d, 1 << c.log2_table_3d, c.dim, generator=g) * 2e-2 - 1e-2)
         self.grid2 = nn.Parameter(torch.rand(c.levels_2d * 3, 1 << c.log2_table_2d, c.dim, generator=g) * 2e-2 - 1e-2)
-        f_in = 2 * c.feature_dim
+        f_in = 2 * c.feature_dim + c.num_levels
         self.mlp_d = nn.Sequential(
             nn.Linear(f_in, c.hidden), nn.LeakyReLU(LEAKY), nn.Linear(c.hidden, 2 * c.attr_total)
         )
@@ -229,17 +233,24 @@ class ContextModel(nn.Module):
         return torch.cat([f3.permute(1, 0, 2).reshape(n, f3.shape[0] * f3.shape[2]),
                           f2.permute(1, 0, 2).reshape(n, f2.shape[0] * f2.shape[2])], dim=1)
 
-    def context(self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor) -> torch.Tensor:
-        """Concatenated (h_i, h_p) [N, 2F] (training path)."""
+    def context(self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor,
+                levels: torch.Tensor | None = None) -> torch.Tensor:
+        """Concatenated (h_i, h_p, one-hot level) [N, 2F + num_levels] (training path)."""
         g3, g2 = self.binary_grids()
         hi = self._features(pos, g3, g2, snap=False)
         hp = self._features(parent_pos, g3, g2, snap=False) * has_parent[:, None].to(pos)
-        return torch.cat([hi, hp], dim=1)
+        parts = [hi, hp]
+        if self.cfg.num_levels:
+            if levels is None:
+                raise ValueError("this context model takes the anchors' levels")
+            parts.append(torch.nn.functional.one_hot(levels - 1, self.cfg.num_levels).to(pos))
+        return torch.cat(parts, dim=1)
 
     # ------------------------------------------------------------------------ training path
-    def forward(self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor):
+    def forward(self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor,
+                levels: torch.Tensor | None = None):
         """(mean [N, D], scale [N, D], step [N, 3]) for anchors at normalised positions."""
-        ctx = self.context(pos, parent_pos, has_parent)
+        ctx = self.context(pos, parent_pos, has_parent, levels)
         d = self.mlp_d(ctx)
         D = self.cfg.attr_total
         mean = d[:, :D]
@@ -289,9 +300,16 @@ class ContextModel(nn.Module):
         """MLP_d's and MLP_q's first-layer weights for a part of the context, stacked [Hd + Hq, F]."""
         return torch.cat([self.mlp_d[0].weight.detach()[:, part], self.mlp_q[0].weight.detach()[:, part]]).double().T
 
-    def _first_layer_bias(self) -> torch.Tensor:
-        """MLP_d's and MLP_q's first-layer biases, stacked [Hd + Hq] (float64)."""
-        return torch.cat([self.mlp_d[0].bias.detach(), self.mlp_q[0].bias.detach()]).double()
+    def _first_layer_bias(self, level: int | None = None) -> torch.Tensor:
+        """MLP_d's and MLP_q's first-layer biases, stacked [Hd + Hq] (float64), plus the weights of the
+        one-hot input of ``level`` (exact: a sum of two dyadic fixed-point numbers)."""
+        bias = torch.cat([self.mlp_d[0].bias.detach(), self.mlp_q[0].bias.detach()]).double()
+        if self.cfg.num_levels:
+            if level is None or not 1 <= level <= self.cfg.num_levels:
+                raise ValueError(f"level {level} is outside the context model's 1..{self.cfg.num_levels}")
+            col = 2 * self.cfg.feature_dim + level - 1
+            bias = bias + self._first_layer_weights(slice(col, col + 1))[0]
+        return bias
 
     @torch.no_grad()
     def parent_terms(self, h: torch.Tensor) -> torch.Tensor:
@@ -300,14 +318,15 @@ class ContextModel(nn.Module):
         F = self.cfg.feature_dim
         return h.double() @ self._first_layer_weights(slice(F, 2 * F))
 
-    def _exact_mlps(self, h_own: torch.Tensor, parent_terms: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _exact_mlps(self, h_own: torch.Tensor, parent_terms: torch.Tensor | None,
+                    level: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """MLP_d and MLP_q outputs in float64. Every product and partial sum is a dyadic number well
         inside float64's 53 bits, so splitting the first layer's sum (own + parent) is exact."""
         F = self.cfg.feature_dim
         pre = h_own.double() @ self._first_layer_weights(slice(0, F))
         if parent_terms is not None:
             pre = pre + parent_terms
-        h = pre + self._first_layer_bias()
+        h = pre + self._first_layer_bias(level)
         h = torch.where(h >= 0, h, h * LEAKY)
         h = torch.round(h.clamp(-ACT_CLAMP, ACT_CLAMP) / ACT_GRID) * ACT_GRID
         Hd = self.cfg.hidden
@@ -336,10 +355,11 @@ class ContextModel(nn.Module):
 
     @torch.no_grad()
     def coding_params(
-        self, h_own: torch.Tensor, parent_terms: torch.Tensor | None, use_kernel: bool = True
+        self, h_own: torch.Tensor, parent_terms: torch.Tensor | None, use_kernel: bool = True, level: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Deterministic coding parameters from an anchor's exact features and its parent's
-        :meth:`parent_terms` (None for roots, whose parent context is zero).
+        :meth:`parent_terms` (None for roots, whose parent context is zero), for anchors of ``level``
+        (needed when the model takes the level as an input).
 
         Returns ``(mean [N, D], bin [N, D] uint8, step [N, 3])``: the predicted mean in symbol units
         (units of the channel's step, snapped to 2^-10), the index into :data:`SCALE_BINS` of the
@@ -349,14 +369,14 @@ class ContextModel(nn.Module):
         if ext is not None:
             F = self.cfg.feature_dim
             l2d, l2q = self.mlp_d[2], self.mlp_q[2]
-            bias = self._first_layer_bias()
+            bias = self._first_layer_bias(level)
             terms = parent_terms if parent_terms is not None else torch.zeros(0, bias.numel(), dtype=torch.float64)
             return tuple(ext.coding_params(
                 h_own.double(), terms.double(), self._first_layer_weights(slice(0, F)), bias,
                 l2d.weight.detach().double().T, l2d.bias.detach().double(),
                 l2q.weight.detach().double().T, l2q.bias.detach().double(), self._kernel_constants(ext),
             ))
-        d, t = self._exact_mlps(h_own, parent_terms)
+        d, t = self._exact_mlps(h_own, parent_terms, level)
         return self._coding_params_reference(d, t)
 
     def _kernel_constants(self, ext):

@@ -18,7 +18,8 @@ from progs.model.context import ContextModel, gaussian_rate_bits
 
 
 def context_inputs(anchors: AnchorSet, idx: torch.Tensor | None = None):
-    """Normalised positions of anchors ``idx`` and of their parents, and which have a parent."""
+    """The context model's inputs for anchors ``idx``: normalised positions, their parents' positions,
+    which have a parent, and the levels."""
     grid = anchors.grid
     keys = anchors.keys if idx is None else anchors.keys[idx]
     levels = anchors.levels if idx is None else anchors.levels[idx]
@@ -28,7 +29,7 @@ def context_inputs(anchors: AnchorSet, idx: torch.Tensor | None = None):
     has_parent = levels > 1
     rp = torch.where(has_parent, res[(levels - 2).clamp_min(0)], res[0])[:, None]
     ppos = torch.where(has_parent[:, None], ((keys >> 1).double() + 0.5) / rp, torch.zeros_like(pos))
-    return pos.float(), ppos.float(), has_parent
+    return pos.float(), ppos.float(), has_parent, levels
 
 
 class RateTrainer:
@@ -39,28 +40,41 @@ class RateTrainer:
         self.fraction = fraction
         self.refresh = refresh
         self._steps: torch.Tensor | None = None
+        self._means: torch.Tensor | None = None
         self._age = 0
 
     def invalidate(self) -> None:
-        self._steps = None
+        self._steps = self._means = None
 
     def state(self) -> dict:
-        return {"steps": None if self._steps is None else self._steps.clone(), "age": self._age}
+        return {"steps": None if self._steps is None else self._steps.clone(),
+                "means": None if self._means is None else self._means.clone(), "age": self._age}
 
     def load_state(self, state: dict | None) -> None:
         if state:
-            self._steps, self._age = state["steps"], int(state["age"])
+            self._steps, self._means, self._age = state["steps"], state.get("means"), int(state["age"])
 
     def _all_steps(self, anchors: AnchorSet) -> torch.Tensor:
         n = len(anchors)
-        if self._steps is None or self._steps.shape[0] != n or self._age >= self.refresh:
+        if (self._steps is None or self._means is None or self._steps.shape[0] != n
+                or self._age >= self.refresh):
             with torch.no_grad():
-                pos, ppos, hp = context_inputs(anchors)
-                _, _, q = self.ctx(pos, ppos, hp)
-                self._steps = self.ctx.step_per_channel(q)
+                mean, _, q = self.ctx(*context_inputs(anchors))
+                self._steps, self._means = self.ctx.step_per_channel(q), mean
             self._age = 0
         self._age += 1
         return self._steps
+
+    def quantized(self, anchors: AnchorSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The attributes rounded as the codec rounds them, ``(round(a/q − μ/q) + μ/q) · q`` with the
+        context model's step q and mean μ, passed straight through to the gradient (the decoder's
+        snapped means and fixed-point weights differ from these by far less than a step)."""
+        steps = self._all_steps(anchors)
+        attrs = anchors.attribute_matrix()
+        with torch.no_grad():
+            centre = self._means / steps
+            rounded = (torch.round(attrs / steps - centre) + centre) * steps
+        return anchors.layout.split(attrs + (rounded - attrs).detach())
 
     def step(self, anchors: AnchorSet, gen: torch.Generator, entropy: bool):
         """(noisy attributes for rendering, L_e or None, estimated bits per attribute or None)."""
@@ -68,8 +82,7 @@ class RateTrainer:
         steps = self._all_steps(anchors).clone()
         k = max(1, int(round(self.fraction * n)))
         sample = torch.randperm(n, generator=gen)[:k]
-        pos, ppos, hp = context_inputs(anchors, sample)
-        mean, scale, q = self.ctx(pos, ppos, hp)
+        mean, scale, q = self.ctx(*context_inputs(anchors, sample))
         qc = self.ctx.step_per_channel(q)
         steps = steps.index_put((sample,), qc)
         attrs = anchors.attribute_matrix()

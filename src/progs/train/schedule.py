@@ -25,6 +25,9 @@ class Schedule:
     spawn_pause_end: float = 14_000 / PAPER_ITERATIONS  # spawning paused in [noise_start, this)
     entropy_start: float = 20_000 / PAPER_ITERATIONS  # L_e added
     regularizers_start: float = 0.0  # L_vol and L_NCE
+    # Beyond the paper: the last 10 % render the attributes rounded exactly as the codec rounds them
+    # (straight-through), so the MLPs adapt to what the decoder will reconstruct (see train/rate.py).
+    quantize_start: float = 0.9
 
     def at(self, iterations: int) -> "Stages":
         """Absolute iteration numbers of each stage boundary for a run of ``iterations``."""
@@ -45,6 +48,7 @@ class Stages:
     spawn_pause_end: int
     entropy_start: int
     regularizers_start: int
+    quantize_start: int
 
     def adjusting(self, it: int) -> bool:
         return self.adjust_start <= it < self.adjust_end
@@ -64,6 +68,9 @@ class Stages:
 
     def regularizers(self, it: int) -> bool:
         return it >= self.regularizers_start
+
+    def quantize(self, it: int) -> bool:
+        return it >= self.quantize_start
 
 
 def exp_lr(it: int, total: int, lr_init: float, lr_final: float, delay_steps: int = 0, delay_mult: float = 1.0) -> float:

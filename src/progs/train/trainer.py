@@ -83,7 +83,7 @@ class Trainer:
                 lo=bounds[0].double(), hi=bounds[1].double(), level=cfg.init_level,
             )
         generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels)
-        context = ContextModel(ContextConfig.for_anchor_count(len(anchors)), seed=cfg.seed)
+        context = ContextModel(ContextConfig.for_anchor_count(len(anchors), num_levels=cfg.levels), seed=cfg.seed)
         self.model = ProGSModel(anchors, generator, context, cull_margin=cfg.cull_margin,
                                 view_distance=view_distance(self.train_views, grid))
         self.rate = RateTrainer(self.model.context, fraction=cfg.rate.entropy_fraction)
@@ -120,12 +120,19 @@ class Trainer:
             "mlp_opacity": (c.lr.mlp_opacity_init, c.lr.mlp_opacity_final),
             "mlp_cov": (c.lr.mlp_cov_init, c.lr.mlp_cov_final),
             "mlp_color": (c.lr.mlp_color_init, c.lr.mlp_color_final),
+        }
+        # The context model only learns once quantization noise starts: its rates decay over those
+        # stages, not over the whole run (which left ~1e-5 by the entropy stage: it barely trained).
+        start = self.stages.noise_start
+        rate_sched = {
             "context_grid": (c.rate.lr_context_grid_init, c.rate.lr_context_grid_final),
             "context_mlp": (c.rate.lr_context_mlp_init, c.rate.lr_context_mlp_final),
         }
         for group in self.optimizer.param_groups:
             if group["name"] in sched:
                 group["lr"] = exp_lr(it, total, *sched[group["name"]])
+            elif group["name"] in rate_sched:
+                group["lr"] = exp_lr(max(0, it - start), max(1, total - start), *rate_sched[group["name"]])
 
     def _next_view(self) -> View:
         if not self.view_queue:
@@ -205,7 +212,10 @@ class Trainer:
 
         attributes = None
         rate_loss = None
-        if cfg.rate.enabled and self.stages.noise(it):
+        quantizing = cfg.rate.enabled and self.stages.quantize(it)
+        if quantizing:  # the codec's rounding (straight-through); the context model stays as it is
+            attributes = self.rate.quantized(anchors)
+        elif cfg.rate.enabled and self.stages.noise(it):
             attributes, rate_loss, bits_per_attr = self.rate.step(anchors, self.gen, entropy=self.stages.entropy(it))
 
         outs = {}
@@ -235,6 +245,9 @@ class Trainer:
             terms["bits_per_attr"] = bits_per_attr
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if quantizing:
+            for p in model.context.parameters():
+                p.grad = None  # Adam skips parameters without a gradient
 
         if collect:
             for lod, out in outs.items():
