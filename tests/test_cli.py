@@ -108,7 +108,11 @@ def test_train_encode_info_decode_eval_round_trip(tmp_path):
     manifest = json.loads((tmp_path / "scene.progs.json").read_text())
     assert manifest["total_bytes"] == stream.stat().st_size and len(manifest["lods"]) == 5
     info = run_cli("info", str(stream), "--json")
-    assert info.returncode == 0 and json.loads(info.stdout)["lods_decodable"] == 5
+    info_json = json.loads(info.stdout)
+    assert info.returncode == 0 and info_json["lods_decodable"] == 5
+    for block in ("f", "s", "o"):  # bits actually coded vs one fitted Gaussian per channel
+        p = info_json["priors"][block]
+        assert p["symbols"] > 0 and p["coded_bits_per_symbol"] > 0 and p["constant_prior_bits_per_symbol"] > 0
     for fmt in ("ply", "splat"):
         assert main(["decode", str(stream), "--lod", "2", "--out", str(tmp_path / f"lod2.{fmt}")]) == 0
     from progs.io.ply import read_ply

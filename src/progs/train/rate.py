@@ -42,17 +42,20 @@ class RateTrainer:
         self._steps: torch.Tensor | None = None
         self._means: torch.Tensor | None = None
         self._age = 0
+        self.prior_fitted = False  # whether the context prior has been started at the attributes' statistics
 
     def invalidate(self) -> None:
         self._steps = self._means = None
 
     def state(self) -> dict:
         return {"steps": None if self._steps is None else self._steps.clone(),
-                "means": None if self._means is None else self._means.clone(), "age": self._age}
+                "means": None if self._means is None else self._means.clone(), "age": self._age,
+                "prior_fitted": self.prior_fitted}
 
     def load_state(self, state: dict | None) -> None:
         if state:
             self._steps, self._means, self._age = state["steps"], state.get("means"), int(state["age"])
+            self.prior_fitted = bool(state.get("prior_fitted", True))
 
     def _all_steps(self, anchors: AnchorSet) -> torch.Tensor:
         n = len(anchors)
@@ -79,6 +82,10 @@ class RateTrainer:
     def step(self, anchors: AnchorSet, gen: torch.Generator, entropy: bool):
         """(noisy attributes for rendering, L_e or None, estimated bits per attribute or None)."""
         n = len(anchors)
+        if not self.prior_fitted:
+            self.ctx.fit_output_bias(anchors.attribute_matrix().detach())
+            self.prior_fitted = True
+            self.invalidate()
         steps = self._all_steps(anchors).clone()
         k = max(1, int(round(self.fraction * n)))
         sample = torch.randperm(n, generator=gen)[:k]
