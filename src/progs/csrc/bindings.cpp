@@ -24,6 +24,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("exp_coeffs", &CodingConstants::exp_coeffs)
       .def_readwrite("inv_odd", &CodingConstants::inv_odd)
       .def_readwrite("step_levels", &CodingConstants::step_levels)
+      .def_readwrite("step_base", &CodingConstants::step_base)
+      .def_readwrite("step_log", &CodingConstants::step_log)
       .def_readwrite("mean_grid", &CodingConstants::mean_grid)
       .def_readwrite("scale_floor", &CodingConstants::scale_floor);
   m.def("coding_params", &coding_params, nogil,

@@ -235,8 +235,7 @@ std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, t
   const int nec = static_cast<int>(exp_coeffs.size());
   const double* io = inv_odd.data();
   const int nio = static_cast<int>(inv_odd.size());
-  const double half_levels = static_cast<double>(step_levels / 2);
-  const double step_unit = 2.0 / static_cast<double>(step_levels);
+  const double step_base = constants.step_base, step_log = constants.step_log;  // a power of two; ln(max q / Q0)
   const double max_k = static_cast<double>(step_levels);
   const double inv_grid = 1.0 / mean_grid;  // a power of two: exact
   TORCH_CHECK(D <= kMaxD, "coding_params: at most 256 attribute channels");
@@ -286,10 +285,11 @@ std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, t
       const double x = tloc[k];
       const double a = 1.0 - 2.0 / (exact_exp(2.0 * std::fabs(x), ec, nec) + 1.0);
       const double th_ = x < 0 ? -a : a;
-      double kk = round_even((1.0 + th_) * half_levels);
+      // q = Q0 * 2^(3 tanh t) on the grid Q0 * k / step_base: k = round(exp(tanh(t) * step_log) * step_base)
+      double kk = round_even(exact_exp(th_ * step_log, ec, nec) * step_base);
       if (kk < 1.0) kk = 1.0;
       if (kk > max_k) kk = max_k;
-      qi[k] = q0[k] * kk * step_unit;
+      qi[k] = q0[k] * kk / step_base;
       qp[i * 3 + k] = qi[k];
       inv[k] = 1.0 / qi[k];
     }

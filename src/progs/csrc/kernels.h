@@ -30,6 +30,7 @@ struct CodingConstants {
   int64_t min_exponent = 0, num_bins = 0;
   std::vector<double> exp_coeffs, inv_odd;
   int64_t step_levels = 0;
+  double step_base = 0.0, step_log = 0.0;
   double mean_grid = 0.0, scale_floor = 0.0;
 };
 std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, torch::Tensor w1t, torch::Tensor b1,

@@ -5,7 +5,7 @@ For anchor i with normalised position x_i in [0, 1]^3 and its parent's x_p (root
 
     h_i = H(x_i), h_p = H(x_p)                      (binarized hash-grid features, STE in training)
     mu_i, sigma_i = MLP_d(h_i, h_p)                 (per attribute channel: 32 f + 6 s + 30 o)
-    q_i = Q0 * (1 + tanh(MLP_q(h_i, h_p)))          (one step per attribute type and anchor)
+    q_i = Q0 * 2^(3 tanh(MLP_q(h_i, h_p)))          (one step per attribute type and anchor, Q0/8 .. 8 Q0)
 
 Two evaluation paths share the parameters:
 
@@ -38,7 +38,9 @@ ACT_GRID = 2.0**-12  # dyadic grid of context features and hidden activations in
 ACT_CLAMP = 2.0**10
 LEAKY = 1.0 / 64.0  # leaky-ReLU slope, a power of two so that it is exact
 MEAN_GRID = 2.0**-10  # grid of predicted means (in symbol units: attribute units / step)
-STEP_LEVELS = 4096  # q is snapped to Q0 * k / STEP_LEVELS * 2
+STEP_LEVELS = 4096  # q = Q0 * k / STEP_BASE with k in 1..STEP_LEVELS
+STEP_BASE = 512.0  # k of q = Q0 (tanh = 0)
+STEP_LOG = 2.0794415416798357  # 3 ln 2: q = Q0 * 2^(3 tanh t) spans Q0 / 8 .. 8 Q0 (the rate knob's range)
 SCALE_FLOOR = 1e-4  # added to softplus for the predicted deviation (attribute units)
 
 
@@ -257,7 +259,7 @@ class ContextModel(nn.Module):
         D = self.cfg.attr_total
         mean = d[:, :D]
         scale = torch.nn.functional.softplus(d[:, D:]) + 1e-4
-        q = torch.tensor(self.cfg.q0, dtype=pos.dtype) * (1 + torch.tanh(self.mlp_q(ctx)))
+        q = torch.tensor(self.cfg.q0, dtype=pos.dtype) * torch.exp(torch.tanh(self.mlp_q(ctx)) * STEP_LOG)
         return mean, scale, q
 
     @property
@@ -405,7 +407,8 @@ class ContextModel(nn.Module):
             c.q0, c.attr_dims = list(key[0]), list(key[1])
             c.octave_thresholds, c.min_exponent, c.num_bins = list(OCTAVE_THRESHOLDS), SCALE_MIN_EXPONENT, NUM_SCALE_BINS
             c.exp_coeffs, c.inv_odd = list(exact_math.EXP_COEFFS), list(exact_math.INV_ODD)
-            c.step_levels, c.mean_grid, c.scale_floor = STEP_LEVELS, MEAN_GRID, SCALE_FLOOR
+            c.step_levels, c.step_base, c.step_log = STEP_LEVELS, STEP_BASE, STEP_LOG
+            c.mean_grid, c.scale_floor = MEAN_GRID, SCALE_FLOOR
             _KERNEL_CONSTANTS[key] = c
         return _KERNEL_CONSTANTS[key]
 
@@ -413,8 +416,8 @@ class ContextModel(nn.Module):
         """PyTorch twin of the C++ ``coding_params`` (same operations, same order, same bits)."""
         D = self.cfg.attr_total
         q0 = torch.tensor(self.cfg.q0, dtype=torch.float64)
-        k = torch.clamp(torch.round((1 + exact_math.tanh(t)) * float(STEP_LEVELS // 2)), 1, STEP_LEVELS)
-        q = q0 * k * (2.0 / STEP_LEVELS)
+        k = torch.clamp(torch.round(exact_math.exp(exact_math.tanh(t) * STEP_LOG) * STEP_BASE), 1, STEP_LEVELS)
+        q = q0 * k / STEP_BASE
         inv = self.step_per_channel(1.0 / q)
         mean = torch.round(d[:, :D] * inv * (1.0 / MEAN_GRID)) * MEAN_GRID
         scale = (exact_math.softplus(d[:, D:]) + SCALE_FLOOR) * inv
