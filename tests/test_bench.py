@@ -57,7 +57,9 @@ def test_results_json_has_every_suite_and_figure(bench):
     # baselines
     b = s["baselines"]
     assert b["3dgs"]["ply_bytes"] > 0 and b["3dgs"]["zstd"]["bytes"] > 0 and b["3dgs"]["psnr"] > 0
-    assert b["spz"]["available"] in (True, False) and (b["spz"]["available"] or b["spz"]["reason"])
+    # SPZ of plain 3DGS fits at the profile's sizes, read back for their PSNR; BD-rate in rd and baselines
+    assert len(b["spz"]) >= 2 and all(r["bytes"] > 0 and r["psnr"] > 0 and r["gaussians"] > 0 for r in b["spz"])
+    assert "bd_rate_percent" in s["rd"]["bd_rate_vs_spz"] and "bd_rate_percent" in b["bd_rate_vs_spz"]
     assert b["headline"]["size_ratio_vs_ply"] > 0 and b["progressive_overhead"]["ratio"] > 0
     assert b["single_rate"]["bytes"] > 0
     # bitstream: components add up to each chunk
@@ -110,3 +112,14 @@ def test_helpers():
     assert loglog_exponent([10], [1]) is None
     n = points_for_anchors(100_000)
     assert 10_000 < n < 100_000
+
+
+def test_bd_rate_of_a_curve_against_itself_and_a_halved_one():
+    from progs.bench.common import bd_rate
+
+    anchor = [(1000.0, 25.0), (2000.0, 28.0), (4000.0, 30.5), (8000.0, 32.0)]
+    assert abs(bd_rate(anchor, anchor)) < 1e-6
+    half = [(r / 2, p) for r, p in anchor]
+    assert abs(bd_rate(anchor, half) - (-50.0)) < 1e-6
+    assert bd_rate(anchor, [(10.0, 5.0), (20.0, 6.0)]) is None  # no PSNR overlap
+

@@ -35,11 +35,12 @@ class Profile:
     render_reps: int
     coder_reps: int
     lambdas: tuple[float, ...] = LAMBDAS
+    fit_caps: tuple[int, ...] = (2_000, 5_000, 10_000, 20_000)  # plain 3DGS model sizes (SPZ curve)
 
 
 PROFILES = {
     "tiny": Profile("tiny", views=12, size=32, iterations=8, fit_iterations=12, scaling_sizes=(400, 1200),
-                    render_size=64, render_reps=1, coder_reps=1),
+                    render_size=64, render_reps=1, coder_reps=1, fit_caps=(300, 600)),
     "quick": Profile("quick", views=24, size=64, iterations=200, fit_iterations=300,
                      scaling_sizes=(10_000, 30_000, 100_000), render_size=256, render_reps=3, coder_reps=3),
     "full": Profile("full", views=60, size=128, iterations=2000, fit_iterations=3000,
@@ -172,3 +173,28 @@ def loglog_exponent(xs: list[float], ys: list[float]) -> float | None:
 
 def rounded(x: float | None, digits: int = 4) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), digits)
+
+
+def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float | None:
+    """Bjøntegaard delta rate (%) of ``test`` against ``anchor``, each a list of (bytes, PSNR) points:
+    the average bitrate difference at equal PSNR over the PSNR range both curves cover (negative: the
+    test curve needs fewer bytes). log10(rate) is fitted as a polynomial of PSNR (cubic with 4+ points,
+    as in VCEG-M33, else of degree points - 1) and integrated. None when the curves do not overlap or
+    have fewer than 2 distinct points each."""
+    import numpy as np
+
+    def prep(points: list[tuple[float, float]]):
+        pts = sorted({(float(p), float(r)) for r, p in points if r > 0})
+        return np.array([p for p, _ in pts]), np.log10([r for _, r in pts])
+
+    pa, ra = prep(anchor)
+    pt, rt = prep(test)
+    if len(pa) < 2 or len(pt) < 2:
+        return None
+    lo, hi = max(pa.min(), pt.min()), min(pa.max(), pt.max())
+    if hi <= lo:
+        return None
+    fa = np.polyint(np.polyfit(pa, ra, min(3, len(pa) - 1)))
+    ft = np.polyint(np.polyfit(pt, rt, min(3, len(pt) - 1)))
+    avg = ((np.polyval(ft, hi) - np.polyval(ft, lo)) - (np.polyval(fa, hi) - np.polyval(fa, lo))) / (hi - lo)
+    return float((10.0 ** avg - 1.0) * 100.0)

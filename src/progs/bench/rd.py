@@ -9,8 +9,9 @@ from progs.bench.common import pyplot, save_figure
 from progs.bench.workspace import Workspace
 
 
-def plot_rd(curves: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Solid: one LoD across λ_e; dotted: one λ_e across LoDs (x: cumulative stream KiB, log)."""
+def plot_rd(curves: list[dict[str, Any]], path: Path, title: str, spz: list[dict[str, Any]] | None = None) -> None:
+    """Solid: one LoD across λ_e; dotted: one λ_e across LoDs (x: cumulative stream KiB, log); red: SPZ of
+    plain 3DGS fits at several sizes."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     n_lods = max(len(c["lods"]) for c in curves)
@@ -25,6 +26,9 @@ def plot_rd(curves: list[dict[str, Any]], path: Path, title: str) -> None:
         last = c["lods"][-1]
         ax.annotate(f"λe={c['lambda_e']:g}", (last["cumulative_bytes"] / 1024, last["psnr"]), fontsize=7,
                     textcoords="offset points", xytext=(4, 2))
+    if spz:
+        pts = sorted((s["bytes"] / 1024, s["psnr"]) for s in spz)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "-D", color="tab:red", markersize=4, label="3DGS as SPZ")
     ax.set_xscale("log")
     ax.set_xlabel("stream bytes up to the LoD (KiB, log)")
     ax.set_ylabel("test PSNR (dB)")
@@ -41,8 +45,11 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
         curves.append({"lambda_e": lam, "total_bytes": t.total_bytes, "header_bytes": t.encode.header_bytes,
                        "train_seconds": round(t.train_seconds, 2), "lods": t.lods})
     plot = out / "rd.png"
-    plot_rd(curves, plot, f"ProGS on {ws.dataset_name}: rate-distortion per LoD and λe")
-    return {"curves": curves, "plot": plot.name}
+    from progs.bench.baselines import bd_rate_vs_spz, spz_curve
+
+    spz = spz_curve(ws, out)
+    plot_rd(curves, plot, f"ProGS on {ws.dataset_name}: rate-distortion per LoD and λe", spz)
+    return {"curves": curves, "plot": plot.name, "bd_rate_vs_spz": bd_rate_vs_spz(ws, out)}
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
@@ -51,4 +58,6 @@ def markdown(res: dict[str, Any]) -> list[str]:
         for r in c["lods"]:
             lines.append(f"| {c['lambda_e']:g} | {r['lod']} | {r['anchors']} | {r['cumulative_bytes']} | "
                          f"{r['psnr']:.2f} | {r['ssim']:.4f} |")
+    bd = res.get("bd_rate_vs_spz", {})
+    lines += ["", f"BD-rate vs SPZ of plain 3DGS fits: **{bd.get('bd_rate_percent')}** % (negative = progs smaller)."]
     return lines

@@ -267,12 +267,17 @@ class ContextModel(nn.Module):
         return self.cfg.layout
 
     @torch.no_grad()
-    def fit_output_bias(self, attrs: torch.Tensor) -> None:
+    def fit_output_bias(self, attrs: torch.Tensor, step_scale: float = 1.0) -> None:
         """Start the prior at one fitted Gaussian per channel: MLP_d's output biases become the channels'
         means and (through the inverse softplus) deviations of ``attrs`` [N, D], and its output weights
         shrink, so the context model begins as the constant prior and can only learn to beat it.
         (Left at zero mean and softplus(0) deviation, the log-scales around -2.5 cost 12.6 bits per
-        symbol, more than a constant prior's 10.8, on the demo.)"""
+        symbol, more than a constant prior's 10.8, on the demo.)
+
+        ``step_scale`` starts every step at ``step_scale · Q0`` (within Q0/8 .. 8 Q0): the rate knob. At high
+        rate a uniform quantizer's distortion is q²/12 and its rate falls by one bit per halving of
+        1/q, so the step that balances them under ``loss = D + λ R`` grows as √λ; the trainer passes
+        √(λ_e / 2e-3), and the training refines each step from there."""
         D = self.cfg.attr_total
         last = self.mlp_d[-1]
         mean = attrs.mean(0)
@@ -280,6 +285,8 @@ class ContextModel(nn.Module):
         last.weight.mul_(0.1)
         last.bias[:D] = mean
         last.bias[D:] = std + torch.log(-torch.expm1(-std))  # softplus^-1
+        s = min(max(float(step_scale), 1.0 / 8.0 + 1e-6), 8.0 - 1e-6)
+        self.mlp_q[-1].bias.fill_(math.atanh(math.log(s) / STEP_LOG))
 
     def step_per_channel(self, q: torch.Tensor) -> torch.Tensor:
         """Expand per-type steps [N, 3] to per-channel steps [N, D]."""

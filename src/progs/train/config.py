@@ -106,6 +106,9 @@ class LearningRates:
             _positive(f"lr.{f.name}", getattr(self, f.name), zero=True)
 
 
+REFERENCE_LAMBDA_E = 0.002  # λ_e whose initial steps are the base steps Q0
+
+
 @dataclass(frozen=True)
 class RateConfig:
     enabled: bool = True  # False = --no-rate: no quantization noise, no entropy loss
@@ -115,6 +118,11 @@ class RateConfig:
     lr_context_grid_final: float = 0.00005
     lr_context_mlp_init: float = 0.005
     lr_context_mlp_final: float = 0.00001
+
+    @property
+    def step_scale(self) -> float:
+        """Initial steps relative to Q0: √(λ_e / 2e-3) (the high-rate RD-optimal step grows as √λ)."""
+        return math.sqrt(self.lambda_e / REFERENCE_LAMBDA_E) if self.lambda_e > 0 else 1.0
 
     def __post_init__(self) -> None:
         _positive("lambda_e", self.lambda_e, zero=True)

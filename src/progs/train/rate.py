@@ -35,8 +35,9 @@ def context_inputs(anchors: AnchorSet, idx: torch.Tensor | None = None):
 class RateTrainer:
     """Holds the cached steps and produces noisy attributes and the entropy loss for one iteration."""
 
-    def __init__(self, ctx: ContextModel, fraction: float = 0.05, refresh: int = 10):
+    def __init__(self, ctx: ContextModel, fraction: float = 0.05, refresh: int = 10, step_scale: float = 1.0):
         self.ctx = ctx
+        self.step_scale = step_scale  # initial steps = step_scale · Q0 (see ContextModel.fit_output_bias)
         self.fraction = fraction
         self.refresh = refresh
         self._steps: torch.Tensor | None = None
@@ -83,7 +84,7 @@ class RateTrainer:
         """(noisy attributes for rendering, L_e or None, estimated bits per attribute or None)."""
         n = len(anchors)
         if not self.prior_fitted:
-            self.ctx.fit_output_bias(anchors.attribute_matrix().detach())
+            self.ctx.fit_output_bias(anchors.attribute_matrix().detach(), self.step_scale)
             self.prior_fitted = True
             self.invalidate()
         steps = self._all_steps(anchors).clone()

@@ -86,7 +86,7 @@ class Trainer:
         context = ContextModel(ContextConfig.for_anchor_count(len(anchors), num_levels=cfg.levels), seed=cfg.seed)
         self.model = ProGSModel(anchors, generator, context, cull_margin=cfg.cull_margin,
                                 view_distance=view_distance(self.train_views, grid))
-        self.rate = RateTrainer(self.model.context, fraction=cfg.rate.entropy_fraction)
+        self.rate = RateTrainer(self.model.context, fraction=cfg.rate.entropy_fraction, step_scale=cfg.rate.step_scale)
         self.spatial_lr_scale = camera_extent(self.train_views)
         self.optimizer = self._make_optimizer()
         self.stages = cfg.schedule.at(cfg.iterations)
@@ -335,7 +335,8 @@ class Trainer:
             self.model.view_distance = view_distance
         for name in ADJUST_STATS:
             getattr(self.model.anchors, name).copy_(state["anchors"][name])
-        self.rate = RateTrainer(self.model.context, fraction=self.config.rate.entropy_fraction)
+        self.rate = RateTrainer(self.model.context, fraction=self.config.rate.entropy_fraction,
+                                step_scale=self.config.rate.step_scale)
         self.rate.load_state(state.get("rate_cache"))
         self.spatial_lr_scale = float(state["spatial_lr_scale"])
         self.optimizer = self._make_optimizer()
