@@ -54,8 +54,12 @@ def detect_format(path: str | os.PathLike) -> str:
     )
 
 
-def load_scene(path: str | os.PathLike, downscale: float = 1, test_every: int = 8) -> Scene:
-    """Load a scene, detecting its format: "demo", a transforms*.json dataset, or a COLMAP dataset."""
+def load_scene(path: str | os.PathLike, downscale: float = 1, test_every: int = 8, *, undistort: bool = True) -> Scene:
+    """Load a scene, detecting its format: "demo", a transforms*.json dataset, or a COLMAP dataset.
+
+    ``undistort`` (default True): remove lens distortion from real captures on load (see
+    :mod:`progs.io.undistort`); False keeps the images as they are (pinhole rendering).
+    """
     kind = detect_format(path)
     if kind == "demo":
         from progs.io.demo_scene import load_demo_scene  # written separately; imported lazily
@@ -68,5 +72,5 @@ def load_scene(path: str | os.PathLike, downscale: float = 1, test_every: int = 
             kwargs["test_every"] = test_every
         return load_demo_scene(**kwargs)
     if kind == "transforms":
-        return load_transforms_scene(path, downscale=downscale, test_every=test_every)
-    return load_colmap_scene(path, downscale=downscale, test_every=test_every)
+        return load_transforms_scene(path, downscale=downscale, test_every=test_every, undistort=undistort)
+    return load_colmap_scene(path, downscale=downscale, test_every=test_every, undistort=undistort)

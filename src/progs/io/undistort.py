@@ -34,7 +34,7 @@ from PIL import Image
 
 from progs.atomic import atomic_path
 from progs.errors import InputError
-from progs.io.images import decode_image, image_to_tensor, load_image
+from progs.io.images import decode_image, image_size, image_to_tensor, load_image
 from progs.scene import Camera
 
 __all__ = [
@@ -142,14 +142,18 @@ def undistorted_cache_path(path: Path, cam: Camera, coeffs: np.ndarray) -> Path:
     return _cache_base() / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.png"
 
 
-def _read_cached(cached: Path, size: tuple[int, int]) -> bool:
-    """True when ``cached`` is a readable PNG of ``size`` (a damaged entry is rebuilt)."""
+def _from_cache(
+    cached: Path, full: tuple[int, int], size: tuple[int, int], background, cache_root
+) -> torch.Tensor | None:
+    """The cached undistorted image at ``size``, or None when there is none or it is damaged."""
+    if not cached.is_file():
+        return None
     try:
-        with Image.open(cached) as im:
-            im.load()
-            return im.size == size
-    except (OSError, ValueError, SyntaxError):
-        return False
+        if image_size(cached) != full:  # header only: the downscaled copy is usually cached itself
+            return None
+        return load_image(cached, size=size, background=background, cache_root=cache_root)
+    except InputError:
+        return None  # a damaged cache entry: rebuild it
 
 
 def _write_cached(im: Image.Image, cached: Path) -> bool:
@@ -179,8 +183,9 @@ def load_undistorted(
     new_cam = undistorted_camera(path, cam, coeffs)
     full = (cam.width, cam.height)
     cached = undistorted_cache_path(path, cam, coeffs)
-    if cached.is_file() and _read_cached(cached, full):
-        return load_image(cached, size=size, background=background, cache_root=cache_root), new_cam
+    image = _from_cache(cached, full, size, background, cache_root)
+    if image is not None:
+        return image, new_cam
     im = decode_image(path)
     if im.size != full:
         raise InputError(f"{path}: image is {im.size[0]}x{im.size[1]} but its camera is {full[0]}x{full[1]}")

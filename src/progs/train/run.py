@@ -55,7 +55,7 @@ def load_dataset(spec: dict[str, Any]) -> Scene:
         return load_demo_scene(views=spec.get("views", 60), size=spec.get("size", 128), seed=spec.get("seed", 0))
     from progs.io import load_scene
 
-    return load_scene(spec["path"], downscale=spec.get("downscale", 1.0))
+    return load_scene(spec["path"], downscale=spec.get("downscale", 1.0), undistort=spec.get("undistort", True))
 
 
 def model_from_state(state: dict[str, Any]) -> ProGSModel:
