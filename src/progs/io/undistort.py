@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 NUM_COEFFS = 8  # OpenCV's k1, k2, p1, p2, k3, k4, k5, k6
-_CACHE_VERSION = "1"  # bump when the resampling changes, so old cached images are not reused
+_CACHE_VERSION = "2"  # bump when the resampling changes, so old cached images are not reused
 
 
 def distortion_coeffs(
@@ -91,7 +91,8 @@ def is_distorted(coeffs: np.ndarray) -> bool:
 
 
 def _K(cam: Camera) -> np.ndarray:
-    return np.array([[cam.fx, 0.0, cam.cx], [0.0, cam.fy, cam.cy], [0.0, 0.0, 1.0]], dtype=np.float64)
+    """OpenCV's K of ``cam``: progs (like COLMAP and 3DGS) puts pixel u's centre at u + 0.5, OpenCV at u."""
+    return np.array([[cam.fx, 0.0, cam.cx - 0.5], [0.0, cam.fy, cam.cy - 0.5], [0.0, 0.0, 1.0]], dtype=np.float64)
 
 
 def undistorted_camera(where: str | os.PathLike, cam: Camera, coeffs: np.ndarray) -> Camera:
@@ -110,7 +111,7 @@ def undistorted_camera(where: str | os.PathLike, cam: Camera, coeffs: np.ndarray
         return cam
     size = (cam.width, cam.height)
     new_k, _roi = cv2.getOptimalNewCameraMatrix(_K(cam), coeffs, size, 0.0, size, centerPrincipalPoint=False)
-    fx, fy, cx, cy = float(new_k[0, 0]), float(new_k[1, 1]), float(new_k[0, 2]), float(new_k[1, 2])
+    fx, fy, cx, cy = float(new_k[0, 0]), float(new_k[1, 1]), float(new_k[0, 2]) + 0.5, float(new_k[1, 2]) + 0.5
     if not all(math.isfinite(v) for v in (fx, fy, cx, cy)) or fx <= 0 or fy <= 0:
         raise InputError(f"{where}: lens distortion {coeffs.tolist()} is too strong to undistort to a pinhole camera")
     return replace(cam, fx=fx, fy=fy, cx=cx, cy=cy)
