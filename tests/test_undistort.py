@@ -254,3 +254,29 @@ def test_nan_distortion_colmap(tmp_path):
 def test_nan_coefficient_message():
     with pytest.raises(InputError, match=r"^cam\.json: lens distortion must be finite numbers, got p2=nan$"):
         distortion_coeffs("cam.json", 0.1, 0.0, 0.0, math.nan)
+
+
+# -- CLI --------------------------------------------------------------------------------------------------
+
+
+def test_train_no_undistort_reaches_the_loader(tmp_path, monkeypatch):
+    """``progs train --no-undistort`` records undistort=False in the run's dataset spec, which the loader honours."""
+    import progs.train.run as run_mod
+    from progs.cli import main
+
+    image = distorted_dots(OPENCV, grid_points())
+    make_ngp(tmp_path / "data", {"k1": OPENCV[0]}, image)
+    specs: list[dict] = []
+    load_dataset = run_mod.load_dataset
+
+    def record(spec: dict):
+        specs.append(spec)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(run_mod, "load_dataset", record)
+    for flags in ([], ["--no-undistort"]):
+        assert main(["train", str(tmp_path / "data"), "--out", str(tmp_path / "run"), *flags]) == 2
+    assert "undistort" not in specs[0] and specs[1]["undistort"] is False
+    raw = load_dataset(specs[1]).views[0].image
+    assert torch.equal(raw, torch.from_numpy(image).float() / 255.0)
+    assert not torch.equal(load_dataset(specs[0]).views[0].image, raw)
