@@ -102,7 +102,8 @@ def undistorted_camera(where: str | os.PathLike, cam: Camera, coeffs: np.ndarray
     pixels that the distorted image actually saw (no black border, which training would otherwise try
     to reproduce as scene content), as COLMAP's undistorter does by cropping. Keeping the size keeps
     the downscale arithmetic, the ``images_<k>`` size checks and the image counts the user sees the
-    same as without undistortion; the zoom this costs is small for the mild distortion of real lenses.
+    same as without undistortion; the focal length changes instead (by about 1% on the fox capture:
+    up for pincushion, where the valid area is smaller, possibly down for barrel distortion).
     The principal point is not forced to the centre (centerPrincipalPoint=False): the renderer takes
     any cx, cy, and centring it would crop more of the valid area. fx and fy may change by slightly
     different factors; both are kept exactly, so the projection stays consistent.
@@ -124,7 +125,7 @@ def undistort_array(image: np.ndarray, cam: Camera, coeffs: np.ndarray, new_cam:
     # BORDER_REPLICATE: alpha=0 keeps every target pixel inside the source up to OpenCV's sampled
     # estimate of the valid region; the few that fall a fraction of a pixel outside take the edge.
     out = cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(image.shape[:2] if image.ndim == 2 else (*out.shape[:2], image.shape[2]))
+    return out.reshape(image.shape)  # remap drops a trailing channel axis of size 1
 
 
 def _cache_base() -> Path:
@@ -144,7 +145,11 @@ def undistorted_cache_path(path: Path, cam: Camera, coeffs: np.ndarray) -> Path:
 
 
 def _from_cache(
-    cached: Path, full: tuple[int, int], size: tuple[int, int], background, cache_root
+    cached: Path,
+    full: tuple[int, int],
+    size: tuple[int, int],
+    background: Sequence[float] | torch.Tensor | None,
+    cache_root: str | os.PathLike | None,
 ) -> torch.Tensor | None:
     """The cached undistorted image at ``size``, or None when there is none or it is damaged."""
     if not cached.is_file():
