@@ -314,7 +314,7 @@ def test_image_size_mismatch(tmp_path):
     assert_input_error(load_colmap_scene, tmp_path, names=tmp_path / "images", match="30x40")
 
 
-def test_fisheye_refused_and_distortion_warned(tmp_path):
+def test_fisheye_refused_and_distortion_removed(tmp_path):
     m = make_model(n_images=2)
     m["cameras"][2] = ("OPENCV_FISHEYE", 40, 30, [30.0, 30.0, 20.0, 15.0, 0.1, 0.0, 0.0, 0.0])
     write_model_bin(tmp_path / "sparse" / "0", m)
@@ -322,9 +322,14 @@ def test_fisheye_refused_and_distortion_warned(tmp_path):
     assert_input_error(load_colmap_scene, tmp_path, names=tmp_path, match="OPENCV_FISHEYE")
     m["cameras"][2] = ("OPENCV", 40, 30, [30.0, 30.0, 20.0, 15.0, 0.1, 0.0, 0.0, 0.0])
     write_model_bin(tmp_path / "sparse" / "0", m)
-    with pytest.warns(UserWarning, match="distortion"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # undistorted on load, no warning
         scene = load_colmap_scene(tmp_path)
     assert len(scene.views) == 2
+    cam = next(v.camera for v in scene.views if v.name == "img_001.png")  # the OPENCV camera
+    assert cam.fx != 30.0 and math.isclose(cam.fx, 30.0, rel_tol=0.1)
+    raw = next(v.camera for v in load_colmap_scene(tmp_path, undistort=False).views if v.name == "img_001.png")
+    assert (raw.fx, raw.fy, raw.cx, raw.cy) == (30.0, 30.0, 20.0, 15.0)
 
 
 def test_points_optional(tmp_path):

@@ -163,11 +163,16 @@ def test_per_frame_intrinsics_and_distortion(tmp_path):
     meta = make_ngp(tmp_path, n=3, k1=0.05, p1=0.001)
     meta["frames"][1].update({"fl_x": 40.0, "fl_y": 41.0, "cx": 12.0, "cy": 15.0})
     (tmp_path / "transforms.json").write_text(json.dumps(meta))
-    with pytest.warns(UserWarning, match="distortion"):
-        scene = load_transforms_scene(tmp_path, test_every=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # distortion is removed, not warned about
+        scene = load_transforms_scene(tmp_path, test_every=100, undistort=False)
     cams = {v.name: v.camera for v in scene.views}
     assert (cams["images/0001.jpg"].fx, cams["images/0001.jpg"].cy) == (40.0, 15.0)
     assert cams["images/0002.jpg"].fx == 30.0
+    # Undistorted (the default): each frame gets its own pinhole camera, near its distorted one.
+    cams = {v.name: v.camera for v in load_transforms_scene(tmp_path, test_every=100).views}
+    assert cams["images/0001.jpg"].fx != 40.0 and math.isclose(cams["images/0001.jpg"].fx, 40.0, rel_tol=0.05)
+    assert cams["images/0002.jpg"].fx != 30.0 and math.isclose(cams["images/0002.jpg"].fx, 30.0, rel_tol=0.05)
 
 
 def test_camera_angle_only_and_size_from_image(tmp_path):
@@ -299,6 +304,7 @@ def test_fox_capture():
         scene = load_scene(FOX, downscale=8)
     messages = [str(w.message) for w in record]
     assert any("17 of 67 frames" in m for m in messages), messages
+    assert not any("distortion" in m for m in messages), messages  # k1 k2 p1 p2 are removed on load
     assert len(scene.views) == 50
     assert len(scene.test_views) == 7 and len(scene.train_views) == 43
     assert scene.test_views[0].name == "images/0001.jpg"
@@ -306,8 +312,9 @@ def test_fox_capture():
     for v in scene.views:
         # 1080 x 1920 portrait JPEGs → 135 x 240.
         assert v.image.shape == (240, 135, 3) and (v.camera.width, v.camera.height) == (135, 240)
-        assert math.isclose(v.camera.fx, 1375.52 / 8, rel_tol=1e-6)
-        assert math.isclose(v.camera.cy, 965.268 / 8, rel_tol=1e-6)
+        # The undistorted pinhole camera: slightly zoomed in (only valid pixels), principal point kept.
+        assert 1.0 < v.camera.fx / (1375.52 / 8) < 1.03
+        assert math.isclose(v.camera.cy, 965.268 / 8, abs_tol=1.0)
     look_at = scene.bounds.mean(dim=0)
     assert float(look_at.norm()) < 1.0  # "a common look-at point near the origin"
     for target in (look_at, torch.zeros(3)):

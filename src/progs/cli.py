@@ -47,7 +47,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from progs.io.dataset import DatasetSpec
     from progs.pipeline import train_run
 
-    spec = DatasetSpec.from_argument(args.dataset, downscale=args.downscale, views=args.demo_views, size=args.demo_size)
+    spec = DatasetSpec.from_argument(args.dataset, downscale=args.downscale, views=args.demo_views, size=args.demo_size,
+                                     undistort=not args.no_undistort)
     scene = spec.load()
     out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
                     checkpoint_every=args.checkpoint_every, iterations=args.iterations)
@@ -398,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("dataset", help="dataset folder or 'demo'")
     t.add_argument("--out", required=True, help="run folder (checkpoint + run.json)")
     t.add_argument("--downscale", type=float, default=1.0, help="image downscale factor (e.g. 8)")
+    t.add_argument("--no-undistort", action="store_true",
+                   help="keep lens-distorted images as they are (default: undistort them on load)")
     t.add_argument("--demo-views", type=int, default=60, help="views of the 'demo' dataset (default 60)")
     t.add_argument("--demo-size", type=int, default=128, help="image size of the 'demo' dataset (default 128)")
     _training_options(t)

@@ -53,13 +53,17 @@ def detect_format(path: str | os.PathLike) -> str:
     )
 
 
-def load_scene(path: str | os.PathLike, downscale: float = 1, test_every: int = 8) -> Scene:
-    """Load a scene, detecting its format: "demo", a transforms*.json dataset, or a COLMAP dataset."""
+def load_scene(path: str | os.PathLike, downscale: float = 1, test_every: int = 8, *, undistort: bool = True) -> Scene:
+    """Load a scene, detecting its format: "demo", a transforms*.json dataset, or a COLMAP dataset.
+
+    ``undistort`` (default True): remove lens distortion from real captures on load (see
+    :mod:`progs.io.undistort`); False keeps the images as they are (pinhole rendering).
+    """
     kind = detect_format(path)
     if kind == "demo":
         from progs.io.dataset import DatasetSpec
 
         return DatasetSpec("demo", downscale=downscale, test_every=test_every).load()
     if kind == "transforms":
-        return load_transforms_scene(path, downscale=downscale, test_every=test_every)
-    return load_colmap_scene(path, downscale=downscale, test_every=test_every)
+        return load_transforms_scene(path, downscale=downscale, test_every=test_every, undistort=undistort)
+    return load_colmap_scene(path, downscale=downscale, test_every=test_every, undistort=undistort)

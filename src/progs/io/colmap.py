@@ -14,13 +14,15 @@ Readers follow COLMAP's own layouts (``src/colmap/scene/reconstruction_io.cc`` a
 
 COLMAP's (qvec, tvec) already map world to camera with OpenCV axes, so they become
 ``Camera.world_to_camera`` unchanged. Camera models: SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL,
-OPENCV and FULL_OPENCV are accepted; their distortion parameters are kept in :class:`ColmapCamera`
-but ignored for rendering (a warning says so when they are non-zero; run ``colmap image_undistorter``
-for exact results). Fisheye models are read but refused by :func:`load_colmap_scene`.
+OPENCV and FULL_OPENCV are accepted; their distortion parameters are kept in :class:`ColmapCamera`,
+and :func:`load_colmap_scene` undistorts the images of a camera with non-zero distortion into a
+pinhole camera on load (:mod:`progs.io.undistort`, as ``colmap image_undistorter`` would). Fisheye
+models are read but refused by :func:`load_colmap_scene`.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import struct
@@ -33,6 +35,7 @@ import torch
 
 from progs.errors import InputError
 from progs.io.images import check_factor, image_size, load_image, target_size
+from progs.io.undistort import colmap_distortion, is_distorted, load_undistorted
 from progs.octree import robust_bounds
 from progs.scene import Camera, Scene, View, split_train_test
 
@@ -70,6 +73,7 @@ _MODEL_BY_NAME = {name: (mid, n) for mid, (name, n) in CAMERA_MODELS.items()}
 _SINGLE_FOCAL = {"SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"}
 _TWO_FOCAL = {"PINHOLE", "OPENCV", "FULL_OPENCV"}
 _SUPPORTED = _SINGLE_FOCAL | _TWO_FOCAL
+_log = logging.getLogger("progs.io")
 
 
 @dataclass
@@ -486,8 +490,13 @@ def read_model(path: str | os.PathLike) -> ColmapModel:
 # Scenes
 
 
-def _find_images_dir(root: Path, factor: float) -> tuple[Path, bool]:
-    """The image folder; (``images_<k>`` with pre-downscaled copies, True) when one matches ``factor``."""
+def _find_images_dir(root: Path, factor: float, full_res: bool = False) -> tuple[Path, bool]:
+    """The image folder; (``images_<k>`` with pre-downscaled copies, True) when one matches ``factor``.
+
+    ``full_res``: prefer ``images`` when it exists (images to undistort are undistorted at full size).
+    """
+    if full_res and (root / "images").is_dir():
+        return root / "images", False
     if float(factor).is_integer() and factor > 1:
         pre = root / f"images_{int(factor)}"
         if pre.is_dir():
@@ -505,13 +514,18 @@ def split_views(names: list[str], test_every: int) -> tuple[list[int], list[int]
     return split_train_test(names, int(test_every))
 
 
-def load_colmap_scene(root: str | os.PathLike, downscale: float = 1, test_every: int = 8) -> Scene:
+def load_colmap_scene(
+    root: str | os.PathLike, downscale: float = 1, test_every: int = 8, *, undistort: bool = True
+) -> Scene:
     """A :class:`Scene` from a COLMAP dataset folder (``images/`` plus ``sparse/0`` or ``sparse/``).
 
     Views are sorted by image name; every ``test_every``-th is a test view (:func:`split_train_test`).
     Images listed in the model but absent on disk are skipped with a warning (an error if none remain).
     With an integer ``downscale`` k and an ``images_k`` folder present, its pre-downscaled images are used.
-    Lens distortion is ignored (pinhole rendering); fisheye models are refused.
+    ``undistort`` (default True): images of a camera with lens distortion (SIMPLE_RADIAL, RADIAL, OPENCV,
+    FULL_OPENCV) are undistorted into a pinhole camera at full resolution (from ``images``, not
+    ``images_k``, when both exist), then downscaled, and cached under ``~/.cache/progs/undistorted``;
+    False keeps them as they are and renders with the pinhole part. Fisheye models are refused.
     """
     root = Path(root)
     if not root.exists():
@@ -524,14 +538,9 @@ def load_colmap_scene(root: str | os.PathLike, downscale: float = 1, test_every:
                 f"{model.path}: camera {cam.id} uses the {cam.model} model, which progs cannot render;"
                 " undistort the images first (colmap image_undistorter)"
             )
-    distorted = sorted({c.id for c in model.cameras.values() if np.any(c.distortion != 0)})
-    if distorted:
-        warnings.warn(
-            f"{model.path}: ignoring lens distortion of {len(distorted)} camera(s) (pinhole rendering);"
-            " undistort with colmap image_undistorter for exact results",
-            stacklevel=2,
-        )
-    img_dir, pre_scaled = _find_images_dir(root, factor)
+    coeffs = {c.id: colmap_distortion(f"{model.path}: camera {c.id}", c.model, c.distortion) for c in model.cameras.values()}
+    to_undistort = {cid for cid, k in coeffs.items() if undistort and is_distorted(k)}
+    img_dir, pre_scaled = _find_images_dir(root, factor, full_res=bool(to_undistort))
     images = sorted(model.images.values(), key=lambda im: im.name)
     if not images:
         raise InputError(f"{model.path}: the model has no images")
@@ -560,7 +569,10 @@ def load_colmap_scene(root: str | os.PathLike, downscale: float = 1, test_every:
                     f" {factor:g} should be about {ew}x{eh}"
                 )
             w, h = w0, h0
-            image = load_image(path, 1, cache_root=root)
+            if cc.id in to_undistort:  # no full-size images to undistort: undistort these
+                image, cam = load_undistorted(path, cam.resized(w0, h0), coeffs[cc.id], (w, h), cache_root=root)
+            else:
+                image = load_image(path, 1, cache_root=root)
         else:
             if (w0, h0) != (cc.width, cc.height):
                 if abs(w0 / h0 - cc.width / cc.height) > 0.01:
@@ -569,8 +581,14 @@ def load_colmap_scene(root: str | os.PathLike, downscale: float = 1, test_every:
                         " (rotated or cropped?)"
                     )
             w, h = target_size(w0, h0, factor)
-            image = load_image(path, size=(w, h) if (w, h) != (w0, h0) else None, cache_root=root)
+            if cc.id in to_undistort:
+                image, cam = load_undistorted(path, cam.resized(w0, h0), coeffs[cc.id], (w, h), cache_root=root)
+            else:
+                image = load_image(path, size=(w, h) if (w, h) != (w0, h0) else None, cache_root=root)
         views.append(View(im.name, cam.resized(w, h), image))
+    n_undistorted = sum(1 for im in present if im.camera_id in to_undistort)
+    if n_undistorted:
+        _log.info("%s: undistorted %d of %d images into pinhole cameras", img_dir, n_undistorted, len(present))
 
     train_idx, test_idx = split_views([v.name for v in views], test_every)
     points = colors = bounds = None

@@ -5,7 +5,8 @@ need to know file formats.
 Kinds:
 
 - ``demo``: the embedded procedural scene, rendered from ``views`` cameras at ``size`` pixels;
-- ``folder``: a COLMAP or transforms.json dataset at ``path`` (format detected on load);
+- ``folder``: a COLMAP or transforms.json dataset at ``path`` (format detected on load); lens
+  distortion is removed on load unless ``undistort`` is False (:mod:`progs.io.undistort`);
 - ``ply``: an INRIA 3DGS PLY at ``path`` rendered from ``views`` orbit cameras at ``size`` pixels
   (the teacher of ``progs fit``), with world ``up`` axis and ``background``.
 
@@ -28,7 +29,7 @@ from progs.scene import Scene
 KINDS = ("demo", "folder", "ply")
 UP_AXES = ("x", "y", "z", "-x", "-y", "-z")
 _RENDERED = ("views", "size")
-_OWN_OPTIONS = {"demo": {*_RENDERED, "seed"}, "folder": {"path"}, "ply": {"path", *_RENDERED, "up", "background"}}
+_OWN_OPTIONS = {"demo": {*_RENDERED, "seed"}, "folder": {"path", "undistort"}, "ply": {"path", *_RENDERED, "up", "background"}}
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class DatasetSpec:
     seed: int = 0
     up: str = "z"
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    undistort: bool = True
 
     def __post_init__(self) -> None:
         where = self.path or self.kind
@@ -134,4 +136,4 @@ class DatasetSpec:
                                     background=self.background, test_every=self.test_every)
         from progs.io import load_scene
 
-        return load_scene(self.path, downscale=self.downscale, test_every=self.test_every)
+        return load_scene(self.path, downscale=self.downscale, test_every=self.test_every, undistort=self.undistort)

@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 
 from progs.errors import InputError
 
-__all__ = ["load_image", "image_size", "target_size", "cache_dir_for"]
+__all__ = ["load_image", "image_size", "target_size", "cache_dir_for", "decode_image", "image_to_tensor"]
 
 _CACHE_VERSION = "1"  # bump when the resampling changes, so old cached copies are not reused
 _writable_cache: dict[str, Path | None] = {}
@@ -190,6 +190,20 @@ def _to_tensor(im: Image.Image, background: Sequence[float] | torch.Tensor | Non
             rgb = rgb * alpha + bg * (1.0 - alpha)
         arr = rgb
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+
+
+def decode_image(path: str | os.PathLike) -> Image.Image:
+    """Decode an image file at its own size as RGB or RGBA, 8 bits per channel."""
+    return _decode(Path(path), None)
+
+
+def image_to_tensor(
+    im: Image.Image, background: Sequence[float] | torch.Tensor | None = None, size: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """An RGB(A) image as float32 [H, W, 3], area-downscaled to ``size`` (width, height) when given."""
+    if size is not None and im.size != tuple(size):
+        im = im.resize(tuple(size), Image.Resampling.BOX)
+    return _to_tensor(im, background)
 
 
 def load_image(

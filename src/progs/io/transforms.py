@@ -6,9 +6,12 @@
   composited over the background (white by default, as the field does). The train/test split is the
   files'.
 - instant-ngp: one ``transforms.json`` with ``fl_x, fl_y, cx, cy, w, h`` (or ``camera_angle_x/y``),
-  optionally per frame; lens distortion ``k1 k2 (k3 k4) p1 p2`` is ignored (pinhole rendering, with a
-  warning when non-zero); ``aabb_scale`` only tightens the bounds. Views are sorted by file path and
+  optionally per frame; ``aabb_scale`` only tightens the bounds. Views are sorted by file path and
   every ``test_every``-th one is a test view.
+- Lens distortion ``k1 k2 (k3 k4) p1 p2`` is removed on load (:mod:`progs.io.undistort`): each image is
+  undistorted at full resolution into a pinhole camera (cached), then downscaled. The coefficients
+  are OpenCV's (``k3`` the r⁶ term, ``k4`` the first denominator term), as nerfstudio's OpenCV path
+  reads them. ``undistort=False`` keeps the distorted images and the pinhole part of the camera.
 - ``transform_matrix`` is camera-to-world with OpenGL camera axes (x right, y up, z back); it becomes an
   OpenCV world-to-camera matrix by flipping the camera's y and z axes and inverting. World coordinates
   are kept as they are in the file (instant-ngp's internal rescaling is not applied).
@@ -20,6 +23,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import warnings
@@ -32,6 +36,7 @@ import torch
 from progs.errors import InputError
 from progs.io.colmap import split_views
 from progs.io.images import check_factor, image_size, load_image, target_size
+from progs.io.undistort import distortion_coeffs, is_distorted, load_undistorted
 from progs.scene import Camera, Scene, View
 
 __all__ = ["load_transforms_scene", "read_transforms", "opengl_c2w_to_opencv_w2c", "find_transforms"]
@@ -39,6 +44,7 @@ __all__ = ["load_transforms_scene", "read_transforms", "opengl_c2w_to_opencv_w2c
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG", ".exr", ".webp")
 _DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 _FISHEYE_MODELS = {"OPENCV_FISHEYE", "EQUIRECTANGULAR", "FISHEYE"}
+_log = logging.getLogger("progs.io")
 
 
 def opengl_c2w_to_opencv_w2c(c2w: np.ndarray) -> np.ndarray:
@@ -146,8 +152,8 @@ def _pose(path: Path, i: int, frame: dict) -> np.ndarray:
     return opengl_c2w_to_opencv_w2c(m)
 
 
-def _frame_camera(path: Path, meta: dict, i: int, frame: dict, img_w: int, img_h: int) -> tuple[Camera, bool]:
-    """(camera at the image's own size, whether it has non-zero distortion)."""
+def _frame_camera(path: Path, meta: dict, i: int, frame: dict, img_w: int, img_h: int) -> tuple[Camera, np.ndarray]:
+    """(camera at the image's own size, its OpenCV distortion coefficients)."""
     where = f"frame {i}: "
 
     def get(key: str) -> Any:
@@ -176,10 +182,8 @@ def _frame_camera(path: Path, meta: dict, i: int, frame: dict, img_w: int, img_h
         fy = fx
     cx = _number(path, where, "cx", get("cx")) if get("cx") is not None else w / 2.0
     cy = _number(path, where, "cy", get("cy")) if get("cy") is not None else h / 2.0
-    distorted = False
-    for k in _DISTORTION_KEYS:
-        if get(k) is not None:
-            distorted |= _number(path, where, k, get(k)) != 0.0
+    dist = {k: _number(path, where, k, get(k)) for k in _DISTORTION_KEYS if get(k) is not None}
+    coeffs = distortion_coeffs(path, **dist)
     w2c = _pose(path, i, frame)
     cam = Camera(int(round(w)), int(round(h)), fx, fy, cx, cy, torch.from_numpy(w2c).float())
     if (cam.width, cam.height) != (img_w, img_h):
@@ -188,7 +192,7 @@ def _frame_camera(path: Path, meta: dict, i: int, frame: dict, img_w: int, img_h
                 f"{path}: frame {i}: image is {img_w}x{img_h} but the file says w={w:g}, h={h:g} (rotated or cropped?)"
             )
         cam = cam.resized(img_w, img_h)
-    return cam, distorted
+    return cam, coeffs
 
 
 def _load_frames(
@@ -198,8 +202,9 @@ def _load_frames(
     background: torch.Tensor,
     cache_root: Path,
     sort: bool,
-) -> tuple[list[View], list[str], int, bool]:
-    """(views, missing file paths, number of frames, any distortion) for one transforms file."""
+    undistort: bool,
+) -> tuple[list[View], list[str], int, int]:
+    """(views, missing file paths, number of frames, number of views undistorted) for one file."""
     json_dir = path.parent
     entries = []
     missing: list[str] = []
@@ -218,19 +223,22 @@ def _load_frames(
     if sort:
         entries.sort(key=lambda e: str(e[2]))
     views: list[View] = []
-    any_distortion = False
+    n_undistorted = 0
     for i, frame, img in entries:
         w0, h0 = image_size(img)
-        cam, distorted = _frame_camera(path, meta, i, frame, w0, h0)
-        any_distortion |= distorted
+        cam, coeffs = _frame_camera(path, meta, i, frame, w0, h0)
         w, h = target_size(w0, h0, factor)
-        image = load_image(img, size=(w, h) if (w, h) != (w0, h0) else None, background=background, cache_root=cache_root)
+        if undistort and is_distorted(coeffs):
+            image, cam = load_undistorted(img, cam, coeffs, (w, h), background=background, cache_root=cache_root)
+            n_undistorted += 1
+        else:
+            image = load_image(img, size=(w, h) if (w, h) != (w0, h0) else None, background=background, cache_root=cache_root)
         try:
             name = img.relative_to(json_dir).as_posix()
         except ValueError:
             name = str(img)
         views.append(View(name, cam.resized(w, h), image))
-    return views, missing, len(meta["frames"]), any_distortion
+    return views, missing, len(meta["frames"]), n_undistorted
 
 
 def _aabb_box(meta: dict) -> torch.Tensor | None:
@@ -262,11 +270,15 @@ def load_transforms_scene(
     test_every: int = 8,
     *,
     background: Sequence[float] | torch.Tensor | None = None,
+    undistort: bool = True,
 ) -> Scene:
     """A :class:`Scene` from a NeRF-synthetic or instant-ngp dataset (a folder or its JSON file).
 
     ``background`` (default white) is what RGBA images are composited over; it becomes
     ``Scene.background`` when any image has an alpha channel (else the scene keeps black).
+    ``undistort`` (default True): images whose frame has lens distortion (``k1 k2 k3 k4 p1 p2``) are
+    undistorted at full resolution into a pinhole camera before downscaling, and cached under
+    ``~/.cache/progs/undistorted``; False keeps them as they are and renders with the pinhole part.
     """
     root = Path(root)
     factor = check_factor(downscale, root)
@@ -275,23 +287,23 @@ def load_transforms_scene(
     data_root = next(iter(files.values())).parent
     all_missing: list[str] = []
     total = 0
-    distorted = False
+    undistorted = 0
     metas = {}
     if kind == "nerf_synthetic":
         split_views_: dict[str, list[View]] = {}
         for split in ("train", "test"):
             metas[split] = meta = read_transforms(files[split])
-            views, missing, n, d = _load_frames(files[split], meta, factor, bg, data_root, sort=False)
+            views, missing, n, u = _load_frames(files[split], meta, factor, bg, data_root, False, undistort)
             split_views_[split] = views
             all_missing += missing
             total += n
-            distorted |= d
+            undistorted += u
         train, test = split_views_["train"], split_views_["test"]
         where = files["train"].parent
     else:
         path = files["all"]
         metas["all"] = meta = read_transforms(path)
-        views, all_missing, total, distorted = _load_frames(path, meta, factor, bg, data_root, sort=True)
+        views, all_missing, total, undistorted = _load_frames(path, meta, factor, bg, data_root, True, undistort)
         tr, te = split_views([v.name for v in views], test_every)
         train, test = [views[i] for i in tr], [views[i] for i in te]
         where = path
@@ -305,8 +317,8 @@ def load_transforms_scene(
     if all_missing:
         shown = ", ".join(all_missing[:5]) + (", ..." if len(all_missing) > 5 else "")
         warnings.warn(f"{where}: {len(all_missing)} of {total} frames have no image file and are skipped ({shown})", stacklevel=2)
-    if distorted:
-        warnings.warn(f"{where}: lens distortion (k1, k2, p1, p2, ...) is ignored (pinhole rendering)", stacklevel=2)
+    if undistorted:
+        _log.info("%s: undistorted %d of %d images into pinhole cameras", where, undistorted, n_views)
 
     has_alpha = False
     for v in (train + test)[:1]:
