@@ -135,15 +135,30 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from progs.model.cloud import model_to_cloud
 
     cloud_format(args.out, args.format)  # refuse an unknown format before decoding
+    scene = None
+    if args.check:
+        from progs.train.run import load_dataset
+
+        args.dataset = args.check
+        scene = load_dataset(_dataset_spec(args))  # before decoding: a bad dataset fails fast
     res = decode(_read_stream(args.stream), max_lod=args.lod, source=args.stream)
     if res.model is None:
         raise ProgsError(f"{args.stream}: no LoD could be decoded ({res.problem})")
     if res.problem:
         print(f"progs: warning: {res.problem}; using LoD {res.lods_decoded}", file=sys.stderr)
-    cloud = model_to_cloud(res.model, res.lods_decoded)
+    cloud = model_to_cloud(res.model, res.lods_decoded, sh_degree=args.sh_degree)
     fmt = write_cloud(args.out, cloud, args.format)
     _log(f"decoded LoD {res.lods_decoded}/{res.lods_in_stream} ({len(res.model.anchors)} anchors) -> "
-         f"{len(cloud)} Gaussians in {args.out} ({fmt})")
+         f"{len(cloud)} Gaussians (SH degree {args.sh_degree}) in {args.out} ({fmt})")
+    if scene is not None:
+        from progs.eval.fidelity import export_fidelity
+
+        bg = res.background if res.background is not None else scene.background
+        views = scene.test_views or scene.train_views
+        f = export_fidelity(res.model, res.lods_decoded, cloud, views, bg)
+        _log(f"export fidelity on {len(views)} test views of {args.check} (PSNR vs ground truth): progs render "
+             f"{f.psnr_progs:.2f} dB, exported Gaussians in a plain 3DGS renderer {f.psnr_export:.2f} dB "
+             f"({f.delta:+.2f} dB; {f.psnr_between:.2f} dB between the two renders)")
     return 0
 
 
@@ -448,11 +463,17 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--no-eval", action="store_true", help="skip measuring per-LoD quality for the manifest")
     en.set_defaults(func=cmd_encode)
 
-    de = sub.add_parser("decode", help="decode the first K LoDs of a stream into a PLY or .splat")
+    de = sub.add_parser("decode", help="decode the first K LoDs of a stream into a .ply, .splat, .spz or .glb")
     de.add_argument("stream", help="a .progs file")
     de.add_argument("--lod", type=int, help="LoDs to decode (default: all intact ones)")
-    de.add_argument("--out", required=True, help="output .ply or .splat")
-    de.add_argument("--format", choices=["ply", "splat"], help="output format (default: from --out's extension)")
+    de.add_argument("--out", required=True, help="output .ply, .splat, .spz or .glb (glTF, KHR_gaussian_splatting)")
+    de.add_argument("--format", choices=["ply", "splat", "spz", "glb"], help="output format (default: from --out's extension)")
+    de.add_argument("--sh-degree", type=int, default=3, choices=[0, 1, 2, 3],
+                    help="degree of the spherical harmonics fitted to the view-dependent colours (default 3; .splat keeps degree 0)")
+    de.add_argument("--check", metavar="DATASET",
+                    help="also print the export fidelity: PSNR of a plain 3DGS render of the output vs progs' own, on DATASET's test views")
+    de.add_argument("--downscale", type=float, default=1.0, help="--check dataset image downscale (default 1)")
+    de.add_argument("--demo-size", type=int, default=128, help="image size when --check is 'demo' (default 128)")
     de.set_defaults(func=cmd_decode)
 
     r = sub.add_parser("render", help="render a 3DGS PLY to a PNG")
