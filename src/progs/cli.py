@@ -249,7 +249,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     from progs.eval.figures import save_image
     from progs.io.ply import read_ply
-    from progs.render import rasterize
+    from progs.render.splat import render_cloud
 
     cloud = read_ply(args.scene)
     if len(cloud) == 0:
@@ -271,7 +271,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     bg = torch.tensor([float(c) for c in args.background.split(",")]) if args.background else None
     t0 = time.perf_counter()
     with torch.no_grad():
-        image, alpha, _ = rasterize(cloud.means, cloud.quats, cloud.scales, cloud.opacities, cloud.colors, cam, bg)
+        image, alpha, _ = render_cloud(cloud, cam, bg)  # SH colours along each viewing ray
     dt = time.perf_counter() - t0
     save_image(image, args.out)
     _log(f"rendered {len(cloud)} Gaussians at {cam.width}x{cam.height} in {dt:.2f} s "
@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     fi = sub.add_parser("fit", help="train ProGS to reproduce an existing 3DGS PLY (rendered as the teacher)")
-    fi.add_argument("scene", help="an INRIA 3DGS .ply file")
+    fi.add_argument("scene", help="a 3DGS .ply file (INRIA layout, SH degree 0-3, as Brush, gsplat, nerfstudio, SuperSplat write it)")
     fi.add_argument("--out", required=True, help="run folder")
     fi.add_argument("--views", type=int, default=60, help="teacher views on an orbit (default 60)")
     fi.add_argument("--size", type=int, default=128, help="teacher image size (default 128)")

@@ -90,6 +90,6 @@ def fit_sh(
     total = weights.sum(dim=1).clamp_min(1e-8)  # [N]
     damp = torch.full((basis.shape[-1],), ridge, dtype=basis.dtype)
     damp[0] = 1e-6
-    gram = gram + torch.diag_embed(total[:, None] * damp)
+    gram = gram + torch.diag_embed(total[:, None] * damp + 1e-10)  # never singular (all-zero weights: 0)
     coeffs = torch.linalg.solve(gram.double(), rhs.double()).float()  # [N, B, 3]
     return coeffs[:, 0, :].contiguous(), coeffs[:, 1:, :].contiguous()
