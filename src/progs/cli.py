@@ -135,24 +135,30 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from progs.model.cloud import model_to_cloud
 
     cloud_format(args.out, args.format)  # refuse an unknown format before decoding
-    scene = None
-    if args.check:
+    scenes = {}
+    for name in dict.fromkeys(n for n in (args.check, args.cameras_from) if n):
         from progs.train.run import load_dataset
 
-        args.dataset = args.check
-        scene = load_dataset(_dataset_spec(args))  # before decoding: a bad dataset fails fast
+        args.dataset = name
+        scenes[name] = load_dataset(_dataset_spec(args))  # before decoding: a bad dataset fails fast
     res = decode(_read_stream(args.stream), max_lod=args.lod, source=args.stream)
     if res.model is None:
         raise ProgsError(f"{args.stream}: no LoD could be decoded ({res.problem})")
     if res.problem:
         print(f"progs: warning: {res.problem}; using LoD {res.lods_decoded}", file=sys.stderr)
-    cloud = model_to_cloud(res.model, res.lods_decoded, sh_degree=args.sh_degree)
+    cameras = None
+    if args.cameras_from:
+        import torch
+
+        cameras = torch.stack([v.camera.center for v in scenes[args.cameras_from].train_views])
+    cloud = model_to_cloud(res.model, res.lods_decoded, sh_degree=args.sh_degree, cameras=cameras)
     fmt = write_cloud(args.out, cloud, args.format)
     _log(f"decoded LoD {res.lods_decoded}/{res.lods_in_stream} ({len(res.model.anchors)} anchors) -> "
          f"{len(cloud)} Gaussians (SH degree {args.sh_degree}) in {args.out} ({fmt})")
-    if scene is not None:
+    if args.check:
         from progs.eval.fidelity import export_fidelity
 
+        scene = scenes[args.check]
         bg = res.background if res.background is not None else scene.background
         views = scene.test_views or scene.train_views
         f = export_fidelity(res.model, res.lods_decoded, cloud, views, bg)
@@ -472,7 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="degree of the spherical harmonics fitted to the view-dependent colours (default 3; .splat keeps degree 0)")
     de.add_argument("--check", metavar="DATASET",
                     help="also print the export fidelity: PSNR of a plain 3DGS render of the output vs progs' own, on DATASET's test views")
-    de.add_argument("--downscale", type=float, default=1.0, help="--check dataset image downscale (default 1)")
+    de.add_argument("--cameras-from", metavar="DATASET",
+                    help="fit the view dependence to DATASET's training cameras (default: cameras on a sphere around the scene)")
+    de.add_argument("--downscale", type=float, default=1.0, help="image downscale of a --check/--cameras-from dataset (default 1)")
     de.add_argument("--demo-size", type=int, default=128, help="image size when --check is 'demo' (default 128)")
     de.set_defaults(func=cmd_decode)
 
