@@ -130,15 +130,36 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from progs.model.cloud import model_to_cloud
 
     cloud_format(args.out, args.format)  # refuse an unknown format before decoding
+    scenes = {}
+    for name in dict.fromkeys(n for n in (args.check, args.cameras_from) if n):
+        from progs.train.run import load_dataset
+
+        args.dataset = name
+        scenes[name] = load_dataset(_dataset_spec(args))  # before decoding: a bad dataset fails fast
     res = decode(_read_stream(args.stream), max_lod=args.lod, source=args.stream)
     if res.model is None:
         raise ProgsError(f"{args.stream}: no LoD could be decoded ({res.problem})")
     if res.problem:
         print(f"progs: warning: {res.problem}; using LoD {res.lods_decoded}", file=sys.stderr)
-    cloud = model_to_cloud(res.model, res.lods_decoded)
+    cameras = None
+    if args.cameras_from:
+        import torch
+
+        cameras = torch.stack([v.camera.center for v in scenes[args.cameras_from].train_views])
+    cloud = model_to_cloud(res.model, res.lods_decoded, sh_degree=args.sh_degree, cameras=cameras)
     fmt = write_cloud(args.out, cloud, args.format)
     _log(f"decoded LoD {res.lods_decoded}/{res.lods_in_stream} ({len(res.model.anchors)} anchors) -> "
-         f"{len(cloud)} Gaussians in {args.out} ({fmt})")
+         f"{len(cloud)} Gaussians (SH degree {args.sh_degree}) in {args.out} ({fmt})")
+    if args.check:
+        from progs.eval.fidelity import export_fidelity
+
+        scene = scenes[args.check]
+        bg = res.background if res.background is not None else scene.background
+        views = scene.test_views or scene.train_views
+        f = export_fidelity(res.model, res.lods_decoded, cloud, views, bg)
+        _log(f"export fidelity on {len(views)} test views of {args.check} (PSNR vs ground truth): progs render "
+             f"{f.psnr_progs:.2f} dB, exported Gaussians in a plain 3DGS renderer {f.psnr_export:.2f} dB "
+             f"({f.delta:+.2f} dB; {f.psnr_between:.2f} dB between the two renders)")
     return 0
 
 
@@ -206,7 +227,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from progs.eval.figures import save_image
     from progs.io.ply import read_ply
     from progs.io.teacher import look_at_cloud
-    from progs.render import rasterize
+    from progs.io.cloud_render import render_cloud
 
     cloud = read_ply(args.scene)
     if len(cloud) == 0:
@@ -228,7 +249,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     bg = torch.tensor(_parse_rgb(args.background)) if args.background else None
     t0 = time.perf_counter()
     with torch.no_grad():
-        image, alpha, _ = rasterize(cloud.means, cloud.quats, cloud.scales, cloud.opacities, cloud.colors, cam, bg)
+        image, alpha, _ = render_cloud(cloud, cam, bg)  # SH colours along each viewing ray
     dt = time.perf_counter() - t0
     save_image(image, args.out)
     _log(f"rendered {len(cloud)} Gaussians at {cam.width}x{cam.height} in {dt:.2f} s "
@@ -407,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     fi = sub.add_parser("fit", help="train ProGS to reproduce an existing 3DGS PLY (rendered as the teacher)")
-    fi.add_argument("scene", help="an INRIA 3DGS .ply file")
+    fi.add_argument("scene", help="a 3DGS .ply file (INRIA layout, SH degree 0-3, as Brush, gsplat, nerfstudio, SuperSplat write it)")
     fi.add_argument("--out", required=True, help="run folder")
     fi.add_argument("--views", type=int, default=60, help="teacher views on an orbit (default 60)")
     fi.add_argument("--size", type=int, default=128, help="teacher image size (default 128)")
@@ -431,11 +452,19 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--no-eval", action="store_true", help="skip measuring per-LoD quality for the manifest")
     en.set_defaults(func=cmd_encode)
 
-    de = sub.add_parser("decode", help="decode the first K LoDs of a stream into a PLY or .splat")
+    de = sub.add_parser("decode", help="decode the first K LoDs of a stream into a .ply, .splat, .spz or .glb")
     de.add_argument("stream", help="a .progs file")
     de.add_argument("--lod", type=int, help="LoDs to decode (default: all intact ones)")
-    de.add_argument("--out", required=True, help="output .ply or .splat")
-    de.add_argument("--format", choices=["ply", "splat"], help="output format (default: from --out's extension)")
+    de.add_argument("--out", required=True, help="output .ply, .splat, .spz or .glb (glTF, KHR_gaussian_splatting)")
+    de.add_argument("--format", choices=["ply", "splat", "spz", "glb"], help="output format (default: from --out's extension)")
+    de.add_argument("--sh-degree", type=int, default=3, choices=[0, 1, 2, 3],
+                    help="degree of the spherical harmonics fitted to the view-dependent colours (default 3; .splat keeps degree 0)")
+    de.add_argument("--check", metavar="DATASET",
+                    help="also print the export fidelity: PSNR of a plain 3DGS render of the output vs progs' own, on DATASET's test views")
+    de.add_argument("--cameras-from", metavar="DATASET",
+                    help="fit the view dependence to DATASET's training cameras (default: cameras on a sphere around the scene)")
+    de.add_argument("--downscale", type=float, default=1.0, help="image downscale of a --check/--cameras-from dataset (default 1)")
+    de.add_argument("--demo-size", type=int, default=128, help="image size when --check is 'demo' (default 128)")
     de.set_defaults(func=cmd_decode)
 
     r = sub.add_parser("render", help="render a 3DGS PLY to a PNG")

@@ -187,10 +187,17 @@ def _stack(path: Path, data, names: list[str]) -> torch.Tensor:
 
 
 def read_ply(path: str | os.PathLike) -> GaussianCloud:
-    """Read an INRIA-layout 3DGS PLY (SH degree 0-3). Raises InputError on malformed input."""
+    """Read an INRIA-layout 3DGS PLY (SH degree 0-3) as any 3DGS tool writes it: properties are found by
+    name, in any order and of any numeric type; normals and extra properties are ignored. A compressed
+    PlayCanvas PLY is refused. Raises InputError on malformed input."""
     path = Path(path)
     data, props = _read_vertex(path)
     present = set(props)
+    if "packed_position" in present:
+        raise InputError(
+            f"{path}: a compressed PlayCanvas/SuperSplat PLY (packed_* properties), which progs does not read; "
+            "export an uncompressed 3DGS PLY from SuperSplat (or convert it with splat-transform) first"
+        )
     missing = [p for p in _REQUIRED if p not in present]
     if missing:
         hint = ""

@@ -1,7 +1,8 @@
 """Views of an existing 3DGS scene, rendered by our rasterizer: how a trained splat enters ProGS.
 
 ``progs fit SCENE.ply`` trains ProGS to reproduce a PLY (the *teacher*) from cameras on a sphere
-around its robust bounds; the Gaussians' centres serve as the SfM points.
+around its robust bounds, each Gaussian coloured by its spherical harmonics evaluated along the viewing
+ray (as a 3DGS renderer does); the Gaussians' centres serve as the SfM points.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def scene_from_cloud(
     test_every: int = 8,
 ) -> Scene:
     """Render ``cloud`` from ``views`` orbit cameras into a Scene (every ``test_every``-th view is a test view)."""
-    from progs.render import rasterize
+    from progs.io.cloud_render import render_cloud
 
     means = cloud.means
     lo = torch.quantile(means, 0.02, dim=0)
@@ -58,7 +59,7 @@ def scene_from_cloud(
     out = []
     with torch.no_grad():
         for i, cam in enumerate(orbit_cameras(center, radius, views, size, size, up)):
-            img, _, _ = rasterize(means, cloud.quats, cloud.scales, cloud.opacities, cloud.colors, cam, bg, backend=backend)
+            img, _, _ = render_cloud(cloud, cam, bg, backend=backend)  # view-dependent (SH) colours
             out.append(View(f"{name}_{i:03d}", cam, img.clamp(0, 1).contiguous()))
     train, test = split_train_test([v.name for v in out], test_every)
     return Scene(

@@ -1,6 +1,8 @@
-"""Writing Gaussian clouds: INRIA 3DGS ``.ply`` and the antimatter15 ``.splat`` layout (32 bytes per
-Gaussian: position 3×f32, scale 3×f32, RGBA 4×u8, rotation 4×u8 as (q·128+128), sorted by
-size × opacity). Every writer replaces its output atomically."""
+"""Writing Gaussian clouds: INRIA 3DGS ``.ply`` (SH of the cloud's degree), the antimatter15 ``.splat``
+layout (32 bytes per Gaussian: position 3×f32, scale 3×f32, RGBA 4×u8, rotation 4×u8 as (q·128+128),
+sorted by size × opacity; degree-0 colour only), Niantic ``.spz`` (through gsply, :mod:`progs.io.spz`)
+and glTF ``.glb`` with ``KHR_gaussian_splatting`` (through pygltflib, :mod:`progs.io.gltf`). Every
+writer replaces its output atomically."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from progs.atomic import atomic_path
 from progs.errors import InputError
 from progs.io.ply import GaussianCloud, write_ply
 
-CLOUD_FORMATS = ("ply", "splat")
+CLOUD_FORMATS = ("ply", "splat", "spz", "glb")
 
 
 def write_splat(path: str | os.PathLike, cloud: GaussianCloud) -> None:
@@ -38,7 +40,7 @@ def cloud_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     name = (fmt or os.path.splitext(str(path))[1].lstrip(".")).lower()
     if name not in CLOUD_FORMATS:
         raise InputError(f"{path}: unknown Gaussian file format {name or '(no extension)'!r} "
-                         f"(use {' or '.join('.' + f for f in CLOUD_FORMATS)})")
+                         f"(use {', '.join('.' + f for f in CLOUD_FORMATS[:-1])} or .{CLOUD_FORMATS[-1]})")
     return name
 
 
@@ -47,6 +49,14 @@ def write_cloud(path: str | os.PathLike, cloud: GaussianCloud, fmt: str | None =
     fmt = cloud_format(path, fmt)
     if fmt == "ply":
         write_ply(path, cloud)
-    else:
+    elif fmt == "splat":
         write_splat(path, cloud)
+    elif fmt == "spz":
+        from progs.io.spz import write_spz
+
+        write_spz(path, cloud)
+    else:
+        from progs.io.gltf import write_glb
+
+        write_glb(path, cloud)
     return fmt

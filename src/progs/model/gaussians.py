@@ -122,6 +122,19 @@ class GaussianGenerator(nn.Module):
             vis, x, levels[vis], feature[vis], scaling[vis], offsets[vis], x - camera.center.to(x), dist_scale
         )
 
+    def heads(
+        self, f: torch.Tensor, lv: torch.Tensor, view_vectors: torch.Tensor, dist_scale: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The raw MLP outputs for anchors with features ``f`` [V, F] and levels ``lv`` [V] seen along
+        ``view_vectors`` [V, 3]: opacity [V, K] (tanh), colour [V, K, 3], covariance [V, K, 7]."""
+        K = self.n_offsets
+        dist = view_vectors.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        view = view_vectors / dist
+        onehot = F.one_hot((lv - 1).clamp(0, self.levels - 1), self.levels).to(f)
+        inp = torch.cat([f, view, dist / dist_scale, onehot], dim=-1)
+        return (self.mlp_opacity(inp), self.mlp_color(inp).reshape(-1, K, 3),
+                self.mlp_cov(inp).reshape(-1, K, 7))
+
     def decode(
         self,
         vis: torch.Tensor,
@@ -136,14 +149,7 @@ class GaussianGenerator(nn.Module):
         """The Gaussians of the anchors ``vis`` (rows of the AnchorSet) whose position, level and
         attributes are given, each seen along ``view_vectors`` [V, 3] (anchor minus camera centre)."""
         K = self.n_offsets
-        dist = view_vectors.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-        view = view_vectors / dist
-        onehot = F.one_hot((lv - 1).clamp(0, self.levels - 1), self.levels).to(f)
-        inp = torch.cat([f, view, dist / dist_scale, onehot], dim=-1)
-
-        opacity = self.mlp_opacity(inp)  # [V, K]
-        color = self.mlp_color(inp).reshape(-1, K, 3)
-        cov = self.mlp_cov(inp).reshape(-1, K, 7)
+        opacity, color, cov = self.heads(f, lv, view_vectors, dist_scale)
 
         keep = opacity.detach().reshape(-1) > 0.0
         idx = torch.nonzero(keep).squeeze(-1)

@@ -36,8 +36,9 @@ class LodSplats:
 
 
 def _cloud_arrays(model, lod: int) -> tuple[torch.Tensor, ...]:
-    """(means, quats, scales, opacities, colors) of the Gaussians of LoD ``lod`` (view-independent export)."""
-    c = model_to_cloud(model, lod)
+    """(means, quats, scales, opacities, colors) of the Gaussians of LoD ``lod`` (view-averaged colours:
+    the viewer draws no spherical harmonics)."""
+    c = model_to_cloud(model, lod, sh_degree=0)
     return c.means, c.quats, c.scales, c.opacities, c.colors
 
 
