@@ -23,7 +23,7 @@ FLOOR_SH3 = -0.2
 def trained():
     torch.manual_seed(0)
     scene = load_demo_scene(views=16, size=32)
-    tr = Trainer(scene, TrainConfig(iterations=60, c2f_coarse_samples=1, adjust_interval=20))
+    tr = Trainer(scene, TrainConfig().replace(iterations=60, c2f_coarse_samples=1, adjust_interval=20))
     tr.train(progress=False)
     return scene, tr.model
 

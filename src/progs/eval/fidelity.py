@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from progs.eval.metrics import psnr
+from progs.metrics import psnr
 from progs.io.ply import GaussianCloud
 from progs.model.model import ProGSModel
 from progs.scene import View
