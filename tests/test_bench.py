@@ -122,4 +122,5 @@ def test_bd_rate_of_a_curve_against_itself_and_a_halved_one():
     half = [(r / 2, p) for r, p in anchor]
     assert abs(bd_rate(anchor, half) - (-50.0)) < 1e-6
     assert bd_rate(anchor, [(10.0, 5.0), (20.0, 6.0)]) is None  # no PSNR overlap
+    assert bd_rate([(100.0, 36.0), (300.0, 32.0)], anchor) is None  # a dominated point is not a curve
 

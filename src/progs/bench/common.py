@@ -179,13 +179,19 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) 
     """Bjøntegaard delta rate (%) of ``test`` against ``anchor``, each a list of (bytes, PSNR) points:
     the average bitrate difference at equal PSNR over the PSNR range both curves cover (negative: the
     test curve needs fewer bytes). log10(rate) is fitted as a polynomial of PSNR (cubic with 4+ points,
-    as in VCEG-M33, else of degree points - 1) and integrated. None when the curves do not overlap or
-    have fewer than 2 distinct points each."""
+    as in VCEG-M33, else of degree points - 1) and integrated over each curve's Pareto frontier. None
+    when the curves do not overlap or a frontier has fewer than 2 points."""
     import numpy as np
 
     def prep(points: list[tuple[float, float]]):
-        pts = sorted({(float(p), float(r)) for r, p in points if r > 0})
-        return np.array([p for p, _ in pts]), np.log10([r for _, r in pts])
+        # the Pareto frontier only: a point with more bytes and no more PSNR than another is dominated
+        pts = sorted({(float(r), float(p)) for r, p in points if r > 0})
+        front, best = [], float("-inf")
+        for r, p in pts:
+            if p > best:
+                front.append((p, r))
+                best = p
+        return np.array([p for p, _ in front]), np.log10([r for _, r in front])
 
     pa, ra = prep(anchor)
     pt, rt = prep(test)
