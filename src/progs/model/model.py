@@ -53,9 +53,12 @@ class ProGSModel(nn.Module):
     ):
         super().__init__()
         self.anchors = anchors
-        self.generator = generator or GaussianGenerator(anchors.feat_dim, anchors.n_offsets, anchors.num_levels)
-        self.context = context or ContextModel(ContextConfig.for_anchor_count(len(anchors), num_levels=anchors.num_levels),
-                                               seed=seed)
+        if generator is None:
+            generator = GaussianGenerator(anchors.feat_dim, anchors.n_offsets, anchors.num_levels)
+        if context is None:
+            context = ContextModel(ContextConfig.for_anchor_count(len(anchors), num_levels=anchors.num_levels), seed=seed)
+        self.generator = generator
+        self.context = context
         self.cull_margin = float(cull_margin)
         self.view_distance = None if view_distance is None else float(view_distance)
         if self.context.layout != self.layout:
