@@ -155,9 +155,10 @@ def decode_header(payload: memoryview, offset: int) -> Header:
         layout = AttributeLayout.from_dims(cfg.attr_dims)
     except (ValueError, KeyError, TypeError, ProgsError) as exc:
         raise FormatError(f"chunk HEAD at byte {offset}: invalid configuration ({exc})") from None
-    if layout != AttributeLayout(gen_args["feat_dim"], gen_args["n_offsets"]):
+    needed = AttributeLayout(gen_args["feat_dim"], gen_args["n_offsets"])
+    if layout != needed:
         raise FormatError(f"chunk HEAD at byte {offset}: the context model codes attribute blocks {layout.dims}, "
-                          f"the generator needs {AttributeLayout(gen_args['feat_dim'], gen_args['n_offsets']).dims}")
+                          f"the generator needs {needed.dims}")
     if not (1 <= grid.num_levels <= MAX_LEVELS) or any(not (0 < v <= 4096) for v in gen_args.values()):
         raise FormatError(f"chunk HEAD at byte {offset}: configuration out of range")
     if cfg.num_levels not in (0, grid.num_levels):

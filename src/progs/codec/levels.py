@@ -96,12 +96,12 @@ def level_components(ctx: ContextModel, n_struct: int, residuals: np.ndarray, bi
     return out
 
 
-def encode_attributes(w: ByteWriter, ctx: ContextModel, attrs: torch.Tensor, p: LevelParams) -> tuple[torch.Tensor, np.ndarray]:
-    """Code one level's attributes [N, D]; returns (the values a decoder rebuilds, the residual symbols)."""
-    residuals = quantize(ctx, attrs, p)
-    symbols = residuals.to(torch.int64).numpy()
-    encode_symbols(w, symbols, p.bins.numpy())
-    return dequantize(ctx, residuals, p), symbols
+def encode_attributes(w: ByteWriter, ctx: ContextModel, lv: LevelSymbols) -> tuple[torch.Tensor, np.ndarray]:
+    """Code one level's symbols (:func:`attribute_symbols`); returns (the values a decoder rebuilds [N, D]
+    float64, the residual symbols)."""
+    symbols = lv.residuals.to(torch.int64).numpy()
+    encode_symbols(w, symbols, lv.params.bins.numpy())
+    return dequantize(ctx, lv.residuals, lv.params), symbols
 
 
 def decode_attributes(r: ByteReader, ctx: ContextModel, p: LevelParams) -> tuple[torch.Tensor, np.ndarray]:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from progs import octree
 from progs.codec import structure
 from progs.codec.bytes import ByteReader, ByteWriter
 from progs.codec.container import (
@@ -23,7 +22,9 @@ from progs.codec.container import (
 )
 from progs.codec.errors import FormatError
 from progs.codec.header import coding_model, decode_header, encode_header
-from progs.codec.levels import LevelContext, decode_attributes, encode_attributes, level_components
+from progs.codec.levels import (
+    LevelContext, attribute_symbols, decode_attributes, encode_attributes, level_components,
+)
 from progs.model.anchors import AnchorSet
 from progs.model.model import ProGSModel
 
@@ -79,40 +80,34 @@ def encode(model: ProGSModel, background: torch.Tensor | None = None, progress: 
     ``model`` is not changed; the result's ``model`` is the quantized one a decoder rebuilds."""
     t_all = time.perf_counter()
     cm = coding_model(model)
-    a, ctx, grid = cm.anchors, cm.context, cm.grid
-    perm = octree.sort_canonical(a.keys, a.levels)
-    keys_all, levels_all = a.keys[perm], a.levels[perm]
-    attrs_all = a.attribute_matrix().detach()[perm].double()
+    ctx, grid = cm.context, cm.grid
 
     payloads: list[bytes] = []
     stats: list[LodStats] = []
     keys_parts: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
-    walker = LevelContext(ctx, grid)
-    levels = range(1, grid.num_levels + 1)
+    levels = attribute_symbols(cm)  # level by level: keys, coding parameters and symbols
     if progress:
         from tqdm import tqdm
 
-        levels = tqdm(levels, desc="encode", unit="LoD")
+        levels = tqdm(levels, desc="encode", unit="LoD", total=grid.num_levels)
     prev_keys: torch.Tensor | None = None
-    for level in levels:
-        t0 = time.perf_counter()
-        sel = levels_all == level
-        keys = keys_all[sel]
+    t0 = time.perf_counter()
+    for lv in levels:
         w = ByteWriter()
-        w.u8(level)
-        method = structure.encode_structure(w, level, keys, prev_keys, grid.base_depth)
+        w.u8(lv.level)
+        method = structure.encode_structure(w, lv.level, lv.keys, prev_keys, grid.base_depth)
         n_struct = len(w)
-        p = walker.params(keys, level)
-        recon, symbols = encode_attributes(w, ctx, attrs_all[sel], p)
+        recon, symbols = encode_attributes(w, ctx, lv)
         payload = w.getvalue()
         payloads.append(payload)
-        keys_parts.append(keys)
+        keys_parts.append(lv.keys)
         values.append(recon)
-        stats.append(LodStats(level, len(payload) + CHUNK_OVERHEAD, int(keys.shape[0]),
-                              level_components(ctx, n_struct, symbols, p.bins.numpy(), len(payload)),
+        stats.append(LodStats(lv.level, len(payload) + CHUNK_OVERHEAD, int(lv.keys.shape[0]),
+                              level_components(ctx, n_struct, symbols, lv.params.bins.numpy(), len(payload)),
                               structure.METHOD_NAMES[method], time.perf_counter() - t0))
-        prev_keys = keys
+        prev_keys = lv.keys
+        t0 = time.perf_counter()
 
     head = encode_header(cm, [len(p) + CHUNK_OVERHEAD for p in payloads], background)
     parts = [preamble(), chunk(head_tag(), head)]
@@ -123,7 +118,7 @@ def encode(model: ProGSModel, background: torch.Tensor | None = None, progress: 
         offsets.append((f"LOD{level}", pos, len(p) + CHUNK_OVERHEAD))
         pos += len(p) + CHUNK_OVERHEAD
 
-    anchors = _anchor_set(grid, keys_parts, list(range(1, grid.num_levels + 1)), values, a.layout)
+    anchors = _anchor_set(grid, keys_parts, [s.lod for s in stats], values, cm.layout)
     qmodel = ProGSModel(anchors, cm.generator, ctx, cull_margin=cm.cull_margin, view_distance=cm.view_distance)
     return EncodeResult(b"".join(parts), offsets[0][1] + offsets[0][2], stats, qmodel, offsets,
                         time.perf_counter() - t_all)

@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 import torch
 
-from progs.model.anchors import AnchorSet
-from progs.model.gaussians import GaussianGenerator
 from progs.metrics import psnr
+from progs.model.anchors import AnchorSet
 from progs.model.context import ContextConfig, ContextModel
+from progs.model.gaussians import GaussianGenerator
 from progs.model.model import ProGSModel, model_from_state
 from progs.octree import OctreeGrid
 from progs.scene import Scene, View
@@ -29,10 +29,10 @@ from progs.train.checkpoint import load_checkpoint, save_checkpoint
 from progs.train.config import TrainConfig
 from progs.train.losses import c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
 from progs.train.rate import RateTrainer
+from progs.train.schedule import exp_lr
 
 # Anchor growing/pruning statistics a checkpoint keeps besides the model (exact resume).
 ADJUST_STATS = ("grad_accum", "grad_count", "opacity_accum", "visible_count")
-from progs.train.schedule import exp_lr
 
 
 def build_grid(scene: Scene, levels: int, base_depth: int | None) -> OctreeGrid:
