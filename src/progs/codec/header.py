@@ -3,8 +3,8 @@
     config:blob   JSON (sort_keys): format, grid, generator, context, cull_margin, background, view_distance
     n_lods:u8     = grid levels
     sizes:u32 × n_lods  the whole LOD chunks' sizes (framing included)
-    n_tensors:u16 then per tensor: name:blob dtype:u8 exponent:u8 ndim:u8 dims:u32 × ndim data
-                  (generator MLPs as float16, context MLPs as int16 mantissas × 2^-exponent)
+    n_tensors:u16 then per tensor: name:blob ndim:u8 dims:u32 × ndim, then the values as 12-bit
+                  fixed point, Rice-coded (:mod:`progs.codec.weights`): generator and context MLPs
     grid bits     (:mod:`progs.codec.grid_bits`)
 
 ``encode_header`` / ``decode_header`` are the pair; ``read_chunk_table`` reads just the table from a
@@ -26,8 +26,10 @@ from progs.codec.bytes import ByteReader, ByteWriter
 from progs.codec.container import CHUNK_OVERHEAD, PREAMBLE, check_preamble, head_tag, scan
 from progs.codec.errors import FormatError
 from progs.codec.grid_bits import read_grid_bits, write_grid_bits
+from progs.codec.weights import read_weights, write_weights
 from progs.errors import ProgsError
 from progs.model.context import ContextConfig, ContextModel
+from progs.model.exact_math import fixed_point
 from progs.model.gaussians import GaussianGenerator
 from progs.model.layout import AttributeLayout
 from progs.model.model import ProGSModel
@@ -36,10 +38,6 @@ MAX_JSON = 1 << 20
 MAX_TENSOR = 1 << 24
 MAX_LEVELS = 16
 MAX_HEAD = 1 << 30
-
-_DTYPES = {1: np.float16, 2: np.float32, 3: np.int16}
-_FLOAT16, _INT16 = 1, 3
-
 
 @dataclass
 class Header:
@@ -65,13 +63,11 @@ class Header:
 
 
 def coding_model(model: ProGSModel) -> ProGSModel:
-    """A copy of ``model`` whose MLP weights are exactly what a decoder reads from the header (generator
-    rounded to float16, context MLPs to fixed point); ``model`` itself is left as it is."""
+    """A copy of ``model`` whose MLP weights are exactly what a decoder reads from the header (every
+    tensor rounded to 12-bit fixed point); ``model`` itself is left as it is."""
     generator = GaussianGenerator(**model.generator.args())
-    generator.load_state_dict(model.generator.state_dict())
-    with torch.no_grad():
-        for p in generator.parameters():
-            p.copy_(p.half().float())
+    generator.load_state_dict({name: torch.from_numpy(_dyadic(*fixed_point(t.double().numpy()))).float()
+                               for name, t in model.generator.state_dict().items()})
     context = copy.deepcopy(model.context).cpu()
     context.round_weights_to_fixed_point()
     return ProGSModel(model.anchors, generator, context, cull_margin=model.cull_margin,
@@ -79,22 +75,20 @@ def coding_model(model: ProGSModel) -> ProGSModel:
 
 
 # ------------------------------------------------------------------------------------------ tensors
-def _write_tensor(w: ByteWriter, name: str, arr: np.ndarray, code: int, exponent: int = 0) -> None:
+def _dyadic(mant: np.ndarray, e: int) -> np.ndarray:
+    return mant.astype(np.float64) * 2.0**-e
+
+
+def _write_tensor(w: ByteWriter, name: str, mant: np.ndarray, e: int) -> None:
     w.blob(name.encode())
-    w.u8(code)
-    w.u8(exponent)
-    w.u8(arr.ndim)
-    for d in arr.shape:
+    w.u8(mant.ndim)
+    for d in mant.shape:
         w.u32(d)
-    w.raw(np.ascontiguousarray(arr, dtype=np.dtype(_DTYPES[code]).newbyteorder("<")).tobytes())
+    write_weights(w, mant, e)
 
 
 def _read_tensor(r: ByteReader) -> tuple[str, np.ndarray, int]:
     name = r.blob(256).decode("utf-8", "replace")
-    code = r.u8()
-    if code not in _DTYPES:
-        raise r.fail(f"tensor {name!r} has unknown dtype code {code}")
-    exponent = r.u8()
     ndim = r.u8()
     if ndim > 4:
         raise r.fail(f"tensor {name!r} has {ndim} dimensions")
@@ -102,11 +96,8 @@ def _read_tensor(r: ByteReader) -> tuple[str, np.ndarray, int]:
     n = int(np.prod(shape)) if shape else 1
     if n > MAX_TENSOR:
         raise r.fail(f"tensor {name!r} claims {n} elements, more than the limit {MAX_TENSOR}")
-    dt = np.dtype(_DTYPES[code]).newbyteorder("<")
-    arr = np.frombuffer(r.raw(n * dt.itemsize), dtype=dt).astype(_DTYPES[code]).reshape(shape)
-    if code != _INT16 and not np.isfinite(arr).all():
-        raise r.fail(f"tensor {name!r} holds NaN or infinite values")
-    return name, arr, exponent
+    mant, e = read_weights(r, n, name)
+    return name, mant.reshape(shape), e
 
 
 # ------------------------------------------------------------------------------------- the pair
@@ -131,9 +122,9 @@ def encode_header(model: ProGSModel, chunk_sizes: list[int], background: torch.T
     fixed = context.fixed_point_weights()
     w.u16(len(gen_state) + len(fixed))
     for name, t in gen_state.items():
-        _write_tensor(w, "generator." + name, t.numpy().astype(np.float16), _FLOAT16)
+        _write_tensor(w, "generator." + name, *fixed_point(t.double().numpy()))
     for name, (mant, e) in fixed.items():
-        _write_tensor(w, "context." + name, mant, _INT16, e)
+        _write_tensor(w, "context." + name, mant, e)
     write_grid_bits(w, context.grid_bits())
     return w.getvalue()
 
@@ -175,8 +166,8 @@ def decode_header(payload: memoryview, offset: int) -> Header:
         _check_context_config(cfg)
         context = ContextModel(cfg)
         generator = GaussianGenerator(**gen_args)
-        generator.load_state_dict({k[len("generator."):]: torch.from_numpy(v.astype(np.float32))
-                                   for k, (v, _) in tensors.items() if k.startswith("generator.")})
+        generator.load_state_dict({k[len("generator."):]: torch.from_numpy(_dyadic(v, e)).float()
+                                   for k, (v, e) in tensors.items() if k.startswith("generator.")})
         context.load_fixed_point_weights({k[len("context."):]: (v, e) for k, (v, e) in tensors.items()
                                           if k.startswith("context.")})
     except (RuntimeError, KeyError, ValueError) as exc:

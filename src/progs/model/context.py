@@ -13,7 +13,7 @@ Two evaluation paths share the parameters:
 - ``exact_features`` + ``coding_params`` (float64, no autograd) for coding. They are bit-identical
   on every CPU and thread count: interpolation uses only elementwise + and * in a fixed order;
   interpolated features and hidden activations are snapped to a dyadic grid (multiples of 2^-12)
-  and the weights are stored as dyadic fixed-point numbers (int16 mantissas times 2^-e), so every
+  and the weights are stored as dyadic fixed-point numbers (12-bit mantissas times 2^-e), so every
   product and every partial sum of the matrix products is exact in float64 and summation order
   cannot matter; the final tanh/softplus come from :mod:`progs.model.exact_math` (IEEE + - * /
   only). A C++ kernel (``csrc/context_exact.cpp``) computes both steps fast; the PyTorch twins
@@ -90,7 +90,7 @@ class ContextConfig:
     # (std ~0.3) in CPU-length trainings, where a step of 1 would round most of them to 0. Scaling is
     # coded in the log domain, where a step of 0.01 is a 1 % size change (HAC's 0.001 is a step of
     # its linear-domain scales; in the log domain it cost 12.6 bits per scaling symbol on the demo).
-    q0: tuple[float, float, float] = (0.1, 0.01, 0.2)
+    q0: tuple[float, float, float] = (0.15, 0.04, 0.2)
 
     @property
     def attr_total(self) -> int:
@@ -302,15 +302,10 @@ class ContextModel(nn.Module):
 
     # --------------------------------------------------------------------------- exact path
     def fixed_point_weights(self) -> dict[str, tuple[np.ndarray, int]]:
-        """Each MLP tensor as (int16 mantissas, exponent e): value = mantissa * 2^-e."""
-        out = {}
-        for name, t in list(self.mlp_d.named_parameters(prefix="mlp_d")) + list(self.mlp_q.named_parameters(prefix="mlp_q")):
-            a = t.detach().double().numpy()
-            m = float(np.abs(a).max()) if a.size else 0.0
-            e = 14 if m == 0 else int(min(14, max(0, math.floor(math.log2(32767.0 / m)))))
-            mant = np.clip(np.round(a * 2.0**e), -32767, 32767).astype(np.int16)
-            out[name] = (mant, e)
-        return out
+        """Each MLP tensor as (int64 mantissas, exponent e): value = mantissa * 2^-e, 12 significant bits
+        (:func:`progs.model.exact_math.fixed_point`)."""
+        params = list(self.mlp_d.named_parameters(prefix="mlp_d")) + list(self.mlp_q.named_parameters(prefix="mlp_q"))
+        return {name: exact_math.fixed_point(t.detach().double().numpy()) for name, t in params}
 
     def load_fixed_point_weights(self, weights: dict[str, tuple[np.ndarray, int]]) -> None:
         params = dict(self.mlp_d.named_parameters(prefix="mlp_d")) | dict(self.mlp_q.named_parameters(prefix="mlp_q"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 _LOG2E = 1.4426950408889634
@@ -22,6 +23,20 @@ _LN2_LO = 1.90821492927058770002e-10
 EXP_COEFFS = [1.0 / math.factorial(i) for i in range(8)]
 # log1p via 2·atanh(u) = 2·sum u^(2n+1)/(2n+1), u <= 1/3, 6 terms (truncation < 6e-8)
 INV_ODD = [1.0 / (2 * n + 1) for n in range(6)]
+
+
+PRECISION_BITS = 12  # significant bits of a stored MLP tensor, relative to its largest magnitude
+MAX_EXPONENT = 24  # finer units buy nothing (and keep the exact sums well inside float64's 53 bits)
+
+
+def fixed_point(a: np.ndarray, bits: int = PRECISION_BITS) -> tuple[np.ndarray, int]:
+    """``(mantissas int64 ndarray, e)`` with ``a ≈ mantissas · 2^-e`` and ``|mantissas| < 2^(bits-1)``:
+    the dyadic fixed point in which the header stores MLP weights (format version 4)."""
+    a = np.asarray(a, dtype=np.float64)
+    m = float(np.abs(a).max()) if a.size else 0.0
+    limit = float(2 ** (bits - 1) - 1)
+    e = MAX_EXPONENT if m == 0 else int(min(MAX_EXPONENT, max(0, math.floor(math.log2(limit / m)))))
+    return np.clip(np.round(a * 2.0**e), -limit, limit).astype(np.int64), e
 
 
 def _pow2(k: torch.Tensor) -> torch.Tensor:

@@ -107,6 +107,7 @@ class LearningRates:
 
 
 REFERENCE_LAMBDA_E = 0.002  # λ_e whose initial steps are the base steps Q0
+STEP_EXPONENT = 0.75  # steps ∝ λ_e^0.75
 
 
 @dataclass(frozen=True)
@@ -118,16 +119,23 @@ class RateConfig:
     lr_context_grid_final: float = 0.00005
     lr_context_mlp_init: float = 0.005
     lr_context_mlp_final: float = 0.00001
+    # MLP_q (the steps) learns on its own, slower schedule. At the MLP's rate the steps random-walked:
+    # Adam moves the step logit by ~lr per iteration whatever the gradient's size, and the rate and the
+    # noise-driven distortion gradients nearly cancel, so the same λ_e ended at 1.2 Q0 in one run and
+    # 7 Q0 in another (1 vs 2 threads; stream sizes 1.8x apart). The steps start at step_scale · Q0.
+    lr_context_step_init: float = 0.001
+    lr_context_step_final: float = 0.00001
 
     @property
     def step_scale(self) -> float:
-        """Initial steps relative to Q0: √(λ_e / 2e-3) (the high-rate RD-optimal step grows as √λ)."""
-        return math.sqrt(self.lambda_e / REFERENCE_LAMBDA_E) if self.lambda_e > 0 else 1.0
+        """Initial steps relative to Q0: (λ_e / 2e-3)^STEP_EXPONENT."""
+        return (self.lambda_e / REFERENCE_LAMBDA_E) ** STEP_EXPONENT if self.lambda_e > 0 else 1.0
 
     def __post_init__(self) -> None:
         _positive("lambda_e", self.lambda_e, zero=True)
         _check(0.0 < self.entropy_fraction <= 1.0, f"entropy_fraction must lie in (0, 1], got {self.entropy_fraction}")
-        for name in ("lr_context_grid_init", "lr_context_grid_final", "lr_context_mlp_init", "lr_context_mlp_final"):
+        for name in ("lr_context_grid_init", "lr_context_grid_final", "lr_context_mlp_init", "lr_context_mlp_final",
+                     "lr_context_step_init", "lr_context_step_final"):
             _positive(name, getattr(self, name), zero=True)
 
 

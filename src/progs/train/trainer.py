@@ -108,8 +108,8 @@ class Trainer:
             {"params": list(g.mlp_cov.parameters()), "name": "mlp_cov", "lr": self.config.lr.mlp_cov_init},
             {"params": list(g.mlp_color.parameters()), "name": "mlp_color", "lr": self.config.lr.mlp_color_init},
             {"params": [ctx.grid3, ctx.grid2], "name": "context_grid", "lr": self.config.rate.lr_context_grid_init},
-            {"params": list(ctx.mlp_d.parameters()) + list(ctx.mlp_q.parameters()), "name": "context_mlp",
-             "lr": self.config.rate.lr_context_mlp_init},
+            {"params": list(ctx.mlp_d.parameters()), "name": "context_mlp", "lr": self.config.rate.lr_context_mlp_init},
+            {"params": list(ctx.mlp_q.parameters()), "name": "context_step", "lr": self.config.rate.lr_context_step_init},
         ]
         return torch.optim.Adam(groups, lr=0.0, eps=1e-15)
 
@@ -127,6 +127,7 @@ class Trainer:
         rate_sched = {
             "context_grid": (c.rate.lr_context_grid_init, c.rate.lr_context_grid_final),
             "context_mlp": (c.rate.lr_context_mlp_init, c.rate.lr_context_mlp_final),
+            "context_step": (c.rate.lr_context_step_init, c.rate.lr_context_step_final),
         }
         for group in self.optimizer.param_groups:
             if group["name"] in sched:
@@ -340,7 +341,10 @@ class Trainer:
         self.rate.load_state(state.get("rate_cache"))
         self.spatial_lr_scale = float(state["spatial_lr_scale"])
         self.optimizer = self._make_optimizer()
-        self.optimizer.load_state_dict(state["optimizer"])
+        saved = state["optimizer"]
+        if len(saved["param_groups"]) == len(self.optimizer.param_groups) - 1:
+            saved = _split_context_group(saved)  # checkpoints before the steps had a group of their own
+        self.optimizer.load_state_dict(saved)
         self.iteration = int(state["iteration"])
         self.gen.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -362,3 +366,15 @@ class Trainer:
         trainer = cls(scene, cfg)
         trainer.load_state_dict(state)
         return trainer
+
+
+def _split_context_group(saved: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer state whose last group held MLP_d's and then MLP_q's parameters, split into a
+    "context_mlp" and a "context_step" group (MLP_q has 4 parameter tensors: two linear layers)."""
+    groups = [dict(g) for g in saved["param_groups"]]
+    last = groups.pop()
+    params = list(last["params"])
+    groups.append({**last, "params": params[:-4]})
+    groups.append({**last, "params": params[-4:], "name": "context_step"})
+    return {"state": saved["state"], "param_groups": groups}
+
