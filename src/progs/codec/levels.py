@@ -25,6 +25,7 @@ from progs.codec.bytes import ByteReader, ByteWriter
 from progs.model.context import ContextModel
 from progs.model.layout import BLOCK_NAMES
 from progs.model.model import ProGSModel
+from progs.model.visibility import hidden_gaussians
 
 
 def normalised_positions(grid: octree.OctreeGrid, keys: torch.Tensor, level: int) -> torch.Tensor:
@@ -119,19 +120,31 @@ class LevelSymbols:
     residuals: torch.Tensor  # [N, D] float64 holding integers
 
 
-def attribute_symbols(model: ProGSModel) -> Iterator[LevelSymbols]:
+def attribute_symbols(model: ProGSModel, hide: torch.Tensor | None = None) -> Iterator[LevelSymbols]:
     """Per level, in coding order, the symbols the encoder codes for ``model``'s attributes with its
-    context model as it is (call it on :func:`progs.codec.header.coding_model` for the exact stream)."""
+    context model as it is (call it on :func:`progs.codec.header.coding_model` for the exact stream).
+
+    ``hide``: camera centres [C, 3]; the offsets of every neural Gaussian that the decoded model never
+    draws from any of them (:func:`progs.model.visibility.hidden_gaussians`, judged on the decoded
+    features) are coded as residual 0, the prior's mean. None codes every offset as it is."""
     a = model.anchors
     perm = octree.sort_canonical(a.keys, a.levels)
     keys_all, levels_all = a.keys[perm], a.levels[perm]
     attrs_all = a.attribute_matrix().detach()[perm].double()
     walker = LevelContext(model.context, a.grid)
+    layout = model.context.layout
     for level in range(1, a.grid.num_levels + 1):
         sel = levels_all == level
         keys, attrs = keys_all[sel], attrs_all[sel]
         p = walker.params(keys, level)
-        yield LevelSymbols(level, keys, attrs, p, quantize(model.context, attrs, p))
+        residuals = quantize(model.context, attrs, p)
+        if hide is not None and keys.shape[0]:
+            features = layout.split(dequantize(model.context, residuals, p).float())[0]
+            hidden = hidden_gaussians(model.generator, a.grid.voxel_center(keys, level), levels_all[sel], features,
+                                      hide, model.dist_scale)
+            o = slice(layout.edges[2], layout.edges[3])
+            residuals[:, o] = torch.where(hidden.repeat_interleave(3, dim=1), 0.0, residuals[:, o])
+        yield LevelSymbols(level, keys, attrs, p, residuals)
 
 
 def prior_comparison(model: ProGSModel, coded_bytes: dict[str, int]) -> dict[str, dict[str, float]]:

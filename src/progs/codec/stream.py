@@ -27,6 +27,7 @@ from progs.codec.levels import (
 )
 from progs.model.anchors import AnchorSet
 from progs.model.model import ProGSModel
+from progs.model.visibility import probe_cameras
 
 MAX_ANCHORS = 1 << 26
 
@@ -74,9 +75,15 @@ def _anchor_set(grid, keys: list[torch.Tensor], levels: list[int], values: list[
 
 
 # ------------------------------------------------------------------------------------------ encode
-def encode(model: ProGSModel, background: torch.Tensor | None = None, progress: bool = False) -> EncodeResult:
+def encode(
+    model: ProGSModel, background: torch.Tensor | None = None, progress: bool = False, *,
+    skip_hidden: bool = True, cameras: torch.Tensor | None = None,
+) -> EncodeResult:
     """Encode ``model`` (all levels, with its own context model) into a progressive stream.
 
+    ``skip_hidden``: the offsets of neural Gaussians that no camera around the scene (nor any of
+    ``cameras`` [C, 3], e.g. the training views' centres) would draw are coded as the prior's mean
+    (:mod:`progs.model.visibility`); they change no image and cost almost nothing then.
     ``model`` is not changed; the result's ``model`` is the quantized one a decoder rebuilds."""
     t_all = time.perf_counter()
     cm = coding_model(model)
@@ -86,7 +93,8 @@ def encode(model: ProGSModel, background: torch.Tensor | None = None, progress: 
     stats: list[LodStats] = []
     keys_parts: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
-    levels = attribute_symbols(cm)  # level by level: keys, coding parameters and symbols
+    hide = probe_cameras(grid, cm.view_distance, cameras) if skip_hidden else None
+    levels = attribute_symbols(cm, hide)  # level by level: keys, coding parameters and symbols
     if progress:
         from tqdm import tqdm
 
