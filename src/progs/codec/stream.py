@@ -26,7 +26,7 @@ from progs.codec.levels import (
     LevelContext, attribute_symbols, decode_attributes, encode_attributes, level_components,
 )
 from progs.model.anchors import AnchorSet
-from progs.model.model import ProGSModel
+from progs.model.model import ProGSModel, cpu_model
 
 MAX_ANCHORS = 1 << 26
 
@@ -77,9 +77,11 @@ def _anchor_set(grid, keys: list[torch.Tensor], levels: list[int], values: list[
 def encode(model: ProGSModel, background: torch.Tensor | None = None, progress: bool = False) -> EncodeResult:
     """Encode ``model`` (all levels, with its own context model) into a progressive stream.
 
-    ``model`` is not changed; the result's ``model`` is the quantized one a decoder rebuilds."""
+    ``model`` is not changed; the result's ``model`` is the quantized one a decoder rebuilds (on the
+    CPU). A model on a GPU is copied to the CPU first: coding runs the float64 exact paths there, so
+    the bytes do not depend on the device the model was trained on."""
     t_all = time.perf_counter()
-    cm = coding_model(model)
+    cm = coding_model(cpu_model(model))
     ctx, grid = cm.context, cm.grid
 
     payloads: list[bytes] = []

@@ -162,7 +162,7 @@ def _grid_interpolate(tables: torch.Tensor, pos: torch.Tensor, res: torch.Tensor
     side = (res + 1).reshape(G, 1)
     dense = (side**d <= T).reshape(G, 1)
     flat = tables.reshape(G * T, dim)
-    level_offset = (torch.arange(G, dtype=torch.int64) * T).reshape(G, 1)
+    level_offset = (torch.arange(G, dtype=torch.int64, device=tables.device) * T).reshape(G, 1)
     # Per axis and corner bit (0: base, 1: base + 1) the dense-index term, the hash term and the
     # weight, computed once and combined per corner below. Corner coordinates are >= 0, so the hash
     # is >= 0 and ``& (T - 1)`` equals ``% T`` for a power-of-two T (integer work only: exact).
@@ -176,7 +176,7 @@ def _grid_interpolate(tables: torch.Tensor, pos: torch.Tensor, res: torch.Tensor
         hash_terms.append((c0 * PRIMES[k], c1 * PRIMES[k]))
         stride = stride * side
     any_dense, all_dense = bool(dense.any()), bool(dense.all())
-    out = torch.zeros(G, pos.shape[1], dim, dtype=tables.dtype)
+    out = torch.zeros(G, pos.shape[1], dim, dtype=tables.dtype, device=tables.device)
     for c in range(1 << d):
         bits = [(c >> k) & 1 for k in range(d)]
         w = weights[0][bits[0]]
@@ -228,9 +228,9 @@ class ContextModel(nn.Module):
     def _features(self, pos: torch.Tensor, g3: torch.Tensor, g2: torch.Tensor, snap: bool) -> torch.Tensor:
         """Hash-grid features [N, F]: the 3D levels, then per 2D level the xy, xz, yz planes."""
         n = pos.shape[0]
-        r3 = torch.tensor(self.res3, dtype=torch.int64)
+        r3 = torch.tensor(self.res3, dtype=torch.int64, device=pos.device)
         f3 = _grid_interpolate(g3, pos[None].expand(len(self.res3), n, 3), r3, snap)
-        r2 = torch.tensor([r for r in self.res2 for _ in _PLANES], dtype=torch.int64)
+        r2 = torch.tensor([r for r in self.res2 for _ in _PLANES], dtype=torch.int64, device=pos.device)
         p2 = torch.stack([pos[:, list(axes)] for _ in self.res2 for axes in _PLANES])
         f2 = _grid_interpolate(g2, p2, r2, snap)
         # explicit widths (not -1): a level may hold no anchors (n = 0)
@@ -259,7 +259,7 @@ class ContextModel(nn.Module):
         D = self.cfg.attr_total
         mean = d[:, :D]
         scale = torch.nn.functional.softplus(d[:, D:]) + 1e-4
-        q = torch.tensor(self.cfg.q0, dtype=pos.dtype) * torch.exp(torch.tanh(self.mlp_q(ctx)) * STEP_LOG)
+        q = torch.tensor(self.cfg.q0, dtype=pos.dtype, device=pos.device) * torch.exp(torch.tanh(self.mlp_q(ctx)) * STEP_LOG)
         return mean, scale, q
 
     @property
