@@ -26,7 +26,7 @@ def psnr(image: torch.Tensor, target: torch.Tensor) -> float:
 
 @functools.lru_cache(maxsize=8)
 def _gaussian_window(size: int, sigma: float, channels: int) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2.0
+    coords = torch.arange(size, dtype=torch.float32, device="cpu") - (size - 1) / 2.0  # cached; moved by the caller
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = g / g.sum()
     w2d = torch.outer(g, g)

@@ -179,8 +179,8 @@ class OctreeGrid:
 
     @property
     def origin_tensor(self) -> torch.Tensor:
-        """[3] float64 minimum corner."""
-        return torch.tensor(self.origin, dtype=torch.float64)
+        """[3] float64 minimum corner (on the CPU; ``.to`` it where it is used)."""
+        return torch.tensor(self.origin, dtype=torch.float64, device="cpu")
 
     @property
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:

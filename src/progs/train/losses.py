@@ -33,7 +33,7 @@ def c2f_lod_weights(levels: int, coarse_samples: int | None, gen: torch.Generato
     if coarse_samples is None or coarse_samples >= L - 1:
         return {lod: 1.0 / L for lod in range(1, L + 1)}
     k = max(1, int(coarse_samples))
-    picks = torch.randperm(L - 1, generator=gen)[:k] + 1
+    picks = randperm(L - 1, gen, gen.device)[:k] + 1  # read as Python ints: stays on the generator's device
     weights = {L: 1.0 / L}
     for p in sorted(int(x) for x in picks):
         weights[p] = (L - 1) / (k * L)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import torch
 
-from progs.device import CPU
+from progs.device import CPU, randperm
 from progs.metrics import psnr
 from progs.model.anchors import AnchorSet
 from progs.model.context import ContextConfig, ContextModel
@@ -159,7 +159,7 @@ class Trainer:
 
     def _next_view(self) -> View:
         if not self.view_queue:
-            self.view_queue = torch.randperm(len(self.train_views), generator=self.gen).tolist()
+            self.view_queue = randperm(len(self.train_views), self.gen, CPU).tolist()
         return self.train_views[self.view_queue.pop()]
 
     def step(self) -> dict[str, float]:
