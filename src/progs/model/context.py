@@ -207,7 +207,7 @@ class ContextModel(nn.Module):
         super().__init__()
         self.cfg = cfg or ContextConfig()
         c = self.cfg
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(seed)  # built on the CPU (the same values everywhere), moved with .to
         self.res3 = _resolutions(c.levels_3d, c.res_3d)
         self.res2 = _resolutions(c.levels_2d, c.res_2d)
         self.grid3 = nn.Parameter(torch.rand(c.levels_3d, 1 << c.log2_table_3d, c.dim, generator=g) * 2e-2 - 1e-2)
@@ -396,7 +396,8 @@ class ContextModel(nn.Module):
             F = self.cfg.feature_dim
             l2d, l2q = self.mlp_d[2], self.mlp_q[2]
             bias = self._first_layer_bias(level)
-            terms = parent_terms if parent_terms is not None else torch.zeros(0, bias.numel(), dtype=torch.float64)
+            terms = (parent_terms if parent_terms is not None
+                     else torch.zeros(0, bias.numel(), dtype=torch.float64, device="cpu"))  # the exact path is CPU-only
             return tuple(ext.coding_params(
                 h_own.double(), terms.double(), self._first_layer_weights(slice(0, F)), bias,
                 l2d.weight.detach().double().T, l2d.bias.detach().double(),
@@ -422,7 +423,7 @@ class ContextModel(nn.Module):
     def _coding_params_reference(self, d: torch.Tensor, t: torch.Tensor):
         """PyTorch twin of the C++ ``coding_params`` (same operations, same order, same bits)."""
         D = self.cfg.attr_total
-        q0 = torch.tensor(self.cfg.q0, dtype=torch.float64)
+        q0 = torch.tensor(self.cfg.q0, dtype=torch.float64, device="cpu")  # the exact path is CPU-only
         k = torch.clamp(torch.round(exact_math.exp(exact_math.tanh(t) * STEP_LOG) * STEP_BASE), 1, STEP_LEVELS)
         q = q0 * k / STEP_BASE
         inv = self.step_per_channel(1.0 / q)
