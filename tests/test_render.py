@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 
@@ -10,7 +11,7 @@ import torch
 
 from progs import kernels
 from progs.render import cpu, rasterize
-from progs.render.projection import project_gaussians
+from progs.render.projection import ALPHA_MIN, project_gaussians
 from progs.render.reference import composite_reference
 from progs.scene import Camera
 
@@ -36,13 +37,14 @@ def _camera(width: int, height: int, dtype: torch.dtype = torch.float32) -> Came
 
 
 def _scene(n: int, cam: Camera, seed: int, px_sigma: float = 2.5, opacity: tuple[float, float] = (0.05, 1.0),
-           channels: int = 3, nasty: bool = False, dtype: torch.dtype = torch.float32):
-    """Random Gaussians in the frustum (pixel sigma ~ px_sigma); ``nasty`` mixes in Gaussians behind the
-    camera, off-screen, with zero / 1e-8 scales, huge ones and near-duplicates in depth."""
+           channels: int = 3, nasty: bool = False, dtype: torch.dtype = torch.float32, border: float = -10.0):
+    """Random Gaussians in the frustum (pixel sigma ~ px_sigma), centres at least ``border`` pixels inside
+    the image (negative: up to that far outside); ``nasty`` mixes in Gaussians behind the camera,
+    off-screen, with zero / 1e-8 scales, huge ones and near-duplicates in depth."""
     g = torch.Generator().manual_seed(seed)
     z = torch.rand(n, generator=g) * 3 + 1.5
-    u = torch.rand(n, generator=g) * (cam.width + 20) - 10
-    v = torch.rand(n, generator=g) * (cam.height + 20) - 10
+    u = torch.rand(n, generator=g) * (cam.width - 2 * border) + border
+    v = torch.rand(n, generator=g) * (cam.height - 2 * border) + border
     x = (u - cam.cx) / cam.fx * z
     y = (v - cam.cy) / cam.fy * z
     means = torch.stack([x, y, z], -1)
@@ -128,8 +130,8 @@ def _grads(scene, cam, backend: str, seed: int = 99):
     means, quats, scales, opac, colors, bg = params
     img, alpha, info = rasterize(means, quats, scales, opac, colors, cam, bg, backend=backend)
     g = torch.Generator().manual_seed(seed)
-    w = torch.randn(img.shape, generator=g, dtype=img.dtype)
-    wa = torch.randn(alpha.shape, generator=g, dtype=img.dtype)
+    w = torch.randn(img.shape, generator=g, dtype=img.dtype).to(img.device)
+    wa = torch.randn(alpha.shape, generator=g, dtype=img.dtype).to(img.device)
     ((img * w).sum() + (alpha * wa).sum()).backward()
     return [p.grad for p in params] + [info["means2d"].grad]
 
@@ -229,26 +231,99 @@ def test_auto_backend_on_cpu_uses_kernel(kernel) -> None:
 
 
 # ---------------------------------------------------------------- gsplat parity (CUDA only)
+#
+# gsplat 1.5.3 bounds each Gaussian by an opacity-aware box (ProjectionEWA3DGSFused.cu): half-widths
+# ceil(e * sqrt(cov2d_xx)), ceil(e * sqrt(cov2d_yy)) with e = min(3.33, sqrt(2 ln(opacity * 255))), which
+# holds exactly the pixels where opacity * exp(-d^2 / 2) >= 1/255, and culls a Gaussian whose box misses
+# the image. Ours is the circle of radius ceil(3 sqrt(lambda_max)) (3 sigma). So:
+# - gsplat culls only Gaussians that draw no pixel of the image (all in-image alphas < 1/255);
+# - we cull only Gaussians whose in-image pixels all lie beyond 3 sigma (d^2 / 2 > 4.5), which gsplat
+#   may still draw when e > 3, i.e. opacity > e^4.5 / 255 (~0.353): a faint fringe, alpha < 0.0111;
+# - with opacity <= e^4.5 / 255 both composite exactly the same (pixel, Gaussian) pairs.
+OPACITY_SAME_FOOTPRINT = math.exp(4.5) * ALPHA_MIN  # ~0.353: gsplat's extent e <= 3 sigma
 
 
-def test_gsplat_parity() -> None:
+def _gsplat_or_skip() -> None:
     if not torch.cuda.is_available():
         pytest.skip("CUDA unavailable: gsplat parity needs a GPU")
     pytest.importorskip("gsplat", reason="gsplat not installed (pip install 'progs[cuda]')")
+
+
+def _in_image_footprint(scene, cam: Camera, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For the Gaussians ``rows``: the smallest d^2 / 2 (Mahalanobis, with the 0.3 px^2 blur) and the largest
+    alpha over the image's pixel centres, in float64."""
+    means, quats, scales, opac = (t.double() for t in scene[:4])
+    p = project_gaussians(means[rows], quats[rows], scales[rows], cam)
+    ys, xs = torch.meshgrid(torch.arange(cam.height), torch.arange(cam.width), indexing="ij")
+    px, py = xs.reshape(-1).double() + 0.5, ys.reshape(-1).double() + 0.5
+    dx = p.means2d[:, None, 0] - px[None]
+    dy = p.means2d[:, None, 1] - py[None]
+    q = p.conics
+    sigma = 0.5 * (q[:, None, 0] * dx * dx + q[:, None, 2] * dy * dy) + q[:, None, 1] * dx * dy
+    sigma_min = sigma.min(dim=1).values
+    return sigma_min, opac[rows] * torch.exp(-sigma_min)
+
+
+def test_gsplat_parity() -> None:
+    _gsplat_or_skip()
     cam = _camera(96, 80)
-    # Opacity <= 0.9 keeps every alpha below both clamps (gsplat 0.999, ours 0.99).
-    means, quats, scales, opac, colors, bg = _scene(2000, cam, 61, opacity=(0.05, 0.9))
+    # Opacity <= 0.9 keeps every alpha below both clamps (gsplat 0.999, ours 0.99); centres up to 10 px
+    # outside the image put many footprints across its border, where the two culling rules differ.
+    scene = _scene(2000, cam, 61, opacity=(0.05, 0.9))
+    means, quats, scales, opac, colors, bg = scene
     ref, ref_a, ref_info = rasterize(means, quats, scales, opac, colors, cam, bg, backend="cpu")
     dev = torch.device("cuda")
     params = [t.to(dev).requires_grad_(True) for t in (means, quats, scales, opac, colors)]
     img, alpha, info = rasterize(*params, cam, bg.to(dev), backend="cuda")
     assert img.shape == ref.shape and alpha.shape == ref_a.shape
-    diff = (img.cpu() - ref).abs()
-    # gsplat bounds tiles with an opacity-aware radius, so faint (< ~0.01) fringes may differ slightly.
-    assert diff.mean().item() <= 1e-3 and diff.max().item() <= 3e-2
-    assert ((info["radii"].cpu() > 0) == (ref_info["radii"] > 0)).float().mean().item() > 0.99
+    assert img.is_cuda and info["radii"].shape == (2000,)
+    # The two footprints differ only by fringes where alpha < 0.0111 (see above).
+    for got, want in ((img, ref), (alpha, ref_a)):
+        diff = (got.detach().cpu() - want).abs()
+        assert diff.mean().item() <= 1e-3 and diff.max().item() <= 3e-2
+
+    ours, theirs = ref_info["radii"] > 0, info["radii"].cpu() > 0
+    assert ours.sum() > 1500 and theirs.sum() > 1500
+    only_ours = torch.nonzero(ours & ~theirs).squeeze(1)
+    only_gsplat = torch.nonzero(theirs & ~ours).squeeze(1)
+    _, alpha_max = _in_image_footprint(scene, cam, only_ours)
+    assert (alpha_max < ALPHA_MIN * (1 + 1e-4)).all(), "gsplat culled a Gaussian that draws in the image"
+    sigma_min, _ = _in_image_footprint(scene, cam, only_gsplat)
+    assert (sigma_min > 4.5 * (1 - 1e-5)).all(), "we culled a Gaussian that reaches the image within 3 sigma"
+    assert (opac[only_gsplat] > OPACITY_SAME_FOOTPRINT * (1 - 1e-4)).all()
+    # Where both footprints agree, the visible sets agree up to Gaussians that draw nothing.
+    same = opac <= OPACITY_SAME_FOOTPRINT
+    assert not (same[only_gsplat]).any()
+
     img.sum().backward()
     assert info["means2d"].grad is not None and info["means2d"].grad.shape == (2000, 2)
+
+
+@pytest.mark.parametrize("seed", [62, 63])
+def test_gsplat_gradient_parity(seed: int) -> None:
+    """Gradients of every input (means, rotations, scales, opacities, colours, background and the
+    screen-space means used for densification) from gsplat match the CPU kernel's.
+
+    Opacity <= ~0.353 and centres inside the image make both backends composite the same (pixel,
+    Gaussian) pairs (see above), so only float32 summation order differs, except where a pixel's alpha
+    lies within rounding of the 1/255 cut-off: that flips one pair, and the gradient of that Gaussian
+    alone. Hence: nearly every Gaussian matches tightly, and each tensor as a whole closely."""
+    _gsplat_or_skip()
+    cam = _camera(96, 80)
+    scene = _scene(600, cam, seed, opacity=(0.05, OPACITY_SAME_FOOTPRINT * 0.99), border=8.0)
+    want = _grads(scene, cam, "cpu")
+    got = _grads([t.cuda() for t in scene], cam, "cuda")
+    names = ["means", "quats", "scales", "opacities", "colors", "background", "means2d"]
+    for name, a, b in zip(names, got, want):
+        assert a is not None and b is not None, name
+        rows = 1 if name == "background" else b.shape[0]  # one row per Gaussian
+        a, b = a.detach().cpu().double().reshape(rows, -1), b.double().reshape(rows, -1)
+        scale = b.abs().max().item()
+        assert scale > 0, name
+        rel_l2 = ((a - b).norm() / b.norm()).item()
+        assert rel_l2 <= 1e-2, f"{name}: relative L2 error {rel_l2:.3g}"
+        close = ((a - b).abs() <= 1e-3 * scale + 1e-6).all(dim=1).double().mean().item()
+        assert close >= 0.99, f"{name}: only {close:.2%} of the Gaussians' gradients match"
 
 
 # ---------------------------------------------------------------- build failure

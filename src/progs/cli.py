@@ -16,6 +16,13 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _device(args: argparse.Namespace):
+    """``--device`` as a torch.device this machine has (a one-line DeviceError otherwise)."""
+    from progs.device import resolve_device
+
+    return resolve_device(args.device)
+
+
 # ------------------------------------------------------------------------------------ training
 def _train_config(args: argparse.Namespace, defaults: dict | None = None):
     from progs.train.config import TrainConfig
@@ -47,11 +54,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from progs.io.dataset import DatasetSpec
     from progs.pipeline import train_run
 
+    device = _device(args)
     spec = DatasetSpec.from_argument(args.dataset, downscale=args.downscale, views=args.demo_views, size=args.demo_size,
                                      undistort=not args.no_undistort)
     scene = spec.load()
     out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
-                    checkpoint_every=args.checkpoint_every, iterations=args.iterations)
+                    checkpoint_every=args.checkpoint_every, iterations=args.iterations, device=device)
     _print_lods(f"trained {out.iterations} iterations in {out.seconds:.0f} s; test views per LoD (PSNR as decoded, "
                 "PSNR float unquantized):", out.lods)
     return 0
@@ -61,12 +69,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from progs.io.dataset import DatasetSpec
     from progs.pipeline import train_run
 
+    device = _device(args)
     bg = _parse_rgb(args.background) if args.background else (0.0, 0.0, 0.0)
     spec = DatasetSpec.create("ply", path=str(Path(args.scene).resolve()), views=args.views, size=args.size,
                               up=args.up, background=bg)
     scene = spec.load()
     out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
-                    checkpoint_every=args.checkpoint_every, iterations=args.iterations)
+                    checkpoint_every=args.checkpoint_every, iterations=args.iterations, device=device)
     _print_lods(f"fitted {args.scene} in {out.seconds:.0f} s; held-out views per LoD:", out.lods)
     return 0
 
@@ -95,9 +104,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from progs.io.dataset import DatasetSpec
     from progs.train.run import load_run_model
 
+    device = _device(args)
     target = Path(args.target)
     if target.is_dir():
         model, info = load_run_model(target)
+        model = model.to(device)
         scene = (DatasetSpec.from_json(info["dataset"]) if not args.dataset else _dataset_spec(args)).load()
         rows = evaluate_coded(model, scene, background=scene.background)
         title = f"{target} (checkpoint; PSNR as decoded from its stream, PSNR float unquantized); test views per LoD:"
@@ -107,7 +118,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.dataset:
             raise ProgsError(f"{args.target}: give the DATASET to evaluate the stream on (e.g. `progs eval {args.target} demo`)")
         scene = _dataset_spec(args).load()
-        rows = evaluate_stream(_read_stream(args.target), scene, source=args.target)
+        rows = evaluate_stream(_read_stream(args.target), scene, source=args.target, device=device)
         title = f"{target} (decoded stream); test views per LoD:"
     if args.json:
         print(json.dumps({"lods": rows}, indent=2))
@@ -179,6 +190,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from progs.io.ply import GaussianCloud, write_ply
     from progs.pipeline import encode_run, evaluate_stream, train_run
 
+    device = _device(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
@@ -197,14 +209,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     spec = DatasetSpec.create("demo", views=args.views, size=args.size, seed=args.seed)
     cfg = _train_config(args, DEMO_DEFAULTS)
     _log("[2/4] training ProGS (every LoD at once)")
-    trained = train_run(scene, spec, out / "run", cfg, checkpoint_every=args.checkpoint_every)
+    trained = train_run(scene, spec, out / "run", cfg, checkpoint_every=args.checkpoint_every, device=device)
     _print_lods(f"      {trained.iterations} iterations in {trained.seconds:.0f} s; checkpoint on test views (PSNR as decoded, PSNR float unquantized):", trained.lods)
 
     _log("[3/4] encoding the progressive stream")
     enc = encode_run(out / "run", out / "scene.progs", evaluate=False, scene=scene)
     _log("[4/4] decoding every prefix (header + LoD 1..k) and measuring it")
     data = enc.stream.read_bytes()
-    rows = evaluate_stream(data, scene, source=str(enc.stream), prefixes=True)
+    rows = evaluate_stream(data, scene, source=str(enc.stream), prefixes=True, device=device)
     _print_lods(f"      decoded from {enc.stream} ({len(data)} bytes, header {enc.result.header_bytes}):", rows)
     rd_plot({"ProGS (progs)": [(r["cumulative_bytes"], r["psnr"], r["lod"]) for r in rows]}, out / "rd.png",
             title="demo scene: quality per received bytes")
@@ -372,8 +384,9 @@ def cmd_view(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from progs.bench.runner import run_bench
 
+    device = _device(args)
     run_bench(args.suites or args.suite, quick=args.quick, out=args.out, dataset=args.dataset, downscale=args.downscale,
-              iterations=args.iterations, seed=args.seed, log=_log)
+              iterations=args.iterations, seed=args.seed, log=_log, device=device)
     return 0
 
 
@@ -397,6 +410,15 @@ def _training_options(p: argparse.ArgumentParser, iterations: int = 2000, base_d
     p.add_argument("--no-rate", action="store_true", help="ablation: no quantization noise / entropy loss")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints")
+    _device_option(p, "train")
+
+
+def _device_option(p: argparse.ArgumentParser, what: str) -> None:
+    from progs.device import DEVICE_CHOICES
+
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                   help=f"where to {what}: auto (CUDA when available, rendering with gsplat), cpu, or cuda "
+                        "(default auto; encoding and decoding always run on the CPU)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -444,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--demo-size", type=int, default=128, help="image size when DATASET is 'demo' (default 128)")
     e.add_argument("--demo-views", type=int, default=60, help="views when DATASET is 'demo' (default 60)")
     e.add_argument("--json", action="store_true", help='print {"lods": [...]} as JSON')
+    _device_option(e, "render the test views")
     e.set_defaults(func=cmd_eval)
 
     en = sub.add_parser("encode", help="encode a trained run into a progressive .progs stream (+ manifest)")
@@ -520,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--downscale", type=float, default=8.0, help="image downscale of a real dataset (default 8)")
     b.add_argument("--iterations", type=int, help="training iterations per model (default: from the profile)")
     b.add_argument("--seed", type=int, default=0)
+    _device_option(b, "train and evaluate the ProGS variants")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 
 def psnr(image: torch.Tensor, target: torch.Tensor) -> float:
-    """PSNR in dB of [H, W, C] (or any same-shape) images in [0, 1]."""
-    mse = torch.mean((image.detach().float().clamp(0, 1) - target.detach().float()) ** 2).item()
+    """PSNR in dB of [H, W, C] (or any same-shape) images in [0, 1] (on the image's device)."""
+    mse = torch.mean((image.detach().float().clamp(0, 1) - target.detach().float().to(image.device)) ** 2).item()
     if mse <= 1e-20:
         return float("inf")
     return 10.0 * math.log10(1.0 / mse)
@@ -26,7 +26,7 @@ def psnr(image: torch.Tensor, target: torch.Tensor) -> float:
 
 @functools.lru_cache(maxsize=8)
 def _gaussian_window(size: int, sigma: float, channels: int) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2.0
+    coords = torch.arange(size, dtype=torch.float32, device="cpu") - (size - 1) / 2.0  # cached; moved by the caller
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = g / g.sum()
     w2d = torch.outer(g, g)
@@ -52,9 +52,9 @@ def ssim_map(image: torch.Tensor, target: torch.Tensor, window: int = 11, sigma:
 
 
 def ssim(image: torch.Tensor, target: torch.Tensor) -> float:
-    """Mean SSIM (window 11, sigma 1.5) of [H, W, C] images in [0, 1]."""
+    """Mean SSIM (window 11, sigma 1.5) of [H, W, C] images in [0, 1] (on the image's device)."""
     with torch.no_grad():
-        return float(ssim_map(image.float().clamp(0, 1), target.float()).mean().item())
+        return float(ssim_map(image.float().clamp(0, 1), target.float().to(image.device)).mean().item())
 
 
 def lpips(image: torch.Tensor, target: torch.Tensor) -> float | None:

@@ -179,8 +179,8 @@ class OctreeGrid:
 
     @property
     def origin_tensor(self) -> torch.Tensor:
-        """[3] float64 minimum corner."""
-        return torch.tensor(self.origin, dtype=torch.float64)
+        """[3] float64 minimum corner (on the CPU; ``.to`` it where it is used)."""
+        return torch.tensor(self.origin, dtype=torch.float64, device="cpu")
 
     @property
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,14 +192,14 @@ class OctreeGrid:
         """int64 keys [N, 3] of the level-``level`` cells containing ``points`` [N, 3] (clamped into the grid)."""
         res = self.resolution(level)
         pts = _as_points(points)
-        rel = (pts - self.origin_tensor) / self.cell_size(level)
+        rel = (pts - self.origin_tensor.to(pts.device)) / self.cell_size(level)
         return torch.floor(rel).clamp_(0, res - 1).to(torch.int64)
 
     def voxel_center(self, keys: torch.Tensor, level: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Centres [N, 3] of level-``level`` cells ``keys`` (computed in float64, returned as ``dtype``)."""
         cell = self.cell_size(level)
         k = _as_keys(keys)
-        return (self.origin_tensor + (k.to(torch.float64) + 0.5) * cell).to(dtype)
+        return (self.origin_tensor.to(k.device) + (k.to(torch.float64) + 0.5) * cell).to(dtype)
 
 
 def _as_points(points: torch.Tensor) -> torch.Tensor:
@@ -243,8 +243,10 @@ def nearest_neighbour_distances(points: torch.Tensor, query_index: torch.Tensor 
     """
     pts = _as_points(points)
     n = pts.shape[0]
-    qidx = torch.arange(n) if query_index is None else torch.as_tensor(query_index).to(torch.int64).reshape(-1)
-    best = torch.full((qidx.shape[0],), math.inf, dtype=torch.float64)
+    dev = pts.device
+    qidx = (torch.arange(n, device=dev) if query_index is None
+            else torch.as_tensor(query_index).to(device=dev, dtype=torch.int64).reshape(-1))
+    best = torch.full((qidx.shape[0],), math.inf, dtype=torch.float64, device=dev)
     if n < 2 or qidx.numel() == 0:
         return best
     lo = pts.min(dim=0).values
@@ -257,8 +259,8 @@ def nearest_neighbour_distances(points: torch.Tensor, query_index: torch.Tensor 
     codes, order = torch.sort(morton_encode(keys))
     pts_sorted = pts[order]
     qk, qp = keys[qidx], pts[qidx]
-    offs = torch.stack(torch.meshgrid(*(torch.arange(-1, 2),) * 3, indexing="ij"), dim=-1).reshape(27, 3)
-    active = torch.arange(qidx.shape[0])
+    offs = torch.stack(torch.meshgrid(*(torch.arange(-1, 2, device=dev),) * 3, indexing="ij"), dim=-1).reshape(27, 3)
+    active = torch.arange(qidx.shape[0], device=dev)
     # Start at cells about half the median gap between Morton neighbours (an upper bound of the typical
     # nearest-neighbour distance); starting coarse stays exact, it only costs more candidates.
     gaps = (pts_sorted[1:] - pts_sorted[:-1]).norm(dim=1)
@@ -277,7 +279,7 @@ def nearest_neighbour_distances(points: torch.Tensor, query_index: torch.Tensor 
         high = torch.searchsorted(codes, (nbc << (3 * j)) | ((1 << (3 * j)) - 1), right=True)
         count = torch.where(valid, high - low, torch.zeros_like(low))
         per_query = count.sum(dim=1)
-        dmin = torch.full((active.shape[0],), math.inf, dtype=torch.float64)
+        dmin = torch.full((active.shape[0],), math.inf, dtype=torch.float64, device=dev)
         # process queries in groups of bounded candidate count
         csum = torch.cumsum(per_query, 0)
         group = torch.div(csum - per_query, _NN_BLOCK, rounding_mode="floor")
@@ -289,11 +291,11 @@ def nearest_neighbour_distances(points: torch.Tensor, query_index: torch.Tensor 
                 continue
             st = low[sel].reshape(-1)
             excl = torch.cumsum(cnt, 0) - cnt
-            flat = torch.repeat_interleave(st - excl, cnt) + torch.arange(total)
-            owner = torch.repeat_interleave(torch.arange(sel.shape[0]).repeat_interleave(27), cnt)
+            flat = torch.repeat_interleave(st - excl, cnt) + torch.arange(total, device=dev)
+            owner = torch.repeat_interleave(torch.arange(sel.shape[0], device=dev).repeat_interleave(27), cnt)
             d2 = ((pts_sorted[flat] - qp[active[sel]][owner]) ** 2).sum(dim=1)
             d2 = torch.where(d2 > 0, d2, torch.full_like(d2, math.inf))
-            m = torch.full((sel.shape[0],), math.inf, dtype=torch.float64)
+            m = torch.full((sel.shape[0],), math.inf, dtype=torch.float64, device=dev)
             dmin[sel] = m.scatter_reduce(0, owner, d2, reduce="amin")
         dmin = dmin.sqrt()
         done = (dmin <= hf * (1 << j) * (1.0 - 1e-9)) | (j == MAX_DEPTH)
@@ -313,10 +315,10 @@ def nearest_neighbour_spacing(points: torch.Tensor, max_queries: int = _NN_MAX_Q
     if n < 2:
         raise OctreeError("need at least 2 points to estimate the point spacing")
     if n > max_queries:
-        gen = torch.Generator().manual_seed(seed)
-        qidx = torch.randperm(n, generator=gen)[:max_queries]
+        gen = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same queries on every device
+        qidx = torch.randperm(n, generator=gen)[:max_queries].to(pts.device)
     else:
-        qidx = torch.arange(n)
+        qidx = torch.arange(n, device=pts.device)
     best = nearest_neighbour_distances(pts, qidx)
     best = best[torch.isfinite(best)]
     if best.numel() == 0:
@@ -398,7 +400,7 @@ def child_keys(parents: torch.Tensor, octants: torch.Tensor) -> torch.Tensor:
         raise OctreeError(f"{p.shape[0]} parents but {o.shape[0]} octants")
     if o.numel() and (int(o.min()) < 0 or int(o.max()) > 7):
         raise OctreeError("octants must lie in 0..7")
-    return (p << 1) + OCTANT_OFFSETS[o]
+    return (p << 1) + OCTANT_OFFSETS.to(p.device)[o]
 
 
 def _spread3(v: torch.Tensor) -> torch.Tensor:
@@ -437,7 +439,8 @@ def morton_encode(keys: torch.Tensor, bits: int = MAX_DEPTH) -> torch.Tensor:
     k = _as_keys(keys)
     if k.numel() and (int(k.min()) < 0 or int(k.max()) >= (1 << bits)):
         raise OctreeError(f"keys must lie in [0, 2**{bits}) for Morton coding; got range [{int(k.min())}, {int(k.max())}]")
-    s = _SPREAD_LUT[k & 0x7FF] | (_SPREAD_LUT[k >> 11] << 33)  # [N, 3], table lookups are fastest on CPU
+    lut = _SPREAD_LUT.to(k.device)
+    s = lut[k & 0x7FF] | (lut[k >> 11] << 33)  # [N, 3], table lookups are fastest on CPU
     return s[:, 0] | (s[:, 1] << 1) | (s[:, 2] << 2)
 
 
@@ -473,7 +476,7 @@ def lookup_index(query_keys: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """
     q = _as_keys(query_keys)
     k = _as_keys(keys)
-    out = torch.full((q.shape[0],), -1, dtype=torch.int64)
+    out = torch.full((q.shape[0],), -1, dtype=torch.int64, device=q.device)
     if q.shape[0] == 0 or k.shape[0] == 0:
         return out
     codes, order = torch.sort(morton_encode(k), stable=True)
@@ -492,7 +495,7 @@ def parent_index(keys: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """Index [N] of each anchor's parent (``key >> 1`` at ``level - 1``) in the same set; -1 if none."""
     k = _as_keys(keys)
     lv = _as_levels(levels, k.shape[0])
-    out = torch.full((k.shape[0],), -1, dtype=torch.int64)
+    out = torch.full((k.shape[0],), -1, dtype=torch.int64, device=k.device)
     for level in _level_values(lv):
         child_idx = torch.nonzero(lv == level).squeeze(1)
         par_idx = torch.nonzero(lv == level - 1).squeeze(1)
@@ -592,8 +595,8 @@ def complete_upward(keys: torch.Tensor, levels: torch.Tensor) -> tuple[torch.Ten
         raise OctreeError(f"anchor levels must be >= 1, found {int(lv.min())}")
     out_keys: list[torch.Tensor] = []
     out_levels: list[torch.Tensor] = []
-    carry_keys = torch.empty(0, 3, dtype=torch.int64)  # parents required by level + 1 (sorted, unique)
-    carry_codes = torch.empty(0, dtype=torch.int64)
+    carry_keys = torch.empty(0, 3, dtype=torch.int64, device=k.device)  # parents required by level + 1 (sorted, unique)
+    carry_codes = torch.empty(0, dtype=torch.int64, device=k.device)
     for level in range(int(lv.max()), 0, -1):
         own = k[lv == level]
         cand_keys = torch.cat([carry_keys, own])
@@ -602,7 +605,7 @@ def complete_upward(keys: torch.Tensor, levels: torch.Tensor) -> tuple[torch.Ten
         first[1:] = codes[1:] != codes[:-1]
         keys_l, codes_l = cand_keys[perm[first]], codes[first]
         out_keys.append(keys_l)
-        out_levels.append(torch.full((keys_l.shape[0],), level, dtype=torch.int64))
+        out_levels.append(torch.full((keys_l.shape[0],), level, dtype=torch.int64, device=k.device))
         # parents of a Morton-sorted level are Morton-sorted; keep the first of each run
         pc = codes_l >> 3
         first = torch.ones_like(pc, dtype=torch.bool)
@@ -635,7 +638,7 @@ def leaf_mask(keys: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     k = _as_keys(keys)
     lv = _as_levels(levels, k.shape[0])
     pidx = parent_index(k, lv)
-    has_child = torch.zeros(k.shape[0], dtype=torch.bool)
+    has_child = torch.zeros(k.shape[0], dtype=torch.bool, device=k.device)
     has_child[pidx[pidx >= 0]] = True
     return ~has_child
 
@@ -673,9 +676,9 @@ def children_occupancy(parents: torch.Tensor, children: torch.Tensor) -> torch.T
     """
     p = _as_keys(parents)
     c = _as_keys(children)
-    occ = torch.zeros(p.shape[0] * 8, dtype=torch.bool)
+    occ = torch.zeros(p.shape[0] * 8, dtype=torch.bool, device=p.device)
     occ[_child_slots(p, c)] = True
-    weights = torch.tensor([1 << o for o in range(8)], dtype=torch.int64)
+    weights = torch.tensor([1 << o for o in range(8)], dtype=torch.int64, device=p.device)
     return (occ.view(-1, 8).to(torch.int64) * weights).sum(dim=1).to(torch.uint8)
 
 
@@ -691,8 +694,9 @@ def children_from_occupancy(parents: torch.Tensor, occupancy: torch.Tensor) -> t
         raise OctreeError(f"{p.shape[0]} parents but {occ.shape[0]} occupancy bytes")
     if occ.numel() and (int(occ.min()) < 0 or int(occ.max()) > 255):
         raise OctreeError("occupancy bytes must lie in 0..255")
-    bits = ((occ[:, None] >> torch.arange(8)) & 1).bool()  # [P, 8]
-    kids = (p[:, None, :] << 1) + OCTANT_OFFSETS[None, :, :]  # [P, 8, 3]
+    occ = occ.to(p.device)
+    bits = ((occ[:, None] >> torch.arange(8, device=p.device)) & 1).bool()  # [P, 8]
+    kids = (p[:, None, :] << 1) + OCTANT_OFFSETS.to(p.device)[None, :, :]  # [P, 8, 3]
     return kids[bits]
 
 

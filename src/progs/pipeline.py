@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from progs.errors import ProgsError
 from progs.scene import Scene
 
@@ -26,11 +28,13 @@ class TrainOutcome:
 def train_run(
     scene: Scene, spec: dict[str, Any], run: Path, config, *, resume: bool = False, checkpoint_every: int = 500,
     progress: bool | None = None, log: Callable[[str], None] = _log_default, iterations: int | None = None,
+    device: torch.device | None = None,
 ) -> TrainOutcome:
-    """Train ProGS on ``scene`` into the folder ``run`` (checkpointing as it goes).
+    """Train ProGS on ``scene`` into the folder ``run`` (checkpointing as it goes) on ``device`` (default
+    the CPU; see :func:`progs.device.resolve_device`).
 
     With ``resume`` and a checkpoint present, training continues with the checkpoint's configuration,
-    up to ``iterations`` when given."""
+    up to ``iterations`` when given (a checkpoint continues on either device)."""
     from progs.train.run import CHECKPOINT, write_run_json
     from progs.train.trainer import Trainer
 
@@ -38,16 +42,16 @@ def train_run(
     run.mkdir(parents=True, exist_ok=True)
     ckpt = run / CHECKPOINT
     if resume and ckpt.is_file():
-        trainer = Trainer.from_checkpoint(str(ckpt), scene, **({"iterations": iterations} if iterations else {}))
+        trainer = Trainer.from_checkpoint(str(ckpt), scene, device, **({"iterations": iterations} if iterations else {}))
         log(f"resuming {run} at iteration {trainer.iteration}/{trainer.config.iterations}")
     else:
-        trainer = Trainer(scene, config)
+        trainer = Trainer(scene, config, device)
     info: dict[str, Any] = {"dataset": spec.to_json(), "config": trainer.config.to_dict(), "scene": scene.name,
                             "view_distance": trainer.model.view_distance}
     write_run_json(run, info)
     log(f"training on {scene.name}: {len(trainer.train_views)} train / {len(trainer.test_views)} test views, "
         f"{trainer.train_views[0].camera.width}x{trainer.train_views[0].camera.height}, "
-        f"{len(trainer.model.anchors)} initial anchors, {trainer.config.iterations} iterations")
+        f"{len(trainer.model.anchors)} initial anchors, {trainer.config.iterations} iterations on {trainer.device}")
     t0 = time.perf_counter()
     import sys
 
@@ -124,8 +128,10 @@ def encode_run(
     return EncodeOutcome(out, manifest_path, res, rows)
 
 
-def evaluate_stream(data: bytes, scene: Scene, source: str = "stream", prefixes: bool = False) -> list[dict[str, Any]]:
-    """Per-LoD quality of a decoded stream on the scene's test views.
+def evaluate_stream(data: bytes, scene: Scene, source: str = "stream", prefixes: bool = False,
+                    device: torch.device | None = None) -> list[dict[str, Any]]:
+    """Per-LoD quality of a decoded stream on the scene's test views, rendered on ``device`` (default
+    the CPU; decoding itself always runs on the CPU).
 
     ``prefixes=True`` decodes each prefix (header + LoD 1..k) on its own, as a client would; otherwise
     the full decode is evaluated per LoD (identical by construction of the format).
@@ -146,6 +152,8 @@ def evaluate_stream(data: bytes, scene: Scene, source: str = "stream", prefixes:
             model, lod = part.model, part.lods_decoded
         else:
             model, lod = full.model, s.lod
+        if device is not None:
+            model = model.to(device)
         q = evaluate_lods(model, scene, lods=[lod], background=bg)[0]
         rows.append({"lod": s.lod, "anchors": q["anchors"], "bytes": s.bytes, "cumulative_bytes": cum,
                      "psnr": q["psnr"], "ssim": q["ssim"]})

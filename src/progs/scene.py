@@ -70,9 +70,10 @@ class Camera:
         )
 
     def project(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Project world points [N, 3] to pixels [N, 2]; also returns camera-space depth [N]."""
-        R = self.world_to_camera[:3, :3]
-        t = self.world_to_camera[:3, 3]
+        """Project world points [N, 3] to pixels [N, 2]; also returns camera-space depth [N] (on the points' device)."""
+        w2c = self.world_to_camera.to(points.device)
+        R = w2c[:3, :3]
+        t = w2c[:3, 3]
         pc = points.float() @ R.T + t
         z = pc[:, 2]
         zs = torch.where(z.abs() < 1e-9, torch.full_like(z, 1e-9), z)

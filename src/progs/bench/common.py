@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from progs.device import CPU
+
 from progs.atomic import atomic_path, write_bytes_atomic
 
 # Environment variable that shrinks every suite to a smoke-test size (used by tests/test_bench.py).
@@ -59,6 +61,7 @@ class BenchConfig:
     iterations: int | None = None  # overrides the profile's training iterations
     seed: int = 0
     command: str = ""
+    device: torch.device = CPU  # where the ProGS variants train and are evaluated (coding stays on the CPU)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

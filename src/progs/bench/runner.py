@@ -16,6 +16,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
+import torch
+
+from progs.device import CPU
 from progs.errors import ProgsError
 from progs.bench import ablation, baselines, bitstream, raster, rd, scaling, speed
 from progs.bench.common import TINY_ENV, BenchConfig, machine_info, profile_for, write_json
@@ -101,27 +104,31 @@ def key_numbers(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def command_line(suites: str, quick: bool, out: Path, dataset: str, downscale: float, iterations: int | None,
-                 seed: int) -> str:
+                 seed: int, device: torch.device = CPU) -> str:
     """The ``progs bench`` invocation equivalent to these arguments, with the environment that matters."""
     env = [f"{k}={os.environ[k]}" for k in (TINY_ENV, "OMP_NUM_THREADS") if os.environ.get(k)]
     args = ["progs", "bench", "--suite", suites] + (["--quick"] if quick else []) + ["--out", str(out)]
     args += ["--dataset", dataset] + (["--downscale", f"{downscale:g}"] if dataset != "demo" else [])
     args += (["--iterations", str(iterations)] if iterations is not None else []) + (["--seed", str(seed)] if seed else [])
+    args += ["--device", str(device)] if device.type != "cpu" else []
     return " ".join(env + [shlex.quote(a) for a in args])
 
 
 def run_bench(
     suites: str = "all", *, quick: bool = False, out: str | Path = "benchmarks/results", dataset: str = "demo",
     downscale: float = 8.0, iterations: int | None = None, seed: int = 0, command: str | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, device: torch.device = CPU,
 ) -> dict[str, Any]:
-    """Run the suites (comma-separated names or ``all``); returns the results written to ``results.json``."""
+    """Run the suites (comma-separated names or ``all``); returns the results written to ``results.json``.
+
+    ``device`` is where the ProGS variants train and are evaluated; coding, the plain-3DGS baselines
+    and the speed, scaling and raster suites run on the CPU."""
     names = parse_suites(suites)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = BenchConfig(out=out, profile=profile_for(quick), dataset=dataset, downscale=downscale,
-                      iterations=iterations, seed=seed)
-    cfg.command = command or command_line(suites, quick, out, dataset, downscale, iterations, seed)
+                      iterations=iterations, seed=seed, device=device)
+    cfg.command = command or command_line(suites, quick, out, dataset, downscale, iterations, seed, device)
     t_all = time.perf_counter()
     results: dict[str, Any] = {
         "command": cfg.command, "machine": machine_info(), "suites_requested": names,

@@ -114,9 +114,9 @@ class Workspace:
         run = self.runs / tag
         self.log(f"  training {tag} ({self.cfg.train_iterations()} iterations)")
         out = train_run(self.scene, self.spec, run, self.train_config(overrides, lambda_e),
-                        checkpoint_every=0, progress=False, log=lambda m: None)
+                        checkpoint_every=0, progress=False, log=lambda m: None, device=self.cfg.device)
         enc = encode_run(run, self.runs / f"{tag}.progs", evaluate=False, scene=self.scene, log=lambda m: None)
-        rows = evaluate_stream(enc.result.data, self.scene, source=str(enc.stream))
+        rows = evaluate_stream(enc.result.data, self.scene, source=str(enc.stream), device=self.cfg.device)
         t = Trained(name, overrides, float(lambda_e), run, enc.stream, out.seconds, out.iterations, out.lods,
                     enc.result, rows)
         self.log(f"  {tag}: {t.total_bytes} bytes, LoD {rows[-1]['lod']} PSNR {rows[-1]['psnr']:.2f} dB "

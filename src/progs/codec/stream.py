@@ -26,7 +26,7 @@ from progs.codec.levels import (
     LevelContext, attribute_symbols, decode_attributes, encode_attributes, level_components,
 )
 from progs.model.anchors import AnchorSet
-from progs.model.model import ProGSModel
+from progs.model.model import ProGSModel, cpu_model
 from progs.model.visibility import probe_cameras
 
 MAX_ANCHORS = 1 << 26
@@ -83,10 +83,12 @@ def encode(
 
     ``skip_hidden``: the offsets of neural Gaussians that no camera around the scene (nor any of
     ``cameras`` [C, 3], e.g. the training views' centres) would draw are coded as the prior's mean
-    (:mod:`progs.model.visibility`); they change no image and cost almost nothing then.
-    ``model`` is not changed; the result's ``model`` is the quantized one a decoder rebuilds."""
+    (:mod:`progs.model.visibility`); they change no image and cost little then.
+    ``model`` is not changed; the result's ``model`` is the quantized one a decoder rebuilds (on the
+    CPU). A model on a GPU is copied to the CPU first: coding runs the float64 exact paths there, so
+    the bytes do not depend on the device the model was trained on."""
     t_all = time.perf_counter()
-    cm = coding_model(model)
+    cm = coding_model(cpu_model(model))
     ctx, grid = cm.context, cm.grid
 
     payloads: list[bytes] = []

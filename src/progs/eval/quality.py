@@ -63,8 +63,9 @@ def evaluate_coded(
     backend: str = "auto",
 ) -> list[dict[str, Any]]:
     """Per LoD: ``psnr``/``ssim`` of ``model`` as its decoded stream reconstructs it, ``psnr_float``/
-    ``ssim_float`` of the unquantized model, and the anchor count."""
-    coded = encode(model).model
+    ``ssim_float`` of the unquantized model, and the anchor count. Both are rendered on the model's
+    device (the coding itself runs on the CPU)."""
+    coded = encode(model).model.to(model.device)
     rows = evaluate_lods(coded, scene, lods=lods, background=background, backend=backend)
     floats = evaluate_lods(model, scene, lods=lods, background=background, backend=backend)
     for r, f in zip(rows, floats):

@@ -85,18 +85,18 @@ class AnchorSet(nn.Module):
         levels = torch.as_tensor(levels).to(torch.int64).reshape(-1)
         if validate:
             octree.validate_strict_octree(keys, levels, grid)
-        n = keys.shape[0]
+        n, device = keys.shape[0], keys.device
         self.register_buffer("keys", keys.clone())
-        self.register_buffer("levels", levels.clone())
+        self.register_buffer("levels", levels.to(device).clone())
         if feature is None:
-            feature = torch.zeros(n, feat_dim)
+            feature = torch.zeros(n, feat_dim, device=device)
         if scaling is None:
-            scaling = self.default_scaling(levels)
+            scaling = self.default_scaling(self.levels)
         if offsets is None:
-            offsets = torch.zeros(n, n_offsets, 3)
-        self.feature = nn.Parameter(torch.as_tensor(feature, dtype=torch.float32).clone())
-        self.scaling = nn.Parameter(torch.as_tensor(scaling, dtype=torch.float32).clone())
-        self.offsets = nn.Parameter(torch.as_tensor(offsets, dtype=torch.float32).clone())
+            offsets = torch.zeros(n, n_offsets, 3, device=device)
+        self.feature = nn.Parameter(torch.as_tensor(feature, dtype=torch.float32, device=device).clone())
+        self.scaling = nn.Parameter(torch.as_tensor(scaling, dtype=torch.float32, device=device).clone())
+        self.offsets = nn.Parameter(torch.as_tensor(offsets, dtype=torch.float32, device=device).clone())
         self._check_shapes()
         self.reset_stats()
         self._positions: torch.Tensor | None = None
@@ -118,7 +118,7 @@ class AnchorSet(nn.Module):
             pts = pts[inside]
         L = grid.num_levels if level is None else int(level)
         keys = grid.voxel_of(pts, L)
-        keys, levels = octree.complete_upward(keys, torch.full((keys.shape[0],), L, dtype=torch.int64))
+        keys, levels = octree.complete_upward(keys, torch.full((keys.shape[0],), L, dtype=torch.int64, device=keys.device))
         return cls(grid, keys, levels, feat_dim=feat_dim, n_offsets=n_offsets)
 
     @classmethod
@@ -128,14 +128,16 @@ class AnchorSet(nn.Module):
     ) -> "AnchorSet":
         """Anchors from ``count`` uniform random points in the box ``[lo, hi]`` (default: the grid)."""
         glo, ghi = grid.bounds
-        lo = glo if lo is None else torch.as_tensor(lo, dtype=torch.float64)
-        hi = ghi if hi is None else torch.as_tensor(hi, dtype=torch.float64)
-        pts = lo + torch.rand(count, 3, generator=gen, dtype=torch.float64) * (hi - lo)
+        dev = gen.device  # the points are drawn where the generator lives; the anchors stay there
+        lo = (glo if lo is None else torch.as_tensor(lo, dtype=torch.float64)).to(dev)
+        hi = (ghi if hi is None else torch.as_tensor(hi, dtype=torch.float64)).to(dev)
+        pts = lo + torch.rand(count, 3, generator=gen, dtype=torch.float64, device=dev) * (hi - lo)
         return cls.from_points(grid, pts, feat_dim=feat_dim, n_offsets=n_offsets, level=level)
 
     def default_scaling(self, levels: torch.Tensor) -> torch.Tensor:
-        """Initial log scales: log(cell size of the anchor's level) for all six entries."""
-        cell = torch.tensor([self.grid.cell_size(int(l)) for l in range(1, self.grid.num_levels + 1)])
+        """Initial log scales: log(cell size of the anchor's level) for all six entries (on ``levels``' device)."""
+        cell = torch.tensor([self.grid.cell_size(int(l)) for l in range(1, self.grid.num_levels + 1)],
+                            device=levels.device)
         return torch.log(cell[levels - 1]).to(torch.float32)[:, None].repeat(1, 6)
 
     def _check_shapes(self) -> None:
@@ -153,6 +155,17 @@ class AnchorSet(nn.Module):
         return int(self.keys.shape[0])
 
     @property
+    def device(self) -> torch.device:
+        """Where the anchors' tensors live (keys, attributes and statistics are always together)."""
+        return self.keys.device
+
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[override]
+        """``.to(device)`` and friends: the cached positions and parents are rebuilt where the keys go."""
+        self._positions = None
+        self._parent = None
+        return super()._apply(fn, recurse)
+
+    @property
     def num_levels(self) -> int:
         return self.grid.num_levels
 
@@ -168,7 +181,7 @@ class AnchorSet(nn.Module):
     def positions(self) -> torch.Tensor:
         """Anchor positions [N, 3] float32: the centres of their voxels (cached)."""
         if self._positions is None or self._positions.shape[0] != len(self):
-            pos = torch.zeros(len(self), 3, dtype=torch.float32)
+            pos = torch.zeros(len(self), 3, dtype=torch.float32, device=self.device)
             for level in torch.unique(self.levels).tolist():
                 m = self.levels == level
                 pos[m] = self.grid.voxel_center(self.keys[m], int(level))
@@ -203,11 +216,11 @@ class AnchorSet(nn.Module):
     # -- statistics ---------------------------------------------------------------------------------
 
     def reset_stats(self) -> None:
-        n, k = self.keys.shape[0], self.offsets.shape[1]
-        self.register_buffer("grad_accum", torch.zeros(n, k, dtype=torch.float64))
-        self.register_buffer("grad_count", torch.zeros(n, k, dtype=torch.float64))
-        self.register_buffer("opacity_accum", torch.zeros(n, dtype=torch.float64))
-        self.register_buffer("visible_count", torch.zeros(n, dtype=torch.float64))
+        n, k, dev = self.keys.shape[0], self.offsets.shape[1], self.device
+        self.register_buffer("grad_accum", torch.zeros(n, k, dtype=torch.float64, device=dev))
+        self.register_buffer("grad_count", torch.zeros(n, k, dtype=torch.float64, device=dev))
+        self.register_buffer("opacity_accum", torch.zeros(n, dtype=torch.float64, device=dev))
+        self.register_buffer("visible_count", torch.zeros(n, dtype=torch.float64, device=dev))
 
     @torch.no_grad()
     def record_gradients(
@@ -223,9 +236,11 @@ class AnchorSet(nn.Module):
         """Accumulate ‖∇ view-space mean‖ (NDC units, × ``scale``) of the Gaussians drawn (radii > 0)."""
         if means2d_grad is None or anchor_index.numel() == 0:
             return
-        g = means2d_grad.detach().to(torch.float64) * torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64)
+        dev = self.device
+        g = means2d_grad.detach().to(dev, torch.float64) * torch.tensor([width / 2.0, height / 2.0],
+                                                                        dtype=torch.float64, device=dev)
         norm = g.norm(dim=-1) * scale
-        drawn = radii > 0
+        drawn = radii.to(dev) > 0
         a, k = anchor_index[drawn], offset_index[drawn]
         flat = a * self.n_offsets + k
         self.grad_accum.view(-1).index_add_(0, flat, norm[drawn])
@@ -237,7 +252,8 @@ class AnchorSet(nn.Module):
         if visible_anchors.numel() == 0:
             return
         self.opacity_accum.index_add_(0, visible_anchors, anchor_opacity.clamp_min(0).sum(-1).to(torch.float64))
-        self.visible_count.index_add_(0, visible_anchors, torch.ones(visible_anchors.shape[0], dtype=torch.float64))
+        self.visible_count.index_add_(0, visible_anchors,
+                                      torch.ones(visible_anchors.shape[0], dtype=torch.float64, device=self.device))
 
     # -- adjustment ---------------------------------------------------------------------------------
 
@@ -262,8 +278,9 @@ class AnchorSet(nn.Module):
         very = (grad > cfg.very_factor * tau_next) & (lv < L)
         sig = grad > tau
         cand = sig | very
+        dev = self.device
         pos = self.gaussian_positions().to(torch.float64)
-        lo, hi = self.grid.bounds
+        lo, hi = (b.to(dev) for b in self.grid.bounds)
         inside = ((pos >= lo) & (pos < hi)).all(-1)
         cand &= inside
         idx = torch.nonzero(cand.reshape(-1)).squeeze(-1)
@@ -271,20 +288,20 @@ class AnchorSet(nn.Module):
         c_pos = pos.reshape(-1, 3)[idx]
         c_grad = grad.reshape(-1)[idx]
         c_src = idx // self.n_offsets
-        c_keys = torch.zeros(idx.shape[0], 3, dtype=torch.int64)
+        c_keys = torch.zeros(idx.shape[0], 3, dtype=torch.int64, device=dev)
         for level in torch.unique(c_level).tolist():
             m = c_level == level
             c_keys[m] = self.grid.voxel_of(c_pos[m], int(level))
         # dedupe among candidates: keep the largest gradient per (level, voxel)
         order = torch.argsort(c_grad, descending=True, stable=True)
         c_keys, c_level, c_src, c_grad = c_keys[order], c_level[order], c_src[order], c_grad[order]
-        keep = torch.zeros(c_keys.shape[0], dtype=torch.bool)
+        keep = torch.zeros(c_keys.shape[0], dtype=torch.bool, device=dev)
         for level in torch.unique(c_level).tolist():
             rows = torch.nonzero(c_level == level).squeeze(-1)
             codes = octree.morton_encode(c_keys[rows])
             uniq, inv = torch.unique(codes, return_inverse=True)
-            first = torch.full((uniq.shape[0],), rows.shape[0], dtype=torch.int64)
-            first.scatter_reduce_(0, inv, torch.arange(rows.shape[0]), reduce="amin")
+            first = torch.full((uniq.shape[0],), rows.shape[0], dtype=torch.int64, device=dev)
+            first.scatter_reduce_(0, inv, torch.arange(rows.shape[0], device=dev), reduce="amin")
             keep[rows[first]] = True
         keep_idx = torch.nonzero(keep).squeeze(-1)  # still in descending-gradient order
         return c_keys[keep_idx], c_level[keep_idx], c_src[keep_idx], c_grad[keep_idx]
@@ -299,11 +316,11 @@ class AnchorSet(nn.Module):
         ``source_anchor`` is the anchor whose Gaussian caused each new anchor (for initialisation).
         """
         c_keys, c_level, c_src, _ = self.grow_candidates(cfg, interval)
-        empty = (torch.zeros(0, 3, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64))
+        empty = self._no_growth()
         if c_keys.shape[0] == 0:
             return empty
         # conflict check against existing anchors
-        new = torch.ones(c_keys.shape[0], dtype=torch.bool)
+        new = torch.ones(c_keys.shape[0], dtype=torch.bool, device=self.device)
         for level in torch.unique(c_level).tolist():
             m = torch.nonzero(c_level == level).squeeze(-1)
             existing = self.keys[self.levels == level]
@@ -317,8 +334,8 @@ class AnchorSet(nn.Module):
             return empty
         # parent-child verification: complete upward, then keep what is not there yet
         all_keys, all_levels = octree.complete_upward(torch.cat([self.keys, c_keys]), torch.cat([self.levels, c_level]))
-        is_new = torch.ones(all_keys.shape[0], dtype=torch.bool)
-        src = torch.full((all_keys.shape[0],), -1, dtype=torch.int64)
+        is_new = torch.ones(all_keys.shape[0], dtype=torch.bool, device=self.device)
+        src = torch.full((all_keys.shape[0],), -1, dtype=torch.int64, device=self.device)
         for level in torch.unique(all_levels).tolist():
             rows = torch.nonzero(all_levels == level).squeeze(-1)
             is_new[rows] = octree.lookup_index(all_keys[rows], self.keys[self.levels == level]) < 0
@@ -357,12 +374,10 @@ class AnchorSet(nn.Module):
         if grow and cfg.grow:
             new_keys, new_levels, src = self.plan_growth(cfg, interval)
         else:
-            new_keys = torch.zeros(0, 3, dtype=torch.int64)
-            new_levels = torch.zeros(0, dtype=torch.int64)
-            src = torch.zeros(0, dtype=torch.int64)
+            new_keys, new_levels, src = self._no_growth()
         all_keys = torch.cat([self.keys, new_keys])
         all_levels = torch.cat([self.levels, new_levels])
-        keep = torch.ones(all_keys.shape[0], dtype=torch.bool)
+        keep = torch.ones(all_keys.shape[0], dtype=torch.bool, device=self.device)
         if cfg.prune:
             pm = self.prune_mask(cfg, interval, all_keys, all_levels)
             if int(pm.sum()) < n_old:  # never prune everything
@@ -377,6 +392,12 @@ class AnchorSet(nn.Module):
         self._apply_edit(keep, all_keys, all_levels, new_attrs, optimizer)
         self.validate()
         return AdjustReport(grown=m, pruned=pruned, anchors=len(self))
+
+    def _no_growth(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(keys [0, 3], levels [0], source [0])``: no anchor to spawn (on the anchors' device)."""
+        dev = self.device
+        return (torch.zeros(0, 3, dtype=torch.int64, device=dev), torch.zeros(0, dtype=torch.int64, device=dev),
+                torch.zeros(0, dtype=torch.int64, device=dev))
 
     def _apply_edit(
         self,
@@ -419,7 +440,7 @@ class AnchorSet(nn.Module):
         for name, value in values.items():
             if name not in ATTRIBUTE_NAMES:
                 raise KeyError(f"unknown anchor attribute {name!r} (expected one of {ATTRIBUTE_NAMES})")
-            getattr(self, name).copy_(torch.as_tensor(value).to(torch.float32))
+            getattr(self, name).copy_(torch.as_tensor(value).to(self.device, torch.float32))
 
     def subset(self, mask: torch.Tensor) -> "AnchorSet":
         """A detached copy holding the rows of ``mask`` (must itself be a strict octree, e.g. a LoD)."""

@@ -162,7 +162,7 @@ def _grid_interpolate(tables: torch.Tensor, pos: torch.Tensor, res: torch.Tensor
     side = (res + 1).reshape(G, 1)
     dense = (side**d <= T).reshape(G, 1)
     flat = tables.reshape(G * T, dim)
-    level_offset = (torch.arange(G, dtype=torch.int64) * T).reshape(G, 1)
+    level_offset = (torch.arange(G, dtype=torch.int64, device=tables.device) * T).reshape(G, 1)
     # Per axis and corner bit (0: base, 1: base + 1) the dense-index term, the hash term and the
     # weight, computed once and combined per corner below. Corner coordinates are >= 0, so the hash
     # is >= 0 and ``& (T - 1)`` equals ``% T`` for a power-of-two T (integer work only: exact).
@@ -176,7 +176,7 @@ def _grid_interpolate(tables: torch.Tensor, pos: torch.Tensor, res: torch.Tensor
         hash_terms.append((c0 * PRIMES[k], c1 * PRIMES[k]))
         stride = stride * side
     any_dense, all_dense = bool(dense.any()), bool(dense.all())
-    out = torch.zeros(G, pos.shape[1], dim, dtype=tables.dtype)
+    out = torch.zeros(G, pos.shape[1], dim, dtype=tables.dtype, device=tables.device)
     for c in range(1 << d):
         bits = [(c >> k) & 1 for k in range(d)]
         w = weights[0][bits[0]]
@@ -207,7 +207,7 @@ class ContextModel(nn.Module):
         super().__init__()
         self.cfg = cfg or ContextConfig()
         c = self.cfg
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(seed)  # built on the CPU (the same values everywhere), moved with .to
         self.res3 = _resolutions(c.levels_3d, c.res_3d)
         self.res2 = _resolutions(c.levels_2d, c.res_2d)
         self.grid3 = nn.Parameter(torch.rand(c.levels_3d, 1 << c.log2_table_3d, c.dim, generator=g) * 2e-2 - 1e-2)
@@ -228,9 +228,9 @@ class ContextModel(nn.Module):
     def _features(self, pos: torch.Tensor, g3: torch.Tensor, g2: torch.Tensor, snap: bool) -> torch.Tensor:
         """Hash-grid features [N, F]: the 3D levels, then per 2D level the xy, xz, yz planes."""
         n = pos.shape[0]
-        r3 = torch.tensor(self.res3, dtype=torch.int64)
+        r3 = torch.tensor(self.res3, dtype=torch.int64, device=pos.device)
         f3 = _grid_interpolate(g3, pos[None].expand(len(self.res3), n, 3), r3, snap)
-        r2 = torch.tensor([r for r in self.res2 for _ in _PLANES], dtype=torch.int64)
+        r2 = torch.tensor([r for r in self.res2 for _ in _PLANES], dtype=torch.int64, device=pos.device)
         p2 = torch.stack([pos[:, list(axes)] for _ in self.res2 for axes in _PLANES])
         f2 = _grid_interpolate(g2, p2, r2, snap)
         # explicit widths (not -1): a level may hold no anchors (n = 0)
@@ -259,7 +259,7 @@ class ContextModel(nn.Module):
         D = self.cfg.attr_total
         mean = d[:, :D]
         scale = torch.nn.functional.softplus(d[:, D:]) + 1e-4
-        q = torch.tensor(self.cfg.q0, dtype=pos.dtype) * torch.exp(torch.tanh(self.mlp_q(ctx)) * STEP_LOG)
+        q = torch.tensor(self.cfg.q0, dtype=pos.dtype, device=pos.device) * torch.exp(torch.tanh(self.mlp_q(ctx)) * STEP_LOG)
         return mean, scale, q
 
     @property
@@ -391,7 +391,8 @@ class ContextModel(nn.Module):
             F = self.cfg.feature_dim
             l2d, l2q = self.mlp_d[2], self.mlp_q[2]
             bias = self._first_layer_bias(level)
-            terms = parent_terms if parent_terms is not None else torch.zeros(0, bias.numel(), dtype=torch.float64)
+            terms = (parent_terms if parent_terms is not None
+                     else torch.zeros(0, bias.numel(), dtype=torch.float64, device="cpu"))  # the exact path is CPU-only
             return tuple(ext.coding_params(
                 h_own.double(), terms.double(), self._first_layer_weights(slice(0, F)), bias,
                 l2d.weight.detach().double().T, l2d.bias.detach().double(),
@@ -417,7 +418,7 @@ class ContextModel(nn.Module):
     def _coding_params_reference(self, d: torch.Tensor, t: torch.Tensor):
         """PyTorch twin of the C++ ``coding_params`` (same operations, same order, same bits)."""
         D = self.cfg.attr_total
-        q0 = torch.tensor(self.cfg.q0, dtype=torch.float64)
+        q0 = torch.tensor(self.cfg.q0, dtype=torch.float64, device="cpu")  # the exact path is CPU-only
         k = torch.clamp(torch.round(exact_math.exp(exact_math.tanh(t) * STEP_LOG) * STEP_BASE), 1, STEP_LEVELS)
         q = q0 * k / STEP_BASE
         inv = self.step_per_channel(1.0 / q)

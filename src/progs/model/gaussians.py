@@ -107,7 +107,7 @@ class GaussianGenerator(nn.Module):
         (log), ``offsets`` [N, K, 3]; ``dist_scale`` divides the camera distance fed to the MLPs.
         """
         with torch.no_grad():
-            sel = torch.ones(positions.shape[0], dtype=torch.bool)
+            sel = torch.ones(positions.shape[0], dtype=torch.bool, device=positions.device)
             if lod is not None:
                 sel &= levels <= lod
             if cull and positions.shape[0] > 0:

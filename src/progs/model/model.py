@@ -80,6 +80,11 @@ class ProGSModel(nn.Module):
     def dist_scale(self) -> float:
         return float(self.grid.size)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model lives (anchors, MLPs and context model move together with ``.to``)."""
+        return self.anchors.device
+
     def generate(
         self, camera: Camera, lod: int | None = None, *, cull: bool = True,
         attributes: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
@@ -105,28 +110,43 @@ class ProGSModel(nn.Module):
     # -- state ----------------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """The model as plain tensors and numbers (the model part of a training checkpoint)."""
+        """The model as plain CPU tensors and numbers (the model part of a training checkpoint): the
+        same state whichever device the model is on, so it loads anywhere."""
         a = self.anchors
         return {
             "grid": self.grid.to_dict(),
-            "anchors": {name: getattr(a, name).detach().clone() for name in ANCHOR_TENSORS},
+            "anchors": {name: getattr(a, name).detach().cpu().clone() for name in ANCHOR_TENSORS},
             "generator_args": self.generator.args(),
-            "generator": self.generator.state_dict(),
+            "generator": _cpu_tensors(self.generator.state_dict()),
             "context_config": self.context.cfg.to_json(),
-            "context": self.context.state_dict(),
+            "context": _cpu_tensors(self.context.state_dict()),
             "cull_margin": self.cull_margin,
             "view_distance": self.view_distance,
         }
 
 
+def _cpu_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A module's state dict on the CPU (tensors already there are kept as they are)."""
+    return {name: t.cpu() for name, t in state.items()}
+
+
+def cpu_model(model: ProGSModel) -> ProGSModel:
+    """``model`` itself when it is on the CPU, else a CPU copy rebuilt from :meth:`ProGSModel.to_state`
+    (exactly the same values: moving float32 tensors between devices does not round)."""
+    if model.device.type == "cpu":
+        return model
+    return model_from_state(model.to_state())
+
+
 def model_from_state(state: dict[str, Any]) -> ProGSModel:
-    """The model held by ``state`` (:meth:`ProGSModel.to_state`, or a checkpoint that contains it).
+    """The model held by ``state`` (:meth:`ProGSModel.to_state`, or a checkpoint that contains it), on
+    the CPU (move it with ``.to(device)``).
 
     Checkpoints written before 2026-11-27 keep the generator's sizes and the cull margin in the
     training config (``state["config"]``) and have no view distance (it is in their run.json)."""
     grid = OctreeGrid.from_dict(state["grid"])
     sa = state["anchors"]
-    anchors = AnchorSet(grid, sa["keys"], sa["levels"], sa["feature"], sa["scaling"], sa["offsets"])
+    anchors = AnchorSet(grid, *(torch.as_tensor(sa[name]).cpu() for name in ANCHOR_TENSORS))
     legacy = state.get("config", {})
     args = state.get("generator_args") or {k: legacy[k] for k in ("feat_dim", "n_offsets", "levels")}
     generator = GaussianGenerator(**args)

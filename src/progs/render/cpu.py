@@ -53,9 +53,9 @@ class _Composite(torch.autograd.Function):
         width, height = ctx.size
         C = colors.shape[1]
         if v_image is None:
-            v_image = torch.zeros(height, width, C, dtype=means2d.dtype)
+            v_image = torch.zeros(height, width, C, dtype=means2d.dtype, device=means2d.device)
         if v_alpha is None:
-            v_alpha = torch.zeros(height, width, 1, dtype=means2d.dtype)
+            v_alpha = torch.zeros(height, width, 1, dtype=means2d.dtype, device=means2d.device)
         v_image = v_image.to(means2d.dtype).contiguous()
         v_alpha = v_alpha.to(means2d.dtype).contiguous()
         v_means2d = v_conics = v_colors = v_opac = v_bg = None

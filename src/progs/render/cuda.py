@@ -20,14 +20,19 @@ from progs.scene import Camera
 
 
 def _gsplat_rasterization() -> Any:
+    """``gsplat.rasterization``; the first call builds gsplat's CUDA extension (minutes, once per machine)."""
     try:
         from gsplat import rasterization
+        from gsplat.cuda._backend import _C
     except ImportError as exc:  # also covers a gsplat whose CUDA extension fails to load
         raise ProgsError(
             "the 'cuda' rasterizer backend needs gsplat 1.5.3 with CUDA "
-            "(pip install 'progs[cuda]'); use backend='cpu' otherwise"
+            "(pip install 'progs[cuda]'); use --device cpu otherwise"
             f" ({type(exc).__name__}: {exc})"
         ) from exc
+    if _C is None:  # gsplat imports without its extension when it finds no CUDA toolkit (nvcc) to build it
+        raise ProgsError("gsplat is installed but its CUDA extension is not built (it needs the CUDA toolkit, "
+                         "nvcc, the first time); use --device cpu otherwise")
     return rasterization
 
 

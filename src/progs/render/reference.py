@@ -32,7 +32,8 @@ def composite_reference(
     m, q, col, op = means2d[order], conics[order], colors[order], opacities[order]
     rect = tile_bounds(means2d[order], radii[order], width, height)
 
-    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    dev = means2d.device
+    ys, xs = torch.meshgrid(torch.arange(height, device=dev), torch.arange(width, device=dev), indexing="ij")
     px = xs.reshape(-1).to(means2d.dtype) + 0.5
     py = ys.reshape(-1).to(means2d.dtype) + 0.5
     tx = xs.reshape(-1) // TILE_SIZE
@@ -42,8 +43,8 @@ def composite_reference(
     for s in range(0, px.numel(), pixel_chunk):
         e = min(s + pixel_chunk, px.numel())
         if order.numel() == 0:
-            out_rgb.append(torch.zeros(e - s, C, dtype=colors.dtype) + 0 * colors.sum())
-            out_t.append(torch.ones(e - s, dtype=colors.dtype))
+            out_rgb.append(torch.zeros(e - s, C, dtype=colors.dtype, device=dev) + 0 * colors.sum())
+            out_t.append(torch.ones(e - s, dtype=colors.dtype, device=dev))
             continue
         dx = m[None, :, 0] - px[s:e, None]
         dy = m[None, :, 1] - py[s:e, None]

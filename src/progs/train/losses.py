@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from progs.device import randint, randperm
 from progs.metrics import ssim_map
 
 
@@ -32,7 +33,7 @@ def c2f_lod_weights(levels: int, coarse_samples: int | None, gen: torch.Generato
     if coarse_samples is None or coarse_samples >= L - 1:
         return {lod: 1.0 / L for lod in range(1, L + 1)}
     k = max(1, int(coarse_samples))
-    picks = torch.randperm(L - 1, generator=gen)[:k] + 1
+    picks = randperm(L - 1, gen, gen.device)[:k] + 1  # read as Python ints: stays on the generator's device
     weights = {L: 1.0 / L}
     for p in sorted(int(x) for x in picks):
         weights[p] = (L - 1) / (k * L)
@@ -54,6 +55,7 @@ def infonce_loss(
     negatives: int = 100,
     tau: float = 0.03,
     gen: torch.Generator,
+    negatives_gen: torch.Generator | None = None,
     min_samples: int = 8,
 ) -> torch.Tensor:
     """InfoNCE between each sampled anchor's attributes and its parent's (paper Eq. 10).
@@ -64,6 +66,10 @@ def infonce_loss(
     dot products of L2-normalised attribute vectors (cosine), divided by ``tau``: with raw dot products
     of unnormalised 68-d vectors and τ = 0.03 the softmax saturates immediately, so we normalise as
     in the usual InfoNCE practice. Returns 0 (with a graph) when no anchor has a parent.
+
+    The samples are drawn by ``gen``, the negatives by ``negatives_gen`` (default ``gen``; a trainer
+    on a GPU passes a generator there, so the largest draw is made on the device), each on its own
+    device and moved to the attributes'.
     """
     child_rows = torch.nonzero(parent >= 0).squeeze(-1)
     n_all = attributes.shape[0]
@@ -71,14 +77,15 @@ def infonce_loss(
         return attributes.sum() * 0.0
     n = max(min_samples, int(round(fraction * child_rows.numel())))
     n = min(n, child_rows.numel())
-    pick = child_rows[torch.randperm(child_rows.numel(), generator=gen)[:n]]
+    dev = attributes.device
+    pick = child_rows[randperm(child_rows.numel(), gen, dev)[:n]]
     par = parent[pick]
-    neg = torch.randint(0, n_all, (n, negatives), generator=gen)
+    neg = randint(n_all, (n, negatives), negatives_gen or gen, dev)
     z = F.normalize(attributes, dim=-1)
     zc = z[pick]  # [n, D]
     pos = (zc * z[par]).sum(-1, keepdim=True)  # [n, 1]
     negs = torch.einsum("nd,nkd->nk", zc, z[neg])  # [n, K]
     negs = negs.masked_fill((neg == par[:, None]) | (neg == pick[:, None]), float("-inf"))
     logits = torch.cat([pos, negs], dim=1) / tau
-    target = torch.zeros(n, dtype=torch.long)
+    target = torch.zeros(n, dtype=torch.long, device=dev)
     return F.cross_entropy(logits, target)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from progs.device import module_device, randperm, uniform
 from progs.model.anchors import AnchorSet
 from progs.model.context import ContextModel, gaussian_rate_bits
 
@@ -23,7 +24,8 @@ def context_inputs(anchors: AnchorSet, idx: torch.Tensor | None = None):
     grid = anchors.grid
     keys = anchors.keys if idx is None else anchors.keys[idx]
     levels = anchors.levels if idx is None else anchors.levels[idx]
-    res = torch.tensor([grid.resolution(level) for level in range(1, grid.num_levels + 1)], dtype=torch.float64)
+    res = torch.tensor([grid.resolution(level) for level in range(1, grid.num_levels + 1)], dtype=torch.float64,
+                       device=keys.device)
     r = res[levels - 1][:, None]
     pos = (keys.double() + 0.5) / r
     has_parent = levels > 1
@@ -49,13 +51,19 @@ class RateTrainer:
         self._steps = self._means = None
 
     def state(self) -> dict:
-        return {"steps": None if self._steps is None else self._steps.clone(),
-                "means": None if self._means is None else self._means.clone(), "age": self._age,
+        """The cache for a checkpoint (CPU tensors, whatever the training device)."""
+        return {"steps": None if self._steps is None else self._steps.detach().cpu().clone(),
+                "means": None if self._means is None else self._means.detach().cpu().clone(), "age": self._age,
                 "prior_fitted": self.prior_fitted}
 
     def load_state(self, state: dict | None) -> None:
+        """Restore :meth:`state` onto the context model's device."""
         if state:
-            self._steps, self._means, self._age = state["steps"], state.get("means"), int(state["age"])
+            dev = module_device(self.ctx)
+            steps, means = state["steps"], state.get("means")
+            self._steps = None if steps is None else steps.to(dev)
+            self._means = None if means is None else means.to(dev)
+            self._age = int(state["age"])
             self.prior_fitted = bool(state.get("prior_fitted", True))
 
     def _all_steps(self, anchors: AnchorSet) -> torch.Tensor:
@@ -80,8 +88,10 @@ class RateTrainer:
             rounded = (torch.round(attrs / steps - centre) + centre) * steps
         return anchors.layout.split(attrs + (rounded - attrs).detach())
 
-    def step(self, anchors: AnchorSet, gen: torch.Generator, entropy: bool):
-        """(noisy attributes for rendering, L_e or None, estimated bits per attribute or None)."""
+    def step(self, anchors: AnchorSet, gen: torch.Generator, entropy: bool, noise_gen: torch.Generator | None = None):
+        """(noisy attributes for rendering, L_e or None, estimated bits per attribute or None).
+
+        ``gen`` draws the anchors that get fresh steps, ``noise_gen`` (default ``gen``) the noise."""
         n = len(anchors)
         if not self.prior_fitted:
             self.ctx.fit_output_bias(anchors.attribute_matrix().detach(), self.step_scale)
@@ -89,12 +99,12 @@ class RateTrainer:
             self.invalidate()
         steps = self._all_steps(anchors).clone()
         k = max(1, int(round(self.fraction * n)))
-        sample = torch.randperm(n, generator=gen)[:k]
+        sample = randperm(n, gen, anchors.device)[:k]
         mean, scale, q = self.ctx(*context_inputs(anchors, sample))
         qc = self.ctx.step_per_channel(q)
         steps = steps.index_put((sample,), qc)
         attrs = anchors.attribute_matrix()
-        noise = (torch.rand(attrs.shape, generator=gen) - 0.5) * steps
+        noise = (uniform(attrs.shape, noise_gen or gen, attrs.device) - 0.5) * steps
         noisy = attrs + noise
         if not entropy:
             return anchors.layout.split(noisy), None, None

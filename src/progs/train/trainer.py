@@ -8,6 +8,14 @@ plus λ_vol·L_vol (on the finest render) and λ_NCE·L_NCE. Between ``adjust_st
 anchors are grown/pruned every ``adjust_interval`` steps (spawning paused as in the paper once
 quantisation noise starts). Deterministic for a seed: every random draw uses the trainer's own
 generator, whose state is checkpointed with everything else.
+
+The trainer runs on one device (``device``, default the CPU): model, anchors and their statistics,
+octree edits, context model, losses, optimiser state and the training images live there; rendering
+uses gsplat on CUDA and the C++ kernel on the CPU (``render.rasterize``'s ``auto`` backend). Draws that
+choose views, LoDs and anchors come from the CPU generator ``gen`` on every device; the large
+elementwise draws (quantization noise, InfoNCE negatives) come from ``device_gen``, a generator on
+the training device (on the CPU the same object as ``gen``, so CPU runs are what they always were).
+Determinism is a CPU promise: on CUDA, gsplat's atomic adds make runs differ in their last bits.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import Any, Callable
 
 import torch
 
+from progs.device import CPU, randperm
 from progs.metrics import psnr
 from progs.model.anchors import AnchorSet
 from progs.model.context import ContextConfig, ContextModel
@@ -58,18 +67,26 @@ def camera_extent(views: list[View]) -> float:
     return 1.1 * r if r > 0 else 1.0
 
 
-class Trainer:
-    """Trains a :class:`ProGSModel` on a :class:`Scene`; ``train()`` runs to ``config.iterations``."""
+def views_on(views: list[View], device: torch.device) -> list[View]:
+    """``views`` with their images on ``device`` (views already there are kept as they are)."""
+    return [v if v.image.device == device else View(v.name, v.camera, v.image.to(device)) for v in views]
 
-    def __init__(self, scene: Scene, config: TrainConfig | None = None):
+
+class Trainer:
+    """Trains a :class:`ProGSModel` on a :class:`Scene` on ``device`` (default the CPU); ``train()``
+    runs to ``config.iterations``."""
+
+    def __init__(self, scene: Scene, config: TrainConfig | None = None, device: torch.device | None = None):
         self.config = cfg = config or TrainConfig()
+        self.device = CPU if device is None else torch.device(device)
         self.scene = scene
-        self.train_views = list(scene.train_views)
-        self.test_views = list(scene.test_views)
+        self.train_views = views_on(list(scene.train_views), self.device)
+        self.test_views = views_on(list(scene.test_views), self.device)
         if not self.train_views:
             raise ValueError(f"scene {scene.name!r} has no training views")
-        self.background = scene.background.float()
+        self.background = scene.background.float().to(self.device)
         self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.device_gen = self._device_generator(cfg.seed)
         torch.manual_seed(cfg.seed)  # MLP initialisation
         grid = build_grid(scene, cfg.levels, cfg.base_depth)
         if scene.points is not None and scene.points.shape[0] >= 2:
@@ -85,7 +102,7 @@ class Trainer:
         generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels)
         context = ContextModel(ContextConfig.for_anchor_count(len(anchors), num_levels=cfg.levels), seed=cfg.seed)
         self.model = ProGSModel(anchors, generator, context, cull_margin=cfg.cull_margin,
-                                view_distance=view_distance(self.train_views, grid))
+                                view_distance=view_distance(self.train_views, grid)).to(self.device)
         self.rate = RateTrainer(self.model.context, fraction=cfg.rate.entropy_fraction, step_scale=cfg.rate.step_scale)
         self.spatial_lr_scale = camera_extent(self.train_views)
         self.optimizer = self._make_optimizer()
@@ -95,6 +112,12 @@ class Trainer:
         self.view_queue: list[int] = []
         self.history: list[dict[str, float]] = []
         self.adjustments: list[dict[str, int]] = []
+
+    def _device_generator(self, seed: int) -> torch.Generator:
+        """The generator of the large draws: ``gen`` itself on the CPU, else one on the device."""
+        if self.device.type == "cpu":
+            return self.gen
+        return torch.Generator(self.device).manual_seed(seed)
 
     # -- optimisation -------------------------------------------------------------------------------
 
@@ -137,18 +160,19 @@ class Trainer:
 
     def _next_view(self) -> View:
         if not self.view_queue:
-            self.view_queue = torch.randperm(len(self.train_views), generator=self.gen).tolist()
+            self.view_queue = randperm(len(self.train_views), self.gen, CPU).tolist()
         return self.train_views[self.view_queue.pop()]
 
     def step(self) -> dict[str, float]:
         """One training iteration; returns its loss terms, PSNR (LoD L) and anchor count.
 
-        With ``config.deterministic`` the step runs under ``torch.use_deterministic_algorithms``
+        With ``config.deterministic`` a CPU step runs under ``torch.use_deterministic_algorithms``
         (restored afterwards): with more than one thread, CPU index-put accumulation (the backward of
         the gathers in the generator and InfoNCE) otherwise sums in a varying order, and runs with the
-        same seed drift apart after a few steps.
+        same seed drift apart after a few steps. On CUDA it is not used: gsplat accumulates gradients
+        with atomics anyway, and the deterministic CUDA scatter paths would only slow the step down.
         """
-        if not self.config.deterministic:
+        if not self.config.deterministic or self.device.type != "cpu":
             return self._step()
         prev = torch.are_deterministic_algorithms_enabled()
         prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -176,7 +200,7 @@ class Trainer:
         view = self._next_view()
         attributes = None
         if cfg.rate.enabled and self.stages.noise(it):
-            attributes, _, _ = self.rate.step(anchors, self.gen, entropy=False)
+            attributes, _, _ = self.rate.step(anchors, self.gen, entropy=False, noise_gen=self.device_gen)
         out = model.render(view.camera, level, self.background, backend=cfg.backend, attributes=attributes)
         loss = photometric_loss(out.image, view.image, cfg.loss.lambda_ssim)
         self.optimizer.zero_grad(set_to_none=True)
@@ -217,10 +241,11 @@ class Trainer:
         if quantizing:  # the codec's rounding (straight-through); the context model stays as it is
             attributes = self.rate.quantized(anchors)
         elif cfg.rate.enabled and self.stages.noise(it):
-            attributes, rate_loss, bits_per_attr = self.rate.step(anchors, self.gen, entropy=self.stages.entropy(it))
+            attributes, rate_loss, bits_per_attr = self.rate.step(anchors, self.gen, entropy=self.stages.entropy(it),
+                                                                  noise_gen=self.device_gen)
 
         outs = {}
-        photo = torch.zeros(())
+        photo = torch.zeros((), device=self.device)
         for lod in sorted(weights, reverse=True):
             out = model.render(view.camera, lod, self.background, backend=cfg.backend, attributes=attributes)
             outs[lod] = out
@@ -236,7 +261,7 @@ class Trainer:
             attrs = anchors.attribute_matrix()
             nce = infonce_loss(
                 attrs, anchors.parent, fraction=cfg.loss.nce_fraction, negatives=cfg.loss.nce_negatives,
-                tau=cfg.loss.nce_tau, gen=self.gen,
+                tau=cfg.loss.nce_tau, gen=self.gen, negatives_gen=self.device_gen,
             )
             loss = loss + cfg.loss.lambda_nce * nce
             terms["nce"] = float(nce.detach())
@@ -308,15 +333,21 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The model's state (:meth:`ProGSModel.to_state`) plus everything needed to continue."""
+        """The model's state (:meth:`ProGSModel.to_state`) plus everything needed to continue, as CPU
+        tensors whatever the training device (so a checkpoint continues on either)."""
         state = self.model.to_state()
-        state["anchors"].update({name: getattr(self.model.anchors, name).detach().clone() for name in ADJUST_STATS})
+        state["anchors"].update({name: getattr(self.model.anchors, name).detach().cpu().clone()
+                                 for name in ADJUST_STATS})
+        extra = {}
+        if self.device_gen is not self.gen:
+            extra = {"device_rng": self.device_gen.get_state(), "device_rng_type": self.device.type}
         return {
             **state,
+            **extra,
             "config": self.config.to_dict(),
             "iteration": self.iteration,
             "rate_cache": self.rate.state(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": _cpu_state(self.optimizer.state_dict()),
             "rng": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "view_queue": list(self.view_queue),
@@ -330,8 +361,12 @@ class Trainer:
         save_checkpoint(path, self.state_dict())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (saved on any device) on this trainer's device.
+
+        The device generator's state is restored when the checkpoint was made on the same kind of
+        device; otherwise it restarts from the seed and the iteration (the run goes on, not bit-exactly)."""
         view_distance = self.model.view_distance
-        self.model = model_from_state(state)
+        self.model = model_from_state(state).to(self.device)
         if self.model.view_distance is None:  # checkpoints before 2026-11-27
             self.model.view_distance = view_distance
         for name in ADJUST_STATS:
@@ -347,6 +382,11 @@ class Trainer:
         self.optimizer.load_state_dict(saved)
         self.iteration = int(state["iteration"])
         self.gen.set_state(state["rng"])
+        if self.device_gen is not self.gen:
+            if state.get("device_rng_type") == self.device.type:
+                self.device_gen.set_state(state["device_rng"])
+            else:
+                self.device_gen.manual_seed(self.config.seed + self.iteration)
         torch.set_rng_state(state["torch_rng"])
         self.view_queue = list(state["view_queue"])
         self.history = list(state.get("history", []))
@@ -359,11 +399,13 @@ class Trainer:
         return self
 
     @classmethod
-    def from_checkpoint(cls, path: str, scene: Scene, **overrides: Any) -> "Trainer":
-        """A trainer for ``scene`` with the checkpoint's config (``overrides`` applied) and state."""
+    def from_checkpoint(cls, path: str, scene: Scene, device: torch.device | None = None,
+                        **overrides: Any) -> "Trainer":
+        """A trainer for ``scene`` on ``device`` (default the CPU) with the checkpoint's config
+        (``overrides`` applied) and state."""
         state = load_checkpoint(path)
         cfg = TrainConfig.from_dict(state["config"]).replace(**overrides)
-        trainer = cls(scene, cfg)
+        trainer = cls(scene, cfg, device)
         trainer.load_state_dict(state)
         return trainer
 
@@ -378,3 +420,13 @@ def _split_context_group(saved: dict[str, Any]) -> dict[str, Any]:
     groups.append({**last, "params": params[-4:], "name": "context_step"})
     return {"state": saved["state"], "param_groups": groups}
 
+
+def _cpu_state(obj: Any) -> Any:
+    """``obj`` (nested dicts and lists, e.g. an optimiser's state dict) with every tensor on the CPU."""
+    if torch.is_tensor(obj):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu_state(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu_state(v) for v in obj]
+    return obj

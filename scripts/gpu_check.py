@@ -1,0 +1,294 @@
+"""The GPU check: train a real capture on a device, code it, decode every prefix, and a memory scale test.
+
+    python scripts/gpu_check.py DATASET [--device cuda] [--json OUT.json]   (scripts/gpu_check.sh runs it)
+    python scripts/gpu_check.py --smoke --device cpu                         (seconds, on any machine)
+
+1. ``fox``: train DATASET (default ``gpu_data/fox``) at ``--downscale`` 2 for ``--iterations`` 7,000 with
+   L = ``--levels`` 5 on ``--device``, encode it (on the CPU, as always), decode every prefix (header +
+   LoD 1..k) and measure it on the test views. Reports iterations/s, peak device memory, anchors, bytes
+   and PSNR per LoD.
+2. ``memory``: a synthetic scene of about ``--memory-anchors`` 500,000 anchors (on a sphere, strict
+   octree of L levels) seen by ``--memory-size`` 1024² (~1 MP) cameras, trained for
+   ``--memory-iterations`` steps through every stage (noise, entropy, InfoNCE, quantization), reporting
+   the peak device memory against ``--memory-target-gib`` 40.
+
+``--smoke`` shrinks both to a tiny demo scene and a few thousand anchors, so the CPU test suite runs
+this script end to end (tests/test_gpu_check.py). Every figure printed is measured by this run; the
+JSON (``--json``) is rewritten after each part, so a run cut short keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from progs.device import resolve_device
+from progs.io.dataset import DatasetSpec
+from progs.octree import complete_upward
+from progs.pipeline import encode_run, evaluate_stream, train_run
+from progs.scene import Camera, Scene, View
+from progs.train import TrainConfig, Trainer
+from progs.train.trainer import build_grid
+
+Log = Callable[[str], None]
+GIB = float(1 << 30)
+
+
+# ------------------------------------------------------------------------------------------ memory
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: torch.device) -> dict[str, float]:
+    """Peak memory since :func:`reset_peak_memory`: the device's (CUDA) or the process's resident set (CPU,
+    the whole process's peak so far)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        return {"peak_allocated_gib": torch.cuda.max_memory_allocated(device) / GIB,
+                "peak_reserved_gib": torch.cuda.max_memory_reserved(device) / GIB}
+    return {"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB}
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
+                            "cuda": torch.version.cuda, "device": str(device),
+                            "cpu_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / GIB, 1),
+                    multiprocessors=props.multi_processor_count)
+        try:
+            import gsplat
+
+            info["gsplat"] = gsplat.__version__
+        except ImportError:
+            info["gsplat"] = None
+    return info
+
+
+# ------------------------------------------------------------------------------ 1. a real capture
+
+
+def fox_check(dataset: str, *, downscale: float, iterations: int, levels: int, c2f_samples: int | None,
+              demo_size: int, device: torch.device, workdir: Path, log: Log) -> dict[str, Any]:
+    """Train, encode, decode every prefix; the figures of one run on ``dataset``."""
+    t0 = time.perf_counter()
+    spec = DatasetSpec.from_argument(dataset, downscale=downscale,
+                                     **({"views": 12, "size": demo_size} if dataset == "demo" else {}))
+    scene = spec.load()
+    load_s = time.perf_counter() - t0
+    cam = scene.train_views[0].camera
+    log(f"[fox] {scene.name}: {len(scene.train_views)} train / {len(scene.test_views)} test views at "
+        f"{cam.width}x{cam.height} (loaded in {load_s:.1f} s); {iterations} iterations, L = {levels}, on {device}")
+    options: dict[str, Any] = {"iterations": iterations, "levels": levels, "seed": 0}
+    if c2f_samples is not None:
+        options["c2f_coarse_samples"] = c2f_samples
+    cfg = TrainConfig().replace(**options)
+    run = workdir / "fox_run"
+    reset_peak_memory(device)
+    trained = train_run(scene, spec, run, cfg, checkpoint_every=0, progress=False, log=log, device=device)
+    memory = peak_memory(device)
+    t1 = time.perf_counter()
+    enc = encode_run(run, workdir / "fox.progs", evaluate=False, scene=scene, log=log)
+    encode_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    rows = evaluate_stream(enc.result.data, scene, source=str(enc.stream), prefixes=True, device=device)
+    decode_eval_s = time.perf_counter() - t2
+    lods = []
+    for row, ckpt in zip(rows, trained.lods):
+        lods.append({"lod": row["lod"], "anchors": ckpt["anchors"], "chunk_bytes": row["bytes"],
+                     "cumulative_bytes": row["cumulative_bytes"], "psnr_prefix": row["psnr"], "ssim_prefix": row["ssim"],
+                     "psnr_checkpoint": ckpt["psnr"], "psnr_float": ckpt["psnr_float"]})
+    return {
+        "dataset": str(dataset), "downscale": downscale, "width": cam.width, "height": cam.height,
+        "train_views": len(scene.train_views), "test_views": len(scene.test_views),
+        "iterations": trained.iterations, "levels": levels, "c2f_coarse_samples": c2f_samples,
+        "load_s": round(load_s, 2), "train_s": round(trained.seconds, 2),
+        "iterations_per_s": round(trained.iterations / max(trained.seconds, 1e-9), 2),
+        **{k: round(v, 3) for k, v in memory.items()},
+        "total_bytes": len(enc.result.data), "header_bytes": enc.result.header_bytes,
+        "encode_s": round(encode_s, 2), "decode_prefixes_and_eval_s": round(decode_eval_s, 2), "lods": lods,
+    }
+
+
+def print_fox(res: dict[str, Any], log: Log) -> None:
+    mem = ", ".join(f"{k} {v:.2f} GiB" for k, v in res.items() if k.startswith("peak_"))
+    log(f"[fox] {res['iterations']} iterations in {res['train_s']:.1f} s = {res['iterations_per_s']:.2f} it/s; {mem}")
+    log(f"[fox] stream {res['total_bytes']:,} bytes (header {res['header_bytes']:,}); encode {res['encode_s']:.1f} s, "
+        f"decode every prefix + evaluate {res['decode_prefixes_and_eval_s']:.1f} s")
+    log(f"{'LoD':>3} {'anchors':>9} {'chunk B':>10} {'received B':>11} {'PSNR prefix':>12} {'PSNR float':>11}")
+    for r in res["lods"]:
+        log(f"{r['lod']:>3} {r['anchors']:>9,} {r['chunk_bytes']:>10,} {r['cumulative_bytes']:>11,} "
+            f"{r['psnr_prefix']:>12.2f} {r['psnr_float']:>11.2f}")
+
+
+# ---------------------------------------------------------------------------- 2. memory at scale
+
+
+def sphere_points(count: int, gen: torch.Generator, radius: float = 0.6) -> torch.Tensor:
+    """``count`` points on a sphere of ``radius`` around the origin (a surface, like a captured scene)."""
+    p = torch.randn(count, 3, generator=gen, dtype=torch.float64)
+    return radius * p / p.norm(dim=1, keepdim=True)
+
+
+def points_for_anchor_count(target: int, levels: int, base_depth: int, gen: torch.Generator,
+                            tries: int = 8) -> tuple[torch.Tensor, int]:
+    """Sphere points whose voxels at level L, completed with all their ancestors, make about ``target``
+    anchors (within 2 %); returns the points and that anchor count."""
+    count, points, anchors = max(1, target // 2), torch.zeros(0, 3), 0
+    for _ in range(tries):
+        points = sphere_points(count, gen)
+        grid = build_grid(_bare_scene(points), levels, base_depth)
+        keys = grid.voxel_of(points, levels)
+        anchors = complete_upward(keys, torch.full((keys.shape[0],), levels, dtype=torch.int64))[0].shape[0]
+        if abs(anchors - target) <= 0.02 * target:
+            break
+        count = max(1, int(count * target / anchors))
+    return points, anchors
+
+
+def _bare_scene(points: torch.Tensor) -> Scene:
+    return Scene("points", [], [], points=points.float())
+
+
+def orbit_views(count: int, size: int, gen: torch.Generator) -> list[View]:
+    """``count`` cameras on a circle around the sphere, each with a smooth random target image."""
+    views = []
+    for i in range(count):
+        a = 2 * math.pi * i / count
+        cam = Camera.look_at([2.2 * math.cos(a), 2.2 * math.sin(a), 0.6], [0.0, 0.0, 0.0], width=size,
+                             height=size, fov_x_deg=50.0)
+        coarse = torch.rand(1, 3, 8, 8, generator=gen)
+        image = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+        views.append(View(f"orbit{i}", cam, image.contiguous()))
+    return views
+
+
+def memory_check(*, anchors: int, size: int, views: int, iterations: int, levels: int, base_depth: int,
+                 target_gib: float, device: torch.device, log: Log) -> dict[str, Any]:
+    """Peak memory of a few training steps (every stage) with about ``anchors`` anchors at ``size``² images."""
+    gen = torch.Generator().manual_seed(0)
+    points, count = points_for_anchor_count(anchors, levels, base_depth, gen)
+    all_views = orbit_views(views + 1, size, gen)
+    scene = Scene("sphere", all_views[:views], all_views[views:], points=points.float(),
+                  background=torch.zeros(3))
+    cfg = TrainConfig().replace(iterations=iterations, levels=levels, base_depth=base_depth, seed=0,
+                                max_anchors=max(200_000, 2 * count))
+    log(f"[memory] {count:,} anchors (L = {levels}, b = {base_depth}), {views} views at {size}x{size}, "
+        f"{iterations} iterations on {device}")
+    reset_peak_memory(device)
+    trainer = Trainer(scene, cfg, device)
+    t0 = time.perf_counter()
+    history = trainer.train(progress=False)
+    train_s = time.perf_counter() - t0
+    with torch.no_grad():
+        gaussians = len(trainer.model.generate(trainer.train_views[0].camera))
+    memory = peak_memory(device)
+    stages = sorted({k for h in history for k in ("rate", "nce", "vol") if k in h})
+    peak = memory.get("peak_allocated_gib")
+    return {
+        "anchors": len(trainer.model.anchors), "anchors_per_lod": trainer.model.anchors.count_per_lod(),
+        "gaussians_finest_view": gaussians, "width": size, "height": size, "views": views,
+        "iterations": len(history), "seconds_per_iteration": round(train_s / max(1, len(history)), 3),
+        "loss_terms_seen": stages, **{k: round(v, 3) for k, v in memory.items()},
+        "target_gib": target_gib, "within_target": None if peak is None else bool(peak <= target_gib),
+    }
+
+
+def print_memory(res: dict[str, Any], log: Log) -> None:
+    mem = ", ".join(f"{k} {v:.2f} GiB" for k, v in res.items() if k.startswith("peak_"))
+    verdict = "" if res["within_target"] is None else (" (within" if res["within_target"] else " (OVER")
+    if verdict:
+        verdict += f" the {res['target_gib']:g} GiB target)"
+    log(f"[memory] {res['anchors']:,} anchors, {res['gaussians_finest_view']:,} Gaussians in a view, "
+        f"{res['seconds_per_iteration']:.2f} s/iteration; {mem}{verdict}")
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("dataset", nargs="?", help="dataset folder (default gpu_data/fox; 'demo' with --smoke)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--smoke", action="store_true", help="tiny settings: a small demo scene and a few thousand anchors")
+    p.add_argument("--json", help="write the results here (default: gpu_check.json in --workdir)")
+    p.add_argument("--workdir", default="/tmp/progs-gpu-check", help="run folder and stream (default /tmp/progs-gpu-check)")
+    p.add_argument("--downscale", type=float, default=2.0)
+    p.add_argument("--iterations", type=int, default=7000)
+    p.add_argument("--levels", type=int, default=5)
+    p.add_argument("--c2f-samples", type=int, help="coarser LoDs rendered per step (default: all, the paper's L_c2f)")
+    p.add_argument("--memory-anchors", type=int, default=500_000)
+    p.add_argument("--memory-size", type=int, default=1024, help="memory test image side (default 1024: ~1 MP)")
+    p.add_argument("--memory-views", type=int, default=4)
+    p.add_argument("--memory-iterations", type=int, default=6)
+    p.add_argument("--memory-levels", type=int, default=5)
+    p.add_argument("--memory-base-depth", type=int, default=6)
+    p.add_argument("--memory-target-gib", type=float, default=40.0)
+    p.add_argument("--skip", choices=["fox", "memory"], action="append", default=[], help="leave out a part")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.dataset = args.dataset or "demo"
+        args.downscale, args.iterations, args.levels = 1.0, 8, 3
+        args.memory_anchors, args.memory_size, args.memory_views = 1500, 48, 2
+        args.memory_iterations, args.memory_levels, args.memory_base_depth = 3, 3, 2
+    args.dataset = args.dataset or "gpu_data/fox"
+    return args
+
+
+def main(argv: list[str] | None = None, log: Log = print) -> dict[str, Any]:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = Path(args.json) if args.json else workdir / "gpu_check.json"
+    report: dict[str, Any] = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+                              "command": " ".join(["scripts/gpu_check.py", *(argv if argv is not None else sys.argv[1:])]),
+                              "smoke": args.smoke, "machine": machine(device)}
+
+    def save() -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+
+    save()
+    log(f"gpu check on {device} ({report['machine'].get('gpu', 'CPU')}), torch {torch.__version__}")
+    if "fox" not in args.skip:
+        report["fox"] = fox_check(args.dataset, downscale=args.downscale, iterations=args.iterations,
+                                  levels=args.levels, c2f_samples=args.c2f_samples, demo_size=32,
+                                  device=device, workdir=workdir, log=log)
+        save()
+        print_fox(report["fox"], log)
+    if "memory" not in args.skip:
+        report["memory"] = memory_check(anchors=args.memory_anchors, size=args.memory_size, views=args.memory_views,
+                                        iterations=args.memory_iterations, levels=args.memory_levels,
+                                        base_depth=args.memory_base_depth, target_gib=args.memory_target_gib,
+                                        device=device, log=log)
+        save()
+        print_memory(report["memory"], log)
+    log(f"wrote {out}")
+    return report
+
+
+if __name__ == "__main__":
+    from progs.errors import ProgsError
+
+    try:
+        main()
+    except ProgsError as exc:
+        print(f"gpu_check: error: {exc}", file=sys.stderr)
+        sys.exit(2)

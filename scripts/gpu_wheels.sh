@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Download what scripts/gpu_check.sh installs on a GPU machine that reaches no package index: wheels for
+# CPython 3.12 on x86-64 Linux of the packages its CUDA image lacks (constriction, plyfile) and of
+# gsplat 1.5.3 (pure Python; its CUDA code is compiled on first use). Their own needs (numpy, ninja,
+# jaxtyping, rich) are in that image. Also copies the fox capture for the check.
+#
+#   bash scripts/gpu_wheels.sh [WHEEL_DIR]     default gpu_wheels/ (ignored by git, like gpu_data/)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dest="${1:-$root/gpu_wheels}"
+py="${PYTHON:-$root/.venv/bin/python}"
+[ -x "$py" ] || py=python3
+mkdir -p "$dest"
+"$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+  -d "$dest" constriction==0.5.0 plyfile==1.1.5 gsplat==1.5.3
+ls -l "$dest"
+fox="$root/../shared/data/fox"
+if [ -f "$fox/transforms.json" ] && [ ! -e "$root/gpu_data/fox" ]; then
+  mkdir -p "$root/gpu_data" && cp -r "$fox" "$root/gpu_data/fox" && echo "copied $fox to gpu_data/fox"
+fi
+echo "carry gpu_wheels and gpu_data to the GPU machine, then run: bash scripts/gpu_check.sh gpu_data/fox"
