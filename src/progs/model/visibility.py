@@ -12,6 +12,8 @@ decoder's own features and MLP weights, so that only a Gaussian far from being d
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from progs.model.gaussians import GaussianGenerator
@@ -23,7 +25,10 @@ SPHERE_CAMERAS = 128  # per radius
 RADII = (0.5, 1.0, 2.0)  # × the viewing distance
 
 
-def probe_cameras(grid: OctreeGrid, view_distance: float | None, extra: torch.Tensor | None = None) -> torch.Tensor:
+def probe_cameras(
+    grid: OctreeGrid, view_distance: float | None, extra: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Camera centres [C, 3] (float64) to test visibility from: spheres around the octree cube's centre
     at ``RADII`` × ``view_distance`` (1.5 × the cube size when unknown), plus ``extra``."""
     centre = grid.origin_tensor.double() + grid.size / 2
@@ -31,8 +36,8 @@ def probe_cameras(grid: OctreeGrid, view_distance: float | None, extra: torch.Te
     dirs = fibonacci_sphere(SPHERE_CAMERAS).double()
     cams = [centre + r * d * dirs for r in RADII]
     if extra is not None and extra.numel():
-        cams.append(extra.double().reshape(-1, 3))
-    return torch.cat(cams)
+        cams.append(extra.double().cpu().reshape(-1, 3))
+    return torch.cat(cams).to(device)
 
 
 @torch.no_grad()
@@ -51,7 +56,7 @@ def hidden_gaussians(
     # the first layer's feature and level terms do not depend on the camera: computed once
     fixed = feat @ w1[:, :feat.shape[1]].T + onehot @ w1[:, feat.shape[1] + 4:].T + b1
     w_view, w_dist = w1[:, feat.shape[1]:feat.shape[1] + 3], w1[:, feat.shape[1] + 3]
-    highest = torch.full((n, k), -torch.inf, dtype=torch.float64)
+    highest = torch.full((n, k), -torch.inf, dtype=torch.float64, device=positions.device)
     pos = positions.double()
     for i in range(0, cameras.shape[0], batch):
         vec = pos[None] - cameras[i:i + batch, None].double()  # [C, N, 3]
@@ -59,4 +64,4 @@ def hidden_gaussians(
         hidden_in = fixed[None] + (vec / dist) @ w_view.T + (dist / dist_scale) * w_dist
         out = torch.relu(hidden_in) @ w2.T + b2  # tanh is monotone: compare before it
         highest = torch.maximum(highest, out.amax(0))
-    return highest < torch.atanh(torch.tensor(-margin, dtype=torch.float64))
+    return highest < math.atanh(-margin)

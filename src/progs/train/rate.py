@@ -16,6 +16,8 @@ import torch
 from progs.device import module_device, randperm, uniform
 from progs.model.anchors import AnchorSet
 from progs.model.context import ContextModel, gaussian_rate_bits
+from progs.model.model import ProGSModel
+from progs.model.visibility import hidden_gaussians, probe_cameras
 
 
 def context_inputs(anchors: AnchorSet, idx: torch.Tensor | None = None):
@@ -113,3 +115,21 @@ class RateTrainer:
         hash_bits = self.ctx.hash_bits()
         loss = bits / (k * D) + hash_bits / (n * D)
         return anchors.layout.split(noisy), loss, float(bits.detach()) / (k * D)
+
+
+@torch.no_grad()
+def park_hidden_offsets(model: ProGSModel) -> int:
+    """Set the offsets of every neural Gaussian that no probe camera would draw to the context model's
+    predicted mean, as the encoder will code them (:mod:`progs.model.visibility`). They change no image;
+    done when the entropy term starts, it lets the context model learn how narrow the offsets' prior
+    can be. Returns how many Gaussians were parked."""
+    a = model.anchors
+    if len(a) == 0:
+        return 0
+    cams = probe_cameras(a.grid, model.view_distance, device=a.positions.device)
+    hidden = hidden_gaussians(model.generator, a.positions, a.levels, a.feature, cams, model.dist_scale)
+    mean, _, _ = model.context(*context_inputs(a))
+    predicted = a.layout.split(mean.to(a.offsets.dtype))[2]
+    a.offsets.copy_(torch.where(hidden[..., None], predicted, a.offsets))
+    return int(hidden.sum())
+

@@ -37,7 +37,7 @@ from progs.scene import Scene, View
 from progs.train.checkpoint import load_checkpoint, save_checkpoint
 from progs.train.config import TrainConfig
 from progs.train.losses import c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
-from progs.train.rate import RateTrainer
+from progs.train.rate import RateTrainer, park_hidden_offsets
 from progs.train.schedule import exp_lr
 
 # Anchor growing/pruning statistics a checkpoint keeps besides the model (exact resume).
@@ -237,6 +237,8 @@ class Trainer:
 
         attributes = None
         rate_loss = None
+        if cfg.rate.enabled and it in (self.stages.entropy_start, self.stages.quantize_start):
+            park_hidden_offsets(model)
         quantizing = cfg.rate.enabled and self.stages.quantize(it)
         if quantizing:  # the codec's rounding (straight-through); the context model stays as it is
             attributes = self.rate.quantized(anchors)
