@@ -26,7 +26,7 @@ from progs.model.context import ContextConfig, ContextModel
 from progs.model.gaussians import GaussianGenerator
 from progs.train.checkpoint import save_checkpoint
 
-GOLDEN_STREAM_SHA256 = "fd64540761273506b39d27f8fc08094bdbd4cc1ff459ff1abb354f0a6b5d84cb"
+GOLDEN_STREAM_SHA256 = "d6ddae007d35eb95c2fd90032001f3fd156dc34b424e799902f7913a954fae88"
 GOLDEN_PLY = Path(__file__).parent / "data" / "golden_decoded.ply"
 
 FEAT, K, L, B = 32, 10, 3, 2
