@@ -124,3 +124,20 @@ def test_bd_rate_of_a_curve_against_itself_and_a_halved_one():
     assert bd_rate(anchor, [(10.0, 5.0), (20.0, 6.0)]) is None  # no PSNR overlap
     assert bd_rate([(100.0, 36.0), (300.0, 32.0)], anchor) is None  # a dominated point is not a curve
 
+
+
+@pytest.mark.slow
+def test_a_second_bench_run_reuses_finished_trainings(bench, capsys, monkeypatch):
+    """Running a suite again into the same folder reuses each finished training of the same
+    configuration (a long bench can be continued) and reports the same figures."""
+    out, res = bench
+    monkeypatch.setenv(TINY_ENV, "1")
+    capsys.readouterr()
+    assert main(["bench", "rd", "--quick", "--out", str(out)]) == 0
+    log = capsys.readouterr()
+    again = json.loads((out / "results.json").read_text())
+    assert "reusing" in log.out + log.err and "training full" not in log.out + log.err
+    def points(r):
+        return [(c["lambda_e"], c["total_bytes"], [row["psnr"] for row in c["lods"]]) for c in r["suites"]["rd"]["curves"]]
+
+    assert points(again) == points(res)

@@ -8,6 +8,8 @@ with :func:`progs.pipeline.evaluate_stream` on the scene's test views.
 
 from __future__ import annotations
 
+import json
+
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,9 +114,14 @@ class Workspace:
         overrides = VARIANTS[name]
         tag = name if lambda_e == REFERENCE_LAMBDA else f"{name}_le{lambda_e:g}"
         run = self.runs / tag
-        self.log(f"  training {tag} ({self.cfg.train_iterations()} iterations)")
-        out = train_run(self.scene, self.spec, run, self.train_config(overrides, lambda_e),
-                        checkpoint_every=0, progress=False, log=lambda m: None, device=self.cfg.device)
+        config = self.train_config(overrides, lambda_e)
+        out = _finished_run(run, config)
+        if out is not None:  # a finished run of the same configuration (a bench run again): reused
+            self.log(f"  reusing {tag} (finished run in {run})")
+        else:
+            self.log(f"  training {tag} ({self.cfg.train_iterations()} iterations)")
+            out = train_run(self.scene, self.spec, run, config,
+                            checkpoint_every=0, progress=False, log=lambda m: None, device=self.cfg.device)
         enc = encode_run(run, self.runs / f"{tag}.progs", evaluate=False, scene=self.scene, log=lambda m: None)
         rows = evaluate_stream(enc.result.data, self.scene, source=str(enc.stream), device=self.cfg.device)
         t = Trained(name, overrides, float(lambda_e), run, enc.stream, out.seconds, out.iterations, out.lods,
@@ -123,3 +130,20 @@ class Workspace:
                  f"(trained in {out.seconds:.0f} s)")
         self._trained[key] = t
         return t
+
+
+def _finished_run(run: Path, config: Any) -> Any:
+    """The TrainOutcome of a finished training in ``run`` whose configuration is ``config``, else None."""
+    from progs.pipeline import TrainOutcome
+    from progs.train.run import CHECKPOINT, read_run_json
+
+    try:
+        info = read_run_json(run)
+    except Exception:  # no run, or an unreadable one: train anew
+        return None
+    same = info.get("config") == json.loads(json.dumps(config.to_dict(), default=float))
+    if ("lods" not in info or not (run / CHECKPOINT).is_file() or not same
+            or int(info.get("iterations", -1)) != config.iterations):
+        return None
+    return TrainOutcome(run, info["lods"], float(info.get("train_seconds", 0.0)), int(info["iterations"]))
+
