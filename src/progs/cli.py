@@ -125,31 +125,34 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _distill_config(args: argparse.Namespace, size: int | None = None):
-    """The distillation settings of ``--distill N`` (and ``--distill-size``, unless ``size`` is given)."""
+    """The distillation settings of ``--distill N`` and ``--distill-size PX`` (or ``size``)."""
     from progs.model.distill import DistillConfig
 
-    if args.distill < 0:
-        raise ProgsError(f"--distill must be >= 0 iterations, got {args.distill}")
-    px = size if size is not None else getattr(args, "distill_size", DistillConfig.size)
+    iterations = DistillConfig.iterations if args.distill is None else args.distill
+    px = size if size is not None else getattr(args, "distill_size", None)
+    px = DistillConfig.size if px is None else px
+    if iterations < 0:
+        raise ProgsError(f"--distill must be >= 0 iterations, got {iterations}")
     if px < 8:
         raise ProgsError(f"--distill-size must be >= 8 pixels, got {px}")
-    return DistillConfig(iterations=args.distill, size=px)
+    return DistillConfig(iterations=iterations, size=px)
 
 
-def _export_method(args: argparse.Namespace, cameras: list | None) -> str:
+def _export_method(args: argparse.Namespace, cameras: list | None, iterations: int) -> str:
     views = f"the {len(cameras)} training cameras of {args.cameras_from}" if cameras else "virtual views around the scene"
-    if args.distill == 0:
+    if iterations == 0:
         return f"SH fitted from {views}, no distillation"
-    return f"SH fitted, then distilled for {args.distill} iterations from {views}"
+    return f"SH fitted, then distilled for {iterations} iterations from {views}"
 
 
 def _add_distill_options(p: argparse.ArgumentParser, size: bool = True) -> None:
-    p.add_argument("--distill", type=int, default=300, metavar="N",
+    # defaults None = DistillConfig's (not imported here: it would load torch for every command's parser)
+    p.add_argument("--distill", type=int, metavar="N",
                    help="iterations optimising the exported Gaussians so that a plain 3DGS render matches progs' "
-                        "own from virtual views (default 300; 0: the closed-form SH fit only)")
+                        "own from virtual views (default 500; 0: the closed-form SH fit only)")
     if size:
-        p.add_argument("--distill-size", type=int, default=128, metavar="PX",
-                       help="image size of the distillation's virtual views (default 128)")
+        p.add_argument("--distill-size", type=int, metavar="PX",
+                       help="image size of the distillation's virtual views (default 96)")
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -175,7 +178,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     fmt = write_cloud(args.out, cloud, args.format)
     _log(f"decoded LoD {res.lods_decoded}/{res.lods_in_stream} ({len(res.model.anchors)} anchors) -> "
          f"{len(cloud)} Gaussians (SH degree {args.sh_degree}) in {args.out} ({fmt}); "
-         f"{_export_method(args, cameras)}, {seconds:.1f} s")
+         f"{_export_method(args, cameras, distill.iterations)}, {seconds:.1f} s")
     if args.check:
         from progs.eval.fidelity import export_fidelity
 
