@@ -174,7 +174,7 @@ def test_demo_pipeline_writes_stream_table_and_plot(tmp_path):
 
 
 def test_decode_help_states_the_distillation_defaults():
-    from progs.model.distill import DistillConfig
+    from progs.train.distill import DistillConfig
 
     out = run_cli("decode", "--help")
     text = " ".join(out.stdout.split())

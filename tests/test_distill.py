@@ -10,7 +10,7 @@ from progs import octree
 from progs.model.anchors import AnchorSet
 from progs.model.cloud import model_to_cloud
 from progs.model.context import ContextConfig, ContextModel
-from progs.model.distill import DistillConfig, _best_views, _render, virtual_cameras
+from progs.train.distill import DistillConfig, _best_views, _render, virtual_cameras
 from progs.model.model import ProGSModel
 
 

@@ -1,6 +1,6 @@
 """Export fidelity: a plain 3DGS render of the exported Gaussians against progs' own render, per LoD,
 on a small trained demo model (the figure `progs decode --check` prints), with and without the
-distillation (progs.model.distill)."""
+distillation (progs.train.distill)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from progs.eval.fidelity import export_fidelity
 from progs.io.demo_scene import load_demo_scene
 from progs.io.ply import GaussianCloud
 from progs.model.cloud import model_to_cloud
-from progs.model.distill import DistillConfig, distill_cloud
+from progs.train.distill import DistillConfig, distill_cloud
 from progs.train.trainer import TrainConfig, Trainer
 
 pytestmark = pytest.mark.slow

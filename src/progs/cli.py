@@ -126,7 +126,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 def _distill_config(args: argparse.Namespace, size: int | None = None):
     """The distillation settings of ``--distill N`` and ``--distill-size PX`` (or ``size``)."""
-    from progs.model.distill import DistillConfig
+    from progs.train.distill import DistillConfig
 
     iterations = DistillConfig.iterations if args.distill is None else args.distill
     px = size if size is not None else getattr(args, "distill_size", None)

@@ -12,7 +12,7 @@ from progs.scene import Camera, Scene
 
 if TYPE_CHECKING:
     from progs.io.ply import GaussianCloud
-    from progs.model.distill import DistillConfig
+    from progs.train.distill import DistillConfig
     from progs.model.model import ProGSModel
 
 
@@ -163,13 +163,13 @@ def export_cloud(
 ) -> GaussianCloud:
     """LoD ``lod`` of ``model`` (default: all levels) as plain 3D Gaussians: the
     closed-form SH fit (:func:`progs.model.cloud.model_to_cloud`), then, unless ``distill`` (a
-    :class:`progs.model.distill.DistillConfig`) has 0 iterations, distilled so that a plain 3DGS
+    :class:`progs.train.distill.DistillConfig`) has 0 iterations, distilled so that a plain 3DGS
     render matches progs' own. ``cameras`` (e.g. a dataset's training cameras) replace the virtual
     views of both steps."""
     import torch
 
     from progs.model.cloud import model_to_cloud
-    from progs.model.distill import DistillConfig, distill_cloud
+    from progs.train.distill import DistillConfig, distill_cloud
 
     lod = model.num_levels if lod is None else int(lod)
     centres = None if cameras is None else torch.stack([c.center for c in cameras])
