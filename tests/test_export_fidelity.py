@@ -17,10 +17,13 @@ from progs.train.trainer import TrainConfig, Trainer
 pytestmark = pytest.mark.slow
 
 # Floors in dB (export minus progs, PSNR vs ground truth on the test views). Measured 2026-11-27 on this
-# setup (1 thread): closed form -0.00, -0.01, -0.08, -0.09, -0.10 dB at LoD 1..5 (this short training is
-# nearly view-independent; the demo's figures are in the README); distilled (DISTILL below) MEASURED_DISTILLED.
-FLOOR_SH3 = -0.2
-FLOOR_DISTILLED = -0.2
+# setup, the same with 1 and 2 threads: closed form -0.00, -0.01, -0.08, -0.09, -0.10 dB at LoD 1..5;
+# distilled (DISTILL) +0.01, -0.05, -0.11 dB at LoD 1, 3, 5, with 0.2, 0.5 and 1.0 dB more PSNR between
+# the two renders than the closed form. This short training is nearly view-independent, so the closed
+# form is already close here; on the demo the distillation takes -0.80..-0.45 dB to -0.10..-0.03 dB
+# (README, Export fidelity), which needs minutes of training to reproduce.
+FLOOR_SH3 = -0.15
+FLOOR_DISTILLED = -0.15
 MIN_MEAN_GAIN = 0.25
 DISTILL = DistillConfig(iterations=100, size=32)
 DISTILL_LODS = (1, 3, 5)
@@ -47,9 +50,9 @@ def test_sh3_export_is_faithful_at_every_lod(trained):
         assert f3.psnr_between >= f0.psnr_between - 0.05, (lod, f3, f0)  # view dependence helps, never hurts
 
 
-def test_distilled_export_is_faithful_at_every_lod(trained):
+def test_distilled_export_is_faithful_and_closer_to_progs_than_the_closed_form(trained):
     """The distillation (virtual views only: the test views stay held out) brings the plain render
-    closer to progs' own than the closed-form fit at every LoD tried, and within the floor of the ground truth."""
+    closer to progs' own than the closed-form fit, and stays within the floor of the ground truth."""
     scene, model = trained
     gains = []
     for lod in DISTILL_LODS:
