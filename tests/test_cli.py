@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,15 @@ def test_train_encode_info_decode_eval_round_trip(tmp_path):
         p = info_json["priors"][block]
         assert p["symbols"] > 0 and p["coded_bits_per_symbol"] > 0 and p["constant_prior_bits_per_symbol"] > 0
     for fmt in ("ply", "splat"):
-        assert main(["decode", str(stream), "--lod", "2", "--out", str(tmp_path / f"lod2.{fmt}")]) == 0
+        assert main(["decode", str(stream), "--lod", "2", "--out", str(tmp_path / f"lod2.{fmt}"), "--distill", "0"]) == 0
+    # the default export distils; --check prints the fidelity on the test views (held out of the export)
+    chk = run_cli("decode", str(stream), "--lod", "2", "--out", str(tmp_path / "chk.ply"), "--distill", "20",
+                  "--distill-size", "24", "--check", "demo", "--demo-size", "32", "--demo-views", "16")
+    assert chk.returncode == 0, chk.stderr
+    assert "distilled for 20 iterations from virtual views" in chk.stdout
+    assert re.search(r"export fidelity on 2 test views of demo .*\(([-+]\d+\.\d\d) dB;", chk.stdout), chk.stdout
+    bad = run_cli("decode", str(stream), "--out", str(tmp_path / "x.ply"), "--distill", "-1")
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "--distill" in bad.stderr
     from progs.io.ply import read_ply
 
     assert len(read_ply(tmp_path / "lod2.ply")) > 0
@@ -155,13 +164,22 @@ def test_demo_pipeline_writes_stream_table_and_plot(tmp_path):
     import json
 
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--views", "16", "--size", "32", "--iterations", "40"]) == 0
+    assert main(["demo", "--out", str(out), "--views", "16", "--size", "32", "--iterations", "40", "--distill", "20"]) == 0
     for name in ("scene.progs", "scene.progs.json", "rd.png", "decoded.ply", "results.json", "results.md"):
         assert (out / name).stat().st_size > 0, name
     res = json.loads((out / "results.json").read_text())
     assert [r["lod"] for r in res["stream"]] == list(range(1, DEMO_DEFAULTS["levels"] + 1))
     cum = [r["cumulative_bytes"] for r in res["stream"]]
     assert cum == sorted(cum) and cum[-1] == res["total_bytes"] == (out / "scene.progs").stat().st_size
+
+
+def test_decode_help_states_the_distillation_defaults():
+    from progs.train.distill import DistillConfig
+
+    out = run_cli("decode", "--help")
+    text = " ".join(out.stdout.split())
+    assert f"(default {DistillConfig.iterations}; 0: the closed-form SH fit only)" in text
+    assert f"virtual views (default {DistillConfig.size})" in text
 
 
 def test_decode_to_an_unknown_format_is_one_line(tmp_path, capsys):

@@ -78,7 +78,8 @@ def test_golden_stream_and_decoded_ply(tmp_path: Path) -> None:
     assert main(["encode", str(run), "--out", str(stream), "--no-eval"]) == 0
     digest = hashlib.sha256(stream.read_bytes()).hexdigest()
     ply = tmp_path / "d.ply"
-    assert main(["decode", str(stream), "--out", str(ply)]) == 0
+    # the closed-form export is pinned; the distillation's gradient sums depend on the thread count
+    assert main(["decode", str(stream), "--out", str(ply), "--distill", "0"]) == 0
     if os.environ.get("PROGS_UPDATE_GOLDEN"):
         GOLDEN_PLY.parent.mkdir(exist_ok=True)
         GOLDEN_PLY.write_bytes(ply.read_bytes())

@@ -417,7 +417,8 @@ def test_cli_fetch_writes_a_valid_prefix(site, tmp_path, capsys):
 
 def test_cli_fetch_ply(site, tmp_path, capsys):
     out = tmp_path / "scene.ply"
-    rc = main(["fetch", site["url"] + "scene.progs", "--max-lod", "3", "--out", str(out)])
+    rc = main(["fetch", site["url"] + "scene.progs", "--max-lod", "3", "--out", str(out), "--distill", "10",
+               "--distill-size", "24"])
     from progs.io.ply import read_ply
 
     assert rc == 0 and len(read_ply(out)) > 0

@@ -135,32 +135,61 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _distill_config(args: argparse.Namespace, size: int | None = None):
+    """The distillation settings of ``--distill N`` and ``--distill-size PX`` (or ``size``)."""
+    from progs.train.distill import DistillConfig
+
+    iterations = DistillConfig.iterations if args.distill is None else args.distill
+    px = size if size is not None else getattr(args, "distill_size", None)
+    px = DistillConfig.size if px is None else px
+    if iterations < 0:
+        raise ProgsError(f"--distill must be >= 0 iterations, got {iterations}")
+    if px < 8:
+        raise ProgsError(f"--distill-size must be >= 8 pixels, got {px}")
+    return DistillConfig(iterations=iterations, size=px)
+
+
+def _export_method(args: argparse.Namespace, cameras: list | None, iterations: int) -> str:
+    views = f"the {len(cameras)} training cameras of {args.cameras_from}" if cameras else "virtual views around the scene"
+    if iterations == 0:
+        return f"SH fitted from {views}, no distillation"
+    return f"SH fitted, then distilled for {iterations} iterations from {views}"
+
+
+def _add_distill_options(p: argparse.ArgumentParser, size: bool = True) -> None:
+    # defaults None = DistillConfig's (not imported here: it would load torch for every command's parser)
+    p.add_argument("--distill", type=int, metavar="N",
+                   help="iterations optimising the exported Gaussians so that a plain 3DGS render matches progs' "
+                        "own from virtual views (default 500; 0: the closed-form SH fit only)")
+    if size:
+        p.add_argument("--distill-size", type=int, metavar="PX",
+                       help="image size of the distillation's virtual views (default 96)")
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     from progs.codec.stream import decode
     from progs.io.writers import cloud_format, write_cloud
-    from progs.model.cloud import model_to_cloud
+    from progs.pipeline import export_cloud
 
     cloud_format(args.out, args.format)  # refuse an unknown format before decoding
+    distill = _distill_config(args)
     scenes = {}
     for name in dict.fromkeys(n for n in (args.check, args.cameras_from) if n):
-        from progs.train.run import load_dataset
-
         args.dataset = name
-        scenes[name] = load_dataset(_dataset_spec(args))  # before decoding: a bad dataset fails fast
+        scenes[name] = _dataset_spec(args).load()  # before decoding: a bad dataset fails fast
     res = decode(_read_stream(args.stream), max_lod=args.lod, source=args.stream)
     if res.model is None:
         raise ProgsError(f"{args.stream}: no LoD could be decoded ({res.problem})")
     if res.problem:
         print(f"progs: warning: {res.problem}; using LoD {res.lods_decoded}", file=sys.stderr)
-    cameras = None
-    if args.cameras_from:
-        import torch
-
-        cameras = torch.stack([v.camera.center for v in scenes[args.cameras_from].train_views])
-    cloud = model_to_cloud(res.model, res.lods_decoded, sh_degree=args.sh_degree, cameras=cameras)
+    cameras = [v.camera for v in scenes[args.cameras_from].train_views] if args.cameras_from else None
+    t0 = time.perf_counter()
+    cloud = export_cloud(res.model, res.lods_decoded, sh_degree=args.sh_degree, cameras=cameras, distill=distill)
+    seconds = time.perf_counter() - t0
     fmt = write_cloud(args.out, cloud, args.format)
     _log(f"decoded LoD {res.lods_decoded}/{res.lods_in_stream} ({len(res.model.anchors)} anchors) -> "
-         f"{len(cloud)} Gaussians (SH degree {args.sh_degree}) in {args.out} ({fmt})")
+         f"{len(cloud)} Gaussians (SH degree {args.sh_degree}) in {args.out} ({fmt}); "
+         f"{_export_method(args, cameras, distill.iterations)}, {seconds:.1f} s")
     if args.check:
         from progs.eval.fidelity import export_fidelity
 
@@ -182,15 +211,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from progs.atomic import write_bytes_atomic
     from progs.io.writers import write_cloud
-    from progs.model.cloud import model_to_cloud
     from progs.eval.figures import contact_sheet, save_image
     from progs.eval.report import markdown_lod_table, rd_plot
     from progs.io.dataset import DatasetSpec
     from progs.io.demo_scene import demo_gaussians, load_demo_scene
     from progs.io.ply import GaussianCloud, write_ply
-    from progs.pipeline import encode_run, evaluate_stream, train_run
+    from progs.pipeline import encode_run, evaluate_stream, export_cloud, train_run
 
     device = _device(args)
+    distill = _distill_config(args, size=args.size)  # a bad option fails before training
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
@@ -223,7 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from progs.codec.stream import decode
 
     dec = decode(data)
-    write_cloud(out / "decoded.ply", model_to_cloud(dec.model))
+    write_cloud(out / "decoded.ply", export_cloud(dec.model, distill=distill))
     summary = {"train": trained.lods, "stream": rows, "train_seconds": trained.seconds,
                "total_bytes": len(data), "header_bytes": enc.result.header_bytes}
     write_bytes_atomic(out / "results.json", json.dumps(summary, indent=2).encode())
@@ -346,6 +375,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".ply", ".progs"):
         raise ProgsError(f"{args.out}: --out must end in .ply (decoded Gaussians) or .progs (the fetched stream prefix)")
+    distill = _distill_config(args)
     client = StreamClient(args.url, max_bytes=args.max_bytes, bandwidth=args.bandwidth, seconds=args.seconds,
                           max_lod=args.max_lod)
     t0 = time.perf_counter()
@@ -364,9 +394,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         _log(f"wrote {out} ({len(client.data):,} bytes, LoD {last.lods_decoded} of {last.lods_in_stream})")
         return 0
     from progs.io.ply import write_ply
-    from progs.model.cloud import model_to_cloud
+    from progs.pipeline import export_cloud
 
-    cloud = model_to_cloud(last.model, None)
+    cloud = export_cloud(last.model, distill=distill)
     write_ply(out, cloud)
     _log(f"wrote {out} ({len(cloud):,} Gaussians of LoD {last.lods_decoded} of {last.lods_in_stream}; "
          f"{client.stats.bytes_received:,} bytes received in {client.stats.requests} requests)")
@@ -434,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--views", type=int, default=60, help="number of views to render (default 60)")
     d.add_argument("--size", type=int, default=128, help="image width and height in pixels (default 128)")
     d.add_argument("--render-only", action="store_true", help="only render the scene and its contact sheet")
+    _add_distill_options(d, size=False)
     _training_options(d, iterations=DEMO_DEFAULTS["iterations"], base_depth=str(DEMO_DEFAULTS["base_depth"]),
                       levels=DEMO_DEFAULTS["levels"])
     d.set_defaults(func=cmd_demo)
@@ -488,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fit the view dependence to DATASET's training cameras (default: cameras on a sphere around the scene)")
     de.add_argument("--downscale", type=float, default=1.0, help="image downscale of a --check/--cameras-from dataset (default 1)")
     de.add_argument("--demo-size", type=int, default=128, help="image size when --check is 'demo' (default 128)")
+    de.add_argument("--demo-views", type=int, default=60, help="views when --check is 'demo' (default 60)")
+    _add_distill_options(de)
     de.set_defaults(func=cmd_decode)
 
     r = sub.add_parser("render", help="render a 3DGS PLY to a PNG")
@@ -523,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--bandwidth", type=float, help="simulate a link of this many bytes per second")
     f.add_argument("--seconds", type=float, help="with --bandwidth: fetch only the LoDs that arrive in this time")
     f.add_argument("--max-lod", type=int, help="fetch at most this many LoDs")
+    _add_distill_options(f)
     f.set_defaults(func=cmd_fetch)
 
     v = sub.add_parser("view", help="web viewer that shows each LoD as it arrives (viser)")

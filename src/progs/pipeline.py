@@ -5,12 +5,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from progs.errors import ProgsError
-from progs.scene import Scene
+from progs.scene import Camera, Scene
+
+if TYPE_CHECKING:
+    from progs.io.ply import GaussianCloud
+    from progs.train.distill import DistillConfig
+    from progs.model.model import ProGSModel
 
 
 def _log_default(msg: str) -> None:
@@ -158,3 +163,24 @@ def evaluate_stream(data: bytes, scene: Scene, source: str = "stream", prefixes:
         rows.append({"lod": s.lod, "anchors": q["anchors"], "bytes": s.bytes, "cumulative_bytes": cum,
                      "psnr": q["psnr"], "ssim": q["ssim"]})
     return rows
+
+
+def export_cloud(
+    model: ProGSModel, lod: int | None = None, *, sh_degree: int = 3, cameras: list[Camera] | None = None,
+    distill: DistillConfig | None = None, progress: bool | None = None,
+) -> GaussianCloud:
+    """LoD ``lod`` of ``model`` (default: all levels) as plain 3D Gaussians: the
+    closed-form SH fit (:func:`progs.model.cloud.model_to_cloud`), then, unless ``distill`` (a
+    :class:`progs.train.distill.DistillConfig`) has 0 iterations, distilled so that a plain 3DGS
+    render matches progs' own. ``cameras`` (e.g. a dataset's training cameras) replace the virtual
+    views of both steps."""
+    import torch
+
+    from progs.model.cloud import model_to_cloud
+    from progs.train.distill import DistillConfig, distill_cloud
+
+    lod = model.num_levels if lod is None else int(lod)
+    centres = None if cameras is None else torch.stack([c.center for c in cameras])
+    cloud = model_to_cloud(model, lod, sh_degree=sh_degree, cameras=centres)
+    cfg = DistillConfig() if distill is None else distill
+    return distill_cloud(model, lod, cloud, cfg, cameras=cameras, progress=progress)

@@ -1,5 +1,5 @@
-"""Training: losses (``losses``), the staged schedule (``schedule``), the loop (``trainer``) and
-checkpoints (``checkpoint``)."""
+"""Training: losses (``losses``), the staged schedule (``schedule``), the loop (``trainer``),
+checkpoints (``checkpoint``) and the export's distillation of plain Gaussians (``distill``)."""
 
 from progs.train.checkpoint import load_checkpoint, save_checkpoint
 from progs.train.schedule import Schedule, Stages
