@@ -219,7 +219,8 @@ def _quantile_sorted(sorted_vals: torch.Tensor, q: float) -> torch.Tensor:
     i0 = int(math.floor(pos))
     i1 = min(i0 + 1, n - 1)
     w = pos - i0
-    return sorted_vals[i0] * (1 - w) + sorted_vals[i1] * w
+    a, b = sorted_vals[i0], sorted_vals[i1]
+    return a + (b - a) * w  # exact where a == b: equal points give lo == hi, never lo > hi by one ulp
 
 
 def robust_bounds(points: torch.Tensor, clip_percent: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
