@@ -139,7 +139,7 @@ def _finished_run(run: Path, config: Any) -> Any:
 
     try:
         info = read_run_json(run)
-    except Exception:  # no run, or an unreadable one: train anew
+    except ProgsError:  # no run, or an unreadable one: train anew
         return None
     same = info.get("config") == json.loads(json.dumps(config.to_dict(), default=float))
     if ("lods" not in info or not (run / CHECKPOINT).is_file() or not same

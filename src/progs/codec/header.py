@@ -29,7 +29,7 @@ from progs.codec.grid_bits import read_grid_bits, write_grid_bits
 from progs.codec.weights import read_weights, write_weights
 from progs.errors import ProgsError
 from progs.model.context import ContextConfig, ContextModel
-from progs.model.exact_math import fixed_point
+from progs.model.exact_math import fixed_point, from_fixed_point
 from progs.model.gaussians import GaussianGenerator
 from progs.model.layout import AttributeLayout
 from progs.model.model import ProGSModel
@@ -38,6 +38,7 @@ MAX_JSON = 1 << 20
 MAX_TENSOR = 1 << 24
 MAX_LEVELS = 16
 MAX_HEAD = 1 << 30
+
 
 @dataclass
 class Header:
@@ -66,7 +67,7 @@ def coding_model(model: ProGSModel) -> ProGSModel:
     """A copy of ``model`` whose MLP weights are exactly what a decoder reads from the header (every
     tensor rounded to 12-bit fixed point); ``model`` itself is left as it is."""
     generator = GaussianGenerator(**model.generator.args())
-    generator.load_state_dict({name: torch.from_numpy(_dyadic(*fixed_point(t.double().numpy()))).float()
+    generator.load_state_dict({name: torch.from_numpy(from_fixed_point(*fixed_point(t.double().numpy()))).float()
                                for name, t in model.generator.state_dict().items()})
     context = copy.deepcopy(model.context).cpu()
     context.round_weights_to_fixed_point()
@@ -75,10 +76,6 @@ def coding_model(model: ProGSModel) -> ProGSModel:
 
 
 # ------------------------------------------------------------------------------------------ tensors
-def _dyadic(mant: np.ndarray, e: int) -> np.ndarray:
-    return mant.astype(np.float64) * 2.0**-e
-
-
 def _write_tensor(w: ByteWriter, name: str, mant: np.ndarray, e: int) -> None:
     w.blob(name.encode())
     w.u8(mant.ndim)
@@ -166,7 +163,7 @@ def decode_header(payload: memoryview, offset: int) -> Header:
         _check_context_config(cfg)
         context = ContextModel(cfg)
         generator = GaussianGenerator(**gen_args)
-        generator.load_state_dict({k[len("generator."):]: torch.from_numpy(_dyadic(v, e)).float()
+        generator.load_state_dict({k[len("generator."):]: torch.from_numpy(from_fixed_point(v, e)).float()
                                    for k, (v, e) in tensors.items() if k.startswith("generator.")})
         context.load_fixed_point_weights({k[len("context."):]: (v, e) for k, (v, e) in tensors.items()
                                           if k.startswith("context.")})

@@ -311,7 +311,7 @@ class ContextModel(nn.Module):
         params = dict(self.mlp_d.named_parameters(prefix="mlp_d")) | dict(self.mlp_q.named_parameters(prefix="mlp_q"))
         with torch.no_grad():
             for name, (mant, e) in weights.items():
-                params[name].copy_(torch.from_numpy(mant.astype(np.float64) * 2.0**-e).reshape(params[name].shape))
+                params[name].copy_(torch.from_numpy(exact_math.from_fixed_point(mant, e)).reshape(params[name].shape))
 
     def round_weights_to_fixed_point(self) -> None:
         """Make the float weights equal their stored fixed-point values (done before encoding)."""

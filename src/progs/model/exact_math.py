@@ -39,6 +39,11 @@ def fixed_point(a: np.ndarray, bits: int = PRECISION_BITS) -> tuple[np.ndarray, 
     return np.clip(np.round(a * 2.0**e), -limit, limit).astype(np.int64), e
 
 
+def from_fixed_point(mant: np.ndarray, e: int) -> np.ndarray:
+    """The values ``mant · 2^-e`` (float64, exact) of :func:`fixed_point`'s output."""
+    return np.asarray(mant).astype(np.float64) * 2.0**-e
+
+
 def _pow2(k: torch.Tensor) -> torch.Tensor:
     """2^k for integer-valued float64 ``k`` in [-1022, 1023], built from its exponent bits."""
     bits = (k.to(torch.int64) + 1023) << 52

@@ -380,7 +380,8 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         saved = state["optimizer"]
         if len(saved["param_groups"]) == len(self.optimizer.param_groups) - 1:
-            saved = _split_context_group(saved)  # checkpoints before the steps had a group of their own
+            # checkpoints before the steps had a group of their own
+            saved = _split_context_group(saved, len(list(self.model.context.mlp_q.parameters())))
         self.optimizer.load_state_dict(saved)
         self.iteration = int(state["iteration"])
         self.gen.set_state(state["rng"])
@@ -412,14 +413,14 @@ class Trainer:
         return trainer
 
 
-def _split_context_group(saved: dict[str, Any]) -> dict[str, Any]:
-    """An optimizer state whose last group held MLP_d's and then MLP_q's parameters, split into a
-    "context_mlp" and a "context_step" group (MLP_q has 4 parameter tensors: two linear layers)."""
+def _split_context_group(saved: dict[str, Any], n_step_params: int) -> dict[str, Any]:
+    """An optimizer state whose last group held MLP_d's and then MLP_q's parameters (its last
+    ``n_step_params`` tensors), split into a "context_mlp" and a "context_step" group."""
     groups = [dict(g) for g in saved["param_groups"]]
     last = groups.pop()
     params = list(last["params"])
-    groups.append({**last, "params": params[:-4]})
-    groups.append({**last, "params": params[-4:], "name": "context_step"})
+    groups.append({**last, "params": params[:-n_step_params]})
+    groups.append({**last, "params": params[-n_step_params:], "name": "context_step"})
     return {"state": saved["state"], "param_groups": groups}
 
 
