@@ -65,7 +65,7 @@ def test_results_json_has_every_suite_and_figure(bench):
     # bitstream: components add up to each chunk
     bs = s["bitstream"]
     for r in bs["lods"]:
-        assert r["structure"] + r["f"] + r["s"] + r["o"] + r["framing"] == r["bytes"]
+        assert r["structure"] + r["prediction"] + r["f"] + r["s"] + r["o"] + r["framing"] == r["bytes"]
     assert bs["header_bytes"] + sum(r["bytes"] for r in bs["lods"]) == bs["total_bytes"]
     # speed
     sp = s["speed"]

@@ -26,7 +26,7 @@ from progs.model.context import ContextConfig, ContextModel
 from progs.model.gaussians import GaussianGenerator
 from progs.train.checkpoint import save_checkpoint
 
-GOLDEN_STREAM_SHA256 = "d6ddae007d35eb95c2fd90032001f3fd156dc34b424e799902f7913a954fae88"
+GOLDEN_STREAM_SHA256 = "2a57a68e4c7ce9bd99e6533c5893992840c5b7d53b088e0614f06a4e3bbd4445"
 GOLDEN_PLY = Path(__file__).parent / "data" / "golden_decoded.ply"
 
 FEAT, K, L, B = 32, 10, 3, 2

@@ -1,4 +1,4 @@
-"""Header MLP weights (format version 4): 12-bit fixed point, Rice-coded; exact round trips, corrupt
+"""Header MLP weights (since format version 4): 12-bit fixed point, Rice-coded; exact round trips, corrupt
 data refused with a message naming the tensor, and a header smaller than the float16/int16 one."""
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ def test_decoded_quality_equals_the_quantized_checkpoint(trained):
 
 
 def test_estimated_bits_track_the_coded_size(trained):
+    """The training's rate proxy tracks what the context model alone codes (every offset, no parent
+    predictor); the default stream codes less and decodes to the same features and scalings."""
     _, tr, res = trained
     model, ctx = tr.model, tr.model.context
     with torch.no_grad():
@@ -45,8 +47,23 @@ def test_estimated_bits_track_the_coded_size(trained):
         attrs = model.anchors.attribute_matrix()
         quantized = torch.round(attrs / qc) * qc
         estimate = float(gaussian_rate_bits(quantized, mean, scale, qc).sum())
-    coded = sum((s.components["f"] + s.components["s"] + s.components["o"]) * 8 for s in res.lods)
+    plain = encode(model, skip_hidden=False, parent_prediction=False)
+    coded = sum((s.components["f"] + s.components["s"] + s.components["o"]) * 8 for s in plain.lods)
     assert abs(coded - estimate) / coded < 0.05, (coded, estimate)
+    assert len(res.data) < len(plain.data)
+    assert torch.equal(res.model.anchors.feature, plain.model.anchors.feature)
+    assert torch.equal(res.model.anchors.scaling, plain.model.anchors.scaling)
+
+
+def test_parent_prediction_saves_bytes_and_changes_no_value(trained):
+    _, tr, res = trained
+    without = encode(tr.model, parent_prediction=False)
+    assert len(res.data) < len(without.data)
+    assert sum(s.components["prediction"] for s in res.lods) > len(res.lods)  # some level carries a table
+    for name in ("feature", "scaling", "offsets"):
+        assert torch.equal(getattr(res.model.anchors, name), getattr(without.model.anchors, name)), name
+    dec = decode(res.data).model
+    assert torch.equal(dec.anchors.offsets, res.model.anchors.offsets)
 
 
 def test_occupancy_structure_costs_at_most_6_bits_per_non_root_anchor(trained):

@@ -331,7 +331,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         from progs.codec.levels import prior_comparison
 
         coded = {k: sum(s.components[k] for s in res.lods) for k in ("f", "s", "o")}
-        info["priors"] = prior_comparison(res.model, coded)
+        info["priors"] = prior_comparison(res.model, coded, bool(res.config.get("skip_hidden")))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -339,7 +339,7 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"{res.lods_decoded}/{res.lods_in_stream} LoDs decodable")
     cum = res.header_bytes
     anchors = 0
-    head = f"{'LoD':>3} {'bytes':>9} {'cum.bytes':>10} {'anchors':>8} {'cum.anch':>9} {'struct':>7} {'f':>8} {'s':>8} {'o':>8}  method"
+    head = f"{'LoD':>3} {'bytes':>9} {'cum.bytes':>10} {'anchors':>8} {'cum.anch':>9} {'struct':>7} {'pred':>5} {'f':>8} {'s':>8} {'o':>8}  method"
     if args.timings:
         head += "  decode_s"
     print(head)
@@ -347,13 +347,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         cum += s.bytes
         anchors += s.anchors
         c = s.components
-        line = (f"{s.lod:>3} {s.bytes:>9} {cum:>10} {s.anchors:>8} {anchors:>9} {c['structure']:>7} {c['f']:>8} "
+        line = (f"{s.lod:>3} {s.bytes:>9} {cum:>10} {s.anchors:>8} {anchors:>9} {c['structure']:>7} {c['prediction']:>5} {c['f']:>8} "
                 f"{c['s']:>8} {c['o']:>8}  {s.structure_method}")
         if args.timings:
             line += f"  {s.seconds:.3f}"
         print(line)
     for name, p in info.get("priors", {}).items():
-        print(f"{name}: {p['coded_bits_per_symbol']:.3f} bits/symbol coded with the context model, "
+        print(f"{name}: {p['coded_bits_per_symbol']:.3f} bits/symbol as coded (context model and parent predictor), "
               f"{p['constant_prior_bits_per_symbol']:.3f} with one fitted Gaussian per channel ({p['symbols']} symbols)")
     if res.problem:
         print(f"note: {res.problem}")
@@ -411,12 +411,22 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------- bench
+def _lambda_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(not (v > 0) for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive λe values, got {text!r}")
+    return values
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from progs.bench.runner import run_bench
 
     device = _device(args)
     run_bench(args.suites or args.suite, quick=args.quick, out=args.out, dataset=args.dataset, downscale=args.downscale,
-              iterations=args.iterations, seed=args.seed, log=_log, device=device)
+              iterations=args.iterations, seed=args.seed, log=_log, device=device, lambdas=args.lambdas)
     return 0
 
 
@@ -577,6 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--downscale", type=float, default=8.0, help="image downscale of a real dataset (default 8)")
     b.add_argument("--iterations", type=int, help="training iterations per model (default: from the profile)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--lambdas", type=_lambda_list, metavar="L1,L2,...",
+                   help="λe values of the rd suite's sweep (default 5e-4,2e-3,8e-3; the middle one is the reference)")
     _device_option(b, "train and evaluate the ProGS variants")
     b.set_defaults(func=cmd_bench)
     return p

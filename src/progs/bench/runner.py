@@ -8,6 +8,7 @@ rewritten after every suite, so a long run leaves partial results behind.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import time
@@ -104,31 +105,38 @@ def key_numbers(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def command_line(suites: str, quick: bool, out: Path, dataset: str, downscale: float, iterations: int | None,
-                 seed: int, device: torch.device = CPU) -> str:
+                 seed: int, device: torch.device = CPU, lambdas: tuple[float, ...] | None = None) -> str:
     """The ``progs bench`` invocation equivalent to these arguments, with the environment that matters."""
     env = [f"{k}={os.environ[k]}" for k in (TINY_ENV, "OMP_NUM_THREADS") if os.environ.get(k)]
     args = ["progs", "bench", "--suite", suites] + (["--quick"] if quick else []) + ["--out", str(out)]
     args += ["--dataset", dataset] + (["--downscale", f"{downscale:g}"] if dataset != "demo" else [])
     args += (["--iterations", str(iterations)] if iterations is not None else []) + (["--seed", str(seed)] if seed else [])
     args += ["--device", str(device)] if device.type != "cpu" else []
+    args += ["--lambdas", ",".join(f"{x:g}" for x in lambdas)] if lambdas else []
     return " ".join(env + [shlex.quote(a) for a in args])
 
 
 def run_bench(
     suites: str = "all", *, quick: bool = False, out: str | Path = "benchmarks/results", dataset: str = "demo",
     downscale: float = 8.0, iterations: int | None = None, seed: int = 0, command: str | None = None,
-    log: Callable[[str], None] = print, device: torch.device = CPU,
+    log: Callable[[str], None] = print, device: torch.device = CPU, lambdas: tuple[float, ...] | None = None,
 ) -> dict[str, Any]:
     """Run the suites (comma-separated names or ``all``); returns the results written to ``results.json``.
 
     ``device`` is where the ProGS variants train and are evaluated; coding, the plain-3DGS baselines
-    and the speed, scaling and raster suites run on the CPU."""
+    and the speed, scaling and raster suites run on the CPU. ``lambdas`` replaces the profile's λe
+    sweep of the rd suite (the middle one is the reference model of the other suites)."""
     names = parse_suites(suites)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = BenchConfig(out=out, profile=profile_for(quick), dataset=dataset, downscale=downscale,
+    profile = profile_for(quick)
+    if lambdas:
+        if any(not (x > 0) for x in lambdas):
+            raise ProgsError(f"--lambdas: every λe must be positive, got {list(lambdas)}")
+        profile = dataclasses.replace(profile, lambdas=tuple(sorted(float(x) for x in lambdas)))
+    cfg = BenchConfig(out=out, profile=profile, dataset=dataset, downscale=downscale,
                       iterations=iterations, seed=seed, device=device)
-    cfg.command = command or command_line(suites, quick, out, dataset, downscale, iterations, seed, device)
+    cfg.command = command or command_line(suites, quick, out, dataset, downscale, iterations, seed, device, lambdas)
     t_all = time.perf_counter()
     results: dict[str, Any] = {
         "command": cfg.command, "machine": machine_info(), "suites_requested": names,

@@ -62,6 +62,11 @@ class Header:
         vd = self.config.get("view_distance")
         return float(vd) if isinstance(vd, (int, float)) and vd > 0 else None
 
+    @property
+    def skip_hidden(self) -> bool:
+        """Whether the LOD chunks leave out the offsets of never-drawn Gaussians (:mod:`progs.model.visibility`)."""
+        return bool(self.config["skip_hidden"])
+
 
 def coding_model(model: ProGSModel) -> ProGSModel:
     """A copy of ``model`` whose MLP weights are exactly what a decoder reads from the header (every
@@ -98,8 +103,11 @@ def _read_tensor(r: ByteReader) -> tuple[str, np.ndarray, int]:
 
 
 # ------------------------------------------------------------------------------------- the pair
-def encode_header(model: ProGSModel, chunk_sizes: list[int], background: torch.Tensor | None) -> bytes:
-    """The HEAD payload of ``model`` (a :func:`coding_model`) with the LOD chunk sizes."""
+def encode_header(
+    model: ProGSModel, chunk_sizes: list[int], background: torch.Tensor | None, skip_hidden: bool = True
+) -> bytes:
+    """The HEAD payload of ``model`` (a :func:`coding_model`) with the LOD chunk sizes; ``skip_hidden``:
+    the chunks leave out the offsets of never-drawn Gaussians."""
     generator, context = model.generator, model.context
     config = {
         "format": "progs",
@@ -109,6 +117,7 @@ def encode_header(model: ProGSModel, chunk_sizes: list[int], background: torch.T
         "cull_margin": model.cull_margin,
         "background": None if background is None else [float(x) for x in background],
         "view_distance": model.view_distance,
+        "skip_hidden": bool(skip_hidden),
     }
     w = ByteWriter()
     w.blob(json.dumps(config, sort_keys=True).encode())
@@ -141,6 +150,8 @@ def decode_header(payload: memoryview, offset: int) -> Header:
         gen_args = {k: int(config["generator"][k]) for k in ("feat_dim", "n_offsets", "levels", "hidden")}
         cfg = ContextConfig.from_json(config["context"])
         layout = AttributeLayout.from_dims(cfg.attr_dims)
+        if not isinstance(config["skip_hidden"], bool):
+            raise ValueError("skip_hidden must be true or false")
     except (ValueError, KeyError, TypeError, ProgsError) as exc:
         raise FormatError(f"chunk HEAD at byte {offset}: invalid configuration ({exc})") from None
     needed = AttributeLayout(gen_args["feat_dim"], gen_args["n_offsets"])

@@ -7,13 +7,15 @@ the encoder, the decoder and the benchmarks compute the same parameters the same
     symbols  r = round(a / q - m)        (a: attribute, q: step of its block, m: predicted mean / q)
     values   a_hat = (r + m) · q
 
-``encode_attributes`` / ``decode_attributes`` are the pair; ``attribute_symbols`` gives the symbols
-an encoder codes for a whole model (for analysis and benchmarks).
+A level's attributes are two range-coder streams: features and scalings, then the offsets of the
+Gaussians the hidden rule (:mod:`progs.model.visibility`) does not mark, which the decoder evaluates on
+the features it has just decoded. ``encode_attributes`` / ``decode_attributes`` are the pair;
+``attribute_symbols`` gives the symbols an encoder codes for a whole model (for analysis and benchmarks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,10 +24,11 @@ import torch
 from progs import octree
 from progs.codec.attributes import decode_symbols, encode_symbols, ideal_bits
 from progs.codec.bytes import ByteReader, ByteWriter
+from progs.codec.prediction import MIN_ANCHORS, ParentPredictor, read_predictor, write_predictor
 from progs.model.context import ContextModel
 from progs.model.layout import BLOCK_NAMES
 from progs.model.model import ProGSModel
-from progs.model.visibility import hidden_gaussians
+from progs.model.visibility import level_hidden, probe_cameras
 
 
 def normalised_positions(grid: octree.OctreeGrid, keys: torch.Tensor, level: int) -> torch.Tensor:
@@ -38,6 +41,12 @@ class LevelParams:
     mean: torch.Tensor  # [N, D] predicted means in symbol units (float64)
     bins: torch.Tensor  # [N, D] uint8 index into SCALE_BINS of the predicted deviation
     step: torch.Tensor  # [N, 3] step per attribute block (float64)
+    parent: torch.Tensor | None = None  # [N] index of each anchor's parent in the previous level (level > 1)
+    shift: torch.Tensor | None = None  # [N, D] integers: coded symbol = residual − shift (parent predictor)
+
+    def coded_symbols(self, residuals: torch.Tensor) -> torch.Tensor:
+        """The symbols the stream carries for lattice residuals ``residuals``."""
+        return residuals if self.shift is None else residuals - self.shift
 
 
 class LevelContext:
@@ -55,7 +64,7 @@ class LevelContext:
         is missing from the previous level."""
         h = self.ctx.exact_features(normalised_positions(self.grid, keys, level))
         codes = octree.morton_encode(keys)
-        terms = None
+        terms = parent = None
         if level > 1 and self.prev_codes is not None and self.prev_terms is not None:
             # A level is in Morton order and a parent's code is its child's code >> 3.
             parent = torch.searchsorted(self.prev_codes, codes >> 3).clamp_(max=max(self.prev_codes.numel() - 1, 0))
@@ -64,7 +73,7 @@ class LevelContext:
             terms = self.prev_terms[parent]
         mean, bins, q = self.ctx.coding_params(h, terms, level=level)
         self.prev_codes, self.prev_terms = codes, self.ctx.parent_terms(h)
-        return LevelParams(mean, bins, q)
+        return LevelParams(mean, bins, q, parent)
 
 
 def quantize(ctx: ContextModel, attrs: torch.Tensor, p: LevelParams) -> torch.Tensor:
@@ -87,28 +96,93 @@ def block_bits(ctx: ContextModel, residuals: np.ndarray, bins: np.ndarray) -> li
     return [ideal_bits(residuals[:, e[i]:e[i + 1]], bins[:, e[i]:e[i + 1]]) for i in range(3)]
 
 
-def level_components(ctx: ContextModel, n_struct: int, residuals: np.ndarray, bins: np.ndarray, payload: int) -> dict[str, int]:
-    """Payload bytes per component (paper Fig. 6): the level byte and structure as coded; the attribute
-    bytes split among f, s, o in proportion to their ideal code lengths (they share one coder stream)."""
-    bits = block_bits(ctx, residuals, bins)
+def level_components(
+    ctx: ContextModel, sizes: dict[str, int], residuals: np.ndarray, bins: np.ndarray
+) -> dict[str, int]:
+    """Payload bytes per component (paper Fig. 6): the level byte and structure (``sizes["structure"]``),
+    the parent predictor's table, the feature+scaling stream (``sizes["fs"]`` bytes) split between f and
+    s in proportion to their ideal code lengths, and the offset stream, each as coded."""
+    bits = block_bits(ctx, residuals, bins)[:2]
     tot = sum(bits) or 1.0
-    out = {"structure": n_struct}
-    out.update({name: int(round((payload - n_struct) * b / tot)) for name, b in zip(BLOCK_NAMES, bits)})
+    out = {"structure": sizes["structure"], "prediction": sizes["prediction"]}
+    out.update({name: int(round(sizes["fs"] * b / tot)) for name, b in zip(BLOCK_NAMES[:2], bits)})
+    out[BLOCK_NAMES[2]] = sizes["o"]
     return out
 
 
-def encode_attributes(w: ByteWriter, ctx: ContextModel, lv: LevelSymbols) -> tuple[torch.Tensor, np.ndarray]:
-    """Code one level's symbols (:func:`attribute_symbols`); returns (the values a decoder rebuilds [N, D]
-    float64, the residual symbols)."""
-    symbols = lv.residuals.to(torch.int64).numpy()
-    encode_symbols(w, symbols, lv.params.bins.numpy())
-    return dequantize(ctx, lv.residuals, lv.params), symbols
+def _coded_offsets(ctx: ContextModel, array: np.ndarray, coded: torch.Tensor | None) -> np.ndarray:
+    """The offset columns of ``array`` [N, D] at the coded (anchor, offset) pairs, anchor-major."""
+    o = array[:, ctx.layout.edges[2]:ctx.layout.edges[3]]
+    if coded is None:
+        return o
+    return o[coded.repeat_interleave(3, dim=1).numpy()]
 
 
-def decode_attributes(r: ByteReader, ctx: ContextModel, p: LevelParams) -> tuple[torch.Tensor, np.ndarray]:
-    """Read one level's attributes; returns (values [N, D] float64, the residual symbols)."""
-    symbols = decode_symbols(r, p.bins.numpy())
-    return dequantize(ctx, torch.from_numpy(symbols), p), symbols
+def encode_attributes(w: ByteWriter, ctx: ContextModel, lv: LevelSymbols) -> tuple[torch.Tensor, np.ndarray, dict[str, int]]:
+    """Code one level's attributes (:func:`attribute_symbols`): the parent predictor's table, then two
+    range-coder streams, features and scalings, then the offsets of the Gaussians ``lv.coded`` marks.
+    Returns (the values a decoder rebuilds [N, D] float64, the coded symbols [N, D], bytes per part)."""
+    symbols = lv.params.coded_symbols(lv.residuals).to(torch.int64).numpy()
+    bins = lv.params.bins.numpy()
+    fs = ctx.layout.edges[2]
+    sizes = {}
+    start = len(w)
+    write_predictor(w, lv.predictor)
+    sizes["prediction"] = len(w) - start
+    start = len(w)
+    encode_symbols(w, symbols[:, :fs], bins[:, :fs])
+    sizes["fs"] = len(w) - start
+    start = len(w)
+    encode_symbols(w, _coded_offsets(ctx, symbols, lv.coded), _coded_offsets(ctx, bins, lv.coded))
+    sizes["o"] = len(w) - start
+    return dequantize(ctx, lv.residuals, lv.params), symbols, sizes
+
+
+HiddenRule = Callable[[torch.Tensor], torch.Tensor]  # decoded features [N, F] float64 -> hidden [N, K] bool
+
+
+def decode_attributes(
+    r: ByteReader, ctx: ContextModel, level: int, p: LevelParams, parent_values: torch.Tensor | None,
+    hidden_of: HiddenRule | None,
+) -> tuple[torch.Tensor, np.ndarray, dict[str, int], LevelParams]:
+    """Read one level's attributes. ``p``: the context model's parameters; ``parent_values``: the
+    previous level's decoded values [N_parent, D]; ``hidden_of`` gives the Gaussians whose offsets the
+    stream omits (None: every offset is coded). Returns (values [N, D] float64, the coded symbols,
+    bytes per part, the parameters the symbols were coded with)."""
+    layout = ctx.layout
+    start = r.pos
+    predictor = read_predictor(r, level, layout.total)
+    sizes = {"prediction": r.pos - start}
+    if predictor is not None:
+        if parent_values is None or p.parent is None:
+            raise r.fail("a parent predictor at a level without parents")
+        p = predictor.apply(ctx, p, parent_values[p.parent])
+    bins = p.bins.numpy()
+    fs, n, D = layout.edges[2], bins.shape[0], bins.shape[1]
+    start = r.pos
+    symbols = np.zeros((n, D), dtype=np.int64)
+    symbols[:, :fs] = decode_symbols(r, np.ascontiguousarray(bins[:, :fs]))
+    sizes["fs"] = r.pos - start
+    coded = None
+    if hidden_of is not None and n:
+        residuals = torch.from_numpy(symbols).double()
+        features = layout.split(dequantize(ctx, residuals if p.shift is None else residuals + p.shift, p))[0]
+        coded = ~hidden_of(features)
+    start = r.pos
+    o_sym = decode_symbols(r, np.ascontiguousarray(_coded_offsets(ctx, bins, coded)))
+    sizes["o"] = r.pos - start
+    o_view = symbols[:, fs:layout.edges[3]]
+    if coded is None:
+        o_view[:] = o_sym
+    else:
+        o_view[coded.repeat_interleave(3, dim=1).numpy()] = o_sym
+    residuals = torch.from_numpy(symbols).double()
+    if p.shift is not None:
+        residuals = residuals + p.shift
+        if coded is not None:  # a hidden Gaussian's offsets are residual 0, not coded
+            o = slice(fs, layout.edges[3])
+            residuals[:, o] = torch.where(coded.repeat_interleave(3, dim=1), residuals[:, o], 0.0)
+    return dequantize(ctx, residuals, p), symbols, sizes, p
 
 
 @dataclass
@@ -116,62 +190,113 @@ class LevelSymbols:
     level: int
     keys: torch.Tensor  # [N, 3] Morton order
     attrs: torch.Tensor  # [N, D] float64, the model's attributes in the same order
-    params: LevelParams
-    residuals: torch.Tensor  # [N, D] float64 holding integers
+    params: LevelParams  # the coding parameters (the parent predictor's where there is one)
+    residuals: torch.Tensor  # [N, D] float64 holding integers (0 for the offsets of hidden Gaussians)
+    coded: torch.Tensor | None  # [N, K] bool: the Gaussians whose offsets are coded (None: all)
+    predictor: ParentPredictor | None = None
 
 
-def attribute_symbols(model: ProGSModel, hide: torch.Tensor | None = None) -> Iterator[LevelSymbols]:
+def _choose_predictor(
+    ctx: ContextModel, attrs: torch.Tensor, p: LevelParams, parent_values: torch.Tensor
+) -> tuple[ParentPredictor | None, LevelParams]:
+    """The parent predictor fitted on every channel, kept only if it codes the features and scalings in
+    fewer bits than the context model alone, its table included."""
+    if p.parent is None or attrs.shape[0] < MIN_ANCHORS:
+        return None, p
+    fs = ctx.layout.edges[2]
+    pred = ParentPredictor.fit(ctx, attrs, p, parent_values)
+    q = pred.apply(ctx, p, parent_values)
+
+    def bits(params: LevelParams) -> float:
+        res = params.coded_symbols(quantize(ctx, attrs, params))[:, :fs].to(torch.int64).numpy()
+        return ideal_bits(res, params.bins[:, :fs].numpy())
+
+    w = ByteWriter()
+    pred.write(w)
+    return (pred, q) if bits(q) + 8 * len(w) < bits(p) else (None, p)
+
+
+def attribute_symbols(
+    model: ProGSModel, cameras: torch.Tensor | None = None, predict: bool = True
+) -> Iterator[LevelSymbols]:
     """Per level, in coding order, the symbols the encoder codes for ``model``'s attributes with its
-    context model as it is (call it on :func:`progs.codec.header.coding_model` for the exact stream).
+    context model as it is (call it on :func:`progs.codec.header.coding_model` for the exact stream),
+    refined by a parent predictor (:mod:`progs.codec.prediction`) where that pays.
 
-    ``hide``: camera centres [C, 3]; the offsets of every neural Gaussian that the decoded model never
-    draws from any of them (:func:`progs.model.visibility.hidden_gaussians`, judged on the decoded
-    features) are coded as residual 0, the prior's mean. None codes every offset as it is."""
+    ``cameras``: the probe camera centres [C, 3] (:func:`progs.model.visibility.probe_cameras`); the
+    offsets of every neural Gaussian that the decoded model never draws from any of them
+    (:func:`progs.model.visibility.level_hidden`, judged on the decoded features) are not coded and
+    decode as residual 0, the prior's mean. None codes every offset. ``predict=False``: no parent
+    predictor (the context model's priors only; the decoded values are the same)."""
     a = model.anchors
     perm = octree.sort_canonical(a.keys, a.levels)
     keys_all, levels_all = a.keys[perm], a.levels[perm]
     attrs_all = a.attribute_matrix().detach()[perm].double()
-    walker = LevelContext(model.context, a.grid)
-    layout = model.context.layout
+    ctx = model.context
+    walker = LevelContext(ctx, a.grid)
+    layout = ctx.layout
+    o = slice(layout.edges[2], layout.edges[3])
+    prev_values: torch.Tensor | None = None
     for level in range(1, a.grid.num_levels + 1):
         sel = levels_all == level
         keys, attrs = keys_all[sel], attrs_all[sel]
-        p = walker.params(keys, level)
-        residuals = quantize(model.context, attrs, p)
-        if hide is not None and keys.shape[0]:
-            features = layout.split(dequantize(model.context, residuals, p).float())[0]
-            hidden = hidden_gaussians(model.generator, a.grid.voxel_center(keys, level), levels_all[sel], features,
-                                      hide, model.dist_scale)
-            o = slice(layout.edges[2], layout.edges[3])
-            residuals[:, o] = torch.where(hidden.repeat_interleave(3, dim=1), 0.0, residuals[:, o])
-        yield LevelSymbols(level, keys, attrs, p, residuals)
+        p_ctx = walker.params(keys, level)
+        has_parents = predict and prev_values is not None and p_ctx.parent is not None
+        parent_values = prev_values[p_ctx.parent] if has_parents else None
+        predictor, p = (None, p_ctx) if parent_values is None else _choose_predictor(ctx, attrs, p_ctx, parent_values)
+        residuals = quantize(ctx, attrs, p)
+        coded = None
+        if cameras is not None and keys.shape[0]:
+            features = layout.split(dequantize(ctx, residuals, p))[0]
+            coded = ~level_hidden(model.generator, a.grid, keys, level, features, cameras)
+            if predictor is not None:  # the offsets' predictor, fitted on the offsets the stream carries
+                mask = torch.ones_like(attrs, dtype=torch.bool)
+                mask[:, o] = coded.repeat_interleave(3, dim=1)
+                refit = ParentPredictor.fit(ctx, attrs, p_ctx, parent_values, mask)
+                predictor = predictor.replace_columns(refit, o)
+                p = predictor.apply(ctx, p_ctx, parent_values)
+                residuals[:, o] = quantize(ctx, attrs, p)[:, o]
+            residuals[:, o] = torch.where(coded.repeat_interleave(3, dim=1), residuals[:, o], 0.0)
+        yield LevelSymbols(level, keys, attrs, p, residuals, coded, predictor)
+        prev_values = dequantize(ctx, residuals, p)
 
 
-def prior_comparison(model: ProGSModel, coded_bytes: dict[str, int]) -> dict[str, dict[str, float]]:
+def prior_comparison(model: ProGSModel, coded_bytes: dict[str, int], skip_hidden: bool) -> dict[str, dict[str, float]]:
     """Per block (f, s, o): bits per symbol actually coded (``coded_bytes``: payload bytes per block over
     all levels, as the stream's components give them) and the bits the same quantized values would
     need under one fitted Gaussian per channel (mean and deviation of the channel's values over all
     anchors, each value's own step as the bin width): the constant prior the context model must beat.
+    ``skip_hidden`` (the stream's header flag): only the offsets the stream carries are counted.
 
     ``model`` is a decoded model (its attributes are the quantized values)."""
     from torch.special import ndtr
 
-    values, steps = [], []
-    for lv in attribute_symbols(model):
+    cams = probe_cameras(model.grid, model.view_distance) if skip_hidden else None
+    values, steps, coded = [], [], []
+    for lv in attribute_symbols(model, cams):
         values.append(dequantize(model.context, lv.residuals, lv.params))
         steps.append(model.context.step_per_channel(lv.params.step))
+        n_anchors, k = lv.keys.shape[0], model.generator.n_offsets
+        coded.append(lv.coded if lv.coded is not None else torch.ones(n_anchors, k, dtype=torch.bool))
     a, q = torch.cat(values), torch.cat(steps)
+    kept = {2: torch.cat(coded).repeat_interleave(3, dim=1)}
     out: dict[str, dict[str, float]] = {}
     layout = model.context.layout
     for i, name in enumerate(BLOCK_NAMES):
         x, w = layout.block(a, i), layout.block(q, i)
-        n = int(x.numel())
+        mask = kept.get(i, torch.ones_like(x, dtype=torch.bool))
+        n = int(mask.sum())
         if n == 0:
             continue
-        mu = x.mean(0, keepdim=True)
-        sd = x.std(0, keepdim=True).clamp_min(1e-9) if x.shape[0] > 1 else torch.ones_like(mu)
-        p = ndtr((x + w / 2 - mu) / sd) - ndtr((x - w / 2 - mu) / sd)
-        const_bits = float(-torch.log2(p.clamp_min(1e-12)).sum())
+        const_bits = 0.0
+        for c in range(x.shape[1]):  # one Gaussian per channel, fitted to the symbols the stream carries
+            xc, wc = x[mask[:, c], c], w[mask[:, c], c]
+            if xc.numel() == 0:
+                continue
+            mu = xc.mean()
+            sd = xc.std().clamp_min(1e-9) if xc.numel() > 1 else torch.ones_like(mu)
+            p = ndtr((xc + wc / 2 - mu) / sd) - ndtr((xc - wc / 2 - mu) / sd)
+            const_bits += float(-torch.log2(p.clamp_min(1e-12)).sum())
         out[name] = {"symbols": n, "coded_bits_per_symbol": 8.0 * coded_bytes.get(name, 0) / n,
                      "constant_prior_bits_per_symbol": const_bits / n}
     return out

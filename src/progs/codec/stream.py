@@ -11,6 +11,7 @@ first k LoD chunks rebuilds exactly the LoD-k model the encoder evaluated.
 from __future__ import annotations
 
 import time
+from functools import partial
 from dataclasses import dataclass, field
 
 import torch
@@ -27,7 +28,7 @@ from progs.codec.levels import (
 )
 from progs.model.anchors import AnchorSet
 from progs.model.model import ProGSModel, cpu_model
-from progs.model.visibility import probe_cameras
+from progs.model.visibility import level_hidden, probe_cameras
 
 MAX_ANCHORS = 1 << 26
 
@@ -37,7 +38,7 @@ class LodStats:
     lod: int
     bytes: int  # whole chunk, framing included
     anchors: int  # anchors of this level
-    components: dict[str, int]  # payload bytes: structure, f, s, o (all attributes in one stream: split by bits)
+    components: dict[str, int]  # payload bytes: structure, prediction, f, s (one stream: split by bits), o
     structure_method: str
     seconds: float = 0.0
 
@@ -77,13 +78,15 @@ def _anchor_set(grid, keys: list[torch.Tensor], levels: list[int], values: list[
 # ------------------------------------------------------------------------------------------ encode
 def encode(
     model: ProGSModel, background: torch.Tensor | None = None, progress: bool = False, *,
-    skip_hidden: bool = True, cameras: torch.Tensor | None = None,
+    skip_hidden: bool = True, parent_prediction: bool = True,
 ) -> EncodeResult:
     """Encode ``model`` (all levels, with its own context model) into a progressive stream.
 
-    ``skip_hidden``: the offsets of neural Gaussians that no camera around the scene (nor any of
-    ``cameras`` [C, 3], e.g. the training views' centres) would draw are coded as the prior's mean
-    (:mod:`progs.model.visibility`); they change no image and cost little then.
+    ``skip_hidden``: the offsets of neural Gaussians that no probe camera around the scene would draw
+    are left out of the stream; the decoder finds the same Gaussians from the decoded features and
+    sets their offsets to the prior's mean (:mod:`progs.model.visibility`). They change no image.
+    ``parent_prediction``: each level's priors may be refined from its parents' decoded values
+    (:mod:`progs.codec.prediction`); the decoded model is the same either way, only the size differs.
     ``model`` is not changed; the result's ``model`` is the quantized one a decoder rebuilds (on the
     CPU). A model on a GPU is copied to the CPU first: coding runs the float64 exact paths there, so
     the bytes do not depend on the device the model was trained on."""
@@ -95,8 +98,8 @@ def encode(
     stats: list[LodStats] = []
     keys_parts: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
-    hide = probe_cameras(grid, cm.view_distance, cameras) if skip_hidden else None
-    levels = attribute_symbols(cm, hide)  # level by level: keys, coding parameters and symbols
+    cams = probe_cameras(grid, cm.view_distance) if skip_hidden else None
+    levels = attribute_symbols(cm, cams, parent_prediction)  # level by level: keys, coding parameters and symbols
     if progress:
         from tqdm import tqdm
 
@@ -108,18 +111,18 @@ def encode(
         w.u8(lv.level)
         method = structure.encode_structure(w, lv.level, lv.keys, prev_keys, grid.base_depth)
         n_struct = len(w)
-        recon, symbols = encode_attributes(w, ctx, lv)
+        recon, symbols, sizes = encode_attributes(w, ctx, lv)
         payload = w.getvalue()
         payloads.append(payload)
         keys_parts.append(lv.keys)
         values.append(recon)
         stats.append(LodStats(lv.level, len(payload) + CHUNK_OVERHEAD, int(lv.keys.shape[0]),
-                              level_components(ctx, n_struct, symbols, lv.params.bins.numpy(), len(payload)),
+                              level_components(ctx, {"structure": n_struct, **sizes}, symbols, lv.params.bins.numpy()),
                               structure.METHOD_NAMES[method], time.perf_counter() - t0))
         prev_keys = lv.keys
         t0 = time.perf_counter()
 
-    head = encode_header(cm, [len(p) + CHUNK_OVERHEAD for p in payloads], background)
+    head = encode_header(cm, [len(p) + CHUNK_OVERHEAD for p in payloads], background, skip_hidden)
     parts = [preamble(), chunk(head_tag(), head)]
     offsets = [("HEAD", PREAMBLE, len(head) + CHUNK_OVERHEAD)]
     pos = PREAMBLE + len(head) + CHUNK_OVERHEAD
@@ -142,7 +145,7 @@ def decode(
 
     A truncated or corrupted chunk ends decoding at the last intact LoD; ``problem`` says why.
     A damaged header, a bad magic or an unsupported version raises :class:`FormatError`.
-    ``components=True`` also fills each LoD's bytes per component (structure, f, s, o).
+    ``components=True`` also fills each LoD's bytes per component (structure, prediction, f, s, o).
     """
     scanned = scan(data, source)
     if not scanned.chunks or scanned.chunks[0].tag != head_tag():
@@ -180,6 +183,8 @@ def decode(
     # 2. Per level: coding parameters from the structure, then the attribute symbols.
     #    (Overlapping the two in threads does not pay: constriction holds the GIL while it decodes.)
     walker = LevelContext(ctx, grid)
+    cams = probe_cameras(grid, head.view_distance) if head.skip_hidden else None
+    prev_values: torch.Tensor | None = None
     keys_parts: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
     stats: list[LodStats] = []
@@ -189,11 +194,13 @@ def decode(
             p = walker.params(keys, level)
         except ValueError as exc:
             raise r.fail(str(exc)) from None
-        value, symbols = decode_attributes(r, ctx, p)
+        hidden_of = None if cams is None else partial(level_hidden, head.generator, grid, keys, level, cameras=cams)
+        value, symbols, sizes, p = decode_attributes(r, ctx, level, p, prev_values, hidden_of)
+        prev_values = value
         r.expect_end()
         keys_parts.append(keys)
         values.append(value)
-        comps = level_components(ctx, n_struct, symbols, p.bins.numpy(), len(ch.payload)) if components else {}
+        comps = level_components(ctx, {"structure": n_struct, **sizes}, symbols, p.bins.numpy()) if components else {}
         stats.append(LodStats(level, ch.size, int(keys.shape[0]), comps, structure.METHOD_NAMES[method],
                               t_struct + time.perf_counter() - t0))
     model = None

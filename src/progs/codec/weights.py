@@ -1,4 +1,4 @@
-"""MLP weights in the header: fixed point, Rice-coded (format version 4).
+"""MLP weights in the header: fixed point, Rice-coded (since format version 4).
 
 Every tensor is stored as integers ``m`` with ``value = m · 2^-e``
 (:func:`progs.model.exact_math.fixed_point`: each tensor keeps 12 significant bits relative to its

@@ -31,7 +31,7 @@ MAX_EXPONENT = 24  # finer units buy nothing (and keep the exact sums well insid
 
 def fixed_point(a: np.ndarray, bits: int = PRECISION_BITS) -> tuple[np.ndarray, int]:
     """``(mantissas int64 ndarray, e)`` with ``a ≈ mantissas · 2^-e`` and ``|mantissas| < 2^(bits-1)``:
-    the dyadic fixed point in which the header stores MLP weights (format version 4)."""
+    the dyadic fixed point in which the header stores MLP weights (since format version 4)."""
     a = np.asarray(a, dtype=np.float64)
     m = float(np.abs(a).max()) if a.size else 0.0
     limit = float(2 ** (bits - 1) - 1)

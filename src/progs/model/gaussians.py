@@ -77,10 +77,18 @@ class GaussianGenerator(nn.Module):
         self.n_offsets = n_offsets
         self.levels = levels
         hidden = hidden or feat_dim
-        d_in = feat_dim + 3 + 1 + levels  # feature, view direction, distance, one-hot level
+        d_in = self.input_slices()["level"].stop
         self.mlp_opacity = _mlp(d_in, hidden, n_offsets, nn.Tanh())
         self.mlp_color = _mlp(d_in, hidden, 3 * n_offsets, nn.Sigmoid())
         self.mlp_cov = _mlp(d_in, hidden, 7 * n_offsets, None)
+
+    def input_slices(self) -> dict[str, slice]:
+        """Where each input sits in the MLPs' input vector (the order :meth:`heads` concatenates them):
+        the anchor feature, the unit view direction, the camera distance / ``dist_scale`` and the
+        one-hot level. :mod:`progs.model.visibility` reads the opacity head's weights through it."""
+        f = self.feat_dim
+        return {"feature": slice(0, f), "view": slice(f, f + 3), "distance": slice(f + 3, f + 4),
+                "level": slice(f + 4, f + 4 + self.levels)}
 
     def args(self) -> dict[str, int]:
         """The constructor's arguments: ``GaussianGenerator(**g.args())`` builds the same shapes."""
@@ -131,7 +139,7 @@ class GaussianGenerator(nn.Module):
         dist = view_vectors.norm(dim=-1, keepdim=True).clamp_min(1e-8)
         view = view_vectors / dist
         onehot = F.one_hot((lv - 1).clamp(0, self.levels - 1), self.levels).to(f)
-        inp = torch.cat([f, view, dist / dist_scale, onehot], dim=-1)
+        inp = torch.cat([f, view, dist / dist_scale, onehot], dim=-1)  # the order of input_slices()
         return (self.mlp_opacity(inp), self.mlp_color(inp).reshape(-1, K, 3),
                 self.mlp_cov(inp).reshape(-1, K, 7))
 

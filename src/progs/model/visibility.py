@@ -1,43 +1,76 @@
-"""Which neural Gaussians can never be seen: the encoder codes their offsets as the prior's mean.
+"""Which neural Gaussians can never be seen: their offsets are not coded at all (format 5).
 
 A neural Gaussian is drawn only where its opacity head, ``tanh(MLP_opacity)``, is above zero; the
 head sees the anchor's feature, level, view direction and camera distance, but not the offsets. On a
 trained demo model about half of all (anchor, offset) pairs stay below zero from every camera, so
-their offsets do not change any image, yet each costs its full share of the offset bits. The encoder
-marks the pairs whose opacity stays below ``-margin`` from every camera of a dense set around the
-scene (Fibonacci spheres at 0.5, 1 and 2 × the viewing distance, plus any cameras given) and codes
-their offsets as residual 0, the prior's most probable symbol. The rule is evaluated in float64 on the
-decoder's own features and MLP weights, so that only a Gaussian far from being drawn is marked.
+their offsets change no image. Encoder and decoder both mark the pairs whose opacity stays below
+``-HIDDEN_MARGIN`` from every camera of a fixed probe set around the scene (cube-sphere directions at
+0.5, 1 and 2 × the viewing distance), judged on the *decoded* features, levels and header weights;
+the stream then carries the offsets of the other Gaussians only, and the decoder sets the hidden ones
+to the prior's mean.
+
+Encoder and decoder must reach the same verdict on every machine, so the rule is evaluated in exact
+arithmetic: the inputs are snapped to multiples of 2^-12, the header's 12-bit weight mantissas are
+used as integers, and every product and sum is an integer held in float64 well below 2^53, so any
+summation order (any BLAS, any thread count, FMA or not) gives the same bits. The probe cameras use
+square roots and divisions only (no sin/cos), which IEEE-754 rounds identically everywhere.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from progs.model.exact_math import fixed_point
 from progs.model.gaussians import GaussianGenerator
 from progs.octree import OctreeGrid
-from progs.io.sh import fibonacci_sphere
 
-HIDDEN_MARGIN = 0.02  # tanh-opacity below which a Gaussian counts as hidden (the renderer keeps > 0)
-SPHERE_CAMERAS = 128  # per radius
+HIDDEN_MARGIN = 0.02  # opacity logit below which a Gaussian counts as hidden (the renderer keeps tanh > 0)
+FACE_SAMPLES = 5  # probe directions per cube-face edge: 6 · 5² = 150 directions per radius
 RADII = (0.5, 1.0, 2.0)  # × the viewing distance
+INPUT_BITS = 12  # inputs and hidden activations are snapped to multiples of 2^-12
+INPUT_LIMIT = float(2**20)  # |snapped input| ≤ 2^20 units (256 in value): bounds every exact sum
+HIDDEN_LIMIT = float(2**30)  # hidden activations ≤ 2^30 units
 
 
-def probe_cameras(
-    grid: OctreeGrid, view_distance: float | None, extra: torch.Tensor | None = None,
-    device: torch.device | str = "cpu",
-) -> torch.Tensor:
-    """Camera centres [C, 3] (float64) to test visibility from: spheres around the octree cube's centre
-    at ``RADII`` × ``view_distance`` (1.5 × the cube size when unknown), plus ``extra``."""
+def cube_sphere_directions(n: int = FACE_SAMPLES) -> torch.Tensor:
+    """Unit vectors [6 n², 3] (float64) through the centres of an n × n grid on each cube face."""
+    t = (torch.arange(n, dtype=torch.float64) + 0.5) * (2.0 / n) - 1.0
+    u, v = torch.meshgrid(t, t, indexing="ij")
+    u, v = u.reshape(-1), v.reshape(-1)
+    one = torch.ones_like(u)
+    faces = []
+    for axis in range(3):
+        for sign in (1.0, -1.0):
+            cols = [u, v]
+            cols.insert(axis, sign * one)
+            faces.append(torch.stack(cols, dim=-1))
+    d = torch.cat(faces)
+    norm = torch.sqrt((d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]) + d[:, 2] * d[:, 2])
+    return d / norm[:, None]
+
+
+def probe_cameras(grid: OctreeGrid, view_distance: float | None, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Camera centres [C, 3] (float64) to test visibility from: cube-sphere directions around the
+    octree cube's centre at ``RADII`` × ``view_distance`` (1.5 × the cube size when unknown)."""
     centre = grid.origin_tensor.double() + grid.size / 2
     d = float(view_distance) if view_distance else 1.5 * grid.size
-    dirs = fibonacci_sphere(SPHERE_CAMERAS).double()
-    cams = [centre + r * d * dirs for r in RADII]
-    if extra is not None and extra.numel():
-        cams.append(extra.double().cpu().reshape(-1, 3))
-    return torch.cat(cams).to(device)
+    dirs = cube_sphere_directions()
+    return torch.cat([centre + dirs * (r * d) for r in RADII]).to(device)
+
+
+def _snap(x: torch.Tensor, limit: float = INPUT_LIMIT) -> torch.Tensor:
+    """Integers round(x · 2^12) (float64), clamped to ±limit."""
+    return torch.round(x * float(2**INPUT_BITS)).clamp_(-limit, limit)
+
+
+def _integer_layer(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A linear layer as (weight mantissas W, bias in units of 2^-(12 + e), e) with value(W) = W · 2^-e:
+    an input snapped to 2^-12 units gives x·W + b as an integer in units of 2^-(12 + e)."""
+    w_mant, e = fixed_point(weight.detach().double().cpu().numpy())
+    b_mant, eb = fixed_point(bias.detach().double().cpu().numpy())
+    w = torch.from_numpy(w_mant).double()
+    b = torch.round(torch.from_numpy(b_mant).double() * 2.0 ** (INPUT_BITS + e - eb))
+    return w, b, e
 
 
 @torch.no_grad()
@@ -45,23 +78,45 @@ def hidden_gaussians(
     generator: GaussianGenerator, positions: torch.Tensor, levels: torch.Tensor, features: torch.Tensor,
     cameras: torch.Tensor, dist_scale: float, margin: float = HIDDEN_MARGIN, batch: int = 16,
 ) -> torch.Tensor:
-    """[N, K] bool: True where the Gaussian's opacity head stays below ``-margin`` from every camera."""
+    """[N, K] bool: True where the Gaussian's opacity logit stays below ``-margin`` from every camera.
+
+    Exact: the same inputs give the same verdicts on every machine (module docstring). The generator's
+    opacity weights are taken at the header's 12-bit fixed point (a no-op for a decoded model)."""
+    device = positions.device
     n, k = positions.shape[0], generator.n_offsets
+    if n == 0:
+        return torch.zeros(0, k, dtype=torch.bool, device=device)
     mlp = generator.mlp_opacity
-    first, last = mlp[0], mlp[2]
-    w1, b1 = first.weight.double(), first.bias.double()
-    w2, b2 = last.weight.double(), last.bias.double()
-    feat = features.double()
-    onehot = torch.nn.functional.one_hot((levels - 1).clamp(0, generator.levels - 1), generator.levels).double()
-    # the first layer's feature and level terms do not depend on the camera: computed once
-    fixed = feat @ w1[:, :feat.shape[1]].T + onehot @ w1[:, feat.shape[1] + 4:].T + b1
-    w_view, w_dist = w1[:, feat.shape[1]:feat.shape[1] + 3], w1[:, feat.shape[1] + 3]
-    highest = torch.full((n, k), -torch.inf, dtype=torch.float64, device=positions.device)
+    w1, b1, e1 = _integer_layer(mlp[0].weight, mlp[0].bias)
+    w2, b2, e2 = _integer_layer(mlp[2].weight, mlp[2].bias)
+    w1, b1, w2, b2 = w1.to(device), b1.to(device), w2.to(device), b2.to(device)
+    cols = generator.input_slices()
+    # the feature and level terms do not depend on the camera: computed once per anchor
+    level_col = (levels.to(device) - 1).clamp(0, generator.levels - 1)
+    level_term = w1[:, cols["level"]].T[level_col] * float(2**INPUT_BITS)
+    fixed = _snap(features.double()) @ w1[:, cols["feature"]].T + level_term + b1  # units 2^-(12 + e1)
+    w_view, w_dist = w1[:, cols["view"]], w1[:, cols["distance"].start]
     pos = positions.double()
+    highest = torch.full((n, k), -torch.inf, dtype=torch.float64, device=device)
     for i in range(0, cameras.shape[0], batch):
-        vec = pos[None] - cameras[i:i + batch, None].double()  # [C, N, 3]
-        dist = vec.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-        hidden_in = fixed[None] + (vec / dist) @ w_view.T + (dist / dist_scale) * w_dist
-        out = torch.relu(hidden_in) @ w2.T + b2  # tanh is monotone: compare before it
+        vec = pos[None] - cameras[i:i + batch, None].to(device, torch.float64)  # [C, N, 3]
+        x, y, z = vec.unbind(-1)
+        dist = torch.sqrt((x * x + y * y) + z * z).clamp_min(1e-8)
+        view = _snap(vec / dist[..., None])
+        ratio = _snap(dist / float(dist_scale))[..., None]
+        pre = fixed[None] + view @ w_view.T + ratio * w_dist  # integers in units of 2^-(12 + e1)
+        h = torch.round(torch.relu(pre) * 2.0**-e1).clamp_(max=HIDDEN_LIMIT)  # units of 2^-12
+        out = h @ w2.T + b2  # integers in units of 2^-(12 + e2)
         highest = torch.maximum(highest, out.amax(0))
-    return highest < math.atanh(-margin)
+    return highest < -margin * 2.0 ** (INPUT_BITS + e2)
+
+
+def level_hidden(
+    generator: GaussianGenerator, grid: OctreeGrid, keys: torch.Tensor, level: int, features: torch.Tensor,
+    cameras: torch.Tensor,
+) -> torch.Tensor:
+    """[N, K] hidden verdicts of one octree level's anchors (``keys`` [N, 3], decoded ``features`` [N, F]
+    float64), as encoder and decoder both compute them."""
+    positions = grid.voxel_center(keys, level, dtype=torch.float64)
+    levels = torch.full((keys.shape[0],), level, dtype=torch.int64)
+    return hidden_gaussians(generator, positions, levels, features, cameras, float(grid.size))
