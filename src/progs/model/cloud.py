@@ -21,7 +21,7 @@ neural Gaussian:
 The canonical view of an anchor (used only to align rotations) looks at it from outside the scene,
 along the ray from the cube's centre through the anchor, from ``view_distance`` away from that centre.
 This closed form cannot copy the view-dependent opacity and covariance (on the demo a plain render of
-it loses 0.5–0.8 dB against progs' own); :mod:`progs.train.distill` refines it, and
+it loses 0.3–0.8 dB against progs' own); :mod:`progs.train.distill` refines it, and
 :func:`progs.pipeline.export_cloud` chains the two. The writers are in :mod:`progs.io.writers`.
 """
 

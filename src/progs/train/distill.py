@@ -3,7 +3,7 @@
 The closed-form export (:func:`progs.model.cloud.model_to_cloud`) averages each neural Gaussian's
 opacity, scale and rotation over many views, but a ProGS model shows a Gaussian with a different
 opacity and covariance from every direction, which one plain Gaussian cannot copy: a plain 3DGS
-render of the averages loses 0.5–0.8 dB against progs' own render on the demo (measured by swapping
+render of the averages loses 0.3–0.8 dB against progs' own render on the demo (measured by swapping
 one attribute at a time into progs' render: the averaged opacity costs about 0.35 dB, the averaged
 covariance 0.2–0.4 dB, the SH colour fit nothing). This module optimises the exported Gaussians' SH
 colours, opacities, scales and rotations (not their positions, which are view-independent and exact)
