@@ -141,3 +141,23 @@ def test_a_second_bench_run_reuses_finished_trainings(bench, capsys, monkeypatch
         return [(c["lambda_e"], c["total_bytes"], [row["psnr"] for row in c["lods"]]) for c in r["suites"]["rd"]["curves"]]
 
     assert points(again) == points(res)
+
+
+@pytest.mark.slow
+def test_lambdas_option_picks_the_rd_sweep(bench, monkeypatch):
+    """``--lambdas`` replaces the rd suite's λe sweep (here reusing two of the fixture's trainings)."""
+    out, res = bench
+    monkeypatch.setenv(TINY_ENV, "1")
+    assert main(["bench", "rd", "--quick", "--out", str(out), "--lambdas", "8e-3,5e-4"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert [c["lambda_e"] for c in again["suites"]["rd"]["curves"]] == [5e-4, 8e-3]
+    assert again["profile"]["lambdas"] == [5e-4, 8e-3]
+    assert "--lambdas 0.008,0.0005" in again["command"]
+
+
+@pytest.mark.parametrize("value", ["0,1e-3", "x", ""])
+def test_lambdas_option_refuses_bad_values(value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "rd", "--lambdas", value])
+    assert exc.value.code == 2
+    assert "--lambdas" in capsys.readouterr().err

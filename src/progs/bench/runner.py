@@ -125,7 +125,7 @@ def run_bench(
 
     ``device`` is where the ProGS variants train and are evaluated; coding, the plain-3DGS baselines
     and the speed, scaling and raster suites run on the CPU. ``lambdas`` replaces the profile's λe
-    sweep of the rd suite (the middle one is the reference model of the other suites)."""
+    sweep of the rd suite (the other suites' reference model stays λe = 2e-3)."""
     names = parse_suites(suites)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
