@@ -78,6 +78,11 @@ def test_results_json_has_every_suite_and_figure(bench):
     sc = s["scaling"]
     assert len(sc["rows"]) >= 2 and sc["exponents"]["decode_s"] is not None
     assert all(r["decode_peak_mb"] > 0 and r["decode_anchors"] == r["anchors"] for r in sc["rows"])
+    # fit: progs fit of the demo's own PLY beside SPZ of that PLY, both against the PLY's renders
+    f = s["fit"]
+    assert f["teacher"]["gaussians"] > 1000 and f["spz"]["bytes"] > 0 and f["spz"]["psnr"] > 30
+    assert f["progs"]["total_bytes"] > 0 and f["size_ratio_vs_spz"] > 0
+    _lod_rows(f["progs"]["lods"])
     # ablation: the four variants
     assert [r["variant"] for r in s["ablation"]["rows"]] == ["raw", "no_mi", "no_c2f", "full"]
     for r in s["ablation"]["rows"]:

@@ -103,3 +103,17 @@ def test_skipping_hidden_offsets_changes_no_pixel_and_saves_bytes():
             img_full = a_full.render(cam, None, torch.zeros(3)).image
             img_skip = a_skip.render(cam, None, torch.zeros(3)).image
             assert torch.equal(img_full, img_skip)
+
+
+def test_large_models_code_every_offset(monkeypatch):
+    """Above RULE_MAX_ANCHORS the encoder turns the rule off (its decoding cost grows with the anchors);
+    the header says so and the decoder codes every offset."""
+    import progs.codec.stream as stream
+
+    model = _model()
+    small = encode(model)
+    monkeypatch.setattr(stream, "RULE_MAX_ANCHORS", len(model.anchors) - 1)
+    large = encode(model)
+    assert decode(small.data).model is not None
+    assert len(large.data) > len(small.data)
+    assert torch.equal(decode(large.data).model.anchors.offsets, encode(model, skip_hidden=False).model.anchors.offsets)

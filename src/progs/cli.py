@@ -580,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks: rate-distortion, baselines, bitstream, speed, scaling, ablation")
     b.add_argument("suites", nargs="?", help="same as --suite (e.g. `progs bench raster --out DIR`)")
     b.add_argument("--suite", default="all",
-                   help="comma-separated: rd,baselines,bitstream,speed,scaling,ablation,raster or all (default)")
+                   help="comma-separated: rd,baselines,bitstream,speed,scaling,ablation,raster,fit or all (default)")
     b.add_argument("--quick", action="store_true", help="small budget (64x64 demo, short trainings; <= 10 min)")
     b.add_argument("--out", default="benchmarks/results", help="output folder (default benchmarks/results)")
     b.add_argument("--dataset", default="demo", help="'demo' (default), 'fox' (../shared/data/fox) or a dataset folder")

@@ -21,15 +21,15 @@ import torch
 
 from progs.device import CPU
 from progs.errors import ProgsError
-from progs.bench import ablation, baselines, bitstream, raster, rd, scaling, speed
+from progs.bench import ablation, baselines, bitstream, fit, raster, rd, scaling, speed
 from progs.bench.common import TINY_ENV, BenchConfig, machine_info, profile_for, write_json
 from progs.bench.workspace import Workspace
 
 SUITES: dict[str, ModuleType] = {
     "rd": rd, "baselines": baselines, "bitstream": bitstream, "speed": speed,
-    "scaling": scaling, "ablation": ablation, "raster": raster,
+    "scaling": scaling, "ablation": ablation, "raster": raster, "fit": fit,
 }
-NEEDS_SCENE = {"rd", "baselines", "bitstream", "speed", "ablation"}
+NEEDS_SCENE = {"rd", "baselines", "bitstream", "speed", "ablation", "fit"}
 
 
 def parse_suites(spec: str) -> list[str]:

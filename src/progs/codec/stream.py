@@ -28,7 +28,7 @@ from progs.codec.levels import (
 )
 from progs.model.anchors import AnchorSet
 from progs.model.model import ProGSModel, cpu_model
-from progs.model.visibility import level_hidden, probe_cameras
+from progs.model.visibility import RULE_MAX_ANCHORS, level_hidden, probe_cameras
 
 MAX_ANCHORS = 1 << 26
 
@@ -78,13 +78,15 @@ def _anchor_set(grid, keys: list[torch.Tensor], levels: list[int], values: list[
 # ------------------------------------------------------------------------------------------ encode
 def encode(
     model: ProGSModel, background: torch.Tensor | None = None, progress: bool = False, *,
-    skip_hidden: bool = True, parent_prediction: bool = True,
+    skip_hidden: bool | None = None, parent_prediction: bool = True,
 ) -> EncodeResult:
     """Encode ``model`` (all levels, with its own context model) into a progressive stream.
 
     ``skip_hidden``: the offsets of neural Gaussians that no probe camera around the scene would draw
     are left out of the stream; the decoder finds the same Gaussians from the decoded features and
     sets their offsets to the prior's mean (:mod:`progs.model.visibility`). They change no image.
+    None (default): on for models of at most ``visibility.RULE_MAX_ANCHORS`` anchors (the rule's
+    decoding cost grows with the anchors), off above.
     ``parent_prediction``: each level's priors may be refined from its parents' decoded values
     (:mod:`progs.codec.prediction`); the decoded model is the same either way, only the size differs.
     ``model`` is not changed; the result's ``model`` is the quantized one a decoder rebuilds (on the
@@ -98,6 +100,8 @@ def encode(
     stats: list[LodStats] = []
     keys_parts: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
+    if skip_hidden is None:
+        skip_hidden = len(cm.anchors) <= RULE_MAX_ANCHORS
     cams = probe_cameras(grid, cm.view_distance) if skip_hidden else None
     levels = attribute_symbols(cm, cams, parent_prediction)  # level by level: keys, coding parameters and symbols
     if progress:

@@ -30,6 +30,9 @@ RADII = (0.5, 1.0, 2.0)  # × the viewing distance
 INPUT_BITS = 12  # inputs and hidden activations are snapped to multiples of 2^-12
 INPUT_LIMIT = float(2**20)  # |snapped input| ≤ 2^20 units (256 in value): bounds every exact sum
 HIDDEN_LIMIT = float(2**30)  # hidden activations ≤ 2^30 units
+# The rule costs the decoder ~0.2 ms per anchor on one CPU core (450 cameras × the opacity MLP); the
+# encoder applies it only to models up to this many anchors, so a large scene's decode stays fast.
+RULE_MAX_ANCHORS = 50_000
 
 
 def cube_sphere_directions(n: int = FACE_SAMPLES) -> torch.Tensor:
