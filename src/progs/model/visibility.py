@@ -37,7 +37,7 @@ RULE_MAX_ANCHORS = 50_000
 
 def cube_sphere_directions(n: int = FACE_SAMPLES) -> torch.Tensor:
     """Unit vectors [6 n², 3] (float64) through the centres of an n × n grid on each cube face."""
-    t = (torch.arange(n, dtype=torch.float64) + 0.5) * (2.0 / n) - 1.0
+    t = (torch.arange(n, dtype=torch.float64, device="cpu") + 0.5) * (2.0 / n) - 1.0
     u, v = torch.meshgrid(t, t, indexing="ij")
     u, v = u.reshape(-1), v.reshape(-1)
     one = torch.ones_like(u)
