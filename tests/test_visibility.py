@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from progs.codec.stream import decode, encode
@@ -74,6 +75,22 @@ def test_exact_rule_does_not_depend_on_order_batching_or_threads():
         assert torch.equal(hidden_gaussians(model.generator, *args, cams, model.dist_scale, batch=450), ref)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_kernel_and_pytorch_paths_give_the_same_verdicts():
+    from progs.kernels import kernel_available
+
+    if not kernel_available():
+        pytest.skip("the C++ kernels are unavailable here")
+    model = _model()
+    a = model.anchors
+    cams = probe_cameras(a.grid, model.view_distance)
+    for scale in (1.0, 3.0):  # larger features: more Gaussians near the margin on either side
+        f = a.feature * scale
+        fast = hidden_gaussians(model.generator, a.positions, a.levels, f, cams, model.dist_scale)
+        slow = hidden_gaussians(model.generator, a.positions, a.levels, f, cams, model.dist_scale, use_kernel=False)
+        assert torch.equal(fast, slow)
+        assert 0 < int(fast.sum()) < fast.numel()
 
 
 def test_probe_directions_are_unit_and_spread():

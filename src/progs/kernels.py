@@ -31,7 +31,7 @@ __all__ = ["load_kernel", "kernel_available", "build_directory", "kernel_error"]
 
 _EXT_NAME = "progs_kernels"
 _CSRC = Path(__file__).resolve().parent / "csrc"
-_SOURCES = [_CSRC / "bindings.cpp", _CSRC / "rasterize.cpp", _CSRC / "context_exact.cpp"]
+_SOURCES = [_CSRC / "bindings.cpp", _CSRC / "rasterize.cpp", _CSRC / "context_exact.cpp", _CSRC / "visibility.cpp"]
 _HEADERS = [_CSRC / "kernels.h"]
 _lock = threading.Lock()
 _state: dict[str, Any] = {"tried": False, "module": None, "error": None}

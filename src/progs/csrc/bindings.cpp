@@ -30,6 +30,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("scale_floor", &CodingConstants::scale_floor);
   m.def("coding_params", &coding_params, nogil,
         "the context MLPs fused with the exact steps, snapped means (symbol units) and scale bins");
+  m.def("hidden_rule", &hidden_rule, nogil,
+        "the never-drawn rule: [N, K] bool, opacity logit below the threshold from every probe camera (exact)");
   m.def("group_by_bin", &group_by_bin, nogil, "stable counting sort of uint8 scale bins: (order, counts)");
   m.def("ungroup_symbols", &ungroup_symbols, nogil,
         "decoded categorical indices, grouped by bin, back to residuals in anchor order (+ escaped positions)");

@@ -39,3 +39,8 @@ std::vector<torch::Tensor> coding_params(torch::Tensor h, torch::Tensor terms, t
 std::vector<torch::Tensor> group_by_bin(torch::Tensor bins);
 std::vector<torch::Tensor> ungroup_symbols(torch::Tensor order, torch::Tensor sorted_idx, torch::Tensor counts,
                                            torch::Tensor tails);
+// The never-drawn rule (progs.model.visibility.hidden_gaussians) fused over anchors and probe cameras.
+torch::Tensor hidden_rule(torch::Tensor pos, torch::Tensor fixed, torch::Tensor cams, torch::Tensor w_view,
+                          torch::Tensor w_dist, torch::Tensor w2, torch::Tensor b2, double dist_scale,
+                          double input_scale, double input_limit, double hidden_scale, double hidden_limit,
+                          double threshold);
