@@ -23,11 +23,16 @@ def _model():
     return model
 
 
-def test_hidden_gaussians_are_below_zero_from_every_probe_camera():
-    model = _model()
+def _verdicts(model):
+    """(anchors, probe cameras, hidden verdicts) of ``model``."""
     a = model.anchors
     cams = probe_cameras(a.grid, model.view_distance)
-    hidden = hidden_gaussians(model.generator, a.positions, a.levels, a.feature, cams, model.dist_scale)
+    return a, cams, hidden_gaussians(model.generator, a.positions, a.levels, a.feature, cams, model.dist_scale)
+
+
+def test_hidden_gaussians_are_below_zero_from_every_probe_camera():
+    model = _model()
+    a, cams, hidden = _verdicts(model)
     assert 0.05 < float(hidden.float().mean()) < 0.95  # the fixture hides some, not all
     with torch.no_grad():
         for c in cams[::7].float():
@@ -50,9 +55,7 @@ def _float_logits(model, cams):
 
 def test_exact_rule_matches_float_evaluation_away_from_the_margin():
     model = _model()
-    a = model.anchors
-    cams = probe_cameras(a.grid, model.view_distance)
-    hidden = hidden_gaussians(model.generator, a.positions, a.levels, a.feature, cams, model.dist_scale)
+    _, cams, hidden = _verdicts(model)
     best = _float_logits(model, cams)
     clear = (best + HIDDEN_MARGIN).abs() > 1e-3
     assert int(clear.sum()) > 0.9 * best.numel()
@@ -61,10 +64,8 @@ def test_exact_rule_matches_float_evaluation_away_from_the_margin():
 
 def test_exact_rule_does_not_depend_on_order_batching_or_threads():
     model = _model()
-    a = model.anchors
-    cams = probe_cameras(a.grid, model.view_distance)
+    a, cams, ref = _verdicts(model)
     args = (a.positions, a.levels, a.feature)
-    ref = hidden_gaussians(model.generator, *args, cams, model.dist_scale)
     perm = torch.randperm(len(a), generator=torch.Generator().manual_seed(3))
     permuted = hidden_gaussians(model.generator, *(x[perm] for x in args), cams, model.dist_scale)
     assert torch.equal(permuted, ref[perm])

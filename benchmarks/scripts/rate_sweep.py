@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from progs.bench.common import bd_rate
+from progs.bench.workspace import _finished_run
 from progs.codec.levels import prior_comparison
 from progs.codec.stream import FORMAT_VERSION, decode
 from progs.io.dataset import DatasetSpec
@@ -40,12 +41,10 @@ def one_run(out: Path, lambda_e: float, overrides: dict, scene, spec) -> dict:
     torch.manual_seed(int(over.get("seed", 0)))
     run = out / "run"
     t0 = time.time()
-    meta = run / "run.json"
-    if meta.is_file() and "lods" in json.loads(meta.read_text()):
-        lods = json.loads(meta.read_text())["lods"]
-    else:
-        lods = train_run(scene, spec, run, TrainConfig().replace(**over), checkpoint_every=10**6,
-                         progress=False, log=lambda m: None).lods
+    config = TrainConfig().replace(**over)
+    finished = _finished_run(run, config)  # a finished training of the same configuration is reused
+    lods = (finished or train_run(scene, spec, run, config, checkpoint_every=10**6, progress=False,
+                                  log=lambda m: None)).lods
     enc = encode_run(run, out / "scene.progs", evaluate=False, scene=scene)
     data = enc.stream.read_bytes()
     rows = evaluate_stream(data, scene, source=str(enc.stream), prefixes=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from progs.bench.common import REFERENCE_LAMBDA, rounded
-from progs.bench.workspace import Workspace, _finished_run
+from progs.bench.workspace import Workspace
 
 
 def run(ws: Workspace, out: Path) -> dict[str, Any]:
@@ -18,7 +18,6 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
     from progs.io.demo_scene import demo_gaussians
     from progs.io.ply import GaussianCloud, write_ply
     from progs.io.spz import read_spz, write_spz
-    from progs.pipeline import encode_run, evaluate_stream, train_run
 
     cfg = ws.cfg
     if ws.dataset_name != "demo":
@@ -37,20 +36,10 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
     write_spz(spz, cloud)
     spz_psnr, spz_ssim = evaluate_cloud(read_spz(spz), views, scene.background.float())
 
-    run_dir = ws.runs / "fit_demo_ply"
-    config = ws.train_config({}, REFERENCE_LAMBDA)
-    trained = _finished_run(run_dir, config)
-    if trained is not None:
-        ws.log(f"  reusing the fit of {ply.name} ({run_dir})")
-    else:
-        ws.log(f"  fitting ProGS to {ply.name} ({len(cloud)} Gaussians, {cfg.train_iterations()} iterations)")
-        trained = train_run(scene, spec, run_dir, config, checkpoint_every=0, progress=False, log=lambda m: None,
-                            device=cfg.device)
-    enc = encode_run(run_dir, ws.runs / "fit_demo_ply.progs", evaluate=False, scene=scene, log=lambda m: None)
-    rows = evaluate_stream(enc.result.data, scene, source=str(enc.stream), device=cfg.device)
+    ws.log(f"  {ply.name} ({len(cloud)} Gaussians) as SPZ: {spz.stat().st_size} bytes at {spz_psnr:.2f} dB "
+           "against the PLY's renders; fitting ProGS to it (fit_demo_ply)")
+    trained, enc, rows = ws.train_and_encode("fit_demo_ply", ws.train_config({}, REFERENCE_LAMBDA), scene, spec)
     last = rows[-1]
-    ws.log(f"  fit: {len(enc.result.data)} bytes at {last['psnr']:.2f} dB; SPZ of the PLY: {spz.stat().st_size} "
-           f"bytes at {spz_psnr:.2f} dB (both against the PLY's renders)")
     return {
         "teacher": {"file": ply.name, "gaussians": len(cloud), "ply_bytes": ply.stat().st_size,
                     "views": len(scene.train_views) + len(scene.test_views), "size": cfg.profile.size},

@@ -109,27 +109,34 @@ class Workspace:
         key = (name, float(lambda_e))
         if key in self._trained:
             return self._trained[key]
-        from progs.pipeline import encode_run, evaluate_stream, train_run
-
         overrides = VARIANTS[name]
         tag = name if lambda_e == REFERENCE_LAMBDA else f"{name}_le{lambda_e:g}"
-        run = self.runs / tag
-        config = self.train_config(overrides, lambda_e)
-        out = _finished_run(run, config)
-        if out is not None:  # a finished run of the same configuration (a bench run again): reused
-            self.log(f"  reusing {tag} (finished run in {run})")
-        else:
-            self.log(f"  training {tag} ({self.cfg.train_iterations()} iterations)")
-            out = train_run(self.scene, self.spec, run, config,
-                            checkpoint_every=0, progress=False, log=lambda m: None, device=self.cfg.device)
-        enc = encode_run(run, self.runs / f"{tag}.progs", evaluate=False, scene=self.scene, log=lambda m: None)
-        rows = evaluate_stream(enc.result.data, self.scene, source=str(enc.stream), device=self.cfg.device)
-        t = Trained(name, overrides, float(lambda_e), run, enc.stream, out.seconds, out.iterations, out.lods,
+        out, enc, rows = self.train_and_encode(tag, self.train_config(overrides, lambda_e))
+        t = Trained(name, overrides, float(lambda_e), out.run, enc.stream, out.seconds, out.iterations, out.lods,
                     enc.result, rows)
-        self.log(f"  {tag}: {t.total_bytes} bytes, LoD {rows[-1]['lod']} PSNR {rows[-1]['psnr']:.2f} dB "
-                 f"(trained in {out.seconds:.0f} s)")
         self._trained[key] = t
         return t
+
+    def train_and_encode(self, tag: str, config: Any, scene: Scene | None = None, spec: DatasetSpec | None = None):
+        """``(TrainOutcome, EncodeOutcome, per-LoD rows of the decoded stream)`` of the run ``runs/<tag>``
+        trained with ``config`` on ``scene`` (default: the workspace's), reusing a finished run of the
+        same configuration (a bench run again)."""
+        from progs.pipeline import encode_run, evaluate_stream, train_run
+
+        scene, spec = (self.scene, self.spec) if scene is None else (scene, spec)
+        run = self.runs / tag
+        out = _finished_run(run, config)
+        if out is not None:
+            self.log(f"  reusing {tag} (finished run in {run})")
+        else:
+            self.log(f"  training {tag} ({config.iterations} iterations)")
+            out = train_run(scene, spec, run, config,
+                            checkpoint_every=0, progress=False, log=lambda m: None, device=self.cfg.device)
+        enc = encode_run(run, self.runs / f"{tag}.progs", evaluate=False, scene=scene, log=lambda m: None)
+        rows = evaluate_stream(enc.result.data, scene, source=str(enc.stream), device=self.cfg.device)
+        self.log(f"  {tag}: {len(enc.result.data)} bytes, LoD {rows[-1]['lod']} PSNR {rows[-1]['psnr']:.2f} dB "
+                 f"(trained in {out.seconds:.0f} s)")
+        return out, enc, rows
 
 
 def _finished_run(run: Path, config: Any) -> Any:

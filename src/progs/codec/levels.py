@@ -48,6 +48,10 @@ class LevelParams:
         """The symbols the stream carries for lattice residuals ``residuals``."""
         return residuals if self.shift is None else residuals - self.shift
 
+    def lattice_residuals(self, symbols: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`coded_symbols`."""
+        return symbols if self.shift is None else symbols + self.shift
+
 
 class LevelContext:
     """Computes each level's coding parameters, levels in order; the parent features of level l are
@@ -110,12 +114,15 @@ def level_components(
     return out
 
 
-def _coded_offsets(ctx: ContextModel, array: np.ndarray, coded: torch.Tensor | None) -> np.ndarray:
-    """The offset columns of ``array`` [N, D] at the coded (anchor, offset) pairs, anchor-major."""
+def offset_channels(coded: torch.Tensor | None) -> torch.Tensor | None:
+    """Per-Gaussian flags [N, K] as flags of their offset channels [N, 3K] (x, y, z of each)."""
+    return None if coded is None else coded.repeat_interleave(3, dim=1)
+
+
+def _coded_offsets(ctx: ContextModel, array: np.ndarray, coded_ch: torch.Tensor | None) -> np.ndarray:
+    """The offset columns of ``array`` [N, D] at the coded channels ``coded_ch`` [N, 3K], anchor-major."""
     o = array[:, ctx.layout.edges[2]:ctx.layout.edges[3]]
-    if coded is None:
-        return o
-    return o[coded.repeat_interleave(3, dim=1).numpy()]
+    return o if coded_ch is None else o[coded_ch.numpy()]
 
 
 def encode_attributes(w: ByteWriter, ctx: ContextModel, lv: LevelSymbols) -> tuple[torch.Tensor, np.ndarray, dict[str, int]]:
@@ -133,7 +140,8 @@ def encode_attributes(w: ByteWriter, ctx: ContextModel, lv: LevelSymbols) -> tup
     encode_symbols(w, symbols[:, :fs], bins[:, :fs])
     sizes["fs"] = len(w) - start
     start = len(w)
-    encode_symbols(w, _coded_offsets(ctx, symbols, lv.coded), _coded_offsets(ctx, bins, lv.coded))
+    coded_ch = offset_channels(lv.coded)
+    encode_symbols(w, _coded_offsets(ctx, symbols, coded_ch), _coded_offsets(ctx, bins, coded_ch))
     sizes["o"] = len(w) - start
     return dequantize(ctx, lv.residuals, lv.params), symbols, sizes
 
@@ -163,25 +171,21 @@ def decode_attributes(
     symbols = np.zeros((n, D), dtype=np.int64)
     symbols[:, :fs] = decode_symbols(r, np.ascontiguousarray(bins[:, :fs]))
     sizes["fs"] = r.pos - start
-    coded = None
+    coded_ch = None
     if hidden_of is not None and n:
-        residuals = torch.from_numpy(symbols).double()
-        features = layout.split(dequantize(ctx, residuals if p.shift is None else residuals + p.shift, p))[0]
-        coded = ~hidden_of(features)
+        features = layout.split(dequantize(ctx, p.lattice_residuals(torch.from_numpy(symbols).double()), p))[0]
+        coded_ch = offset_channels(~hidden_of(features))
     start = r.pos
-    o_sym = decode_symbols(r, np.ascontiguousarray(_coded_offsets(ctx, bins, coded)))
+    o_sym = decode_symbols(r, np.ascontiguousarray(_coded_offsets(ctx, bins, coded_ch)))
     sizes["o"] = r.pos - start
-    o_view = symbols[:, fs:layout.edges[3]]
-    if coded is None:
-        o_view[:] = o_sym
+    o = slice(fs, layout.edges[3])
+    if coded_ch is None:
+        symbols[:, o] = o_sym
     else:
-        o_view[coded.repeat_interleave(3, dim=1).numpy()] = o_sym
-    residuals = torch.from_numpy(symbols).double()
-    if p.shift is not None:
-        residuals = residuals + p.shift
-        if coded is not None:  # a hidden Gaussian's offsets are residual 0, not coded
-            o = slice(fs, layout.edges[3])
-            residuals[:, o] = torch.where(coded.repeat_interleave(3, dim=1), residuals[:, o], 0.0)
+        symbols[:, o][coded_ch.numpy()] = o_sym
+    residuals = p.lattice_residuals(torch.from_numpy(symbols).double())
+    if coded_ch is not None:  # a hidden Gaussian's offsets are residual 0 (not coded, not shifted)
+        residuals[:, o] = torch.where(coded_ch, residuals[:, o], 0.0)
     return dequantize(ctx, residuals, p), symbols, sizes, p
 
 
@@ -249,14 +253,15 @@ def attribute_symbols(
         if cameras is not None and keys.shape[0]:
             features = layout.split(dequantize(ctx, residuals, p))[0]
             coded = ~level_hidden(model.generator, a.grid, keys, level, features, cameras)
+            coded_ch = offset_channels(coded)
             if predictor is not None:  # the offsets' predictor, fitted on the offsets the stream carries
                 mask = torch.ones_like(attrs, dtype=torch.bool)
-                mask[:, o] = coded.repeat_interleave(3, dim=1)
+                mask[:, o] = coded_ch
                 refit = ParentPredictor.fit(ctx, attrs, p_ctx, parent_values, mask)
                 predictor = predictor.replace_columns(refit, o)
                 p = predictor.apply(ctx, p_ctx, parent_values)
                 residuals[:, o] = quantize(ctx, attrs, p)[:, o]
-            residuals[:, o] = torch.where(coded.repeat_interleave(3, dim=1), residuals[:, o], 0.0)
+            residuals[:, o] = torch.where(coded_ch, residuals[:, o], 0.0)
         yield LevelSymbols(level, keys, attrs, p, residuals, coded, predictor)
         prev_values = dequantize(ctx, residuals, p)
 
@@ -273,13 +278,13 @@ def prior_comparison(model: ProGSModel, coded_bytes: dict[str, int], skip_hidden
 
     cams = probe_cameras(model.grid, model.view_distance) if skip_hidden else None
     values, steps, coded = [], [], []
-    for lv in attribute_symbols(model, cams):
+    for lv in attribute_symbols(model, cams, predict=False):  # the predictor moves no value: not fitted
         values.append(dequantize(model.context, lv.residuals, lv.params))
         steps.append(model.context.step_per_channel(lv.params.step))
         n_anchors, k = lv.keys.shape[0], model.generator.n_offsets
         coded.append(lv.coded if lv.coded is not None else torch.ones(n_anchors, k, dtype=torch.bool))
     a, q = torch.cat(values), torch.cat(steps)
-    kept = {2: torch.cat(coded).repeat_interleave(3, dim=1)}
+    kept = {2: offset_channels(torch.cat(coded))}
     out: dict[str, dict[str, float]] = {}
     layout = model.context.layout
     for i, name in enumerate(BLOCK_NAMES):
