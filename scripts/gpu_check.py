@@ -6,11 +6,19 @@
 1. ``fox``: train DATASET (default ``gpu_data/fox``) at ``--downscale`` 2 for ``--iterations`` 7,000 with
    L = ``--levels`` 5 on ``--device``, encode it (on the CPU, as always), decode every prefix (header +
    LoD 1..k) and measure it on the test views. Reports iterations/s, peak device memory, anchors, bytes
-   and PSNR per LoD.
+   and PSNR per LoD. With ``--train-seconds S`` the iteration count is sized to fit S seconds first:
+   a probe times ``--probe-steps`` steps of the heaviest stage (every LoD rendered, quantisation noise,
+   the entropy term, InfoNCE) and the run gets ``min(--iterations, 0.7 * S * probe rate)``, rounded
+   down to a multiple of 100 (a lent GPU has minutes, not the ~12 a full run may need).
+   ``--stream-out`` keeps a copy of the stream (to decode it on another machine).
 2. ``memory``: a synthetic scene of about ``--memory-anchors`` 500,000 anchors (on a sphere, strict
    octree of L levels) seen by ``--memory-size`` 1024² (~1 MP) cameras, trained for
    ``--memory-iterations`` steps through every stage (noise, entropy, InfoNCE, quantization), reporting
    the peak device memory against ``--memory-target-gib`` 40.
+
+``--verify STREAM --against JSON`` decodes a stream written by a GPU run on this machine's CPU, every
+prefix, and compares its per-LoD PSNR with the PSNR the GPU run measured (the acceptance: within
+0.05 dB).
 
 ``--smoke`` shrinks both to a tiny demo scene and a few thousand anchors, so the CPU test suite runs
 this script end to end (tests/test_gpu_check.py). Every figure printed is measured by this run; the
@@ -20,7 +28,9 @@ JSON (``--json``) is rewritten after each part, so a run cut short keeps what it
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import hashlib
 import json
 import math
 import platform
@@ -84,8 +94,44 @@ def machine(device: torch.device) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ 1. a real capture
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+PROBE_SAFETY = 0.7  # later iterations cost more than the probe's: more anchors, the final stages
+
+
+def probe_rate(scene: Scene, cfg: TrainConfig, device: torch.device, steps: int, warmup: int = 10) -> float:
+    """Iterations per second of ``cfg``'s heaviest stage: a throwaway trainer started at the entropy
+    stage (every LoD rendered, noise, L_e, InfoNCE, gradient statistics), timed after ``warmup`` steps."""
+    trainer = Trainer(scene, cfg, device)
+    trainer.iteration = trainer.stages.entropy_start
+    warmup = min(warmup, max(0, steps - 1))
+    t = time.perf_counter()
+    for i in range(steps):
+        if i == warmup:
+            synchronize(device)
+            t = time.perf_counter()
+        trainer.step()
+    synchronize(device)
+    rate = (steps - warmup) / max(time.perf_counter() - t, 1e-9)
+    del trainer
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return rate
+
+
+def sized_iterations(train_seconds: float, rate: float, cap: int, floor: int = 300) -> int:
+    """The iteration count that fits ``train_seconds`` at ``PROBE_SAFETY`` times the probed ``rate``
+    (a multiple of 100, the growth interval), at most ``cap`` and at least ``min(floor, cap)``."""
+    fit = int(PROBE_SAFETY * train_seconds * rate) // 100 * 100
+    return max(min(floor, cap), min(cap, fit))
+
+
 def fox_check(dataset: str, *, downscale: float, iterations: int, levels: int, c2f_samples: int | None,
-              demo_size: int, device: torch.device, workdir: Path, log: Log) -> dict[str, Any]:
+              demo_size: int, device: torch.device, workdir: Path, log: Log, train_seconds: float | None = None,
+              probe_steps: int = 100, stream_out: Path | None = None) -> dict[str, Any]:
     """Train, encode, decode every prefix; the figures of one run on ``dataset``."""
     t0 = time.perf_counter()
     spec = DatasetSpec.from_argument(dataset, downscale=downscale,
@@ -93,11 +139,21 @@ def fox_check(dataset: str, *, downscale: float, iterations: int, levels: int, c
     scene = spec.load()
     load_s = time.perf_counter() - t0
     cam = scene.train_views[0].camera
-    log(f"[fox] {scene.name}: {len(scene.train_views)} train / {len(scene.test_views)} test views at "
-        f"{cam.width}x{cam.height} (loaded in {load_s:.1f} s); {iterations} iterations, L = {levels}, on {device}")
     options: dict[str, Any] = {"iterations": iterations, "levels": levels, "seed": 0}
     if c2f_samples is not None:
         options["c2f_coarse_samples"] = c2f_samples
+    probe: dict[str, Any] | None = None
+    if train_seconds is not None:
+        t_probe = time.perf_counter()
+        rate = probe_rate(scene, TrainConfig().replace(**options), device, probe_steps)
+        sized = sized_iterations(train_seconds, rate, iterations)
+        probe = {"train_seconds": train_seconds, "steps": probe_steps, "iterations_per_s": round(rate, 2),
+                 "safety": PROBE_SAFETY, "iterations": sized, "probe_s": round(time.perf_counter() - t_probe, 2)}
+        log(f"[fox] probe: {rate:.1f} it/s in the heaviest stage -> {sized} iterations to fit {train_seconds:.0f} s "
+            f"(asked for at most {iterations})")
+        options["iterations"] = iterations = sized
+    log(f"[fox] {scene.name}: {len(scene.train_views)} train / {len(scene.test_views)} test views at "
+        f"{cam.width}x{cam.height} (loaded in {load_s:.1f} s); {iterations} iterations, L = {levels}, on {device}")
     cfg = TrainConfig().replace(**options)
     run = workdir / "fox_run"
     reset_peak_memory(device)
@@ -109,19 +165,23 @@ def fox_check(dataset: str, *, downscale: float, iterations: int, levels: int, c
     t2 = time.perf_counter()
     rows = evaluate_stream(enc.result.data, scene, source=str(enc.stream), prefixes=True, device=device)
     decode_eval_s = time.perf_counter() - t2
+    if stream_out is not None:
+        stream_out.parent.mkdir(parents=True, exist_ok=True)
+        stream_out.write_bytes(enc.result.data)
     lods = []
     for row, ckpt in zip(rows, trained.lods):
         lods.append({"lod": row["lod"], "anchors": ckpt["anchors"], "chunk_bytes": row["bytes"],
                      "cumulative_bytes": row["cumulative_bytes"], "psnr_prefix": row["psnr"], "ssim_prefix": row["ssim"],
                      "psnr_checkpoint": ckpt["psnr"], "psnr_float": ckpt["psnr_float"]})
     return {
-        "dataset": str(dataset), "downscale": downscale, "width": cam.width, "height": cam.height,
+        "dataset": str(dataset), "spec": spec.to_json(), "downscale": downscale, "width": cam.width, "height": cam.height,
         "train_views": len(scene.train_views), "test_views": len(scene.test_views),
-        "iterations": trained.iterations, "levels": levels, "c2f_coarse_samples": c2f_samples,
+        "iterations": trained.iterations, "levels": levels, "c2f_coarse_samples": c2f_samples, "probe": probe,
         "load_s": round(load_s, 2), "train_s": round(trained.seconds, 2),
         "iterations_per_s": round(trained.iterations / max(trained.seconds, 1e-9), 2),
         **{k: round(v, 3) for k, v in memory.items()},
         "total_bytes": len(enc.result.data), "header_bytes": enc.result.header_bytes,
+        "stream_sha256": hashlib.sha256(enc.result.data).hexdigest(),
         "encode_s": round(encode_s, 2), "decode_prefixes_and_eval_s": round(decode_eval_s, 2), "lods": lods,
     }
 
@@ -219,6 +279,43 @@ def print_memory(res: dict[str, Any], log: Log) -> None:
         f"{res['seconds_per_iteration']:.2f} s/iteration; {mem}{verdict}")
 
 
+# ------------------------------------------------------------------ 3. the stream on another CPU
+
+
+def verify_on_cpu(stream: Path, against: Path, log: Log, dataset: str | None = None) -> dict[str, Any]:
+    """Decode ``stream`` (written by a GPU run whose report is ``against``) here, on the CPU, every prefix,
+    and compare each LoD's PSNR with the one the GPU run measured."""
+    from progs.errors import ProgsError
+
+    report = json.loads(against.read_text())
+    fox = report.get("fox")
+    if not fox:
+        raise ProgsError(f"{against}: no 'fox' part to compare with")
+    data = stream.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    if fox.get("stream_sha256") not in (None, sha):
+        raise ProgsError(f"{stream}: not the stream {against} measured (sha256 differs)")
+    spec = DatasetSpec.from_json(fox["spec"])
+    if dataset:  # the same capture in another folder on this machine
+        spec = dataclasses.replace(spec, path=str(DatasetSpec.from_argument(dataset).path))
+    scene = spec.load()
+    t = time.perf_counter()
+    rows = evaluate_stream(data, scene, source=str(stream), prefixes=True, device=torch.device("cpu"))
+    seconds = time.perf_counter() - t
+    lods = []
+    for row, gpu in zip(rows, fox["lods"]):
+        lods.append({"lod": row["lod"], "cumulative_bytes": row["cumulative_bytes"], "psnr_cpu": row["psnr"],
+                     "psnr_gpu": gpu["psnr_prefix"], "difference_db": row["psnr"] - gpu["psnr_prefix"]})
+        log(f"[cpu] LoD {row['lod']}: {row['cumulative_bytes']:,} B, PSNR {row['psnr']:.3f} dB on this CPU, "
+            f"{gpu['psnr_prefix']:.3f} dB on {report['machine'].get('gpu', 'the GPU')}")
+    worst = max(abs(r["difference_db"]) for r in lods)
+    log(f"[cpu] largest difference {worst:.4f} dB ({'within' if worst <= 0.05 else 'OVER'} 0.05 dB); "
+        f"decode every prefix + evaluate {seconds:.0f} s")
+    return {"stream": str(stream), "stream_sha256": sha, "bytes": len(data), "machine": machine(torch.device("cpu")),
+            "lods": lods, "largest_difference_db": worst, "within_0_05_db": bool(worst <= 0.05),
+            "decode_prefixes_and_eval_s": round(seconds, 2)}
+
+
 # ------------------------------------------------------------------------------------------- main
 
 
@@ -232,6 +329,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--downscale", type=float, default=2.0)
     p.add_argument("--iterations", type=int, default=7000)
     p.add_argument("--levels", type=int, default=5)
+    p.add_argument("--train-seconds", type=float,
+                   help="size the fox run's iteration count to about this many seconds (a probe times the step)")
+    p.add_argument("--probe-steps", type=int, default=100, help="steps the probe times (default 100)")
+    p.add_argument("--stream-out", help="also write the fox stream here")
+    p.add_argument("--verify", metavar="STREAM", help="decode STREAM on this CPU and compare with --against")
+    p.add_argument("--against", metavar="JSON", help="the GPU run's report (with --verify)")
     p.add_argument("--c2f-samples", type=int, help="coarser LoDs rendered per step (default: all, the paper's L_c2f)")
     p.add_argument("--memory-anchors", type=int, default=500_000)
     p.add_argument("--memory-size", type=int, default=1024, help="memory test image side (default 1024: ~1 MP)")
@@ -247,12 +350,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.downscale, args.iterations, args.levels = 1.0, 8, 3
         args.memory_anchors, args.memory_size, args.memory_views = 1500, 48, 2
         args.memory_iterations, args.memory_levels, args.memory_base_depth = 3, 3, 2
-    args.dataset = args.dataset or "gpu_data/fox"
+        args.probe_steps = min(args.probe_steps, 4)
+    if bool(args.verify) != bool(args.against):
+        p.error("--verify and --against go together")
+    if not args.verify:
+        args.dataset = args.dataset or "gpu_data/fox"
     return args
 
 
 def main(argv: list[str] | None = None, log: Log = print) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.verify:
+        result = verify_on_cpu(Path(args.verify), Path(args.against), log, dataset=args.dataset)
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        return result
     device = resolve_device(args.device)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -270,7 +383,9 @@ def main(argv: list[str] | None = None, log: Log = print) -> dict[str, Any]:
     if "fox" not in args.skip:
         report["fox"] = fox_check(args.dataset, downscale=args.downscale, iterations=args.iterations,
                                   levels=args.levels, c2f_samples=args.c2f_samples, demo_size=32,
-                                  device=device, workdir=workdir, log=log)
+                                  device=device, workdir=workdir, log=log, train_seconds=args.train_seconds,
+                                  probe_steps=args.probe_steps,
+                                  stream_out=Path(args.stream_out) if args.stream_out else None)
         save()
         print_fox(report["fox"], log)
     if "memory" not in args.skip:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
+
+from progs.errors import ProgsError
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
 
@@ -24,12 +27,16 @@ def test_gpu_check_smoke_runs_on_cpu(tmp_path: Path) -> None:
     gpu_check = _load_script()
     lines: list[str] = []
     out = tmp_path / "out" / "gpu_check.json"
-    report = gpu_check.main(["--smoke", "--device", "cpu", "--workdir", str(tmp_path / "work"), "--json", str(out)],
-                            log=lines.append)
+    stream = tmp_path / "out" / "fox.progs"
+    report = gpu_check.main(["--smoke", "--device", "cpu", "--workdir", str(tmp_path / "work"), "--json", str(out),
+                             "--train-seconds", "1", "--stream-out", str(stream)], log=lines.append)
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     assert report["smoke"] and report["machine"]["device"] == "cpu"
 
     fox = report["fox"]
+    probe = fox["probe"]
+    assert probe["iterations_per_s"] > 0 and probe["steps"] == 4 and probe["iterations"] == 8  # the cap
+    assert hashlib.sha256(stream.read_bytes()).hexdigest() == fox["stream_sha256"]
     assert fox["iterations"] == 8 and fox["iterations_per_s"] > 0 and fox["peak_rss_gib"] > 0
     lods = fox["lods"]
     assert [r["lod"] for r in lods] == [1, 2, 3]
@@ -46,6 +53,25 @@ def test_gpu_check_smoke_runs_on_cpu(tmp_path: Path) -> None:
     assert {"rate", "nce"} <= set(mem["loss_terms_seen"])
     assert mem["within_target"] is None  # a CPU run has no device memory to hold against the target
     assert any("it/s" in line for line in lines) and any(line.startswith("[memory]") for line in lines)
+
+    # --verify: the stream decoded again here matches what the run measured (same machine: exactly).
+    verified = gpu_check.main(["--verify", str(stream), "--against", str(out), "--json", str(tmp_path / "v.json")],
+                              log=lines.append)
+    assert [r["lod"] for r in verified["lods"]] == [1, 2, 3]
+    assert verified["within_0_05_db"] and verified["largest_difference_db"] < 1e-6
+    assert json.loads((tmp_path / "v.json").read_text())["stream_sha256"] == fox["stream_sha256"]
+    other = tmp_path / "other.progs"
+    other.write_bytes(stream.read_bytes()[:-1])
+    with pytest.raises(ProgsError, match="not the stream"):
+        gpu_check.main(["--verify", str(other), "--against", str(out)], log=lines.append)
+
+
+def test_iteration_sizing_fits_the_time_and_respects_the_cap() -> None:
+    gpu_check = _load_script()
+    assert gpu_check.sized_iterations(300, rate=20.0, cap=7000) == 4200  # 0.7 * 300 s * 20 it/s
+    assert gpu_check.sized_iterations(300, rate=100.0, cap=7000) == 7000
+    assert gpu_check.sized_iterations(10, rate=5.0, cap=7000) == 300  # never below the floor
+    assert gpu_check.sized_iterations(10, rate=5.0, cap=8) == 8
 
 
 def test_anchor_count_sizing_hits_its_target() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import shutil
@@ -324,6 +325,27 @@ def test_gsplat_gradient_parity(seed: int) -> None:
         assert rel_l2 <= 1e-2, f"{name}: relative L2 error {rel_l2:.3g}"
         close = ((a - b).abs() <= 1e-3 * scale + 1e-6).all(dim=1).double().mean().item()
         assert close >= 0.99, f"{name}: only {close:.2%} of the Gaussians' gradients match"
+
+
+def test_zero_gaussians_render_the_background_on_cpu_and_cuda(kernel) -> None:
+    """A LoD with no visible anchor renders zero Gaussians: every backend gives the background and alpha 0,
+    and a loss on that image back-propagates (the CUDA backend answers it without calling gsplat)."""
+    from progs.render.cuda import _empty_render
+
+    cam = _camera(24, 16)
+    bg = torch.tensor([0.2, 0.5, 0.7])
+    shapes = [(0, 3), (0, 4), (0, 3), (0,), (0, 3)]
+    empty = [torch.zeros(s, requires_grad=True) for s in shapes]
+    ref, ref_alpha, _ = rasterize(*empty, cam, bg, backend="cpu")
+    assert torch.equal(ref.detach(), bg.expand(16, 24, 3)) and not ref_alpha.any()
+    renders = [_empty_render(*empty, cam, bg)]
+    if torch.cuda.is_available() and importlib.util.find_spec("gsplat") is not None:
+        renders.append(rasterize(*[torch.zeros(s, device="cuda", requires_grad=True) for s in shapes], cam,
+                                 bg.cuda(), backend="cuda"))
+    for img, alpha, info in renders:
+        assert torch.equal(img.detach().cpu(), ref.detach()) and torch.equal(alpha.cpu(), ref_alpha.detach())
+        assert info["means2d"].shape == (0, 2) and info["radii"].shape == (0,)
+        img.sum().backward()
 
 
 # ---------------------------------------------------------------- build failure

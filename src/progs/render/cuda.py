@@ -50,6 +50,8 @@ def rasterize_gsplat(
     if not means.is_cuda:
         raise ProgsError("the 'cuda' rasterizer backend needs CUDA tensors (move the Gaussians to the GPU)")
     device, dtype = means.device, torch.float32
+    if means.shape[0] == 0:  # nothing to draw (a LoD with no visible anchor): the background, kept in the graph
+        return _empty_render(means, quats, scales, opacities, colors, camera, background)
     viewmats = camera.world_to_camera.to(device=device, dtype=dtype)[None]  # [1, 4, 4]
     Ks = camera.K.to(device=device, dtype=dtype)[None]  # [1, 3, 3]
     C = colors.shape[-1]
@@ -93,3 +95,22 @@ def rasterize_gsplat(
         "conics": meta["conics"][0],
     }
     return render[0], alphas[0], info
+
+
+def _empty_render(
+    means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor, colors: torch.Tensor,
+    camera: Camera, background: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """What rendering zero Gaussians gives, without calling gsplat: the background everywhere, alpha 0. The
+    image still depends on the (empty) inputs, so a loss on it back-propagates (to nothing) like any other."""
+    device, dtype, C = means.device, torch.float32, colors.shape[-1]
+    zero = sum(t.to(dtype).sum() for t in (means, quats, scales, opacities, colors)) * 0.0
+    image = background.to(device=device, dtype=dtype).reshape(1, 1, C).expand(camera.height, camera.width, C) + zero
+    alpha = torch.zeros(camera.height, camera.width, 1, device=device, dtype=dtype)
+    info = {
+        "means2d": torch.zeros(0, 2, device=device, dtype=dtype),
+        "radii": torch.zeros(0, dtype=torch.int32, device=device),
+        "depths": torch.zeros(0, device=device, dtype=dtype),
+        "conics": torch.zeros(0, 3, device=device, dtype=dtype),
+    }
+    return image, alpha, info
