@@ -84,11 +84,11 @@ rm -f "$out/.build_gsplat" "$out/.build_progs"
 [ "$build_rc" = 0 ] || say "gsplat did not build (exit $build_rc): the CUDA runs below will fail"
 
 # The measurements are sized to the time left: GPU_CHECK_BUDGET_S for the whole script (default 480, the
-# issue's 8 minutes), of which GPU_CHECK_RESERVE_S (default 180) is kept for everything after training
+# issue's 8 minutes), of which GPU_CHECK_RESERVE_S (default 90) is kept for everything after training
 # (encode, decode every prefix, the memory test, the CUDA tests); the fox run's iteration count is sized
 # by a probe to what is left (at most 7,000).
 budget="${GPU_CHECK_BUDGET_S:-480}"
-reserve="${GPU_CHECK_RESERVE_S:-180}"
+reserve="${GPU_CHECK_RESERVE_S:-90}"
 end=$(( t_start + budget ))
 left() { echo $(( end - $(date +%s) )); }
 atleast() { local v=$1; [ "$v" -ge "$2" ] || v=$2; echo "$v"; }

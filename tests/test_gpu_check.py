@@ -68,7 +68,7 @@ def test_gpu_check_smoke_runs_on_cpu(tmp_path: Path) -> None:
 
 def test_iteration_sizing_fits_the_time_and_respects_the_cap() -> None:
     gpu_check = _load_script()
-    assert gpu_check.sized_iterations(300, rate=20.0, cap=7000) == 4200  # 0.7 * 300 s * 20 it/s
+    assert gpu_check.sized_iterations(300, rate=20.0, cap=7000) == 5100  # 0.85 * 300 s * 20 it/s
     assert gpu_check.sized_iterations(300, rate=100.0, cap=7000) == 7000
     assert gpu_check.sized_iterations(10, rate=5.0, cap=7000) == 300  # never below the floor
     assert gpu_check.sized_iterations(10, rate=5.0, cap=8) == 8
