@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 
@@ -207,3 +209,31 @@ def test_fit_runs_on_a_foreign_degree3_ply(tmp_path):
     assert main(["fit", str(tmp_path / "foreign.ply"), "--out", str(run), "--views", "12", "--size", "24",
                  "--iterations", "10", "--checkpoint-every", "10"]) == 0
     assert (run / "checkpoint.pt").is_file()
+    # The anchor set is sized from the teacher: growth capped at a quarter of its 300 Gaussians, initial
+    # anchors at the finest level that fills at most half of that.
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert config["growth"]["max_anchors"] == 75
+    assert 1 <= config["init_level"] < config["levels"]
+
+
+def test_teacher_sizing_rules():
+    from progs.presets import MIN_TEACHER_ANCHORS, teacher_anchor_budget, teacher_init_level
+
+    assert teacher_anchor_budget(6242) == 1560 and teacher_anchor_budget(100) == MIN_TEACHER_ANCHORS
+    assert teacher_anchor_budget(6242, per_gaussian=0.5) == 3121
+    assert teacher_init_level([20, 150, 700, 3000, 6000], budget=1560) == 3  # 700 <= 780 < 3000
+    assert teacher_init_level([900, 2000], budget=1560) == 1  # even level 1 is over half: start there
+
+
+def test_fit_max_anchors_option(tmp_path, capsys):
+    cloud = random_cloud(200, 0, seed=4)
+    _foreign_ply(tmp_path / "t.ply", cloud)
+    run = tmp_path / "run"
+    args = ["fit", str(tmp_path / "t.ply"), "--views", "6", "--size", "16", "--iterations", "2"]
+    assert main([*args, "--out", str(run), "--max-anchors", "500"]) == 0
+    assert json.loads((run / "run.json").read_text())["config"]["growth"]["max_anchors"] == 500
+    assert "at most 500 anchors (--max-anchors)" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "bad"), "--max-anchors", "0"]) == 2
+    assert not (tmp_path / "bad").exists()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "max_anchors" in err, err

@@ -28,7 +28,7 @@ def _train_config(args: argparse.Namespace, defaults: dict | None = None):
     from progs.train.config import TrainConfig
 
     options = dict(defaults or {})
-    for name in ("iterations", "levels", "base_depth", "seed", "lambda_e", "refine_fraction"):
+    for name in ("iterations", "levels", "base_depth", "seed", "lambda_e", "refine_fraction", "max_anchors"):
         v = getattr(args, name, None)
         if v is not None:
             options[name] = v
@@ -68,13 +68,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     from progs.io.dataset import DatasetSpec
     from progs.pipeline import train_run
+    from progs.presets import teacher_sizing
 
     device = _device(args)
     bg = _parse_rgb(args.background) if args.background else (0.0, 0.0, 0.0)
     spec = DatasetSpec.create("ply", path=str(Path(args.scene).resolve()), views=args.views, size=args.size,
                               up=args.up, background=bg)
     scene = spec.load()
-    out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
+    cfg = _train_config(args)
+    sizing = teacher_sizing(scene, cfg.levels, cfg.base_depth, args.max_anchors)
+    cfg = cfg.replace(**sizing)
+    if not args.resume:
+        _log(f"{args.scene}: {scene.points.shape[0]} Gaussians -> at most {sizing['max_anchors']} anchors "
+             f"({'--max-anchors' if args.max_anchors else 'a quarter of the Gaussians; --max-anchors to change'}), "
+             f"initial anchors at level {sizing['init_level']} of {cfg.levels}")
+    out = train_run(scene, spec, Path(args.out), cfg, resume=args.resume,
                     checkpoint_every=args.checkpoint_every, iterations=args.iterations, device=device)
     _print_lods(f"fitted {args.scene} in {out.seconds:.0f} s; held-out views per LoD:", out.lods)
     return 0
@@ -444,6 +452,9 @@ def _training_options(p: argparse.ArgumentParser, iterations: int = 2000, base_d
     p.add_argument("--refine-fraction", type=float,
                    help="experimental: last fraction of the iterations spent refining each level's own anchors on "
                         "its own LoD (coarse to fine, MLPs frozen; default 0 = off, the paper's schedule)")
+    p.add_argument("--max-anchors", type=int,
+                   help="stop growing at about this many anchors (default 200000; `progs fit`: a quarter of the "
+                        "teacher's Gaussians)")
     p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
     p.add_argument("--no-infonce", action="store_true", help="ablation: no parent-child InfoNCE loss")
     p.add_argument("--no-c2f", action="store_true", help="ablation: single-LoD loss instead of coarse-to-fine")

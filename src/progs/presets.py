@@ -32,3 +32,53 @@ def demo_overrides(levels: int | None = None) -> dict[str, Any]:
     d["levels"] = L
     d["init_level"] = max(1, L - 3)
     return d
+
+
+# `progs fit`: the anchor set is sized from the teacher (the PLY's Gaussian count N). Each anchor
+# carries 10 neural Gaussians, so an anchor per teacher Gaussian (what the point-spacing grid and
+# unbounded growth gave: 5,698 anchors for the demo's 6,242-Gaussian PLY, 23,190 for an 8,192-Gaussian
+# one) spends bytes on capacity the teacher does not have. Measured on the demo PLY (600 iterations,
+# λe 2e-3, 60 views at 128², 2026-11-27): growth capped at N/4 gave 63,718 bytes at 34.80 dB against the
+# PLY's renders, N/2 gave 100,345 bytes at 35.38 dB, and no cap 157,646 bytes at 35.91 dB.
+TEACHER_ANCHORS_PER_GAUSSIAN = 0.25
+MIN_TEACHER_ANCHORS = 64
+
+
+def teacher_anchor_budget(gaussians: int, per_gaussian: float = TEACHER_ANCHORS_PER_GAUSSIAN) -> int:
+    """Growth cap for fitting a teacher of ``gaussians`` Gaussians: ``per_gaussian`` anchors each, at least
+    ``MIN_TEACHER_ANCHORS``."""
+    return max(MIN_TEACHER_ANCHORS, int(round(gaussians * per_gaussian)))
+
+
+def teacher_init_level(level_counts: list[int], budget: int) -> int:
+    """The finest level whose initial anchors (``level_counts[l - 1]``: the teacher's points voxelised at
+    level ``l``, with all their ancestors) fill at most half of ``budget``, leaving the rest to growth;
+    level 1 when even that is more."""
+    level = 1
+    for lvl, count in enumerate(level_counts, start=1):
+        if count <= budget // 2:
+            level = lvl
+    return level
+
+
+def teacher_sizing(scene: Any, levels: int, base_depth: int | None, max_anchors: int | None = None) -> dict[str, int]:
+    """``{"max_anchors", "init_level"}`` for fitting the teacher ``scene`` (its ``points`` are the PLY's
+    Gaussian centres) on an octree of ``levels`` levels: the growth cap from :func:`teacher_anchor_budget`
+    (or ``max_anchors``) and the initial level from :func:`teacher_init_level`."""
+    import torch
+
+    from progs.octree import complete_upward
+    from progs.train.trainer import build_grid
+
+    points = scene.points.double()
+    budget = teacher_anchor_budget(points.shape[0]) if max_anchors is None else int(max_anchors)
+    grid = build_grid(scene, levels, base_depth)
+    lo, hi = grid.bounds
+    inside = ((points >= lo) & (points < hi)).all(dim=1)
+    if bool(inside.any()):  # as AnchorSet.from_points
+        points = points[inside]
+    counts = []
+    for level in range(1, levels + 1):
+        keys = grid.voxel_of(points, level)
+        counts.append(int(complete_upward(keys, torch.full((keys.shape[0],), level, dtype=torch.int64))[0].shape[0]))
+    return {"max_anchors": budget, "init_level": teacher_init_level(counts, budget)}

@@ -18,6 +18,7 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
     from progs.io.demo_scene import demo_gaussians
     from progs.io.ply import GaussianCloud, write_ply
     from progs.io.spz import read_spz, write_spz
+    from progs.presets import teacher_sizing
 
     cfg = ws.cfg
     if ws.dataset_name != "demo":
@@ -38,14 +39,16 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
 
     ws.log(f"  {ply.name} ({len(cloud)} Gaussians) as SPZ: {spz.stat().st_size} bytes at {spz_psnr:.2f} dB "
            "against the PLY's renders; fitting ProGS to it (fit_demo_ply)")
-    trained, enc, rows = ws.train_and_encode("fit_demo_ply", ws.train_config({}, REFERENCE_LAMBDA), scene, spec)
+    cfg_fit = ws.train_config({}, REFERENCE_LAMBDA)
+    sizing = teacher_sizing(scene, cfg_fit.levels, cfg_fit.base_depth)  # as `progs fit` sizes it
+    trained, enc, rows = ws.train_and_encode("fit_demo_ply", cfg_fit.replace(**sizing), scene, spec)
     last = rows[-1]
     return {
         "teacher": {"file": ply.name, "gaussians": len(cloud), "ply_bytes": ply.stat().st_size,
                     "views": len(scene.train_views) + len(scene.test_views), "size": cfg.profile.size},
         "spz": {"bytes": spz.stat().st_size, "psnr": spz_psnr, "ssim": spz_ssim},
         "progs": {"lambda_e": REFERENCE_LAMBDA, "iterations": trained.iterations, "total_bytes": len(enc.result.data),
-                  "train_seconds": round(trained.seconds, 2), "anchors": last["anchors"],
+                  "train_seconds": round(trained.seconds, 2), "anchors": last["anchors"], **sizing,
                   "lods": rows},
         "size_ratio_vs_spz": rounded(len(enc.result.data) / spz.stat().st_size, 4),
         "psnr_gap_db": rounded(last["psnr"] - spz_psnr, 3),
