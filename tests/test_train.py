@@ -50,6 +50,20 @@ def test_c2f_weights_unbiased():
     assert c2f_lod_weights(1, 1, gen) == {1: 1.0}
 
 
+def test_c2f_finest_weight_shifts_the_loss_to_lod_l_unbiased():
+    gen = torch.Generator().manual_seed(1)
+    L, n, w_L = 4, 4000, 0.55
+    assert c2f_lod_weights(L, None, gen, finest_weight=w_L) == pytest.approx({1: 0.15, 2: 0.15, 3: 0.15, 4: 0.55})
+    acc = torch.zeros(L + 1)
+    for _ in range(n):
+        w = c2f_lod_weights(L, 2, gen, finest_weight=w_L)
+        assert w[L] == w_L and len(w) == 3
+        for lod, wt in w.items():
+            acc[lod] += wt
+    assert torch.allclose(acc[1:] / n, torch.tensor([0.15, 0.15, 0.15, 0.55]), atol=0.02)
+    assert c2f_lod_weights(L, None, gen, finest_weight=1.0) == {1: 0.0, 2: 0.0, 3: 0.0, 4: 1.0}
+
+
 def test_infonce_prefers_parent_similarity():
     gen = torch.Generator().manual_seed(0)
     n, d = 400, 16

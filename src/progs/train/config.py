@@ -52,6 +52,9 @@ class LossConfig:
     # Coarser LoDs rendered per step besides LoD L: None = all (exact Eq. 12); k = k random ones with
     # unbiased weights (cheaper; on the demo scene all LoDs gave LoD 1 +1.5 dB for ~1.3x the time).
     c2f_coarse_samples: int | None = None
+    # Weight of LoD L in L_c2f: None = the paper's 1/L (every LoD alike); w gives LoD L the weight w and
+    # shares 1 - w among the coarser LoDs.
+    c2f_finest_weight: float | None = None
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.lambda_ssim <= 1.0, f"lambda_ssim must lie in [0, 1], got {self.lambda_ssim}")
@@ -62,6 +65,8 @@ class LossConfig:
         _check(self.nce_negatives >= 1, f"nce_negatives must be >= 1, got {self.nce_negatives}")
         _check(self.c2f_coarse_samples is None or self.c2f_coarse_samples >= 1,
                f"c2f_coarse_samples must be None or >= 1, got {self.c2f_coarse_samples}")
+        _check(self.c2f_finest_weight is None or 0.0 < self.c2f_finest_weight <= 1.0,
+               f"c2f_finest_weight must be None or in (0, 1], got {self.c2f_finest_weight}")
 
 
 @dataclass(frozen=True)

@@ -18,25 +18,31 @@ def photometric_loss(image: torch.Tensor, target: torch.Tensor, lambda_ssim: flo
     return (1.0 - lambda_ssim) * l1 + lambda_ssim * (1.0 - ssim_map(image, target).mean())
 
 
-def c2f_lod_weights(levels: int, coarse_samples: int | None, gen: torch.Generator) -> dict[int, float]:
+def c2f_lod_weights(levels: int, coarse_samples: int | None, gen: torch.Generator,
+                    finest_weight: float | None = None) -> dict[int, float]:
     """Which LoDs to render this step and with what weight, so that Σ w_l · loss_l is an unbiased
-    estimate of L_c2f = (1/L) Σ_{l=1..L} loss_l (paper Eq. 12).
+    estimate of L_c2f = (1/L) Σ_{l=1..L} loss_l (paper Eq. 12), or, with ``finest_weight`` w, of
+    w · loss_L + (1 - w)/(L-1) · Σ_{l<L} loss_l.
 
-    ``coarse_samples`` None (or ≥ L-1) renders every LoD with weight 1/L. Otherwise the finest LoD L is
-    always rendered (weight 1/L) plus ``k = coarse_samples`` distinct LoDs drawn uniformly without
-    replacement from 1..L-1, each weighted (L-1)/(k·L): every coarse LoD is drawn with probability
-    k/(L-1), so the expectation is exactly Eq. 12 while costing k+1 renders instead of L.
+    ``coarse_samples`` None (or ≥ L-1) renders every LoD. Otherwise the finest LoD L is always rendered
+    plus ``k = coarse_samples`` distinct LoDs drawn uniformly without replacement from 1..L-1, each
+    weighted (L-1)/k times its share: every coarse LoD is drawn with probability k/(L-1), so the
+    expectation is exact while costing k+1 renders instead of L.
     """
     L = int(levels)
     if L <= 1:
         return {1: 1.0}
+    fine = 1.0 / L if finest_weight is None else float(finest_weight)
+    coarse = (1.0 - fine) / (L - 1)  # each coarser LoD's share
     if coarse_samples is None or coarse_samples >= L - 1:
-        return {lod: 1.0 / L for lod in range(1, L + 1)}
+        return {lod: (fine if lod == L else coarse) for lod in range(1, L + 1)} if finest_weight is not None \
+            else {lod: 1.0 / L for lod in range(1, L + 1)}
     k = max(1, int(coarse_samples))
     picks = randperm(L - 1, gen, gen.device)[:k] + 1  # read as Python ints: stays on the generator's device
-    weights = {L: 1.0 / L}
+    drawn = coarse * (L - 1) / k if finest_weight is not None else (L - 1) / (k * L)  # the paper's, bit for bit
+    weights = {L: fine}
     for p in sorted(int(x) for x in picks):
-        weights[p] = (L - 1) / (k * L)
+        weights[p] = drawn
     return weights
 
 

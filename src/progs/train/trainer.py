@@ -230,7 +230,7 @@ class Trainer:
         self._update_lr(it)
         view = self._next_view()
         if cfg.loss.c2f and self.stages.c2f(it):
-            weights = c2f_lod_weights(L, cfg.loss.c2f_coarse_samples, self.gen)
+            weights = c2f_lod_weights(L, cfg.loss.c2f_coarse_samples, self.gen, cfg.loss.c2f_finest_weight)
         else:
             weights = {L: 1.0}
         collect = cfg.growth.enabled and (self.stages.adjust_start - cfg.growth.interval) <= it < self.stages.adjust_end
