@@ -83,8 +83,8 @@ def test_results_json_has_every_suite_and_figure(bench):
     assert f["teacher"]["gaussians"] > 1000 and f["spz"]["bytes"] > 0 and f["spz"]["psnr"] > 30
     assert f["progs"]["total_bytes"] > 0 and f["size_ratio_vs_spz"] > 0
     _lod_rows(f["progs"]["lods"])
-    # ablation: the four variants
-    assert [r["variant"] for r in s["ablation"]["rows"]] == ["raw", "no_mi", "no_c2f", "full"]
+    # ablation: paper Table III's four variants, and progs' default where the demo preset departs from the paper
+    assert [r["variant"] for r in s["ablation"]["rows"]] == ["raw", "no_mi", "no_c2f", "paper", "full"]
     for r in s["ablation"]["rows"]:
         _lod_rows(r["lods"])
     assert s["raster"]["rows"]
@@ -166,3 +166,40 @@ def test_lambdas_option_refuses_bad_values(value, capsys):
         main(["bench", "rd", "--lambdas", value])
     assert exc.value.code == 2
     assert "--lambdas" in capsys.readouterr().err
+
+
+def test_variants_with_the_same_training_config_train_once(tmp_path, monkeypatch):
+    """On a dataset whose default training is the paper's, the ablation's "paper" row is the "full" model:
+    the workspace trains it once and reports it under both names."""
+    from types import SimpleNamespace
+
+    from progs.bench import workspace as ws_mod
+    from progs.bench.common import BenchConfig, profile_for
+
+    monkeypatch.setitem(ws_mod.VARIANTS, "paper", {})  # as on fox, where the defaults are the paper's
+    ws = ws_mod.Workspace(BenchConfig(out=tmp_path, profile=profile_for(True), iterations=2), log=lambda m: None)
+    calls = []
+
+    def fake_train_and_encode(tag, config, *rest):
+        calls.append(tag)
+        out = SimpleNamespace(run=tmp_path / tag, seconds=1.0, iterations=2, lods=[])
+        return out, SimpleNamespace(stream=tmp_path / f"{tag}.progs", result=SimpleNamespace(data=b"x")), []
+
+    monkeypatch.setattr(ws, "train_and_encode", fake_train_and_encode)
+    full, paper = ws.get("full"), ws.get("paper")
+    assert calls == ["full"] and paper.name == "paper" and paper.run == full.run
+    ws.get("no_mi")  # a different configuration trains
+    assert calls == ["full", "no_mi"]
+
+
+def test_a_run_written_before_an_option_existed_counts_as_the_same_config():
+    from progs.bench.workspace import _same_config
+    from progs.train.config import TrainConfig
+
+    config = TrainConfig().replace(iterations=600, lambda_e=2e-3)
+    saved = json.loads(json.dumps(config.to_dict()))
+    del saved["loss"]["c2f_finest_weight"]  # an older run.json
+    assert _same_config(saved, config)
+    assert not _same_config(saved, config.replace(c2f_finest_weight=0.5))
+    assert not _same_config(saved, config.replace(iterations=601))
+    assert not _same_config({"no_such_option": 1}, config) and not _same_config(None, config)

@@ -173,6 +173,28 @@ def test_demo_pipeline_writes_stream_table_and_plot(tmp_path):
     assert cum == sorted(cum) and cum[-1] == res["total_bytes"] == (out / "scene.progs").stat().st_size
 
 
+def test_loss_switches_override_presets_only_when_given():
+    from progs.cli import _train_config, build_parser
+    from progs.presets import demo_overrides
+
+    parser = build_parser()
+
+    def config(*argv, preset=True):
+        args = parser.parse_args(list(argv))
+        return _train_config(args, demo_overrides() if preset else None)
+
+    demo = config("demo")
+    assert not demo.loss.infonce and demo.loss.c2f_finest_weight == 0.5 and demo.loss.c2f  # the demo preset
+    assert config("demo", "--infonce").loss.infonce
+    train = config("train", "demo", "--out", "x", preset=False)
+    assert train.loss.infonce and train.loss.c2f_finest_weight is None  # progs train: the paper's losses
+    off = config("train", "demo", "--out", "x", "--no-infonce", "--no-c2f", "--no-adjust", "--no-rate", preset=False)
+    assert not (off.loss.infonce or off.loss.c2f or off.growth.enabled or off.rate.enabled)
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["demo", "--infonce", "--no-infonce"])
+    assert exc.value.code == 2
+
+
 def test_decode_help_states_the_distillation_defaults():
     from progs.train.distill import DistillConfig
 

@@ -38,8 +38,12 @@ def _train_config(args: argparse.Namespace, defaults: dict | None = None):
         options["c2f_coarse_samples"] = args.c2f_samples
     if defaults is not None and "init_level" not in defaults:
         options["init_level"] = max(1, options.get("levels", TrainConfig.levels) - 3)
-    options.update({"growth.enabled": not args.no_adjust, "infonce": not args.no_infonce, "c2f": not args.no_c2f,
-                    "rate.enabled": not args.no_rate})
+    # Switches only override when given: a preset (the demo's) may have turned InfoNCE off already.
+    for flag, name in (("no_adjust", "growth.enabled"), ("no_infonce", "infonce"), ("no_c2f", "c2f"), ("no_rate", "rate.enabled")):
+        if getattr(args, flag):
+            options[name] = False
+    if getattr(args, "infonce", False):
+        options["infonce"] = True
     return TrainConfig().replace(**options)
 
 
@@ -456,7 +460,10 @@ def _training_options(p: argparse.ArgumentParser, iterations: int = 2000, base_d
                    help="stop growing at about this many anchors (default 200000; `progs fit`: a quarter of the "
                         "teacher's Gaussians)")
     p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
-    p.add_argument("--no-infonce", action="store_true", help="ablation: no parent-child InfoNCE loss")
+    nce = p.add_mutually_exclusive_group()
+    nce.add_argument("--no-infonce", action="store_true", help="ablation: no parent-child InfoNCE loss")
+    nce.add_argument("--infonce", action="store_true",
+                     help="use the parent-child InfoNCE loss where the preset leaves it out (the demo's)")
     p.add_argument("--no-c2f", action="store_true", help="ablation: single-LoD loss instead of coarse-to-fine")
     p.add_argument("--no-rate", action="store_true", help="ablation: no quantization noise / entropy loss")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")

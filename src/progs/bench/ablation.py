@@ -1,5 +1,6 @@
-"""Suite ``ablation``: raw / w/o MI / w/o c2f / full ProGS at the same budget (paper Table III):
-per-LoD PSNR and cumulative size from the decoded streams."""
+"""Suite ``ablation``: raw / w/o MI / w/o c2f / full ProGS at the same budget (paper Table III), and
+progs' default training where it differs from the paper's (the demo preset): per-LoD PSNR and
+cumulative size from the decoded streams."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ ABLATIONS = (
     ("raw", "raw (no adjust, no InfoNCE, no c2f)"),
     ("no_mi", "w/o MI (no InfoNCE)"),
     ("no_c2f", "w/o c2f"),
-    ("full", "full"),
+    ("paper", "full (paper)"),
+    ("full", "progs default"),
 )
 
 
