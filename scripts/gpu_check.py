@@ -250,7 +250,7 @@ def memory_check(*, anchors: int, size: int, views: int, iterations: int, levels
     scene = Scene("sphere", all_views[:views], all_views[views:], points=points.float(),
                   background=torch.zeros(3))
     cfg = TrainConfig().replace(iterations=iterations, levels=levels, base_depth=base_depth, seed=0,
-                                max_anchors=max(200_000, 2 * count))
+                                max_anchors=max(200_000, 2 * count), infonce=True)  # every loss term, the optional too
     log(f"[memory] {count:,} anchors (L = {levels}, b = {base_depth}), {views} views at {size}x{size}, "
         f"{iterations} iterations on {device}")
     reset_peak_memory(device)

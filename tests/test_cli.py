@@ -187,7 +187,8 @@ def test_loss_switches_override_presets_only_when_given():
     assert not demo.loss.infonce and demo.loss.c2f_finest_weight == 0.5 and demo.loss.c2f  # the demo preset
     assert config("demo", "--infonce").loss.infonce
     train = config("train", "demo", "--out", "x", preset=False)
-    assert train.loss.infonce and train.loss.c2f_finest_weight is None  # progs train: the paper's losses
+    assert not train.loss.infonce and train.loss.c2f_finest_weight is None  # progs train: L_c2f as the paper's
+    assert config("train", "demo", "--out", "x", "--infonce", preset=False).loss.infonce
     off = config("train", "demo", "--out", "x", "--no-infonce", "--no-c2f", "--no-adjust", "--no-rate", preset=False)
     assert not (off.loss.infonce or off.loss.c2f or off.growth.enabled or off.rate.enabled)
     with pytest.raises(SystemExit) as exc:

@@ -35,7 +35,7 @@ def scene():
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = dict(iterations=40, levels=3, base_depth=1, adjust_interval=5, seed=0)
+    base = dict(iterations=40, levels=3, base_depth=1, adjust_interval=5, seed=0, infonce=True)  # every term
     base.update(kw)
     return TrainConfig().replace(**base)
 

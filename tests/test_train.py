@@ -196,11 +196,12 @@ def test_ablation_flags_change_behaviour(scene, monkeypatch):
 
     monkeypatch.setattr(ProGSModel, "render", spy)
 
-    full = Trainer(scene, _cfg(iterations=30))
+    full = Trainer(scene, _cfg(iterations=30, infonce=True))  # every switch on (InfoNCE is off by default)
     n0 = len(full.model.anchors)
     full.train(progress=False)
     assert len(full.model.anchors) != n0 and full.adjustments
     assert "nce" in full.history[-1]
+    assert not TrainConfig().loss.infonce  # the default: InfoNCE costs bytes (README)
     assert any(l < 3 for l in lods_rendered), "c2f renders coarser LoDs"
 
     lods_rendered.clear()

@@ -461,9 +461,9 @@ def _training_options(p: argparse.ArgumentParser, iterations: int = 2000, base_d
                         "teacher's Gaussians)")
     p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
     nce = p.add_mutually_exclusive_group()
-    nce.add_argument("--no-infonce", action="store_true", help="ablation: no parent-child InfoNCE loss")
     nce.add_argument("--infonce", action="store_true",
-                     help="use the parent-child InfoNCE loss where the preset leaves it out (the demo's)")
+                     help="add the paper's parent-child InfoNCE loss (off by default: it costs bytes, see README)")
+    nce.add_argument("--no-infonce", action="store_true", help="no InfoNCE loss (the default; kept for old scripts)")
     p.add_argument("--no-c2f", action="store_true", help="ablation: single-LoD loss instead of coarse-to-fine")
     p.add_argument("--no-rate", action="store_true", help="ablation: no quantization noise / entropy loss")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")

@@ -47,7 +47,11 @@ class LossConfig:
     nce_tau: float = 0.03
     nce_negatives: int = 100
     nce_fraction: float = 0.05
-    infonce: bool = True  # False = --no-infonce
+    # The paper's parent-child InfoNCE loss, off by default (--infonce turns it on): its negatives push
+    # unrelated anchors' features apart, which the entropy coder pays for. Measured at 2026-11-27 without
+    # it: fox (downscale 8, 300 iterations, λe 2e-3) 674,154 B at 21.39 dB against 711,919 B at 20.15 dB
+    # (LoD 5); the demo 24-29 % fewer bytes at λe 2e-3 / 8e-3 (README, Results).
+    infonce: bool = False
     c2f: bool = True  # False = --no-c2f: the single-LoD loss of LoD L throughout
     # Coarser LoDs rendered per step besides LoD L: None = all (exact Eq. 12); k = k random ones with
     # unbiased weights (cheaper; on the demo scene all LoDs gave LoD 1 +1.5 dB for ~1.3x the time).
