@@ -8,7 +8,7 @@
    LoD 1..k) and measure it on the test views. Reports iterations/s, peak device memory, anchors, bytes
    and PSNR per LoD. With ``--train-seconds S`` the iteration count is sized to fit S seconds first:
    a probe times ``--probe-steps`` steps of the heaviest stage (every LoD rendered, quantisation noise,
-   the entropy term, InfoNCE) and the run gets ``min(--iterations, 0.85 * S * probe rate)``, rounded
+   the entropy term, InfoNCE when on) and the run gets ``min(--iterations, 0.85 * S * probe rate)``, rounded
    down to a multiple of 100 (a lent GPU has minutes, not the ~12 a full run may need).
    ``--stream-out`` keeps a copy of the stream (to decode it on another machine).
 2. ``memory``: a synthetic scene of about ``--memory-anchors`` 500,000 anchors (on a sphere, strict
@@ -106,7 +106,7 @@ PROBE_SAFETY = 0.85
 
 def probe_rate(scene: Scene, cfg: TrainConfig, device: torch.device, steps: int, warmup: int = 10) -> float:
     """Iterations per second of ``cfg``'s heaviest stage: a throwaway trainer started at the entropy
-    stage (every LoD rendered, noise, L_e, InfoNCE, gradient statistics), timed after ``warmup`` steps."""
+    stage (every LoD rendered, noise, L_e, InfoNCE when on, gradient statistics), timed after ``warmup`` steps."""
     trainer = Trainer(scene, cfg, device)
     trainer.iteration = trainer.stages.entropy_start
     warmup = min(warmup, max(0, steps - 1))
