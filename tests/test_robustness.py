@@ -42,13 +42,18 @@ def test_ctrl_c_during_training_leaves_no_partial_files_and_resumes(tmp_path):
     cmd = [sys.executable, "-m", "progs", "train", "demo", "--out", str(run), "--demo-views", "12",
            "--demo-size", "32", "--iterations", "100000", "--checkpoint-every", "5"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and not (run / "checkpoint.pt").exists():
-        time.sleep(0.2)
-    assert (run / "checkpoint.pt").exists(), "no checkpoint appeared"
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not (run / "checkpoint.pt").exists():
+            time.sleep(0.2)
+        assert (run / "checkpoint.pt").exists(), "no checkpoint appeared"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:  # a failed wait must not leave a 100,000-iteration training running
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 2, err
     assert "interrupted at iteration" in err and "Traceback" not in err
     leftovers = [p.name for p in run.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
