@@ -19,3 +19,12 @@ def fox_dir() -> Path:
     if not (FOX / "transforms.json").exists():
         pytest.skip(f"real fox capture absent at {FOX} (../shared/data/fox beside the repo)")
     return FOX
+
+
+def sigint_as_default() -> None:
+    """``preexec_fn`` for the Ctrl-C tests' subprocesses: SIGINT's default action in the child, as in a
+    user's terminal. A shell that starts pytest as a background job (``cmd &``) ignores SIGINT, children
+    inherit that, and Python then never installs its KeyboardInterrupt handler."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

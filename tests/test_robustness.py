@@ -19,6 +19,7 @@ from progs.codec.stream import encode
 from progs.io.demo_scene import load_demo_scene
 from progs.stream.server import start_server
 from progs.train.trainer import TrainConfig, Trainer
+from conftest import sigint_as_default
 
 
 def _tiny_stream(seed: int) -> bytes:
@@ -41,7 +42,7 @@ def test_ctrl_c_during_training_leaves_no_partial_files_and_resumes(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "progs", "train", "demo", "--out", str(run), "--demo-views", "12",
            "--demo-size", "32", "--iterations", "100000", "--checkpoint-every", "5"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_default)
     try:
         deadline = time.time() + 240
         while time.time() < deadline and not (run / "checkpoint.pt").exists():

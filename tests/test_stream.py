@@ -26,6 +26,7 @@ from progs.stream.manifest import (
 )
 from progs.stream.server import start_server
 from test_codec import _random_model
+from conftest import sigint_as_default
 
 
 # ------------------------------------------------------------------------------------------- fixtures
@@ -444,7 +445,7 @@ def test_cli_serve_runs_until_stopped(site):
     import sys
 
     proc = subprocess.Popen([sys.executable, "-m", "progs", "serve", str(site["dir"]), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_default)
     try:
         line = proc.stdout.readline()
         assert line.startswith("serving ") and " at http://127.0.0.1:" in line, line

@@ -14,6 +14,7 @@ from progs.codec.stream import encode
 from progs.stream.manifest import build_manifest, lods_within, write_manifest
 from progs.stream.server import start_server
 from test_codec import _random_model
+from conftest import sigint_as_default
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--headless=new", "--disable-background-networking",
@@ -138,7 +139,7 @@ def test_cli_view_announces_each_lod_and_stops_on_ctrl_c(stream_dir):
 
     d, _ = stream_dir
     proc = subprocess.Popen([sys.executable, "-m", "progs", "view", str(d / "scene.progs"), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=sigint_as_default)
     lines = []
     try:
         deadline = time.monotonic() + 40
