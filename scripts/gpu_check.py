@@ -43,6 +43,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from progs.atomic import write_bytes_atomic
+from progs.bench.common import write_json
 from progs.device import resolve_device
 from progs.io.dataset import DatasetSpec
 from progs.octree import complete_upward
@@ -58,9 +60,14 @@ GIB = float(1 << 30)
 # ------------------------------------------------------------------------------------------ memory
 
 
-def reset_peak_memory(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
 
 
@@ -68,7 +75,7 @@ def peak_memory(device: torch.device) -> dict[str, float]:
     """Peak memory since :func:`reset_peak_memory`: the device's (CUDA) or the process's resident set (CPU,
     the whole process's peak so far)."""
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        synchronize(device)
         return {"peak_allocated_gib": torch.cuda.max_memory_allocated(device) / GIB,
                 "peak_reserved_gib": torch.cuda.max_memory_reserved(device) / GIB}
     return {"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB}
@@ -92,11 +99,6 @@ def machine(device: torch.device) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ 1. a real capture
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # The probe times the heaviest stage, so whole runs average faster (H200, fox: probe 17.4 / 15.3 it/s, runs
@@ -168,8 +170,7 @@ def fox_check(dataset: str, *, downscale: float, iterations: int, levels: int, c
     rows = evaluate_stream(enc.result.data, scene, source=str(enc.stream), prefixes=True, device=device)
     decode_eval_s = time.perf_counter() - t2
     if stream_out is not None:
-        stream_out.parent.mkdir(parents=True, exist_ok=True)
-        stream_out.write_bytes(enc.result.data)
+        write_bytes_atomic(stream_out, enc.result.data)
     lods = []
     for row, ckpt in zip(rows, trained.lods):
         lods.append({"lod": row["lod"], "anchors": ckpt["anchors"], "chunk_bytes": row["bytes"],
@@ -365,8 +366,7 @@ def main(argv: list[str] | None = None, log: Log = print) -> dict[str, Any]:
     if args.verify:
         result = verify_on_cpu(Path(args.verify), Path(args.against), log, dataset=args.dataset)
         if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+            write_json(Path(args.json), result)
         return result
     device = resolve_device(args.device)
     workdir = Path(args.workdir)
@@ -377,8 +377,7 @@ def main(argv: list[str] | None = None, log: Log = print) -> dict[str, Any]:
                               "smoke": args.smoke, "machine": machine(device)}
 
     def save() -> None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(out, report)
 
     save()
     log(f"gpu check on {device} ({report['machine'].get('gpu', 'CPU')}), torch {torch.__version__}")

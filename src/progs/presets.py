@@ -82,8 +82,9 @@ def teacher_sizing(scene: Any, levels: int, base_depth: int | None, max_anchors:
     inside = ((points >= lo) & (points < hi)).all(dim=1)
     if bool(inside.any()):  # as AnchorSet.from_points
         points = points[inside]
-    counts = []
-    for level in range(1, levels + 1):
-        keys = grid.voxel_of(points, level)
-        counts.append(int(complete_upward(keys, torch.full((keys.shape[0],), level, dtype=torch.int64))[0].shape[0]))
+    # The points' level-L voxels with all their ancestors hold, at each level l, exactly the points'
+    # level-l voxels: one completion gives every level's initial anchor count.
+    keys = grid.voxel_of(points, levels)
+    _, key_levels = complete_upward(keys, torch.full((keys.shape[0],), levels, dtype=torch.int64))
+    counts = [int((key_levels <= level).sum()) for level in range(1, levels + 1)]
     return {"max_anchors": budget, "init_level": teacher_init_level(counts, budget)}

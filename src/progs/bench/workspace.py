@@ -85,7 +85,7 @@ class Workspace:
         self.scene: Scene = self.spec.load()
         self.scene_seconds = time.perf_counter() - t0
         self._trained: dict[tuple[str, float], Trained] = {}
-        self._configs: dict[tuple[str, float], Any] = {}  # the TrainConfig each variant trained with
+        self._configs: dict[tuple[str, float], Any] = {}  # the TrainConfig of each entry of _trained
         self.runs = cfg.out / "runs"
         self.cache: dict[str, Any] = {}  # results shared between suites (e.g. the quick raster rows)
 
@@ -119,16 +119,15 @@ class Workspace:
             return self._trained[key]
         overrides = VARIANTS[name]
         config = self.train_config(overrides, lambda_e)
-        for other, seen in self._configs.items():  # a variant that trains the same model on this dataset
-            if seen == config and other in self._trained:  # (e.g. "paper" where the default is the paper's)
-                t = dataclasses.replace(self._trained[other], name=name, overrides=overrides)
-                self._trained[key] = t
-                self._configs[key] = config
-                return t
-        tag = name if lambda_e == REFERENCE_LAMBDA else f"{name}_le{lambda_e:g}"
-        out, enc, rows = self.train_and_encode(tag, config)
-        t = Trained(name, overrides, float(lambda_e), out.run, enc.stream, out.seconds, out.iterations, out.lods,
-                    enc.result, rows)
+        # a variant that trains the same model on this dataset (e.g. "paper" where the default is the paper's)
+        same = next((self._trained[k] for k, seen in self._configs.items() if seen == config), None)
+        if same is not None:
+            t = dataclasses.replace(same, name=name, overrides=overrides)
+        else:
+            tag = name if lambda_e == REFERENCE_LAMBDA else f"{name}_le{lambda_e:g}"
+            out, enc, rows = self.train_and_encode(tag, config)
+            t = Trained(name, overrides, float(lambda_e), out.run, enc.stream, out.seconds, out.iterations, out.lods,
+                        enc.result, rows)
         self._trained[key] = t
         self._configs[key] = config
         return t

@@ -37,6 +37,8 @@ torch::Tensor hidden_rule(torch::Tensor pos, torch::Tensor fixed, torch::Tensor 
   const double* W2 = w2.data_ptr<double>();
   const double* B2 = b2.data_ptr<double>();
   bool* O = out.data_ptr<bool>();
+  // an input in units of 2^-12: round half to even, clamped to ±input_limit
+  const auto snap = [=](double v) { return std::min(std::max(std::nearbyint(v * input_scale), -input_limit), input_limit); };
 #pragma omp parallel
   {
     std::vector<double> h(H), best(K);
@@ -49,10 +51,7 @@ torch::Tensor hidden_rule(torch::Tensor pos, torch::Tensor fixed, torch::Tensor 
         const double xx = x * x, yy = y * y, zz = z * z;
         double dist = std::sqrt((xx + yy) + zz);
         dist = std::max(dist, 1e-8);
-        const double v0 = std::min(std::max(std::nearbyint((x / dist) * input_scale), -input_limit), input_limit);
-        const double v1 = std::min(std::max(std::nearbyint((y / dist) * input_scale), -input_limit), input_limit);
-        const double v2 = std::min(std::max(std::nearbyint((z / dist) * input_scale), -input_limit), input_limit);
-        const double r = std::min(std::max(std::nearbyint((dist / dist_scale) * input_scale), -input_limit), input_limit);
+        const double v0 = snap(x / dist), v1 = snap(y / dist), v2 = snap(z / dist), r = snap(dist / dist_scale);
         for (int64_t j = 0; j < H; ++j) {
           const double pre = f[j] + ((v0 * WV[3 * j] + v1 * WV[3 * j + 1]) + v2 * WV[3 * j + 2]) + r * WD[j];
           h[j] = std::min(std::nearbyint(std::max(pre, 0.0) * hidden_scale), hidden_limit);

@@ -32,14 +32,14 @@ def c2f_lod_weights(levels: int, coarse_samples: int | None, gen: torch.Generato
     L = int(levels)
     if L <= 1:
         return {1: 1.0}
-    fine = 1.0 / L if finest_weight is None else float(finest_weight)
-    coarse = (1.0 - fine) / (L - 1)  # each coarser LoD's share
+    paper = finest_weight is None  # (the paper's weights keep their exact expressions: runs stay bit for bit)
+    fine = 1.0 / L if paper else float(finest_weight)
+    coarse = fine if paper else (1.0 - fine) / (L - 1)  # each coarser LoD's share
     if coarse_samples is None or coarse_samples >= L - 1:
-        return {lod: (fine if lod == L else coarse) for lod in range(1, L + 1)} if finest_weight is not None \
-            else {lod: 1.0 / L for lod in range(1, L + 1)}
+        return {lod: (fine if lod == L else coarse) for lod in range(1, L + 1)}
     k = max(1, int(coarse_samples))
     picks = randperm(L - 1, gen, gen.device)[:k] + 1  # read as Python ints: stays on the generator's device
-    drawn = coarse * (L - 1) / k if finest_weight is not None else (L - 1) / (k * L)  # the paper's, bit for bit
+    drawn = (L - 1) / (k * L) if paper else coarse * (L - 1) / k
     weights = {L: fine}
     for p in sorted(int(x) for x in picks):
         weights[p] = drawn
