@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from progs.cli import main
 from progs.bench.common import TINY_ENV, loglog_exponent
@@ -153,11 +154,21 @@ def test_lambdas_option_picks_the_rd_sweep(bench, monkeypatch):
     """``--lambdas`` replaces the rd suite's λe sweep (here reusing two of the fixture's trainings)."""
     out, res = bench
     monkeypatch.setenv(TINY_ENV, "1")
-    assert main(["bench", "rd", "--quick", "--out", str(out), "--lambdas", "8e-3,5e-4"]) == 0
+    assert main(["bench", "rd", "--quick", "--out", str(out), "--lambdas", "8e-3,5e-4", "--fit-iterations", "5"]) == 0
     again = json.loads((out / "results.json").read_text())
     assert [c["lambda_e"] for c in again["suites"]["rd"]["curves"]] == [5e-4, 8e-3]
     assert again["profile"]["lambdas"] == [5e-4, 8e-3]
     assert "--lambdas 0.008,0.0005" in again["command"]
+    # --fit-iterations trains the SPZ curve's plain 3DGS fits for that many iterations
+    assert "--fit-iterations 5" in again["command"]
+    fits = json.loads((out / "results.json").read_text())["suites"]["rd"]["bd_rate_vs_spz"]["spz_points"]
+    assert fits and all(p["iterations"] == 5 for p in fits)
+
+
+def test_fit_iterations_option_refuses_zero(tmp_path, capsys):
+    assert main(["bench", "rd", "--out", str(tmp_path), "--fit-iterations", "0"]) != 0
+    assert "--fit-iterations" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
 
 
 @pytest.mark.parametrize("value", ["0,1e-3", "x", ""])
@@ -203,3 +214,21 @@ def test_a_run_written_before_an_option_existed_counts_as_the_same_config():
     assert not _same_config(saved, config.replace(c2f_finest_weight=0.5))
     assert not _same_config(saved, config.replace(iterations=601))
     assert not _same_config({"no_such_option": 1}, config) and not _same_config(None, config)
+
+
+def test_a_capped_3dgs_fit_starts_from_a_subset_of_the_points():
+    """The SPZ curve's model sizes are real: a cap below the scene's point count starts from that many
+    points (seeded), and growth never passes it."""
+    from progs.bench.baseline_3dgs import Fit3DGSConfig, GaussianFit, fit_3dgs
+    from progs.io.demo_scene import load_demo_scene
+
+    scene = load_demo_scene(views=6, size=32, seed=0)
+    n = scene.points.shape[0]
+    assert GaussianFit(scene, Fit3DGSConfig(max_gaussians=n + 10)).means.shape[0] == n
+    capped = GaussianFit(scene, Fit3DGSConfig(max_gaussians=500))
+    assert capped.means.shape[0] == 500
+    again = GaussianFit(scene, Fit3DGSConfig(max_gaussians=500))
+    assert capped.means.equal(again.means)  # seeded
+    assert all(any(torch.equal(m, p) for p in scene.points[:, :].float()) for m in capped.means[:5])
+    fit = fit_3dgs(scene, Fit3DGSConfig(iterations=4, max_gaussians=500, densify_at=(0.5,), grad_threshold=0.0))
+    assert 0 < len(fit.cloud) <= 500

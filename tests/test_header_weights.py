@@ -85,3 +85,30 @@ def test_version_3_streams_are_refused_by_name(tiny_model):
     struct.pack_into("<H", data, len(MAGIC), 3)
     with pytest.raises(FormatError, match="unsupported format version 3"):
         decode(bytes(data))
+
+
+def test_each_mlp_keeps_its_precision_and_any_precision_decodes(tiny_model):
+    """The encoder stores the generator and MLP_q with 8 significant bits and MLP_d with 12
+    (exact_math); a decoder reads whatever precision a stream holds: one written with 12-bit
+    generator weights (what earlier encoders of format 5 wrote) decodes to exactly those weights."""
+    from progs.model import exact_math
+
+    def used_bits(mant):
+        return int(np.abs(mant).max()).bit_length() + 1  # with the sign
+
+    gen = tiny_model.generator.fixed_point_weights()
+    ctx = tiny_model.context.fixed_point_weights()
+    assert all(used_bits(m) == exact_math.GENERATOR_BITS for m, _ in gen.values() if m.any())
+    assert all(used_bits(m) == exact_math.STEP_MLP_BITS for n, (m, _) in ctx.items() if n.startswith("mlp_q") and m.any())
+    assert all(used_bits(m) == exact_math.PRIOR_MLP_BITS for n, (m, _) in ctx.items() if n.startswith("mlp_d") and m.any())
+    small = encode(tiny_model)
+    old_bits = exact_math.GENERATOR_BITS
+    try:
+        exact_math.GENERATOR_BITS = 12
+        fine = encode(tiny_model)
+        want = coding_model(tiny_model).generator.state_dict()
+    finally:
+        exact_math.GENERATOR_BITS = old_bits
+    assert len(fine.data) > len(small.data)
+    got = decode(fine.data).model.generator.state_dict()
+    assert all(torch.equal(want[k], got[k]) for k in want)

@@ -438,7 +438,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     device = _device(args)
     run_bench(args.suites or args.suite, quick=args.quick, out=args.out, dataset=args.dataset, downscale=args.downscale,
-              iterations=args.iterations, seed=args.seed, log=_log, device=device, lambdas=args.lambdas)
+              iterations=args.iterations, seed=args.seed, log=_log, device=device, lambdas=args.lambdas,
+              fit_iterations=args.fit_iterations)
     return 0
 
 
@@ -607,6 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--lambdas", type=_lambda_list, metavar="L1,L2,...",
                    help="λe values of the rd suite's sweep (default 5e-4,2e-3,8e-3; other suites use 2e-3)")
+    b.add_argument("--fit-iterations", type=int, metavar="N",
+                   help="iterations of the plain 3DGS fits behind the SPZ curve (default: as many as progs)")
     _device_option(b, "train and evaluate the ProGS variants")
     b.set_defaults(func=cmd_bench)
     return p

@@ -2,7 +2,8 @@
 
 Parameters: means, log-scales, quaternions, opacity logits and degree-0 SH colours, optimised with
 Adam on (1-λ) L1 + λ D-SSIM (λ = 0.2) as in 3DGS. Initialised from the scene's points (kNN scales,
-opacity 0.1); scenes without points start from random points in their bounds. Densification as in
+opacity 0.1); scenes without points start from random points in their bounds. A model capped at
+``max_gaussians`` starts from a seeded random subset of that many points when there are more. Densification as in
 3DGS, simplified: the view-space positional gradient (NDC units) is accumulated per Gaussian and, a
 few times during the fit, Gaussians whose mean gradient exceeds ``grad_threshold`` are cloned (small
 ones) or split in two (large ones, scales / 1.6); low-opacity Gaussians are pruned. The optimizer
@@ -79,8 +80,11 @@ class GaussianFit:
             colors = scene.point_colors.float() if scene.point_colors is not None else torch.full_like(means, 0.5)
         else:
             b = scene.bounds if scene.bounds is not None else scene.camera_bounds()
-            means = b[0] + torch.rand(cfg.random_points, 3, generator=g) * (b[1] - b[0])
+            means = b[0] + torch.rand(min(cfg.random_points, cfg.max_gaussians), 3, generator=g) * (b[1] - b[0])
             colors = torch.full_like(means, 0.5)
+        if means.shape[0] > cfg.max_gaussians:  # a capped model starts from a seeded subset of the points
+            keep = torch.randperm(means.shape[0], generator=g)[: cfg.max_gaussians].sort().values
+            means, colors = means[keep], colors[keep]
         n = means.shape[0]
         self.extent = float((means.max(0).values - means.min(0).values).norm()) / 2 or 1.0
         self.means = means

@@ -29,8 +29,8 @@ def zstd_size(path: Path, level: int = ZSTD_LEVEL) -> dict[str, Any]:
 
 
 def spz_curve(ws: Workspace, out: Path) -> list[dict[str, Any]]:
-    """Plain 3DGS fits capped at the profile's model sizes, trained for as many iterations as progs,
-    each written as PLY, PLY + zstd and SPZ (through gsply); PSNR of each as its file decodes (the SPZ
+    """Plain 3DGS fits capped at the profile's model sizes, trained for as many iterations as progs (or
+    ``--fit-iterations``), each written as PLY, PLY + zstd and SPZ (through gsply); PSNR of each as its file decodes (the SPZ
     is read back, so its quantization counts). Computed once per workspace."""
     if "spz_curve" in ws.cache:
         return ws.cache["spz_curve"]
@@ -40,8 +40,8 @@ def spz_curve(ws: Workspace, out: Path) -> list[dict[str, Any]]:
     cfg = ws.cfg
     rows = []
     for cap in cfg.profile.fit_caps:
-        ws.log(f"  fitting plain 3DGS capped at {cap} Gaussians ({cfg.train_iterations()} iterations)")
-        fit = fit_3dgs(ws.scene, Fit3DGSConfig(iterations=cfg.train_iterations(), seed=cfg.seed, max_gaussians=cap))
+        ws.log(f"  fitting plain 3DGS capped at {cap} Gaussians ({cfg.spz_fit_iterations()} iterations)")
+        fit = fit_3dgs(ws.scene, Fit3DGSConfig(iterations=cfg.spz_fit_iterations(), seed=cfg.seed, max_gaussians=cap))
         ply = out / f"fit_{cap}.ply"
         ply_bytes = write_baseline_ply(fit, ply)
         spz = out / f"fit_{cap}.spz"
@@ -50,7 +50,8 @@ def spz_curve(ws: Workspace, out: Path) -> list[dict[str, Any]]:
                                             ws.scene.background.float())
         rows.append({"cap": cap, "gaussians": len(fit.cloud), "psnr_ply": fit.psnr, "ply_bytes": ply_bytes,
                      "zstd_bytes": zstd_size(ply)["bytes"], "bytes": spz.stat().st_size, "psnr": spz_psnr,
-                     "ssim": spz_ssim, "train_seconds": round(fit.seconds, 2)})
+                     "ssim": spz_ssim, "iterations": fit.iterations,
+                     "train_seconds": round(fit.seconds, 2)})
     ws.cache["spz_curve"] = rows
     return rows
 
@@ -62,7 +63,8 @@ def bd_rate_vs_spz(ws: Workspace, out: Path) -> dict[str, Any]:
     value = bd_rate([(r["bytes"], r["psnr"]) for r in spz], progs_pts)
     return {"bd_rate_percent": None if value is None else rounded(value, 2),
             "progs_points": [{"bytes": b, "psnr": p} for b, p in progs_pts],
-            "spz_points": [{"gaussians": r["gaussians"], "bytes": r["bytes"], "psnr": r["psnr"]} for r in spz],
+            "spz_points": [{"gaussians": r["gaussians"], "bytes": r["bytes"], "psnr": r["psnr"], "iterations": r["iterations"]}
+                           for r in spz],
             "note": "negative: progs needs fewer bytes than SPZ at equal PSNR; None: the PSNR ranges do not overlap"}
 
 
@@ -131,7 +133,7 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
         "note": "progressive = c2f + InfoNCE (full); single-rate = same budget without them; LoD L of each",
     }
     spz = spz_curve(ws, out)
-    res = {"3dgs": g, "spz": [{"gaussians": r["gaussians"], "bytes": r["bytes"], "psnr": r["psnr"]} for r in spz],
+    res = {"3dgs": g, "spz": [{k: r[k] for k in ("gaussians", "bytes", "psnr", "iterations")} for r in spz],
            "fits": spz, "bd_rate_vs_spz": bd_rate_vs_spz(ws, out), "single_rate": single_rate, "progressive": progressive,
            "progressive_overhead": overhead, "headline": headline, "plot": "baselines.png"}
     plot_baselines(res, out / "baselines.png", f"{ws.dataset_name}: ProGS vs baselines (test views)")

@@ -59,6 +59,7 @@ class BenchConfig:
     dataset: str = "demo"  # "demo", "fox" or a dataset folder
     downscale: float = 8.0  # for real datasets
     iterations: int | None = None  # overrides the profile's training iterations
+    fit_iterations: int | None = None  # iterations of the SPZ curve's plain 3DGS fits (None: as progs)
     seed: int = 0
     command: str = ""
     device: torch.device = CPU  # where the ProGS variants train and are evaluated (coding stays on the CPU)
@@ -78,6 +79,10 @@ class BenchConfig:
         if self.dataset != "demo":
             return FOX_ITERATIONS[self.profile.name]
         return self.profile.iterations
+
+    def spz_fit_iterations(self) -> int:
+        """Iterations of the plain 3DGS fits behind the SPZ curve: as many as progs unless set."""
+        return self.train_iterations() if self.fit_iterations is None else int(self.fit_iterations)
 
 
 def profile_for(quick: bool) -> Profile:

@@ -105,7 +105,8 @@ def key_numbers(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def command_line(suites: str, quick: bool, out: Path, dataset: str, downscale: float, iterations: int | None,
-                 seed: int, device: torch.device = CPU, lambdas: tuple[float, ...] | None = None) -> str:
+                 seed: int, device: torch.device = CPU, lambdas: tuple[float, ...] | None = None,
+                 fit_iterations: int | None = None) -> str:
     """The ``progs bench`` invocation equivalent to these arguments, with the environment that matters."""
     env = [f"{k}={os.environ[k]}" for k in (TINY_ENV, "OMP_NUM_THREADS") if os.environ.get(k)]
     args = ["progs", "bench", "--suite", suites] + (["--quick"] if quick else []) + ["--out", str(out)]
@@ -113,6 +114,7 @@ def command_line(suites: str, quick: bool, out: Path, dataset: str, downscale: f
     args += (["--iterations", str(iterations)] if iterations is not None else []) + (["--seed", str(seed)] if seed else [])
     args += ["--device", str(device)] if device.type != "cpu" else []
     args += ["--lambdas", ",".join(f"{x:g}" for x in lambdas)] if lambdas else []
+    args += ["--fit-iterations", str(fit_iterations)] if fit_iterations is not None else []
     return " ".join(env + [shlex.quote(a) for a in args])
 
 
@@ -120,12 +122,14 @@ def run_bench(
     suites: str = "all", *, quick: bool = False, out: str | Path = "benchmarks/results", dataset: str = "demo",
     downscale: float = 8.0, iterations: int | None = None, seed: int = 0, command: str | None = None,
     log: Callable[[str], None] = print, device: torch.device = CPU, lambdas: tuple[float, ...] | None = None,
+    fit_iterations: int | None = None,
 ) -> dict[str, Any]:
     """Run the suites (comma-separated names or ``all``); returns the results written to ``results.json``.
 
     ``device`` is where the ProGS variants train and are evaluated; coding, the plain-3DGS baselines
     and the speed, scaling and raster suites run on the CPU. ``lambdas`` replaces the profile's λe
-    sweep of the rd suite (the other suites' reference model stays λe = 2e-3)."""
+    sweep of the rd suite (the other suites' reference model stays λe = 2e-3). ``fit_iterations`` trains
+    the plain 3DGS fits of the SPZ curve for that many iterations instead of as many as progs."""
     names = parse_suites(suites)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,9 +138,12 @@ def run_bench(
         if any(not (x > 0) for x in lambdas):
             raise ProgsError(f"--lambdas: every λe must be positive, got {list(lambdas)}")
         profile = dataclasses.replace(profile, lambdas=tuple(sorted(float(x) for x in lambdas)))
+    if fit_iterations is not None and fit_iterations < 1:
+        raise ProgsError(f"--fit-iterations must be >= 1, got {fit_iterations}")
     cfg = BenchConfig(out=out, profile=profile, dataset=dataset, downscale=downscale,
-                      iterations=iterations, seed=seed, device=device)
-    cfg.command = command or command_line(suites, quick, out, dataset, downscale, iterations, seed, device, lambdas)
+                      iterations=iterations, seed=seed, device=device, fit_iterations=fit_iterations)
+    cfg.command = command or command_line(suites, quick, out, dataset, downscale, iterations, seed, device, lambdas,
+                                          fit_iterations)
     t_all = time.perf_counter()
     results: dict[str, Any] = {
         "command": cfg.command, "machine": machine_info(), "suites_requested": names,

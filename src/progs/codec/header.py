@@ -3,8 +3,8 @@
     config:blob   JSON (sort_keys): format, grid, generator, context, cull_margin, background, view_distance
     n_lods:u8     = grid levels
     sizes:u32 × n_lods  the whole LOD chunks' sizes (framing included)
-    n_tensors:u16 then per tensor: name:blob ndim:u8 dims:u32 × ndim, then the values as 12-bit
-                  fixed point, Rice-coded (:mod:`progs.codec.weights`): generator and context MLPs
+    n_tensors:u16 then per tensor: name:blob ndim:u8 dims:u32 × ndim, then the values as dyadic
+                  fixed point (8 or 12 significant bits, the encoder's choice), Rice-coded (:mod:`progs.codec.weights`): generator and context MLPs
     grid bits     (:mod:`progs.codec.grid_bits`)
 
 ``encode_header`` / ``decode_header`` are the pair; ``read_chunk_table`` reads just the table from a
@@ -29,7 +29,6 @@ from progs.codec.grid_bits import read_grid_bits, write_grid_bits
 from progs.codec.weights import read_weights, write_weights
 from progs.errors import ProgsError
 from progs.model.context import ContextConfig, ContextModel
-from progs.model.exact_math import fixed_point, from_fixed_point
 from progs.model.gaussians import GaussianGenerator
 from progs.model.layout import AttributeLayout
 from progs.model.model import ProGSModel
@@ -70,10 +69,9 @@ class Header:
 
 def coding_model(model: ProGSModel) -> ProGSModel:
     """A copy of ``model`` whose MLP weights are exactly what a decoder reads from the header (every
-    tensor rounded to 12-bit fixed point); ``model`` itself is left as it is."""
+    tensor rounded to its fixed point); ``model`` itself is left as it is."""
     generator = GaussianGenerator(**model.generator.args())
-    generator.load_state_dict({name: torch.from_numpy(from_fixed_point(*fixed_point(t.double().numpy()))).float()
-                               for name, t in model.generator.state_dict().items()})
+    generator.load_fixed_point_weights(model.generator.fixed_point_weights())
     context = copy.deepcopy(model.context).cpu()
     context.round_weights_to_fixed_point()
     return ProGSModel(model.anchors, generator, context, cull_margin=model.cull_margin,
@@ -124,11 +122,11 @@ def encode_header(
     w.u8(len(chunk_sizes))
     for size in chunk_sizes:
         w.u32(size)
-    gen_state = generator.state_dict()
+    gen_fixed = generator.fixed_point_weights()
     fixed = context.fixed_point_weights()
-    w.u16(len(gen_state) + len(fixed))
-    for name, t in gen_state.items():
-        _write_tensor(w, "generator." + name, *fixed_point(t.double().numpy()))
+    w.u16(len(gen_fixed) + len(fixed))
+    for name, (mant, e) in gen_fixed.items():
+        _write_tensor(w, "generator." + name, mant, e)
     for name, (mant, e) in fixed.items():
         _write_tensor(w, "context." + name, mant, e)
     write_grid_bits(w, context.grid_bits())
@@ -174,8 +172,8 @@ def decode_header(payload: memoryview, offset: int) -> Header:
         _check_context_config(cfg)
         context = ContextModel(cfg)
         generator = GaussianGenerator(**gen_args)
-        generator.load_state_dict({k[len("generator."):]: torch.from_numpy(from_fixed_point(v, e)).float()
-                                   for k, (v, e) in tensors.items() if k.startswith("generator.")})
+        generator.load_fixed_point_weights({k[len("generator."):]: (v, e) for k, (v, e) in tensors.items()
+                                            if k.startswith("generator.")})
         context.load_fixed_point_weights({k[len("context."):]: (v, e) for k, (v, e) in tensors.items()
                                           if k.startswith("context.")})
     except (RuntimeError, KeyError, ValueError) as exc:

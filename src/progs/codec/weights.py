@@ -1,9 +1,9 @@
 """MLP weights in the header: fixed point, Rice-coded (since format version 4).
 
 Every tensor is stored as integers ``m`` with ``value = m · 2^-e``
-(:func:`progs.model.exact_math.fixed_point`: each tensor keeps 12 significant bits relative to its
-largest magnitude; float16 keeps 11 per value, but MLP outputs are sums dominated by the large
-weights). The integers are zigzag-mapped (0, -1, 1, -2, ... →
+(:func:`progs.model.exact_math.fixed_point`: each tensor keeps 8 or 12 significant bits, as exact_math
+sets per MLP, relative to its largest magnitude; float16 keeps 11 per value, but MLP outputs are sums
+dominated by the large weights). The integers are zigzag-mapped (0, -1, 1, -2, ... →
 0, 1, 2, 3, ...) and Golomb–Rice coded with the tensor's best parameter ``k``: ``u >> k`` in unary
 (ones, then a zero), then the ``k`` low bits, most significant first, packed MSB-first into bytes.
 Integer-only and therefore identical on every machine; weights are near-Laplacian, for which Rice

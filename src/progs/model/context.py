@@ -13,7 +13,7 @@ Two evaluation paths share the parameters:
 - ``exact_features`` + ``coding_params`` (float64, no autograd) for coding. They are bit-identical
   on every CPU and thread count: interpolation uses only elementwise + and * in a fixed order;
   interpolated features and hidden activations are snapped to a dyadic grid (multiples of 2^-12)
-  and the weights are stored as dyadic fixed-point numbers (12-bit mantissas times 2^-e), so every
+  and the weights are stored as dyadic fixed-point numbers (8- or 12-bit mantissas times 2^-e), so every
   product and every partial sum of the matrix products is exact in float64 and summation order
   cannot matter; the final tanh/softplus come from :mod:`progs.model.exact_math` (IEEE + - * /
   only). A C++ kernel (``csrc/context_exact.cpp``) computes both steps fast; the PyTorch twins
@@ -302,10 +302,14 @@ class ContextModel(nn.Module):
 
     # --------------------------------------------------------------------------- exact path
     def fixed_point_weights(self) -> dict[str, tuple[np.ndarray, int]]:
-        """Each MLP tensor as (int64 mantissas, exponent e): value = mantissa * 2^-e, 12 significant bits
-        (:func:`progs.model.exact_math.fixed_point`)."""
-        params = list(self.mlp_d.named_parameters(prefix="mlp_d")) + list(self.mlp_q.named_parameters(prefix="mlp_q"))
-        return {name: exact_math.fixed_point(t.detach().double().numpy()) for name, t in params}
+        """Each MLP tensor as (int64 mantissas, exponent e): value = mantissa * 2^-e
+        (:func:`progs.model.exact_math.fixed_point`), MLP_d with ``PRIOR_MLP_BITS`` significant bits and
+        MLP_q with ``STEP_MLP_BITS``."""
+        out = {name: exact_math.fixed_point(t.detach().double().numpy(), exact_math.PRIOR_MLP_BITS)
+               for name, t in self.mlp_d.named_parameters(prefix="mlp_d")}
+        out.update({name: exact_math.fixed_point(t.detach().double().numpy(), exact_math.STEP_MLP_BITS)
+                    for name, t in self.mlp_q.named_parameters(prefix="mlp_q")})
+        return out
 
     def load_fixed_point_weights(self, weights: dict[str, tuple[np.ndarray, int]]) -> None:
         params = dict(self.mlp_d.named_parameters(prefix="mlp_d")) | dict(self.mlp_q.named_parameters(prefix="mlp_q"))

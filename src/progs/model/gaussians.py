@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from progs.model import exact_math
 from progs.scene import Camera
 
 
@@ -89,6 +91,16 @@ class GaussianGenerator(nn.Module):
         f = self.feat_dim
         return {"feature": slice(0, f), "view": slice(f, f + 3), "distance": slice(f + 3, f + 4),
                 "level": slice(f + 4, f + 4 + self.levels)}
+
+    def fixed_point_weights(self) -> dict[str, tuple[np.ndarray, int]]:
+        """Each MLP tensor (``state_dict`` names) as (int64 mantissas, exponent e): value = mantissa * 2^-e,
+        ``exact_math.GENERATOR_BITS`` significant bits: what the header stores."""
+        return {name: exact_math.fixed_point(t.detach().double().cpu().numpy(), exact_math.GENERATOR_BITS)
+                for name, t in self.state_dict().items()}
+
+    def load_fixed_point_weights(self, weights: dict[str, tuple[np.ndarray, int]]) -> None:
+        self.load_state_dict({name: torch.from_numpy(exact_math.from_fixed_point(mant, e)).float()
+                              for name, (mant, e) in weights.items()})
 
     def args(self) -> dict[str, int]:
         """The constructor's arguments: ``GaussianGenerator(**g.args())`` builds the same shapes."""
