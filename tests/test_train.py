@@ -241,3 +241,17 @@ def test_level_refinement_moves_only_that_levels_anchors(scene):
     assert not torch.equal(a.feature.detach()[lv2], feats[lv2])
     assert torch.equal(a.feature.detach()[~lv2], feats[~lv2])
     octree.validate_strict_octree(a.keys, a.levels, a.grid)
+
+
+@pytest.mark.parametrize("over", [{"feat_dim": 16}, {"n_offsets": 5}])
+def test_other_attribute_sizes_train_and_round_trip(scene, over):
+    """feat_dim and n_offsets reach the context model too (it codes what the anchors hold): a model of
+    either size trains, encodes and decodes to the same layout."""
+    from progs.codec.stream import decode, encode
+
+    t = Trainer(scene, _cfg(iterations=4, **over))
+    for _ in range(4):
+        t.step()
+    dims = t.model.anchors.layout.dims
+    assert dims == (over.get("feat_dim", 32), 6, 3 * over.get("n_offsets", 10))
+    assert decode(encode(t.model).data).model.anchors.layout.dims == dims
