@@ -128,6 +128,23 @@ def test_training_steps_create_no_tensor_on_an_implicit_device(scene) -> None:
     assert not audit.sites, "tensors created without a device:\n" + "\n".join(sorted(audit.sites))
 
 
+def test_3dgs_fit_steps_create_no_tensor_on_an_implicit_device(scene, monkeypatch) -> None:
+    """The plain 3DGS baseline fits on a GPU too (bench --device): its steps and densification place
+    every new tensor explicitly (its seeded initialisation is built on the CPU, then moved)."""
+    from progs.bench.baseline_3dgs import Fit3DGSConfig, GaussianFit
+
+    monkeypatch.setattr(sys.modules[__name__], "AUDITED", AUDITED + [SRC / "bench" / "baseline_3dgs.py"])
+    fit = GaussianFit(scene, Fit3DGSConfig(iterations=6, grad_threshold=0.0, percent_dense=0.0, max_gaussians=10**6))
+    n = fit.means.shape[0]
+    audit = _ImplicitDeviceAudit()
+    with audit:
+        for it in range(3):
+            fit.step(scene.train_views[it % len(scene.train_views)], it, 6)
+        fit.densify_and_prune(3)
+    assert fit.densifications and fit.densifications[0]["split"] > 0 and fit.means.shape[0] > n
+    assert not audit.sites, "tensors created without a device:\n" + "\n".join(sorted(audit.sites))
+
+
 # ------------------------------------------------------------------------ device-agnostic checkpoints
 
 
@@ -192,3 +209,17 @@ def test_cuda_training_encodes_like_its_cpu_copy(scene, tmp_path) -> None:
     assert encode(on_cpu.model).data == from_cuda.data
     on_cpu.train(progress=False)  # a CUDA checkpoint continues on the CPU
     assert on_cpu.iteration == 44
+
+
+@cuda_only
+def test_cuda_3dgs_fit_matches_the_cpu_fit(scene) -> None:
+    """bench --device cuda fits the SPZ curve's plain 3DGS models with gsplat: the fit returns a CPU
+    cloud and reaches the CPU fit's quality (the backends differ slightly: alpha clamp, tile bound)."""
+    pytest.importorskip("gsplat", reason="gsplat not installed (pip install 'progs[cuda]')")
+    from progs.bench.baseline_3dgs import Fit3DGSConfig, fit_3dgs
+
+    cfg = Fit3DGSConfig(iterations=60, seed=0, max_gaussians=400)
+    on_cpu = fit_3dgs(scene, cfg)
+    on_cuda = fit_3dgs(scene, cfg, torch.device("cuda"))
+    assert on_cuda.cloud.means.device == CPU and len(on_cuda.cloud) <= 400
+    assert abs(on_cuda.psnr - on_cpu.psnr) < 1.0, (on_cuda.psnr, on_cpu.psnr)

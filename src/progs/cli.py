@@ -610,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="λe values of the rd suite's sweep (default 5e-4,2e-3,8e-3; other suites use 2e-3)")
     b.add_argument("--fit-iterations", type=int, metavar="N",
                    help="iterations of the plain 3DGS fits behind the SPZ curve (default: as many as progs)")
-    _device_option(b, "train and evaluate the ProGS variants")
+    _device_option(b, "train and evaluate the ProGS variants and the plain 3DGS fits")
     b.set_defaults(func=cmd_bench)
     return p
 

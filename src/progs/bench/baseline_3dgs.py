@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from progs.device import CPU
 from progs.metrics import psnr, ssim
 from progs.io.ply import SH_C0, GaussianCloud, write_ply
 from progs.render import rasterize
@@ -69,10 +70,11 @@ def _knn_scale(points: torch.Tensor, k: int = 3, chunk: int = 4096) -> torch.Ten
 
 
 class GaussianFit:
-    def __init__(self, scene: Scene, cfg: Fit3DGSConfig):
+    def __init__(self, scene: Scene, cfg: Fit3DGSConfig, device: torch.device = CPU):
         self.cfg = cfg
         self.scene = scene
-        self.bg = scene.background.float()
+        self.device = torch.device(device)
+        self.bg = scene.background.float().to(self.device)
         g = torch.Generator().manual_seed(cfg.seed)
         pts = scene.points
         if pts is not None and pts.shape[0] >= 4:
@@ -93,6 +95,8 @@ class GaussianFit:
         self.quats[:, 0] = 1
         self.opacity = torch.full((n,), math.log(0.1 / 0.9))
         self.sh = (colors.clamp(0, 1) - 0.5) / SH_C0
+        for name in ("means", "log_scales", "quats", "opacity", "sh"):  # initialised on the CPU (seeded)
+            setattr(self, name, getattr(self, name).to(self.device))
         self._new_optimizer()
         self.densifications: list[dict[str, int]] = []
 
@@ -110,8 +114,8 @@ class GaussianFit:
             {"params": [self.opacity], "lr": c.lr_opacity},
             {"params": [self.sh], "lr": c.lr_sh},
         ], eps=1e-15)
-        self.grad_accum = torch.zeros(self.means.shape[0], dtype=torch.float64)
-        self.grad_count = torch.zeros(self.means.shape[0], dtype=torch.float64)
+        self.grad_accum = torch.zeros(self.means.shape[0], dtype=torch.float64, device=self.device)
+        self.grad_count = torch.zeros(self.means.shape[0], dtype=torch.float64, device=self.device)
 
     def render(self, view: View):
         colors = (0.5 + SH_C0 * self.sh).clamp_min(0.0)
@@ -130,7 +134,8 @@ class GaussianFit:
         grad = info["means2d"].grad
         if grad is not None:
             w, h = view.camera.width, view.camera.height
-            norm = (grad.detach().double() * torch.tensor([w / 2.0, h / 2.0], dtype=torch.float64)).norm(dim=-1)
+            norm = (grad.detach().double() * torch.tensor([w / 2.0, h / 2.0], dtype=torch.float64,
+                                                          device=grad.device)).norm(dim=-1)
             seen = info["radii"].reshape(-1) > 0 if info["radii"].dim() == 1 else (info["radii"] > 0).all(-1)
             self.grad_accum[seen] += norm[seen]
             self.grad_count[seen] += 1
@@ -150,9 +155,9 @@ class GaussianFit:
         means, ls, q, op, sh = (t.detach() for t in self.params())
         # split: two samples from each large Gaussian, scales / 1.6; the originals are removed
         rot = quat_to_rotmat(q[split])
-        samples = torch.randn(2, split.numel(), 3) * torch.exp(ls[split])[None]
+        samples = torch.randn(2, split.numel(), 3, device=self.device) * torch.exp(ls[split])[None]
         new_means = (rot[None] @ samples[..., None]).squeeze(-1) + means[split][None]
-        keep = torch.ones(means.shape[0], dtype=torch.bool)
+        keep = torch.ones(means.shape[0], dtype=torch.bool, device=self.device)
         keep[split] = False
         parts = {
             "means": [means[keep], means[clone], new_means.reshape(-1, 3)],
@@ -172,27 +177,35 @@ class GaussianFit:
                                     "pruned": pruned, "gaussians": int(self.means.shape[0])})
 
     def cloud(self) -> GaussianCloud:
-        return GaussianCloud(self.means.detach(), self.sh.detach(), torch.zeros(self.means.shape[0], 0, 3),
-                             self.opacity.detach(), self.log_scales.detach(), self.quats.detach())
+        cpu = [t.detach().cpu() for t in (self.means, self.sh, self.opacity, self.log_scales, self.quats)]
+        return GaussianCloud(cpu[0], cpu[1], torch.zeros(self.means.shape[0], 0, 3), *cpu[2:])
 
 
 @torch.no_grad()
-def evaluate_cloud(cloud: GaussianCloud, views: list[View], background: torch.Tensor) -> tuple[float, float]:
+def evaluate_cloud(cloud: GaussianCloud, views: list[View], background: torch.Tensor,
+                   device: torch.device = CPU) -> tuple[float, float]:
+    """Mean PSNR / SSIM of ``cloud`` rendered on ``device`` against ``views``."""
+    d = torch.device(device)
+    means, quats, scales, opacities, colors = (t.to(d) for t in (cloud.means, cloud.quats, cloud.scales,
+                                                                 cloud.opacities, cloud.colors))
+    quats = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     ps, ss = [], []
     for v in views:
-        image, _, _ = rasterize(cloud.means, cloud.quats / cloud.quats.norm(dim=-1, keepdim=True).clamp_min(1e-12),
-                                cloud.scales, cloud.opacities, cloud.colors, v.camera, background)
-        ps.append(psnr(image, v.image))
-        ss.append(ssim(image.clamp(0, 1), v.image))
+        image, _, _ = rasterize(means, quats, scales, opacities, colors, v.camera, background.to(d))
+        target = v.image.to(d)
+        ps.append(psnr(image, target))
+        ss.append(ssim(image.clamp(0, 1), target))
     return sum(ps) / len(ps), sum(ss) / len(ss)
 
 
-def fit_3dgs(scene: Scene, cfg: Fit3DGSConfig | None = None) -> Fit3DGSResult:
-    """Fit plain 3DGS to ``scene``'s training views; PSNR/SSIM on its test views."""
+def fit_3dgs(scene: Scene, cfg: Fit3DGSConfig | None = None, device: torch.device = CPU) -> Fit3DGSResult:
+    """Fit plain 3DGS to ``scene``'s training views on ``device`` (the CPU kernel, or gsplat on CUDA);
+    PSNR/SSIM on its test views."""
     cfg = cfg or Fit3DGSConfig()
-    fit = GaussianFit(scene, cfg)
+    fit = GaussianFit(scene, cfg, device)
     gen = torch.Generator().manual_seed(cfg.seed)
-    views = scene.train_views
+    views = [v if v.image.device == fit.device else View(v.name, v.camera, v.image.to(fit.device))
+             for v in scene.train_views]
     at = sorted({max(1, int(round(f * cfg.iterations))) for f in cfg.densify_at})
     t0 = time.perf_counter()
     order: list[int] = []
@@ -204,7 +217,7 @@ def fit_3dgs(scene: Scene, cfg: Fit3DGSConfig | None = None) -> Fit3DGSResult:
             fit.densify_and_prune(it + 1)
     seconds = time.perf_counter() - t0
     cloud = fit.cloud()
-    p, s = evaluate_cloud(cloud, scene.test_views or scene.train_views, fit.bg)
+    p, s = evaluate_cloud(cloud, scene.test_views or scene.train_views, fit.bg, fit.device)
     return Fit3DGSResult(cloud, seconds, cfg.iterations, fit.densifications, p, s)
 
 

@@ -41,13 +41,14 @@ def spz_curve(ws: Workspace, out: Path) -> list[dict[str, Any]]:
     rows = []
     for cap in cfg.profile.fit_caps:
         ws.log(f"  fitting plain 3DGS capped at {cap} Gaussians ({cfg.spz_fit_iterations()} iterations)")
-        fit = fit_3dgs(ws.scene, Fit3DGSConfig(iterations=cfg.spz_fit_iterations(), seed=cfg.seed, max_gaussians=cap))
+        fit = fit_3dgs(ws.scene, Fit3DGSConfig(iterations=cfg.spz_fit_iterations(), seed=cfg.seed, max_gaussians=cap),
+                       cfg.device)
         ply = out / f"fit_{cap}.ply"
         ply_bytes = write_baseline_ply(fit, ply)
         spz = out / f"fit_{cap}.spz"
         write_spz(spz, fit.cloud)
         spz_psnr, spz_ssim = evaluate_cloud(read_spz(spz), ws.scene.test_views or ws.scene.train_views,
-                                            ws.scene.background.float())
+                                            ws.scene.background.float(), cfg.device)
         rows.append({"cap": cap, "gaussians": len(fit.cloud), "psnr_ply": fit.psnr, "ply_bytes": ply_bytes,
                      "zstd_bytes": zstd_size(ply)["bytes"], "bytes": spz.stat().st_size, "psnr": spz_psnr,
                      "ssim": spz_ssim, "iterations": fit.iterations,
@@ -99,7 +100,7 @@ def plot_baselines(res: dict[str, Any], path: Path, title: str) -> None:
 def run(ws: Workspace, out: Path) -> dict[str, Any]:
     cfg = ws.cfg
     ws.log(f"  fitting plain 3DGS ({cfg.profile.fit_iterations} iterations)")
-    fit = fit_3dgs(ws.scene, Fit3DGSConfig(iterations=cfg.profile.fit_iterations, seed=cfg.seed))
+    fit = fit_3dgs(ws.scene, Fit3DGSConfig(iterations=cfg.profile.fit_iterations, seed=cfg.seed), cfg.device)
     ply = out / "baseline_3dgs.ply"
     ply_bytes = write_baseline_ply(fit, ply)
     g = describe(fit)

@@ -62,7 +62,7 @@ class BenchConfig:
     fit_iterations: int | None = None  # iterations of the SPZ curve's plain 3DGS fits (None: as progs)
     seed: int = 0
     command: str = ""
-    device: torch.device = CPU  # where the ProGS variants train and are evaluated (coding stays on the CPU)
+    device: torch.device = CPU  # where the ProGS variants and plain 3DGS fits train and render (coding stays on the CPU)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

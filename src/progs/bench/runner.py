@@ -126,7 +126,7 @@ def run_bench(
 ) -> dict[str, Any]:
     """Run the suites (comma-separated names or ``all``); returns the results written to ``results.json``.
 
-    ``device`` is where the ProGS variants train and are evaluated; coding, the plain-3DGS baselines
+    ``device`` is where the ProGS variants and the plain-3DGS baselines train and are evaluated; coding
     and the speed, scaling and raster suites run on the CPU. ``lambdas`` replaces the profile's λe
     sweep of the rd suite (the other suites' reference model stays λe = 2e-3). ``fit_iterations`` trains
     the plain 3DGS fits of the SPZ curve for that many iterations instead of as many as progs."""
