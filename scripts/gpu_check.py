@@ -11,7 +11,10 @@
    the entropy term, InfoNCE when on) and the run gets ``min(--iterations, 0.85 * S * probe rate)``, rounded
    down to a multiple of 100 (a lent GPU has minutes, not the ~12 a full run may need).
    ``--stream-out`` keeps a copy of the stream (to decode it on another machine).
-2. ``memory``: a synthetic scene of about ``--memory-anchors`` 500,000 anchors (on a sphere, strict
+2. ``spz``: plain 3DGS fits of the same scene on the same device at ``--spz-caps`` model sizes (smallest
+   first; no fit starts after ``--spz-seconds``), each stored as SPZ (gsply) and scored as it reads back
+   on the same test views, and the BD-rate of the fox stream's prefixes against that SPZ curve.
+3. ``memory``: a synthetic scene of about ``--memory-anchors`` 500,000 anchors (on a sphere, strict
    octree of L levels) seen by ``--memory-size`` 1024² (~1 MP) cameras, trained for
    ``--memory-iterations`` steps through every stage (noise, entropy, InfoNCE, quantization), reporting
    the peak device memory against ``--memory-target-gib`` 40.
@@ -133,15 +136,20 @@ def sized_iterations(train_seconds: float, rate: float, cap: int, floor: int = 3
     return max(min(floor, cap), min(cap, fit))
 
 
-def fox_check(dataset: str, *, downscale: float, iterations: int, levels: int, c2f_samples: int | None,
-              demo_size: int, device: torch.device, workdir: Path, log: Log, train_seconds: float | None = None,
-              probe_steps: int = 100, stream_out: Path | None = None) -> dict[str, Any]:
-    """Train, encode, decode every prefix; the figures of one run on ``dataset``."""
+def load_scene(dataset: str, downscale: float, demo_size: int) -> tuple[DatasetSpec, Scene, float]:
+    """``(spec, scene, seconds to load)`` of ``dataset`` at ``downscale``."""
     t0 = time.perf_counter()
     spec = DatasetSpec.from_argument(dataset, downscale=downscale,
                                      **({"views": 12, "size": demo_size} if dataset == "demo" else {}))
     scene = spec.load()
-    load_s = time.perf_counter() - t0
+    return spec, scene, time.perf_counter() - t0
+
+
+def fox_check(dataset: str, spec: DatasetSpec, scene: Scene, load_s: float, *, downscale: float, iterations: int,
+              levels: int, c2f_samples: int | None, device: torch.device, workdir: Path, log: Log,
+              train_seconds: float | None = None, probe_steps: int = 100,
+              stream_out: Path | None = None) -> dict[str, Any]:
+    """Train, encode, decode every prefix; the figures of one run on ``dataset``."""
     cam = scene.train_views[0].camera
     options: dict[str, Any] = {"iterations": iterations, "levels": levels, "seed": 0}
     if c2f_samples is not None:
@@ -200,7 +208,52 @@ def print_fox(res: dict[str, Any], log: Log) -> None:
             f"{r['psnr_prefix']:>12.2f} {r['psnr_float']:>11.2f}")
 
 
-# ---------------------------------------------------------------------------- 2. memory at scale
+# ------------------------------------------------------------------- 2. SPZ of plain 3DGS, same views
+
+
+def spz_check(scene: Scene, fox: dict[str, Any] | None, *, caps: list[int], iterations: int, seconds: float,
+              device: torch.device, workdir: Path, log: Log) -> dict[str, Any]:
+    """Plain 3DGS fits of ``scene`` on ``device``, capped at ``caps`` Gaussians (smallest first, while
+    ``seconds`` last), each stored as SPZ and scored as it reads back on the test views; with the fox run's
+    report, the BD-rate of progs' progressive curve (bytes received vs PSNR, one point per LoD) against
+    the SPZ curve."""
+    from progs.bench.baseline_3dgs import Fit3DGSConfig, evaluate_cloud, fit_3dgs
+    from progs.bench.common import bd_rate
+    from progs.io.spz import read_spz, write_spz
+
+    try:  # SPZ goes through gsply (and numba): a machine without them skips this part, not the others
+        import gsply  # noqa: F401
+    except Exception as exc:  # noqa: BLE001
+        log(f"[spz] skipped: gsply does not import here ({type(exc).__name__}: {exc})")
+        return {"error": f"gsply does not import: {type(exc).__name__}: {exc}", "fits": []}
+    deadline = time.monotonic() + seconds
+    views = scene.test_views or scene.train_views
+    rows: list[dict[str, Any]] = []
+    skipped: list[int] = []
+    for cap in sorted(caps):
+        if time.monotonic() >= deadline:
+            skipped.append(cap)
+            continue
+        fit = fit_3dgs(scene, Fit3DGSConfig(iterations=iterations, seed=0, max_gaussians=cap), device)
+        path = workdir / f"fit_{cap}.spz"
+        write_spz(path, fit.cloud)
+        spz_psnr, spz_ssim = evaluate_cloud(read_spz(path), views, scene.background.float(), device)
+        rows.append({"cap": cap, "gaussians": len(fit.cloud), "iterations": iterations, "train_s": round(fit.seconds, 2),
+                     "bytes": path.stat().st_size, "psnr": spz_psnr, "ssim": spz_ssim, "psnr_fit": fit.psnr})
+        log(f"[spz] plain 3DGS <= {cap:,} Gaussians ({len(fit.cloud):,}), {iterations} iterations in {fit.seconds:.0f} s: "
+            f"SPZ {path.stat().st_size:,} B at {spz_psnr:.2f} dB")
+    res: dict[str, Any] = {"fits": rows, "skipped_caps": skipped, "seconds": seconds}
+    if fox and rows:
+        progs = [(r["cumulative_bytes"], r["psnr_prefix"]) for r in fox["lods"]]
+        bd = bd_rate([(r["bytes"], r["psnr"]) for r in rows], progs)
+        res["bd_rate_progressive_vs_spz_percent"] = None if bd is None else round(bd, 2)
+        res["note"] = ("progs points: the fox stream's prefixes (header + LoD 1..k); negative: progs needs fewer "
+                       "bytes than SPZ at equal PSNR; None: the PSNR ranges do not overlap")
+        log(f"[spz] BD-rate of progs' prefixes against the SPZ curve: {res['bd_rate_progressive_vs_spz_percent']} %")
+    return res
+
+
+# ---------------------------------------------------------------------------- 3. memory at scale
 
 
 def sphere_points(count: int, gen: torch.Generator, radius: float = 0.6) -> torch.Tensor:
@@ -346,7 +399,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-levels", type=int, default=5)
     p.add_argument("--memory-base-depth", type=int, default=6)
     p.add_argument("--memory-target-gib", type=float, default=40.0)
-    p.add_argument("--skip", choices=["fox", "memory"], action="append", default=[], help="leave out a part")
+    p.add_argument("--spz-caps", default="25000,50000,100000,200000",
+                   help="model sizes of the plain 3DGS fits stored as SPZ (default 25000,50000,100000,200000)")
+    p.add_argument("--spz-iterations", type=int, default=3000, help="iterations of each plain 3DGS fit (default 3000)")
+    p.add_argument("--spz-seconds", type=float, default=150.0,
+                   help="no further fit starts after this many seconds (default 150)")
+    p.add_argument("--skip", choices=["fox", "spz", "memory"], action="append", default=[], help="leave out a part")
     args = p.parse_args(argv)
     if args.smoke:
         args.dataset = args.dataset or "demo"
@@ -354,6 +412,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.memory_anchors, args.memory_size, args.memory_views = 1500, 48, 2
         args.memory_iterations, args.memory_levels, args.memory_base_depth = 3, 3, 2
         args.probe_steps = min(args.probe_steps, 4)
+        args.spz_caps, args.spz_iterations = "200,400", 6
     if bool(args.verify) != bool(args.against):
         p.error("--verify and --against go together")
     if not args.verify:
@@ -381,14 +440,21 @@ def main(argv: list[str] | None = None, log: Log = print) -> dict[str, Any]:
 
     save()
     log(f"gpu check on {device} ({report['machine'].get('gpu', 'CPU')}), torch {torch.__version__}")
+    if "fox" not in args.skip or "spz" not in args.skip:
+        spec, scene, load_s = load_scene(args.dataset, args.downscale, demo_size=32)
     if "fox" not in args.skip:
-        report["fox"] = fox_check(args.dataset, downscale=args.downscale, iterations=args.iterations,
-                                  levels=args.levels, c2f_samples=args.c2f_samples, demo_size=32,
+        report["fox"] = fox_check(args.dataset, spec, scene, load_s, downscale=args.downscale,
+                                  iterations=args.iterations, levels=args.levels, c2f_samples=args.c2f_samples,
                                   device=device, workdir=workdir, log=log, train_seconds=args.train_seconds,
                                   probe_steps=args.probe_steps,
                                   stream_out=Path(args.stream_out) if args.stream_out else None)
         save()
         print_fox(report["fox"], log)
+    if "spz" not in args.skip:
+        caps = [int(c) for c in args.spz_caps.split(",") if c.strip()]
+        report["spz"] = spz_check(scene, report.get("fox"), caps=caps, iterations=args.spz_iterations,
+                                  seconds=args.spz_seconds, device=device, workdir=workdir, log=log)
+        save()
     if "memory" not in args.skip:
         report["memory"] = memory_check(anchors=args.memory_anchors, size=args.memory_size, views=args.memory_views,
                                         iterations=args.memory_iterations, levels=args.memory_levels,

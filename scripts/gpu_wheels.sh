@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Download what scripts/gpu_check.sh installs on a GPU machine that reaches no package index: wheels for
-# CPython 3.12 on x86-64 Linux of the packages its CUDA image lacks (constriction, plyfile) and of
-# gsplat 1.5.3 (pure Python; its CUDA code is compiled on first use). Their own needs (numpy, ninja,
-# jaxtyping, rich) are in that image. Also copies the fox capture for the check.
+# CPython 3.12 on x86-64 Linux of the packages its CUDA image lacks (constriction, plyfile; gsply, isal
+# and zstandard for the SPZ baseline) and of gsplat 1.5.3 (pure Python; its CUDA code is compiled on
+# first use). Their own needs (numpy, numba, llvmlite, ninja, jaxtyping, rich) are in that image. Also copies the fox capture for the check.
 #
 #   bash scripts/gpu_wheels.sh [WHEEL_DIR]     default gpu_wheels/ (ignored by git, like gpu_data/)
 set -euo pipefail
@@ -13,7 +13,8 @@ py="${PYTHON:-$root/.venv/bin/python}"
 mkdir -p "$dest"
 "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d "$dest" constriction==0.5.0 plyfile==1.1.5 gsplat==1.5.3
+  -d "$dest" constriction==0.5.0 plyfile==1.1.5 gsplat==1.5.3 \
+  gsply==0.4.6 isal==1.9.1 zstandard==0.25.0
 ls -l "$dest"
 fox="$root/../shared/data/fox"
 if [ -f "$fox/transforms.json" ] && [ ! -e "$root/gpu_data/fox" ]; then

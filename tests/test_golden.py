@@ -28,7 +28,7 @@ from progs.model.context import ContextConfig, ContextModel
 from progs.model.gaussians import GaussianGenerator
 from progs.train.checkpoint import save_checkpoint
 
-GOLDEN_STREAM_SHA256 = "87eb2169c7c447c59aa877d541e8badc69946b3e718a2e11d4422b0ad997ba9d"
+GOLDEN_STREAM_SHA256 = "e810c2b4696d69e50d55450eedf32a08ddc73cc6507e94844267059d50122716"
 GOLDEN_PLY = Path(__file__).parent / "data" / "golden_decoded.ply"
 
 FEAT, K, L, B = 32, 10, 3, 2

@@ -47,6 +47,12 @@ def test_gpu_check_smoke_runs_on_cpu(tmp_path: Path) -> None:
     # The full stream decodes to the model the checkpoint evaluation measured as decoded.
     assert lods[-1]["psnr_prefix"] == pytest.approx(lods[-1]["psnr_checkpoint"], abs=1e-3)
 
+    # SPZ of plain 3DGS fits of the same scene, and the BD-rate of the stream's prefixes against them
+    spz = report["spz"]
+    assert [r["cap"] for r in spz["fits"]] == [200, 400] and not spz["skipped_caps"]
+    assert all(0 < r["gaussians"] <= r["cap"] and r["bytes"] > 0 and r["psnr"] > 5 for r in spz["fits"])
+    assert "bd_rate_progressive_vs_spz_percent" in spz and any(line.startswith("[spz]") for line in lines)
+
     mem = report["memory"]
     assert mem["anchors"] > 500 and mem["anchors_per_lod"][-1] == mem["anchors"]
     assert mem["iterations"] == 3 and mem["gaussians_finest_view"] > 0

@@ -27,13 +27,13 @@ INV_ODD = [1.0 / (2 * n + 1) for n in range(6)]
 
 PRECISION_BITS = 12  # significant bits of a stored MLP tensor, relative to its largest magnitude (the default)
 # What the encoder keeps per MLP (a decoder reads any precision; the mantissas and exponent say it all).
-# Measured on the demo (λe 2e-3, two runs, 2026-11-27: benchmarks/results/header_precision.json):
-# the Gaussian generator and the context's step MLP at 8 bits cost <= 0.01 dB and save 4.6 kB of a
-# 24-25 kB header (the generator at 6 bits: -0.1 dB, at 5: -0.9 to -2 dB); the prior MLP (MLP_d)
-# predicts the means the attributes are quantized around, and 10 bits there already cost 0.21-0.26 dB,
-# so it keeps 12.
+# Measured on the demo (2026-11-27, benchmarks/results/header_precision.json): the Gaussian generator at
+# 8 bits saves 3.8 kB of a 24-25 kB header for -0.02 dB at λe 2e-3 and -0.07 dB at 5e-4 (the generator
+# at 6 bits: -0.1 dB, at 5: -0.9 to -2 dB). The context's MLPs set the quantization lattice the last
+# stage of training adapted the attributes to: MLP_q at 8 bits cost another 0.06 dB at λe 5e-4 (for
+# 0.8 kB), MLP_d at 10 bits 0.21-0.26 dB at 2e-3, so both keep 12.
 GENERATOR_BITS = 8
-STEP_MLP_BITS = 8
+STEP_MLP_BITS = PRECISION_BITS
 PRIOR_MLP_BITS = PRECISION_BITS
 MAX_EXPONENT = 24  # finer units buy nothing (and keep the exact sums well inside float64's 53 bits)
 
