@@ -232,3 +232,19 @@ def test_a_capped_3dgs_fit_starts_from_a_subset_of_the_points():
     assert all(any(torch.equal(m, p) for p in scene.points[:, :].float()) for m in capped.means[:5])
     fit = fit_3dgs(scene, Fit3DGSConfig(iterations=4, max_gaussians=500, densify_at=(0.5,), grad_threshold=0.0))
     assert 0 < len(fit.cloud) <= 500
+
+
+def test_a_3dgs_fit_does_not_depend_on_the_global_random_state():
+    """The SPZ curve's fits run after other fits and trainings in one bench: each is seeded on its own."""
+    from progs.bench.baseline_3dgs import Fit3DGSConfig, fit_3dgs
+    from progs.io.demo_scene import load_demo_scene
+
+    scene = load_demo_scene(views=6, size=32, seed=0)
+    cfg = Fit3DGSConfig(iterations=6, densify_at=(0.5,), grad_threshold=0.0, percent_dense=0.0)
+    torch.manual_seed(1)
+    a = fit_3dgs(scene, cfg)
+    torch.manual_seed(2)
+    torch.randn(100)
+    b = fit_3dgs(scene, cfg)
+    assert a.densifications[0]["split"] > 0
+    assert torch.equal(a.cloud.means, b.cloud.means)

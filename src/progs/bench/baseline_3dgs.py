@@ -75,6 +75,8 @@ class GaussianFit:
         self.scene = scene
         self.device = torch.device(device)
         self.bg = scene.background.float().to(self.device)
+        # the split samples draw from a generator of their own: a fit is the same whatever ran before it
+        self.split_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         g = torch.Generator().manual_seed(cfg.seed)
         pts = scene.points
         if pts is not None and pts.shape[0] >= 4:
@@ -155,7 +157,7 @@ class GaussianFit:
         means, ls, q, op, sh = (t.detach() for t in self.params())
         # split: two samples from each large Gaussian, scales / 1.6; the originals are removed
         rot = quat_to_rotmat(q[split])
-        samples = torch.randn(2, split.numel(), 3, device=self.device) * torch.exp(ls[split])[None]
+        samples = torch.randn(2, split.numel(), 3, device=self.device, generator=self.split_gen) * torch.exp(ls[split])[None]
         new_means = (rot[None] @ samples[..., None]).squeeze(-1) + means[split][None]
         keep = torch.ones(means.shape[0], dtype=torch.bool, device=self.device)
         keep[split] = False
