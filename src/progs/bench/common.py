@@ -183,12 +183,45 @@ def rounded(x: float | None, digits: int = 4) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), digits)
 
 
+def _pchip(x, y, q):
+    """Monotone piecewise-cubic Hermite interpolation (Fritsch–Carlson) of the points ``(x, y)`` (``x``
+    increasing) at ``q`` (within ``[x[0], x[-1]]``)."""
+    import numpy as np
+
+    h = np.diff(x)
+    delta = np.diff(y) / h
+    d = np.zeros_like(y)
+    if len(x) == 2:
+        d[:] = delta[0]
+    else:
+        for k in range(1, len(x) - 1):
+            if delta[k - 1] * delta[k] > 0:
+                w1, w2 = 2 * h[k] + h[k - 1], h[k] + 2 * h[k - 1]
+                d[k] = (w1 + w2) / (w1 / delta[k - 1] + w2 / delta[k])
+        for end in (0, -1):  # one-sided three-point slopes at the ends, kept monotone
+            h1, h2 = (h[0], h[1]) if end == 0 else (h[-1], h[-2])
+            a, b = (delta[0], delta[1]) if end == 0 else (delta[-1], delta[-2])
+            e = ((2 * h1 + h2) * a - h1 * b) / (h1 + h2)
+            if np.sign(e) != np.sign(a):
+                e = 0.0
+            elif np.sign(a) != np.sign(b) and abs(e) > abs(3 * a):
+                e = 3 * a
+            d[end] = e
+    i = np.clip(np.searchsorted(x, q, side="right") - 1, 0, len(x) - 2)
+    t = (q - x[i]) / h[i]
+    h00, h10 = (1 + 2 * t) * (1 - t) ** 2, t * (1 - t) ** 2
+    h01, h11 = t**2 * (3 - 2 * t), t**2 * (t - 1)
+    return h00 * y[i] + h10 * h[i] * d[i] + h01 * y[i + 1] + h11 * h[i] * d[i + 1]
+
+
 def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float | None:
     """Bjøntegaard delta rate (%) of ``test`` against ``anchor``, each a list of (bytes, PSNR) points:
     the average bitrate difference at equal PSNR over the PSNR range both curves cover (negative: the
-    test curve needs fewer bytes). log10(rate) is fitted as a polynomial of PSNR (cubic with 4+ points,
-    as in VCEG-M33, else of degree points - 1) and integrated over each curve's Pareto frontier. None
-    when the curves do not overlap or a frontier has fewer than 2 points."""
+    test curve needs fewer bytes). log10(rate) is interpolated as a function of PSNR over each curve's
+    Pareto frontier with a monotone piecewise-cubic Hermite (PCHIP) curve, as the current JVET/AOM
+    practice does, rather than VCEG-M33's single cubic polynomial, which swings between the points of a
+    curve that saturates (a progressive stream's last LoDs), and integrated numerically. None when the
+    curves do not overlap or a frontier has fewer than 2 points."""
     import numpy as np
 
     def prep(points: list[tuple[float, float]]):
@@ -208,7 +241,7 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) 
     lo, hi = max(pa.min(), pt.min()), min(pa.max(), pt.max())
     if hi <= lo:
         return None
-    fa = np.polyint(np.polyfit(pa, ra, min(3, len(pa) - 1)))
-    ft = np.polyint(np.polyfit(pt, rt, min(3, len(pt) - 1)))
-    avg = ((np.polyval(ft, hi) - np.polyval(ft, lo)) - (np.polyval(fa, hi) - np.polyval(fa, lo))) / (hi - lo)
+    q = np.linspace(lo, hi, 2001)
+    diff = _pchip(pt, rt, q) - _pchip(pa, ra, q)
+    avg = float(np.sum((diff[1:] + diff[:-1]) / 2) * (q[1] - q[0]) / (hi - lo))
     return float((10.0 ** avg - 1.0) * 100.0)
