@@ -11,13 +11,14 @@
    the entropy term, InfoNCE when on) and the run gets ``min(--iterations, 0.85 * S * probe rate)``, rounded
    down to a multiple of 100 (a lent GPU has minutes, not the ~12 a full run may need).
    ``--stream-out`` keeps a copy of the stream (to decode it on another machine).
-2. ``spz``: plain 3DGS fits of the same scene on the same device at ``--spz-caps`` model sizes (smallest
-   first; no fit starts after ``--spz-seconds``), each stored as SPZ (gsply) and scored as it reads back
-   on the same test views, and the BD-rate of the fox stream's prefixes against that SPZ curve.
-3. ``memory``: a synthetic scene of about ``--memory-anchors`` 500,000 anchors (on a sphere, strict
+2. ``memory``: a synthetic scene of about ``--memory-anchors`` 500,000 anchors (on a sphere, strict
    octree of L levels) seen by ``--memory-size`` 1024² (~1 MP) cameras, trained for
    ``--memory-iterations`` steps through every stage (noise, entropy, InfoNCE, quantization), reporting
    the peak device memory against ``--memory-target-gib`` 40.
+3. ``spz``: plain 3DGS fits of the same scene on the same device at ``--spz-caps`` model sizes
+   (smallest first; no fit starts after ``--spz-seconds``), each stored as SPZ (gsply) and scored as it
+   reads back on the same test views, and the BD-rate of the fox stream's prefixes against that SPZ
+   curve. It runs last, so that a fit running out of time loses nothing else.
 
 ``--verify STREAM --against JSON`` decodes a stream written by a GPU run on this machine's CPU, every
 prefix, and compares its per-LoD PSNR with the PSNR the GPU run measured (the acceptance: within
@@ -450,11 +451,6 @@ def main(argv: list[str] | None = None, log: Log = print) -> dict[str, Any]:
                                   stream_out=Path(args.stream_out) if args.stream_out else None)
         save()
         print_fox(report["fox"], log)
-    if "spz" not in args.skip:
-        caps = [int(c) for c in args.spz_caps.split(",") if c.strip()]
-        report["spz"] = spz_check(scene, report.get("fox"), caps=caps, iterations=args.spz_iterations,
-                                  seconds=args.spz_seconds, device=device, workdir=workdir, log=log)
-        save()
     if "memory" not in args.skip:
         report["memory"] = memory_check(anchors=args.memory_anchors, size=args.memory_size, views=args.memory_views,
                                         iterations=args.memory_iterations, levels=args.memory_levels,
@@ -462,6 +458,11 @@ def main(argv: list[str] | None = None, log: Log = print) -> dict[str, Any]:
                                         device=device, log=log)
         save()
         print_memory(report["memory"], log)
+    if "spz" not in args.skip:
+        caps = [int(c) for c in args.spz_caps.split(",") if c.strip()]
+        report["spz"] = spz_check(scene, report.get("fox"), caps=caps, iterations=args.spz_iterations,
+                                  seconds=args.spz_seconds, device=device, workdir=workdir, log=log)
+        save()
     log(f"wrote {out}")
     return report
 

@@ -8,9 +8,9 @@
 # 2. builds gsplat's CUDA extension (JIT, TORCH_CUDA_ARCH_LIST, default 9.0 for H100/H200) and progs' C++ kernel;
 # 3. runs scripts/gpu_check.py: trains FOX_DIR at downscale 2 with L = 5 on CUDA for at most 7,000
 #    iterations, as many as fit the time left (GPU_CHECK_BUDGET_S, default 480 s for the whole script;
-#    a probe times the step first), encodes, decodes every prefix; fits plain 3DGS to the same views at 4
-#    sizes, stores them as SPZ and reports the BD-rate of the prefixes against them (GPU_CHECK_SPZ_S,
-#    default 150 s); then the 500k-anchor / 1 MP memory test;
+#    a probe times the step first), encodes, decodes every prefix; then the 500k-anchor / 1 MP memory
+#    test; last, fits plain 3DGS to the same views at 4 sizes, stores them as SPZ and reports the
+#    BD-rate of the prefixes against them (GPU_CHECK_SPZ_S, default 150 s);
 # 4. runs the CUDA tests (gsplat image and gradient parity, CUDA training encodes like its CPU copy).
 # The printout goes to gpu_check.log, the figures to gpu_check.json and the stream to fox.progs, in $OUT
 # when it is set (else in gpu_check_out/); `python scripts/gpu_check.py --verify fox.progs --against
@@ -97,7 +97,7 @@ end=$(( t_start + budget ))
 left() { echo $(( end - $(date +%s) )); }
 atleast() { local v=$1; [ "$v" -ge "$2" ] || v=$2; echo "$v"; }
 train_s=$(atleast $(( $(left) - reserve )) 60)
-phase "train, encode, decode every prefix; plain 3DGS fits as SPZ (${spz_s} s); memory scale test ($(left) s left of $budget; training sized to ${train_s} s)"
+phase "train, encode, decode every prefix; memory scale test; plain 3DGS fits as SPZ (${spz_s} s) ($(left) s left of $budget; training sized to ${train_s} s)"
 check_rc=0
 timeout --kill-after=5 "$(atleast $(( $(left) - 45 )) 30)" "$py" scripts/gpu_check.py "$data" --device "$device" --json "$out/gpu_check.json" \
   --train-seconds "$train_s" --spz-seconds "$spz_s" --stream-out "$out/fox.progs" "$@" 2>&1 | tee -a "$log" || check_rc=$?
