@@ -218,9 +218,8 @@ def spz_check(scene: Scene, fox: dict[str, Any] | None, *, caps: list[int], iter
     ``seconds`` last), each stored as SPZ and scored as it reads back on the test views; with the fox run's
     report, the BD-rate of progs' progressive curve (bytes received vs PSNR, one point per LoD) against
     the SPZ curve."""
-    from progs.bench.baseline_3dgs import Fit3DGSConfig, evaluate_cloud, fit_3dgs
+    from progs.bench.baseline_3dgs import Fit3DGSConfig, fit_3dgs, spz_quality
     from progs.bench.common import bd_rate
-    from progs.io.spz import read_spz, write_spz
 
     try:  # SPZ goes through gsply (and numba): a machine without them skips this part, not the others
         import gsply  # noqa: F401
@@ -236,13 +235,12 @@ def spz_check(scene: Scene, fox: dict[str, Any] | None, *, caps: list[int], iter
             skipped.append(cap)
             continue
         fit = fit_3dgs(scene, Fit3DGSConfig(iterations=iterations, seed=0, max_gaussians=cap), device)
-        path = workdir / f"fit_{cap}.spz"
-        write_spz(path, fit.cloud)
-        spz_psnr, spz_ssim = evaluate_cloud(read_spz(path), views, scene.background.float(), device)
+        spz_bytes, spz_psnr, spz_ssim = spz_quality(fit.cloud, workdir / f"fit_{cap}.spz", views,
+                                                    scene.background.float(), device)
         rows.append({"cap": cap, "gaussians": len(fit.cloud), "iterations": iterations, "train_s": round(fit.seconds, 2),
-                     "bytes": path.stat().st_size, "psnr": spz_psnr, "ssim": spz_ssim, "psnr_fit": fit.psnr})
+                     "bytes": spz_bytes, "psnr": spz_psnr, "ssim": spz_ssim, "psnr_fit": fit.psnr})
         log(f"[spz] plain 3DGS <= {cap:,} Gaussians ({len(fit.cloud):,}), {iterations} iterations in {fit.seconds:.0f} s: "
-            f"SPZ {path.stat().st_size:,} B at {spz_psnr:.2f} dB")
+            f"SPZ {spz_bytes:,} B at {spz_psnr:.2f} dB")
     res: dict[str, Any] = {"fits": rows, "skipped_caps": skipped, "seconds": seconds}
     if fox and rows:
         progs = [(r["cumulative_bytes"], r["psnr_prefix"]) for r in fox["lods"]]

@@ -34,18 +34,16 @@ def load_fox():
 
 
 def spz_section(iterations: int, caps: list[int], work: Path) -> dict:
-    from progs.bench.baseline_3dgs import Fit3DGSConfig, evaluate_cloud, fit_3dgs
-    from progs.io.spz import read_spz, write_spz
+    from progs.bench.baseline_3dgs import Fit3DGSConfig, fit_3dgs, spz_quality
 
     _, scene = load_fox()
     rows = []
     for cap in caps:
         t = time.time()
         fit = fit_3dgs(scene, Fit3DGSConfig(iterations=iterations, seed=0, max_gaussians=cap))
-        path = work / f"fit_{iterations}_{cap}.spz"
-        write_spz(path, fit.cloud)
-        p, s = evaluate_cloud(read_spz(path), scene.test_views, scene.background.float())
-        rows.append({"cap": cap, "iterations": iterations, "gaussians": len(fit.cloud), "bytes": path.stat().st_size,
+        size, p, s = spz_quality(fit.cloud, work / f"fit_{iterations}_{cap}.spz", scene.test_views,
+                                 scene.background.float())
+        rows.append({"cap": cap, "iterations": iterations, "gaussians": len(fit.cloud), "bytes": size,
                      "psnr": p, "ssim": s, "psnr_fit": fit.psnr, "seconds": round(time.time() - t)})
         print(json.dumps(rows[-1]), flush=True)
     return {"kind": "spz", "iterations": iterations, "fits": rows}
@@ -85,10 +83,9 @@ def bd_sections(results: dict, lod_l: list[str]) -> dict:
         if not isinstance(p, dict) or p.get("kind") != "progs":
             continue
         curve = [(r["cumulative_bytes"], r["psnr"]) for r in p["lods"]]
-        for sname, s in results.items():
-            if isinstance(s, dict) and s.get("kind") == "spz":
-                value = bd_rate([(f["bytes"], f["psnr"]) for f in s["fits"]], curve)
-                out[f"{pname} vs {sname}"] = None if value is None else round(value, 1)
+        for sname, s in spz.items():
+            value = bd_rate([(f["bytes"], f["psnr"]) for f in s["fits"]], curve)
+            out[f"{pname} vs {sname}"] = None if value is None else round(value, 1)
     return out
 
 

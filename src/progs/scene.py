@@ -165,6 +165,11 @@ def split_train_test(names: list[str], every: int = 8) -> tuple[list[int], list[
     return train, test
 
 
+def views_on(views: list[View], device: torch.device) -> list[View]:
+    """``views`` with their images on ``device`` (views already there are kept as they are)."""
+    return [v if v.image.device == device else View(v.name, v.camera, v.image.to(device)) for v in views]
+
+
 def scale_views(views: list[View], factor: float) -> list[View]:
     """Views with images (area-averaged) and cameras downscaled by ``factor``; unchanged if 1."""
     if factor == 1.0:

@@ -3,8 +3,8 @@
 Parameters: means, log-scales, quaternions, opacity logits and degree-0 SH colours, optimised with
 Adam on (1-λ) L1 + λ D-SSIM (λ = 0.2) as in 3DGS. Initialised from the scene's points (kNN scales,
 opacity 0.1); scenes without points start from random points in their bounds. A model capped at
-``max_gaussians`` starts from a seeded random subset of that many points when there are more. Densification as in
-3DGS, simplified: the view-space positional gradient (NDC units) is accumulated per Gaussian and, a
+``max_gaussians`` starts from a seeded random subset of that many points when there are more.
+Densification as in 3DGS, simplified: the view-space positional gradient (NDC units) is accumulated per Gaussian and, a
 few times during the fit, Gaussians whose mean gradient exceeds ``grad_threshold`` are cloned (small
 ones) or split in two (large ones, scales / 1.6); low-opacity Gaussians are pruned. The optimizer
 restarts after each densification.
@@ -25,7 +25,7 @@ from progs.metrics import psnr, ssim
 from progs.io.ply import SH_C0, GaussianCloud, write_ply
 from progs.render import rasterize
 from progs.render.projection import quat_to_rotmat
-from progs.scene import Scene, View
+from progs.scene import Scene, View, views_on
 from progs.train.losses import photometric_loss
 from progs.train.schedule import exp_lr
 
@@ -200,14 +200,24 @@ def evaluate_cloud(cloud: GaussianCloud, views: list[View], background: torch.Te
     return sum(ps) / len(ps), sum(ss) / len(ss)
 
 
+def spz_quality(cloud: GaussianCloud, path: Path, views: list[View], background: torch.Tensor,
+                device: torch.device = CPU) -> tuple[int, float, float]:
+    """Write ``cloud`` as SPZ (through gsply) at ``path`` and score it as it reads back, so that SPZ's
+    quantization counts: ``(bytes, PSNR, SSIM)`` on ``views``."""
+    from progs.io.spz import read_spz, write_spz
+
+    write_spz(path, cloud)
+    p, s = evaluate_cloud(read_spz(path), views, background, device)
+    return Path(path).stat().st_size, p, s
+
+
 def fit_3dgs(scene: Scene, cfg: Fit3DGSConfig | None = None, device: torch.device = CPU) -> Fit3DGSResult:
     """Fit plain 3DGS to ``scene``'s training views on ``device`` (the CPU kernel, or gsplat on CUDA);
     PSNR/SSIM on its test views."""
     cfg = cfg or Fit3DGSConfig()
     fit = GaussianFit(scene, cfg, device)
     gen = torch.Generator().manual_seed(cfg.seed)
-    views = [v if v.image.device == fit.device else View(v.name, v.camera, v.image.to(fit.device))
-             for v in scene.train_views]
+    views = views_on(scene.train_views, fit.device)
     at = sorted({max(1, int(round(f * cfg.iterations))) for f in cfg.densify_at})
     t0 = time.perf_counter()
     order: list[int] = []

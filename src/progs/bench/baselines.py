@@ -34,8 +34,7 @@ def spz_curve(ws: Workspace, out: Path) -> list[dict[str, Any]]:
     is read back, so its quantization counts). Computed once per workspace."""
     if "spz_curve" in ws.cache:
         return ws.cache["spz_curve"]
-    from progs.bench.baseline_3dgs import evaluate_cloud
-    from progs.io.spz import read_spz, write_spz
+    from progs.bench.baseline_3dgs import spz_quality
 
     cfg = ws.cfg
     rows = []
@@ -45,12 +44,11 @@ def spz_curve(ws: Workspace, out: Path) -> list[dict[str, Any]]:
                        cfg.device)
         ply = out / f"fit_{cap}.ply"
         ply_bytes = write_baseline_ply(fit, ply)
-        spz = out / f"fit_{cap}.spz"
-        write_spz(spz, fit.cloud)
-        spz_psnr, spz_ssim = evaluate_cloud(read_spz(spz), ws.scene.test_views or ws.scene.train_views,
-                                            ws.scene.background.float(), cfg.device)
+        spz_bytes, spz_psnr, spz_ssim = spz_quality(fit.cloud, out / f"fit_{cap}.spz",
+                                                    ws.scene.test_views or ws.scene.train_views,
+                                                    ws.scene.background.float(), cfg.device)
         rows.append({"cap": cap, "gaussians": len(fit.cloud), "psnr_ply": fit.psnr, "ply_bytes": ply_bytes,
-                     "zstd_bytes": zstd_size(ply)["bytes"], "bytes": spz.stat().st_size, "psnr": spz_psnr,
+                     "zstd_bytes": zstd_size(ply)["bytes"], "bytes": spz_bytes, "psnr": spz_psnr,
                      "ssim": spz_ssim, "iterations": fit.iterations,
                      "train_seconds": round(fit.seconds, 2)})
     ws.cache["spz_curve"] = rows

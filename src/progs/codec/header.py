@@ -4,7 +4,8 @@
     n_lods:u8     = grid levels
     sizes:u32 × n_lods  the whole LOD chunks' sizes (framing included)
     n_tensors:u16 then per tensor: name:blob ndim:u8 dims:u32 × ndim, then the values as dyadic
-                  fixed point (8 or 12 significant bits, the encoder's choice), Rice-coded (:mod:`progs.codec.weights`): generator and context MLPs
+                  fixed point (8 or 12 significant bits, the encoder's choice), Rice-coded
+                  (:mod:`progs.codec.weights`): generator and context MLPs
     grid bits     (:mod:`progs.codec.grid_bits`)
 
 ``encode_header`` / ``decode_header`` are the pair; ``read_chunk_table`` reads just the table from a

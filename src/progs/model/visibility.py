@@ -11,9 +11,10 @@ to the prior's mean.
 
 Encoder and decoder must reach the same verdict on every machine, so the rule is evaluated in exact
 arithmetic: the inputs are snapped to multiples of 2^-12, the weights are taken as 12-bit fixed-point
-mantissas (the header's 8-bit weights are exactly representable so) and used as integers, and every product and sum is an integer held in float64 well below 2^53, so any
-summation order (any BLAS, any thread count, FMA or not) gives the same bits. The probe cameras use
-square roots and divisions only (no sin/cos), which IEEE-754 rounds identically everywhere.
+mantissas (the header's 8-bit weights are exactly representable so) and used as integers, and every
+product and sum is an integer held in float64 well below 2^53, so any summation order (any BLAS, any
+thread count, FMA or not) gives the same bits. The probe cameras use square roots and divisions only
+(no sin/cos), which IEEE-754 rounds identically everywhere.
 """
 
 from __future__ import annotations
@@ -87,8 +88,8 @@ def hidden_gaussians(
 
     Exact: the same inputs give the same verdicts on every machine (module docstring). The generator's
     opacity weights are taken at 12-bit fixed point (a no-op for a decoded or coding model, whose weights
-    have the header's 8 bits). On the
-    CPU the fused C++ kernel computes it (same verdicts, bit for bit; ``use_kernel=False``: PyTorch)."""
+    have the header's 8 bits). On the CPU the fused C++ kernel computes it (same verdicts, bit for bit;
+    ``use_kernel=False``: PyTorch)."""
     device = positions.device
     n, k = positions.shape[0], generator.n_offsets
     if n == 0:

@@ -33,7 +33,7 @@ from progs.model.context import ContextConfig, ContextModel
 from progs.model.gaussians import GaussianGenerator
 from progs.model.model import ProGSModel, model_from_state
 from progs.octree import OctreeGrid
-from progs.scene import Scene, View
+from progs.scene import Scene, View, views_on
 from progs.train.checkpoint import load_checkpoint, save_checkpoint
 from progs.train.config import TrainConfig
 from progs.train.losses import c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
@@ -65,11 +65,6 @@ def camera_extent(views: list[View]) -> float:
     centers = torch.stack([v.camera.center for v in views])
     r = float((centers - centers.mean(0)).norm(dim=-1).max())
     return 1.1 * r if r > 0 else 1.0
-
-
-def views_on(views: list[View], device: torch.device) -> list[View]:
-    """``views`` with their images on ``device`` (views already there are kept as they are)."""
-    return [v if v.image.device == device else View(v.name, v.camera, v.image.to(device)) for v in views]
 
 
 class Trainer:
