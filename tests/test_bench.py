@@ -236,6 +236,25 @@ def test_a_run_written_before_an_option_existed_counts_as_the_same_config():
     assert not _same_config({"no_such_option": 1}, config) and not _same_config(None, config)
 
 
+def test_a_run_sized_by_the_trainer_counts_as_the_config_that_left_it_open(tmp_path):
+    """A config that leaves the anchor counts to the scene matches the run it trained (which records the
+    counts the trainer chose), and runs written when 20,000 / 200,000 were the defaults, on a scene with
+    points; on a scene without points the counts follow the views, so those old runs no longer match."""
+    from _tiny_scene import tiny_scene
+    from progs.bench.workspace import _finished_run
+    from progs.train.config import TrainConfig
+
+    config = TrainConfig().replace(iterations=600, lambda_e=2e-3)
+    old = config.replace(init_random_points=20_000, max_anchors=200_000)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"")
+    (run / "run.json").write_text(json.dumps({"config": old.to_dict(), "iterations": 600, "lods": []}))
+    assert _finished_run(run, config, tiny_scene()) is not None
+    assert _finished_run(run, config, tiny_scene(with_points=False)) is None
+    assert _finished_run(run, config) is None  # unsized: not comparable
+
+
 def test_a_capped_3dgs_fit_starts_from_a_subset_of_the_points():
     """The SPZ curve's model sizes are real: a cap below the scene's point count starts from that many
     points (seeded), and growth never passes it."""

@@ -323,3 +323,21 @@ def test_fox_capture():
             assert z.item() > 0, v.name
             assert 0 <= uv[0, 0] < v.camera.width and 0 <= uv[0, 1] < v.camera.height, (v.name, uv)
             assert 3.0 < z.item() < 8.0  # cameras ~5 units away
+
+
+def test_train_sizes_random_init_from_the_views(tmp_path, capsys):
+    """`progs train` on a capture without SfM points says how it sized the anchor set, and the run
+    records it; the options override it."""
+    from progs.cli import main
+
+    make_ngp(tmp_path / "data", n=6, w=24, h=32)
+    run = tmp_path / "run"
+    assert main(["train", str(tmp_path / "data"), "--out", str(run), "--iterations", "1", "--levels", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "no SfM points, 768 pixels per view -> 500 random initial points, growth up to 1200 anchors" in out
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert config["init_random_points"] == 500 and config["growth"]["max_anchors"] == 1200
+    run2 = tmp_path / "run2"
+    assert main(["train", str(tmp_path / "data"), "--out", str(run2), "--iterations", "1", "--levels", "2",
+                 "--init-points", "800", "--max-anchors", "1000"]) == 0
+    assert "800 random initial points (--init-points), growth up to 1000 anchors (--max-anchors)" in capsys.readouterr().out

@@ -129,7 +129,55 @@ def test_random_init_when_no_points():
     s = tiny_scene(with_points=False)
     t = Trainer(s, _cfg(iterations=3, init_random_points=300))
     assert len(t.model.anchors) > 0
+    assert t.config.growth.max_anchors == 1_200  # the cap follows the views (tiny: the floor)
     t.train(progress=False)
+
+
+def test_sizing_rule_follows_the_views():
+    from progs.train.sizing import random_init_sizing
+
+    # fox at downscale 8 (135x240): the measured 2,500 points and 6,000 anchors
+    assert random_init_sizing(135 * 240) == {"init_random_points": 2_500, "max_anchors": 6_000}
+    assert random_init_sizing(540 * 960) == {"init_random_points": 20_000, "max_anchors": 96_000}
+    assert random_init_sizing(1080 * 1920) == {"init_random_points": 20_000, "max_anchors": 200_000}
+    assert random_init_sizing(32 * 32) == {"init_random_points": 500, "max_anchors": 1_200}
+    small = random_init_sizing(100 * 100)
+    assert small["max_anchors"] >= small["init_random_points"]
+
+
+def test_scene_sizing_fills_only_what_is_left_open(scene):
+    from progs.train.sizing import pixels_per_view, scene_sizing
+
+    bare = tiny_scene(with_points=False)
+    px = pixels_per_view(bare)
+    assert px == bare.train_views[0].camera.width * bare.train_views[0].camera.height
+    sized = scene_sizing(bare, TrainConfig())
+    assert (sized.init_random_points, sized.growth.max_anchors) == (500, 1_200)
+    # values given stay; a given point count moves the cap to 2.4x it when that is larger
+    given = scene_sizing(bare, TrainConfig().replace(init_random_points=5_000))
+    assert (given.init_random_points, given.growth.max_anchors) == (5_000, 12_000)
+    both = scene_sizing(bare, TrainConfig().replace(init_random_points=700, max_anchors=900))
+    assert (both.init_random_points, both.growth.max_anchors) == (700, 900)
+    # a scene with its own points keeps the former defaults (runs written before the rule still match)
+    with_points = scene_sizing(scene, TrainConfig())
+    assert (with_points.init_random_points, with_points.growth.max_anchors) == (20_000, 200_000)
+    with pytest.raises(InputError, match="max_anchors is not sized"):
+        TrainConfig().growth.adjust_config()
+
+
+def test_trainer_records_the_sized_config(tmp_path):
+    from progs.train.run import read_run_json
+    from progs.pipeline import train_run
+    from progs.io.dataset import DatasetSpec
+
+    bare = tiny_scene(with_points=False)
+    spec = DatasetSpec.create("demo", views=4, size=16)
+    out = train_run(bare, spec, tmp_path / "run", _cfg(iterations=2), checkpoint_every=0, progress=False,
+                    log=lambda m: None)
+    saved = read_run_json(out.run)["config"]
+    assert saved["init_random_points"] == 500 and saved["growth"]["max_anchors"] == 1_200
+    resumed = Trainer.from_checkpoint(str(out.run / "checkpoint.pt"), bare)
+    assert resumed.config.init_random_points == 500 and resumed.config.growth.max_anchors == 1_200
 
 
 def _params(t: Trainer) -> dict[str, torch.Tensor]:
@@ -172,7 +220,7 @@ def test_checkpoint_resume_is_exact(scene, tmp_path):
     assert [h["loss"] for h in ref.history] == [h["loss"] for h in b.history]
 
     c = Trainer.from_checkpoint(str(ck), scene)
-    assert c.iteration == 23 and c.config == cfg
+    assert c.iteration == 23 and c.config == a.config == cfg.replace(init_random_points=20_000, max_anchors=200_000)
 
 
 def test_bad_checkpoint_is_input_error(scene, tmp_path):

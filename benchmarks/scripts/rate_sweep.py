@@ -42,7 +42,7 @@ def one_run(out: Path, lambda_e: float, overrides: dict, scene, spec) -> dict:
     run = out / "run"
     t0 = time.time()
     config = TrainConfig().replace(**over)
-    finished = _finished_run(run, config)  # a finished training of the same configuration is reused
+    finished = _finished_run(run, config, scene)  # a finished training of the same configuration is reused
     lods = (finished or train_run(scene, spec, run, config, checkpoint_every=10**6, progress=False,
                                   log=lambda m: None)).lods
     enc = encode_run(run, out / "scene.progs", evaluate=False, scene=scene)

@@ -62,7 +62,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = DatasetSpec.from_argument(args.dataset, downscale=args.downscale, views=args.demo_views, size=args.demo_size,
                                      undistort=not args.no_undistort)
     scene = spec.load()
-    out = train_run(scene, spec, Path(args.out), _train_config(args), resume=args.resume,
+    cfg = _train_config(args)
+    if not args.resume:
+        from progs.train.sizing import has_points, pixels_per_view, scene_sizing
+
+        cfg = scene_sizing(scene, cfg)
+        if not has_points(scene):
+            _log(f"{args.dataset}: no SfM points, {pixels_per_view(scene)} pixels per view -> "
+                 f"{cfg.init_random_points} random initial points"
+                 f"{' (--init-points)' if args.init_points else ''}, growth up to {cfg.growth.max_anchors} anchors"
+                 f"{' (--max-anchors)' if args.max_anchors else ''}")
+    out = train_run(scene, spec, Path(args.out), cfg, resume=args.resume,
                     checkpoint_every=args.checkpoint_every, iterations=args.iterations, device=device)
     _print_lods(f"trained {out.iterations} iterations in {out.seconds:.0f} s; test views per LoD (PSNR as decoded, "
                 "PSNR float unquantized):", out.lods)
@@ -451,15 +461,17 @@ def _training_options(p: argparse.ArgumentParser, iterations: int = 2000, base_d
     p.add_argument("--base-depth", type=int, help=f"octree base depth b (default: {base_depth})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lambda-e", type=float, help="entropy weight λ_e (default 0.002; paper sweep 5e-4..4e-3)")
-    p.add_argument("--init-points", type=int, help="random initial points when the dataset has no SfM points (default 20000)")
+    p.add_argument("--init-points", type=int,
+                   help="random initial points when the dataset has no SfM points (default: one per 13 pixels of a "
+                        "training view, 500..20000)")
     p.add_argument("--c2f-samples", type=int,
                    help="coarser LoDs rendered per step besides the finest (default: all; 1 is faster)")
     p.add_argument("--refine-fraction", type=float,
                    help="experimental: last fraction of the iterations spent refining each level's own anchors on "
                         "its own LoD (coarse to fine, MLPs frozen; default 0 = off, the paper's schedule)")
     p.add_argument("--max-anchors", type=int,
-                   help="stop growing at about this many anchors (default 200000; `progs fit`: a quarter of the "
-                        "teacher's Gaussians)")
+                   help="stop growing at about this many anchors (default: 200000 with SfM points, else one per "
+                        "5.4 pixels of a training view; `progs fit`: a quarter of the teacher's Gaussians)")
     p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
     nce = p.add_mutually_exclusive_group()
     nce.add_argument("--infonce", action="store_true",

@@ -140,7 +140,7 @@ class Workspace:
 
         scene, spec = (self.scene, self.spec) if scene is None else (scene, spec)
         run = self.runs / tag
-        out = _finished_run(run, config)
+        out = _finished_run(run, config, scene)
         if out is not None:
             self.log(f"  reusing {tag} (finished run in {run})")
         else:
@@ -166,10 +166,15 @@ def _same_config(saved: Any, config: Any) -> bool:
         return False
 
 
-def _finished_run(run: Path, config: Any) -> Any:
-    """The TrainOutcome of a finished training in ``run`` whose configuration is ``config``, else None."""
+def _finished_run(run: Path, config: Any, scene: Scene | None = None) -> Any:
+    """The TrainOutcome of a finished training in ``run`` whose configuration is ``config`` (with the counts
+    it leaves to the scene sized for ``scene``, as the trainer sizes them), else None."""
     from progs.pipeline import TrainOutcome
     from progs.train.run import CHECKPOINT, read_run_json
+    from progs.train.sizing import scene_sizing
+
+    if scene is not None:
+        config = scene_sizing(scene, config)
 
     try:
         info = read_run_json(run)

@@ -81,15 +81,19 @@ class GrowthConfig:
     beta: float = 1.0  # β
     very_factor: float = 2.0
     prune_opacity: float = 0.005  # τ_o
-    max_anchors: int = 200_000
+    # Growth stops at about this many anchors. None = sized from the scene when training starts
+    # (progs.presets.scene_sizing): 200,000 with SfM points, from the views' pixel count without.
+    max_anchors: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.interval >= 1, f"growth interval must be >= 1, got {self.interval}")
         for name in ("grad_threshold", "very_factor", "prune_opacity"):
             _positive(name, getattr(self, name), zero=True)
-        _check(self.max_anchors >= 1, f"max_anchors must be >= 1, got {self.max_anchors}")
+        _check(self.max_anchors is None or self.max_anchors >= 1, f"max_anchors must be >= 1, got {self.max_anchors}")
 
     def adjust_config(self) -> AdjustConfig:
+        if self.max_anchors is None:
+            raise ConfigError("max_anchors is not sized yet (progs.presets.scene_sizing sizes it from the scene)")
         return AdjustConfig(grad_threshold=self.grad_threshold, beta=self.beta, very_factor=self.very_factor,
                             prune_opacity=self.prune_opacity, max_anchors=self.max_anchors)
 
@@ -170,7 +174,9 @@ class TrainConfig:
     seed: int = 0
     feat_dim: int = 32
     n_offsets: int = 10
-    init_random_points: int = 20_000  # when the scene has no SfM points
+    # Random initial anchors when the scene has no SfM points. None = from the training views' pixel count
+    # when training starts (progs.presets.scene_sizing).
+    init_random_points: int | None = None
     init_level: int | None = None  # level of the initial anchors (None = L, the paper); finer ones grow
     cull_margin: float = 0.1
     backend: str = "auto"
@@ -194,7 +200,8 @@ class TrainConfig:
         _check(self.init_level is None or 1 <= self.init_level <= self.levels,
                f"init_level must lie in 1..levels ({self.levels}), got {self.init_level}")
         _check(self.feat_dim >= 1 and self.n_offsets >= 1, "feat_dim and n_offsets must be >= 1")
-        _check(self.init_random_points >= 1, f"init_random_points must be >= 1, got {self.init_random_points}")
+        _check(self.init_random_points is None or self.init_random_points >= 1,
+               f"init_random_points must be >= 1, got {self.init_random_points}")
         _check(0.0 <= self.refine_fraction < 1.0, f"refine_fraction must lie in [0, 1), got {self.refine_fraction}")
         _check(self.backend in ("auto", "cpu", "cuda", "reference"), f"unknown backend {self.backend!r}")
 

@@ -39,6 +39,7 @@ from progs.train.config import TrainConfig
 from progs.train.losses import c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
 from progs.train.rate import RateTrainer, park_hidden_offsets
 from progs.train.schedule import exp_lr
+from progs.train.sizing import has_points, scene_sizing
 
 # Anchor growing/pruning statistics a checkpoint keeps besides the model (exact resume).
 ADJUST_STATS = ("grad_accum", "grad_count", "opacity_accum", "visible_count")
@@ -72,7 +73,8 @@ class Trainer:
     runs to ``config.iterations``."""
 
     def __init__(self, scene: Scene, config: TrainConfig | None = None, device: torch.device | None = None):
-        self.config = cfg = config or TrainConfig()
+        # counts the configuration leaves to the scene are fixed here, so the run records them
+        self.config = cfg = scene_sizing(scene, config or TrainConfig())
         self.device = CPU if device is None else torch.device(device)
         self.scene = scene
         self.train_views = views_on(list(scene.train_views), self.device)
@@ -84,7 +86,7 @@ class Trainer:
         self.device_gen = self._device_generator(cfg.seed)
         torch.manual_seed(cfg.seed)  # MLP initialisation
         grid = build_grid(scene, cfg.levels, cfg.base_depth)
-        if scene.points is not None and scene.points.shape[0] >= 2:
+        if has_points(scene):
             anchors = AnchorSet.from_points(
                 grid, scene.points, feat_dim=cfg.feat_dim, n_offsets=cfg.n_offsets, level=cfg.init_level
             )

@@ -1,0 +1,71 @@
+"""How many anchors a training starts from and may grow to, when the configuration leaves it to the scene.
+
+A capture without SfM points (the fox, most instant-ngp style captures) starts from random points. How
+many it needs follows the images, not the scene: an anchor carries 10 neural Gaussians, and once there
+are several per pixel of a view the extra ones cost bytes without adding detail the views can show.
+Measured on the fox at downscale 8 (135x240 = 32,400 pixels per view, λe 2e-3, one torch thread,
+2026-11-27; benchmarks/results/fox_spz.json): 20,000 random points and growth up to 200,000 anchors gave
+674,154 bytes at 21.39 dB after 300 iterations, 2,500 points and growth up to 6,000 anchors 151,569
+bytes at 20.58 dB, and after 1,200 iterations 89,162 bytes at 22.53 dB, which is smaller than SPZ of
+plain 3DGS fits at equal PSNR (BD-rate -25 % of its prefixes). Those two numbers are one point per
+``INIT_PIXELS_PER_POINT`` and ``CAP_PIXELS_PER_ANCHOR`` pixels of a view. At downscale 2 (518,400 pixels)
+the rule gives the previous 20,000 points and a cap of 96,000 anchors, above the 33,933 that an H200 run
+of 6,400 iterations grew to (benchmarks/results/gpu).
+
+A scene with SfM points (or a PLY's Gaussian centres) starts from those, and keeps the cap of 200,000.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+INIT_PIXELS_PER_POINT = 13.0
+CAP_PIXELS_PER_ANCHOR = 5.4
+MIN_INIT_POINTS, MAX_INIT_POINTS = 500, 20_000
+MIN_CAP, MAX_CAP = 1_200, 200_000
+DEFAULT_CAP = 200_000  # scenes that start from their own points
+
+
+def _hundreds(x: float) -> int:
+    return int(round(x / 100.0)) * 100
+
+
+def random_init_sizing(pixels_per_view: int) -> dict[str, int]:
+    """``{"init_random_points", "max_anchors"}`` for a capture without points whose views have
+    ``pixels_per_view`` pixels (rounded to hundreds, within the bounds above)."""
+    init = min(MAX_INIT_POINTS, max(MIN_INIT_POINTS, _hundreds(pixels_per_view / INIT_PIXELS_PER_POINT)))
+    cap = min(MAX_CAP, max(MIN_CAP, _hundreds(pixels_per_view / CAP_PIXELS_PER_ANCHOR)))
+    return {"init_random_points": init, "max_anchors": max(cap, init)}
+
+
+def has_points(scene: Any) -> bool:
+    """Whether training starts from the scene's own points (else from random ones)."""
+    return scene.points is not None and scene.points.shape[0] >= 2
+
+
+def pixels_per_view(scene: Any) -> int:
+    """The median pixel count of the training views (of all views if there are no training views)."""
+    views = list(scene.train_views) or list(scene.test_views)
+    if not views:
+        return 0
+    counts = sorted(int(v.camera.width) * int(v.camera.height) for v in views)
+    return counts[len(counts) // 2]
+
+
+def scene_sizing(scene: Any, config: Any) -> Any:
+    """``config`` with ``init_random_points`` and ``growth.max_anchors`` sized from ``scene`` where they are
+    None (values given stay). With points: 20,000 (unused) and 200,000; without: :func:`random_init_sizing`."""
+    if config.init_random_points is not None and config.growth.max_anchors is not None:
+        return config
+    if has_points(scene):
+        sized = {"init_random_points": MAX_INIT_POINTS, "max_anchors": DEFAULT_CAP}
+    else:
+        sized = random_init_sizing(pixels_per_view(scene))
+        if config.init_random_points is not None:  # the cap follows the points given
+            sized["max_anchors"] = max(sized["max_anchors"], _hundreds(config.init_random_points * 2.4))
+    changes = {}
+    if config.init_random_points is None:
+        changes["init_random_points"] = sized["init_random_points"]
+    if config.growth.max_anchors is None:
+        changes["max_anchors"] = sized["max_anchors"]
+    return config.replace(**changes)
