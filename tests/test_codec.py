@@ -60,6 +60,26 @@ def test_full_decode_is_bit_identical_to_the_encoders_quantized_model(encoded):
     assert len(out.model.anchors) == len(model.anchors)
 
 
+def test_a_smaller_hash_grid_round_trips_and_shrinks_the_header():
+    """The hash grid's levels are an encoder choice the header carries: fewer levels decode exactly and
+    cost fewer header bytes (MLP inputs and grid bits)."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    grid = octree.OctreeGrid((-1.0, -1.0, -1.0), 2.0, 2, 4)
+    a = AnchorSet.random(grid, 600, g)
+    with torch.no_grad():
+        a.feature.copy_(torch.randn(a.feature.shape, generator=g))
+    sizes = {}
+    for levels in ((12, 4), (6, 2)):
+        ctx = ContextModel(ContextConfig.for_anchor_count(len(a), levels_3d=levels[0], levels_2d=levels[1]), seed=0)
+        res = encode(ProGSModel(a, context=ctx))
+        out = decode(res.data)
+        assert out.problem is None and _anchors_equal(out.model.anchors, res.model.anchors)
+        assert (out.model.context.cfg.levels_3d, out.model.context.cfg.levels_2d) == levels
+        sizes[levels] = res.header_bytes
+    assert sizes[(6, 2)] < 0.85 * sizes[(12, 4)], sizes
+
+
 def test_every_prefix_decodes_to_exactly_that_lod(encoded):
     _, res = encoded
     full = res.model.anchors

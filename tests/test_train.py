@@ -303,3 +303,15 @@ def test_other_attribute_sizes_train_and_round_trip(scene, over):
     dims = t.model.anchors.layout.dims
     assert dims == (over.get("feat_dim", 32), 6, 3 * over.get("n_offsets", 10))
     assert decode(encode(t.model).data).model.anchors.layout.dims == dims
+
+
+def test_context_hash_levels_option(scene):
+    t = Trainer(scene, _cfg(iterations=1, context_hash_levels=(6, 2)))
+    cfg = t.model.context.cfg
+    assert (cfg.levels_3d, cfg.levels_2d) == (6, 2)
+    assert (Trainer(scene, _cfg(iterations=1)).model.context.cfg.levels_3d, cfg.feature_dim) == (12, 4 * (6 + 3 * 2))
+    for bad in ((0, 2), (6,), (6, 2, 1), (6, 17)):
+        with pytest.raises(InputError, match="context_hash_levels"):
+            _cfg(context_hash_levels=bad)
+    cfg = _cfg(context_hash_levels=[6, 2])
+    assert cfg.context_hash_levels == (6, 2) and TrainConfig.from_dict(cfg.to_dict()) == cfg

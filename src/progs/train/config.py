@@ -177,6 +177,9 @@ class TrainConfig:
     # Random initial anchors when the scene has no SfM points. None = from the training views' pixel count
     # when training starts (progs.presets.scene_sizing).
     init_random_points: int | None = None
+    # (3D, 2D) levels of the context model's hash grid; None = ContextConfig's (12, 4). Both MLPs read
+    # dim x (3D + 3 x 2D) features at the anchor and at its parent, so the levels set most of the header.
+    context_hash_levels: tuple[int, int] | None = None
     init_level: int | None = None  # level of the initial anchors (None = L, the paper); finer ones grow
     cull_margin: float = 0.1
     backend: str = "auto"
@@ -200,6 +203,11 @@ class TrainConfig:
         _check(self.init_level is None or 1 <= self.init_level <= self.levels,
                f"init_level must lie in 1..levels ({self.levels}), got {self.init_level}")
         _check(self.feat_dim >= 1 and self.n_offsets >= 1, "feat_dim and n_offsets must be >= 1")
+        if isinstance(self.context_hash_levels, list):  # as read back from a run's JSON
+            object.__setattr__(self, "context_hash_levels", tuple(self.context_hash_levels))
+        _check(self.context_hash_levels is None
+               or (len(self.context_hash_levels) == 2 and all(isinstance(x, int) and 1 <= x <= 16 for x in self.context_hash_levels)),
+               f"context_hash_levels must be two levels in 1..16 (3D, 2D), got {self.context_hash_levels!r}")
         _check(self.init_random_points is None or self.init_random_points >= 1,
                f"init_random_points must be >= 1, got {self.init_random_points}")
         _check(0.0 <= self.refine_fraction < 1.0, f"refine_fraction must lie in [0, 1), got {self.refine_fraction}")

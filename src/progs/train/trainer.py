@@ -97,8 +97,10 @@ class Trainer:
                 lo=bounds[0].double(), hi=bounds[1].double(), level=cfg.init_level,
             )
         generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels)
+        hash_levels = {} if cfg.context_hash_levels is None else dict(zip(("levels_3d", "levels_2d"), cfg.context_hash_levels))
         context = ContextModel(ContextConfig.for_anchor_count(len(anchors), num_levels=cfg.levels,
-                                                             attr_dims=tuple(anchors.layout.dims)), seed=cfg.seed)
+                                                             attr_dims=tuple(anchors.layout.dims), **hash_levels),
+                               seed=cfg.seed)
         self.model = ProGSModel(anchors, generator, context, cull_margin=cfg.cull_margin,
                                 view_distance=view_distance(self.train_views, grid)).to(self.device)
         self.rate = RateTrainer(self.model.context, fraction=cfg.rate.entropy_fraction, step_scale=cfg.rate.step_scale)
