@@ -287,3 +287,35 @@ def test_a_3dgs_fit_does_not_depend_on_the_global_random_state():
     b = fit_3dgs(scene, cfg)
     assert a.densifications[0]["split"] > 0
     assert torch.equal(a.cloud.means, b.cloud.means)
+
+
+def test_benching_one_suite_keeps_the_others_in_the_folder(tmp_path, monkeypatch):
+    """A suite run into a folder that holds an earlier results.json keeps the suites it did not run
+    again, each with the command that produced it (the summary says so)."""
+    monkeypatch.setenv(TINY_ENV, "1")
+    assert main(["bench", "scaling", "--quick", "--out", str(tmp_path)]) == 0
+    first = json.loads((tmp_path / "results.json").read_text())["suites"]["scaling"]
+    assert main(["bench", "raster", "--quick", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert list(res["suites"]) == ["scaling", "raster"] and res["suites_kept"] == ["scaling"]
+    assert res["suites"]["scaling"] == first and "--suite scaling" in first["command"]
+    assert "--suite raster" in res["suites"]["raster"]["command"] == res["command"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## scaling" in summary and "Kept from an earlier run into this folder: `" in summary
+
+
+def test_suites_of_another_dataset_are_not_kept(tmp_path):
+    from progs.bench.runner import carried_suites
+
+    path = tmp_path / "results.json"
+    demo = {"spec": {"kind": "demo"}, "name": "demo"}
+    path.write_text(json.dumps({"command": "progs bench", "dataset": demo, "machine": {"date": "d"},
+                                "variants": {"full@0.002": {}},
+                                "suites": {"rd": {"curves": []}, "scaling": {"x": 1}, "speed": {"error": "boom"}}}))
+    kept, variants = carried_suites(path, ["fit"], {"spec": {"kind": "folder"}})
+    assert list(kept) == ["scaling"] and variants == {}  # rd measured another scene; a failed suite is dropped
+    kept, variants = carried_suites(path, ["fit"], demo)
+    assert list(kept) == ["rd", "scaling"] and kept["rd"]["command"] == "progs bench" and variants
+    assert carried_suites(path, ["rd", "scaling"], demo)[0] == {}
+    path.write_text("not json")
+    assert carried_suites(path, ["rd"], demo) == ({}, {})

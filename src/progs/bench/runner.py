@@ -9,6 +9,7 @@ rewritten after every suite, so a long run leaves partial results behind.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shlex
 import time
@@ -71,6 +72,8 @@ def write_summary(path: Path, results: dict[str, Any]) -> None:
         if "error" in res:
             lines.append(f"FAILED: {res['error']}")
             continue
+        if res.get("command") and res["command"] != results["command"]:
+            lines += [f"Kept from an earlier run into this folder: `{res['command']}` ({res.get('date', 'date unknown')})", ""]
         if res.get("plot"):
             lines += [f"![{name}]({res['plot']})", ""]
         try:
@@ -102,6 +105,31 @@ def key_numbers(results: dict[str, Any]) -> dict[str, Any]:
         out[f"decode of {lg['anchors']} synthetic anchors"] = (
             f"{lg['decode_s']} s, {lg['decode_anchors_per_s']:.0f} anchors/s, peak {lg['decode_peak_mb']:.0f} MiB")
     return out
+
+
+def carried_suites(path: Path, names: list[str], dataset: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(suites, variants)`` of an earlier ``results.json`` at ``path`` that this run keeps: every suite it
+    does not run again (so that benching one suite into a folder does not drop the others), each with
+    the command that produced it. Suites that need a scene are kept only if they measured the same
+    dataset (``dataset``: this run's, None when it needs none); failed suites are dropped."""
+    try:
+        prev = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}, {}
+    if not isinstance(prev, dict) or not isinstance(prev.get("suites"), dict):
+        return {}, {}
+    prev_ds = prev.get("dataset") if isinstance(prev.get("dataset"), dict) else None
+    same_scene = prev_ds is not None and (dataset is None or prev_ds.get("spec") == dataset.get("spec"))
+    kept = {}
+    for name, res in prev["suites"].items():
+        if name in names or name not in SUITES or not isinstance(res, dict) or "error" in res:
+            continue
+        if name in NEEDS_SCENE and not same_scene:
+            continue
+        kept[name] = {**res, "command": res.get("command", prev.get("command")),
+                      "date": res.get("date", (prev.get("machine") or {}).get("date"))}
+    variants = prev.get("variants") if same_scene and isinstance(prev.get("variants"), dict) else {}
+    return kept, variants
 
 
 def command_line(suites: str, quick: bool, out: Path, dataset: str, downscale: float, iterations: int | None,
@@ -157,6 +185,12 @@ def run_bench(
         log(f"bench: {ws.dataset_name} scene, {cfg.profile.name} profile, {cfg.train_iterations()} iterations per model")
     else:
         ws = _NoScene(cfg, log)
+    kept, kept_variants = carried_suites(out / "results.json", names, results["dataset"])
+    if kept:
+        log(f"bench: keeping {', '.join(kept)} from the earlier results.json in {out}")
+        if results["dataset"] is None and any(n in NEEDS_SCENE for n in kept):
+            results["dataset"] = json.loads((out / "results.json").read_text()).get("dataset")
+    results["suites_kept"] = list(kept)
     failed = []
     for name in names:
         log(f"[{name}]")
@@ -168,9 +202,14 @@ def run_bench(
             res = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
             log(f"  {name} FAILED: {type(exc).__name__}: {exc}")
         res["seconds"] = round(time.perf_counter() - t0, 2)
+        res["command"], res["date"] = cfg.command, results["machine"]["date"]
         results["suites"][name] = res
+        done = {n: results["suites"][n] for n in names if n in results["suites"]}
+        results["suites"] = {n: done[n] if n in done else kept[n] for n in SUITES if n in done or n in kept}
         if isinstance(ws, Workspace):
-            results["variants"] = {f"{t.name}@{t.lambda_e:g}": t.summary() for t in ws.trained()}
+            results["variants"] = {**kept_variants, **{f"{t.name}@{t.lambda_e:g}": t.summary() for t in ws.trained()}}
+        elif kept_variants:
+            results["variants"] = kept_variants
         results["wall_seconds"] = round(time.perf_counter() - t_all, 2)
         results["key_numbers"] = key_numbers(results)
         write_json(out / "results.json", results)
