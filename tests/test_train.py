@@ -315,3 +315,15 @@ def test_context_hash_levels_option(scene):
             _cfg(context_hash_levels=bad)
     cfg = _cfg(context_hash_levels=[6, 2])
     assert cfg.context_hash_levels == (6, 2) and TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_level_budget_reaches_the_growth_step(scene):
+    cfg = _cfg(iterations=60, level_budget=True, max_anchors=30, init_level=1)
+    assert cfg.growth.adjust_config().level_budget and not _cfg().growth.level_budget
+    t = Trainer(scene, cfg)
+    start = t.model.anchors.count_per_lod()
+    t.train(progress=False)
+    counts = t.model.anchors.count_per_lod()
+    # growth happened at the finest level, and every LoD stayed within l / L of the cap
+    assert counts[2] > counts[1] > start[1] and start[0] <= 10, (start, counts)
+    assert counts[0] <= 10 and counts[1] <= 20 and counts[2] <= 30, counts

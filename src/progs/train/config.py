@@ -82,8 +82,11 @@ class GrowthConfig:
     very_factor: float = 2.0
     prune_opacity: float = 0.005  # τ_o
     # Growth stops at about this many anchors. None = sized from the scene when training starts
-    # (progs.presets.scene_sizing): 200,000 with SfM points, from the views' pixel count without.
+    # (progs.train.sizing.scene_sizing): 200,000 with SfM points, from the views' pixel count without.
     max_anchors: int | None = None
+    # Experimental: spread max_anchors over the levels (LoD l grows to at most l / L of it) instead of
+    # stopping wherever growth is when the cap binds (which can leave the finer LoDs empty).
+    level_budget: bool = False
 
     def __post_init__(self) -> None:
         _check(self.interval >= 1, f"growth interval must be >= 1, got {self.interval}")
@@ -93,9 +96,10 @@ class GrowthConfig:
 
     def adjust_config(self) -> AdjustConfig:
         if self.max_anchors is None:
-            raise ConfigError("max_anchors is not sized yet (progs.presets.scene_sizing sizes it from the scene)")
+            raise ConfigError("max_anchors is not sized yet (progs.train.sizing.scene_sizing sizes it from the scene)")
         return AdjustConfig(grad_threshold=self.grad_threshold, beta=self.beta, very_factor=self.very_factor,
-                            prune_opacity=self.prune_opacity, max_anchors=self.max_anchors)
+                            prune_opacity=self.prune_opacity, max_anchors=self.max_anchors,
+                            level_budget=self.level_budget)
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ class TrainConfig:
     feat_dim: int = 32
     n_offsets: int = 10
     # Random initial anchors when the scene has no SfM points. None = from the training views' pixel count
-    # when training starts (progs.presets.scene_sizing).
+    # when training starts (progs.train.sizing.scene_sizing).
     init_random_points: int | None = None
     # (3D, 2D) levels of the context model's hash grid; None = ContextConfig's (12, 4). Both MLPs read
     # dim x (3D + 3 x 2D) features at the anchor and at its parent, so the levels set most of the header.
