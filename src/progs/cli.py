@@ -471,7 +471,8 @@ def _training_options(p: argparse.ArgumentParser, iterations: int = 2000, base_d
                         "its own LoD (coarse to fine, MLPs frozen; default 0 = off, the paper's schedule)")
     p.add_argument("--max-anchors", type=int,
                    help="stop growing at about this many anchors (default: 200000 with SfM points, else one per "
-                        "5.4 pixels of a training view; `progs fit`: a quarter of the teacher's Gaussians)")
+                        "5.4 pixels of a training view, at least 2.4x --init-points; `progs fit`: a quarter of "
+                        "the teacher's Gaussians)")
     p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
     nce = p.add_mutually_exclusive_group()
     nce.add_argument("--infonce", action="store_true",
