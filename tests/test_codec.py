@@ -23,7 +23,7 @@ from progs.model.context import SCALE_BINS, ContextConfig, ContextModel
 from progs.model.model import ProGSModel
 
 
-def _random_model(n_points: int = 600, seed: int = 0) -> tuple[ProGSModel, ContextModel]:
+def _random_model(n_points: int = 600, seed: int = 0, **context: int) -> tuple[ProGSModel, ContextModel]:
     torch.manual_seed(seed)  # the generator MLPs' initialisation
     g = torch.Generator().manual_seed(seed)
     grid = octree.OctreeGrid((-1.0, -1.0, -1.0), 2.0, 2, 4)
@@ -32,7 +32,7 @@ def _random_model(n_points: int = 600, seed: int = 0) -> tuple[ProGSModel, Conte
         a.feature.copy_(torch.randn(a.feature.shape, generator=g))
         a.offsets.copy_(torch.randn(a.offsets.shape, generator=g) * 0.5)
         a.scaling.add_(torch.randn(a.scaling.shape, generator=g) * 0.01)
-    ctx = ContextModel(ContextConfig.for_anchor_count(len(a)), seed=seed)
+    ctx = ContextModel(ContextConfig.for_anchor_count(len(a), **context), seed=seed)
     return ProGSModel(a, context=ctx), ctx
 
 
@@ -63,16 +63,10 @@ def test_full_decode_is_bit_identical_to_the_encoders_quantized_model(encoded):
 def test_a_smaller_hash_grid_round_trips_and_shrinks_the_header():
     """The hash grid's levels are an encoder choice the header carries: fewer levels decode exactly and
     cost fewer header bytes (MLP inputs and grid bits)."""
-    torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-    grid = octree.OctreeGrid((-1.0, -1.0, -1.0), 2.0, 2, 4)
-    a = AnchorSet.random(grid, 600, g)
-    with torch.no_grad():
-        a.feature.copy_(torch.randn(a.feature.shape, generator=g))
     sizes = {}
     for levels in ((12, 4), (6, 2)):
-        ctx = ContextModel(ContextConfig.for_anchor_count(len(a), levels_3d=levels[0], levels_2d=levels[1]), seed=0)
-        res = encode(ProGSModel(a, context=ctx))
+        model, _ = _random_model(levels_3d=levels[0], levels_2d=levels[1])
+        res = encode(model)
         out = decode(res.data)
         assert out.problem is None and _anchors_equal(out.model.anchors, res.model.anchors)
         assert (out.model.context.cfg.levels_3d, out.model.context.cfg.levels_2d) == levels
