@@ -312,10 +312,11 @@ def test_suites_of_another_dataset_are_not_kept(tmp_path):
     path.write_text(json.dumps({"command": "progs bench", "dataset": demo, "machine": {"date": "d"},
                                 "variants": {"full@0.002": {}},
                                 "suites": {"rd": {"curves": []}, "scaling": {"x": 1}, "speed": {"error": "boom"}}}))
-    kept, variants = carried_suites(path, ["fit"], {"spec": {"kind": "folder"}})
+    kept, variants, _ = carried_suites(path, ["fit"], {"spec": {"kind": "folder"}})
     assert list(kept) == ["scaling"] and variants == {}  # rd measured another scene; a failed suite is dropped
-    kept, variants = carried_suites(path, ["fit"], demo)
+    kept, variants, dataset = carried_suites(path, ["fit"], demo)
     assert list(kept) == ["rd", "scaling"] and kept["rd"]["command"] == "progs bench" and variants
+    assert dataset == demo
     assert carried_suites(path, ["rd", "scaling"], demo)[0] == {}
     path.write_text("not json")
-    assert carried_suites(path, ["rd"], demo) == ({}, {})
+    assert carried_suites(path, ["rd"], demo) == ({}, {}, None)

@@ -107,17 +107,20 @@ def key_numbers(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def carried_suites(path: Path, names: list[str], dataset: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(suites, variants)`` of an earlier ``results.json`` at ``path`` that this run keeps: every suite it
-    does not run again (so that benching one suite into a folder does not drop the others), each with
-    the command that produced it. Suites that need a scene are kept only if they measured the same
-    dataset (``dataset``: this run's, None when it needs none); failed suites are dropped."""
+def carried_suites(
+    path: Path, names: list[str], dataset: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """``(suites, variants, dataset)`` of an earlier ``results.json`` at ``path`` that this run keeps:
+    every suite it does not run again (so that benching one suite into a folder does not drop the
+    others), each with the command that produced it, and the dataset they measured. Suites that need a
+    scene are kept only if they measured the same dataset (``dataset``: this run's, None when it needs
+    none); failed suites are dropped."""
     try:
         prev = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}, {}
+        return {}, {}, None
     if not isinstance(prev, dict) or not isinstance(prev.get("suites"), dict):
-        return {}, {}
+        return {}, {}, None
     prev_ds = prev.get("dataset") if isinstance(prev.get("dataset"), dict) else None
     same_scene = prev_ds is not None and (dataset is None or prev_ds.get("spec") == dataset.get("spec"))
     kept = {}
@@ -129,7 +132,7 @@ def carried_suites(path: Path, names: list[str], dataset: dict[str, Any] | None)
         kept[name] = {**res, "command": res.get("command", prev.get("command")),
                       "date": res.get("date", (prev.get("machine") or {}).get("date"))}
     variants = prev.get("variants") if same_scene and isinstance(prev.get("variants"), dict) else {}
-    return kept, variants
+    return kept, variants, prev_ds
 
 
 def command_line(suites: str, quick: bool, out: Path, dataset: str, downscale: float, iterations: int | None,
@@ -185,12 +188,13 @@ def run_bench(
         log(f"bench: {ws.dataset_name} scene, {cfg.profile.name} profile, {cfg.train_iterations()} iterations per model")
     else:
         ws = _NoScene(cfg, log)
-    kept, kept_variants = carried_suites(out / "results.json", names, results["dataset"])
+    kept, kept_variants, kept_dataset = carried_suites(out / "results.json", names, results["dataset"])
     if kept:
         log(f"bench: keeping {', '.join(kept)} from the earlier results.json in {out}")
         if results["dataset"] is None and any(n in NEEDS_SCENE for n in kept):
-            results["dataset"] = json.loads((out / "results.json").read_text()).get("dataset")
+            results["dataset"] = kept_dataset
     results["suites_kept"] = list(kept)
+    results["suites"], results["variants"] = dict(kept), dict(kept_variants)
     failed = []
     for name in names:
         log(f"[{name}]")
@@ -204,12 +208,9 @@ def run_bench(
         res["seconds"] = round(time.perf_counter() - t0, 2)
         res["command"], res["date"] = cfg.command, results["machine"]["date"]
         results["suites"][name] = res
-        done = {n: results["suites"][n] for n in names if n in results["suites"]}
-        results["suites"] = {n: done[n] if n in done else kept[n] for n in SUITES if n in done or n in kept}
+        results["suites"] = {n: results["suites"][n] for n in SUITES if n in results["suites"]}  # in suite order
         if isinstance(ws, Workspace):
-            results["variants"] = {**kept_variants, **{f"{t.name}@{t.lambda_e:g}": t.summary() for t in ws.trained()}}
-        elif kept_variants:
-            results["variants"] = kept_variants
+            results["variants"].update({f"{t.name}@{t.lambda_e:g}": t.summary() for t in ws.trained()})
         results["wall_seconds"] = round(time.perf_counter() - t_all, 2)
         results["key_numbers"] = key_numbers(results)
         write_json(out / "results.json", results)

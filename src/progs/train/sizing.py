@@ -24,6 +24,7 @@ CAP_PIXELS_PER_ANCHOR = 5.4
 MIN_INIT_POINTS, MAX_INIT_POINTS = 500, 20_000
 MIN_CAP, MAX_CAP = 1_200, 200_000
 DEFAULT_CAP = 200_000  # scenes that start from their own points
+CAP_PER_INIT_POINT = 2.4  # the measured 6,000 / 2,500: the cap when only --init-points is given
 
 
 def _hundreds(x: float) -> int:
@@ -62,7 +63,7 @@ def scene_sizing(scene: Any, config: Any) -> Any:
     else:
         sized = random_init_sizing(pixels_per_view(scene))
         if config.init_random_points is not None:  # the cap follows the points given
-            sized["max_anchors"] = max(sized["max_anchors"], _hundreds(config.init_random_points * 2.4))
+            sized["max_anchors"] = max(sized["max_anchors"], _hundreds(config.init_random_points * CAP_PER_INIT_POINT))
     changes = {}
     if config.init_random_points is None:
         changes["init_random_points"] = sized["init_random_points"]

@@ -47,9 +47,8 @@ ADJUST_STATS = ("grad_accum", "grad_count", "opacity_accum", "visible_count")
 
 def build_grid(scene: Scene, levels: int, base_depth: int | None) -> OctreeGrid:
     """Octree grid from the SfM points (robust cube), else from the scene/camera bounds."""
-    pts = scene.points
-    if pts is not None and pts.shape[0] >= 2:
-        return OctreeGrid.from_points(pts, levels, base_depth)
+    if has_points(scene):
+        return OctreeGrid.from_points(scene.points, levels, base_depth)
     bounds = scene.bounds if scene.bounds is not None else scene.camera_bounds()
     b = base_depth if base_depth is not None else max(0, 6 - (levels - 1))
     return OctreeGrid.from_bounds(bounds[0], bounds[1], levels, b, margin=0.05)
