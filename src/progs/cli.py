@@ -87,7 +87,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     device = _device(args)
     bg = _parse_rgb(args.background) if args.background else (0.0, 0.0, 0.0)
     spec = DatasetSpec.create("ply", path=str(Path(args.scene).resolve()), views=args.views, size=args.size,
-                              up=args.up, background=bg)
+                              up=args.up, background=bg, lod=args.lod)
     scene = spec.load()
     cfg = _train_config(args)
     sizing = teacher_sizing(scene, cfg.levels, cfg.base_depth, args.max_anchors)
@@ -288,13 +288,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     import torch
 
     from progs.eval.figures import save_image
-    from progs.io.ply import read_ply
+    from progs.io.splats import read_splats
     from progs.io.teacher import look_at_cloud
     from progs.io.cloud_render import render_cloud
 
-    cloud = read_ply(args.scene)
-    if len(cloud) == 0:
-        raise ProgsError(f"{args.scene}: the PLY has no Gaussians to render")
+    cloud = read_splats(args.scene, lod=args.lod)
     if args.camera_from:
         from progs.io.dataset import DatasetSpec
 
@@ -493,6 +491,11 @@ def _device_option(p: argparse.ArgumentParser, what: str) -> None:
                         "(default auto; encoding and decoding always run on the CPU)")
 
 
+def _lod_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lod", type=int, metavar="N",
+                   help="level of a streamed SOG to read (0, the default, is the finest)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="progs",
@@ -522,8 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     _training_options(t)
     t.set_defaults(func=cmd_train)
 
-    fi = sub.add_parser("fit", help="train ProGS to reproduce an existing 3DGS PLY (rendered as the teacher)")
-    fi.add_argument("scene", help="a 3DGS .ply file (INRIA layout, SH degree 0-3, as Brush, gsplat, nerfstudio, SuperSplat write it)")
+    fi = sub.add_parser("fit", help="train ProGS to reproduce an existing 3DGS scene (rendered as the teacher)")
+    fi.add_argument("scene", help="a 3DGS scene: INRIA .ply (SH degree 0-3), compressed .ply, .spz, .splat, SOG (meta.json, its folder or .sog) or streamed SOG (lod-meta.json or its folder)")
+    _lod_option(fi)
     fi.add_argument("--out", required=True, help="run folder")
     fi.add_argument("--views", type=int, default=60, help="teacher views on an orbit (default 60)")
     fi.add_argument("--size", type=int, default=128, help="teacher image size (default 128)")
@@ -565,8 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distill_options(de)
     de.set_defaults(func=cmd_decode)
 
-    r = sub.add_parser("render", help="render a 3DGS PLY to a PNG")
-    r.add_argument("scene", help="an INRIA 3DGS .ply file")
+    r = sub.add_parser("render", help="render a 3DGS scene (any format `progs fit` reads) to a PNG")
+    r.add_argument("scene", help="a 3DGS scene: INRIA .ply (SH degree 0-3), compressed .ply, .spz, .splat, SOG (meta.json, its folder or .sog) or streamed SOG (lod-meta.json or its folder)")
+    _lod_option(r)
     r.add_argument("--out", required=True, help="output image (.png or .jpg)")
     r.add_argument("--camera-from", metavar="DATASET", help="take the camera from a dataset (COLMAP, transforms.json or 'demo')")
     r.add_argument("--view", type=int, default=0, help="view index in --camera-from (default 0)")
@@ -628,8 +633,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Options whose value may start with '-' (argparse would take `--up -y` for two options).
+_SIGNED_VALUE_OPTIONS = {"--up": ("-x", "-y", "-z")}
+
+
+def _join_signed_values(argv: list[str]) -> list[str]:
+    """``--up -y`` as ``--up=-y``, so that argparse reads the axis as the option's value."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        values = _SIGNED_VALUE_OPTIONS.get(argv[i])
+        if values and i + 1 < len(argv) and argv[i + 1] in values:
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_signed_values(list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.func(args) or 0)
     except ProgsError as exc:

@@ -7,8 +7,9 @@ Kinds:
 - ``demo``: the embedded procedural scene, rendered from ``views`` cameras at ``size`` pixels;
 - ``folder``: a COLMAP or transforms.json dataset at ``path`` (format detected on load); lens
   distortion is removed on load unless ``undistort`` is False (:mod:`progs.io.undistort`);
-- ``ply``: an INRIA 3DGS PLY at ``path`` rendered from ``views`` orbit cameras at ``size`` pixels
-  (the teacher of ``progs fit``), with world ``up`` axis and ``background``.
+- ``ply``: a 3DGS scene at ``path`` in any format :func:`progs.io.splats.read_splats` reads (INRIA or
+  compressed PLY, SPZ, .splat, SOG, streamed SOG at level ``lod``) rendered from ``views`` orbit cameras
+  at ``size`` pixels (the teacher of ``progs fit``), with world ``up`` axis and ``background``.
 
 Every option works for every kind: ``downscale`` divides the loaded images (a rendered kind renders
 at ``size / downscale`` directly), ``test_every`` picks every n-th view as a test view. Options that
@@ -29,7 +30,7 @@ from progs.scene import Scene
 KINDS = ("demo", "folder", "ply")
 UP_AXES = ("x", "y", "z", "-x", "-y", "-z")
 _RENDERED = ("views", "size")
-_OWN_OPTIONS = {"demo": {*_RENDERED, "seed"}, "folder": {"path", "undistort"}, "ply": {"path", *_RENDERED, "up", "background"}}
+_OWN_OPTIONS = {"demo": {*_RENDERED, "seed"}, "folder": {"path", "undistort"}, "ply": {"path", *_RENDERED, "up", "background", "lod"}}
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class DatasetSpec:
     up: str = "z"
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     undistort: bool = True
+    lod: int | None = None
 
     def __post_init__(self) -> None:
         where = self.path or self.kind
@@ -126,12 +128,10 @@ class DatasetSpec:
             return load_demo_scene(views=self.views, size=self._rendered_size(), seed=self.seed,
                                    test_every=self.test_every)
         if self.kind == "ply":
-            from progs.io.ply import read_ply
+            from progs.io.splats import read_splats
             from progs.io.teacher import scene_from_cloud
 
-            cloud = read_ply(self.path)
-            if len(cloud) == 0:
-                raise InputError(f"{self.path}: the PLY has no Gaussians")
+            cloud = read_splats(self.path, lod=self.lod)
             return scene_from_cloud(cloud, views=self.views, size=self._rendered_size(), up=self.up,
                                     background=self.background, test_every=self.test_every)
         from progs.io import load_scene

@@ -23,8 +23,10 @@ from progs.atomic import atomic_path
 
 from progs.errors import InputError
 
-__all__ = ["GaussianCloud", "read_ply", "write_ply", "read_points_ply", "SH_C0"]
+__all__ = ["GaussianCloud", "read_ply", "write_ply", "read_points_ply", "check_finite", "SH_C0"]
 
+# sigmoid(±20) rounds to exactly 1 / 2e-9 in float32: the logit an opacity of ±inf is read as.
+OPACITY_LOGIT_LIMIT = 20.0
 SH_C0 = 0.28209479177387814  # the degree-0 real spherical harmonic, 1 / (2 sqrt(pi))
 
 _REST_TO_DEGREE = {0: 0, 9: 1, 24: 2, 45: 3}
@@ -189,14 +191,15 @@ def _stack(path: Path, data, names: list[str]) -> torch.Tensor:
 def read_ply(path: str | os.PathLike) -> GaussianCloud:
     """Read an INRIA-layout 3DGS PLY (SH degree 0-3) as any 3DGS tool writes it: properties are found by
     name, in any order and of any numeric type; normals and extra properties are ignored. A compressed
-    PlayCanvas PLY is refused. Raises InputError on malformed input."""
+    PlayCanvas PLY is refused (:func:`progs.io.splats.read_splats` reads it); an opacity logit of ±inf
+    is read as ±``OPACITY_LOGIT_LIMIT`` (opacity 1 / 0). Raises InputError on malformed input."""
     path = Path(path)
     data, props = _read_vertex(path)
     present = set(props)
     if "packed_position" in present:
         raise InputError(
-            f"{path}: a compressed PlayCanvas/SuperSplat PLY (packed_* properties), which progs does not read; "
-            "export an uncompressed 3DGS PLY from SuperSplat (or convert it with splat-transform) first"
+            f"{path}: a compressed PlayCanvas/SuperSplat PLY (packed_* properties), which read_ply does not read; "
+            "read it with progs.io.splats.read_splats (as `progs fit` and `progs render` do)"
         )
     missing = [p for p in _REQUIRED if p not in present]
     if missing:
@@ -223,15 +226,26 @@ def read_ply(path: str | os.PathLike) -> GaussianCloud:
     opacity = _stack(path, data, ["opacity"])[:, 0].contiguous()
     log_scales = _stack(path, data, ["scale_0", "scale_1", "scale_2"])
     quats = _stack(path, data, ["rot_0", "rot_1", "rot_2", "rot_3"])
-    for name, t in (("position", means), ("f_dc", sh_dc), ("f_rest", sh_rest), ("opacity", opacity),
-                    ("scale", log_scales), ("rot", quats)):
+    # An opacity logit of ±inf is opacity 1 / 0 (SuperSplat writes them; every renderer accepts them).
+    inf = torch.isinf(opacity)
+    if bool(inf.any()):
+        opacity = torch.where(inf, opacity.sign() * OPACITY_LOGIT_LIMIT, opacity)
+    cloud = GaussianCloud(means, sh_dc, sh_rest, opacity, log_scales, quats)
+    check_finite(path, cloud)
+    return cloud
+
+
+def check_finite(path: str | os.PathLike, cloud: GaussianCloud) -> None:
+    """One-line ``InputError`` naming ``path`` when a value of ``cloud`` is NaN or infinite."""
+    n = len(cloud)
+    for name, t in (("position", cloud.means), ("f_dc", cloud.sh_dc), ("f_rest", cloud.sh_rest),
+                    ("opacity", cloud.opacity_logits), ("scale", cloud.log_scales), ("rot", cloud.quats)):
         bad = ~torch.isfinite(t)
         if bad.any():
             rows = bad.reshape(n, -1).any(dim=1).nonzero()[:, 0]
             raise InputError(
                 f"{path}: {rows.numel()} of {n} vertices have a NaN or infinite {name} (first: row {int(rows[0])})"
             )
-    return GaussianCloud(means, sh_dc, sh_rest, opacity, log_scales, quats)
 
 
 def _atomic_write(path: Path, write) -> None:

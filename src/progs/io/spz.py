@@ -3,8 +3,10 @@
 SPZ quantises every attribute: positions to 24-bit fixed point (``fractional_bits`` chosen here from
 the cloud's extent, at most 12 = 1/4096 unit), opacity and the degree-0 colour to 8 bits, log scales
 to steps of 1/16, rotations to the smallest-three 4-byte code and the higher SH coefficients to steps
-of 1/128 within [-1, 1). Axes are stored as they are (gsply applies no RUB conversion), so the file
-has the same frame as the PLY export.
+of 1/128 within [-1, 1). SPZ stores its axes as right-up-back (RUB), the PLY's as right-down-front
+(RDF): Niantic's library and ``@playcanvas/splat-transform`` turn one into the other by a half turn about
+x, and gsply does not, so the reader and writer here do (positions' and quaternions' y and z change
+sign, and each SH coefficient by its basis function's parity, ``RUB_SH_SIGNS``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,20 @@ from progs.atomic import atomic_path
 from progs.io.ply import GaussianCloud
 
 MAX_FRACTIONAL_BITS = 12
+# The sign each higher SH basis function (3DGS order, degree 1..3) takes under (x, y, z) -> (x, -y, -z).
+RUB_SH_SIGNS = (-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1)
+
+
+def flip_rub(cloud: GaussianCloud) -> GaussianCloud:
+    """``cloud`` turned half a turn about x: RDF (PLY) <-> RUB (SPZ); its own inverse."""
+    axis = torch.tensor([1.0, -1.0, -1.0])
+    k = cloud.sh_rest.shape[1]
+    signs = torch.tensor(RUB_SH_SIGNS[:k], dtype=torch.float32).reshape(1, k, 1)
+    return GaussianCloud(
+        means=cloud.means * axis, sh_dc=cloud.sh_dc, sh_rest=cloud.sh_rest * signs,
+        opacity_logits=cloud.opacity_logits, log_scales=cloud.log_scales,
+        quats=cloud.quats * torch.tensor([1.0, 1.0, -1.0, -1.0]),
+    )
 
 
 def fractional_bits(cloud: GaussianCloud) -> int:
@@ -31,8 +47,10 @@ def fractional_bits(cloud: GaussianCloud) -> int:
 
 
 def write_spz(path: str | os.PathLike, cloud: GaussianCloud) -> None:
-    """Write ``cloud`` as an SPZ file through gsply (atomically)."""
+    """Write ``cloud`` (PLY axes) as an SPZ file through gsply (atomically, in SPZ's RUB axes)."""
     import gsply
+
+    cloud = flip_rub(cloud)
 
     def f32(t: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())
@@ -47,14 +65,14 @@ def write_spz(path: str | os.PathLike, cloud: GaussianCloud) -> None:
 
 
 def read_spz(path: str | os.PathLike) -> GaussianCloud:
-    """Read an SPZ file through gsply."""
+    """Read an SPZ file through gsply, into the PLY's axes."""
     import gsply
 
     d = gsply.read_spz(path)
     n = len(d.means)
     sh_rest = np.zeros((n, 0, 3), np.float32) if d.shN is None or np.asarray(d.shN).size == 0 else d.shN
-    return GaussianCloud(
+    return flip_rub(GaussianCloud(
         torch.from_numpy(np.array(d.means, np.float32)), torch.from_numpy(np.array(d.sh0, np.float32)),
         torch.from_numpy(np.array(sh_rest, np.float32)), torch.from_numpy(np.array(d.opacities, np.float32)),
         torch.from_numpy(np.array(d.scales, np.float32)), torch.from_numpy(np.array(d.quats, np.float32)),
-    )
+    ))
