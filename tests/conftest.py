@@ -4,6 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# Property tests judge results, never speed: a busy machine (CI shares two cores) must not fail them.
+settings.register_profile("progs", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("progs")
 
 REPO = Path(__file__).resolve().parents[1]
 FOX = REPO.parent / "shared" / "data" / "fox"

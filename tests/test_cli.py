@@ -82,7 +82,7 @@ def test_demo_writes_contact_sheet_and_ply(tmp_path):
     ],
 )
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, needle):
-    out = subprocess.run([sys.executable, "-m", "progs", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "progs", *args], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in out.stderr

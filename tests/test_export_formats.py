@@ -141,7 +141,7 @@ def test_unknown_output_format_is_one_line_exit_2(tmp_path):
     with pytest.raises(InputError, match=r"\.ply, \.splat, \.spz or \.glb"):
         cloud_format(tmp_path / "x.obj")
     out = subprocess.run([sys.executable, "-m", "progs", "decode", "missing.progs", "--out", "x.obj"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                         capture_output=True, text=True, cwd=tmp_path, timeout=600)
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and "x.obj" in lines[0] and "Traceback" not in out.stderr
     assert not (tmp_path / "x.obj").exists()
@@ -185,7 +185,7 @@ def test_compressed_playcanvas_ply_is_refused_in_one_line(tmp_path):
     with pytest.raises(InputError, match="compressed PlayCanvas"):
         read_ply(path)
     out = subprocess.run([sys.executable, "-m", "progs", "render", str(path), "--out", str(tmp_path / "x.png")],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "compressed" in out.stderr
 
 
