@@ -210,7 +210,7 @@ def test_fit_runs_on_a_foreign_degree3_ply(tmp_path):
     _foreign_ply(tmp_path / "foreign.ply", cloud)
     run = tmp_path / "run"
     assert main(["fit", str(tmp_path / "foreign.ply"), "--out", str(run), "--views", "12", "--size", "24",
-                 "--iterations", "10", "--checkpoint-every", "10"]) == 0
+                 "--iterations", "10", "--checkpoint-every", "10", "--eval-size", "32"]) == 0
     assert (run / "checkpoint.pt").is_file()
     # The anchor set is sized from the teacher: growth capped at a quarter of its 300 Gaussians, initial
     # anchors at the finest level that fills at most half of that.
@@ -232,7 +232,7 @@ def test_fit_max_anchors_option(tmp_path, capsys):
     cloud = random_cloud(200, 0, seed=4)
     _foreign_ply(tmp_path / "t.ply", cloud)
     run = tmp_path / "run"
-    args = ["fit", str(tmp_path / "t.ply"), "--views", "6", "--size", "16", "--iterations", "2"]
+    args = ["fit", str(tmp_path / "t.ply"), "--views", "6", "--size", "16", "--iterations", "2", "--eval-size", "0"]
     assert main([*args, "--out", str(run), "--max-anchors", "500"]) == 0
     assert json.loads((run / "run.json").read_text())["config"]["growth"]["max_anchors"] == 500
     assert "at most 500 anchors (--max-anchors)" in capsys.readouterr().out

@@ -81,24 +81,34 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from progs.io.dataset import DatasetSpec
+    from progs.io.splats import read_splats
+    from progs.io.teacher import teacher_plan, viewer_views
     from progs.pipeline import train_run
     from progs.presets import teacher_sizing
 
     device = _device(args)
     bg = _parse_rgb(args.background) if args.background else (0.0, 0.0, 0.0)
-    spec = DatasetSpec.create("ply", path=str(Path(args.scene).resolve()), views=args.views, size=args.size,
+    cloud = read_splats(args.scene, lod=args.lod)
+    plan = teacher_plan(cloud, device.type == "cuda", size=args.size, views=args.views)
+    _log(f"{args.scene}: {len(cloud)} Gaussians (SH degree {cloud.sh_degree}) -> {plan.describe()}")
+    spec = DatasetSpec.create("ply", path=str(Path(args.scene).resolve()), views=plan.views, size=plan.size,
                               up=args.up, background=bg, lod=args.lod)
     scene = spec.load()
     cfg = _train_config(args)
     sizing = teacher_sizing(scene, cfg.levels, cfg.base_depth, args.max_anchors)
     cfg = cfg.replace(**sizing)
     if not args.resume:
-        _log(f"{args.scene}: {scene.points.shape[0]} Gaussians -> at most {sizing['max_anchors']} anchors "
-             f"({'--max-anchors' if args.max_anchors else 'a quarter of the Gaussians; --max-anchors to change'}), "
+        _log(f"{args.scene}: at most {sizing['max_anchors']} anchors "
+             f"({'--max-anchors' if args.max_anchors else 'a quarter of the Gaussians, at most one per 5.4 teacher pixels; --max-anchors to change'}), "
              f"initial anchors at level {sizing['init_level']} of {cfg.levels}")
+    viewer = viewer_views(cloud, args.up, bg, size=args.eval_size) if args.eval_size else None
     out = train_run(scene, spec, Path(args.out), cfg, resume=args.resume,
-                    checkpoint_every=args.checkpoint_every, iterations=args.iterations, device=device)
-    _print_lods(f"fitted {args.scene} in {out.seconds:.0f} s; held-out views per LoD:", out.lods)
+                    checkpoint_every=args.checkpoint_every, iterations=args.iterations, device=device,
+                    viewer_views=viewer)
+    _print_lods(f"fitted {args.scene} in {out.seconds:.0f} s; held-out teacher views ({plan.size}²) per LoD:", out.lods)
+    if out.viewer_lods:
+        _print_lods(f"held-out viewer views ({args.eval_size}², SH colours) per LoD, the model as decoded:",
+                    out.viewer_lods)
     return 0
 
 
@@ -529,8 +539,13 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("scene", help="a 3DGS scene: INRIA .ply (SH degree 0-3), compressed .ply, .spz, .splat, SOG (meta.json, its folder or .sog) or streamed SOG (lod-meta.json or its folder)")
     _lod_option(fi)
     fi.add_argument("--out", required=True, help="run folder")
-    fi.add_argument("--views", type=int, default=60, help="teacher views on an orbit (default 60)")
-    fi.add_argument("--size", type=int, default=128, help="teacher image size (default 128)")
+    fi.add_argument("--views", type=int, help="teacher views on an orbit (default: from the Gaussian count, 60-240)")
+    fi.add_argument("--size", type=int,
+                    help="teacher image size (default: where the finest Gaussians span about a pixel, 128-2048; "
+                         "on the CPU at most 256)")
+    fi.add_argument("--eval-size", type=int, default=1024,
+                    help="also score the fit on 8 held-out views of this size, as a viewer shows the scene "
+                         "(default 1024; 0: skip)")
     fi.add_argument("--up", default="z", choices=["x", "y", "z", "-x", "-y", "-z"], help="world up axis (default z)")
     fi.add_argument("--background", help="background r,g,b in [0,1] (default black)")
     _training_options(fi)

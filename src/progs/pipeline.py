@@ -28,18 +28,21 @@ class TrainOutcome:
     lods: list[dict[str, Any]]
     seconds: float
     iterations: int
+    viewer_lods: list[dict[str, Any]] | None = None  # the decoded model on viewer-resolution views, when asked
 
 
 def train_run(
     scene: Scene, spec: dict[str, Any], run: Path, config, *, resume: bool = False, checkpoint_every: int = 500,
     progress: bool | None = None, log: Callable[[str], None] = _log_default, iterations: int | None = None,
-    device: torch.device | None = None,
+    device: torch.device | None = None, viewer_views: list | None = None,
 ) -> TrainOutcome:
     """Train ProGS on ``scene`` into the folder ``run`` (checkpointing as it goes) on ``device`` (default
     the CPU; see :func:`progs.device.resolve_device`).
 
     With ``resume`` and a checkpoint present, training continues with the checkpoint's configuration,
-    up to ``iterations`` when given (a checkpoint continues on either device)."""
+    up to ``iterations`` when given (a checkpoint continues on either device). With ``viewer_views``,
+    the decoded model is also scored on them per LoD (``viewer_lods``: where users look, at a viewer's
+    resolution)."""
     from progs.train.run import CHECKPOINT, write_run_json
     from progs.train.trainer import Trainer
 
@@ -58,6 +61,7 @@ def train_run(
         f"{trainer.train_views[0].camera.width}x{trainer.train_views[0].camera.height}, "
         f"{len(trainer.model.anchors)} initial anchors, {trainer.config.iterations} iterations on {trainer.device}")
     t0 = time.perf_counter()
+    start = trainer.iteration
     import sys
 
     show_bar = sys.stderr.isatty() if progress is None else progress
@@ -65,8 +69,11 @@ def train_run(
 
     def report(tr, rec: dict) -> None:  # without a progress bar (logs, CI), a line every 5 %
         if not show_bar and (tr.iteration % every == 0 or tr.iteration == tr.config.iterations):
+            elapsed = time.perf_counter() - t0
+            done = max(1, tr.iteration - start)
+            eta = elapsed / done * (tr.config.iterations - tr.iteration)
             log(f"  iteration {tr.iteration}/{tr.config.iterations}: loss {rec['loss']:.4f}, "
-                f"PSNR {rec['psnr']:.2f}, anchors {rec['anchors']}, {time.perf_counter() - t0:.0f} s")
+                f"PSNR {rec['psnr']:.2f}, anchors {rec['anchors']}, {elapsed:.0f} s, ETA {eta:.0f} s")
 
     try:
         trainer.train(progress=show_bar, callback=report, checkpoint_path=str(ckpt), checkpoint_every=checkpoint_every)
@@ -83,8 +90,18 @@ def train_run(
                          backend=trainer.config.backend)
     info.update({"train_seconds": seconds, "iterations": trainer.iteration, "lods": lods,
                  "adjustments": len(trainer.adjustments)})
+    viewer = None
+    if viewer_views:
+        from progs.codec.stream import encode
+        from progs.eval.quality import evaluate_lods
+
+        v = viewer_views[0].camera
+        log(f"scoring the decoded model on {len(viewer_views)} held-out views at {v.width}x{v.height}")
+        coded = encode(trainer.model).model.to(trainer.model.device)
+        viewer = evaluate_lods(coded, viewer_views, background=trainer.background, backend=trainer.config.backend)
+        info["viewer_lods"] = viewer
     write_run_json(run, info)
-    return TrainOutcome(run, lods, seconds, trainer.iteration)
+    return TrainOutcome(run, lods, seconds, trainer.iteration, viewer)
 
 
 @dataclass

@@ -68,15 +68,23 @@ def teacher_init_level(level_counts: list[int], budget: int) -> int:
 
 def teacher_sizing(scene: Any, levels: int, base_depth: int | None, max_anchors: int | None = None) -> dict[str, int]:
     """``{"max_anchors", "init_level"}`` for fitting the teacher ``scene`` (its ``points`` are the PLY's
-    Gaussian centres) on an octree of ``levels`` levels: the growth cap from :func:`teacher_anchor_budget`
-    (or ``max_anchors``) and the initial level from :func:`teacher_init_level`."""
+    Gaussian centres) on an octree of ``levels`` levels: the growth cap from :func:`teacher_anchor_budget`,
+    at most one anchor per ``CAP_PIXELS_PER_ANCHOR`` pixels of a teacher view (or ``max_anchors``), and the
+    initial level from :func:`teacher_init_level`."""
     import torch
 
     from progs.octree import complete_upward
     from progs.train.trainer import build_grid
 
+    from progs.train.sizing import CAP_PIXELS_PER_ANCHOR, pixels_per_view
+
     points = scene.points.double()
-    budget = teacher_anchor_budget(points.shape[0]) if max_anchors is None else int(max_anchors)
+    if max_anchors is None:
+        # No more anchors than the teacher's views can show (as for a capture: one per 5.4 pixels of a view).
+        budget = min(teacher_anchor_budget(points.shape[0]),
+                     max(MIN_TEACHER_ANCHORS, int(pixels_per_view(scene) / CAP_PIXELS_PER_ANCHOR)))
+    else:
+        budget = int(max_anchors)
     grid = build_grid(scene, levels, base_depth)
     lo, hi = grid.bounds
     inside = ((points >= lo) & (points < hi)).all(dim=1)
