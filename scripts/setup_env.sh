@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's virtual environment in .venv and install progs into it.
-# Usage: source scripts/setup_env.sh [extra]   e.g. extra=test
+# Usage: bash scripts/setup_env.sh [extras]   e.g. test, or viewer,export
+# Exact versions come from constraints.txt (pyproject.toml has lower bounds only).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 extra="${1:-}"
@@ -8,7 +9,7 @@ if [ ! -x "$root/.venv/bin/python" ]; then
   python3.11 -m venv "$root/.venv" 2>/dev/null || python3 -m venv "$root/.venv"
 fi
 # torch is pinned to 2.13.0 (CPU build on local disk); installing it first keeps pip from pulling another.
-"$root/.venv/bin/python" -m pip install -q --disable-pip-version-check torch==2.13.0
+"$root/.venv/bin/python" -m pip install -q --disable-pip-version-check -c "$root/constraints.txt" torch==2.13.0
 spec="$root"
 [ -n "$extra" ] && spec="$root[$extra]"
-"$root/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$spec"
+"$root/.venv/bin/python" -m pip install -q --disable-pip-version-check -c "$root/constraints.txt" -e "$spec"

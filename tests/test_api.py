@@ -16,6 +16,7 @@ from conftest import REPO
 
 def test_every_public_name_resolves():
     assert "encode" in progs.__all__ and "decode" in progs.__all__
+    assert sorted(progs.__all__) == sorted(["__version__", *progs._WHERE])
     for name in progs.__all__:
         assert getattr(progs, name) is not None, name
     assert set(progs.__all__) <= set(dir(progs))

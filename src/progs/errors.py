@@ -7,3 +7,15 @@ class ProgsError(Exception):
 
 class InputError(ProgsError):
     """A file or dataset given to progs is missing or malformed; the message names the file."""
+
+
+def optional_import(module: str, extra: str, purpose: str):
+    """Import ``module`` (a package of one of progs' extras) or raise a one-line :class:`ProgsError`
+    naming the extra that installs it, e.g. ``optional_import("viser", "viewer", "progs view")``."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise ProgsError(f"{purpose} needs the {package} package: pip install 'progs[{extra}]'") from None

@@ -10,6 +10,7 @@ from typing import Any
 from progs.bench.baseline_3dgs import Fit3DGSConfig, describe, fit_3dgs, write_baseline_ply
 from progs.bench.common import bd_rate, pyplot, rounded, save_figure
 from progs.bench.workspace import Workspace
+from progs.errors import optional_import
 
 ZSTD_LEVEL = 19
 # Bytes per Gaussian of a standard degree-3 INRIA PLY (62 float32 properties incl. normals; the
@@ -18,7 +19,7 @@ PLY_SH3_BYTES_PER_GAUSSIAN = 62 * 4
 
 
 def zstd_size(path: Path, level: int = ZSTD_LEVEL) -> dict[str, Any]:
-    import zstandard
+    zstandard = optional_import("zstandard", "bench", "the zstd baseline")
 
     data = path.read_bytes()
     comp = zstandard.ZstdCompressor(level=level).compress(data)

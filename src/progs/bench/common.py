@@ -16,6 +16,7 @@ import torch
 from progs.device import CPU
 
 from progs.atomic import atomic_path, write_bytes_atomic
+from progs.errors import optional_import
 
 # Environment variable that shrinks every suite to a smoke-test size (used by tests/test_bench.py).
 TINY_ENV = "PROGS_BENCH_TINY"
@@ -150,7 +151,7 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def pyplot():
-    import matplotlib
+    matplotlib = optional_import("matplotlib", "bench", "drawing figures")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

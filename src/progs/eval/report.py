@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from progs.atomic import atomic_path
+from progs.errors import optional_import
 
 
 def _fmt(v: Any, spec: str) -> str:
@@ -41,7 +42,7 @@ def markdown_lod_table(rows: list[dict[str, Any]]) -> str:
 
 def rd_plot(curves: dict[str, list[tuple[float, float, int]]], path: str | os.PathLike[str], title: str = "") -> None:
     """Rate-distortion plot: per curve name, points (bytes, PSNR, LoD). Written atomically as PNG."""
-    import matplotlib
+    matplotlib = optional_import("matplotlib", "bench", "drawing the rate-distortion figure")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from progs.atomic import atomic_path
+from progs.errors import optional_import
 from progs.io.ply import GaussianCloud
 
 EXTENSION = "KHR_gaussian_splatting"
@@ -64,7 +65,7 @@ def _columns(cloud: GaussianCloud) -> dict[str, np.ndarray]:
 
 def cloud_to_gltf(cloud: GaussianCloud):
     """A ``pygltflib.GLTF2`` holding ``cloud`` (binary blob set)."""
-    import pygltflib as g
+    g = optional_import("pygltflib", "export", "writing glTF")
 
     blob = bytearray()
     accessors, views, attributes = [], [], {}

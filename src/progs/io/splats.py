@@ -109,7 +109,9 @@ def _read_spz(path: Path) -> GaussianCloud:
 
 
 def _read_compressed_ply(path: Path) -> GaussianCloud:
-    import gsply
+    from progs.io.spz import gsply_module
+
+    gsply = gsply_module()
 
     d = gsply.plyread(path)
     n = len(d.means)

@@ -18,12 +18,18 @@ import numpy as np
 import torch
 
 from progs.atomic import atomic_path
+from progs.errors import optional_import
 from progs.io.ply import GaussianCloud
 
 MAX_FRACTIONAL_BITS = 12
 # The sign each higher SH basis function (3DGS order, degree 1..3) takes under (x, y, z) -> (x, -y, -z).
 RUB_SH_SIGNS = (-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1)
 
+
+
+def gsply_module():
+    """gsply (SPZ and compressed PLY), from the ``export`` extra."""
+    return optional_import("gsply", "export", "reading or writing SPZ and compressed PLY")
 
 def flip_rub(cloud: GaussianCloud) -> GaussianCloud:
     """``cloud`` turned half a turn about x: RDF (PLY) <-> RUB (SPZ); its own inverse."""
@@ -48,7 +54,7 @@ def fractional_bits(cloud: GaussianCloud) -> int:
 
 def write_spz(path: str | os.PathLike, cloud: GaussianCloud) -> None:
     """Write ``cloud`` (PLY axes) as an SPZ file through gsply (atomically, in SPZ's RUB axes)."""
-    import gsply
+    gsply = gsply_module()
 
     cloud = flip_rub(cloud)
 
@@ -66,7 +72,7 @@ def write_spz(path: str | os.PathLike, cloud: GaussianCloud) -> None:
 
 def read_spz(path: str | os.PathLike) -> GaussianCloud:
     """Read an SPZ file through gsply, into the PLY's axes."""
-    import gsply
+    gsply = gsply_module()
 
     d = gsply.read_spz(path)
     n = len(d.means)

@@ -27,13 +27,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 
 from progs.atomic import atomic_path
-from progs.errors import InputError
+from progs.errors import InputError, optional_import
 from progs.io.images import decode_image, image_size, image_to_tensor, load_image
 from progs.scene import Camera
 
@@ -51,6 +50,10 @@ __all__ = [
 NUM_COEFFS = 8  # OpenCV's k1, k2, p1, p2, k3, k4, k5, k6
 _CACHE_VERSION = "2"  # bump when the resampling changes, so old cached images are not reused
 
+
+
+def _cv2():
+    return optional_import("cv2", "train", "removing lens distortion (or pass --no-undistort)")
 
 def distortion_coeffs(
     where: str | os.PathLike,
@@ -110,6 +113,7 @@ def undistorted_camera(where: str | os.PathLike, cam: Camera, coeffs: np.ndarray
     """
     if not is_distorted(coeffs):
         return cam
+    cv2 = _cv2()
     size = (cam.width, cam.height)
     new_k, _roi = cv2.getOptimalNewCameraMatrix(_K(cam), coeffs, size, 0.0, size, centerPrincipalPoint=False)
     fx, fy, cx, cy = float(new_k[0, 0]), float(new_k[1, 1]), float(new_k[0, 2]) + 0.5, float(new_k[1, 2]) + 0.5
@@ -120,6 +124,7 @@ def undistorted_camera(where: str | os.PathLike, cam: Camera, coeffs: np.ndarray
 
 def undistort_array(image: np.ndarray, cam: Camera, coeffs: np.ndarray, new_cam: Camera) -> np.ndarray:
     """Resample ``image`` [H, W, C] (taken with ``cam`` and ``coeffs``) into ``new_cam`` (bilinear)."""
+    cv2 = _cv2()
     size = (new_cam.width, new_cam.height)
     map_x, map_y = cv2.initUndistortRectifyMap(_K(cam), coeffs, None, _K(new_cam), size, cv2.CV_32FC1)
     # BORDER_REPLICATE: alpha=0 keeps every target pixel inside the source up to OpenCV's sampled

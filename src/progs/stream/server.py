@@ -15,9 +15,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from aiohttp import hdrs, web
+from progs.errors import ProgsError, optional_import
 
-from progs.errors import ProgsError
+web = optional_import("aiohttp.web", "viewer", "progs serve")
+hdrs = optional_import("aiohttp.hdrs", "viewer", "progs serve")
 
 EXPOSED = "Content-Range, Accept-Ranges, ETag, Content-Length, Last-Modified"
 ALLOWED_REQUEST_HEADERS = "Range, If-None-Match, If-Range, If-Modified-Since, If-Match, Cache-Control"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from progs.errors import ProgsError
+from progs.errors import ProgsError, optional_import
 from progs.model.cloud import model_to_cloud
 
 
@@ -101,7 +101,7 @@ class ProgressiveViewer:
 
     # ------------------------------------------------------------------------------------ setup
     def start(self) -> "ProgressiveViewer":
-        import viser
+        viser = optional_import("viser", "viewer", "progs view")
 
         self._server = viser.ViserServer(host=self.host, port=self.port, label="progs", verbose=self.verbose)
         s = self._server

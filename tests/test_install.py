@@ -1,0 +1,65 @@
+"""What a plain ``pip install .`` (no extras) can do: import progs and decode a stream; what needs an
+extra says which one in one line. The extras' packages are hidden from a subprocess by an import hook."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from progs.codec.stream import encode
+from test_codec import _random_model
+
+EXTRAS_PACKAGES = ("viser", "aiohttp", "matplotlib", "cv2", "gsply", "pygltflib", "zstandard", "gsplat")
+
+_WITHOUT_EXTRAS = f"""
+import sys
+
+class HideExtras:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {EXTRAS_PACKAGES!r}:
+            raise ImportError(f"No module named {{name!r}} (hidden by the test)")
+        return None
+
+sys.meta_path.insert(0, HideExtras())
+from progs.cli import main
+code = main(sys.argv[1:])
+hidden = sorted(m for m in sys.modules if m.split(".")[0] in {EXTRAS_PACKAGES!r})
+assert not hidden, hidden
+sys.exit(code)
+"""
+
+
+def _progs_without_extras(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _WITHOUT_EXTRAS, *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory):
+    path = tmp_path_factory.mktemp("install") / "scene.progs"
+    model, _ = _random_model(200)
+    path.write_bytes(encode(model, background=torch.zeros(3)).data)
+    return path
+
+
+def test_decode_and_info_need_no_extra(stream, tmp_path):
+    out = _progs_without_extras("decode", str(stream), "--lod", "2", "--distill", "0", "--out", str(tmp_path / "x.ply"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "x.ply").stat().st_size > 0
+    out = _progs_without_extras("info", str(stream))
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("args, extra", [
+    (["decode", "{stream}", "--distill", "0", "--out", "{tmp}/x.spz"], "export"),
+    (["decode", "{stream}", "--distill", "0", "--out", "{tmp}/x.glb"], "export"),
+    (["serve", "{tmp}", "--port", "0"], "viewer"),
+    (["view", "{stream}", "--port", "0"], "viewer"),
+])
+def test_a_missing_extra_is_named_in_one_line(stream, tmp_path, args, extra):
+    out = _progs_without_extras(*(a.format(stream=stream, tmp=tmp_path) for a in args))
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert f"pip install 'progs[{extra}]'" in lines[0]
