@@ -63,3 +63,12 @@ def test_a_missing_extra_is_named_in_one_line(stream, tmp_path, args, extra):
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1, out.stderr
     assert f"pip install 'progs[{extra}]'" in lines[0]
+
+
+def test_each_install_builds_its_kernels_in_its_own_folder(monkeypatch, tmp_path):
+    from progs import kernels
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    here = kernels.build_directory()
+    monkeypatch.setattr(kernels, "_CSRC", tmp_path / "another" / "install" / "csrc")
+    assert kernels.build_directory() != here and kernels.build_directory().parent.parent == here.parent.parent

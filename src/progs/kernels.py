@@ -6,7 +6,8 @@ It holds the CPU rasterizer's compositing (``forward``/``backward``, used by
 first use with ``torch.utils.cpp_extension.load`` (``-O3 -march=native -fopenmp -ffp-contract=off``:
 vector instructions of this CPU, but no fused multiply-add and no reassociation, so float64 results
 are the same on every CPU) into ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/progs/torch_extensions``,
-in a subfolder per Python version, torch version and CPU instruction set; torch's file baton
+in a subfolder per install (the package's folder), Python version, torch version and CPU instruction
+set, so two installs (a checkout and a venv, say) never rebuild each other's; torch's file baton
 serialises concurrent builds and later imports load the cached library without compiling. If the
 build fails, :func:`load_kernel` warns once and returns None, and callers fall back to their
 pure-PyTorch paths (same results, slower). ``PROGS_DISABLE_CPU_KERNEL=1`` turns the kernels off
@@ -56,7 +57,8 @@ def build_directory() -> Path:
     base = os.environ.get("TORCH_EXTENSIONS_DIR")
     root = Path(base) if base else Path.home() / ".cache" / "progs" / "torch_extensions"
     tag = f"py{sys.version_info[0]}{sys.version_info[1]}_torch{torch.__version__.replace('+', '_')}_cpu{_cpu_tag()}"
-    return root / tag / _EXT_NAME
+    install = hashlib.sha1(str(_CSRC).encode()).hexdigest()[:8]  # this install's own sources
+    return root / f"{tag}_install{install}" / _EXT_NAME
 
 
 def _headers_hash() -> str:
