@@ -69,3 +69,12 @@ def test_fit_prints_its_teacher_and_scores_at_viewer_size(tmp_path, capsys):
     assert "held-out viewer views (40², SH colours)" in out and "ETA" in out
     info = json.loads((run / "run.json").read_text())
     assert len(info["viewer_lods"]) == 2 and all(r["psnr"] > 0 for r in info["viewer_lods"])
+
+
+def test_fit_refuses_bad_sizes_in_one_line(tmp_path, capsys):
+    from progs.cli import main
+
+    assert main(["fit", str(DATA / "sog"), "--out", str(tmp_path / "r"), "--eval-size", "-3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--eval-size" in err
+    assert not (tmp_path / "r").exists()

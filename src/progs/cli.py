@@ -88,6 +88,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     device = _device(args)
     bg = _parse_rgb(args.background) if args.background else (0.0, 0.0, 0.0)
+    for name in ("size", "views", "eval_size"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "eval_size" else 2):
+            raise ProgsError(f"--{name.replace('_', '-')} must be at least {0 if name == 'eval_size' else 2}, got {value}")
     cloud = read_splats(args.scene, lod=args.lod)
     plan = teacher_plan(cloud, device.type == "cuda", size=args.size, views=args.views)
     _log(f"{args.scene}: {len(cloud)} Gaussians (SH degree {cloud.sh_degree}) -> {plan.describe()}")
