@@ -8,13 +8,14 @@ is a zero-mean Gaussian whose deviation (in symbol units) is one of :data:`SCALE
 escape symbol, tabulated once per bin. Coding then needs no per-symbol model construction:
 
 1. the symbols of a chunk are grouped by bin (bins ascending; within a bin, anchor-major order) and
-   each group is range-coded with its bin's fixed ``Categorical`` model (constriction);
+   each group is range-coded with its bin's fixed frequency table;
 2. the escaped residuals (``|r| > T_b``, rare) follow in the same range-coder stream, in anchor-major
-   order, each with constriction's ``QuantizedGaussian(-R, R)`` of its bin's deviation, where ``R`` is
-   the largest escaped magnitude (written before the data).
+   order, each as ``r + R`` in uniform digits (:func:`escape_digits`), where ``R`` is the largest
+   escaped magnitude (written before the data).
 
 The tables are built from the standard normal tail with IEEE arithmetic only
-(:mod:`progs.model.exact_math`), so encoder and decoder build the same models on every machine.
+(:mod:`progs.model.exact_math`) and turned into integer frequencies by the format's own rule
+(:mod:`progs.codec.models`), so encoder and decoder build the same models on every machine.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import constriction
 import numpy as np
 import torch
 
+from progs.codec import models
 from progs.codec.bytes import ByteReader, ByteWriter
 from progs.kernels import load_kernel
 from progs.model import exact_math
@@ -35,11 +37,12 @@ MAX_RANGE = 1 << 20  # largest escaped residual magnitude a stream may announce
 TAIL_SIGMAS = 6.0  # a bin's table covers |r| <= ceil(6 · s_b) + 1
 ESCAPE_PROBABILITY = 2.0**-20  # floor of the escape symbol's probability
 MIN_PROBABILITY = 1e-12  # floor of a tabulated symbol's probability (before normalisation)
+DIGIT = 1 << 12  # escaped residuals are coded in uniform digits of 12 bits
 
 
 @lru_cache(maxsize=None)
 def bin_table(b: int) -> tuple[int, np.ndarray, object]:
-    """Bin ``b``'s table: (T, probabilities over r = -T..T then escape, constriction model)."""
+    """Bin ``b``'s table: (T, integer frequencies over r = -T..T then escape (sum 2^24), coder model)."""
     s = float(SCALE_BINS[b])
     T = int(math.ceil(TAIL_SIGMAS * s)) + 1
     # Q(z) at the bin edges 0.5, 1.5, ..., T + 0.5 (in units of s); p(r) = Q(r - 1/2) - Q(r + 1/2) for
@@ -49,9 +52,49 @@ def bin_table(b: int) -> tuple[int, np.ndarray, object]:
     pos = (tail[:-1] - tail[1:]).clamp_min(MIN_PROBABILITY)
     centre = (1.0 - 2.0 * tail[0]).clamp_min(MIN_PROBABILITY).reshape(1)
     escape = torch.clamp_min(2.0 * tail[-1], ESCAPE_PROBABILITY).reshape(1)
-    probs = torch.cat([pos.flip(0), centre, pos, escape])
-    probs = (probs / probs.sum()).numpy()
-    return T, probs, constriction.stream.model.Categorical(probs, perfect=False)
+    weights = torch.cat([pos.flip(0), centre, pos, escape]).numpy()
+    freqs = models.frequencies(weights)
+    return T, freqs, models.categorical(freqs)
+
+
+@lru_cache(maxsize=None)
+def escape_digits(R: int) -> tuple[object | None, int, object]:
+    """How ``v = r + R`` in ``[0, 2R]`` is coded: ``(high-digit model or None, n_low, low-digit model)``.
+    With ``2R + 1 <= 4096``, one symbol uniform over the ``2R + 1`` values; else two: ``v >> 12``
+    uniform over ``(2R >> 12) + 1`` values, then ``v & 4095`` uniform over 4096."""
+    n = 2 * R + 1
+    if n <= DIGIT:
+        return None, n, models.uniform(n)
+    return models.uniform(((2 * R) >> 12) + 1), DIGIT, models.uniform(DIGIT)
+
+
+def _encode_escapes(enc, values: np.ndarray, R: int) -> None:
+    high, _, low = escape_digits(R)
+    v = values.astype(np.int64) + R
+    if high is None:
+        enc.encode(v.astype(np.int32), low)
+        return
+    for x in v:  # per value: the high digit, then the low one (escapes are rare)
+        enc.encode(np.array([x >> 12], dtype=np.int32), high)
+        enc.encode(np.array([x & (DIGIT - 1)], dtype=np.int32), low)
+
+
+def _decode_escapes(dec, count: int, R: int) -> np.ndarray:
+    high, _, low = escape_digits(R)
+    if high is None:
+        v = np.asarray(dec.decode(low, count), dtype=np.int64)
+    else:
+        v = np.empty(count, dtype=np.int64)
+        for i in range(count):
+            hi_d = int(dec.decode(high, 1)[0])
+            v[i] = (hi_d << 12) | int(dec.decode(low, 1)[0])
+    return v - R
+
+
+def escape_bits(R: int) -> float:
+    """Bits an escaped residual costs under :func:`escape_digits` (uniform digits)."""
+    high, n_low, _ = escape_digits(R)
+    return float(np.log2(n_low) + (0.0 if high is None else np.log2(((2 * R) >> 12) + 1)))
 
 
 def _group(bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,8 +130,7 @@ def encode_symbols(w: ByteWriter, residuals: np.ndarray, bins: np.ndarray) -> No
     if R > MAX_RANGE:
         raise ValueError(f"residual magnitude {R} exceeds {MAX_RANGE}; the quantization step is too small")
     if esc_pos.size:
-        enc.encode(r[esc_pos].astype(np.int32), constriction.stream.model.QuantizedGaussian(-R, R),
-                   np.zeros(esc_pos.size), SCALE_BINS.numpy()[b[esc_pos]])
+        _encode_escapes(enc, r[esc_pos], R)
     w.u32(R)
     w.array(enc.get_compressed(), "u4")
 
@@ -132,9 +174,10 @@ def decode_symbols(rd: ByteReader, bins: np.ndarray) -> np.ndarray:
         if esc_pos.size:
             if R == 0:
                 raise ValueError("escaped residuals but no escape range")
-            vals = dec.decode(constriction.stream.model.QuantizedGaussian(-R, R),
-                              np.zeros(esc_pos.size), SCALE_BINS.numpy()[b[esc_pos]])
-            out[esc_pos] = np.asarray(vals, dtype=np.int64)
+            vals = _decode_escapes(dec, int(esc_pos.size), R)
+            if (np.abs(vals) > R).any():
+                raise ValueError("escaped residual outside its announced range")
+            out[esc_pos] = vals
     except Exception as exc:  # constriction raises on exhausted or invalid data; ValueError from the checks
         raise rd.fail(f"attribute symbols do not decode ({exc})") from None
     return out.reshape(bins.shape)
@@ -145,19 +188,16 @@ def ideal_bits(residuals: np.ndarray, bins: np.ndarray) -> float:
     r = np.asarray(residuals, dtype=np.int64).reshape(-1)
     b = np.asarray(bins, dtype=np.uint8).reshape(-1)
     total = 0.0
-    esc_r, esc_s = [], []
+    escaped = []
     for bi in np.unique(b):
-        T, probs, _ = bin_table(int(bi))
+        T, freqs, _ = bin_table(int(bi))
         seg = r[b == bi]
         esc = np.abs(seg) > T
         idx = np.where(esc, 2 * T + 1, seg + T)
-        total += float(-np.log2(probs[idx]).sum())
+        total += float(-np.log2(freqs[idx] / models.TOTAL).sum())
         if esc.any():
-            esc_r.append(seg[esc])
-            esc_s.append(np.full(int(esc.sum()), float(SCALE_BINS[int(bi)])))
-    if esc_r:
-        er = torch.as_tensor(np.concatenate(esc_r), dtype=torch.float64)
-        es = torch.as_tensor(np.concatenate(esc_s))
-        p = torch.special.ndtr((er + 0.5) / es) - torch.special.ndtr((er - 0.5) / es)
-        total += float(-torch.log2(p.clamp_min(1e-300)).sum())
+            escaped.append(seg[esc])
+    if escaped:
+        e = np.concatenate(escaped)
+        total += e.size * escape_bits(int(np.abs(e).max()))
     return total

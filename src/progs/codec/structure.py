@@ -6,8 +6,8 @@ Level l > 1, two methods; the encoder writes both sizes' smaller and the method 
 - ``PARENT_INDEX``: per child ``ceil(log2(P))`` bits of parent index + 3 bits of octant (the paper
   stores 20 + 3 bits; we use the width the parent count needs).
 - ``OCCUPANCY``: per parent one child-occupancy byte (bit o = octant o present), entropy-coded with
-  a block-adaptive categorical model: block k is coded with the byte frequencies of blocks 0..k-1
-  (plus one, Laplace), block sizes 64, 128, 256, ... so no table is transmitted.
+  a block-adaptive model: block k is coded with the table (:mod:`progs.codec.models`) of the byte
+  counts of blocks 0..k-1 plus one (Laplace), block sizes 64, 128, 256, ... so no table is transmitted.
 
 Children are always rebuilt in canonical order (parents in order, octants ascending) which equals
 Morton order within the level.
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from progs import octree
+from progs.codec import models
 from progs.codec.bytes import ByteReader, ByteWriter, pack_bits, packed_size, unpack_bits
 
 ROOTS = 0
@@ -45,7 +46,7 @@ def _encode_occupancy(occ: np.ndarray) -> bytes:
     enc = constriction.stream.queue.RangeEncoder()
     counts = np.ones(256, dtype=np.float64)
     for s, e in _blocks(occ.size):
-        model = constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
+        model = models.model(counts)
         enc.encode(occ[s:e].astype(np.int32), model)
         counts += np.bincount(occ[s:e], minlength=256)
     return enc.get_compressed().tobytes()
@@ -56,7 +57,7 @@ def _decode_occupancy(words: np.ndarray, n: int) -> np.ndarray:
     counts = np.ones(256, dtype=np.float64)
     out = np.empty(n, dtype=np.int64)
     for s, e in _blocks(n):
-        model = constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
+        model = models.model(counts)
         out[s:e] = dec.decode(model, e - s)
         counts += np.bincount(out[s:e], minlength=256)
     return out

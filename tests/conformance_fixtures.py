@@ -1,0 +1,145 @@
+"""Conformance fixtures for a second decoder (web/test/conformance.test.mjs): streams made by the
+Python encoder, with what the Python decoder makes of them.
+
+    python tests/conformance_fixtures.py OUT_DIR [--quick]
+
+For every stream NAME: ``NAME.progs``, ``NAME.anchors.bin`` (per anchor of the full decode, in the
+decoder's order: keys int32 [N, 3], then levels int32 [N], feature float32 [N, F], scaling float32
+[N, 6], offsets float32 [N, K·3], each block little-endian) and ``NAME.json`` (sizes, and per damaged
+copy of the stream — truncations and flipped bytes — the LoDs the Python decoder gives or its error).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _model(n_points: int, levels: int, base_depth: int, seed: int, *, correlated: bool, hide: bool,
+           context: dict | None = None):
+    """Seeded random anchors on a strict octree; ``correlated``: children resemble their parents (so
+    parent predictors pay); ``hide``: an opacity head that draws some Gaussians and hides others."""
+    from progs import octree
+    from progs.model.anchors import AnchorSet
+    from progs.model.context import ContextConfig, ContextModel
+    from progs.model.model import ProGSModel
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    grid = octree.OctreeGrid((-1.0, -0.5, -2.0), 2.5, base_depth, levels)
+    a = AnchorSet.random(grid, n_points, g, lo=torch.tensor([-0.9, -0.4, -1.9]), hi=torch.tensor([1.2, 1.5, 0.2]))
+    with torch.no_grad():
+        a.feature.copy_(torch.randn(a.feature.shape, generator=g) * 0.6)
+        a.offsets.copy_(torch.randn(a.offsets.shape, generator=g) * 0.5)
+        a.scaling.add_(torch.randn(a.scaling.shape, generator=g) * 0.05)
+        if correlated:
+            parent = octree.parent_index(a.keys, a.levels)
+            order = torch.argsort(a.levels, stable=True)
+            for i in order.tolist():  # levels ascending: a parent is final before its children
+                p = int(parent[i])
+                if p >= 0:
+                    a.feature[i] = 0.8 * a.feature[p] + 0.2 * a.feature[i]
+                    a.offsets[i] = 0.7 * a.offsets[p] + 0.3 * a.offsets[i]
+    cfg = ContextConfig.for_anchor_count(len(a), **(context or {}))
+    model = ProGSModel(a, context=ContextModel(cfg, seed=seed))
+    with torch.no_grad():
+        for p in model.context.parameters():  # a context model that predicts something
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+        if hide:
+            model.generator.mlp_opacity[2].bias.copy_(torch.linspace(-1.5, 1.5, model.generator.n_offsets))
+    return model
+
+
+def _anchor_bytes(anchors) -> bytes:
+    parts = [anchors.keys.to(torch.int32), anchors.levels.to(torch.int32), anchors.feature.detach(),
+             anchors.scaling.detach(), anchors.offsets.detach().reshape(len(anchors), -1)]
+    return b"".join(np.ascontiguousarray(p.numpy()).astype(p.numpy().dtype.newbyteorder("<")).tobytes() for p in parts)
+
+
+def _outcome(data: bytes) -> dict:
+    from progs.codec.errors import FormatError
+    from progs.codec.stream import decode
+
+    try:
+        r = decode(data)
+    except FormatError as exc:
+        return {"error": str(exc)}
+    return {"lods": r.lods_decoded, "problem": r.problem}
+
+
+def _damaged(data: bytes, offsets: list[tuple[str, int, int]], seed: int) -> list[dict]:
+    """Truncations at and around every chunk boundary and inside chunks; one flipped bit per chunk."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _, start, size in offsets:
+        for cut in sorted({start, start + 5, start + size // 2, start + size - 1, start + size}):
+            if 0 < cut < len(data):
+                cases.append({"truncate": int(cut)})
+        pos = int(start + 8 + rng.integers(0, max(size - 12, 1)))
+        cases.append({"flip": pos, "bit": int(rng.integers(0, 8))})
+    cases += [{"truncate": 3}, {"truncate": 11}]
+    for case in cases:
+        mod = bytearray(data[: case["truncate"]] if "truncate" in case else data)
+        if "flip" in case:
+            mod[case["flip"]] ^= 1 << case["bit"]
+        case["python"] = _outcome(bytes(mod))
+    return cases
+
+
+def _write(out: Path, name: str, data: bytes, note: str) -> None:
+    from progs.codec.container import scan
+    from progs.codec.stream import decode
+
+    r = decode(data)
+    assert r.problem is None, r.problem
+    a = r.model.anchors
+    (out / f"{name}.progs").write_bytes(data)
+    (out / f"{name}.anchors.bin").write_bytes(_anchor_bytes(a))
+    chunks = scan(data).chunks
+    offsets = [(c.name, c.offset, c.size) for c in chunks]
+    info = {
+        "name": name, "note": note, "anchors": len(a), "feat_dim": a.feature.shape[1], "n_offsets": a.offsets.shape[1],
+        "lods": r.lods_decoded, "anchors_per_lod": [s.anchors for s in r.lods],
+        "skip_hidden": bool(r.config["skip_hidden"]),
+        "chunks": [{"name": n, "offset": o, "size": s} for n, o, s in offsets],
+        "damaged": _damaged(data, offsets, seed=len(data)),
+    }
+    (out / f"{name}.json").write_text(json.dumps(info, indent=1))
+    print(f"{name}: {len(data):,} bytes, {len(a):,} anchors, LoDs {info['anchors_per_lod']}", flush=True)
+
+
+def main(argv: list[str]) -> int:
+    from progs.codec.stream import encode
+
+    out = Path(argv[0])
+    quick = "--quick" in argv
+    out.mkdir(parents=True, exist_ok=True)
+    bg = torch.tensor([0.1, 0.2, 0.3])
+    specs = [
+        ("l3_plain", dict(n_points=300, levels=3, base_depth=2, seed=1, correlated=False, hide=False), {}),
+        ("l4_rule_predictors", dict(n_points=900, levels=4, base_depth=2, seed=2, correlated=True, hide=True), {}),
+        ("l5_level_context", dict(n_points=1500, levels=5, base_depth=1, seed=3, correlated=True, hide=True,
+                                  context={"num_levels": 5, "levels_3d": 6, "levels_2d": 2}), {}),
+        ("l4_all_offsets", dict(n_points=700, levels=4, base_depth=3, seed=4, correlated=True, hide=True), {"skip_hidden": False}),
+    ]
+    if not quick:
+        specs.append(("above_rule_limit", dict(n_points=48_000, levels=4, base_depth=4, seed=5, correlated=True, hide=True),
+                      {}))
+    for name, kw, enc in specs:
+        model = _model(**kw)
+        res = encode(model, bg, **enc)  # above RULE_MAX_ANCHORS the encoder codes every offset itself
+        _write(out, name, res.data, f"seeded random model {kw}")
+    fox = REPO / "benchmarks" / "results" / "gpu" / "h200_fox_6400.progs"
+    if not quick and fox.exists():
+        _write(out, "fox_h200", fox.read_bytes(), "a real capture trained on a GPU (benchmarks/results/gpu)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,109 @@
+// FORMAT.md "LOD payload", attributes: per scale bin a frequency table over r = −T..T plus escape;
+// symbols grouped by bin; escaped residuals in uniform digits.
+import { ByteReader } from "./bytes.js";
+import { SCALE_BINS } from "./context.js";
+import { upperTail } from "./exactmath.js";
+import { FormatError } from "./errors.js";
+import { FrequencyTable, frequencies, RangeDecoder, uniform } from "./rangecoder.js";
+
+const MAX_RANGE = 2 ** 20;
+const TAIL_SIGMAS = 6.0;
+const ESCAPE_PROBABILITY = 2 ** -20;
+const MIN_PROBABILITY = 1e-12;
+const DIGIT = 4096;
+
+export interface BinTable {
+  T: number;
+  table: FrequencyTable;
+}
+
+const binTables: (BinTable | undefined)[] = [];
+
+/** Bin b's table: weights over r = −T..T then the escape symbol, T = ceil(6 s_b) + 1. */
+export function binTable(b: number): BinTable {
+  let t = binTables[b];
+  if (t) return t;
+  const s = SCALE_BINS[b];
+  const T = Math.ceil(TAIL_SIGMAS * s) + 1;
+  const tail = new Float64Array(T + 1);
+  for (let i = 0; i <= T; i++) tail[i] = upperTail((i + 0.5) / s);
+  const w = new Float64Array(2 * T + 2);
+  for (let i = 0; i < T; i++) {
+    let p = tail[i] - tail[i + 1];
+    if (p < MIN_PROBABILITY) p = MIN_PROBABILITY;
+    w[T + 1 + i] = p; // r = i + 1
+    w[T - 1 - i] = p; // r = −(i + 1)
+  }
+  let centre = 1 - 2 * tail[0];
+  if (centre < MIN_PROBABILITY) centre = MIN_PROBABILITY;
+  w[T] = centre;
+  let escape = 2 * tail[T];
+  if (escape < ESCAPE_PROBABILITY) escape = ESCAPE_PROBABILITY;
+  w[2 * T + 1] = escape;
+  t = { T, table: frequencies(w) };
+  binTables[b] = t;
+  return t;
+}
+
+const uniforms = new Map<number, FrequencyTable>();
+function uniformTable(n: number): FrequencyTable {
+  let t = uniforms.get(n);
+  if (!t) {
+    t = uniform(n);
+    uniforms.set(n, t);
+  }
+  return t;
+}
+
+/** One stream `R:u32 | words`: the residuals of symbols whose scale bins are `bins` (any order of
+ * anchors and channels, flattened), grouped by bin as the format says. */
+export function decodeSymbols(r: ByteReader, bins: Uint8Array): Float64Array {
+  const R = r.u32();
+  if (R > MAX_RANGE) throw r.fail(`escaped residual range ${R} exceeds ${MAX_RANGE}`);
+  const words = r.words();
+  const n = bins.length;
+  const out = new Float64Array(n);
+  if (n === 0) return out;
+  if (words.length === 0) throw r.fail("attribute data is empty");
+  const counts = new Int32Array(256);
+  for (let i = 0; i < n; i++) counts[bins[i]]++;
+  const start = new Int32Array(256);
+  for (let b = 1; b < 256; b++) start[b] = start[b - 1] + counts[b - 1];
+  const order = new Int32Array(n); // stable: index order within a bin
+  const fill = start.slice();
+  for (let i = 0; i < n; i++) order[fill[bins[i]]++] = i;
+  const escaped: number[] = [];
+  try {
+    const dec = new RangeDecoder(words);
+    for (let b = 0; b < 256; b++) {
+      const c = counts[b];
+      if (!c) continue;
+      if (b >= SCALE_BINS.length) throw new FormatError(`scale bin ${b} out of range`);
+      const { T, table } = binTable(b);
+      const esc = 2 * T + 1;
+      for (let k = start[b], e = start[b] + c; k < e; k++) {
+        const s = dec.decode(table);
+        const i = order[k];
+        if (s === esc) {
+          escaped.push(i);
+          out[i] = 0;
+        } else out[i] = s - T;
+      }
+    }
+    if (escaped.length) {
+      if (R === 0) throw new FormatError("escaped residuals but no escape range");
+      escaped.sort((a, b) => a - b);
+      const size = 2 * R + 1;
+      const high = size <= DIGIT ? null : uniformTable(Math.floor((2 * R) / DIGIT) + 1);
+      const low = uniformTable(size <= DIGIT ? size : DIGIT);
+      for (const i of escaped) {
+        const v = high ? dec.decode(high) * DIGIT + dec.decode(low) : dec.decode(low);
+        if (Math.abs(v - R) > R) throw new FormatError("escaped residual outside its announced range");
+        out[i] = v - R;
+      }
+    }
+  } catch (e) {
+    throw r.fail(`attribute symbols do not decode (${(e as Error).message})`);
+  }
+  return out;
+}

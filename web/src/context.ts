@@ -1,0 +1,321 @@
+// FORMAT.md "The entropy model's exact path": hash-grid features, the context MLPs in exact
+// float64 arithmetic, and each anchor's coding parameters (mean, scale bin, step).
+import { exp, pow2, roundEven, softplus, tanh } from "./exactmath.js";
+
+export interface ContextConfig {
+  levels3d: number;
+  res3d: [number, number];
+  levels2d: number;
+  res2d: [number, number];
+  dim: number;
+  log2Table3d: number;
+  log2Table2d: number;
+  hidden: number;
+  qHidden: number;
+  attrDims: [number, number, number];
+  numLevels: number;
+  q0: [number, number, number];
+}
+
+const DEFAULTS: Record<string, unknown> = {
+  levels_3d: 12, res_3d: [16, 512], levels_2d: 4, res_2d: [128, 1024], dim: 4, log2_table_3d: 12, log2_table_2d: 12,
+  hidden: 16, q_hidden: 8, attr_dims: [32, 6, 30], num_levels: 0, q0: [0.15, 0.04, 0.2],
+};
+
+export function contextConfigFromJson(d: Record<string, unknown>): ContextConfig {
+  if (typeof d !== "object" || d === null) throw new Error("context must be an object");
+  for (const key of Object.keys(d)) if (!(key in DEFAULTS)) throw new Error(`unknown context key ${key}`);
+  const v = (key: string) => (key in d ? d[key] : DEFAULTS[key]);
+  const int = (key: string) => {
+    const x = v(key);
+    if (typeof x !== "number" || !Number.isInteger(x) || x < 0) throw new Error(`context ${key} must be a non-negative integer`);
+    return x;
+  };
+  const nums = (key: string, n: number) => {
+    const x = v(key);
+    if (!Array.isArray(x) || x.length !== n || !x.every((e) => typeof e === "number" && Number.isFinite(e))) {
+      throw new Error(`context ${key} must be ${n} numbers`);
+    }
+    return x as number[];
+  };
+  const attr = nums("attr_dims", 3);
+  const q0 = nums("q0", 3);
+  if (!attr.every((a) => Number.isInteger(a) && a > 0) || !q0.every((q) => q > 0)) throw new Error("context attr_dims / q0 out of range");
+  return {
+    levels3d: int("levels_3d"), res3d: nums("res_3d", 2) as [number, number], levels2d: int("levels_2d"),
+    res2d: nums("res_2d", 2) as [number, number], dim: int("dim"), log2Table3d: int("log2_table_3d"),
+    log2Table2d: int("log2_table_2d"), hidden: int("hidden"), qHidden: int("q_hidden"),
+    attrDims: attr as [number, number, number], numLevels: int("num_levels"), q0: q0 as [number, number, number],
+  };
+}
+
+export function featureDim(c: ContextConfig): number {
+  return c.dim * (c.levels3d + 3 * c.levels2d);
+}
+
+export function gridTableSizes(c: ContextConfig): [number, number] {
+  return [c.levels3d * 2 ** c.log2Table3d * c.dim, c.levels2d * 3 * 2 ** c.log2Table2d * c.dim];
+}
+
+/** floor(lo · g^i + 1e-9), g = (hi / lo)^(1 / (n − 1)). */
+export function resolutions(n: number, [lo, hi]: [number, number]): number[] {
+  if (n === 1) return [lo];
+  const g = (hi / lo) ** (1 / (n - 1));
+  return Array.from({ length: n }, (_, i) => Math.floor(lo * g ** i + 1e-9));
+}
+
+// --------------------------------------------------------------------------- scale bins
+export const OCTAVE_STEPS = [1.0, 1.0905077326652577, 1.189207115002721, 1.2968395546510096, 1.4142135623730951,
+  1.5422108254079407, 1.681792830507429, 1.8340080864093424];
+export const OCTAVE_THRESHOLDS = [1.0442737824274138, 1.1387886347566916, 1.241857812073484, 1.3542555469368927,
+  1.4768261459394993, 1.6104903319492543, 1.7562521603732995, 1.9152065613971474];
+export const NUM_SCALE_BINS = 128;
+/** s_b = 2^(⌊b/8⌋ − 4) · S[b mod 8] */
+export const SCALE_BINS = Float64Array.from({ length: NUM_SCALE_BINS }, (_, b) => OCTAVE_STEPS[b % 8] * pow2((b >> 3) - 4));
+/** t_k = 2^(⌊k/8⌋ − 4) · M[k mod 8], k = 0..126 */
+export const SCALE_THRESHOLDS = Float64Array.from({ length: NUM_SCALE_BINS - 1 }, (_, k) => OCTAVE_THRESHOLDS[k % 8] * pow2((k >> 3) - 4));
+
+/** The scale bin of a deviation σ (symbol units): how many thresholds are <= σ. */
+export function scaleBin(sigma: number): number {
+  let lo = 0;
+  let hi = SCALE_THRESHOLDS.length; // answer in [lo, hi]
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (SCALE_THRESHOLDS[mid] <= sigma) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// --------------------------------------------------------------------------- the model
+const ACT_GRID = 2 ** -12;
+const ACT_CLAMP = 2 ** 10;
+const LEAKY = 1 / 64;
+const MEAN_GRID = 2 ** -10;
+const STEP_LEVELS = 4096;
+const STEP_BASE = 512;
+const STEP_LOG = 2.0794415416798357;
+const SCALE_FLOOR = 1e-4;
+const P1 = 2654435761 | 0;
+const P2 = 805459861;
+
+/** The coding parameters of one level's anchors. */
+export interface LevelParams {
+  n: number;
+  mean: Float64Array; // [n, D] symbol units
+  bins: Uint8Array; // [n, D]
+  step: Float64Array; // [n, 3]
+}
+
+export class ContextModel {
+  readonly F: number;
+  readonly D: number;
+  readonly H: number; // Hd + Hq
+  private readonly res3: number[];
+  private readonly res2: number[];
+  private readonly T3: number;
+  private readonly T2: number;
+  private readonly w1own: Float64Array; // [F, H]: the own-feature half of both first layers
+  private readonly w1parent: Float64Array; // [F, H]
+  private readonly b1: Float64Array; // [H]
+  private readonly w1level: Float64Array; // [numLevels, H]
+  private readonly w2d: Float64Array; // [Hd, 2D]
+  private readonly b2d: Float64Array;
+  private readonly w2q: Float64Array; // [Hq, 3]
+  private readonly b2q: Float64Array;
+  private readonly channelType: Uint8Array;
+
+  constructor(readonly cfg: ContextConfig, private readonly grid3: Float64Array, private readonly grid2: Float64Array,
+              tensors: Map<string, { values: Float64Array }>) {
+    const c = cfg;
+    this.F = featureDim(c);
+    this.D = c.attrDims[0] + c.attrDims[1] + c.attrDims[2];
+    this.res3 = resolutions(c.levels3d, c.res3d);
+    this.res2 = resolutions(c.levels2d, c.res2d);
+    this.T3 = 2 ** c.log2Table3d;
+    this.T2 = 2 ** c.log2Table2d;
+    const Hd = c.hidden;
+    const Hq = c.qHidden;
+    const H = (this.H = Hd + Hq);
+    const F = this.F;
+    const fIn = 2 * F + c.numLevels;
+    const t = (name: string) => tensors.get(`context.${name}`)!.values;
+    const wd = t("mlp_d.0.weight"); // [Hd, fIn]
+    const wq = t("mlp_q.0.weight"); // [Hq, fIn]
+    const col = (k: number, j: number) => (k < Hd ? wd[k * fIn + j] : wq[(k - Hd) * fIn + j]);
+    this.w1own = new Float64Array(F * H);
+    this.w1parent = new Float64Array(F * H);
+    for (let f = 0; f < F; f++) {
+      for (let k = 0; k < H; k++) {
+        this.w1own[f * H + k] = col(k, f);
+        this.w1parent[f * H + k] = col(k, F + f);
+      }
+    }
+    this.w1level = new Float64Array(c.numLevels * H);
+    for (let l = 0; l < c.numLevels; l++) for (let k = 0; k < H; k++) this.w1level[l * H + k] = col(k, 2 * F + l);
+    const bd = t("mlp_d.0.bias");
+    const bq = t("mlp_q.0.bias");
+    this.b1 = new Float64Array(H);
+    for (let k = 0; k < H; k++) this.b1[k] = k < Hd ? bd[k] : bq[k - Hd];
+    const D = this.D;
+    const w2d = t("mlp_d.2.weight"); // [2D, Hd]
+    this.w2d = new Float64Array(Hd * 2 * D);
+    for (let k = 0; k < Hd; k++) for (let j = 0; j < 2 * D; j++) this.w2d[k * 2 * D + j] = w2d[j * Hd + k];
+    this.b2d = t("mlp_d.2.bias");
+    const w2q = t("mlp_q.2.weight"); // [3, Hq]
+    this.w2q = new Float64Array(Hq * 3);
+    for (let k = 0; k < Hq; k++) for (let j = 0; j < 3; j++) this.w2q[k * 3 + j] = w2q[j * Hq + k];
+    this.b2q = t("mlp_q.2.bias");
+    this.channelType = new Uint8Array(D);
+    let j = 0;
+    for (let type = 0; type < 3; type++) for (let i = 0; i < c.attrDims[type]; i++) this.channelType[j++] = type;
+  }
+
+  /** Snapped hash-grid features [n, F] of normalised positions pos [n, 3]. */
+  features(pos: Float64Array, n: number): Float64Array {
+    const F = this.F;
+    const dim = this.cfg.dim;
+    const out = new Float64Array(n * F);
+    const p2 = new Float64Array(2);
+    const L3 = this.res3.length;
+    for (let i = 0; i < n; i++) {
+      const p = pos.subarray(3 * i, 3 * i + 3);
+      const o = i * F;
+      for (let g = 0; g < L3; g++) this.interpolate(this.grid3, g * this.T3 * dim, this.T3, p, 3, this.res3[g], out, o + g * dim);
+      for (let g = 0; g < this.res2.length; g++) {
+        for (let pl = 0; pl < 3; pl++) {
+          p2[0] = p[pl === 2 ? 1 : 0];
+          p2[1] = p[pl === 0 ? 1 : 2];
+          const tIdx = g * 3 + pl;
+          this.interpolate(this.grid2, tIdx * this.T2 * dim, this.T2, p2, 2, this.res2[g], out, o + L3 * dim + tIdx * dim);
+        }
+      }
+    }
+    return out;
+  }
+
+  private readonly w = new Float64Array(6);
+  private readonly cidx = new Float64Array(6);
+
+  private interpolate(table: Float64Array, base: number, T: number, p: ArrayLike<number>, d: number, res: number,
+                      out: Float64Array, o: number): void {
+    const dim = this.cfg.dim;
+    const w = this.w;
+    const c = this.cidx;
+    for (let k = 0; k < d; k++) {
+      const x = p[k] * res;
+      let b = Math.floor(x);
+      if (b < 0) b = 0;
+      if (b > res - 1) b = res - 1;
+      const frac = x - b;
+      w[2 * k] = 1 - frac;
+      w[2 * k + 1] = frac;
+      c[2 * k] = b;
+      c[2 * k + 1] = b + 1;
+    }
+    const side = res + 1;
+    const dense = side ** d <= T;
+    for (let j = 0; j < dim; j++) out[o + j] = 0;
+    for (let corner = 0; corner < 1 << d; corner++) {
+      let wc = w[corner & 1];
+      for (let k = 1; k < d; k++) wc = wc * w[2 * k + ((corner >> k) & 1)];
+      let idx: number;
+      if (dense) {
+        idx = 0;
+        let stride = 1;
+        for (let k = 0; k < d; k++) {
+          idx = idx + c[2 * k + ((corner >> k) & 1)] * stride;
+          stride = stride * side;
+        }
+      } else {
+        let h = c[corner & 1] | 0;
+        h ^= Math.imul(c[2 + ((corner >> 1) & 1)], P1);
+        if (d === 3) h ^= Math.imul(c[4 + ((corner >> 2) & 1)], P2);
+        idx = h & (T - 1);
+      }
+      const row = base + idx * dim;
+      for (let j = 0; j < dim; j++) out[o + j] = out[o + j] + wc * table[row + j];
+    }
+    for (let j = 0; j < dim; j++) out[o + j] = roundEven(out[o + j] / ACT_GRID) * ACT_GRID;
+  }
+
+  /** The first-layer terms [n, H] that features h [n, F] contribute as *parents*. */
+  parentTerms(h: Float64Array, n: number): Float64Array {
+    const F = this.F;
+    const H = this.H;
+    const out = new Float64Array(n * H);
+    for (let i = 0; i < n; i++) {
+      for (let f = 0; f < F; f++) {
+        const x = h[i * F + f];
+        if (x === 0) continue;
+        const wo = f * H;
+        for (let k = 0; k < H; k++) out[i * H + k] += x * this.w1parent[wo + k];
+      }
+    }
+    return out;
+  }
+
+  /** Coding parameters of a level's anchors from their features h [n, F] and their parents'
+   * terms (`terms`[parent[i]] rows; null for roots). */
+  codingParams(h: Float64Array, n: number, level: number, terms: Float64Array | null, parent: Int32Array | null): LevelParams {
+    const F = this.F;
+    const H = this.H;
+    const D = this.D;
+    const Hd = this.cfg.hidden;
+    const Hq = this.cfg.qHidden;
+    const bias = new Float64Array(this.b1);
+    if (this.cfg.numLevels) {
+      if (!(level >= 1 && level <= this.cfg.numLevels)) throw new Error(`level ${level} is outside the context model's levels`);
+      for (let k = 0; k < H; k++) bias[k] = bias[k] + this.w1level[(level - 1) * H + k];
+    }
+    const mean = new Float64Array(n * D);
+    const bins = new Uint8Array(n * D);
+    const step = new Float64Array(n * 3);
+    const hid = new Float64Array(H);
+    const dloc = new Float64Array(2 * D);
+    const q0 = this.cfg.q0;
+    const inv = new Float64Array(3);
+    for (let i = 0; i < n; i++) {
+      hid.fill(0);
+      for (let f = 0; f < F; f++) {
+        const x = h[i * F + f];
+        const wo = f * H;
+        for (let k = 0; k < H; k++) hid[k] = hid[k] + x * this.w1own[wo + k];
+      }
+      const to = terms && parent ? parent[i] * H : -1;
+      for (let k = 0; k < H; k++) {
+        let v = hid[k];
+        if (to >= 0) v = v + terms![to + k];
+        v = v + bias[k];
+        v = v >= 0 ? v : v * LEAKY;
+        v = v < -ACT_CLAMP ? -ACT_CLAMP : v > ACT_CLAMP ? ACT_CLAMP : v;
+        hid[k] = roundEven(v / ACT_GRID) * ACT_GRID;
+      }
+      dloc.fill(0);
+      for (let k = 0; k < Hd; k++) {
+        const x = hid[k];
+        const wo = k * 2 * D;
+        for (let c = 0; c < 2 * D; c++) dloc[c] = dloc[c] + x * this.w2d[wo + c];
+      }
+      for (let c = 0; c < 2 * D; c++) dloc[c] = dloc[c] + this.b2d[c];
+      for (let c = 0; c < 3; c++) {
+        let t = 0;
+        for (let k = 0; k < Hq; k++) t = t + hid[Hd + k] * this.w2q[k * 3 + c];
+        t = t + this.b2q[c];
+        let kk = roundEven(exp(tanh(t) * STEP_LOG) * STEP_BASE);
+        if (kk < 1) kk = 1;
+        if (kk > STEP_LEVELS) kk = STEP_LEVELS;
+        const q = (q0[c] * kk) / STEP_BASE;
+        step[i * 3 + c] = q;
+        inv[c] = 1 / q;
+      }
+      for (let j = 0; j < D; j++) {
+        const iq = inv[this.channelType[j]];
+        mean[i * D + j] = roundEven(dloc[j] * iq * (1 / MEAN_GRID)) * MEAN_GRID;
+        const sigma = (softplus(dloc[D + j]) + SCALE_FLOOR) * iq;
+        bins[i * D + j] = scaleBin(sigma);
+      }
+    }
+    return { n, mean, bins, step };
+  }
+}

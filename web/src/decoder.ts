@@ -1,0 +1,205 @@
+// Composes the parts of FORMAT.md into an incremental decoder: the header first, then each LOD chunk
+// as it arrives. A decoded LoD-k model is, bit for bit, what progs' Python decoder rebuilds.
+import { ByteReader } from "./bytes.js";
+import { CHUNK_OVERHEAD, isHeadTag, isLodTag, PREAMBLE, scan, tagName, Chunk } from "./container.js";
+import { ContextModel } from "./context.js";
+import { decodeSymbols } from "./attributes.js";
+import { FormatError } from "./errors.js";
+import { decodeHeader, Header } from "./header.js";
+import { HiddenRule, probeCameras } from "./hidden.js";
+import { applyPredictor, readPredictor } from "./prediction.js";
+import { decodeStructure, METHOD_NAMES } from "./structure.js";
+
+export const MAX_ANCHORS = 2 ** 26;
+
+/** One decoded level: its anchors in the decoder's order (Morton order). */
+export interface DecodedLevel {
+  level: number;
+  count: number;
+  keys: Int32Array; // [count, 3] voxel keys of this level
+  feature: Float32Array; // [count, featDim]
+  scaling: Float32Array; // [count, 6] (log)
+  offsets: Float32Array; // [count, nOffsets · 3]
+  hidden: Uint8Array | null; // [count, nOffsets]: 1 = never drawn (null when the stream codes every offset)
+  values: Float64Array; // [count, D] the decoded attributes before rounding to float32
+  structureMethod: string;
+  bytes: number; // the whole chunk, framing included
+  seconds: number;
+}
+
+export class StreamDecoder {
+  readonly header: Header;
+  readonly headerBytes: number;
+  readonly levels: DecodedLevel[] = [];
+  readonly context: ContextModel;
+  private readonly rule: HiddenRule | null;
+  private readonly channelType: Uint8Array;
+  private prevTerms: Float64Array | null = null;
+  private total = 0;
+
+  /** `head` is the HEAD chunk (scanned, CRC checked). */
+  constructor(head: Chunk, readonly source = "stream") {
+    if (!isHeadTag(head.tag)) throw new FormatError(`${source}: the first chunk must be HEAD`);
+    this.header = decodeHeader(head.payload, head.offset);
+    this.headerBytes = PREAMBLE + head.payload.length + CHUNK_OVERHEAD;
+    const h = this.header;
+    this.context = new ContextModel(h.context, h.grid3, h.grid2, h.tensors);
+    this.rule = h.skipHidden
+      ? new HiddenRule(h.tensors, h.generator.featDim, h.generator.levels, h.grid, probeCameras(h.grid, h.viewDistance))
+      : null;
+    const D = this.context.D;
+    this.channelType = new Uint8Array(D);
+    const [f, s] = h.context.attrDims;
+    for (let j = 0; j < D; j++) this.channelType[j] = j < f ? 0 : j < f + s ? 1 : 2;
+  }
+
+  /** Decodes a stream's header from its first bytes (at least preamble and HEAD chunk). */
+  static fromBytes(data: Uint8Array, source = "stream"): StreamDecoder {
+    const scanned = scan(data, source);
+    if (!scanned.chunks.length) {
+      throw new FormatError(`${scanned.problem ?? `${source}: no chunks`}; the header is needed to decode anything`);
+    }
+    return new StreamDecoder(scanned.chunks[0], source);
+  }
+
+  get lodsInStream(): number {
+    return this.header.grid.levels;
+  }
+
+  get lodsDecoded(): number {
+    return this.levels.length;
+  }
+
+  /** Decodes the next LOD chunk (already scanned and CRC checked) and returns its level. */
+  decodeChunk(ch: Chunk): DecodedLevel {
+    const t0 = performance.now();
+    const level = this.levels.length + 1;
+    if (level > this.lodsInStream) throw new FormatError(`${this.source}: the stream has only ${this.lodsInStream} LoDs`);
+    if (!isLodTag(ch.tag, level)) {
+      throw new FormatError(`${this.source}: expected chunk LOD${level} at byte ${ch.offset} but found ${tagName(ch.tag)}`);
+    }
+    const { grid, generator } = this.header;
+    const ctx = this.context;
+    const D = ctx.D;
+    const F = generator.featDim;
+    const K = generator.nOffsets;
+    const r = new ByteReader(ch.payload, `chunk LOD${level}`, ch.offset + 8);
+    if (r.u8() !== level) throw r.fail(`chunk LOD${level} says it holds another level`);
+    const prev = this.levels.length ? this.levels[this.levels.length - 1] : null;
+    const st = decodeStructure(r, level, prev ? prev.keys : null, prev ? prev.count : 0, grid.baseDepth, MAX_ANCHORS - this.total);
+    const n = st.n;
+    const res = 2 ** (grid.baseDepth + level - 1);
+    for (let i = 0; i < 3 * n; i++) {
+      if (st.keys[i] < 0 || st.keys[i] >= res) throw r.fail(`voxel keys outside the level-${level} grid`);
+    }
+    const pos = new Float64Array(3 * n);
+    for (let i = 0; i < 3 * n; i++) pos[i] = (st.keys[i] + 0.5) / res;
+    const h = ctx.features(pos, n);
+    let p;
+    try {
+      p = ctx.codingParams(h, n, level, level > 1 ? this.prevTerms : null, st.parent);
+    } catch (e) {
+      throw r.fail((e as Error).message);
+    }
+    const terms = ctx.parentTerms(h, n);
+    const predictor = readPredictor(r, level, D);
+    let shift: Float64Array | null = null;
+    if (predictor) {
+      if (!prev || !st.parent) throw r.fail("a parent predictor at a level without parents");
+      shift = applyPredictor(predictor, p, this.channelType, st.parent, prev.values);
+    }
+    const fs = F + 6;
+    const fsBins = new Uint8Array(n * fs);
+    for (let i = 0; i < n; i++) fsBins.set(p.bins.subarray(i * D, i * D + fs), i * fs);
+    const fsSym = decodeSymbols(r, fsBins);
+    const symbols = new Float64Array(n * D);
+    for (let i = 0; i < n; i++) symbols.set(fsSym.subarray(i * fs, (i + 1) * fs), i * D);
+    let hidden: Uint8Array | null = null;
+    if (this.rule && n) {
+      const features = new Float64Array(n * F);
+      for (let i = 0; i < n; i++) {
+        const q = p.step[3 * i];
+        for (let j = 0; j < F; j++) {
+          const s = symbols[i * D + j] + (shift ? shift[i * D + j] : 0);
+          features[i * F + j] = (s + p.mean[i * D + j]) * q;
+        }
+      }
+      hidden = this.rule.level(st.keys, n, level, features);
+    }
+    // the offsets of the coded Gaussians, anchor-major, then offset index, then x, y, z
+    const oIndex: number[] = [];
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < K; k++) {
+        if (hidden && hidden[i * K + k]) continue;
+        for (let a = 0; a < 3; a++) oIndex.push(i * D + fs + 3 * k + a);
+      }
+    }
+    const oBins = new Uint8Array(oIndex.length);
+    for (let i = 0; i < oIndex.length; i++) oBins[i] = p.bins[oIndex[i]];
+    const oSym = decodeSymbols(r, oBins);
+    for (let i = 0; i < oIndex.length; i++) symbols[oIndex[i]] = oSym[i];
+    r.expectEnd();
+    const values = new Float64Array(n * D);
+    const feature = new Float32Array(n * F);
+    const scaling = new Float32Array(n * 6);
+    const offsets = new Float32Array(n * 3 * K);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < D; j++) {
+        const idx = i * D + j;
+        let res = symbols[idx] + (shift ? shift[idx] : 0);
+        if (hidden && j >= fs && hidden[i * K + Math.floor((j - fs) / 3)]) res = 0;
+        const v = (res + p.mean[idx]) * p.step[3 * i + this.channelType[j]];
+        values[idx] = v;
+        if (j < F) feature[i * F + j] = v;
+        else if (j < fs) scaling[i * 6 + j - F] = v;
+        else offsets[i * 3 * K + j - fs] = v;
+      }
+    }
+    this.prevTerms = terms;
+    this.total += n;
+    const out: DecodedLevel = {
+      level, count: n, keys: st.keys, feature, scaling, offsets, hidden, values,
+      structureMethod: METHOD_NAMES[st.method], bytes: ch.payload.length + CHUNK_OVERHEAD, seconds: (performance.now() - t0) / 1000,
+    };
+    this.levels.push(out);
+    return out;
+  }
+}
+
+export interface DecodeResult {
+  decoder: StreamDecoder;
+  lodsDecoded: number;
+  lodsInStream: number;
+  /** Why decoding stopped before the last LoD (truncation, corruption), if it did. */
+  problem: string | null;
+}
+
+/** Decodes the header and the first `maxLod` (default: every intact) LoD chunks of a stream. A
+ * truncated or corrupted chunk ends decoding at the last intact LoD, and `problem` says why;
+ * without an intact header it throws FormatError. */
+export function decode(data: Uint8Array, options: { maxLod?: number; source?: string } = {}): DecodeResult {
+  const source = options.source ?? "stream";
+  const scanned = scan(data, source);
+  if (!scanned.chunks.length) {
+    throw new FormatError(`${scanned.problem ?? `${source}: the first chunk must be HEAD`}; the header is needed to decode anything`);
+  }
+  const dec = new StreamDecoder(scanned.chunks[0], source);
+  const L = dec.lodsInStream;
+  const want = options.maxLod === undefined ? L : Math.max(0, Math.min(options.maxLod, L));
+  let problem = scanned.problem;
+  const lodChunks = scanned.chunks.slice(1);
+  for (const ch of lodChunks) {
+    if (dec.lodsDecoded >= want) break;
+    try {
+      dec.decodeChunk(ch);
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      problem = e.message;
+      break;
+    }
+  }
+  if (dec.lodsDecoded < want && problem === null && lodChunks.length < want) {
+    problem = `${source}: stream ends after LoD ${dec.lodsDecoded} of ${L}`;
+  }
+  return { decoder: dec, lodsDecoded: dec.lodsDecoded, lodsInStream: L, problem };
+}

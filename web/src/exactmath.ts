@@ -1,0 +1,68 @@
+// FORMAT.md "The entropy model's exact path", step 4: exp, log1p, softplus, tanh and the normal tail
+// from IEEE-754 + − × / only, in a fixed order, so every machine gets the same bits.
+
+const MAGIC = 6755399441055744; // 1.5 · 2^52: (x + MAGIC) − MAGIC rounds to an integer, half to even
+const TWO51 = 2251799813685248;
+
+/** Round half to even. */
+export function roundEven(x: number): number {
+  if (!(Math.abs(x) < TWO51)) return x;
+  return x + MAGIC - MAGIC;
+}
+
+const pow2View = new DataView(new ArrayBuffer(8));
+
+/** 2^k for an integer k in [−1022, 1023], built from its exponent bits. */
+export function pow2(k: number): number {
+  pow2View.setUint32(0, (k + 1023) * 1048576, false); // exponent field = k + 1023, high word
+  pow2View.setUint32(4, 0, false);
+  return pow2View.getFloat64(0, false);
+}
+
+const LOG2E = 1.4426950408889634;
+const LN2_HI = 6.9314718036912381649e-1;
+const LN2_LO = 1.90821492927058770002e-10;
+export const EXP_COEFFS = [1, 1, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040];
+export const INV_ODD = [1, 1 / 3, 1 / 5, 1 / 7, 1 / 9, 1 / 11];
+const ERFC_COEFFS = [
+  -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587, -0.82215223,
+  0.17087277,
+];
+const INV_SQRT2 = 1 / Math.sqrt(2);
+
+export function exp(x: number): number {
+  if (x < -700) x = -700;
+  if (x > 700) x = 700;
+  const k = Math.floor(x * LOG2E + 0.5);
+  const r = x - k * LN2_HI - k * LN2_LO;
+  let p = EXP_COEFFS[7];
+  for (let i = 6; i >= 0; i--) p = p * r + EXP_COEFFS[i];
+  return p * pow2(k);
+}
+
+/** log(1 + y) for y in [0, 1]. */
+export function log1p(y: number): number {
+  const u = y / (2 + y);
+  const v = u * u;
+  let s = INV_ODD[5];
+  for (let i = 4; i >= 0; i--) s = s * v + INV_ODD[i];
+  return 2 * (u * s);
+}
+
+export function softplus(z: number): number {
+  return (z > 0 ? z : 0) + log1p(exp(-Math.abs(z)));
+}
+
+export function tanh(x: number): number {
+  const a = 1 - 2 / (exp(2 * Math.abs(x)) + 1);
+  return x < 0 ? -a : a;
+}
+
+/** Q(z) = P(N(0, 1) > z), z >= 0. */
+export function upperTail(z: number): number {
+  const x = z * INV_SQRT2;
+  const t = 1 / (1 + 0.5 * x);
+  let p = ERFC_COEFFS[9];
+  for (let i = 8; i >= 0; i--) p = p * t + ERFC_COEFFS[i];
+  return 0.5 * (t * exp(-x * x + p));
+}

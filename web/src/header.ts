@@ -1,0 +1,245 @@
+// FORMAT.md "HEAD payload": configuration, chunk table, Golomb–Rice MLP weights, hash-grid bits.
+import { ByteReader } from "./bytes.js";
+import { FormatError } from "./errors.js";
+import { ContextConfig, contextConfigFromJson, featureDim, gridTableSizes } from "./context.js";
+import { frequencies, RangeDecoder } from "./rangecoder.js";
+
+export const MAX_JSON = 1 << 20;
+export const MAX_TENSOR = 1 << 24;
+export const MAX_LEVELS = 16;
+const MAX_RICE_K = 24;
+const MAX_QUOTIENT = 1 << 16;
+const MAX_EXPONENT = 24;
+const MAX_GRID_BITS = 1 << 28;
+const MAX_DEPTH = 21;
+
+export interface Grid {
+  origin: [number, number, number];
+  size: number;
+  baseDepth: number;
+  levels: number;
+}
+
+export interface GeneratorConfig {
+  featDim: number;
+  nOffsets: number;
+  levels: number;
+  hidden: number;
+}
+
+/** A header tensor: integers m with value m · 2^-exponent. */
+export interface Tensor {
+  name: string;
+  shape: number[];
+  mantissas: Float64Array;
+  exponent: number;
+  values: Float64Array;
+}
+
+export interface Header {
+  config: Record<string, unknown>;
+  grid: Grid;
+  generator: GeneratorConfig;
+  context: ContextConfig;
+  chunkSizes: number[];
+  tensors: Map<string, Tensor>;
+  /** Hash-grid tables as ±1: 3D [levels3d · 2^log2T3 · dim], then 2D [levels2d · 3 · 2^log2T2 · dim]. */
+  grid3: Float64Array;
+  grid2: Float64Array;
+  skipHidden: boolean;
+  viewDistance: number | null;
+  background: number[] | null;
+  cullMargin: number;
+}
+
+/** Golomb–Rice: `count` zigzagged integers with parameter k, MSB-first bits. */
+export function riceDecode(data: Uint8Array, k: number, count: number): Float64Array {
+  if (k < 0 || k > MAX_RICE_K) throw new Error(`Rice parameter ${k} out of range`);
+  const out = new Float64Array(count);
+  const nbits = data.length * 8;
+  let pos = 0;
+  const bit = (i: number) => (data[i >>> 3] >>> (7 - (i & 7))) & 1;
+  for (let i = 0; i < count; i++) {
+    let z = pos;
+    while (z < nbits && bit(z) === 1) {
+      z++;
+      if (z - pos > MAX_QUOTIENT) throw new Error("truncated or corrupt Rice code");
+    }
+    if (z >= nbits || z + 1 + k > nbits) throw new Error("truncated or corrupt Rice code");
+    let low = 0;
+    for (let j = 0; j < k; j++) low = low * 2 + bit(z + 1 + j);
+    const u = (z - pos) * 2 ** k + low;
+    out[i] = u % 2 === 0 ? u / 2 : -(u + 1) / 2;
+    pos = z + 1 + k;
+  }
+  if (nbits - pos >= 8) throw new Error("Rice code has trailing data");
+  for (let j = pos; j < nbits; j++) if (bit(j)) throw new Error("Rice code has trailing data");
+  return out;
+}
+
+/** `exponent:u8 | k:u8 | code:blob` of `count` values (a header tensor's data or a predictor vector). */
+export function readWeights(r: ByteReader, count: number, name: string): { mantissas: Float64Array; exponent: number } {
+  const exponent = r.u8();
+  const k = r.u8();
+  if (exponent > MAX_EXPONENT) throw r.fail(`tensor '${name}' has exponent ${exponent} (at most ${MAX_EXPONENT})`);
+  const data = r.blob(Math.floor((count * (MAX_RICE_K + 2)) / 8) + 8 + MAX_QUOTIENT / 8);
+  try {
+    return { mantissas: riceDecode(data, k, count), exponent };
+  } catch (e) {
+    throw r.fail(`tensor '${name}': ${(e as Error).message}`);
+  }
+}
+
+function readTensor(r: ByteReader): Tensor {
+  const name = new TextDecoder().decode(r.blob(256));
+  const ndim = r.u8();
+  if (ndim > 4) throw r.fail(`tensor '${name}' has ${ndim} dimensions`);
+  const shape: number[] = [];
+  for (let i = 0; i < ndim; i++) shape.push(r.u32());
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n > MAX_TENSOR) throw r.fail(`tensor '${name}' claims ${n} elements, more than the limit ${MAX_TENSOR}`);
+  const { mantissas, exponent } = readWeights(r, n, name);
+  const scale = 2 ** -exponent;
+  const values = mantissas.map((m) => m * scale);
+  return { name, shape, mantissas, exponent, values };
+}
+
+function intField(obj: Record<string, unknown>, key: string): number {
+  const v = obj[key];
+  if (typeof v !== "number" || !Number.isInteger(v)) throw new Error(`${key} must be an integer`);
+  return v;
+}
+
+function parseGrid(d: Record<string, unknown>): Grid {
+  const origin = d.origin as unknown[];
+  if (!Array.isArray(origin) || origin.length !== 3 || !origin.every((v) => typeof v === "number" && Number.isFinite(v))) {
+    throw new Error("octree origin must be 3 finite numbers");
+  }
+  const size = d.size;
+  if (typeof size !== "number" || !(Number.isFinite(size) && size > 0)) throw new Error("octree size must be a positive finite number");
+  const levels = intField(d, "levels" in d ? "levels" : "num_levels");
+  const baseDepth = intField(d, "base_depth");
+  if (levels < 1) throw new Error("octree needs at least one level");
+  if (baseDepth < 0) throw new Error("octree base depth must be >= 0");
+  if (baseDepth + levels - 1 > MAX_DEPTH) throw new Error("octree too deep");
+  return { origin: origin as [number, number, number], size, baseDepth, levels };
+}
+
+/** The tensors the configuration needs: name → shape. */
+function expectedTensors(gen: GeneratorConfig, ctx: ContextConfig): Map<string, number[]> {
+  const dIn = gen.featDim + 4 + gen.levels;
+  const H = gen.hidden;
+  const K = gen.nOffsets;
+  const out = new Map<string, number[]>();
+  for (const [head, width] of [["mlp_opacity", K], ["mlp_color", 3 * K], ["mlp_cov", 7 * K]] as const) {
+    out.set(`generator.${head}.0.weight`, [H, dIn]);
+    out.set(`generator.${head}.0.bias`, [H]);
+    out.set(`generator.${head}.2.weight`, [width, H]);
+    out.set(`generator.${head}.2.bias`, [width]);
+  }
+  const fIn = 2 * featureDim(ctx) + ctx.numLevels;
+  const D = ctx.attrDims[0] + ctx.attrDims[1] + ctx.attrDims[2];
+  for (const [mlp, hidden, width] of [["mlp_d", ctx.hidden, 2 * D], ["mlp_q", ctx.qHidden, 3]] as const) {
+    out.set(`context.${mlp}.0.weight`, [hidden, fIn]);
+    out.set(`context.${mlp}.0.bias`, [hidden]);
+    out.set(`context.${mlp}.2.weight`, [width, hidden]);
+    out.set(`context.${mlp}.2.bias`, [width]);
+  }
+  return out;
+}
+
+/** Parses a HEAD payload; `offset` is the chunk's byte offset in the file (for messages). */
+export function decodeHeader(payload: Uint8Array, offset: number): Header {
+  const r = new ByteReader(payload, "chunk HEAD", offset + 8);
+  let config: Record<string, unknown>;
+  let grid: Grid;
+  let generator: GeneratorConfig;
+  let context: ContextConfig;
+  try {
+    config = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(r.blob(MAX_JSON)));
+    if (typeof config !== "object" || config === null) throw new Error("not an object");
+    grid = parseGrid(config.grid as Record<string, unknown>);
+    const g = config.generator as Record<string, unknown>;
+    generator = { featDim: intField(g, "feat_dim"), nOffsets: intField(g, "n_offsets"), levels: intField(g, "levels"), hidden: intField(g, "hidden") };
+    context = contextConfigFromJson(config.context as Record<string, unknown>);
+    if (typeof config.skip_hidden !== "boolean") throw new Error("skip_hidden must be true or false");
+  } catch (e) {
+    if (e instanceof FormatError) throw e;
+    throw new FormatError(`chunk HEAD at byte ${offset}: invalid configuration (${(e as Error).message})`);
+  }
+  const [f, s, o] = context.attrDims;
+  if (f !== generator.featDim || s !== 6 || o !== 3 * generator.nOffsets) {
+    throw new FormatError(`chunk HEAD at byte ${offset}: the context model codes attribute blocks (${f}, ${s}, ${o}), the generator needs (${generator.featDim}, 6, ${3 * generator.nOffsets})`);
+  }
+  const genValues = [generator.featDim, generator.nOffsets, generator.levels, generator.hidden];
+  if (!(grid.levels >= 1 && grid.levels <= MAX_LEVELS) || genValues.some((v) => !(v > 0 && v <= 4096))) {
+    throw new FormatError(`chunk HEAD at byte ${offset}: configuration out of range`);
+  }
+  if (context.numLevels !== 0 && context.numLevels !== grid.levels) {
+    throw new FormatError(`chunk HEAD at byte ${offset}: the context model takes ${context.numLevels} levels, the grid has ${grid.levels}`);
+  }
+  const nLods = r.u8();
+  if (nLods !== grid.levels) throw r.fail(`chunk table lists ${nLods} LoDs but the grid has ${grid.levels} levels`);
+  const chunkSizes: number[] = [];
+  for (let i = 0; i < nLods; i++) chunkSizes.push(r.u32());
+  const tensors = new Map<string, Tensor>();
+  const nTensors = r.u16();
+  for (let i = 0; i < nTensors; i++) {
+    const t = readTensor(r);
+    tensors.set(t.name, t);
+  }
+  const c = context;
+  if (c.log2Table3d > 20 || c.log2Table2d > 20 || c.levels3d > 32 || c.levels2d > 16 || c.dim > 16 || c.hidden > 4096 || c.qHidden > 4096) {
+    throw new FormatError(`chunk HEAD at byte ${offset}: MLP weights do not match the configuration (context model configuration out of range)`);
+  }
+  const expected = expectedTensors(generator, context);
+  for (const [name, shape] of expected) {
+    const t = tensors.get(name);
+    if (!t || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new FormatError(`chunk HEAD at byte ${offset}: MLP weights do not match the configuration (${name} ${t ? `has shape [${t.shape}]` : "is missing"}, expected [${shape}])`);
+    }
+  }
+  for (const name of tensors.keys()) {
+    if (!expected.has(name)) throw new FormatError(`chunk HEAD at byte ${offset}: MLP weights do not match the configuration (unexpected tensor ${name})`);
+  }
+  const [n3, n2] = gridTableSizes(context);
+  const bits = readGridBits(r, n3 + n2);
+  r.expectEnd();
+  const grid3 = new Float64Array(n3);
+  const grid2 = new Float64Array(n2);
+  for (let i = 0; i < n3; i++) grid3[i] = bits[i] ? 1 : -1;
+  for (let i = 0; i < n2; i++) grid2[i] = bits[n3 + i] ? 1 : -1;
+  const vd = config.view_distance;
+  const bg = config.background;
+  return {
+    config, grid, generator, context, chunkSizes, tensors, grid3, grid2,
+    skipHidden: config.skip_hidden as boolean,
+    viewDistance: typeof vd === "number" && vd > 0 ? vd : null,
+    background: Array.isArray(bg) ? (bg as number[]) : null,
+    cullMargin: typeof config.cull_margin === "number" ? config.cull_margin : 0.1,
+  };
+}
+
+/** Hash grid: n_bits, n_ones, then the bits range-coded with the table of weights (n_bits − ones, ones). */
+function readGridBits(r: ByteReader, expected: number): Uint8Array {
+  const nBits = r.u32();
+  const ones = r.u32();
+  if (nBits !== expected || ones > nBits || nBits > MAX_GRID_BITS) {
+    throw r.fail(`hash grid has ${nBits} bits, the configuration needs ${expected}`);
+  }
+  const words = r.words();
+  const bits = new Uint8Array(nBits);
+  let count = 0;
+  try {
+    const table = frequencies(nBits ? [nBits - ones, ones] : [1, 1]);
+    const dec = new RangeDecoder(words);
+    for (let i = 0; i < nBits; i++) {
+      bits[i] = dec.decode(table);
+      count += bits[i];
+    }
+  } catch (e) {
+    throw r.fail(`hash grid bits do not decode (${(e as Error).message})`);
+  }
+  if (count !== ones) throw r.fail("hash grid bits do not match their announced count");
+  return bits;
+}

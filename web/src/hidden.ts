@@ -1,0 +1,177 @@
+// FORMAT.md "Never-drawn Gaussians (the hidden rule)": Gaussians whose opacity logit stays below
+// −0.02 from every probe camera, in exact integer arithmetic held in doubles.
+import { pow2, roundEven } from "./exactmath.js";
+import { Grid, Tensor } from "./header.js";
+
+const MARGIN = 0.02;
+const FACE_SAMPLES = 5;
+const RADII = [0.5, 1.0, 2.0];
+const INPUT_SCALE = 4096; // inputs are snapped to multiples of 2^-12
+const INPUT_LIMIT = 2 ** 20;
+const HIDDEN_LIMIT = 2 ** 30;
+const BITS = 12; // the rule's mantissas: at most 2047 in magnitude
+
+/** Unit vectors [6·n², 3] through the centres of an n × n grid on each face of the cube. */
+export function cubeSphereDirections(n = FACE_SAMPLES): Float64Array {
+  const t = Array.from({ length: n }, (_, i) => (i + 0.5) * (2.0 / n) - 1.0);
+  const out = new Float64Array(6 * n * n * 3);
+  let o = 0;
+  for (let axis = 0; axis < 3; axis++) {
+    for (const sign of [1.0, -1.0]) {
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < n; j++) {
+          const cols = [t[i], t[j]];
+          cols.splice(axis, 0, sign);
+          const norm = Math.sqrt(cols[0] * cols[0] + cols[1] * cols[1] + cols[2] * cols[2]);
+          out[o++] = cols[0] / norm;
+          out[o++] = cols[1] / norm;
+          out[o++] = cols[2] / norm;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Camera centres [450, 3]: c + dir · (r · d), r = 0.5, 1, 2, c the cube's centre. */
+export function probeCameras(grid: Grid, viewDistance: number | null): Float64Array {
+  const centre = grid.origin.map((o) => o + grid.size / 2);
+  const d = viewDistance ? viewDistance : 1.5 * grid.size;
+  const dirs = cubeSphereDirections();
+  const m = dirs.length / 3;
+  const out = new Float64Array(RADII.length * dirs.length);
+  let o = 0;
+  for (const r of RADII) {
+    const rd = r * d;
+    for (let i = 0; i < m; i++) for (let k = 0; k < 3; k++) out[o++] = centre[k] + dirs[3 * i + k] * rd;
+  }
+  return out;
+}
+
+/** A tensor at 12-bit fixed point: e = the largest exponent <= 24 (>= 0) with max|w| · 2^e <= 2047
+ * (24 for an all-zero tensor), m = clamp(round(w · 2^e), ±2047). */
+export function fixedPoint12(values: Float64Array): { mant: Float64Array; e: number } {
+  let M = 0;
+  for (const v of values) M = Math.max(M, Math.abs(v));
+  const limit = 2 ** (BITS - 1) - 1;
+  let e = 24;
+  if (M > 0) {
+    while (e > 0 && M * pow2(e) > limit) e--;
+  }
+  const s = pow2(e);
+  const mant = values.map((v) => Math.min(limit, Math.max(-limit, roundEven(v * s))));
+  return { mant, e };
+}
+
+const snap = (x: number) => {
+  const v = roundEven(x * INPUT_SCALE);
+  return v < -INPUT_LIMIT ? -INPUT_LIMIT : v > INPUT_LIMIT ? INPUT_LIMIT : v;
+};
+
+/** The opacity head as integers (FORMAT.md, hidden rule step 3). */
+export class HiddenRule {
+  readonly K: number;
+  private readonly H: number;
+  private readonly F: number;
+  private readonly dIn: number;
+  private readonly w1: Float64Array; // [H, dIn] mantissas
+  private readonly b1: Float64Array; // [H] in units of 2^-(12 + e1)
+  private readonly e1: number;
+  private readonly w2: Float64Array; // [K, H]
+  private readonly b2: Float64Array; // [K] in units of 2^-(12 + e2)
+  private readonly threshold: number;
+  private readonly wv: Float64Array; // [3, H] view weights, transposed
+  private readonly wd: Float64Array; // [H]
+
+  constructor(tensors: Map<string, Tensor>, featDim: number, private readonly levels: number,
+              private readonly grid: Grid, private readonly cameras: Float64Array) {
+    const t = (name: string) => tensors.get(`generator.mlp_opacity.${name}`)!;
+    const w1 = t("0.weight");
+    const w2 = t("2.weight");
+    this.H = w1.shape[0];
+    this.dIn = w1.shape[1];
+    this.K = w2.shape[0];
+    this.F = featDim;
+    const l1 = fixedPoint12(w1.values);
+    const l2 = fixedPoint12(w2.values);
+    this.w1 = l1.mant;
+    this.e1 = l1.e;
+    this.w2 = l2.mant;
+    const bias = (b: Float64Array, e: number) => {
+      const bm = fixedPoint12(b);
+      const s = pow2(BITS + e - bm.e);
+      return bm.mant.map((m) => roundEven(m * s));
+    };
+    this.b1 = bias(t("0.bias").values, l1.e);
+    this.b2 = bias(t("2.bias").values, l2.e);
+    this.threshold = -MARGIN * pow2(BITS + l2.e);
+    this.wv = new Float64Array(3 * this.H);
+    this.wd = new Float64Array(this.H);
+    for (let k = 0; k < this.H; k++) {
+      for (let a = 0; a < 3; a++) this.wv[a * this.H + k] = this.w1[k * this.dIn + featDim + a];
+      this.wd[k] = this.w1[k * this.dIn + featDim + 3];
+    }
+  }
+
+  /** hidden [n, K] (1 = never drawn) of a level's anchors: keys [n, 3], decoded features [n, F]. */
+  level(keys: Int32Array, n: number, level: number, features: Float64Array): Uint8Array {
+    const { H, K, F, dIn } = this;
+    const out = new Uint8Array(n * K);
+    const cell = this.grid.size / 2 ** (this.grid.baseDepth + level - 1);
+    const origin = this.grid.origin;
+    const lcol = F + 4 + Math.min(Math.max(level - 1, 0), this.levels - 1);
+    const fixed = new Float64Array(H);
+    const h = new Float64Array(H);
+    const highest = new Float64Array(K);
+    const snapped = new Float64Array(F);
+    const cams = this.cameras;
+    const nc = cams.length / 3;
+    const distScale = this.grid.size;
+    const active = new Uint8Array(K);
+    const unit = pow2(-this.e1);
+    for (let i = 0; i < n; i++) {
+      for (let f = 0; f < F; f++) snapped[f] = snap(features[i * F + f]);
+      for (let k = 0; k < H; k++) {
+        let a = 0;
+        const wo = k * dIn;
+        for (let f = 0; f < F; f++) a += snapped[f] * this.w1[wo + f];
+        fixed[k] = a + this.w1[wo + lcol] * INPUT_SCALE + this.b1[k];
+      }
+      const px = origin[0] + (keys[3 * i] + 0.5) * cell;
+      const py = origin[1] + (keys[3 * i + 1] + 0.5) * cell;
+      const pz = origin[2] + (keys[3 * i + 2] + 0.5) * cell;
+      highest.fill(-Infinity);
+      active.fill(1);
+      let remaining = K;
+      for (let c = 0; c < nc && remaining > 0; c++) {
+        const x = px - cams[3 * c];
+        const y = py - cams[3 * c + 1];
+        const z = pz - cams[3 * c + 2];
+        let dist = Math.sqrt(x * x + y * y + z * z);
+        if (dist < 1e-8) dist = 1e-8;
+        const v0 = snap(x / dist);
+        const v1 = snap(y / dist);
+        const v2 = snap(z / dist);
+        const r = snap(dist / distScale);
+        for (let k = 0; k < H; k++) {
+          const pre = fixed[k] + v0 * this.wv[k] + v1 * this.wv[H + k] + v2 * this.wv[2 * H + k] + r * this.wd[k];
+          const hv = pre > 0 ? roundEven(pre * unit) : 0;
+          h[k] = hv > HIDDEN_LIMIT ? HIDDEN_LIMIT : hv;
+        }
+        for (let j = 0; j < K; j++) {
+          if (!active[j]) continue;
+          let zj = this.b2[j];
+          const wo = j * H;
+          for (let k = 0; k < H; k++) zj += h[k] * this.w2[wo + k];
+          if (zj > highest[j]) highest[j] = zj;
+          if (zj >= this.threshold) {
+            active[j] = 0; // drawn from this camera: not hidden
+            remaining--;
+          }
+        }
+      }
+      for (let j = 0; j < K; j++) out[i * K + j] = highest[j] < this.threshold ? 1 : 0;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,8 @@
+// progs-web: decode progressive progs streams (docs/FORMAT.md) in the browser and in Node.
+export { FormatError } from "./errors.js";
+export { FORMAT_VERSION, MAGIC, scan, headerLength, tagName } from "./container.js";
+export type { Chunk, ScanResult } from "./container.js";
+export { decodeHeader } from "./header.js";
+export type { Header, Grid, GeneratorConfig, Tensor } from "./header.js";
+export { StreamDecoder, decode, MAX_ANCHORS } from "./decoder.js";
+export type { DecodedLevel, DecodeResult } from "./decoder.js";
