@@ -13,4 +13,11 @@ bash "$root/scripts/setup_env.sh" test
 cd "$root"
 # The package layers of docs/DESIGN.md (import-linter contract in pyproject.toml).
 "$root/.venv/bin/lint-imports"
-exec "$root/.venv/bin/python" -m pytest -q "$@"
+# The JavaScript decoder (web/): build it (type-checked), then its conformance suite in Node's test
+# runner against streams the Python encoder writes now, with what the Python decoder makes of them.
+(cd "$root/web" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+fixtures="$(mktemp -d)"
+trap 'rm -rf "$fixtures"' EXIT
+"$root/.venv/bin/python" "$root/tests/conformance_fixtures.py" "$fixtures"
+(cd "$root/web" && PROGS_CONFORMANCE_DIR="$fixtures" node --test test/)
+"$root/.venv/bin/python" -m pytest -q "$@"
