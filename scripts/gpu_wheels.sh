@@ -16,7 +16,7 @@ mkdir -p "$dest"
   -d "$dest" constriction==0.5.0 plyfile==1.1.5 gsplat==1.5.3 \
   gsply==0.4.6 isal==1.9.1 zstandard==0.25.0
 ls -l "$dest"
-fox="$root/../shared/data/fox"
+fox="${PROGS_DATA:-$root/../shared/data}/fox"
 if [ -f "$fox/transforms.json" ] && [ ! -e "$root/gpu_data/fox" ]; then
   mkdir -p "$root/gpu_data" && cp -r "$fox" "$root/gpu_data/fox" && echo "copied $fox to gpu_data/fox"
 fi

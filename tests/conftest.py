@@ -6,12 +6,14 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+from progs.io.dataset import data_root
+
 # Property tests judge results, never speed: a busy machine (CI shares two cores) must not fail them.
 settings.register_profile("progs", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("progs")
 
 REPO = Path(__file__).resolve().parents[1]
-FOX = REPO.parent / "shared" / "data" / "fox"
+FOX = data_root() / "fox"
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +24,7 @@ def _deterministic() -> None:
 @pytest.fixture
 def fox_dir() -> Path:
     if not (FOX / "transforms.json").exists():
-        pytest.skip(f"real fox capture absent at {FOX} (../shared/data/fox beside the repo)")
+        pytest.skip(f"real fox capture absent at {FOX} (the data root is $PROGS_DATA, else ../shared/data)")
     return FOX
 
 

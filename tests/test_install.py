@@ -72,3 +72,16 @@ def test_each_install_builds_its_kernels_in_its_own_folder(monkeypatch, tmp_path
     here = kernels.build_directory()
     monkeypatch.setattr(kernels, "_CSRC", tmp_path / "another" / "install" / "csrc")
     assert kernels.build_directory() != here and kernels.build_directory().parent.parent == here.parent.parent
+
+
+def test_a_bare_dataset_name_is_found_under_the_data_root(monkeypatch, tmp_path):
+    from progs.errors import InputError
+    from progs.io.dataset import DatasetSpec, data_root
+
+    (tmp_path / "garden").mkdir()
+    monkeypatch.setenv("PROGS_DATA", str(tmp_path))
+    monkeypatch.chdir(tmp_path.parent)
+    assert data_root() == tmp_path
+    assert DatasetSpec.from_argument("garden").path == str((tmp_path / "garden").resolve())
+    with pytest.raises(InputError, match=f"also looked for {tmp_path / 'bicycle'}: set the data root"):
+        DatasetSpec.from_argument("bicycle")

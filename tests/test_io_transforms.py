@@ -15,10 +15,11 @@ from PIL import Image
 
 from progs.errors import InputError
 from progs.io import detect_format, load_image, load_scene
+from progs.io.dataset import data_root
 from progs.io.images import cache_dir_for
 from progs.io.transforms import load_transforms_scene, opengl_c2w_to_opencv_w2c
 
-FOX = Path(__file__).parents[1] / ".." / "shared" / "data" / "fox"
+FOX = data_root() / "fox"
 
 
 @pytest.fixture(autouse=True)
@@ -299,7 +300,7 @@ def test_load_image_modes(tmp_path):
 
 def test_fox_capture():
     if not (FOX / "transforms.json").is_file():
-        pytest.skip(f"fox data absent at {FOX.resolve()} (see shared/data/fox/README.md)")
+        pytest.skip(f"fox data absent at {FOX.resolve()} (the data root is $PROGS_DATA, else ../shared/data)")
     with pytest.warns(UserWarning) as record:
         scene = load_scene(FOX, downscale=8)
     messages = [str(w.message) for w in record]

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import torch
 
+from progs.io.dataset import data_root
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "fox_spz.json"
-FOX = ROOT.parent / "shared" / "data" / "fox"
+FOX = data_root() / "fox"
 
 
 def load_fox():

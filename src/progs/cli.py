@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -529,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     t = sub.add_parser("train", help="train ProGS on a dataset (COLMAP, transforms.json folder, or 'demo')")
-    t.add_argument("dataset", help="dataset folder or 'demo'")
+    t.add_argument("dataset", help="dataset folder, a folder name under the data root (e.g. fox), or 'demo'")
     t.add_argument("--out", required=True, help="run folder (checkpoint + run.json)")
     t.add_argument("--downscale", type=float, default=1.0, help="image downscale factor (e.g. 8)")
     t.add_argument("--no-undistort", action="store_true",
@@ -639,7 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: rd,baselines,bitstream,speed,scaling,ablation,raster,fit or all (default)")
     b.add_argument("--quick", action="store_true", help="small budget (64x64 demo, short trainings; <= 10 min)")
     b.add_argument("--out", default="benchmarks/results", help="output folder (default benchmarks/results)")
-    b.add_argument("--dataset", default="demo", help="'demo' (default), 'fox' (../shared/data/fox) or a dataset folder")
+    b.add_argument("--dataset", default="demo", help="'demo' (default), a dataset folder, or a name under the data root (e.g. fox)")
     b.add_argument("--downscale", type=float, default=8.0, help="image downscale of a real dataset (default 8)")
     b.add_argument("--iterations", type=int, help="training iterations per model (default: from the profile)")
     b.add_argument("--seed", type=int, default=0)
@@ -649,6 +650,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="iterations of the plain 3DGS fits behind the SPZ curve (default: as many as progs)")
     _device_option(b, "train and evaluate the ProGS variants and the plain 3DGS fits")
     b.set_defaults(func=cmd_bench)
+    for parser in (p, *sub.choices.values()):  # before or after the command
+        parser.add_argument("--data-root", metavar="DIR", default=argparse.SUPPRESS,
+                            help="where datasets named by a bare name live (default $PROGS_DATA, else ../shared/data)")
     return p
 
 
@@ -673,6 +677,10 @@ def _join_signed_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_join_signed_values(list(sys.argv[1:] if argv is None else argv)))
+    if getattr(args, "data_root", None):
+        from progs.io.dataset import DATA_ENV
+
+        os.environ[DATA_ENV] = args.data_root
     try:
         return int(args.func(args) or 0)
     except ProgsError as exc:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from progs.io.dataset import DatasetSpec
+from progs.io.dataset import DatasetSpec, find_dataset
 from progs.errors import ProgsError
-from progs.bench.common import REFERENCE_LAMBDA, BenchConfig, repo_root
+from progs.bench.common import REFERENCE_LAMBDA, BenchConfig
 from progs.scene import Scene
 
 # name -> TrainConfig overrides (besides lambda_e)
@@ -65,14 +65,12 @@ class Trained:
 
 
 def resolve_dataset(name: str, downscale: float, views: int, size: int, seed: int) -> tuple[DatasetSpec, str]:
-    """(dataset spec, display name). ``fox`` = ``<repo>/../shared/data/fox``; ``views``, ``size`` and
-    ``seed`` apply to the demo scene only."""
+    """(dataset spec, display name). A bare name (``fox``) is a folder under the data root
+    (:func:`progs.io.dataset.data_root`); ``views``, ``size`` and ``seed`` apply to the demo scene only."""
     if name == "demo":
         return DatasetSpec.create("demo", views=views, size=size, seed=seed), "demo"
-    path = repo_root() / ".." / "shared" / "data" / "fox" if name == "fox" else Path(name)
-    if not path.exists():
-        raise ProgsError(f"{name}: dataset folder {path} not found")
-    return DatasetSpec.create("folder", path=str(path.resolve()), downscale=downscale), path.resolve().name
+    path = find_dataset(name).resolve()
+    return DatasetSpec.create("folder", path=str(path), downscale=downscale), path.name
 
 
 class Workspace:

@@ -27,6 +27,33 @@ from typing import Any
 from progs.errors import InputError
 from progs.scene import Scene
 
+DATA_ENV = "PROGS_DATA"
+
+
+def data_root() -> Path:
+    """Where datasets named by a bare name (``fox``) live: ``$PROGS_DATA`` (``progs --data-root`` sets it),
+    else ``shared/data`` beside a source checkout, else ``../shared/data`` from the working folder."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout.parent / "shared" / "data"
+    return Path("..") / "shared" / "data"
+
+
+def find_dataset(name: str | os.PathLike) -> Path:
+    """``name`` as a path when it exists, else the folder of that name under :func:`data_root`; a
+    missing dataset is one line that names both places."""
+    path = Path(name)
+    if path.exists():
+        return path
+    under_root = data_root() / path
+    if not path.is_absolute() and under_root.exists():
+        return under_root
+    raise InputError(f"{name}: no such dataset folder (expected a COLMAP or transforms.json folder, or 'demo'; "
+                     f"also looked for {under_root}: set the data root with --data-root or ${DATA_ENV})")
+
+
 KINDS = ("demo", "folder", "ply")
 UP_AXES = ("x", "y", "z", "-x", "-y", "-z")
 _RENDERED = ("views", "size")
@@ -86,11 +113,9 @@ class DatasetSpec:
         if str(text) == "demo":
             return cls.create("demo", **options)
         path = Path(text)
-        if not path.exists():
-            raise InputError(f"{text}: no such dataset folder (expected a COLMAP or transforms.json folder, or 'demo')")
         if path.suffix.lower() == ".ply":
             raise InputError(f"{text}: a PLY is a Gaussian cloud, not a dataset with posed images (use `progs fit`)")
-        return cls.create("folder", path=str(path.resolve()), **options)
+        return cls.create("folder", path=str(find_dataset(text).resolve()), **options)
 
     # -- run.json ----------------------------------------------------------------------------------------
 
