@@ -28,7 +28,7 @@ from progs.model.context import ContextConfig, ContextModel
 from progs.model.gaussians import GaussianGenerator
 from progs.train.checkpoint import save_checkpoint
 
-GOLDEN_STREAM_SHA256 = "897414ec7fface230a47932eba4c7909eedb8f4e1127f4bf68c04e5d4cb1f5ed"
+GOLDEN_STREAM_SHA256 = "b0882ed61ab37966e5f1ec18f6cd478b1d956f60ee722d950f4626b3477c6e92"
 GOLDEN_PLY = Path(__file__).parent / "data" / "golden_decoded.ply"
 
 FEAT, K, L, B = 32, 10, 3, 2

@@ -6,7 +6,7 @@ import { ContextModel } from "./context.js";
 import { decodeSymbols } from "./attributes.js";
 import { FormatError } from "./errors.js";
 import { decodeHeader, Header } from "./header.js";
-import { HiddenRule, probeCameras } from "./hidden.js";
+import { decodeMask, HiddenRule, probeCameras } from "./hidden.js";
 import { applyPredictor, readPredictor } from "./prediction.js";
 import { decodeStructure, METHOD_NAMES } from "./structure.js";
 
@@ -115,7 +115,7 @@ export class StreamDecoder {
     const symbols = new Float64Array(n * D);
     for (let i = 0; i < n; i++) symbols.set(fsSym.subarray(i * fs, (i + 1) * fs), i * D);
     let hidden: Uint8Array | null = null;
-    if (this.rule && n) {
+    if (this.rule) {
       const features = new Float64Array(n * F);
       for (let i = 0; i < n; i++) {
         const q = p.step[3 * i];
@@ -124,7 +124,7 @@ export class StreamDecoder {
           features[i * F + j] = (s + p.mean[i * D + j]) * q;
         }
       }
-      hidden = this.rule.level(st.keys, n, level, features);
+      hidden = decodeMask(r, this.rule.buckets(st.keys, n, level, features));
     }
     // the offsets of the coded Gaussians, anchor-major, then offset index, then x, y, z
     const oIndex: number[] = [];

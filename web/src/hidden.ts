@@ -1,10 +1,14 @@
-// FORMAT.md "Never-drawn Gaussians (the hidden rule)": Gaussians whose opacity logit stays below
-// −0.02 from every probe camera, in exact integer arithmetic held in doubles.
+// FORMAT.md "Never-drawn Gaussians": the stream codes which Gaussians the encoder's rule hides; the
+// decoder evaluates the opacity head from 18 probe cameras (exact integer arithmetic held in doubles)
+// for the mask's context, then decodes the mask.
+import { ByteReader } from "./bytes.js";
+import { frequencies, RangeDecoder } from "./rangecoder.js";
 import { pow2, roundEven } from "./exactmath.js";
 import { Grid, Tensor } from "./header.js";
 
 const MARGIN = 0.02;
-const FACE_SAMPLES = 5;
+const CONTEXT_FACE_SAMPLES = 1;
+const BUCKET_EDGES = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0];
 const RADII = [0.5, 1.0, 2.0];
 const INPUT_SCALE = 4096; // inputs are snapped to multiples of 2^-12
 const INPUT_LIMIT = 2 ** 20;
@@ -12,7 +16,7 @@ const HIDDEN_LIMIT = 2 ** 30;
 const BITS = 12; // the rule's mantissas: at most 2047 in magnitude
 
 /** Unit vectors [6·n², 3] through the centres of an n × n grid on each face of the cube. */
-export function cubeSphereDirections(n = FACE_SAMPLES): Float64Array {
+export function cubeSphereDirections(n: number): Float64Array {
   const t = Array.from({ length: n }, (_, i) => (i + 0.5) * (2.0 / n) - 1.0);
   const out = new Float64Array(6 * n * n * 3);
   let o = 0;
@@ -33,11 +37,12 @@ export function cubeSphereDirections(n = FACE_SAMPLES): Float64Array {
   return out;
 }
 
-/** Camera centres [450, 3]: c + dir · (r · d), r = 0.5, 1, 2, c the cube's centre. */
-export function probeCameras(grid: Grid, viewDistance: number | null): Float64Array {
+/** Camera centres [6 n² · 3, 3]: c + dir · (r · d), r = 0.5, 1, 2, c the cube's centre (the mask's
+ * context: n = 1, 18 cameras). */
+export function probeCameras(grid: Grid, viewDistance: number | null, n = CONTEXT_FACE_SAMPLES): Float64Array {
   const centre = grid.origin.map((o) => o + grid.size / 2);
   const d = viewDistance ? viewDistance : 1.5 * grid.size;
-  const dirs = cubeSphereDirections();
+  const dirs = cubeSphereDirections(n);
   const m = dirs.length / 3;
   const out = new Float64Array(RADII.length * dirs.length);
   let o = 0;
@@ -80,6 +85,7 @@ export class HiddenRule {
   private readonly w2: Float64Array; // [K, H]
   private readonly b2: Float64Array; // [K] in units of 2^-(12 + e2)
   private readonly threshold: number;
+  private readonly e2: number;
   private readonly wv: Float64Array; // [3, H] view weights, transposed
   private readonly wd: Float64Array; // [H]
 
@@ -105,6 +111,7 @@ export class HiddenRule {
     this.b1 = bias(t("0.bias").values, l1.e);
     this.b2 = bias(t("2.bias").values, l2.e);
     this.threshold = -MARGIN * pow2(BITS + l2.e);
+    this.e2 = l2.e;
     this.wv = new Float64Array(3 * this.H);
     this.wd = new Float64Array(this.H);
     for (let k = 0; k < this.H; k++) {
@@ -113,10 +120,11 @@ export class HiddenRule {
     }
   }
 
-  /** hidden [n, K] (1 = never drawn) of a level's anchors: keys [n, 3], decoded features [n, F]. */
-  level(keys: Int32Array, n: number, level: number, features: Float64Array): Uint8Array {
-    const { H, K, F, dIn } = this;
-    const out = new Uint8Array(n * K);
+  /** The mask's contexts [n, K] of a level's anchors (keys [n, 3], decoded features [n, F]): −1 where a
+   * camera draws the Gaussian, else the bucket 0..6 of how far below −0.02 its highest logit stays. */
+  buckets(keys: Int32Array, n: number, level: number, features: Float64Array): Int8Array {
+    const { H, K, F, dIn, wv, wd, w2, b2 } = this;
+    const out = new Int8Array(n * K);
     const cell = this.grid.size / 2 ** (this.grid.baseDepth + level - 1);
     const origin = this.grid.origin;
     const lcol = F + 4 + Math.min(Math.max(level - 1, 0), this.levels - 1);
@@ -127,8 +135,9 @@ export class HiddenRule {
     const cams = this.cameras;
     const nc = cams.length / 3;
     const distScale = this.grid.size;
-    const active = new Uint8Array(K);
     const unit = pow2(-this.e1);
+    const logit = pow2(BITS + this.e2); // one logit unit
+    const edges = BUCKET_EDGES.map((e) => e * logit);
     for (let i = 0; i < n; i++) {
       for (let f = 0; f < F; f++) snapped[f] = snap(features[i * F + f]);
       for (let k = 0; k < H; k++) {
@@ -141,9 +150,7 @@ export class HiddenRule {
       const py = origin[1] + (keys[3 * i + 1] + 0.5) * cell;
       const pz = origin[2] + (keys[3 * i + 2] + 0.5) * cell;
       highest.fill(-Infinity);
-      active.fill(1);
-      let remaining = K;
-      for (let c = 0; c < nc && remaining > 0; c++) {
+      for (let c = 0; c < nc; c++) {
         const x = px - cams[3 * c];
         const y = py - cams[3 * c + 1];
         const z = pz - cams[3 * c + 2];
@@ -154,24 +161,63 @@ export class HiddenRule {
         const v2 = snap(z / dist);
         const r = snap(dist / distScale);
         for (let k = 0; k < H; k++) {
-          const pre = fixed[k] + v0 * this.wv[k] + v1 * this.wv[H + k] + v2 * this.wv[2 * H + k] + r * this.wd[k];
+          const pre = fixed[k] + v0 * wv[k] + v1 * wv[H + k] + v2 * wv[2 * H + k] + r * wd[k];
           const hv = pre > 0 ? roundEven(pre * unit) : 0;
           h[k] = hv > HIDDEN_LIMIT ? HIDDEN_LIMIT : hv;
         }
         for (let j = 0; j < K; j++) {
-          if (!active[j]) continue;
-          let zj = this.b2[j];
+          let zj = b2[j];
           const wo = j * H;
-          for (let k = 0; k < H; k++) zj += h[k] * this.w2[wo + k];
+          for (let k = 0; k < H; k++) zj += h[k] * w2[wo + k];
           if (zj > highest[j]) highest[j] = zj;
-          if (zj >= this.threshold) {
-            active[j] = 0; // drawn from this camera: not hidden
-            remaining--;
-          }
         }
       }
-      for (let j = 0; j < K; j++) out[i * K + j] = highest[j] < this.threshold ? 1 : 0;
+      for (let j = 0; j < K; j++) {
+        const depth = this.threshold - highest[j];
+        let b = -1;
+        if (depth > 0) {
+          b = 0;
+          while (b < edges.length && edges[b] <= depth) b++;
+        }
+        out[i * K + j] = b;
+      }
     }
     return out;
   }
+}
+
+const FIRST_BLOCK = 64;
+
+/** The mask (1 = hidden) of the Gaussians whose context bucket is >= 0: a words stream, the bits
+ * grouped by bucket, each bucket coded block-adaptively (blocks 64, 128, …; Laplace counts). */
+export function decodeMask(r: ByteReader, buckets: Int8Array): Uint8Array {
+  const words = r.words();
+  const hidden = new Uint8Array(buckets.length);
+  let maxBucket = -1;
+  for (const b of buckets) if (b > maxBucket) maxBucket = b;
+  if (maxBucket < 0) return hidden;
+  if (words.length === 0) throw r.fail("the hidden-Gaussian mask is empty");
+  try {
+    const dec = new RangeDecoder(words);
+    for (let b = 0; b <= maxBucket; b++) {
+      const pos: number[] = [];
+      for (let i = 0; i < buckets.length; i++) if (buckets[i] === b) pos.push(i);
+      const counts = [1, 1];
+      for (let s = 0, size = FIRST_BLOCK; s < pos.length; s += size, size *= 2) {
+        const e = Math.min(pos.length, s + size);
+        const table = frequencies(counts);
+        const ones = [0, 0];
+        for (let k = s; k < e; k++) {
+          const bit = dec.decode(table);
+          hidden[pos[k]] = bit;
+          ones[bit]++;
+        }
+        counts[0] += ones[0];
+        counts[1] += ones[1];
+      }
+    }
+  } catch (e) {
+    throw r.fail(`the hidden-Gaussian mask does not decode (${(e as Error).message})`);
+  }
+  return hidden;
 }

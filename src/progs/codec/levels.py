@@ -24,11 +24,12 @@ import torch
 from progs import octree
 from progs.codec.attributes import decode_symbols, encode_symbols, ideal_bits
 from progs.codec.bytes import ByteReader, ByteWriter
+from progs.codec.mask import decode_mask, encode_mask
 from progs.codec.prediction import MIN_ANCHORS, ParentPredictor, read_predictor, write_predictor
 from progs.model.context import ContextModel
 from progs.model.layout import BLOCK_NAMES
 from progs.model.model import ProGSModel
-from progs.model.visibility import level_hidden, probe_cameras
+from progs.model.visibility import level_hidden, level_mask_buckets, probe_cameras
 
 
 def normalised_positions(grid: octree.OctreeGrid, keys: torch.Tensor, level: int) -> torch.Tensor:
@@ -141,21 +142,25 @@ def encode_attributes(w: ByteWriter, ctx: ContextModel, lv: LevelSymbols) -> tup
     sizes["fs"] = len(w) - start
     start = len(w)
     coded_ch = offset_channels(lv.coded)
+    if lv.coded is not None:  # the rule's outcome, then the offsets of the coded Gaussians
+        if lv.buckets is None:
+            raise ValueError("coding the hidden-Gaussian mask needs its context buckets")
+        encode_mask(w, (~lv.coded).numpy(), lv.buckets.numpy())
     encode_symbols(w, _coded_offsets(ctx, symbols, coded_ch), _coded_offsets(ctx, bins, coded_ch))
     sizes["o"] = len(w) - start
     return dequantize(ctx, lv.residuals, lv.params), symbols, sizes
 
 
-HiddenRule = Callable[[torch.Tensor], torch.Tensor]  # decoded features [N, F] float64 -> hidden [N, K] bool
+MaskContext = Callable[[torch.Tensor], torch.Tensor]  # decoded features [N, F] float64 -> mask buckets [N, K]
 
 
 def decode_attributes(
     r: ByteReader, ctx: ContextModel, level: int, p: LevelParams, parent_values: torch.Tensor | None,
-    hidden_of: HiddenRule | None,
+    buckets_of: MaskContext | None,
 ) -> tuple[torch.Tensor, np.ndarray, dict[str, int], LevelParams]:
     """Read one level's attributes. ``p``: the context model's parameters; ``parent_values``: the
-    previous level's decoded values [N_parent, D]; ``hidden_of`` gives the Gaussians whose offsets the
-    stream omits (None: every offset is coded). Returns (values [N, D] float64, the coded symbols,
+    previous level's decoded values [N_parent, D]; ``buckets_of`` gives the context of the coded mask of
+    the Gaussians whose offsets the stream omits (None: every offset is coded, no mask). Returns (values [N, D] float64, the coded symbols,
     bytes per part, the parameters the symbols were coded with)."""
     layout = ctx.layout
     start = r.pos
@@ -172,10 +177,11 @@ def decode_attributes(
     symbols[:, :fs] = decode_symbols(r, np.ascontiguousarray(bins[:, :fs]))
     sizes["fs"] = r.pos - start
     coded_ch = None
-    if hidden_of is not None and n:
-        features = layout.split(dequantize(ctx, p.lattice_residuals(torch.from_numpy(symbols).double()), p))[0]
-        coded_ch = offset_channels(~hidden_of(features))
     start = r.pos
+    if buckets_of is not None:
+        features = layout.split(dequantize(ctx, p.lattice_residuals(torch.from_numpy(symbols).double()), p))[0]
+        buckets = buckets_of(features).numpy() if n else np.zeros((0, layout.dims[2] // 3), dtype=np.int64)
+        coded_ch = offset_channels(torch.from_numpy(~decode_mask(r, buckets)))
     o_sym = decode_symbols(r, np.ascontiguousarray(_coded_offsets(ctx, bins, coded_ch)))
     sizes["o"] = r.pos - start
     o = slice(fs, layout.edges[3])
@@ -198,6 +204,7 @@ class LevelSymbols:
     residuals: torch.Tensor  # [N, D] float64 holding integers (0 for the offsets of hidden Gaussians)
     coded: torch.Tensor | None  # [N, K] bool: the Gaussians whose offsets are coded (None: all)
     predictor: ParentPredictor | None = None
+    buckets: torch.Tensor | None = None  # [N, K] the coded mask's contexts (with ``coded``)
 
 
 def _choose_predictor(
@@ -221,7 +228,8 @@ def _choose_predictor(
 
 
 def attribute_symbols(
-    model: ProGSModel, cameras: torch.Tensor | None = None, predict: bool = True
+    model: ProGSModel, cameras: torch.Tensor | None = None, predict: bool = True,
+    context_cameras: torch.Tensor | None = None,
 ) -> Iterator[LevelSymbols]:
     """Per level, in coding order, the symbols the encoder codes for ``model``'s attributes with its
     context model as it is (call it on :func:`progs.codec.header.coding_model` for the exact stream),
@@ -230,8 +238,10 @@ def attribute_symbols(
     ``cameras``: the probe camera centres [C, 3] (:func:`progs.model.visibility.probe_cameras`); the
     offsets of every neural Gaussian that the decoded model never draws from any of them
     (:func:`progs.model.visibility.level_hidden`, judged on the decoded features) are not coded and
-    decode as residual 0, the prior's mean. None codes every offset. ``predict=False``: no parent
-    predictor (the context model's priors only; the decoded values are the same)."""
+    decode as residual 0, the prior's mean. None codes every offset. ``context_cameras``: the cameras
+    of the coded mask's context (:func:`progs.model.visibility.level_mask_buckets`; needed to encode).
+    ``predict=False``: no parent predictor (the context model's priors only; the decoded values are
+    the same)."""
     a = model.anchors
     perm = octree.sort_canonical(a.keys, a.levels)
     keys_all, levels_all = a.keys[perm], a.levels[perm]
@@ -249,10 +259,12 @@ def attribute_symbols(
         parent_values = prev_values[p_ctx.parent] if has_parents else None
         predictor, p = (None, p_ctx) if parent_values is None else _choose_predictor(ctx, attrs, p_ctx, parent_values)
         residuals = quantize(ctx, attrs, p)
-        coded = None
-        if cameras is not None and keys.shape[0]:
+        coded = buckets = None
+        if cameras is not None:
             features = layout.split(dequantize(ctx, residuals, p))[0]
             coded = ~level_hidden(model.generator, a.grid, keys, level, features, cameras)
+            if context_cameras is not None:
+                buckets = level_mask_buckets(model.generator, a.grid, keys, level, features, context_cameras)
             coded_ch = offset_channels(coded)
             if predictor is not None:  # the offsets' predictor, fitted on the offsets the stream carries
                 mask = torch.ones_like(attrs, dtype=torch.bool)
@@ -262,7 +274,7 @@ def attribute_symbols(
                 p = predictor.apply(ctx, p_ctx, parent_values)
                 residuals[:, o] = quantize(ctx, attrs, p)[:, o]
             residuals[:, o] = torch.where(coded_ch, residuals[:, o], 0.0)
-        yield LevelSymbols(level, keys, attrs, p, residuals, coded, predictor)
+        yield LevelSymbols(level, keys, attrs, p, residuals, coded, predictor, buckets)
         prev_values = dequantize(ctx, residuals, p)
 
 

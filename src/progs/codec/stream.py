@@ -28,7 +28,7 @@ from progs.codec.levels import (
 )
 from progs.model.anchors import AnchorSet
 from progs.model.model import ProGSModel, cpu_model
-from progs.model.visibility import RULE_MAX_ANCHORS, level_hidden, probe_cameras
+from progs.model.visibility import CONTEXT_FACE_SAMPLES, RULE_MAX_ANCHORS, level_mask_buckets, probe_cameras
 
 MAX_ANCHORS = 1 << 26
 
@@ -103,7 +103,8 @@ def encode(
     if skip_hidden is None:
         skip_hidden = len(cm.anchors) <= RULE_MAX_ANCHORS
     cams = probe_cameras(grid, cm.view_distance) if skip_hidden else None
-    levels = attribute_symbols(cm, cams, parent_prediction)  # level by level: keys, coding parameters and symbols
+    ctx_cams = probe_cameras(grid, cm.view_distance, face_samples=CONTEXT_FACE_SAMPLES) if skip_hidden else None
+    levels = attribute_symbols(cm, cams, parent_prediction, ctx_cams)  # level by level: keys, coding parameters and symbols
     if progress:
         from tqdm import tqdm
 
@@ -187,7 +188,7 @@ def decode(
     # 2. Per level: coding parameters from the structure, then the attribute symbols.
     #    (Overlapping the two in threads does not pay: constriction holds the GIL while it decodes.)
     walker = LevelContext(ctx, grid)
-    cams = probe_cameras(grid, head.view_distance) if head.skip_hidden else None
+    cams = probe_cameras(grid, head.view_distance, face_samples=CONTEXT_FACE_SAMPLES) if head.skip_hidden else None
     prev_values: torch.Tensor | None = None
     keys_parts: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
@@ -198,8 +199,8 @@ def decode(
             p = walker.params(keys, level)
         except ValueError as exc:
             raise r.fail(str(exc)) from None
-        hidden_of = None if cams is None else partial(level_hidden, head.generator, grid, keys, level, cameras=cams)
-        value, symbols, sizes, p = decode_attributes(r, ctx, level, p, prev_values, hidden_of)
+        buckets_of = None if cams is None else partial(level_mask_buckets, head.generator, grid, keys, level, cameras=cams)
+        value, symbols, sizes, p = decode_attributes(r, ctx, level, p, prev_values, buckets_of)
         prev_values = value
         r.expect_end()
         keys_parts.append(keys)

@@ -32,9 +32,15 @@ RADII = (0.5, 1.0, 2.0)  # × the viewing distance
 INPUT_BITS = 12  # inputs and hidden activations are snapped to multiples of 2^-12
 INPUT_LIMIT = float(2**20)  # |snapped input| ≤ 2^20 units (256 in value): bounds every exact sum
 HIDDEN_LIMIT = float(2**30)  # hidden activations ≤ 2^30 units
-# The rule costs the decoder ~0.1 ms per anchor on one CPU core (450 cameras × the opacity MLP); the
-# encoder applies it only to models up to this many anchors, so a large scene's decode stays fast.
+# The rule costs ~0.1 ms per anchor on one CPU core (450 cameras × the opacity MLP); the encoder applies
+# it only to models up to this many anchors. The decoder does not evaluate it: the stream codes its
+# outcome, with the context of :func:`mask_buckets` (18 of the cameras).
 RULE_MAX_ANCHORS = 50_000
+CONTEXT_FACE_SAMPLES = 1  # the mask's context: the face centres at the three radii (18 of the rule's cameras)
+# The mask's context buckets: how far (in logit units) below -HIDDEN_MARGIN the highest logit from the
+# context cameras stays: [0, 1/8), [1/8, 1/4), ... [4, inf) -> buckets 0..6.
+BUCKET_EDGES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
+NUM_BUCKETS = len(BUCKET_EDGES) + 1
 
 
 def cube_sphere_directions(n: int = FACE_SAMPLES) -> torch.Tensor:
@@ -54,12 +60,13 @@ def cube_sphere_directions(n: int = FACE_SAMPLES) -> torch.Tensor:
     return d / norm[:, None]
 
 
-def probe_cameras(grid: OctreeGrid, view_distance: float | None, device: torch.device | str = "cpu") -> torch.Tensor:
+def probe_cameras(grid: OctreeGrid, view_distance: float | None, device: torch.device | str = "cpu",
+                  face_samples: int = FACE_SAMPLES) -> torch.Tensor:
     """Camera centres [C, 3] (float64) to test visibility from: cube-sphere directions around the
     octree cube's centre at ``RADII`` × ``view_distance`` (1.5 × the cube size when unknown)."""
     centre = grid.origin_tensor.double() + grid.size / 2
     d = float(view_distance) if view_distance else 1.5 * grid.size
-    dirs = cube_sphere_directions()
+    dirs = cube_sphere_directions(face_samples)
     return torch.cat([centre + dirs * (r * d) for r in RADII]).to(device)
 
 
@@ -78,6 +85,48 @@ def _integer_layer(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tens
     return w, b, e
 
 
+def _opacity_terms(generator: GaussianGenerator, levels: torch.Tensor, features: torch.Tensor):
+    """The integer opacity head: (camera-independent first-layer terms [N, H], view weights [H, 3],
+    distance weights [H], W2, b2, e1, e2), in the units of the module docstring."""
+    device = features.device
+    mlp = generator.mlp_opacity
+    w1, b1, e1 = _integer_layer(mlp[0].weight, mlp[0].bias)
+    w2, b2, e2 = _integer_layer(mlp[2].weight, mlp[2].bias)
+    w1, b1, w2, b2 = w1.to(device), b1.to(device), w2.to(device), b2.to(device)
+    cols = generator.input_slices()
+    # the feature and level terms do not depend on the camera: computed once per anchor
+    level_col = (levels.to(device) - 1).clamp(0, generator.levels - 1)
+    level_term = w1[:, cols["level"]].T[level_col] * float(2**INPUT_BITS)
+    fixed = _snap(features.double()) @ w1[:, cols["feature"]].T + level_term + b1  # units 2^-(12 + e1)
+    return fixed, w1[:, cols["view"]], w1[:, cols["distance"].start], w2, b2, e1, e2
+
+
+@torch.no_grad()
+def highest_logits(
+    generator: GaussianGenerator, positions: torch.Tensor, levels: torch.Tensor, features: torch.Tensor,
+    cameras: torch.Tensor, dist_scale: float, batch: int = 16,
+) -> tuple[torch.Tensor, int]:
+    """``(highest [N, K], e2)``: each Gaussian's highest opacity logit over ``cameras``, an integer in
+    units of 2^-(12 + e2) (float64; exact, module docstring). PyTorch only (the decoder's 18 context
+    cameras; the encoder's 450-camera rule uses the fused kernel of :func:`hidden_gaussians`)."""
+    n, k = positions.shape[0], generator.n_offsets
+    device = positions.device
+    fixed, w_view, w_dist, w2, b2, e1, e2 = _opacity_terms(generator, levels, features)
+    pos = positions.double()
+    highest = torch.full((n, k), -torch.inf, dtype=torch.float64, device=device)
+    for i in range(0, cameras.shape[0], batch):
+        vec = pos[None] - cameras[i:i + batch, None].to(device, torch.float64)  # [C, N, 3]
+        x, y, z = vec.unbind(-1)
+        dist = torch.sqrt((x * x + y * y) + z * z).clamp_min(1e-8)
+        view = _snap(vec / dist[..., None])
+        ratio = _snap(dist / float(dist_scale))[..., None]
+        pre = fixed[None] + view @ w_view.T + ratio * w_dist  # integers in units of 2^-(12 + e1)
+        h = torch.round(torch.relu(pre) * 2.0**-e1).clamp_(max=HIDDEN_LIMIT)  # units of 2^-12
+        out = h @ w2.T + b2  # integers in units of 2^-(12 + e2)
+        highest = torch.maximum(highest, out.amax(0))
+    return highest, e2
+
+
 @torch.no_grad()
 def hidden_gaussians(
     generator: GaussianGenerator, positions: torch.Tensor, levels: torch.Tensor, features: torch.Tensor,
@@ -94,34 +143,24 @@ def hidden_gaussians(
     n, k = positions.shape[0], generator.n_offsets
     if n == 0:
         return torch.zeros(0, k, dtype=torch.bool, device=device)
-    mlp = generator.mlp_opacity
-    w1, b1, e1 = _integer_layer(mlp[0].weight, mlp[0].bias)
-    w2, b2, e2 = _integer_layer(mlp[2].weight, mlp[2].bias)
-    w1, b1, w2, b2 = w1.to(device), b1.to(device), w2.to(device), b2.to(device)
-    cols = generator.input_slices()
-    # the feature and level terms do not depend on the camera: computed once per anchor
-    level_col = (levels.to(device) - 1).clamp(0, generator.levels - 1)
-    level_term = w1[:, cols["level"]].T[level_col] * float(2**INPUT_BITS)
-    fixed = _snap(features.double()) @ w1[:, cols["feature"]].T + level_term + b1  # units 2^-(12 + e1)
-    w_view, w_dist = w1[:, cols["view"]], w1[:, cols["distance"].start]
-    pos = positions.double()
-    threshold = -margin * 2.0 ** (INPUT_BITS + e2)
     ext = load_kernel() if use_kernel and device.type == "cpu" else None
     if ext is not None:
-        return ext.hidden_rule(pos, fixed, cameras.to(device, torch.float64), w_view, w_dist, w2, b2,
+        fixed, w_view, w_dist, w2, b2, e1, e2 = _opacity_terms(generator, levels, features)
+        threshold = -margin * 2.0 ** (INPUT_BITS + e2)
+        return ext.hidden_rule(positions.double(), fixed, cameras.to(device, torch.float64), w_view, w_dist, w2, b2,
                                float(dist_scale), float(2**INPUT_BITS), INPUT_LIMIT, 2.0**-e1, HIDDEN_LIMIT, threshold)
-    highest = torch.full((n, k), -torch.inf, dtype=torch.float64, device=device)
-    for i in range(0, cameras.shape[0], batch):
-        vec = pos[None] - cameras[i:i + batch, None].to(device, torch.float64)  # [C, N, 3]
-        x, y, z = vec.unbind(-1)
-        dist = torch.sqrt((x * x + y * y) + z * z).clamp_min(1e-8)
-        view = _snap(vec / dist[..., None])
-        ratio = _snap(dist / float(dist_scale))[..., None]
-        pre = fixed[None] + view @ w_view.T + ratio * w_dist  # integers in units of 2^-(12 + e1)
-        h = torch.round(torch.relu(pre) * 2.0**-e1).clamp_(max=HIDDEN_LIMIT)  # units of 2^-12
-        out = h @ w2.T + b2  # integers in units of 2^-(12 + e2)
-        highest = torch.maximum(highest, out.amax(0))
-    return highest < threshold
+    highest, e2 = highest_logits(generator, positions, levels, features, cameras, dist_scale, batch)
+    return highest < -margin * 2.0 ** (INPUT_BITS + e2)
+
+
+def mask_buckets(highest: torch.Tensor, e2: int, margin: float = HIDDEN_MARGIN) -> torch.Tensor:
+    """[N, K] int64: -1 where a context camera draws the Gaussian (it is not hidden: no mask bit), else
+    the bucket 0..6 of how far below ``-margin`` its highest logit stays (``BUCKET_EDGES``, logit units)."""
+    unit = 2.0 ** (INPUT_BITS + e2)
+    depth = -margin * unit - highest  # > 0 below the threshold (integers and exact multiples of unit)
+    edges = torch.tensor([e * unit for e in BUCKET_EDGES], dtype=torch.float64, device=highest.device)
+    buckets = torch.searchsorted(edges, depth.contiguous(), right=True)
+    return torch.where(depth > 0, buckets, torch.full_like(buckets, -1))
 
 
 def level_hidden(
@@ -133,3 +172,16 @@ def level_hidden(
     positions = grid.voxel_center(keys, level, dtype=torch.float64)
     levels = torch.full((keys.shape[0],), level, dtype=torch.int64)
     return hidden_gaussians(generator, positions, levels, features, cameras, float(grid.size))
+
+
+def level_mask_buckets(
+    generator: GaussianGenerator, grid: OctreeGrid, keys: torch.Tensor, level: int, features: torch.Tensor,
+    cameras: torch.Tensor,
+) -> torch.Tensor:
+    """[N, K] mask contexts (:func:`mask_buckets`) of one level's anchors from the context cameras
+    (``probe_cameras(..., face_samples=CONTEXT_FACE_SAMPLES)``), as encoder and decoder both compute them."""
+    positions = grid.voxel_center(keys, level, dtype=torch.float64)
+    levels = torch.full((keys.shape[0],), level, dtype=torch.int64)
+    if keys.shape[0] == 0:
+        return torch.zeros(0, generator.n_offsets, dtype=torch.int64)
+    return mask_buckets(*highest_logits(generator, positions, levels, features, cameras, float(grid.size)))
