@@ -115,11 +115,11 @@ export class ContextModel {
   private readonly res2: number[];
   private readonly T3: number;
   private readonly T2: number;
-  private readonly w1own: Float64Array; // [F, H]: the own-feature half of both first layers
+  private readonly w1own: Float64Array; // [H, F]: the own-feature half of both first layers
   private readonly w1parent: Float64Array; // [F, H]
   private readonly b1: Float64Array; // [H]
   private readonly w1level: Float64Array; // [numLevels, H]
-  private readonly w2d: Float64Array; // [Hd, 2D]
+  private readonly w2d: Float64Array; // [2D, Hd]
   private readonly b2d: Float64Array;
   private readonly w2q: Float64Array; // [Hq, 3]
   private readonly b2q: Float64Array;
@@ -143,11 +143,11 @@ export class ContextModel {
     const wd = t("mlp_d.0.weight"); // [Hd, fIn]
     const wq = t("mlp_q.0.weight"); // [Hq, fIn]
     const col = (k: number, j: number) => (k < Hd ? wd[k * fIn + j] : wq[(k - Hd) * fIn + j]);
-    this.w1own = new Float64Array(F * H);
+    this.w1own = new Float64Array(H * F); // [H, F]: each unit's weights contiguous
     this.w1parent = new Float64Array(F * H);
     for (let f = 0; f < F; f++) {
       for (let k = 0; k < H; k++) {
-        this.w1own[f * H + k] = col(k, f);
+        this.w1own[k * F + f] = col(k, f);
         this.w1parent[f * H + k] = col(k, F + f);
       }
     }
@@ -158,9 +158,7 @@ export class ContextModel {
     this.b1 = new Float64Array(H);
     for (let k = 0; k < H; k++) this.b1[k] = k < Hd ? bd[k] : bq[k - Hd];
     const D = this.D;
-    const w2d = t("mlp_d.2.weight"); // [2D, Hd]
-    this.w2d = new Float64Array(Hd * 2 * D);
-    for (let k = 0; k < Hd; k++) for (let j = 0; j < 2 * D; j++) this.w2d[k * 2 * D + j] = w2d[j * Hd + k];
+    this.w2d = t("mlp_d.2.weight"); // [2D, Hd]
     this.b2d = t("mlp_d.2.bias");
     const w2q = t("mlp_q.2.weight"); // [3, Hq]
     this.w2q = new Float64Array(Hq * 3);
@@ -177,9 +175,12 @@ export class ContextModel {
     const dim = this.cfg.dim;
     const out = new Float64Array(n * F);
     const p2 = new Float64Array(2);
+    const p = new Float64Array(3);
     const L3 = this.res3.length;
     for (let i = 0; i < n; i++) {
-      const p = pos.subarray(3 * i, 3 * i + 3);
+      p[0] = pos[3 * i];
+      p[1] = pos[3 * i + 1];
+      p[2] = pos[3 * i + 2];
       const o = i * F;
       for (let g = 0; g < L3; g++) this.interpolate(this.grid3, g * this.T3 * dim, this.T3, p, 3, this.res3[g], out, o + g * dim);
       for (let g = 0; g < this.res2.length; g++) {
@@ -275,33 +276,31 @@ export class ContextModel {
     const dloc = new Float64Array(2 * D);
     const q0 = this.cfg.q0;
     const inv = new Float64Array(3);
+    const { w1own, w2d, b2d, w2q, b2q, channelType } = this;
     for (let i = 0; i < n; i++) {
-      hid.fill(0);
-      for (let f = 0; f < F; f++) {
-        const x = h[i * F + f];
-        const wo = f * H;
-        for (let k = 0; k < H; k++) hid[k] = hid[k] + x * this.w1own[wo + k];
-      }
+      // every product and partial sum below is exact (FORMAT.md), so any summation order gives these bits
+      const ho = i * F;
       const to = terms && parent ? parent[i] * H : -1;
       for (let k = 0; k < H; k++) {
-        let v = hid[k];
+        let v = 0;
+        const wo = k * F;
+        for (let f = 0; f < F; f++) v += h[ho + f] * w1own[wo + f];
         if (to >= 0) v = v + terms![to + k];
         v = v + bias[k];
         v = v >= 0 ? v : v * LEAKY;
         v = v < -ACT_CLAMP ? -ACT_CLAMP : v > ACT_CLAMP ? ACT_CLAMP : v;
         hid[k] = roundEven(v / ACT_GRID) * ACT_GRID;
       }
-      dloc.fill(0);
-      for (let k = 0; k < Hd; k++) {
-        const x = hid[k];
-        const wo = k * 2 * D;
-        for (let c = 0; c < 2 * D; c++) dloc[c] = dloc[c] + x * this.w2d[wo + c];
+      for (let c = 0; c < 2 * D; c++) {
+        let v = b2d[c];
+        const wo = c * Hd;
+        for (let k = 0; k < Hd; k++) v += hid[k] * w2d[wo + k];
+        dloc[c] = v;
       }
-      for (let c = 0; c < 2 * D; c++) dloc[c] = dloc[c] + this.b2d[c];
       for (let c = 0; c < 3; c++) {
         let t = 0;
-        for (let k = 0; k < Hq; k++) t = t + hid[Hd + k] * this.w2q[k * 3 + c];
-        t = t + this.b2q[c];
+        for (let k = 0; k < Hq; k++) t = t + hid[Hd + k] * w2q[k * 3 + c];
+        t = t + b2q[c];
         let kk = roundEven(exp(tanh(t) * STEP_LOG) * STEP_BASE);
         if (kk < 1) kk = 1;
         if (kk > STEP_LEVELS) kk = STEP_LEVELS;
@@ -310,7 +309,7 @@ export class ContextModel {
         inv[c] = 1 / q;
       }
       for (let j = 0; j < D; j++) {
-        const iq = inv[this.channelType[j]];
+        const iq = inv[channelType[j]];
         mean[i * D + j] = roundEven(dloc[j] * iq * (1 / MEAN_GRID)) * MEAN_GRID;
         const sigma = (softplus(dloc[D + j]) + SCALE_FLOOR) * iq;
         bins[i * D + j] = scaleBin(sigma);

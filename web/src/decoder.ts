@@ -127,33 +127,39 @@ export class StreamDecoder {
       hidden = decodeMask(r, this.rule.buckets(st.keys, n, level, features));
     }
     // the offsets of the coded Gaussians, anchor-major, then offset index, then x, y, z
-    const oIndex: number[] = [];
+    const oIndex = new Int32Array(n * 3 * K);
+    let no = 0;
     for (let i = 0; i < n; i++) {
       for (let k = 0; k < K; k++) {
         if (hidden && hidden[i * K + k]) continue;
-        for (let a = 0; a < 3; a++) oIndex.push(i * D + fs + 3 * k + a);
+        const c = i * D + fs + 3 * k;
+        oIndex[no++] = c;
+        oIndex[no++] = c + 1;
+        oIndex[no++] = c + 2;
       }
     }
-    const oBins = new Uint8Array(oIndex.length);
-    for (let i = 0; i < oIndex.length; i++) oBins[i] = p.bins[oIndex[i]];
+    const oBins = new Uint8Array(no);
+    for (let i = 0; i < no; i++) oBins[i] = p.bins[oIndex[i]];
     const oSym = decodeSymbols(r, oBins);
-    for (let i = 0; i < oIndex.length; i++) symbols[oIndex[i]] = oSym[i];
+    for (let i = 0; i < no; i++) symbols[oIndex[i]] = oSym[i];
     r.expectEnd();
     const values = new Float64Array(n * D);
     const feature = new Float32Array(n * F);
     const scaling = new Float32Array(n * 6);
     const offsets = new Float32Array(n * 3 * K);
+    const { mean, step } = p;
+    const types = this.channelType;
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < D; j++) {
         const idx = i * D + j;
-        let res = symbols[idx] + (shift ? shift[idx] : 0);
-        if (hidden && j >= fs && hidden[i * K + Math.floor((j - fs) / 3)]) res = 0;
-        const v = (res + p.mean[idx]) * p.step[3 * i + this.channelType[j]];
+        let res = shift ? symbols[idx] + shift[idx] : symbols[idx];
+        if (hidden && j >= fs && hidden[i * K + (((j - fs) / 3) | 0)]) res = 0;
+        const v = (res + mean[idx]) * step[3 * i + types[j]];
         values[idx] = v;
-        if (j < F) feature[i * F + j] = v;
-        else if (j < fs) scaling[i * 6 + j - F] = v;
-        else offsets[i * 3 * K + j - fs] = v;
       }
+      feature.set(values.subarray(i * D, i * D + F), i * F);
+      scaling.set(values.subarray(i * D + F, i * D + fs), i * 6);
+      offsets.set(values.subarray(i * D + fs, (i + 1) * D), i * 3 * K);
     }
     this.prevTerms = terms;
     this.total += n;

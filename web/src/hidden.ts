@@ -123,13 +123,14 @@ export class HiddenRule {
   /** The mask's contexts [n, K] of a level's anchors (keys [n, 3], decoded features [n, F]): −1 where a
    * camera draws the Gaussian, else the bucket 0..6 of how far below −0.02 its highest logit stays. */
   buckets(keys: Int32Array, n: number, level: number, features: Float64Array): Int8Array {
-    const { H, K, F, dIn, wv, wd, w2, b2 } = this;
+    const { H, K, F, dIn, wv, wd, w2, b2, w1, b1 } = this;
     const out = new Int8Array(n * K);
     const cell = this.grid.size / 2 ** (this.grid.baseDepth + level - 1);
     const origin = this.grid.origin;
     const lcol = F + 4 + Math.min(Math.max(level - 1, 0), this.levels - 1);
     const fixed = new Float64Array(H);
     const h = new Float64Array(H);
+    const on = new Int32Array(H);
     const highest = new Float64Array(K);
     const snapped = new Float64Array(F);
     const cams = this.cameras;
@@ -143,8 +144,8 @@ export class HiddenRule {
       for (let k = 0; k < H; k++) {
         let a = 0;
         const wo = k * dIn;
-        for (let f = 0; f < F; f++) a += snapped[f] * this.w1[wo + f];
-        fixed[k] = a + this.w1[wo + lcol] * INPUT_SCALE + this.b1[k];
+        for (let f = 0; f < F; f++) a += snapped[f] * w1[wo + f];
+        fixed[k] = a + w1[wo + lcol] * INPUT_SCALE + b1[k];
       }
       const px = origin[0] + (keys[3 * i] + 0.5) * cell;
       const py = origin[1] + (keys[3 * i + 1] + 0.5) * cell;
@@ -160,15 +161,19 @@ export class HiddenRule {
         const v1 = snap(y / dist);
         const v2 = snap(z / dist);
         const r = snap(dist / distScale);
+        let nz = 0; // the active hidden units (ReLU leaves about half at 0)
         for (let k = 0; k < H; k++) {
           const pre = fixed[k] + v0 * wv[k] + v1 * wv[H + k] + v2 * wv[2 * H + k] + r * wd[k];
-          const hv = pre > 0 ? roundEven(pre * unit) : 0;
-          h[k] = hv > HIDDEN_LIMIT ? HIDDEN_LIMIT : hv;
+          if (pre > 0) {
+            const hv = roundEven(pre * unit);
+            h[nz] = hv > HIDDEN_LIMIT ? HIDDEN_LIMIT : hv;
+            on[nz++] = k;
+          }
         }
         for (let j = 0; j < K; j++) {
           let zj = b2[j];
           const wo = j * H;
-          for (let k = 0; k < H; k++) zj += h[k] * w2[wo + k];
+          for (let t = 0; t < nz; t++) zj += h[t] * w2[wo + on[t]];
           if (zj > highest[j]) highest[j] = zj;
         }
       }
