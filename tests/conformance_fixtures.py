@@ -92,9 +92,14 @@ def _damaged(data: bytes, offsets: list[tuple[str, int, int]], seed: int) -> lis
     return cases
 
 
+SPLAT_LOD = 2  # the fixtures' plain-Gaussian export: LoD 2 (what `progs decode --lod 2 --distill 0` writes)
+
+
 def _write(out: Path, name: str, data: bytes, note: str) -> None:
     from progs.codec.container import scan
     from progs.codec.stream import decode
+    from progs.io.ply import write_ply
+    from progs.model.cloud import model_to_cloud
 
     r = decode(data)
     assert r.problem is None, r.problem
@@ -110,6 +115,9 @@ def _write(out: Path, name: str, data: bytes, note: str) -> None:
         "chunks": [{"name": n, "offset": o, "size": s} for n, o, s in offsets],
         "damaged": _damaged(data, offsets, seed=len(data)),
     }
+    if r.lods_decoded >= SPLAT_LOD:
+        write_ply(out / f"{name}.splats.ply", model_to_cloud(r.model, SPLAT_LOD))
+        info["splat_lod"] = SPLAT_LOD
     (out / f"{name}.json").write_text(json.dumps(info, indent=1))
     print(f"{name}: {len(data):,} bytes, {len(a):,} anchors, LoDs {info['anchors_per_lod']}", flush=True)
 

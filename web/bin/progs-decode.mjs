@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// progs-decode STREAM [--lod K] [--anchors OUT.json]: decode a progs stream with the JavaScript decoder.
+// progs-decode STREAM [--lod K] [--anchors OUT.json] [--ply OUT.ply]: decode a progs stream with the
+// JavaScript decoder; --ply writes the LoD's plain 3D Gaussians (SH degree 3) as an INRIA PLY.
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
-import { decode, FormatError } from "../dist/progs.mjs";
+import { decode, FormatError, splatsToPly, toSplats } from "../dist/progs.mjs";
 
-const USAGE = "usage: progs-decode STREAM [--lod K] [--anchors OUT.json]";
+const USAGE = "usage: progs-decode STREAM [--lod K] [--anchors OUT.json] [--ply OUT.ply]";
 
 function fail(message) {
   process.stderr.write(`progs-decode: ${message}\n`);
@@ -12,16 +13,17 @@ function fail(message) {
 }
 
 function parse(argv) {
-  const out = { stream: null, lod: undefined, anchors: null };
+  const out = { stream: null, lod: undefined, anchors: null, ply: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === "--lod" || a === "--anchors") {
+    if (a === "--lod" || a === "--anchors" || a === "--ply") {
       const v = argv[++i];
       if (v === undefined) fail(`${a} needs a value\n${USAGE}`);
       if (a === "--lod") {
         if (!/^\d+$/.test(v) || Number(v) < 1) fail(`--lod must be a whole number >= 1, got ${v}`);
         out.lod = Number(v);
-      } else out.anchors = v;
+      } else if (a === "--anchors") out.anchors = v;
+      else out.ply = v;
     } else if (a === "-h" || a === "--help") {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
@@ -33,10 +35,14 @@ function parse(argv) {
   return out;
 }
 
-function writeAtomic(path, text) {
+function writeAtomic(path, data) {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (e) {
+    fail(`${path}: cannot write (${e.code ?? e.message})`);
+  }
 }
 
 /** float32 values as the shortest decimal that parses back to the same float32. */
@@ -81,4 +87,9 @@ if (args.anchors) {
     hidden: decoder.header.skipHidden ? cat("hidden") : null,
   };
   writeAtomic(args.anchors, JSON.stringify(out));
+}
+if (args.ply) {
+  const splats = toSplats(decoder, lodsDecoded);
+  writeAtomic(args.ply, splatsToPly(splats));
+  process.stdout.write(`${args.ply}: ${splats.count} Gaussians (LoD ${lodsDecoded})\n`);
 }

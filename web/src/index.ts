@@ -6,3 +6,5 @@ export { decodeHeader } from "./header.js";
 export type { Header, Grid, GeneratorConfig, Tensor } from "./header.js";
 export { StreamDecoder, decode, MAX_ANCHORS } from "./decoder.js";
 export type { DecodedLevel, DecodeResult } from "./decoder.js";
+export { toSplats, splatsToPly, sphereCameras } from "./splats.js";
+export type { Splats } from "./splats.js";

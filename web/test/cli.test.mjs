@@ -53,3 +53,13 @@ test("without an intact header: one line, exit 2, no stack trace", () => {
   }
   assert.ok(readdirSync(tmp).every((f) => !f.includes(".tmp-")));
 });
+
+test("--ply writes the LoD's Gaussians as an INRIA PLY", () => {
+  const out = join(tmp, "s.ply");
+  const r = run(stream, "--lod", "2", "--ply", out);
+  assert.equal(r.status, 0, r.stderr);
+  const text = new TextDecoder().decode(readFileSync(out).subarray(0, 2000));
+  assert.match(text, /^ply\nformat binary_little_endian 1.0\nelement vertex (\d+)\n/);
+  assert.ok(Number(/element vertex (\d+)/.exec(text)[1]) > 0);
+  assert.match(text, /property float f_rest_44\nproperty float opacity/);
+});
