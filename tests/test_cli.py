@@ -189,11 +189,15 @@ def test_loss_switches_override_presets_only_when_given():
     train = config("train", "demo", "--out", "x", preset=False)
     assert not train.loss.infonce and train.loss.c2f_finest_weight is None  # progs train: L_c2f as the paper's
     assert config("train", "demo", "--out", "x", "--infonce", preset=False).loss.infonce
-    off = config("train", "demo", "--out", "x", "--no-infonce", "--no-c2f", "--no-adjust", "--no-rate", preset=False)
+    off = config("train", "demo", "--out", "x", "--no-c2f", "--no-adjust", "--no-rate", preset=False)
     assert not (off.loss.infonce or off.loss.c2f or off.growth.enabled or off.rate.enabled)
-    with pytest.raises(SystemExit) as exc:
-        parser.parse_args(["demo", "--infonce", "--no-infonce"])
-    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("option", ["--refine-fraction=0.1", "--no-infonce"])
+def test_removed_options_say_they_no_longer_exist(capsys, option):
+    assert main(["train", "demo", "--out", "x", option]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{option.split('=')[0]} no longer exists" in err[0]
 
 
 def test_decode_help_states_the_distillation_defaults():

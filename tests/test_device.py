@@ -35,7 +35,7 @@ def scene():
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = dict(iterations=40, levels=3, base_depth=1, adjust_interval=5, seed=0, infonce=True)  # every term
+    base = dict(iterations=40, levels=3, base_depth=1, interval=5, seed=0, infonce=True)  # every term
     base.update(kw)
     return TrainConfig().replace(**base)
 
@@ -115,16 +115,15 @@ class _ImplicitDeviceAudit(TorchFunctionMode):
 
 
 def test_training_steps_create_no_tensor_on_an_implicit_device(scene) -> None:
-    """Every stage (growth, c2f sampling, InfoNCE, noise, entropy, quantization, refinement) places each
+    """Every stage (growth, c2f sampling, InfoNCE, noise, entropy, quantization) places each
     new tensor explicitly: on a GPU an implicit CPU tensor would meet CUDA ones and fail."""
-    cfg = _cfg(c2f_coarse_samples=1, refine_fraction=0.05)
+    cfg = _cfg(c2f_coarse_samples=1)
     trainer = Trainer(scene, cfg)
     audit = _ImplicitDeviceAudit()
     with audit:
         trainer.train(progress=False)
     assert trainer.adjustments and any(r["grown"] for r in trainer.adjustments), "growth must run"
     assert any("rate" in h for h in trainer.history) and any("nce" in h for h in trainer.history)
-    assert any("refine_level" in h for h in trainer.history)
     assert not audit.sites, "tensors created without a device:\n" + "\n".join(sorted(audit.sites))
 
 

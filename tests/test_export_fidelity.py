@@ -37,7 +37,7 @@ def trained():
     torch.manual_seed(0)
     scene = load_demo_scene(views=16, size=32)
     # infonce=True: the model the floors above were measured on (InfoNCE was the default then).
-    tr = Trainer(scene, TrainConfig().replace(iterations=60, c2f_coarse_samples=1, adjust_interval=20, infonce=True))
+    tr = Trainer(scene, TrainConfig().replace(iterations=60, c2f_coarse_samples=1, interval=20, infonce=True))
     tr.train(progress=False)
     return scene, tr.model
 

@@ -257,21 +257,3 @@ def test_init_at_coarser_level_leaves_finer_levels_to_growth():
     a = AnchorSet.from_points(grid, pts, level=L - 1)
     a.validate()
     assert int(a.levels.max()) == L - 1
-
-
-def test_level_budget_spreads_the_cap_over_the_lods():
-    """With ``level_budget`` a candidate is taken (in gradient order) only while every LoD it joins stays
-    within l / L of the cap, so coarse candidates cannot use up the finer LoDs' share."""
-    grid = OctreeGrid.from_bounds([-1, -1, -1], [1, 1, 1], 3, 1)
-    a = AnchorSet.from_points(grid, torch.tensor([[-0.8, -0.8, -0.8], [0.7, 0.6, 0.5]]), level=1)
-    assert a.count_per_lod() == [2, 2, 2]
-    # cap 12: LoD 1 <= 4, LoD 2 <= 8, LoD 3 <= 12; candidates in descending-gradient order
-    c_level = torch.tensor([1, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3])
-    take = a._within_level_budget(c_level, 12).tolist()
-    assert take == [0, 1, 3, 4, 5, 6, 9, 10, 11, 12]  # level 1 to 4, level 2 fills LoD 2 to 8, level 3 LoD 3 to 12
-    counts = [2, 2, 2]
-    for i in take:
-        counts = [c + (int(c_level[i]) <= lv) for lv, c in zip((1, 2, 3), counts)]
-    assert counts == [4, 8, 12]
-    assert a._within_level_budget(torch.tensor([3, 2, 1]), 6).tolist() == [0, 1]  # LoD 1 holds its share (2 of 6)
-    assert not AdjustConfig().level_budget  # off unless asked for

@@ -20,7 +20,7 @@ def trained():
     torch.manual_seed(0)
     scene = load_demo_scene(views=24, size=40)
     # short schedule that still reaches the noise and entropy stages
-    cfg = TrainConfig().replace(iterations=160, c2f_coarse_samples=1, adjust_interval=40)
+    cfg = TrainConfig().replace(iterations=160, c2f_coarse_samples=1, interval=40)
     tr = Trainer(scene, cfg)
     tr.train(progress=False)
     res = encode(tr.model, background=scene.background)

@@ -24,7 +24,7 @@ from conftest import sigint_as_default
 
 def _tiny_stream(seed: int) -> bytes:
     scene = load_demo_scene(views=10, size=24)
-    tr = Trainer(scene, TrainConfig().replace(iterations=40, seed=seed, adjust_interval=10, c2f_coarse_samples=1))
+    tr = Trainer(scene, TrainConfig().replace(iterations=40, seed=seed, interval=10, c2f_coarse_samples=1))
     tr.train(progress=False)
     return encode(tr.model, background=scene.background).data
 

@@ -22,7 +22,7 @@ def scene():
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = dict(iterations=50, levels=3, base_depth=1, adjust_interval=10, backend="auto", seed=0)
+    base = dict(iterations=50, levels=3, base_depth=1, interval=10, backend="auto", seed=0)
     base.update(kw)
     return TrainConfig().replace(**base)
 
@@ -253,7 +253,7 @@ def test_ablation_flags_change_behaviour(scene, monkeypatch):
     assert any(l < 3 for l in lods_rendered), "c2f renders coarser LoDs"
 
     lods_rendered.clear()
-    off = Trainer(scene, _cfg(iterations=30, adjust=False, infonce=False, c2f=False))
+    off = Trainer(scene, _cfg(iterations=30, infonce=False, c2f=False, **{"growth.enabled": False}))
     n1 = len(off.model.anchors)
     off.train(progress=False)
     assert len(off.model.anchors) == n1 and not off.adjustments  # --no-adjust
@@ -263,32 +263,11 @@ def test_ablation_flags_change_behaviour(scene, monkeypatch):
 
     # infonce alone changes the trajectory
     lods_rendered.clear()
-    a = Trainer(scene, _cfg(iterations=8, adjust=False, c2f=False, infonce=True))
-    b = Trainer(scene, _cfg(iterations=8, adjust=False, c2f=False, infonce=False))
+    a = Trainer(scene, _cfg(iterations=8, c2f=False, infonce=True, **{"growth.enabled": False}))
+    b = Trainer(scene, _cfg(iterations=8, c2f=False, infonce=False, **{"growth.enabled": False}))
     a.train(progress=False)
     b.train(progress=False)
     assert not torch.equal(a.model.anchors.feature, b.model.anchors.feature)
-
-
-def test_level_refinement_moves_only_that_levels_anchors(scene):
-    t = Trainer(scene, _cfg(iterations=40, refine_fraction=0.3))
-    assert [t.refine_level(i) for i in (0, 27, 28, 31, 32, 35, 36, 39, 40)] == [None, None, 1, 1, 2, 2, 3, 3, None]
-    while t.iteration < 32:  # through the main phase and the level-1 refinement
-        t.step()
-    a = t.model.anchors
-    before = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
-    feats = a.feature.detach().clone()
-    for _ in range(4):
-        rec = t.step()
-        assert rec["refine_level"] == 2
-    after = t.model.state_dict()
-    for k, v in before.items():
-        if not k.startswith("anchors."):
-            assert torch.equal(v, after[k]), f"{k} changed during level refinement"
-    lv2 = a.levels == 2
-    assert not torch.equal(a.feature.detach()[lv2], feats[lv2])
-    assert torch.equal(a.feature.detach()[~lv2], feats[~lv2])
-    octree.validate_strict_octree(a.keys, a.levels, a.grid)
 
 
 @pytest.mark.parametrize("over", [{"feat_dim": 16}, {"n_offsets": 5}])
@@ -317,13 +296,3 @@ def test_context_hash_levels_option(scene):
     assert cfg.context_hash_levels == (6, 2) and TrainConfig.from_dict(cfg.to_dict()) == cfg
 
 
-def test_level_budget_reaches_the_growth_step(scene):
-    cfg = _cfg(iterations=60, level_budget=True, max_anchors=30, init_level=1)
-    assert cfg.growth.adjust_config().level_budget and not _cfg().growth.level_budget
-    t = Trainer(scene, cfg)
-    start = t.model.anchors.count_per_lod()
-    t.train(progress=False)
-    counts = t.model.anchors.count_per_lod()
-    # growth happened at the finest level, and every LoD stayed within l / L of the cap
-    assert counts[2] > counts[1] > start[1] and start[0] <= 10, (start, counts)
-    assert counts[0] <= 10 and counts[1] <= 20 and counts[2] <= 30, counts

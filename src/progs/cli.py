@@ -29,7 +29,7 @@ def _train_config(args: argparse.Namespace, defaults: dict | None = None):
     from progs.train.config import TrainConfig
 
     options = dict(defaults or {})
-    for name in ("iterations", "levels", "base_depth", "seed", "lambda_e", "refine_fraction", "max_anchors"):
+    for name in ("iterations", "levels", "base_depth", "seed", "lambda_e", "max_anchors"):
         v = getattr(args, name, None)
         if v is not None:
             options[name] = v
@@ -39,8 +39,7 @@ def _train_config(args: argparse.Namespace, defaults: dict | None = None):
         options["c2f_coarse_samples"] = args.c2f_samples
     if defaults is not None and "init_level" not in defaults:
         options["init_level"] = max(1, options.get("levels", TrainConfig.levels) - 3)
-    # Switches only override when given: a preset (the demo's) may have turned InfoNCE off already.
-    for flag, name in (("no_adjust", "growth.enabled"), ("no_infonce", "infonce"), ("no_c2f", "c2f"), ("no_rate", "rate.enabled")):
+    for flag, name in (("no_adjust", "growth.enabled"), ("no_c2f", "c2f"), ("no_rate", "rate.enabled")):
         if getattr(args, flag):
             options[name] = False
     if getattr(args, "infonce", False):
@@ -479,18 +478,13 @@ def _training_options(p: argparse.ArgumentParser, iterations: int = 2000, base_d
                         "training view, 500..20000)")
     p.add_argument("--c2f-samples", type=int,
                    help="coarser LoDs rendered per step besides the finest (default: all; 1 is faster)")
-    p.add_argument("--refine-fraction", type=float,
-                   help="experimental: last fraction of the iterations spent refining each level's own anchors on "
-                        "its own LoD (coarse to fine, MLPs frozen; default 0 = off, the paper's schedule)")
     p.add_argument("--max-anchors", type=int,
                    help="stop growing at about this many anchors (default: 200000 with SfM points, else one per "
                         "5.4 pixels of a training view, at least 2.4x --init-points; `progs fit`: a quarter of "
                         "the teacher's Gaussians)")
     p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
-    nce = p.add_mutually_exclusive_group()
-    nce.add_argument("--infonce", action="store_true",
-                     help="add the paper's parent-child InfoNCE loss (off by default: it costs bytes, see README)")
-    nce.add_argument("--no-infonce", action="store_true", help="no InfoNCE loss (the default; kept for old scripts)")
+    p.add_argument("--infonce", action="store_true",
+                   help="add the paper's parent-child InfoNCE loss (off by default: it costs bytes, docs/RESULTS.md)")
     p.add_argument("--no-c2f", action="store_true", help="ablation: single-LoD loss instead of coarse-to-fine")
     p.add_argument("--no-rate", action="store_true", help="ablation: no quantization noise / entropy loss")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
@@ -675,8 +669,28 @@ def _join_signed_values(argv: list[str]) -> list[str]:
     return out
 
 
+# Options of experiments that lost (docs/RESULTS.md): named, so that old scripts get a clear line.
+_REMOVED_OPTIONS = {
+    "--refine-fraction": "level refinement cost the finer LoDs more than it gave LoD 1",
+    "--no-infonce": "InfoNCE is off unless --infonce is given",
+}
+
+
+def _removed_option(argv: list[str]) -> str | None:
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if name in _REMOVED_OPTIONS:
+            return f"{name} no longer exists ({_REMOVED_OPTIONS[name]})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(_join_signed_values(list(sys.argv[1:] if argv is None else argv)))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    removed = _removed_option(argv)
+    if removed:
+        print(f"progs: error: {removed}", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(_join_signed_values(argv))
     if getattr(args, "data_root", None):
         from progs.io.dataset import DATA_ENV
 

@@ -9,9 +9,8 @@ from typing import Any
 # the whole demo (128x128, 52 train / 8 test views) runs in minutes on 2 CPU cores with every LoD
 # populated and the decoded PSNR rising from LoD 1 to LoD L:
 # - L = 4 levels: with b = 4 the finest grid is 128^3, about one 128x128 pixel's footprint on the
-#   scene; a fifth level (256^3) is sub-pixel and added nothing measurable (LoD 5 - LoD 4 =
-#   +0.01 / -0.03 dB in three runs, while L = 4 gave LoD 4 - LoD 3 = +0.09 / +0.03 dB and a
-#   smaller stream). `progs train` keeps the paper's L = 5;
+#   scene; a fifth level is sub-pixel and added nothing measurable (docs/RESULTS.md, "Demo preset").
+#   `progs train` keeps the paper's L = 5;
 # - b = 4 instead of the point-spacing rule's b = 2: level 1 then holds ~400 anchors (~6 % of the
 #   final count) rather than 25, enough for a recognisable LoD 1 (≥ 75 % of LoD L's PSNR in dB);
 # - initial anchors at level max(1, L - 3) instead of L: the finer levels
@@ -19,14 +18,11 @@ from typing import Any
 # - the paper's near-flat growth thresholds (β = 0.01; "very significant" means above τ_{l+1}) so that
 #   growth reaches the finest levels within a short run, adjusting every 50 instead of 100 steps;
 # - 600 iterations, L_c2f estimated from LoD L plus 2 random coarser LoDs per step (unbiased);
-# - beyond the paper, measured on this scene (600 iterations, one run each, 2026-11-27; the rate sweep's
-#   exp_* sections in benchmarks/results/demo_rate_sweep.json): LoD L weighs 0.5 in L_c2f instead of 1/L.
-#   At λe 2e-3 that gave LoD 4 +1.05 dB and LoD 1 −1.27 dB at the same bytes. The parent–child InfoNCE
-#   loss is off: without it, λe 2e-3 gave 24 % fewer bytes at −0.1 dB, and λe 8e-3 29 % fewer bytes at
-#   +1.1 dB (LoD 4). Both together, at λe 2e-3: 153,499 bytes at 32.98 dB against 191,307 at 32.12.
+# - beyond the paper: LoD L weighs 0.5 in L_c2f instead of 1/L, and no InfoNCE loss; both gave more dB
+#   per byte on this scene (docs/RESULTS.md, "Beyond the paper"; demo_rate_sweep.json, exp_*).
 DEMO_DEFAULTS = {
-    "iterations": 600, "levels": 4, "base_depth": 4, "grad_beta": 0.01, "very_factor": 1.0, "adjust_interval": 50,
-    "c2f_coarse_samples": 2, "c2f_finest_weight": 0.5, "infonce": False,
+    "iterations": 600, "levels": 4, "base_depth": 4, "growth.beta": 0.01, "growth.very_factor": 1.0,
+    "growth.interval": 50, "c2f_coarse_samples": 2, "c2f_finest_weight": 0.5, "infonce": False,
 }
 
 
@@ -40,11 +36,8 @@ def demo_overrides(levels: int | None = None) -> dict[str, Any]:
 
 
 # `progs fit`: the anchor set is sized from the teacher (the PLY's Gaussian count N). Each anchor
-# carries 10 neural Gaussians, so an anchor per teacher Gaussian (what the point-spacing grid and
-# unbounded growth gave: 5,698 anchors for the demo's 6,242-Gaussian PLY, 23,190 for an 8,192-Gaussian
-# one) spends bytes on capacity the teacher does not have. Measured on the demo PLY (600 iterations,
-# λe 2e-3, 60 views at 128², 2026-11-27): growth capped at N/4 gave 63,718 bytes at 34.80 dB against the
-# PLY's renders, N/2 gave 100,345 bytes at 35.38 dB, and no cap 157,646 bytes at 35.91 dB.
+# carries 10 neural Gaussians, so an anchor per teacher Gaussian spends bytes on capacity the teacher
+# does not have; N/4 is the best trade measured (docs/RESULTS.md, "A user who already has the PLY").
 TEACHER_ANCHORS_PER_GAUSSIAN = 0.25
 MIN_TEACHER_ANCHORS = 64
 

@@ -31,7 +31,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
     "paper": PAPER,
     "single_rate": {"c2f": False, "infonce": False, "c2f_finest_weight": None},  # (the weight is moot without c2f)
-    "raw": {"adjust": False, "infonce": False, "c2f": False, "c2f_finest_weight": None},
+    "raw": {"growth.enabled": False, "infonce": False, "c2f": False, "c2f_finest_weight": None},
     "no_mi": {**PAPER, "infonce": False},
     "no_c2f": {**PAPER, "c2f": False},
 }

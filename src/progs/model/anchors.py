@@ -33,7 +33,7 @@ from progs.octree import OctreeGrid
 ATTRIBUTE_NAMES = ("feature", "scaling", "offsets")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AdjustConfig:
     """Hyper-parameters of the adaptive anchor adjustment (paper §III-C; defaults after Scaffold-GS).
 
@@ -48,9 +48,6 @@ class AdjustConfig:
     prune_opacity: float = 0.005  # τ_o: prune leaves whose mean (over visible steps) summed opacity < τ_o
     min_visible_fraction: float = 0.25  # ... and that were visible in at least this · T steps
     max_anchors: int = 200_000  # growth stops at about this many anchors (CPU budget)
-    # Spread max_anchors over the levels: LoD l (every level <= l) may grow to l / L of it, so a cap that
-    # binds early does not leave the finer LoDs empty (initial anchors are never removed for it).
-    level_budget: bool = False
     grow: bool = True
     prune: bool = True
 
@@ -332,11 +329,7 @@ class AnchorSet(nn.Module):
         budget = cfg.max_anchors - len(self)
         if budget <= 0:
             return empty
-        if cfg.level_budget:
-            take = self._within_level_budget(c_level, cfg.max_anchors)
-            c_keys, c_level, c_src = c_keys[take], c_level[take], c_src[take]
-        else:
-            c_keys, c_level, c_src = c_keys[:budget], c_level[:budget], c_src[:budget]
+        c_keys, c_level, c_src = c_keys[:budget], c_level[:budget], c_src[:budget]
         if c_keys.shape[0] == 0:
             return empty
         # parent-child verification: complete upward, then keep what is not there yet
@@ -355,21 +348,6 @@ class AnchorSet(nn.Module):
             src[rows] = torch.where(hit >= 0, c_src[deeper][hit.clamp_min(0)], src[rows])
         sel = torch.nonzero(is_new).squeeze(-1)
         return all_keys[sel], all_levels[sel], src[sel]
-
-    def _within_level_budget(self, c_level: torch.Tensor, max_anchors: int) -> torch.Tensor:
-        """Indices of the candidates (in their descending-gradient order, at levels ``c_level``) taken
-        greedily while every LoD l keeps at most ``l / L · max_anchors`` anchors."""
-        L = self.num_levels
-        quota = [max_anchors * level // L for level in range(1, L + 1)]
-        cum = self.count_per_lod()  # anchors of LoD 1..L now
-        take = []
-        for i, level in enumerate(c_level.tolist()):
-            lo = int(level) - 1
-            if all(cum[k] < quota[k] for k in range(lo, L)):
-                take.append(i)
-                for k in range(lo, L):
-                    cum[k] += 1
-        return torch.tensor(take, dtype=torch.int64, device=c_level.device)
 
     @torch.no_grad()
     def prune_mask(self, cfg: AdjustConfig, interval: int, keys: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:

@@ -9,14 +9,14 @@
 
 Change a configuration with :meth:`TrainConfig.replace`, by section (``loss=LossConfig(...)``),
 by dotted name (``"rate.lambda_e"``) or by a field's own name when it is unique (``lambda_e``);
-unknown names and out-of-range values are refused with a one-line :class:`ConfigError`. The names
-of the flat configuration used before 2026-11-27 (``adjust``, ``grad_beta``, ...) are still read,
-so old run folders and checkpoints load.
+unknown names and out-of-range values are refused with a one-line :class:`ConfigError`. Only
+:meth:`TrainConfig.from_dict` (run folders, checkpoints) reads the names of older runs, with a warning.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -47,10 +47,8 @@ class LossConfig:
     nce_tau: float = 0.03
     nce_negatives: int = 100
     nce_fraction: float = 0.05
-    # The paper's parent-child InfoNCE loss, off by default (--infonce turns it on): its negatives push
-    # unrelated anchors' features apart, which the entropy coder pays for. Measured at 2026-11-27 without
-    # it: fox (downscale 8, 300 iterations, λe 2e-3) 674,154 B at 21.39 dB against 711,919 B at 20.15 dB
-    # (LoD 5); the demo 24-29 % fewer bytes at λe 2e-3 / 8e-3 (README, Results).
+    # The paper's parent-child InfoNCE loss, off by default (--infonce): its features cost more bytes than
+    # they buy quality (docs/RESULTS.md, "InfoNCE").
     infonce: bool = False
     c2f: bool = True  # False = --no-c2f: the single-LoD loss of LoD L throughout
     # Coarser LoDs rendered per step besides LoD L: None = all (exact Eq. 12); k = k random ones with
@@ -74,19 +72,15 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
-class GrowthConfig:
-    enabled: bool = True  # False = --no-adjust: no growing/pruning
-    interval: int = 100  # T
-    grad_threshold: float = 2e-4  # τ_g
-    beta: float = 1.0  # β
-    very_factor: float = 2.0
-    prune_opacity: float = 0.005  # τ_o
+class GrowthConfig(AdjustConfig):
+    """When anchors grow and are pruned (the trainer's part) on top of the rules of Algorithm 1 that
+    :class:`progs.model.anchors.AdjustConfig` holds (thresholds, the cap), declared there once."""
+
     # Growth stops at about this many anchors. None = sized from the scene when training starts
     # (progs.train.sizing.scene_sizing): 200,000 with SfM points, from the views' pixel count without.
     max_anchors: int | None = None
-    # Experimental: spread max_anchors over the levels (LoD l grows to at most l / L of it) instead of
-    # stopping wherever growth is when the cap binds (which can leave the finer LoDs empty).
-    level_budget: bool = False
+    enabled: bool = True  # False = --no-adjust: no growing/pruning
+    interval: int = 100  # T
 
     def __post_init__(self) -> None:
         _check(self.interval >= 1, f"growth interval must be >= 1, got {self.interval}")
@@ -97,9 +91,7 @@ class GrowthConfig:
     def adjust_config(self) -> AdjustConfig:
         if self.max_anchors is None:
             raise ConfigError("max_anchors is not sized yet (progs.train.sizing.scene_sizing sizes it from the scene)")
-        return AdjustConfig(grad_threshold=self.grad_threshold, beta=self.beta, very_factor=self.very_factor,
-                            prune_opacity=self.prune_opacity, max_anchors=self.max_anchors,
-                            level_budget=self.level_budget)
+        return AdjustConfig(**{f.name: getattr(self, f.name) for f in fields(AdjustConfig)})
 
 
 @dataclass(frozen=True)
@@ -158,14 +150,25 @@ class RateConfig:
 
 SECTIONS: dict[str, type] = {"loss": LossConfig, "growth": GrowthConfig, "lr": LearningRates, "rate": RateConfig}
 
-# Names of the flat configuration before 2026-11-27 that are not a section field's own name.
-_LEGACY = {
+# What older run folders and checkpoints hold: the flat names of the configuration before 2026-11-27,
+# and options since removed (experiments that lost: docs/RESULTS.md). Only TrainConfig.from_dict reads
+# them, with a warning.
+_RENAMED = {
     "adjust": "growth.enabled", "adjust_interval": "growth.interval", "grad_threshold": "growth.grad_threshold",
     "grad_beta": "growth.beta", "very_factor": "growth.very_factor", "prune_opacity": "growth.prune_opacity",
     "max_anchors": "growth.max_anchors", "rate": "rate.enabled",
     **{f"lr_{f.name}": f"lr.{f.name}" for f in fields(LearningRates)},
 }
-_DROPPED = {"downscale"}  # now an option of the dataset (io.DatasetSpec)
+_REMOVED = {"downscale", "refine_fraction", "growth.level_budget"}  # downscale: now the dataset's (DatasetSpec)
+
+
+def _upgrade(changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` (dotted names) with the names of older runs translated and removed options dropped."""
+    old = sorted(n for n in changes if n in _RENAMED or n in _REMOVED)
+    if old:
+        warnings.warn(f"a run of an older progs: read {', '.join(old)} as today's configuration "
+                      "(renamed options translated, removed ones ignored)", stacklevel=3)
+    return {_RENAMED.get(n, n): v for n, v in changes.items() if n not in _REMOVED}
 
 
 @dataclass(frozen=True)
@@ -188,12 +191,6 @@ class TrainConfig:
     cull_margin: float = 0.1
     backend: str = "auto"
     deterministic: bool = True  # torch deterministic algorithms during each step (needed with >1 thread)
-    # Level refinement (experimental, beyond the paper; off by default): the last ``refine_fraction`` of
-    # the iterations fine-tune each level's own anchors on its own LoD's loss, levels 1..L in turn
-    # (coarse to fine), with the shared MLPs and every other anchor frozen. Measured on the demo scene
-    # (600 iterations, b=3, 1 thread, same seed): 0.1 gave LoD 1 +0.5 dB but LoD 3..5 -1.6 dB, since
-    # those iterations are taken from the joint training.
-    refine_fraction: float = 0.0
     loss: LossConfig = field(default_factory=LossConfig)
     growth: GrowthConfig = field(default_factory=GrowthConfig)
     lr: LearningRates = field(default_factory=LearningRates)
@@ -214,7 +211,6 @@ class TrainConfig:
                f"context_hash_levels must be two levels in 1..16 (3D, 2D), got {self.context_hash_levels!r}")
         _check(self.init_random_points is None or self.init_random_points >= 1,
                f"init_random_points must be >= 1, got {self.init_random_points}")
-        _check(0.0 <= self.refine_fraction < 1.0, f"refine_fraction must lie in [0, 1), got {self.refine_fraction}")
         _check(self.backend in ("auto", "cpu", "cuda", "reference"), f"unknown backend {self.backend!r}")
 
     def replace(self, **changes: Any) -> "TrainConfig":
@@ -223,12 +219,7 @@ class TrainConfig:
         per_section: dict[str, dict[str, Any]] = {}
         top_names = {f.name for f in fields(self)}
         for name, value in changes.items():
-            if name in SECTIONS and not isinstance(value, SECTIONS[name]) and name in _LEGACY:
-                target = _LEGACY[name]  # e.g. the flat "rate": False of older runs
-            else:
-                target = _resolve(name, top_names)
-            if target is None:
-                continue
+            target = _resolve(name, top_names)
             if "." in target:
                 section, leaf = target.split(".", 1)
                 per_section.setdefault(section, {})[leaf] = value
@@ -251,24 +242,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        """Inverse of :meth:`to_dict`; also reads the flat configurations of older runs."""
+        """Inverse of :meth:`to_dict`; also reads the configurations of older runs (with a warning)."""
         changes: dict[str, Any] = {}
         for name, value in d.items():
             if name in SECTIONS and isinstance(value, dict):
                 changes.update({f"{name}.{k}": v for k, v in value.items()})
             else:
                 changes[name] = value
-        return cls().replace(**changes)
+        return cls().replace(**_upgrade(changes))
 
 
-def _resolve(name: str, top_names: set[str]) -> str | None:
-    """The dotted path of option ``name`` (None for options that no longer exist); ConfigError if unknown."""
-    if name in _DROPPED:
-        return None
+def _resolve(name: str, top_names: set[str]) -> str:
+    """The dotted path of option ``name``; ConfigError if unknown."""
     if name in top_names:
         return name
-    if name in _LEGACY:
-        return _LEGACY[name]
     if "." in name:
         section, leaf = name.split(".", 1)
         if section in SECTIONS and leaf in {f.name for f in fields(SECTIONS[section])}:

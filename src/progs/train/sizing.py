@@ -3,14 +3,8 @@
 A capture without SfM points (the fox, most instant-ngp style captures) starts from random points. How
 many it needs follows the images, not the scene: an anchor carries 10 neural Gaussians, and once there
 are several per pixel of a view the extra ones cost bytes without adding detail the views can show.
-Measured on the fox at downscale 8 (135x240 = 32,400 pixels per view, λe 2e-3, one torch thread,
-2026-11-27; benchmarks/results/fox_spz.json): 20,000 random points and growth up to 200,000 anchors gave
-674,154 bytes at 21.39 dB after 300 iterations, 2,500 points and growth up to 6,000 anchors 151,569
-bytes at 20.58 dB, and after 1,200 iterations 89,162 bytes at 22.53 dB, which is smaller than SPZ of
-plain 3DGS fits at equal PSNR (BD-rate -25 % of its prefixes). Those two numbers are one point per
-``INIT_PIXELS_PER_POINT`` and ``CAP_PIXELS_PER_ANCHOR`` pixels of a view. At downscale 2 (518,400 pixels)
-the rule gives the previous 20,000 points and a cap of 96,000 anchors, above the 33,933 that an H200 run
-of 6,400 iterations grew to (benchmarks/results/gpu).
+The two ratios below are the fox's best measured sizes (2,500 points, 6,000 anchors at 135x240) per
+pixel of a view (docs/RESULTS.md, "Anchor counts of a capture without SfM points").
 
 A scene with SfM points (or a PLY's Gaussian centres) starts from those, and keeps the cap of 200,000.
 """

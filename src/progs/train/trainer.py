@@ -5,7 +5,7 @@ full model (LoD L), afterwards the coarse-to-fine loss L_c2f (paper Eq. 12) over
 CPU time) estimated from LoD L plus ``c2f_coarse_samples`` random coarser LoDs with unbiased weights
 (``losses.c2f_lod_weights``);
 plus λ_vol·L_vol (on the finest render) and λ_NCE·L_NCE. Between ``adjust_start`` and ``adjust_end``
-anchors are grown/pruned every ``adjust_interval`` steps (spawning paused as in the paper once
+anchors are grown/pruned every ``growth.interval`` steps (spawning paused as in the paper once
 quantisation noise starts). Deterministic for a seed: every random draw uses the trainer's own
 generator, whose state is checkpointed with everything else.
 
@@ -181,51 +181,10 @@ class Trainer:
         finally:
             torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
 
-    def refine_level(self, it: int) -> int | None:
-        """The level whose anchors iteration ``it`` refines, or None before the refinement phase."""
-        cfg = self.config
-        start = int(round(cfg.iterations * (1.0 - cfg.refine_fraction)))
-        if cfg.refine_fraction <= 0 or it < start or it >= cfg.iterations:
-            return None
-        L = self.model.num_levels
-        return min(L, (it - start) * L // max(cfg.iterations - start, 1) + 1)
-
-    def _refine_step(self, level: int) -> dict[str, float]:
-        """One level-refinement iteration: LoD ``level``'s photometric loss moves only the anchors of
-        that level (the other rows are restored after the optimizer step; MLP gradients dropped)."""
-        cfg, it = self.config, self.iteration
-        model, anchors = self.model, self.model.anchors
-        self._update_lr(it)
-        view = self._next_view()
-        attributes = None
-        if cfg.rate.enabled and self.stages.noise(it):
-            attributes, _, _ = self.rate.step(anchors, self.gen, entropy=False, noise_gen=self.device_gen)
-        out = model.render(view.camera, level, self.background, backend=cfg.backend, attributes=attributes)
-        loss = photometric_loss(out.image, view.image, cfg.loss.lambda_ssim)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for p in list(model.generator.parameters()) + list(model.context.parameters()):
-            p.grad = None  # Adam skips parameters without a gradient: the MLPs stay as they are
-        frozen = anchors.levels != level
-        tensors = (anchors.feature, anchors.scaling, anchors.offsets)
-        kept = [t.detach()[frozen].clone() for t in tensors]
-        self.optimizer.step()
-        with torch.no_grad():
-            for t, k in zip(tensors, kept):
-                t[frozen] = k
-        self.iteration = it + 1
-        rec = {"iteration": it + 1, "loss": float(loss.detach()), "photo": float(loss.detach()),
-               "refine_level": level, "psnr": psnr(out.image, view.image), "anchors": len(anchors)}
-        self.history.append(rec)
-        return rec
-
     def _step(self) -> dict[str, float]:
         cfg, it = self.config, self.iteration
         model, anchors = self.model, self.model.anchors
         L = model.num_levels
-        level = self.refine_level(it)
-        if level is not None:
-            return self._refine_step(level)
         self._update_lr(it)
         view = self._next_view()
         if cfg.loss.c2f and self.stages.c2f(it):
