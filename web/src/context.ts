@@ -116,7 +116,7 @@ export class ContextModel {
   private readonly T3: number;
   private readonly T2: number;
   private readonly w1own: Float64Array; // [H, F]: the own-feature half of both first layers
-  private readonly w1parent: Float64Array; // [F, H]
+  private readonly w1parent: Float64Array; // [H, F]
   private readonly b1: Float64Array; // [H]
   private readonly w1level: Float64Array; // [numLevels, H]
   private readonly w2d: Float64Array; // [2D, Hd]
@@ -144,11 +144,11 @@ export class ContextModel {
     const wq = t("mlp_q.0.weight"); // [Hq, fIn]
     const col = (k: number, j: number) => (k < Hd ? wd[k * fIn + j] : wq[(k - Hd) * fIn + j]);
     this.w1own = new Float64Array(H * F); // [H, F]: each unit's weights contiguous
-    this.w1parent = new Float64Array(F * H);
+    this.w1parent = new Float64Array(H * F); // [H, F]
     for (let f = 0; f < F; f++) {
       for (let k = 0; k < H; k++) {
         this.w1own[k * F + f] = col(k, f);
-        this.w1parent[f * H + k] = col(k, F + f);
+        this.w1parent[k * F + f] = col(k, F + f);
       }
     }
     this.w1level = new Float64Array(c.numLevels * H);
@@ -245,12 +245,14 @@ export class ContextModel {
     const F = this.F;
     const H = this.H;
     const out = new Float64Array(n * H);
+    const w = this.w1parent;
     for (let i = 0; i < n; i++) {
-      for (let f = 0; f < F; f++) {
-        const x = h[i * F + f];
-        if (x === 0) continue;
-        const wo = f * H;
-        for (let k = 0; k < H; k++) out[i * H + k] += x * this.w1parent[wo + k];
+      const ho = i * F;
+      for (let k = 0; k < H; k++) {
+        let v = 0; // exact: any summation order gives these bits
+        const wo = k * F;
+        for (let f = 0; f < F; f++) v += h[ho + f] * w[wo + f];
+        out[i * H + k] = v;
       }
     }
     return out;

@@ -10,13 +10,21 @@ export function roundEven(x: number): number {
   return x + MAGIC - MAGIC;
 }
 
-const pow2View = new DataView(new ArrayBuffer(8));
+/** 2^k for integers k in [−1022, 1023], each built from its exponent bits once. */
+const POW2 = (() => {
+  const view = new DataView(new ArrayBuffer(8));
+  const out = new Float64Array(2046);
+  for (let k = -1022; k <= 1023; k++) {
+    view.setUint32(0, (k + 1023) * 1048576, false); // exponent field = k + 1023, high word
+    view.setUint32(4, 0, false);
+    out[k + 1022] = view.getFloat64(0, false);
+  }
+  return out;
+})();
 
-/** 2^k for an integer k in [−1022, 1023], built from its exponent bits. */
+/** 2^k for an integer k in [−1022, 1023]. */
 export function pow2(k: number): number {
-  pow2View.setUint32(0, (k + 1023) * 1048576, false); // exponent field = k + 1023, high word
-  pow2View.setUint32(4, 0, false);
-  return pow2View.getFloat64(0, false);
+  return POW2[k + 1022];
 }
 
 const LOG2E = 1.4426950408889634;

@@ -1,0 +1,126 @@
+"""The JavaScript decoder (web/) against the Python decoder, same streams, same machine, same run.
+
+    python benchmarks/scripts/js_decode_speed.py [--demo-run RUN] [--reps 3] [--out benchmarks/results/js_decode]
+
+Streams: the GPU-trained fox (benchmarks/results/gpu, 33,933 anchors, hidden-Gaussian mask), the demo
+stream of RUN (encoded here, if given), and a seeded 100k-anchor synthetic model (above the encoder's
+mask limit: every offset coded). Per stream and decoder: the whole decode (best of ``--reps`` and the
+first, cold, run), anchors per second, and the milliseconds from the header's bytes to LoD 1's anchors.
+Python runs with one torch thread and with the default. Writes ``OUT.json`` and ``OUT.png``.
+Needs ``npm run build`` in web/ first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def _python(data: bytes, reps: int, threads: int) -> dict:
+    from progs.codec.stream import decode
+
+    torch.set_num_threads(threads)
+    runs = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        r = decode(data)
+        total = time.perf_counter() - t0
+        runs.append({"seconds": total, "header_to_lod1_ms": None, "lod_seconds": [s.seconds for s in r.lods]})
+        # LoD 1 alone, from the header's bytes (the same decoder, stopped after one chunk)
+        t0 = time.perf_counter()
+        decode(data, max_lod=1)
+        runs[-1]["header_to_lod1_ms"] = 1000 * (time.perf_counter() - t0)
+    return {"threads": threads, "runs": runs}
+
+
+def _js(path: Path, reps: int) -> dict:
+    out = subprocess.run(["node", str(REPO / "web" / "bench" / "decode.mjs"), str(path), "--reps", str(reps)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def _summary(runs: list[dict], anchors: int) -> dict:
+    best = min(r["seconds"] for r in runs)
+    return {"best_s": round(best, 4), "cold_s": round(runs[0]["seconds"], 4),
+            "anchors_per_s": round(anchors / best), "header_to_lod1_ms_best": round(min(r["header_to_lod1_ms"] for r in runs), 2),
+            "header_to_lod1_ms_cold": round(runs[0]["header_to_lod1_ms"], 2)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap.add_argument("--demo-run", type=Path)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--synthetic-anchors", type=int, default=100_000)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "js_decode")
+    args = ap.parse_args()
+    from conformance_fixtures import _model
+    from progs.codec.stream import encode
+
+    tmp = Path(tempfile.mkdtemp())
+    streams = {"fox_h200": REPO / "benchmarks" / "results" / "gpu" / "h200_fox_6400.progs"}
+    if args.demo_run:
+        subprocess.run([sys.executable, "-m", "progs.cli", "encode", str(args.demo_run), "--out", str(tmp / "demo.progs"),
+                        "--no-eval"], check=True)
+        streams["demo"] = tmp / "demo.progs"
+    model = _model(n_points=args.synthetic_anchors // 4, levels=4, base_depth=6, seed=7, correlated=True, hide=False)
+    res = encode(model, torch.tensor([0.1, 0.2, 0.3]))
+    (tmp / "synthetic.progs").write_bytes(res.data)
+    streams[f"synthetic_{len(model.anchors)}"] = tmp / "synthetic.progs"
+    results = {}
+    for name, path in streams.items():
+        data = path.read_bytes()
+        js = _js(path, args.reps)
+        anchors = sum(js["anchors"])
+        entry = {"bytes": len(data), "anchors": anchors, "anchors_per_lod": js["anchors"],
+                 "javascript": {"node": js["node"], **_summary(js["runs"], anchors)}}
+        for threads in (1, 2):
+            py = _python(data, args.reps, threads)
+            entry[f"python_{threads}_thread{'s' if threads > 1 else ''}"] = _summary(py["runs"], anchors)
+        entry["js_over_python_1_thread"] = round(entry["javascript"]["anchors_per_s"] / entry["python_1_thread"]["anchors_per_s"], 3)
+        entry["js_over_python_2_threads"] = round(entry["javascript"]["anchors_per_s"] / entry["python_2_threads"]["anchors_per_s"], 3)
+        results[name] = entry
+        print(name, json.dumps(entry), flush=True)
+    out = {"command": "python benchmarks/scripts/js_decode_speed.py " + " ".join(sys.argv[1:]),
+           "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} cores",
+           "note": "JS: one thread (Node, no workers); Python: torch threads as named; best of reps, and the first run",
+           "streams": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(out, indent=1))
+    _plot(results, args.out.with_suffix(".png"))
+    return 0
+
+
+def _plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    keys = [("javascript", "JavaScript (1 thread)"), ("python_1_thread", "Python (1 thread)"),
+            ("python_2_threads", "Python (2 threads)")]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.25
+    for i, (key, label) in enumerate(keys):
+        ax.bar([j + (i - 1) * width for j in range(len(names))], [results[n][key]["anchors_per_s"] for n in names],
+               width, label=label)
+    ax.set_xticks(range(len(names)), [f"{n}\n{results[n]['anchors']:,} anchors" for n in names])
+    ax.set_ylabel("anchors decoded per second")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
