@@ -56,14 +56,21 @@ function u32At(data: Uint8Array, pos: number): number {
 
 /** Splits a (possibly truncated or damaged) stream into its intact chunks, in order; stops at the
  * first chunk that is incomplete or fails its CRC and says why in `problem`. */
-export function scan(data: Uint8Array, source = "stream", start = PREAMBLE): ScanResult {
+export function scan(data: Uint8Array, source = "stream"): ScanResult {
   const version = checkPreamble(data, source);
+  const { chunks, problem } = scanChunks(data.subarray(PREAMBLE), source, PREAMBLE);
+  return { version, chunks, problem };
+}
+
+/** The intact chunks of bytes that hold whole chunks only (no preamble), e.g. a byte range fetched
+ * from the chunk table; `base` is the first byte's offset in the file (for offsets and messages). */
+export function scanChunks(data: Uint8Array, source = "stream", base = 0): { chunks: Chunk[]; problem: string | null } {
   const chunks: Chunk[] = [];
   let problem: string | null = null;
-  let pos = start;
+  let pos = 0;
   while (pos < data.length) {
     if (data.length - pos < 8) {
-      problem = `${source}: truncated inside a chunk header at byte ${pos}`;
+      problem = `${source}: truncated inside a chunk header at byte ${base + pos}`;
       break;
     }
     const tag = data.subarray(pos, pos + 4);
@@ -71,18 +78,18 @@ export function scan(data: Uint8Array, source = "stream", start = PREAMBLE): Sca
     const name = tagName(tag);
     const present = Math.max(0, data.length - pos - CHUNK_OVERHEAD);
     if (length > present) {
-      problem = `${source}: chunk ${name} at byte ${pos} is truncated (${length} payload bytes announced, ${present} present)`;
+      problem = `${source}: chunk ${name} at byte ${base + pos} is truncated (${length} payload bytes announced, ${present} present)`;
       break;
     }
     const payload = data.subarray(pos + 8, pos + 8 + length);
     if (crc32(tag, payload) !== u32At(data, pos + 8 + length)) {
-      problem = `${source}: chunk ${name} at byte ${pos} fails its CRC32 check (corrupted)`;
+      problem = `${source}: chunk ${name} at byte ${base + pos} fails its CRC32 check (corrupted)`;
       break;
     }
-    chunks.push({ tag, name, offset: pos, payload });
+    chunks.push({ tag, name, offset: base + pos, payload });
     pos += length + CHUNK_OVERHEAD;
   }
-  return { version, chunks, problem };
+  return { chunks, problem };
 }
 
 /** Preamble plus the whole HEAD chunk, in bytes, from the stream's first 20 bytes. */

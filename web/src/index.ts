@@ -1,6 +1,6 @@
 // progs-web: decode progressive progs streams (docs/FORMAT.md) in the browser and in Node.
 export { FormatError } from "./errors.js";
-export { FORMAT_VERSION, MAGIC, scan, headerLength, tagName } from "./container.js";
+export { FORMAT_VERSION, MAGIC, scan, scanChunks, headerLength, tagName } from "./container.js";
 export type { Chunk, ScanResult } from "./container.js";
 export { decodeHeader } from "./header.js";
 export type { Header, Grid, GeneratorConfig, Tensor } from "./header.js";
