@@ -215,7 +215,7 @@ export class ContextModel {
       c[2 * k + 1] = b + 1;
     }
     const side = res + 1;
-    const dense = side ** d <= T;
+    const dense = (d === 3 ? side * side * side : side * side) <= T;
     for (let j = 0; j < dim; j++) out[o + j] = 0;
     for (let corner = 0; corner < 1 << d; corner++) {
       let wc = w[corner & 1];

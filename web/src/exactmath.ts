@@ -38,22 +38,24 @@ const ERFC_COEFFS = [
 ];
 const INV_SQRT2 = 1 / Math.sqrt(2);
 
+const E2 = 1 / 2, E3 = 1 / 6, E4 = 1 / 24, E5 = 1 / 120, E6 = 1 / 720, E7 = 1 / 5040;
+const I1 = 1 / 3, I2 = 1 / 5, I3 = 1 / 7, I4 = 1 / 9, I5 = 1 / 11;
+
 export function exp(x: number): number {
   if (x < -700) x = -700;
   if (x > 700) x = 700;
   const k = Math.floor(x * LOG2E + 0.5);
   const r = x - k * LN2_HI - k * LN2_LO;
-  let p = EXP_COEFFS[7];
-  for (let i = 6; i >= 0; i--) p = p * r + EXP_COEFFS[i];
-  return p * pow2(k);
+  // Horner from the highest coefficient: ((c7·r + c6)·r + …)·r + c0
+  const p = ((((((E7 * r + E6) * r + E5) * r + E4) * r + E3) * r + E2) * r + 1) * r + 1;
+  return p * POW2[k + 1022];
 }
 
 /** log(1 + y) for y in [0, 1]. */
 export function log1p(y: number): number {
   const u = y / (2 + y);
   const v = u * u;
-  let s = INV_ODD[5];
-  for (let i = 4; i >= 0; i--) s = s * v + INV_ODD[i];
+  const s = ((((I5 * v + I4) * v + I3) * v + I2) * v + I1) * v + 1;
   return 2 * (u * s);
 }
 
