@@ -21,8 +21,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _model(n_points: int, levels: int, base_depth: int, seed: int, *, correlated: bool, hide: bool,
-           context: dict | None = None):
+def _model(
+    n_points: int, levels: int, base_depth: int, seed: int, *, correlated: bool, hide: bool, context: dict | None = None
+):
     """Seeded random anchors on a strict octree; ``correlated``: children resemble their parents (so
     parent predictors pay); ``hide``: an opacity head that draws some Gaussians and hides others."""
     from progs import octree
@@ -57,8 +58,13 @@ def _model(n_points: int, levels: int, base_depth: int, seed: int, *, correlated
 
 
 def _anchor_bytes(anchors) -> bytes:
-    parts = [anchors.keys.to(torch.int32), anchors.levels.to(torch.int32), anchors.feature.detach(),
-             anchors.scaling.detach(), anchors.offsets.detach().reshape(len(anchors), -1)]
+    parts = [
+        anchors.keys.to(torch.int32),
+        anchors.levels.to(torch.int32),
+        anchors.feature.detach(),
+        anchors.scaling.detach(),
+        anchors.offsets.detach().reshape(len(anchors), -1),
+    ]
     return b"".join(np.ascontiguousarray(p.numpy()).astype(p.numpy().dtype.newbyteorder("<")).tobytes() for p in parts)
 
 
@@ -109,8 +115,13 @@ def _write(out: Path, name: str, data: bytes, note: str) -> None:
     chunks = scan(data).chunks
     offsets = [(c.name, c.offset, c.size) for c in chunks]
     info = {
-        "name": name, "note": note, "anchors": len(a), "feat_dim": a.feature.shape[1], "n_offsets": a.offsets.shape[1],
-        "lods": r.lods_decoded, "anchors_per_lod": [s.anchors for s in r.lods],
+        "name": name,
+        "note": note,
+        "anchors": len(a),
+        "feat_dim": a.feature.shape[1],
+        "n_offsets": a.offsets.shape[1],
+        "lods": r.lods_decoded,
+        "anchors_per_lod": [s.anchors for s in r.lods],
         "skip_hidden": bool(r.config["skip_hidden"]),
         "chunks": [{"name": n, "offset": o, "size": s} for n, o, s in offsets],
         "damaged": _damaged(data, offsets, seed=len(data)),
@@ -132,13 +143,29 @@ def main(argv: list[str]) -> int:
     specs = [
         ("l3_plain", dict(n_points=300, levels=3, base_depth=2, seed=1, correlated=False, hide=False), {}),
         ("l4_rule_predictors", dict(n_points=900, levels=4, base_depth=2, seed=2, correlated=True, hide=True), {}),
-        ("l5_level_context", dict(n_points=1500, levels=5, base_depth=1, seed=3, correlated=True, hide=True,
-                                  context={"num_levels": 5, "levels_3d": 6, "levels_2d": 2}), {}),
-        ("l4_all_offsets", dict(n_points=700, levels=4, base_depth=3, seed=4, correlated=True, hide=True), {"skip_hidden": False}),
+        (
+            "l5_level_context",
+            dict(
+                n_points=1500,
+                levels=5,
+                base_depth=1,
+                seed=3,
+                correlated=True,
+                hide=True,
+                context={"num_levels": 5, "levels_3d": 6, "levels_2d": 2},
+            ),
+            {},
+        ),
+        (
+            "l4_all_offsets",
+            dict(n_points=700, levels=4, base_depth=3, seed=4, correlated=True, hide=True),
+            {"skip_hidden": False},
+        ),
     ]
     if not quick:
-        specs.append(("above_rule_limit", dict(n_points=48_000, levels=4, base_depth=4, seed=5, correlated=True, hide=True),
-                      {}))
+        specs.append(
+            ("above_rule_limit", dict(n_points=48_000, levels=4, base_depth=4, seed=5, correlated=True, hide=True), {})
+        )
     for name, kw, enc in specs:
         model = _model(**kw)
         res = encode(model, bg, **enc)  # above RULE_MAX_ANCHORS the encoder codes every offset itself

@@ -17,8 +17,14 @@ from progs.bench.runner import SUITES, parse_suites
 from progs.bench.scaling import points_for_anchors
 from progs.errors import ProgsError
 
-PLOTS = {"rd": "rd.png", "baselines": "baselines.png", "bitstream": "bitstream.png", "scaling": "scaling.png",
-         "ablation": "ablation.png", "raster": "raster.png"}
+PLOTS = {
+    "rd": "rd.png",
+    "baselines": "baselines.png",
+    "bitstream": "bitstream.png",
+    "scaling": "scaling.png",
+    "ablation": "ablation.png",
+    "raster": "raster.png",
+}
 
 
 @pytest.fixture(scope="module")
@@ -147,13 +153,13 @@ def test_bd_rate_follows_a_saturating_curve_between_its_points():
     spz = [(35078, 19.607), (88153, 20.350)]
     q = np.linspace(19.607, 20.350, 501)
     lin = np.interp(q, [p for _, p in progs], np.log10([r for r, _ in progs])) - np.interp(
-        q, [p for _, p in spz], np.log10([r for r, _ in spz]))
+        q, [p for _, p in spz], np.log10([r for r, _ in spz])
+    )
     reference = (10 ** lin.mean() - 1) * 100
     assert abs(bd_rate(spz, progs) - reference) < 5.0, (bd_rate(spz, progs), reference)
     x, y = np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.0, 1.0, 1.1, 1.15])
     v = _pchip(x, y, np.linspace(0, 3, 301))
     assert np.all(np.diff(v) >= -1e-12) and v.max() <= 1.15 + 1e-12  # monotone, no overshoot
-
 
 
 @pytest.mark.slow
@@ -167,8 +173,11 @@ def test_a_second_bench_run_reuses_finished_trainings(bench, capsys, monkeypatch
     log = capsys.readouterr()
     again = json.loads((out / "results.json").read_text())
     assert "reusing" in log.out + log.err and "training full" not in log.out + log.err
+
     def points(r):
-        return [(c["lambda_e"], c["total_bytes"], [row["psnr"] for row in c["lods"]]) for c in r["suites"]["rd"]["curves"]]
+        return [
+            (c["lambda_e"], c["total_bytes"], [row["psnr"] for row in c["lods"]]) for c in r["suites"]["rd"]["curves"]
+        ]
 
     assert points(again) == points(res)
 
@@ -313,9 +322,17 @@ def test_suites_of_another_dataset_are_not_kept(tmp_path):
 
     path = tmp_path / "results.json"
     demo = {"spec": {"kind": "demo"}, "name": "demo"}
-    path.write_text(json.dumps({"command": "progs bench", "dataset": demo, "machine": {"date": "d"},
-                                "variants": {"full@0.002": {}},
-                                "suites": {"rd": {"curves": []}, "scaling": {"x": 1}, "speed": {"error": "boom"}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "command": "progs bench",
+                "dataset": demo,
+                "machine": {"date": "d"},
+                "variants": {"full@0.002": {}},
+                "suites": {"rd": {"curves": []}, "scaling": {"x": 1}, "speed": {"error": "boom"}},
+            }
+        )
+    )
     kept, variants, _ = carried_suites(path, ["fit"], {"spec": {"kind": "folder"}})
     assert list(kept) == ["scaling"] and variants == {}  # rd measured another scene; a failed suite is dropped
     kept, variants, dataset = carried_suites(path, ["fit"], demo)

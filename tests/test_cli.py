@@ -29,8 +29,25 @@ def test_help_lists_the_commands():
 def _write_plyfile_scene(path: Path, n: int = 400) -> None:
     """A 3DGS PLY written with plyfile directly (not by progs): a coloured blob of Gaussians."""
     rng = np.random.default_rng(0)
-    props = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-             "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    props = [
+        "x",
+        "y",
+        "z",
+        "nx",
+        "ny",
+        "nz",
+        "f_dc_0",
+        "f_dc_1",
+        "f_dc_2",
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     arr = np.zeros(n, dtype=[(p, "f4") for p in props])
     xyz = rng.normal(0, 0.5, (n, 3))
     arr["x"], arr["y"], arr["z"] = xyz.T
@@ -82,7 +99,9 @@ def test_demo_writes_contact_sheet_and_ply(tmp_path):
     ],
 )
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, needle):
-    out = subprocess.run([sys.executable, "-m", "progs", *args], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "progs", *args], capture_output=True, text=True, cwd=tmp_path, timeout=600
+    )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in out.stderr
@@ -101,8 +120,25 @@ def test_train_encode_info_decode_eval_round_trip(tmp_path):
     import json
 
     run = tmp_path / "run"
-    assert main(["train", "demo", "--out", str(run), "--demo-views", "16", "--demo-size", "32",
-                 "--iterations", "60", "--checkpoint-every", "30"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "demo",
+                "--out",
+                str(run),
+                "--demo-views",
+                "16",
+                "--demo-size",
+                "32",
+                "--iterations",
+                "60",
+                "--checkpoint-every",
+                "30",
+            ]
+        )
+        == 0
+    )
     assert (run / "checkpoint.pt").is_file() and json.loads((run / "run.json").read_text())["lods"]
     stream = tmp_path / "scene.progs"
     assert main(["encode", str(run), "--out", str(stream)]) == 0
@@ -115,10 +151,28 @@ def test_train_encode_info_decode_eval_round_trip(tmp_path):
         p = info_json["priors"][block]
         assert p["symbols"] > 0 and p["coded_bits_per_symbol"] > 0 and p["constant_prior_bits_per_symbol"] > 0
     for fmt in ("ply", "splat"):
-        assert main(["decode", str(stream), "--lod", "2", "--out", str(tmp_path / f"lod2.{fmt}"), "--distill", "0"]) == 0
+        assert (
+            main(["decode", str(stream), "--lod", "2", "--out", str(tmp_path / f"lod2.{fmt}"), "--distill", "0"]) == 0
+        )
     # the default export distils; --check prints the fidelity on the test views (held out of the export)
-    chk = run_cli("decode", str(stream), "--lod", "2", "--out", str(tmp_path / "chk.ply"), "--distill", "20",
-                  "--distill-size", "24", "--check", "demo", "--demo-size", "32", "--demo-views", "16")
+    chk = run_cli(
+        "decode",
+        str(stream),
+        "--lod",
+        "2",
+        "--out",
+        str(tmp_path / "chk.ply"),
+        "--distill",
+        "20",
+        "--distill-size",
+        "24",
+        "--check",
+        "demo",
+        "--demo-size",
+        "32",
+        "--demo-views",
+        "16",
+    )
     assert chk.returncode == 0, chk.stderr
     assert "distilled for 20 iterations from virtual views" in chk.stdout
     assert re.search(r"export fidelity on 2 test views of demo .*\(([-+]\d+\.\d\d) dB;", chk.stdout), chk.stdout
@@ -164,7 +218,9 @@ def test_demo_pipeline_writes_stream_table_and_plot(tmp_path):
     import json
 
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--views", "16", "--size", "32", "--iterations", "40", "--distill", "20"]) == 0
+    assert (
+        main(["demo", "--out", str(out), "--views", "16", "--size", "32", "--iterations", "40", "--distill", "20"]) == 0
+    )
     for name in ("scene.progs", "scene.progs.json", "rd.png", "decoded.ply", "results.json", "results.md"):
         assert (out / name).stat().st_size > 0, name
     res = json.loads((out / "results.json").read_text())

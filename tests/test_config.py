@@ -10,21 +10,34 @@ from progs.train.config import ConfigError, TrainConfig
 
 
 def test_replace_by_field_and_section_names():
-    cfg = TrainConfig().replace(lambda_e=0.004, **{"loss.lambda_nce": 0.01, "growth.enabled": False}, beta=0.5, iterations=7)
+    cfg = TrainConfig().replace(
+        lambda_e=0.004, **{"loss.lambda_nce": 0.01, "growth.enabled": False}, beta=0.5, iterations=7
+    )
     assert cfg.rate.lambda_e == 0.004 and cfg.loss.lambda_nce == 0.01
     assert cfg.growth.enabled is False and cfg.growth.beta == 0.5 and cfg.iterations == 7
     assert TrainConfig().rate.lambda_e == 0.002  # replace makes a copy
 
 
-@pytest.mark.parametrize("bad", [{"lambda_x": 1}, {"enabled": False}, {"loss.nope": 1}, {"adjust": False},
-                                 {"refine_fraction": 0.1}, {"growth.level_budget": True}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"lambda_x": 1},
+        {"enabled": False},
+        {"loss.nope": 1},
+        {"adjust": False},
+        {"refine_fraction": 0.1},
+        {"growth.level_budget": True},
+    ],
+)
 def test_unknown_or_ambiguous_names_are_refused(bad):
     with pytest.raises(ConfigError, match="unknown training option"):
         TrainConfig().replace(**bad)
 
 
-@pytest.mark.parametrize("bad", [{"iterations": 0}, {"lambda_e": -1.0}, {"levels": 3, "init_level": 4},
-                                 {"nce_fraction": 0.0}, {"backend": "tpu"}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"iterations": 0}, {"lambda_e": -1.0}, {"levels": 3, "init_level": 4}, {"nce_fraction": 0.0}, {"backend": "tpu"}],
+)
 def test_out_of_range_values_are_refused(bad):
     with pytest.raises(ConfigError):
         TrainConfig().replace(**bad)
@@ -33,9 +46,21 @@ def test_out_of_range_values_are_refused(bad):
 def test_round_trip_and_older_runs_read_with_a_warning():
     cfg = TrainConfig().replace(lambda_e=0.003, c2f_coarse_samples=2, interval=50)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    flat = {"iterations": 600, "levels": 4, "grad_beta": 0.01, "adjust": True, "lr_feature": 0.01, "downscale": 1.0,
-            "lambda_e": 0.002, "rate": False, "schedule": TrainConfig().schedule.to_dict(), "refine_fraction": 0.0}
-    with pytest.warns(UserWarning, match="older progs: read adjust, downscale, grad_beta, lr_feature, rate, refine_fraction"):
+    flat = {
+        "iterations": 600,
+        "levels": 4,
+        "grad_beta": 0.01,
+        "adjust": True,
+        "lr_feature": 0.01,
+        "downscale": 1.0,
+        "lambda_e": 0.002,
+        "rate": False,
+        "schedule": TrainConfig().schedule.to_dict(),
+        "refine_fraction": 0.0,
+    }
+    with pytest.warns(
+        UserWarning, match="older progs: read adjust, downscale, grad_beta, lr_feature, rate, refine_fraction"
+    ):
         old = TrainConfig.from_dict(flat)
     assert old.iterations == 600 and old.growth.beta == 0.01 and old.lr.feature == 0.01 and old.rate.enabled is False
 

@@ -25,8 +25,9 @@ def test_steps_span_an_eighth_to_eight_times_q0_in_both_paths(bias, factor):
     q0 = torch.tensor(ctx.cfg.q0)
     assert torch.allclose(q_train, q0 * factor, rtol=1e-4)
     for use_kernel in (False, True):
-        _, _, q_exact = ctx.coding_params(ctx.exact_features(pos.double(), use_kernel=use_kernel), None,
-                                          use_kernel=use_kernel, level=2)
+        _, _, q_exact = ctx.coding_params(
+            ctx.exact_features(pos.double(), use_kernel=use_kernel), None, use_kernel=use_kernel, level=2
+        )
         assert torch.allclose(q_exact, q0.double() * factor, rtol=2e-3)
 
 

@@ -67,13 +67,16 @@ def test_cpu_draws_are_torchs_own() -> None:
     assert torch.equal(randint(9, (3, 4), g1, CPU), torch.randint(0, 9, (3, 4), generator=g2))
 
 
-@pytest.mark.parametrize("command", [
-    ["train", "demo", "--out", "{tmp}/run"],
-    ["fit", "{tmp}/missing.ply", "--out", "{tmp}/run"],
-    ["eval", "{tmp}/run"],
-    ["demo", "--out", "{tmp}/demo"],
-    ["bench", "--out", "{tmp}/bench"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "demo", "--out", "{tmp}/run"],
+        ["fit", "{tmp}/missing.ply", "--out", "{tmp}/run"],
+        ["eval", "{tmp}/run"],
+        ["demo", "--out", "{tmp}/demo"],
+        ["bench", "--out", "{tmp}/bench"],
+    ],
+)
 def test_device_cuda_without_cuda_is_one_line_exit_2(command, tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(device_mod, "cuda_available", lambda: False)  # also on a machine with a GPU
     args = [a.format(tmp=tmp_path) for a in command] + ["--device", "cuda"]
@@ -91,8 +94,21 @@ def test_device_option_refuses_unknown_names(capsys) -> None:
 
 # ------------------------------------------------------------------ no tensor lands on an implicit device
 
-FACTORIES = {"zeros", "ones", "full", "empty", "arange", "rand", "randn", "randint", "randperm", "tensor",
-             "as_tensor", "eye", "linspace"}
+FACTORIES = {
+    "zeros",
+    "ones",
+    "full",
+    "empty",
+    "arange",
+    "rand",
+    "randn",
+    "randint",
+    "randperm",
+    "tensor",
+    "as_tensor",
+    "eye",
+    "linspace",
+}
 AUDITED = [SRC / "train", SRC / "model", SRC / "render", SRC / "octree.py", SRC / "scene.py", SRC / "metrics.py"]
 
 
@@ -204,7 +220,9 @@ def test_cuda_training_encodes_like_its_cpu_copy(scene, tmp_path) -> None:
 
     trainer.save(str(tmp_path / "checkpoint.pt"))
     assert all(t.device == CPU for t in _all_tensors(load_checkpoint(tmp_path / "checkpoint.pt")))
-    on_cpu = Trainer(scene, _cfg(iterations=44, c2f_coarse_samples=1), device=CPU).resume(str(tmp_path / "checkpoint.pt"))
+    on_cpu = Trainer(scene, _cfg(iterations=44, c2f_coarse_samples=1), device=CPU).resume(
+        str(tmp_path / "checkpoint.pt")
+    )
     assert encode(on_cpu.model).data == from_cuda.data
     on_cpu.train(progress=False)  # a CUDA checkpoint continues on the CPU
     assert on_cpu.iteration == 44

@@ -21,8 +21,9 @@ def _model(view_distance: float | None = 3.0) -> ProGSModel:
     a = AnchorSet.random(grid, 200, g)
     with torch.no_grad():
         a.feature.copy_(torch.randn(a.feature.shape, generator=g))
-    return ProGSModel(a, context=ContextModel(ContextConfig.for_anchor_count(len(a)), seed=0),
-                      view_distance=view_distance)
+    return ProGSModel(
+        a, context=ContextModel(ContextConfig.for_anchor_count(len(a)), seed=0), view_distance=view_distance
+    )
 
 
 @pytest.mark.parametrize("view_distance", [3.0, None])
@@ -61,10 +62,18 @@ def test_ranking_keeps_the_views_the_cloud_reproduces():
     assert _best_views(p, cloud.means, cams, targets, 5) == [0, 2, 3, 5, 7]
 
 
-@pytest.mark.parametrize("kwargs, word", [
-    ({"iterations": -1}, "iterations"), ({"views": 0}, "view"), ({"size": 4}, "size"), ({"keep": 0.0}, "keep"),
-    ({"keep": 1.5}, "keep"), ({"lr_end": 0.0}, "lr_end"), ({"reselect_every": 0}, "reselect_every"),
-])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"iterations": -1}, "iterations"),
+        ({"views": 0}, "view"),
+        ({"size": 4}, "size"),
+        ({"keep": 0.0}, "keep"),
+        ({"keep": 1.5}, "keep"),
+        ({"lr_end": 0.0}, "lr_end"),
+        ({"reselect_every": 0}, "reselect_every"),
+    ],
+)
 def test_bad_settings_are_refused_in_one_line(kwargs, word):
     with pytest.raises(ValueError, match=word) as ei:
         DistillConfig(**kwargs)

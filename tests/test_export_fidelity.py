@@ -47,8 +47,10 @@ def test_sh3_export_is_faithful_at_every_lod(trained):
     for lod in range(1, model.num_levels + 1):
         f3 = export_fidelity(model, lod, model_to_cloud(model, lod, sh_degree=3), scene.test_views, scene.background)
         f0 = export_fidelity(model, lod, model_to_cloud(model, lod, sh_degree=0), scene.test_views, scene.background)
-        print(f"LoD {lod}: SH3 {f3.delta:+.2f} dB (between {f3.psnr_between:.2f}), SH0 {f0.delta:+.2f} dB "
-              f"(between {f0.psnr_between:.2f})")
+        print(
+            f"LoD {lod}: SH3 {f3.delta:+.2f} dB (between {f3.psnr_between:.2f}), SH0 {f0.delta:+.2f} dB "
+            f"(between {f0.psnr_between:.2f})"
+        )
         assert f3.delta >= FLOOR_SH3, (lod, f3)
         assert f3.psnr_between >= f0.psnr_between - 0.05, (lod, f3, f0)  # view dependence helps, never hurts
 
@@ -62,8 +64,10 @@ def test_distilled_export_is_faithful_and_closer_to_progs_than_the_closed_form(t
         closed = model_to_cloud(model, lod)
         fc = export_fidelity(model, lod, closed, scene.test_views, scene.background)
         fd = export_fidelity(model, lod, distill_cloud(model, lod, closed, DISTILL), scene.test_views, scene.background)
-        print(f"LoD {lod}: distilled {fd.delta:+.2f} dB (between {fd.psnr_between:.2f}), closed form {fc.delta:+.2f} dB "
-              f"(between {fc.psnr_between:.2f})")
+        print(
+            f"LoD {lod}: distilled {fd.delta:+.2f} dB (between {fd.psnr_between:.2f}), closed form {fc.delta:+.2f} dB "
+            f"(between {fc.psnr_between:.2f})"
+        )
         assert fd.delta >= FLOOR_DISTILLED, (lod, fd)
         # never further from progs' render than the closed form, unless both are past the point where the
         # two renders are indistinguishable (> 40 dB between them: LoD 1 of this tiny model)
@@ -78,13 +82,16 @@ def test_distillation_repairs_a_degraded_export(trained):
     scene, model = trained
     lod = 2
     closed = model_to_cloud(model, lod)
-    bad = GaussianCloud(closed.means, closed.sh_dc, closed.sh_rest, closed.opacity_logits - 2.0,
-                        closed.log_scales + 0.4, closed.quats)
+    bad = GaussianCloud(
+        closed.means, closed.sh_dc, closed.sh_rest, closed.opacity_logits - 2.0, closed.log_scales + 0.4, closed.quats
+    )
     fc = export_fidelity(model, lod, closed, scene.test_views, scene.background)
     fb = export_fidelity(model, lod, bad, scene.test_views, scene.background)
     fr = export_fidelity(model, lod, distill_cloud(model, lod, bad, REPAIR), scene.test_views, scene.background)
-    print(f"between progs and plain: closed form {fc.psnr_between:.2f}, degraded {fb.psnr_between:.2f} ({fb.delta:+.2f} dB), "
-          f"repaired {fr.psnr_between:.2f} ({fr.delta:+.2f} dB)")
+    print(
+        f"between progs and plain: closed form {fc.psnr_between:.2f}, degraded {fb.psnr_between:.2f} ({fb.delta:+.2f} dB), "
+        f"repaired {fr.psnr_between:.2f} ({fr.delta:+.2f} dB)"
+    )
     assert fb.psnr_between < fc.psnr_between - 20 and fb.delta < -2.0, fb
     assert fr.psnr_between >= fb.psnr_between + 15, (fr, fb)
     assert fr.delta >= FLOOR_DISTILLED, fr

@@ -41,12 +41,20 @@ def test_sh_basis_matches_the_khr_gaussian_splatting_formulas():
     x, y, z = d[0].tolist()
     want = [
         0.2820947917738781,
-        -0.4886025119029199 * y, 0.4886025119029199 * z, -0.4886025119029199 * x,
-        1.092548430592079 * x * y, -1.092548430592079 * y * z, 0.31539156525252 * (2 * z * z - x * x - y * y),
-        -1.092548430592079 * x * z, 0.5462742152960395 * (x * x - y * y),
-        -0.5900435899266435 * y * (3 * x * x - y * y), 2.890611442640554 * x * y * z,
-        -0.4570457994644657 * y * (4 * z * z - x * x - y * y), 0.3731763325901154 * z * (2 * z * z - 3 * x * x - 3 * y * y),
-        -0.4570457994644657 * x * (4 * z * z - x * x - y * y), 1.445305721320277 * z * (x * x - y * y),
+        -0.4886025119029199 * y,
+        0.4886025119029199 * z,
+        -0.4886025119029199 * x,
+        1.092548430592079 * x * y,
+        -1.092548430592079 * y * z,
+        0.31539156525252 * (2 * z * z - x * x - y * y),
+        -1.092548430592079 * x * z,
+        0.5462742152960395 * (x * x - y * y),
+        -0.5900435899266435 * y * (3 * x * x - y * y),
+        2.890611442640554 * x * y * z,
+        -0.4570457994644657 * y * (4 * z * z - x * x - y * y),
+        0.3731763325901154 * z * (2 * z * z - 3 * x * x - 3 * y * y),
+        -0.4570457994644657 * x * (4 * z * z - x * x - y * y),
+        1.445305721320277 * z * (x * x - y * y),
         -0.5900435899266435 * x * (x * x - 3 * y * y),
     ]
     np.testing.assert_allclose(sh_basis(d, 3)[0].numpy(), want, rtol=1e-6, atol=1e-7)
@@ -140,8 +148,13 @@ def test_glb_holds_the_extension_and_every_attribute(tmp_path):
 def test_unknown_output_format_is_one_line_exit_2(tmp_path):
     with pytest.raises(InputError, match=r"\.ply, \.splat, \.spz or \.glb"):
         cloud_format(tmp_path / "x.obj")
-    out = subprocess.run([sys.executable, "-m", "progs", "decode", "missing.progs", "--out", "x.obj"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "progs", "decode", "missing.progs", "--out", "x.obj"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and "x.obj" in lines[0] and "Traceback" not in out.stderr
     assert not (tmp_path / "x.obj").exists()
@@ -179,13 +192,19 @@ def test_reads_a_foreign_degree3_ply_without_normals_in_any_order(tmp_path):
 
 def test_compressed_playcanvas_ply_is_refused_in_one_line(tmp_path):
     chunk = np.zeros(1, dtype=[(p, "f4") for p in ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")])
-    vert = np.zeros(4, dtype=[(p, "u4") for p in ("packed_position", "packed_rotation", "packed_scale", "packed_color")])
+    vert = np.zeros(
+        4, dtype=[(p, "u4") for p in ("packed_position", "packed_rotation", "packed_scale", "packed_color")]
+    )
     path = tmp_path / "scene.compressed.ply"
     PlyData([PlyElement.describe(chunk, "chunk"), PlyElement.describe(vert, "vertex")]).write(str(path))
     with pytest.raises(InputError, match="compressed PlayCanvas"):
         read_ply(path)
-    out = subprocess.run([sys.executable, "-m", "progs", "render", str(path), "--out", str(tmp_path / "x.png")],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "progs", "render", str(path), "--out", str(tmp_path / "x.png")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "compressed" in out.stderr
 
 
@@ -195,7 +214,9 @@ def test_teacher_views_use_the_sh_colours():
     cloud = random_cloud(300, 3, seed=2)
     cloud.opacity_logits += 3
     cloud.sh_rest *= 5  # strongly view-dependent
-    flat = GaussianCloud(cloud.means, cloud.sh_dc, cloud.sh_rest[:, :0], cloud.opacity_logits, cloud.log_scales, cloud.quats)
+    flat = GaussianCloud(
+        cloud.means, cloud.sh_dc, cloud.sh_rest[:, :0], cloud.opacity_logits, cloud.log_scales, cloud.quats
+    )
     a = scene_from_cloud(cloud, views=8, size=32)
     b = scene_from_cloud(flat, views=8, size=32)
     diff = max(float((va.image - vb.image).abs().mean()) for va, vb in zip(a.views, b.views))
@@ -209,8 +230,27 @@ def test_fit_runs_on_a_foreign_degree3_ply(tmp_path):
     cloud.log_scales += 1.5
     _foreign_ply(tmp_path / "foreign.ply", cloud)
     run = tmp_path / "run"
-    assert main(["fit", str(tmp_path / "foreign.ply"), "--out", str(run), "--views", "12", "--size", "24",
-                 "--iterations", "10", "--checkpoint-every", "10", "--eval-size", "32"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(tmp_path / "foreign.ply"),
+                "--out",
+                str(run),
+                "--views",
+                "12",
+                "--size",
+                "24",
+                "--iterations",
+                "10",
+                "--checkpoint-every",
+                "10",
+                "--eval-size",
+                "32",
+            ]
+        )
+        == 0
+    )
     assert (run / "checkpoint.pt").is_file()
     # The anchor set is sized from the teacher: growth capped at a quarter of its 300 Gaussians, initial
     # anchors at the finest level that fills at most half of that.

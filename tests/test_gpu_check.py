@@ -28,8 +28,22 @@ def test_gpu_check_smoke_runs_on_cpu(tmp_path: Path) -> None:
     lines: list[str] = []
     out = tmp_path / "out" / "gpu_check.json"
     stream = tmp_path / "out" / "fox.progs"
-    report = gpu_check.main(["--smoke", "--device", "cpu", "--workdir", str(tmp_path / "work"), "--json", str(out),
-                             "--train-seconds", "1", "--stream-out", str(stream)], log=lines.append)
+    report = gpu_check.main(
+        [
+            "--smoke",
+            "--device",
+            "cpu",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--json",
+            str(out),
+            "--train-seconds",
+            "1",
+            "--stream-out",
+            str(stream),
+        ],
+        log=lines.append,
+    )
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     assert report["smoke"] and report["machine"]["device"] == "cpu"
 
@@ -61,8 +75,9 @@ def test_gpu_check_smoke_runs_on_cpu(tmp_path: Path) -> None:
     assert any("it/s" in line for line in lines) and any(line.startswith("[memory]") for line in lines)
 
     # --verify: the stream decoded again here matches what the run measured (same machine: exactly).
-    verified = gpu_check.main(["--verify", str(stream), "--against", str(out), "--json", str(tmp_path / "v.json")],
-                              log=lines.append)
+    verified = gpu_check.main(
+        ["--verify", str(stream), "--against", str(out), "--json", str(tmp_path / "v.json")], log=lines.append
+    )
     assert [r["lod"] for r in verified["lods"]] == [1, 2, 3]
     assert verified["within_0_05_db"] and verified["largest_difference_db"] < 1e-6
     assert json.loads((tmp_path / "v.json").read_text())["stream_sha256"] == fox["stream_sha256"]
@@ -84,6 +99,7 @@ def test_anchor_count_sizing_hits_its_target() -> None:
     import torch
 
     gpu_check = _load_script()
-    points, anchors = gpu_check.points_for_anchor_count(20_000, levels=4, base_depth=4,
-                                                        gen=torch.Generator().manual_seed(0))
+    points, anchors = gpu_check.points_for_anchor_count(
+        20_000, levels=4, base_depth=4, gen=torch.Generator().manual_seed(0)
+    )
     assert abs(anchors - 20_000) <= 400 and points.shape[1] == 3

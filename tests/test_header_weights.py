@@ -99,8 +99,12 @@ def test_each_mlp_keeps_its_precision_and_any_precision_decodes(tiny_model):
     gen = tiny_model.generator.fixed_point_weights()
     ctx = tiny_model.context.fixed_point_weights()
     assert all(used_bits(m) == exact_math.GENERATOR_BITS for m, _ in gen.values() if m.any())
-    assert all(used_bits(m) == exact_math.STEP_MLP_BITS for n, (m, _) in ctx.items() if n.startswith("mlp_q") and m.any())
-    assert all(used_bits(m) == exact_math.PRIOR_MLP_BITS for n, (m, _) in ctx.items() if n.startswith("mlp_d") and m.any())
+    assert all(
+        used_bits(m) == exact_math.STEP_MLP_BITS for n, (m, _) in ctx.items() if n.startswith("mlp_q") and m.any()
+    )
+    assert all(
+        used_bits(m) == exact_math.PRIOR_MLP_BITS for n, (m, _) in ctx.items() if n.startswith("mlp_d") and m.any()
+    )
     small = encode(tiny_model)
     old_bits = exact_math.GENERATOR_BITS
     try:

@@ -52,12 +52,15 @@ def test_decode_and_info_need_no_extra(stream, tmp_path):
     assert out.returncode == 0, out.stderr
 
 
-@pytest.mark.parametrize("args, extra", [
-    (["decode", "{stream}", "--distill", "0", "--out", "{tmp}/x.spz"], "export"),
-    (["decode", "{stream}", "--distill", "0", "--out", "{tmp}/x.glb"], "export"),
-    (["serve", "{tmp}", "--port", "0"], "viewer"),
-    (["view", "{stream}", "--port", "0"], "viewer"),
-])
+@pytest.mark.parametrize(
+    "args, extra",
+    [
+        (["decode", "{stream}", "--distill", "0", "--out", "{tmp}/x.spz"], "export"),
+        (["decode", "{stream}", "--distill", "0", "--out", "{tmp}/x.glb"], "export"),
+        (["serve", "{tmp}", "--port", "0"], "viewer"),
+        (["view", "{stream}", "--port", "0"], "viewer"),
+    ],
+)
 def test_a_missing_extra_is_named_in_one_line(stream, tmp_path, args, extra):
     out = _progs_without_extras(*(a.format(stream=stream, tmp=tmp_path) for a in args))
     lines = out.stderr.strip().splitlines()

@@ -88,8 +88,12 @@ def make_model(n_images: int = 10, width: int = 40, height: int = 30, seed: int 
         images[100 - i] = (q, w2c[:3, 3].copy(), 1 + i % 2, f"img_{i:03d}.png", xys, ids)
     pts = rng.uniform(-0.5, 0.5, size=(25, 3))
     points = {
-        int(j * 7 + 1): (pts[j], rng.integers(0, 256, 3).astype(np.uint8), float(rng.uniform(0, 2)),
-                         [(100 - (j % n_images), j % 3)] * (1 + j % 4))
+        int(j * 7 + 1): (
+            pts[j],
+            rng.integers(0, 256, 3).astype(np.uint8),
+            float(rng.uniform(0, 2)),
+            [(100 - (j % n_images), j % 3)] * (1 + j % 4),
+        )
         for j in range(len(pts))
     }
     return {"cameras": cameras, "images": images, "points": points}
@@ -121,23 +125,38 @@ def write_model_bin(d: Path, m: dict) -> None:
 
 def write_model_txt(d: Path, m: dict) -> None:
     d.mkdir(parents=True, exist_ok=True)
-    lines = ["# Camera list with one line of data per camera:", "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]",
-             f"# Number of cameras: {len(m['cameras'])}"]
+    lines = [
+        "# Camera list with one line of data per camera:",
+        "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]",
+        f"# Number of cameras: {len(m['cameras'])}",
+    ]
     for cid, (model, w, h, params) in m["cameras"].items():
         lines.append(" ".join([str(cid), model, str(w), str(h)] + [repr(float(p)) for p in params]))
     (d / "cameras.txt").write_text("\n".join(lines) + "\n")
-    lines = ["# Image list with two lines of data per image:", "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
-             "#   POINTS2D[] as (X, Y, POINT3D_ID)"]
+    lines = [
+        "# Image list with two lines of data per image:",
+        "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
+        "#   POINTS2D[] as (X, Y, POINT3D_ID)",
+    ]
     for k, (iid, (q, t, cid, name, xys, ids)) in enumerate(m["images"].items()):
         lines.append(" ".join([str(iid)] + [repr(float(v)) for v in (*q, *t)] + [str(cid), name]))
         # COLMAP writes an empty line for images without 2D points: exercise that too.
         lines.append("" if k == 1 else " ".join(f"{x!r} {y!r} {p}" for (x, y), p in zip(xys.tolist(), ids.tolist())))
     (d / "images.txt").write_text("\n".join(lines) + "\n")
-    lines = ["# 3D point list with one line of data per point:",
-             "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)"]
+    lines = [
+        "# 3D point list with one line of data per point:",
+        "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)",
+    ]
     for pid, (xyz, rgb, err, track) in m["points"].items():
-        lines.append(" ".join([str(pid)] + [repr(float(v)) for v in xyz] + [str(int(c)) for c in rgb] + [repr(err)]
-                              + [f"{a} {b}" for a, b in track]))
+        lines.append(
+            " ".join(
+                [str(pid)]
+                + [repr(float(v)) for v in xyz]
+                + [str(int(c)) for c in rgb]
+                + [repr(err)]
+                + [f"{a} {b}" for a, b in track]
+            )
+        )
     (d / "points3D.txt").write_text("\n".join(lines) + "\n")
 
 
@@ -368,8 +387,12 @@ def test_absurd_counts(tmp_path, name):
 
 def test_absurd_2d_point_count(tmp_path):
     p = tmp_path / "images.bin"
-    p.write_bytes(struct.pack("<Q", 1) + struct.pack("<idddddddi", 1, 1, 0, 0, 0, 0, 0, 0, 1) + b"a.png\0"
-                  + struct.pack("<Q", 2**62))
+    p.write_bytes(
+        struct.pack("<Q", 1)
+        + struct.pack("<idddddddi", 1, 1, 0, 0, 0, 0, 0, 0, 1)
+        + b"a.png\0"
+        + struct.pack("<Q", 2**62)
+    )
     assert_input_error(read_images, p, names=p)
 
 
@@ -384,8 +407,9 @@ def test_nan_pose(tmp_path):
     assert_input_error(read_images, tmp_path / "t" / "images.txt", names=tmp_path / "t" / "images.txt", match="NaN")
     m["images"][iid] = (np.zeros(4), t, *rest)
     write_model_bin(tmp_path / "b", m)
-    assert_input_error(read_images, tmp_path / "b" / "images.bin", names=tmp_path / "b" / "images.bin",
-                       match="quaternion")
+    assert_input_error(
+        read_images, tmp_path / "b" / "images.bin", names=tmp_path / "b" / "images.bin", match="quaternion"
+    )
 
 
 def test_malformed_text(tmp_path):

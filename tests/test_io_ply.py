@@ -97,11 +97,31 @@ def test_reads_ply_written_directly_by_plyfile(tmp_path):
     """A file not made by our writer: different property order, degree 1, ascii and big-endian."""
     n, k = 6, 3
     rng = np.random.default_rng(1)
-    vals = {name: rng.standard_normal(n).astype(np.float32) for name in
-            ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
-             "rot_0", "rot_1", "rot_2", "rot_3"] + [f"f_rest_{i}" for i in range(3 * k)]}
-    order = ["rot_0", "rot_1", "rot_2", "rot_3", "opacity", "x", "y", "z"] + [f"f_rest_{i}" for i in range(3 * k)] + [
-        "scale_0", "scale_1", "scale_2", "f_dc_0", "f_dc_1", "f_dc_2"]
+    vals = {
+        name: rng.standard_normal(n).astype(np.float32)
+        for name in [
+            "x",
+            "y",
+            "z",
+            "f_dc_0",
+            "f_dc_1",
+            "f_dc_2",
+            "opacity",
+            "scale_0",
+            "scale_1",
+            "scale_2",
+            "rot_0",
+            "rot_1",
+            "rot_2",
+            "rot_3",
+        ]
+        + [f"f_rest_{i}" for i in range(3 * k)]
+    }
+    order = (
+        ["rot_0", "rot_1", "rot_2", "rot_3", "opacity", "x", "y", "z"]
+        + [f"f_rest_{i}" for i in range(3 * k)]
+        + ["scale_0", "scale_1", "scale_2", "f_dc_0", "f_dc_1", "f_dc_2"]
+    )
     arr = np.empty(n, dtype=[(name, "f4") for name in order])
     for name in order:
         arr[name] = vals[name]
@@ -162,20 +182,37 @@ def test_write_is_atomic(tmp_path, monkeypatch):
 
 def test_cloud_shape_checks():
     with pytest.raises(ValueError):
-        GaussianCloud(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 4, 3), torch.zeros(2), torch.zeros(2, 3),
-                      torch.zeros(2, 4))
+        GaussianCloud(
+            torch.zeros(2, 3),
+            torch.zeros(2, 3),
+            torch.zeros(2, 4, 3),
+            torch.zeros(2),
+            torch.zeros(2, 3),
+            torch.zeros(2, 4),
+        )
     with pytest.raises(ValueError):
-        GaussianCloud(torch.zeros(2, 3), torch.zeros(3, 3), torch.zeros(2, 0, 3), torch.zeros(2), torch.zeros(2, 3),
-                      torch.zeros(2, 4))
+        GaussianCloud(
+            torch.zeros(2, 3),
+            torch.zeros(3, 3),
+            torch.zeros(2, 0, 3),
+            torch.zeros(2),
+            torch.zeros(2, 3),
+            torch.zeros(2, 4),
+        )
 
 
 # -- malformed input ---------------------------------------------------------------------------------
 
 
 def _inria_header(n: int, n_rest: int = 0, fmt: str = "binary_little_endian") -> bytes:
-    names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(n_rest)] + [
-        "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
-    lines = ["ply", f"format {fmt} 1.0", f"element vertex {n}"] + [f"property float {p}" for p in names] + ["end_header"]
+    names = (
+        ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+        + [f"f_rest_{i}" for i in range(n_rest)]
+        + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    )
+    lines = (
+        ["ply", f"format {fmt} 1.0", f"element vertex {n}"] + [f"property float {p}" for p in names] + ["end_header"]
+    )
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -224,7 +261,9 @@ def test_zero_vertices(tmp_path):
 
 def test_no_vertex_element(tmp_path):
     p = tmp_path / "faces.ply"
-    p.write_bytes(b"ply\nformat ascii 1.0\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n3 0 1 2\n")
+    p.write_bytes(
+        b"ply\nformat ascii 1.0\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n3 0 1 2\n"
+    )
     assert_input_error(p, read_ply, match="vertex")
 
 

@@ -35,17 +35,26 @@ def assert_same(got: GaussianCloud, ref: GaussianCloud, atol: float = 1e-5, quat
     assert float(torch.minimum((q - r).abs().amax(1), (q + r).abs().amax(1)).max()) < quat_atol
 
 
-@pytest.mark.parametrize("name,ref", [
-    ("sog", "sog.ref.ply"), ("sog/meta.json", "sog.ref.ply"), ("source.compressed.ply", "compressed.ref.ply"),
-    ("source.spz", "spz.ref.ply"), ("lod", "lod0.ref.ply"), ("lod/lod-meta.json", "lod0.ref.ply"),
-])
+@pytest.mark.parametrize(
+    "name,ref",
+    [
+        ("sog", "sog.ref.ply"),
+        ("sog/meta.json", "sog.ref.ply"),
+        ("source.compressed.ply", "compressed.ref.ply"),
+        ("source.spz", "spz.ref.ply"),
+        ("lod", "lod0.ref.ply"),
+        ("lod/lod-meta.json", "lod0.ref.ply"),
+    ],
+)
 def test_reader_matches_splat_transform(name, ref):
     assert_same(read_splats(DATA / name), read_ply(DATA / ref))
 
 
 def test_splat_matches_splat_transform():
     got, ref = read_splats(DATA / "source.splat"), read_ply(DATA / "splat.ref.ply")
-    assert_same(got, ref, quat_atol=1 / 128)  # splat-transform reads a rotation byte b as b/127.5 - 1, we as (b - 128)/128
+    assert_same(
+        got, ref, quat_atol=1 / 128
+    )  # splat-transform reads a rotation byte b as b/127.5 - 1, we as (b - 128)/128
     assert splat_format(DATA / "source.splat") == "splat"
 
 
@@ -99,8 +108,14 @@ def test_damaged_sog_is_one_line(tmp_path):
 
 def _tiny_cloud(n: int = 64) -> GaussianCloud:
     g = torch.Generator().manual_seed(3)
-    return GaussianCloud(torch.randn(n, 3, generator=g), torch.randn(n, 3, generator=g) * 0.5, torch.zeros(n, 0, 3),
-                         torch.randn(n, generator=g), torch.full((n, 3), -3.0), torch.randn(n, 4, generator=g))
+    return GaussianCloud(
+        torch.randn(n, 3, generator=g),
+        torch.randn(n, 3, generator=g) * 0.5,
+        torch.zeros(n, 0, 3),
+        torch.randn(n, generator=g),
+        torch.full((n, 3), -3.0),
+        torch.randn(n, 4, generator=g),
+    )
 
 
 def test_infinite_opacity_logits_mean_opacity_one_and_zero(tmp_path):

@@ -55,7 +55,9 @@ def make_synthetic(root: Path, n_train: int = 4, n_test: int = 2, size: int = 16
             rgba[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4, 3] = 255  # opaque red square
             Image.fromarray(rgba, "RGBA").save(root / split / f"r_{i}.png")
             frames.append({"file_path": f"./{split}/r_{i}", "rotation": 0.0, "transform_matrix": gl_c2w(eye)})
-        (root / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": 0.6911112070083618, "frames": frames}))
+        (root / f"transforms_{split}.json").write_text(
+            json.dumps({"camera_angle_x": 0.6911112070083618, "frames": frames})
+        )
 
 
 def make_ngp(root: Path, n: int = 12, w: int = 24, h: int = 32, missing: set[int] = frozenset(), **extra) -> dict:
@@ -68,8 +70,17 @@ def make_ngp(root: Path, n: int = 12, w: int = 24, h: int = 32, missing: set[int
         if i not in missing:
             Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / name, quality=95)
         frames.append({"file_path": name, "sharpness": 30.0, "transform_matrix": gl_c2w(eye)})
-    meta = {"fl_x": 30.0, "fl_y": 31.0, "cx": w / 2 - 0.5, "cy": h / 2 + 0.25, "w": float(w), "h": float(h),
-            "aabb_scale": 4, "frames": frames, **extra}
+    meta = {
+        "fl_x": 30.0,
+        "fl_y": 31.0,
+        "cx": w / 2 - 0.5,
+        "cy": h / 2 + 0.25,
+        "w": float(w),
+        "h": float(h),
+        "aabb_scale": 4,
+        "frames": frames,
+        **extra,
+    }
     (root / "transforms.json").write_text(json.dumps(meta))
     return meta
 
@@ -233,7 +244,7 @@ def test_malformed_transforms(tmp_path):
     check(lambda m: m.update(fl_x="big"), "fl_x")
     check(lambda m: m.update(fl_x=-3.0), "fl_x")
     check(lambda m: m.update(camera_model="OPENCV_FISHEYE"), "fisheye")
-    p.write_text("{\"frames\": [")
+    p.write_text('{"frames": [')
     assert_input_error(load_transforms_scene, tmp_path, names=p, match="invalid JSON")
     p.write_text("[1, 2]")
     assert_input_error(load_transforms_scene, tmp_path, names=p, match="JSON object")
@@ -291,7 +302,9 @@ def test_load_image_modes(tmp_path):
     la = np.zeros((4, 6, 2), np.uint8)
     la[..., 0] = 255
     Image.fromarray(la, "LA").save(tmp_path / "la.png")
-    assert torch.allclose(load_image(tmp_path / "la.png", background=(0.0, 0.5, 1.0))[0, 0], torch.tensor([0.0, 0.5, 1.0]))
+    assert torch.allclose(
+        load_image(tmp_path / "la.png", background=(0.0, 0.5, 1.0))[0, 0], torch.tensor([0.0, 0.5, 1.0])
+    )
     assert torch.allclose(load_image(tmp_path / "la.png")[0, 0], torch.ones(3))  # alpha dropped
 
 
@@ -339,6 +352,26 @@ def test_train_sizes_random_init_from_the_views(tmp_path, capsys):
     config = json.loads((run / "run.json").read_text())["config"]
     assert config["init_random_points"] == 500 and config["growth"]["max_anchors"] == 1200
     run2 = tmp_path / "run2"
-    assert main(["train", str(tmp_path / "data"), "--out", str(run2), "--iterations", "1", "--levels", "2",
-                 "--init-points", "800", "--max-anchors", "1000"]) == 0
-    assert "800 random initial points (--init-points), growth up to 1000 anchors (--max-anchors)" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "data"),
+                "--out",
+                str(run2),
+                "--iterations",
+                "1",
+                "--levels",
+                "2",
+                "--init-points",
+                "800",
+                "--max-anchors",
+                "1000",
+            ]
+        )
+        == 0
+    )
+    assert (
+        "800 random initial points (--init-points), growth up to 1000 anchors (--max-anchors)"
+        in capsys.readouterr().out
+    )

@@ -44,7 +44,9 @@ def test_ssim_matches_independent_implementation():
     y = np.clip(x + 0.1 * rng.standard_normal(x.shape), 0, 1)
     ours = ssim(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
     assert ours == pytest.approx(_ssim_numpy(x, y), abs=1e-4)
-    assert ssim(torch.tensor(x, dtype=torch.float32), torch.tensor(x, dtype=torch.float32)) == pytest.approx(1.0, abs=1e-6)
+    assert ssim(torch.tensor(x, dtype=torch.float32), torch.tensor(x, dtype=torch.float32)) == pytest.approx(
+        1.0, abs=1e-6
+    )
     assert ours < 0.99  # noise lowers SSIM
 
 

@@ -134,7 +134,9 @@ def test_growth_levels_conflicts_and_new_state():
     # new anchors copy the source anchor's feature, default scaling, zero offsets
     assert torch.allclose(a.feature[n_old:], a.feature[i].expand(len(a) - n_old, -1))
     assert torch.all(a.offsets[n_old:] == 0)
-    assert torch.allclose(a.scaling[n_old:].exp()[:, 0], torch.tensor([a.grid.cell_size(int(l)) for l in new_l]), rtol=1e-5)
+    assert torch.allclose(
+        a.scaling[n_old:].exp()[:, 0], torch.tensor([a.grid.cell_size(int(l)) for l in new_l]), rtol=1e-5
+    )
     st = opt.state[a.feature]["exp_avg"]
     assert torch.equal(st[:n_old], old_moment) and torch.all(st[n_old:] == 0)
     # a second adjustment with the same statistics adds nothing (conflict check against existing)

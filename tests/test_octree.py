@@ -37,9 +37,7 @@ def raw_anchors(draw: st.DrawFn) -> tuple[OctreeGrid, torch.Tensor, torch.Tensor
     grid = draw(grids())
     n = draw(st.integers(0, 60))
     levels = draw(st.lists(st.integers(1, grid.num_levels), min_size=n, max_size=n))
-    keys = [
-        draw(st.tuples(*(st.integers(0, grid.resolution(lv) - 1),) * 3)) for lv in levels
-    ]
+    keys = [draw(st.tuples(*(st.integers(0, grid.resolution(lv) - 1),) * 3)) for lv in levels]
     return grid, torch.tensor(keys, dtype=torch.int64).reshape(-1, 3), torch.tensor(levels, dtype=torch.int64)
 
 
@@ -115,17 +113,29 @@ def test_parent_child_octant_identities(keys: list[tuple[int, int, int]], data: 
 
 def test_octant_offsets_table() -> None:
     assert ot.OCTANT_OFFSETS.tolist() == [
-        [0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 1], [1, 1, 1]
+        [0, 0, 0],
+        [1, 0, 0],
+        [0, 1, 0],
+        [1, 1, 0],
+        [0, 0, 1],
+        [1, 0, 1],
+        [0, 1, 1],
+        [1, 1, 1],
     ]
 
 
 @FAST
-@given(st.lists(st.tuples(*(st.integers(0, 15),) * 3), max_size=40), st.lists(st.tuples(*(st.integers(-2, 17),) * 3), max_size=40))
+@given(
+    st.lists(st.tuples(*(st.integers(0, 15),) * 3), max_size=40),
+    st.lists(st.tuples(*(st.integers(-2, 17),) * 3), max_size=40),
+)
 def test_lookup_index_matches_dict(keys: list[tuple[int, int, int]], queries: list[tuple[int, int, int]]) -> None:
     first: dict[tuple[int, int, int], int] = {}
     for i, key in enumerate(keys):
         first.setdefault(key, i)
-    got = ot.lookup_index(torch.tensor(queries, dtype=torch.int64).reshape(-1, 3), torch.tensor(keys, dtype=torch.int64).reshape(-1, 3))
+    got = ot.lookup_index(
+        torch.tensor(queries, dtype=torch.int64).reshape(-1, 3), torch.tensor(keys, dtype=torch.int64).reshape(-1, 3)
+    )
     assert got.tolist() == [first.get(q, -1) for q in queries]
 
 
@@ -164,7 +174,9 @@ def test_grid_levels_and_limits() -> None:
 
 @FAST
 @given(grids(max_base=6), st.lists(st.tuples(coords, coords, coords), min_size=1, max_size=40), st.data())
-def test_voxel_of_and_voxel_center_agree(grid: OctreeGrid, pts: list[tuple[float, float, float]], data: st.DataObject) -> None:
+def test_voxel_of_and_voxel_center_agree(
+    grid: OctreeGrid, pts: list[tuple[float, float, float]], data: st.DataObject
+) -> None:
     level = data.draw(st.integers(1, grid.num_levels))
     p = torch.tensor(pts, dtype=torch.float64)
     keys = grid.voxel_of(p, level)
@@ -313,9 +325,13 @@ def test_pruning_needs_descendants(case: tuple[OctreeGrid, torch.Tensor, torch.T
 
 @FAST
 @given(strict_anchors(), st.data())
-def test_descendants_mask_of_random_sets_keeps_invariant(case: tuple[OctreeGrid, torch.Tensor, torch.Tensor], data: st.DataObject) -> None:
+def test_descendants_mask_of_random_sets_keeps_invariant(
+    case: tuple[OctreeGrid, torch.Tensor, torch.Tensor], data: st.DataObject
+) -> None:
     grid, keys, levels = case
-    remove = torch.tensor(data.draw(st.lists(st.booleans(), min_size=len(levels), max_size=len(levels))), dtype=torch.bool)
+    remove = torch.tensor(
+        data.draw(st.lists(st.booleans(), min_size=len(levels), max_size=len(levels))), dtype=torch.bool
+    )
     gone = ot.descendants_mask(keys, levels, remove)
     assert bool(gone[remove].all())
     ot.validate_strict_octree(keys[~gone], levels[~gone], grid)
@@ -336,7 +352,9 @@ def test_leaf_mask_and_parent_index_brute_force(case: tuple[OctreeGrid, torch.Te
 
 @FAST
 @given(strict_anchors(), st.data())
-def test_duplicates_and_orphans_are_reported(case: tuple[OctreeGrid, torch.Tensor, torch.Tensor], data: st.DataObject) -> None:
+def test_duplicates_and_orphans_are_reported(
+    case: tuple[OctreeGrid, torch.Tensor, torch.Tensor], data: st.DataObject
+) -> None:
     grid, keys, levels = case
     assume(len(levels) > 0)
     i = data.draw(st.integers(0, len(levels) - 1))
@@ -365,7 +383,9 @@ def test_validate_messages_for_ranges_and_shapes() -> None:
         ot.validate_strict_octree(torch.tensor([[0, 0]]), torch.tensor([1]), g)
     with pytest.raises(OctreeError, match=r"integer"):
         ot.validate_strict_octree(torch.tensor([[0.0, 0.0, 0.0]]), torch.tensor([1]), g)
-    with pytest.raises(OctreeError, match=r"no parent at level 1 \(first: voxel \(3, 1, 0\), missing parent \(1, 0, 0\)\)"):
+    with pytest.raises(
+        OctreeError, match=r"no parent at level 1 \(first: voxel \(3, 1, 0\), missing parent \(1, 0, 0\)\)"
+    ):
         ot.validate_strict_octree(torch.tensor([[0, 0, 0], [3, 1, 0]]), torch.tensor([1, 2]), g)
     ot.validate_strict_octree(torch.zeros(0, 3, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), g)
 

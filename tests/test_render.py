@@ -33,12 +33,22 @@ def kernel() -> None:
 def _camera(width: int, height: int, dtype: torch.dtype = torch.float32) -> Camera:
     w2c = torch.eye(4)
     w2c[:3, 3] = torch.tensor([0.05, -0.02, 0.0])
-    return Camera(width, height, fx=0.9 * width, fy=0.95 * width, cx=width / 2 + 0.3, cy=height / 2 - 0.7,
-                  world_to_camera=w2c)
+    return Camera(
+        width, height, fx=0.9 * width, fy=0.95 * width, cx=width / 2 + 0.3, cy=height / 2 - 0.7, world_to_camera=w2c
+    )
 
 
-def _scene(n: int, cam: Camera, seed: int, px_sigma: float = 2.5, opacity: tuple[float, float] = (0.05, 1.0),
-           channels: int = 3, nasty: bool = False, dtype: torch.dtype = torch.float32, border: float = -10.0):
+def _scene(
+    n: int,
+    cam: Camera,
+    seed: int,
+    px_sigma: float = 2.5,
+    opacity: tuple[float, float] = (0.05, 1.0),
+    channels: int = 3,
+    nasty: bool = False,
+    dtype: torch.dtype = torch.float32,
+    border: float = -10.0,
+):
     """Random Gaussians in the frustum (pixel sigma ~ px_sigma), centres at least ``border`` pixels inside
     the image (negative: up to that far outside); ``nasty`` mixes in Gaussians behind the camera,
     off-screen, with zero / 1e-8 scales, huge ones and near-duplicates in depth."""
@@ -152,8 +162,16 @@ def test_cpu_gradients_match_reference(kernel, seed, kw) -> None:
         assert err <= 1e-3 * scale + 1e-5, f"{name}: max err {err:.3g} vs magnitude {scale:.3g}"
 
 
-def _fd_check(scene, cam, backend: str, eps: float, rtol: float, atol: float, n_dirs: int = 6,
-              analytic_dtype: torch.dtype | None = None) -> None:
+def _fd_check(
+    scene,
+    cam,
+    backend: str,
+    eps: float,
+    rtol: float,
+    atol: float,
+    n_dirs: int = 6,
+    analytic_dtype: torch.dtype | None = None,
+) -> None:
     """Directional derivatives of a random linear functional of (image, alpha) along random directions,
     per parameter tensor: analytic gradients (computed in ``analytic_dtype``, default the scene's dtype)
     against central differences of the scene's dtype."""
@@ -340,8 +358,11 @@ def test_zero_gaussians_render_the_background_on_cpu_and_cuda(kernel) -> None:
     assert torch.equal(ref.detach(), bg.expand(16, 24, 3)) and not ref_alpha.any()
     renders = [_empty_render(*empty, cam, bg)]
     if torch.cuda.is_available() and importlib.util.find_spec("gsplat") is not None:
-        renders.append(rasterize(*[torch.zeros(s, device="cuda", requires_grad=True) for s in shapes], cam,
-                                 bg.cuda(), backend="cuda"))
+        renders.append(
+            rasterize(
+                *[torch.zeros(s, device="cuda", requires_grad=True) for s in shapes], cam, bg.cuda(), backend="cuda"
+            )
+        )
     for img, alpha, info in renders:
         assert torch.equal(img.detach().cpu(), ref.detach()) and torch.equal(alpha.cpu(), ref_alpha.detach())
         assert info["means2d"].shape == (0, 2) and info["radii"].shape == (0,)

@@ -40,9 +40,26 @@ def test_same_seed_gives_the_same_stream_bytes():
 @pytest.mark.slow
 def test_ctrl_c_during_training_leaves_no_partial_files_and_resumes(tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "progs", "train", "demo", "--out", str(run), "--demo-views", "12",
-           "--demo-size", "32", "--iterations", "100000", "--checkpoint-every", "5"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_default)
+    cmd = [
+        sys.executable,
+        "-m",
+        "progs",
+        "train",
+        "demo",
+        "--out",
+        str(run),
+        "--demo-views",
+        "12",
+        "--demo-size",
+        "32",
+        "--iterations",
+        "100000",
+        "--checkpoint-every",
+        "5",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_default
+    )
     try:
         deadline = time.time() + 600  # only for a training that never checkpoints
         while time.time() < deadline and not (run / "checkpoint.pt").exists():
@@ -62,8 +79,9 @@ def test_ctrl_c_during_training_leaves_no_partial_files_and_resumes(tmp_path):
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     done = state["iteration"]
     assert done > 0
-    res = subprocess.run([*cmd[:-4], "--iterations", str(done + 3), "--resume"], capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run(
+        [*cmd[:-4], "--iterations", str(done + 3), "--resume"], capture_output=True, text=True, timeout=600
+    )
     assert res.returncode == 0, res.stderr
     assert f"resuming {run} at iteration {done}" in res.stdout
 

@@ -20,8 +20,13 @@ from progs.errors import ProgsError
 from progs.codec.header import read_chunk_table
 from progs.stream.client import StreamClient
 from progs.stream.manifest import (
-    build_manifest, lods_within, lods_within_time, manifest_for_stream,
-    manifest_from_header, read_manifest, write_manifest,
+    build_manifest,
+    lods_within,
+    lods_within_time,
+    manifest_for_stream,
+    manifest_from_header,
+    read_manifest,
+    write_manifest,
 )
 from progs.stream.server import start_server
 from test_codec import _random_model
@@ -105,15 +110,18 @@ def test_lods_within_budget_and_time(site):
         lods_within_time(m, 0.0, 1.0)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda m: m.update(version=99), "unsupported format version 99"),
-    (lambda m: m.update(format="other"), "\"format\" must be \"progs\""),
-    (lambda m: m["lods"][1].update(offset=m["lods"][1]["offset"] + 1), "chunks are contiguous"),
-    (lambda m: m.update(total_bytes=m["total_bytes"] + 5), "total_bytes"),
-    (lambda m: m.update(stream="../x.progs"), "plain file name"),
-    (lambda m: m["lods"][0].update(psnr="high"), "psnr must be a finite number"),
-    (lambda m: m["lods"].reverse(), "LoDs must be listed"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda m: m.update(version=99), "unsupported format version 99"),
+        (lambda m: m.update(format="other"), '"format" must be "progs"'),
+        (lambda m: m["lods"][1].update(offset=m["lods"][1]["offset"] + 1), "chunks are contiguous"),
+        (lambda m: m.update(total_bytes=m["total_bytes"] + 5), "total_bytes"),
+        (lambda m: m.update(stream="../x.progs"), "plain file name"),
+        (lambda m: m["lods"][0].update(psnr="high"), "psnr must be a finite number"),
+        (lambda m: m["lods"].reverse(), "LoDs must be listed"),
+    ],
+)
 def test_invalid_manifests_fail_with_one_line(site, mutate, message):
     m = json.loads(json.dumps(site["manifest"]))
     mutate(m)
@@ -166,18 +174,38 @@ def test_cors_headers_and_preflight(site):
     assert h["access-control-allow-origin"] == "*"
     exposed = {x.strip().lower() for x in h["access-control-expose-headers"].split(",")}
     assert {"content-range", "accept-ranges", "etag", "content-length"} <= exposed
-    st, h, _ = _raw(site["url"], "/scene.progs", {"Origin": "http://example.test",
-                                                 "Access-Control-Request-Method": "GET",
-                                                 "Access-Control-Request-Headers": "range"}, method="OPTIONS")
+    st, h, _ = _raw(
+        site["url"],
+        "/scene.progs",
+        {
+            "Origin": "http://example.test",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "range",
+        },
+        method="OPTIONS",
+    )
     assert st == 204 and "range" in h["access-control-allow-headers"].lower()
     st, h, _ = _raw(site["url"], "/missing.progs")
     assert st == 404 and h["access-control-allow-origin"] == "*"
 
 
-@pytest.mark.parametrize("path", [
-    "/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2Fsecret.txt", "/..%2fsecret.txt", "/pub/../../secret.txt",
-    "//etc/passwd", "/%2fetc%2fpasswd", "/escape.txt", "/.hidden", "/", "/..\\secret.txt", "/scene.progs%00.txt",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E%2Fsecret.txt",
+        "/..%2fsecret.txt",
+        "/pub/../../secret.txt",
+        "//etc/passwd",
+        "/%2fetc%2fpasswd",
+        "/escape.txt",
+        "/.hidden",
+        "/",
+        "/..\\secret.txt",
+        "/scene.progs%00.txt",
+    ],
+)
 def test_path_traversal_is_refused(site, path):
     st, _, body = _raw(site["url"], path)
     assert st in (403, 404), (path, st)
@@ -219,8 +247,13 @@ def test_client_under_byte_budgets_gets_exactly_the_lods_that_fit(site, which):
     m, data = site["manifest"], site["data"]
     url = site["url"] + {"stream": "scene.progs", "manifest": "scene.progs.json", "bare": "bare.progs"}[which]
     h = m["header"]["length"]
-    budgets = [h, m["lods"][0]["cumulative_bytes"] - 1, m["lods"][0]["cumulative_bytes"],
-               m["lods"][2]["cumulative_bytes"] + 5, None]
+    budgets = [
+        h,
+        m["lods"][0]["cumulative_bytes"] - 1,
+        m["lods"][0]["cumulative_bytes"],
+        m["lods"][2]["cumulative_bytes"] + 5,
+        None,
+    ]
     for budget in budgets:
         c = StreamClient(url, max_bytes=budget)
         expected = lods_within(m, budget)
@@ -336,7 +369,7 @@ class FlakyProxy:
                     return
                 if fault and self.mode == "flip" and sent <= self.cut_after < sent + len(body):
                     i = self.cut_after - sent
-                    body = body[:i] + bytes([body[i] ^ 0xFF]) + body[i + 1:]
+                    body = body[:i] + bytes([body[i] ^ 0xFF]) + body[i + 1 :]
                 client.sendall(body)
                 self.body_bytes_delivered += len(body) if start is not None else 0
                 sent += len(body)
@@ -415,8 +448,20 @@ def test_cli_fetch_writes_a_valid_prefix(site, tmp_path, capsys):
 
 def test_cli_fetch_ply(site, tmp_path, capsys):
     out = tmp_path / "scene.ply"
-    rc = main(["fetch", site["url"] + "scene.progs", "--max-lod", "3", "--out", str(out), "--distill", "10",
-               "--distill-size", "24"])
+    rc = main(
+        [
+            "fetch",
+            site["url"] + "scene.progs",
+            "--max-lod",
+            "3",
+            "--out",
+            str(out),
+            "--distill",
+            "10",
+            "--distill-size",
+            "24",
+        ]
+    )
     from progs.io.ply import read_ply
 
     assert rc == 0 and len(read_ply(out)) > 0
@@ -441,8 +486,13 @@ def test_cli_serve_runs_until_stopped(site):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "progs", "serve", str(site["dir"]), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_default)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "progs", "serve", str(site["dir"]), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_as_default,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("serving ") and " at http://127.0.0.1:" in line, line

@@ -8,17 +8,21 @@ from pathlib import Path
 import torch
 
 from progs.io.ply import GaussianCloud
-from progs.io.teacher import (CPU_SIZE, MAX_SIZE, MAX_VIEWS, MIN_SIZE, MIN_VIEWS, finest_size, teacher_plan,
-                              viewer_views)
+from progs.io.teacher import CPU_SIZE, MAX_SIZE, MAX_VIEWS, MIN_SIZE, MIN_VIEWS, finest_size, teacher_plan, viewer_views
 
 DATA = Path(__file__).parent / "data" / "splats"
 
 
 def _cloud(n: int, sigma: float, seed: int = 0) -> GaussianCloud:
     g = torch.Generator().manual_seed(seed)
-    return GaussianCloud(torch.rand(n, 3, generator=g) * 2 - 1, torch.zeros(n, 3), torch.zeros(n, 0, 3),
-                         torch.full((n,), 3.0), torch.full((n, 3), float(torch.tensor(sigma).log())),
-                         torch.tensor([[1.0, 0, 0, 0]]).expand(n, 4))
+    return GaussianCloud(
+        torch.rand(n, 3, generator=g) * 2 - 1,
+        torch.zeros(n, 3),
+        torch.zeros(n, 0, 3),
+        torch.full((n,), 3.0),
+        torch.full((n, 3), float(torch.tensor(sigma).log())),
+        torch.tensor([[1.0, 0, 0, 0]]).expand(n, 4),
+    )
 
 
 def test_finest_gaussians_span_about_a_pixel():
@@ -62,8 +66,29 @@ def test_fit_prints_its_teacher_and_scores_at_viewer_size(tmp_path, capsys):
     from progs.cli import main
 
     run = tmp_path / "run"
-    assert main(["fit", str(DATA / "sog"), "--out", str(run), "--iterations", "2", "--levels", "2", "--views", "6",
-                 "--size", "24", "--eval-size", "40", "--up", "-y"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(DATA / "sog"),
+                "--out",
+                str(run),
+                "--iterations",
+                "2",
+                "--levels",
+                "2",
+                "--views",
+                "6",
+                "--size",
+                "24",
+                "--eval-size",
+                "40",
+                "--up",
+                "-y",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "512 Gaussians (SH degree 2) -> 6 teacher views at 24² (--size; the scene asks for" in out
     assert "held-out viewer views (40², SH colours)" in out and "ETA" in out

@@ -88,7 +88,12 @@ def test_volume_loss_is_mean_product():
 def test_schedule_scales_with_iterations():
     st = Schedule().at(40_000)
     assert (st.adjust_start, st.c2f_start, st.noise_start, st.spawn_pause_end, st.entropy_start, st.adjust_end) == (
-        1600, 1600, 13000, 14000, 20000, 25000,
+        1600,
+        1600,
+        13000,
+        14000,
+        20000,
+        25000,
     )
     st = Schedule().at(1000)
     assert st.adjust_start == 40 and st.adjust_end == 625
@@ -172,8 +177,9 @@ def test_trainer_records_the_sized_config(tmp_path):
 
     bare = tiny_scene(with_points=False)
     spec = DatasetSpec.create("demo", views=4, size=16)
-    out = train_run(bare, spec, tmp_path / "run", _cfg(iterations=2), checkpoint_every=0, progress=False,
-                    log=lambda m: None)
+    out = train_run(
+        bare, spec, tmp_path / "run", _cfg(iterations=2), checkpoint_every=0, progress=False, log=lambda m: None
+    )
     saved = read_run_json(out.run)["config"]
     assert saved["init_random_points"] == 500 and saved["growth"]["max_anchors"] == 1_200
     resumed = Trainer.from_checkpoint(str(out.run / "checkpoint.pt"), bare)
@@ -294,5 +300,3 @@ def test_context_hash_levels_option(scene):
             _cfg(context_hash_levels=bad)
     cfg = _cfg(context_hash_levels=[6, 2])
     assert cfg.context_hash_levels == (6, 2) and TrainConfig.from_dict(cfg.to_dict()) == cfg
-
-

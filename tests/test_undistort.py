@@ -100,7 +100,9 @@ def make_colmap(root: Path, model: str, params: list[float], image: np.ndarray) 
     d.mkdir(parents=True)
     (d / "cameras.txt").write_text(f"1 {model} {W} {H} " + " ".join(repr(float(p)) for p in params) + "\n")
     (d / "images.txt").write_text("".join(f"{i + 1} 1 0 0 0 {0.01 * i} 0 0 1 {i:04d}.png\n\n" for i in range(2)))
-    (d / "points3D.txt").write_text("".join(f"{j + 1} {x} {y} {z} 200 200 200 0.5\n" for j, (x, y, z) in enumerate(grid_points())))
+    (d / "points3D.txt").write_text(
+        "".join(f"{j + 1} {x} {y} {z} 200 200 200 0.5\n" for j, (x, y, z) in enumerate(grid_points()))
+    )
     (root / "images").mkdir()
     for i in range(2):
         Image.fromarray(image).save(root / "images" / f"{i:04d}.png")

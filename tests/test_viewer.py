@@ -18,8 +18,15 @@ from test_codec import _random_model
 from conftest import sigint_as_default
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--headless=new", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--headless=new",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 # Waits end as soon as their event happens; the limits are only for a viewer or browser that hangs, with
 # room for a machine several times slower than usual (tests share CI's two cores with other jobs).
 WATCHDOG_S = 300
@@ -157,8 +164,13 @@ def test_cli_view_announces_each_lod_and_stops_on_ctrl_c(stream_dir):
     import sys
 
     d, _ = stream_dir
-    proc = subprocess.Popen([sys.executable, "-m", "progs", "view", str(d / "scene.progs"), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=sigint_as_default)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "progs", "view", str(d / "scene.progs"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=sigint_as_default,
+    )
     lines = []
     # No deadline on progress (a busy machine decodes slowly): read until LoD 4 or the end of output;
     # the watchdog only ends a viewer that hangs for good.

@@ -43,13 +43,24 @@ def main(argv: list[str]) -> None:
             seconds = time.perf_counter() - t0
             f = export_fidelity(res.model, lod, cloud, scene.test_views, bg)
             row["psnr_progs"] = round(f.psnr_progs, 3)
-            row[name] = {"gaussians": f.gaussians, "psnr_export": round(f.psnr_export, 3),
-                         "delta_db": round(f.delta, 3), "psnr_between": round(f.psnr_between, 3),
-                         "seconds": round(seconds, 1)}
+            row[name] = {
+                "gaussians": f.gaussians,
+                "psnr_export": round(f.psnr_export, 3),
+                "delta_db": round(f.delta, 3),
+                "psnr_between": round(f.psnr_between, 3),
+                "seconds": round(seconds, 1),
+            }
             print(f"LoD {lod} {name}: {f.delta:+.2f} dB (between {f.psnr_between:.2f} dB), {seconds:.1f} s", flush=True)
         rows.append(row)
-    result = {"date": time.strftime("%Y-%m-%d"), "stream": str(stream), "stream_bytes": stream.stat().st_size, "test_views": len(scene.test_views),
-              "threads": torch.get_num_threads(), "machine": machine_info(), "lods": rows}
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "stream": str(stream),
+        "stream_bytes": stream.stat().st_size,
+        "test_views": len(scene.test_views),
+        "threads": torch.get_num_threads(),
+        "machine": machine_info(),
+        "lods": rows,
+    }
     out.write_text(json.dumps(result, indent=2) + "\n")
 
 

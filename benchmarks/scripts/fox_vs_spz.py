@@ -43,10 +43,21 @@ def spz_section(iterations: int, caps: list[int], work: Path) -> dict:
     for cap in caps:
         t = time.time()
         fit = fit_3dgs(scene, Fit3DGSConfig(iterations=iterations, seed=0, max_gaussians=cap))
-        size, p, s = spz_quality(fit.cloud, work / f"fit_{iterations}_{cap}.spz", scene.test_views,
-                                 scene.background.float())
-        rows.append({"cap": cap, "iterations": iterations, "gaussians": len(fit.cloud), "bytes": size,
-                     "psnr": p, "ssim": s, "psnr_fit": fit.psnr, "seconds": round(time.time() - t)})
+        size, p, s = spz_quality(
+            fit.cloud, work / f"fit_{iterations}_{cap}.spz", scene.test_views, scene.background.float()
+        )
+        rows.append(
+            {
+                "cap": cap,
+                "iterations": iterations,
+                "gaussians": len(fit.cloud),
+                "bytes": size,
+                "psnr": p,
+                "ssim": s,
+                "psnr_fit": fit.psnr,
+                "seconds": round(time.time() - t),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     return {"kind": "spz", "iterations": iterations, "fits": rows}
 
@@ -58,15 +69,27 @@ def progs_section(overrides: dict, work: Path) -> dict:
     spec, scene = load_fox()
     torch.manual_seed(0)
     t = time.time()
-    trained = train_run(scene, spec, work / "run", TrainConfig().replace(**overrides), checkpoint_every=10**6,
-                        progress=False, log=lambda m: None)
+    trained = train_run(
+        scene,
+        spec,
+        work / "run",
+        TrainConfig().replace(**overrides),
+        checkpoint_every=10**6,
+        progress=False,
+        log=lambda m: None,
+    )
     seconds = time.time() - t
     enc = encode_run(work / "run", work / "fox.progs", evaluate=False, scene=scene)
     rows = evaluate_stream(enc.result.data, scene, source="fox.progs", prefixes=True)
-    return {"kind": "progs", "overrides": overrides, "train_seconds": round(seconds), "bytes": len(enc.result.data),
-            "header": enc.result.header_bytes,
-            "lods": [{"lod": r["lod"], "cumulative_bytes": r["cumulative_bytes"], "psnr": r["psnr"]} for r in rows],
-            "psnr_float": [x["psnr_float"] for x in trained.lods]}
+    return {
+        "kind": "progs",
+        "overrides": overrides,
+        "train_seconds": round(seconds),
+        "bytes": len(enc.result.data),
+        "header": enc.result.header_bytes,
+        "lods": [{"lod": r["lod"], "cumulative_bytes": r["cumulative_bytes"], "psnr": r["psnr"]} for r in rows],
+        "psnr_float": [x["psnr_float"] for x in trained.lods],
+    }
 
 
 def bd_sections(results: dict, lod_l: list[str]) -> dict:
@@ -121,10 +144,21 @@ def main() -> None:
             work = args.work / name
             work.mkdir(parents=True, exist_ok=True)
             section = progs_section(overrides, work)
-        section.update({"date": time.strftime("%Y-%m-%d"), "threads": torch.get_num_threads(),
-                        "command": "python benchmarks/scripts/fox_vs_spz.py " + " ".join(
-                            [args.what] + ([f"--iterations {args.iterations} --caps {args.caps}"] if args.what == "spz"
-                                           else [f"--set {kv}" for kv in args.set]))})
+        section.update(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "threads": torch.get_num_threads(),
+                "command": "python benchmarks/scripts/fox_vs_spz.py "
+                + " ".join(
+                    [args.what]
+                    + (
+                        [f"--iterations {args.iterations} --caps {args.caps}"]
+                        if args.what == "spz"
+                        else [f"--set {kv}" for kv in args.set]
+                    )
+                ),
+            }
+        )
         results = current()
         results[name] = section
         print(json.dumps({k: v for k, v in section.items() if k != "fits"})[:2000])

@@ -45,16 +45,24 @@ def _python(data: bytes, reps: int, threads: int) -> dict:
 
 
 def _js(path: Path, reps: int) -> dict:
-    out = subprocess.run(["node", str(REPO / "web" / "bench" / "decode.mjs"), str(path), "--reps", str(reps)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["node", str(REPO / "web" / "bench" / "decode.mjs"), str(path), "--reps", str(reps)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout)
 
 
 def _summary(runs: list[dict], anchors: int) -> dict:
     best = min(r["seconds"] for r in runs)
-    return {"best_s": round(best, 4), "cold_s": round(runs[0]["seconds"], 4),
-            "anchors_per_s": round(anchors / best), "header_to_lod1_ms_best": round(min(r["header_to_lod1_ms"] for r in runs), 2),
-            "header_to_lod1_ms_cold": round(runs[0]["header_to_lod1_ms"], 2)}
+    return {
+        "best_s": round(best, 4),
+        "cold_s": round(runs[0]["seconds"], 4),
+        "anchors_per_s": round(anchors / best),
+        "header_to_lod1_ms_best": round(min(r["header_to_lod1_ms"] for r in runs), 2),
+        "header_to_lod1_ms_cold": round(runs[0]["header_to_lod1_ms"], 2),
+    }
 
 
 def main() -> int:
@@ -70,8 +78,19 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp())
     streams = {"fox_h200": REPO / "benchmarks" / "results" / "gpu" / "h200_fox_6400.progs"}
     if args.demo_run:
-        subprocess.run([sys.executable, "-m", "progs.cli", "encode", str(args.demo_run), "--out", str(tmp / "demo.progs"),
-                        "--no-eval"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "progs.cli",
+                "encode",
+                str(args.demo_run),
+                "--out",
+                str(tmp / "demo.progs"),
+                "--no-eval",
+            ],
+            check=True,
+        )
         streams["demo"] = tmp / "demo.progs"
     model = _model(n_points=args.synthetic_anchors // 4, levels=4, base_depth=6, seed=7, correlated=True, hide=False)
     res = encode(model, torch.tensor([0.1, 0.2, 0.3]))
@@ -82,19 +101,30 @@ def main() -> int:
         data = path.read_bytes()
         js = _js(path, args.reps)
         anchors = sum(js["anchors"])
-        entry = {"bytes": len(data), "anchors": anchors, "anchors_per_lod": js["anchors"],
-                 "javascript": {"node": js["node"], **_summary(js["runs"], anchors)}}
+        entry = {
+            "bytes": len(data),
+            "anchors": anchors,
+            "anchors_per_lod": js["anchors"],
+            "javascript": {"node": js["node"], **_summary(js["runs"], anchors)},
+        }
         for threads in (1, 2):
             py = _python(data, args.reps, threads)
             entry[f"python_{threads}_thread{'s' if threads > 1 else ''}"] = _summary(py["runs"], anchors)
-        entry["js_over_python_1_thread"] = round(entry["javascript"]["anchors_per_s"] / entry["python_1_thread"]["anchors_per_s"], 3)
-        entry["js_over_python_2_threads"] = round(entry["javascript"]["anchors_per_s"] / entry["python_2_threads"]["anchors_per_s"], 3)
+        entry["js_over_python_1_thread"] = round(
+            entry["javascript"]["anchors_per_s"] / entry["python_1_thread"]["anchors_per_s"], 3
+        )
+        entry["js_over_python_2_threads"] = round(
+            entry["javascript"]["anchors_per_s"] / entry["python_2_threads"]["anchors_per_s"], 3
+        )
         results[name] = entry
         print(name, json.dumps(entry), flush=True)
-    out = {"command": "python benchmarks/scripts/js_decode_speed.py " + " ".join(sys.argv[1:]),
-           "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} cores",
-           "note": "JS: one thread (Node, no workers); Python: torch threads as named; best of reps, and the first run",
-           "streams": results}
+    out = {
+        "command": "python benchmarks/scripts/js_decode_speed.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} cores",
+        "note": "JS: one thread (Node, no workers); Python: torch threads as named; best of reps, and the first run",
+        "streams": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(out, indent=1))
     _plot(results, args.out.with_suffix(".png"))
@@ -108,13 +138,20 @@ def _plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(results)
-    keys = [("javascript", "JavaScript (1 thread)"), ("python_1_thread", "Python (1 thread)"),
-            ("python_2_threads", "Python (2 threads)")]
+    keys = [
+        ("javascript", "JavaScript (1 thread)"),
+        ("python_1_thread", "Python (1 thread)"),
+        ("python_2_threads", "Python (2 threads)"),
+    ]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     width = 0.25
     for i, (key, label) in enumerate(keys):
-        ax.bar([j + (i - 1) * width for j in range(len(names))], [results[n][key]["anchors_per_s"] for n in names],
-               width, label=label)
+        ax.bar(
+            [j + (i - 1) * width for j in range(len(names))],
+            [results[n][key]["anchors_per_s"] for n in names],
+            width,
+            label=label,
+        )
     ax.set_xticks(range(len(names)), [f"{n}\n{results[n]['anchors']:,} anchors" for n in names])
     ax.set_ylabel("anchors decoded per second")
     ax.legend()

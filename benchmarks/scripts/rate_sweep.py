@@ -43,8 +43,9 @@ def one_run(out: Path, lambda_e: float, overrides: dict, scene, spec) -> dict:
     t0 = time.time()
     config = TrainConfig().replace(**over)
     finished = _finished_run(run, config, scene)  # a finished training of the same configuration is reused
-    lods = (finished or train_run(scene, spec, run, config, checkpoint_every=10**6, progress=False,
-                                  log=lambda m: None)).lods
+    lods = (
+        finished or train_run(scene, spec, run, config, checkpoint_every=10**6, progress=False, log=lambda m: None)
+    ).lods
     enc = encode_run(run, out / "scene.progs", evaluate=False, scene=scene)
     data = enc.stream.read_bytes()
     rows = evaluate_stream(data, scene, source=str(enc.stream), prefixes=True)
@@ -57,13 +58,23 @@ def one_run(out: Path, lambda_e: float, overrides: dict, scene, spec) -> dict:
     steps = (q / torch.tensor(m.context.cfg.q0)).mean(0).tolist()
     n = len(m.anchors)
     return {
-        "lambda_e": lambda_e, "bytes": len(data), "header": enc.result.header_bytes, "anchors": n,
-        "bits_per_anchor": round(len(data) * 8 / n, 1), "steps_over_q0": [round(x, 2) for x in steps],
-        "psnr": [round(x["psnr"], 2) for x in rows], "psnr_float": [round(x["psnr_float"], 2) for x in lods],
+        "lambda_e": lambda_e,
+        "bytes": len(data),
+        "header": enc.result.header_bytes,
+        "anchors": n,
+        "bits_per_anchor": round(len(data) * 8 / n, 1),
+        "steps_over_q0": [round(x, 2) for x in steps],
+        "psnr": [round(x["psnr"], 2) for x in rows],
+        "psnr_float": [round(x["psnr_float"], 2) for x in lods],
         "cum_bytes": [x["cumulative_bytes"] for x in rows],
         "components": {k: sum(s.components[k] for s in res.lods) for k in ("structure", "f", "s", "o")},
-        "priors": {k: {"coded": round(v["coded_bits_per_symbol"], 3), "constant": round(v["constant_prior_bits_per_symbol"], 3)}
-                   for k, v in priors.items()},
+        "priors": {
+            k: {
+                "coded": round(v["coded_bits_per_symbol"], 3),
+                "constant": round(v["constant_prior_bits_per_symbol"], 3),
+            }
+            for k, v in priors.items()
+        },
         "seconds": round(time.time() - t0),
     }
 
@@ -91,10 +102,13 @@ def main() -> None:
     spz = json.loads(SPZ.read_text())["spz"]
     pts = [(r["bytes"], r["psnr"][-1]) for r in runs]
     section = {
-        "format_version": FORMAT_VERSION, "date": time.strftime("%Y-%m-%d"), "threads": torch.get_num_threads(),
+        "format_version": FORMAT_VERSION,
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": torch.get_num_threads(),
         "command": f"python benchmarks/scripts/rate_sweep.py --section {args.section} --lambdas {args.lambdas}"
-                   + "".join(f" --set {kv}" for kv in args.set),
-        "note": args.note, "runs": runs,
+        + "".join(f" --set {kv}" for kv in args.set),
+        "note": args.note,
+        "runs": runs,
         "span": round(max(p[0] for p in pts) / min(p[0] for p in pts), 3),
         "bd_rate_vs_spz_percent": bd_rate([(s["bytes"], s["psnr"]) for s in spz], pts) if len(pts) > 1 else None,
     }
@@ -105,10 +119,22 @@ def main() -> None:
     if args.plot:
         from progs.bench.rd import plot_rd
 
-        curves = [{"lambda_e": r["lambda_e"], "lods": [{"lod": i + 1, "cumulative_bytes": cb, "psnr": p}
-                                                       for i, (cb, p) in enumerate(zip(r["cum_bytes"], r["psnr"]))]}
-                  for r in runs]
-        plot_rd(curves, args.plot, f"demo scene, format {FORMAT_VERSION}: progs per LoD over λe vs SPZ of plain 3DGS fits", spz)
+        curves = [
+            {
+                "lambda_e": r["lambda_e"],
+                "lods": [
+                    {"lod": i + 1, "cumulative_bytes": cb, "psnr": p}
+                    for i, (cb, p) in enumerate(zip(r["cum_bytes"], r["psnr"]))
+                ],
+            }
+            for r in runs
+        ]
+        plot_rd(
+            curves,
+            args.plot,
+            f"demo scene, format {FORMAT_VERSION}: progs per LoD over λe vs SPZ of plain 3DGS fits",
+            spz,
+        )
     print(f"{args.section}: span {section['span']}, BD-rate vs SPZ {section['bd_rate_vs_spz_percent']}")
 
 

@@ -23,8 +23,12 @@ def _significant_bits(model) -> int:
     from progs.model import exact_math
 
     for bits in (exact_math.GENERATOR_BITS, 12):
-        if all(np.array_equal(exact_math.from_fixed_point(*exact_math.fixed_point(t.double().numpy(), bits)),
-                              t.double().numpy()) for t in model.generator.state_dict().values()):
+        if all(
+            np.array_equal(
+                exact_math.from_fixed_point(*exact_math.fixed_point(t.double().numpy(), bits)), t.double().numpy()
+            )
+            for t in model.generator.state_dict().values()
+        ):
             return bits
     raise SystemExit("the generator's weights are not 8- or 12-bit fixed point")
 

@@ -36,16 +36,35 @@ def main(argv: list[str]) -> None:
         res = json.loads((Path(r) / "results.json").read_text())
         last = res["stream"][-1]
         lam = json.loads((Path(r) / "run" / "run.json").read_text())["config"]["rate"]["lambda_e"]
-        points.append({"run": str(r), "lambda_e": lam, "bytes": last["cumulative_bytes"], "psnr": last["psnr"],
-                       "lods": res["stream"]})
+        points.append(
+            {
+                "run": str(r),
+                "lambda_e": lam,
+                "bytes": last["cumulative_bytes"],
+                "psnr": last["psnr"],
+                "lods": res["stream"],
+            }
+        )
     value = bd_rate([(s["bytes"], s["psnr"]) for s in spz], [(p["bytes"], p["psnr"]) for p in points])
-    result = {"machine": machine_info(), "seconds": round(time.perf_counter() - t0, 1), "spz": spz,
-              "progs": points, "bd_rate_vs_spz_percent": value,
-              "note": "negative BD-rate: progs smaller than SPZ at equal PSNR; None: PSNR ranges do not overlap"}
+    result = {
+        "machine": machine_info(),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "spz": spz,
+        "progs": points,
+        "bd_rate_vs_spz_percent": value,
+        "note": "negative BD-rate: progs smaller than SPZ at equal PSNR; None: PSNR ranges do not overlap",
+    }
     out.write_text(json.dumps(result, indent=2))
-    print(json.dumps({"spz": [(s["gaussians"], s["bytes"], round(s["psnr"], 2)) for s in spz],
-                      "progs": [(p["lambda_e"], p["bytes"], round(p["psnr"], 2)) for p in points],
-                      "bd_rate": value}, indent=1))
+    print(
+        json.dumps(
+            {
+                "spz": [(s["gaussians"], s["bytes"], round(s["psnr"], 2)) for s in spz],
+                "progs": [(p["lambda_e"], p["bytes"], round(p["psnr"], 2)) for p in points],
+                "bd_rate": value,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -52,9 +52,27 @@ _WHERE = {
 }
 
 __all__ = [
-    "__version__", "load_scene", "Scene", "Camera", "DatasetSpec", "TrainConfig", "Trainer", "ProGSModel",
-    "encode", "decode", "EncodeResult", "DecodeResult", "FormatError", "StreamClient", "GaussianCloud",
-    "read_ply", "write_cloud", "export_cloud", "DistillConfig", "ProgsError", "InputError",
+    "__version__",
+    "load_scene",
+    "Scene",
+    "Camera",
+    "DatasetSpec",
+    "TrainConfig",
+    "Trainer",
+    "ProGSModel",
+    "encode",
+    "decode",
+    "EncodeResult",
+    "DecodeResult",
+    "FormatError",
+    "StreamClient",
+    "GaussianCloud",
+    "read_ply",
+    "write_cloud",
+    "export_cloud",
+    "DistillConfig",
+    "ProgsError",
+    "InputError",
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use (__getattr__)

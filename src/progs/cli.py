@@ -59,8 +59,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from progs.pipeline import train_run
 
     device = _device(args)
-    spec = DatasetSpec.from_argument(args.dataset, downscale=args.downscale, views=args.demo_views, size=args.demo_size,
-                                     undistort=not args.no_undistort)
+    spec = DatasetSpec.from_argument(
+        args.dataset,
+        downscale=args.downscale,
+        views=args.demo_views,
+        size=args.demo_size,
+        undistort=not args.no_undistort,
+    )
     scene = spec.load()
     cfg = _train_config(args)
     if not args.resume:
@@ -68,14 +73,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         cfg = scene_sizing(scene, cfg)
         if not has_points(scene):
-            _log(f"{args.dataset}: no SfM points, {pixels_per_view(scene)} pixels per view -> "
-                 f"{cfg.init_random_points} random initial points"
-                 f"{' (--init-points)' if args.init_points else ''}, growth up to {cfg.growth.max_anchors} anchors"
-                 f"{' (--max-anchors)' if args.max_anchors else ''}")
-    out = train_run(scene, spec, Path(args.out), cfg, resume=args.resume,
-                    checkpoint_every=args.checkpoint_every, iterations=args.iterations, device=device)
-    _print_lods(f"trained {out.iterations} iterations in {out.seconds:.0f} s; test views per LoD (PSNR as decoded, "
-                "PSNR float unquantized):", out.lods)
+            _log(
+                f"{args.dataset}: no SfM points, {pixels_per_view(scene)} pixels per view -> "
+                f"{cfg.init_random_points} random initial points"
+                f"{' (--init-points)' if args.init_points else ''}, growth up to {cfg.growth.max_anchors} anchors"
+                f"{' (--max-anchors)' if args.max_anchors else ''}"
+            )
+    out = train_run(
+        scene,
+        spec,
+        Path(args.out),
+        cfg,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+        iterations=args.iterations,
+        device=device,
+    )
+    _print_lods(
+        f"trained {out.iterations} iterations in {out.seconds:.0f} s; test views per LoD (PSNR as decoded, "
+        "PSNR float unquantized):",
+        out.lods,
+    )
     return 0
 
 
@@ -91,28 +109,48 @@ def cmd_fit(args: argparse.Namespace) -> int:
     for name in ("size", "views", "eval_size"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "eval_size" else 2):
-            raise ProgsError(f"--{name.replace('_', '-')} must be at least {0 if name == 'eval_size' else 2}, got {value}")
+            raise ProgsError(
+                f"--{name.replace('_', '-')} must be at least {0 if name == 'eval_size' else 2}, got {value}"
+            )
     cloud = read_splats(args.scene, lod=args.lod)
     plan = teacher_plan(cloud, device.type == "cuda", size=args.size, views=args.views)
     _log(f"{args.scene}: {len(cloud)} Gaussians (SH degree {cloud.sh_degree}) -> {plan.describe()}")
-    spec = DatasetSpec.create("ply", path=str(Path(args.scene).resolve()), views=plan.views, size=plan.size,
-                              up=args.up, background=bg, lod=args.lod)
+    spec = DatasetSpec.create(
+        "ply",
+        path=str(Path(args.scene).resolve()),
+        views=plan.views,
+        size=plan.size,
+        up=args.up,
+        background=bg,
+        lod=args.lod,
+    )
     scene = spec.load()
     cfg = _train_config(args)
     sizing = teacher_sizing(scene, cfg.levels, cfg.base_depth, args.max_anchors)
     cfg = cfg.replace(**sizing)
     if not args.resume:
-        _log(f"{args.scene}: at most {sizing['max_anchors']} anchors "
-             f"({'--max-anchors' if args.max_anchors else 'a quarter of the Gaussians, at most one per 5.4 teacher pixels; --max-anchors to change'}), "
-             f"initial anchors at level {sizing['init_level']} of {cfg.levels}")
+        _log(
+            f"{args.scene}: at most {sizing['max_anchors']} anchors "
+            f"({'--max-anchors' if args.max_anchors else 'a quarter of the Gaussians, at most one per 5.4 teacher pixels; --max-anchors to change'}), "
+            f"initial anchors at level {sizing['init_level']} of {cfg.levels}"
+        )
     viewer = viewer_views(cloud, args.up, bg, size=args.eval_size) if args.eval_size else None
-    out = train_run(scene, spec, Path(args.out), cfg, resume=args.resume,
-                    checkpoint_every=args.checkpoint_every, iterations=args.iterations, device=device,
-                    viewer_views=viewer)
+    out = train_run(
+        scene,
+        spec,
+        Path(args.out),
+        cfg,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+        iterations=args.iterations,
+        device=device,
+        viewer_views=viewer,
+    )
     _print_lods(f"fitted {args.scene} in {out.seconds:.0f} s; held-out teacher views ({plan.size}²) per LoD:", out.lods)
     if out.viewer_lods:
-        _print_lods(f"held-out viewer views ({args.eval_size}², SH colours) per LoD, the model as decoded:",
-                    out.viewer_lods)
+        _print_lods(
+            f"held-out viewer views ({args.eval_size}², SH colours) per LoD, the model as decoded:", out.viewer_lods
+        )
     return 0
 
 
@@ -152,7 +190,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from progs.pipeline import evaluate_stream
 
         if not args.dataset:
-            raise ProgsError(f"{args.target}: give the DATASET to evaluate the stream on (e.g. `progs eval {args.target} demo`)")
+            raise ProgsError(
+                f"{args.target}: give the DATASET to evaluate the stream on (e.g. `progs eval {args.target} demo`)"
+            )
         scene = _dataset_spec(args).load()
         rows = evaluate_stream(_read_stream(args.target), scene, source=args.target, device=device)
         title = f"{target} (decoded stream); test views per LoD:"
@@ -186,7 +226,9 @@ def _distill_config(args: argparse.Namespace, size: int | None = None):
 
 
 def _export_method(args: argparse.Namespace, cameras: list | None, iterations: int) -> str:
-    views = f"the {len(cameras)} training cameras of {args.cameras_from}" if cameras else "virtual views around the scene"
+    views = (
+        f"the {len(cameras)} training cameras of {args.cameras_from}" if cameras else "virtual views around the scene"
+    )
     if iterations == 0:
         return f"SH fitted from {views}, no distillation"
     return f"SH fitted, then distilled for {iterations} iterations from {views}"
@@ -194,12 +236,17 @@ def _export_method(args: argparse.Namespace, cameras: list | None, iterations: i
 
 def _add_distill_options(p: argparse.ArgumentParser, size: bool = True) -> None:
     # defaults None = DistillConfig's (not imported here: it would load torch for every command's parser)
-    p.add_argument("--distill", type=int, metavar="N",
-                   help="iterations optimising the exported Gaussians so that a plain 3DGS render matches progs' "
-                        "own from virtual views (default 500; 0: the closed-form SH fit only)")
+    p.add_argument(
+        "--distill",
+        type=int,
+        metavar="N",
+        help="iterations optimising the exported Gaussians so that a plain 3DGS render matches progs' "
+        "own from virtual views (default 500; 0: the closed-form SH fit only)",
+    )
     if size:
-        p.add_argument("--distill-size", type=int, metavar="PX",
-                       help="image size of the distillation's virtual views (default 96)")
+        p.add_argument(
+            "--distill-size", type=int, metavar="PX", help="image size of the distillation's virtual views (default 96)"
+        )
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -223,9 +270,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
     cloud = export_cloud(res.model, res.lods_decoded, sh_degree=args.sh_degree, cameras=cameras, distill=distill)
     seconds = time.perf_counter() - t0
     fmt = write_cloud(args.out, cloud, args.format)
-    _log(f"decoded LoD {res.lods_decoded}/{res.lods_in_stream} ({len(res.model.anchors)} anchors) -> "
-         f"{len(cloud)} Gaussians (SH degree {args.sh_degree}) in {args.out} ({fmt}); "
-         f"{_export_method(args, cameras, distill.iterations)}, {seconds:.1f} s")
+    _log(
+        f"decoded LoD {res.lods_decoded}/{res.lods_in_stream} ({len(res.model.anchors)} anchors) -> "
+        f"{len(cloud)} Gaussians (SH degree {args.sh_degree}) in {args.out} ({fmt}); "
+        f"{_export_method(args, cameras, distill.iterations)}, {seconds:.1f} s"
+    )
     if args.check:
         from progs.eval.fidelity import export_fidelity
 
@@ -233,9 +282,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
         bg = res.background if res.background is not None else scene.background
         views = scene.test_views or scene.train_views
         f = export_fidelity(res.model, res.lods_decoded, cloud, views, bg)
-        _log(f"export fidelity on {len(views)} test views of {args.check} (PSNR vs ground truth): progs render "
-             f"{f.psnr_progs:.2f} dB, exported Gaussians in a plain 3DGS renderer {f.psnr_export:.2f} dB "
-             f"({f.delta:+.2f} dB; {f.psnr_between:.2f} dB between the two renders)")
+        _log(
+            f"export fidelity on {len(views)} test views of {args.check} (PSNR vs ground truth): progs render "
+            f"{f.psnr_progs:.2f} dB, exported Gaussians in a plain 3DGS renderer {f.psnr_export:.2f} dB "
+            f"({f.delta:+.2f} dB; {f.psnr_between:.2f} dB between the two renders)"
+        )
     return 0
 
 
@@ -264,10 +315,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     g = demo_gaussians(args.seed)
     write_ply(out / "demo_scene.ply", GaussianCloud.from_activated(g.means, g.quats, g.scales, g.opacities, g.colors))
     views = scene.views
-    save_image(contact_sheet([v.image for v in views], [v.name.removeprefix("demo_") for v in views]),
-               out / "contact_sheet.png")
-    _log(f"[1/4] demo scene: {len(g)} Gaussians, {len(scene.train_views)} train + {len(scene.test_views)} test views "
-         f"at {args.size}x{args.size} ({time.perf_counter() - t0:.1f} s) -> {out / 'contact_sheet.png'}")
+    save_image(
+        contact_sheet([v.image for v in views], [v.name.removeprefix("demo_") for v in views]),
+        out / "contact_sheet.png",
+    )
+    _log(
+        f"[1/4] demo scene: {len(g)} Gaussians, {len(scene.train_views)} train + {len(scene.test_views)} test views "
+        f"at {args.size}x{args.size} ({time.perf_counter() - t0:.1f} s) -> {out / 'contact_sheet.png'}"
+    )
     if args.render_only:
         return 0
 
@@ -275,7 +330,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = _train_config(args, DEMO_DEFAULTS)
     _log("[2/4] training ProGS (every LoD at once)")
     trained = train_run(scene, spec, out / "run", cfg, checkpoint_every=args.checkpoint_every, device=device)
-    _print_lods(f"      {trained.iterations} iterations in {trained.seconds:.0f} s; checkpoint on test views (PSNR as decoded, PSNR float unquantized):", trained.lods)
+    _print_lods(
+        f"      {trained.iterations} iterations in {trained.seconds:.0f} s; checkpoint on test views (PSNR as decoded, PSNR float unquantized):",
+        trained.lods,
+    )
 
     _log("[3/4] encoding the progressive stream")
     enc = encode_run(out / "run", out / "scene.progs", evaluate=False, scene=scene)
@@ -283,14 +341,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data = enc.stream.read_bytes()
     rows = evaluate_stream(data, scene, source=str(enc.stream), prefixes=True, device=device)
     _print_lods(f"      decoded from {enc.stream} ({len(data)} bytes, header {enc.result.header_bytes}):", rows)
-    rd_plot({"ProGS (progs)": [(r["cumulative_bytes"], r["psnr"], r["lod"]) for r in rows]}, out / "rd.png",
-            title="demo scene: quality per received bytes")
+    rd_plot(
+        {"ProGS (progs)": [(r["cumulative_bytes"], r["psnr"], r["lod"]) for r in rows]},
+        out / "rd.png",
+        title="demo scene: quality per received bytes",
+    )
     from progs.codec.stream import decode
 
     dec = decode(data)
     write_cloud(out / "decoded.ply", export_cloud(dec.model, distill=distill))
-    summary = {"train": trained.lods, "stream": rows, "train_seconds": trained.seconds,
-               "total_bytes": len(data), "header_bytes": enc.result.header_bytes}
+    summary = {
+        "train": trained.lods,
+        "stream": rows,
+        "train_seconds": trained.seconds,
+        "total_bytes": len(data),
+        "header_bytes": enc.result.header_bytes,
+    }
     write_bytes_atomic(out / "results.json", json.dumps(summary, indent=2).encode())
     write_bytes_atomic(out / "results.md", (markdown_lod_table(rows) + "\n").encode())
     _log(f"wrote {out / 'rd.png'}, {out / 'decoded.ply'} (LoD {dec.lods_decoded}), {out / 'results.json'}")
@@ -313,7 +379,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         scene = DatasetSpec.from_argument(args.camera_from, downscale=args.downscale).load()
         views = scene.views
         if not 0 <= args.view < len(views):
-            raise ProgsError(f"{args.camera_from}: --view {args.view} is out of range (the dataset has {len(views)} views)")
+            raise ProgsError(
+                f"{args.camera_from}: --view {args.view} is out of range (the dataset has {len(views)} views)"
+            )
         cam = views[args.view].camera
         if args.width or args.height:
             w = args.width or round(cam.width * args.height / cam.height)
@@ -327,8 +395,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         image, alpha, _ = render_cloud(cloud, cam, bg)  # SH colours along each viewing ray
     dt = time.perf_counter() - t0
     save_image(image, args.out)
-    _log(f"rendered {len(cloud)} Gaussians at {cam.width}x{cam.height} in {dt:.2f} s "
-         f"(coverage {float(alpha.mean()) * 100:.0f}%) -> {args.out}")
+    _log(
+        f"rendered {len(cloud)} Gaussians at {cam.width}x{cam.height} in {dt:.2f} s "
+        f"(coverage {float(alpha.mean()) * 100:.0f}%) -> {args.out}"
+    )
     return 0
 
 
@@ -355,8 +425,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         "levels": res.lods_in_stream,
         "lods_decodable": res.lods_decoded,
         "lods": [
-            {"lod": s.lod, "bytes": s.bytes, "anchors": s.anchors, "components": s.components,
-             "structure_method": s.structure_method, **({"decode_s": round(s.seconds, 4)} if args.timings else {})}
+            {
+                "lod": s.lod,
+                "bytes": s.bytes,
+                "anchors": s.anchors,
+                "components": s.components,
+                "structure_method": s.structure_method,
+                **({"decode_s": round(s.seconds, 4)} if args.timings else {}),
+            }
             for s in res.lods
         ],
         "problem": res.problem,
@@ -369,8 +445,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"{args.stream}: progs stream v{info['version']}, {len(data)} bytes, header {res.header_bytes} bytes, "
-          f"{res.lods_decoded}/{res.lods_in_stream} LoDs decodable")
+    print(
+        f"{args.stream}: progs stream v{info['version']}, {len(data)} bytes, header {res.header_bytes} bytes, "
+        f"{res.lods_decoded}/{res.lods_in_stream} LoDs decodable"
+    )
     cum = res.header_bytes
     anchors = 0
     head = f"{'LoD':>3} {'bytes':>9} {'cum.bytes':>10} {'anchors':>8} {'cum.anch':>9} {'struct':>7} {'pred':>5} {'f':>8} {'s':>8} {'o':>8}  method"
@@ -381,14 +459,18 @@ def cmd_info(args: argparse.Namespace) -> int:
         cum += s.bytes
         anchors += s.anchors
         c = s.components
-        line = (f"{s.lod:>3} {s.bytes:>9} {cum:>10} {s.anchors:>8} {anchors:>9} {c['structure']:>7} {c['prediction']:>5} {c['f']:>8} "
-                f"{c['s']:>8} {c['o']:>8}  {s.structure_method}")
+        line = (
+            f"{s.lod:>3} {s.bytes:>9} {cum:>10} {s.anchors:>8} {anchors:>9} {c['structure']:>7} {c['prediction']:>5} {c['f']:>8} "
+            f"{c['s']:>8} {c['o']:>8}  {s.structure_method}"
+        )
         if args.timings:
             line += f"  {s.seconds:.3f}"
         print(line)
     for name, p in info.get("priors", {}).items():
-        print(f"{name}: {p['coded_bits_per_symbol']:.3f} bits/symbol as coded (context model and parent predictor), "
-              f"{p['constant_prior_bits_per_symbol']:.3f} with one fitted Gaussian per channel ({p['symbols']} symbols)")
+        print(
+            f"{name}: {p['coded_bits_per_symbol']:.3f} bits/symbol as coded (context model and parent predictor), "
+            f"{p['constant_prior_bits_per_symbol']:.3f} with one fitted Gaussian per channel ({p['symbols']} symbols)"
+        )
     if res.problem:
         print(f"note: {res.problem}")
     return 0
@@ -408,18 +490,25 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.suffix.lower() not in (".ply", ".progs"):
-        raise ProgsError(f"{args.out}: --out must end in .ply (decoded Gaussians) or .progs (the fetched stream prefix)")
+        raise ProgsError(
+            f"{args.out}: --out must end in .ply (decoded Gaussians) or .progs (the fetched stream prefix)"
+        )
     distill = _distill_config(args)
-    client = StreamClient(args.url, max_bytes=args.max_bytes, bandwidth=args.bandwidth, seconds=args.seconds,
-                          max_lod=args.max_lod)
+    client = StreamClient(
+        args.url, max_bytes=args.max_bytes, bandwidth=args.bandwidth, seconds=args.seconds, max_lod=args.max_lod
+    )
     t0 = time.perf_counter()
     m = client.plan()
     n = client.lods_planned()
-    _log(f"{client.stream_url}: {len(m['lods'])} LoDs, {m['total_bytes']:,} bytes (planned from the {client.manifest_source}); "
-         f"fetching {n} LoD{'s' if n != 1 else ''}")
+    _log(
+        f"{client.stream_url}: {len(m['lods'])} LoDs, {m['total_bytes']:,} bytes (planned from the {client.manifest_source}); "
+        f"fetching {n} LoD{'s' if n != 1 else ''}"
+    )
     last = None
     for lod, nbytes, res in client.iter_lods():
-        _log(f"  LoD {lod}: {nbytes:>10,} bytes, {len(res.model.anchors):>8,} anchors, {time.perf_counter() - t0:6.2f} s")
+        _log(
+            f"  LoD {lod}: {nbytes:>10,} bytes, {len(res.model.anchors):>8,} anchors, {time.perf_counter() - t0:6.2f} s"
+        )
         last = res
     if last is None:
         raise ProgsError(f"no LoD fits: LoD 1 needs {m['lods'][0]['cumulative_bytes']:,} bytes")
@@ -432,8 +521,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     cloud = export_cloud(last.model, distill=distill)
     write_ply(out, cloud)
-    _log(f"wrote {out} ({len(cloud):,} Gaussians of LoD {last.lods_decoded} of {last.lods_in_stream}; "
-         f"{client.stats.bytes_received:,} bytes received in {client.stats.requests} requests)")
+    _log(
+        f"wrote {out} ({len(cloud):,} Gaussians of LoD {last.lods_decoded} of {last.lods_in_stream}; "
+        f"{client.stats.bytes_received:,} bytes received in {client.stats.requests} requests)"
+    )
     return 0
 
 
@@ -459,32 +550,53 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from progs.bench.runner import run_bench
 
     device = _device(args)
-    run_bench(args.suites or args.suite, quick=args.quick, out=args.out, dataset=args.dataset, downscale=args.downscale,
-              iterations=args.iterations, seed=args.seed, log=_log, device=device, lambdas=args.lambdas,
-              fit_iterations=args.fit_iterations)
+    run_bench(
+        args.suites or args.suite,
+        quick=args.quick,
+        out=args.out,
+        dataset=args.dataset,
+        downscale=args.downscale,
+        iterations=args.iterations,
+        seed=args.seed,
+        log=_log,
+        device=device,
+        lambdas=args.lambdas,
+        fit_iterations=args.fit_iterations,
+    )
     return 0
 
 
 # ----------------------------------------------------------------------------------------- main
-def _training_options(p: argparse.ArgumentParser, iterations: int = 2000, base_depth: str = "from the point spacing",
-                      levels: int = 5) -> None:
+def _training_options(
+    p: argparse.ArgumentParser, iterations: int = 2000, base_depth: str = "from the point spacing", levels: int = 5
+) -> None:
     p.add_argument("--iterations", type=int, help=f"training iterations (default {iterations})")
     p.add_argument("--levels", type=int, help=f"octree levels L (default {levels})")
     p.add_argument("--base-depth", type=int, help=f"octree base depth b (default: {base_depth})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lambda-e", type=float, help="entropy weight λ_e (default 0.002; paper sweep 5e-4..4e-3)")
-    p.add_argument("--init-points", type=int,
-                   help="random initial points when the dataset has no SfM points (default: one per 13 pixels of a "
-                        "training view, 500..20000)")
-    p.add_argument("--c2f-samples", type=int,
-                   help="coarser LoDs rendered per step besides the finest (default: all; 1 is faster)")
-    p.add_argument("--max-anchors", type=int,
-                   help="stop growing at about this many anchors (default: 200000 with SfM points, else one per "
-                        "5.4 pixels of a training view, at least 2.4x --init-points; `progs fit`: a quarter of "
-                        "the teacher's Gaussians)")
+    p.add_argument(
+        "--init-points",
+        type=int,
+        help="random initial points when the dataset has no SfM points (default: one per 13 pixels of a "
+        "training view, 500..20000)",
+    )
+    p.add_argument(
+        "--c2f-samples", type=int, help="coarser LoDs rendered per step besides the finest (default: all; 1 is faster)"
+    )
+    p.add_argument(
+        "--max-anchors",
+        type=int,
+        help="stop growing at about this many anchors (default: 200000 with SfM points, else one per "
+        "5.4 pixels of a training view, at least 2.4x --init-points; `progs fit`: a quarter of "
+        "the teacher's Gaussians)",
+    )
     p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
-    p.add_argument("--infonce", action="store_true",
-                   help="add the paper's parent-child InfoNCE loss (off by default: it costs bytes, docs/RESULTS.md)")
+    p.add_argument(
+        "--infonce",
+        action="store_true",
+        help="add the paper's parent-child InfoNCE loss (off by default: it costs bytes, docs/RESULTS.md)",
+    )
     p.add_argument("--no-c2f", action="store_true", help="ablation: single-LoD loss instead of coarse-to-fine")
     p.add_argument("--no-rate", action="store_true", help="ablation: no quantization noise / entropy loss")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
@@ -495,14 +607,19 @@ def _training_options(p: argparse.ArgumentParser, iterations: int = 2000, base_d
 def _device_option(p: argparse.ArgumentParser, what: str) -> None:
     from progs.device import DEVICE_CHOICES
 
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
-                   help=f"where to {what}: auto (CUDA when available, rendering with gsplat), cpu, or cuda "
-                        "(default auto; encoding and decoding always run on the CPU)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICE_CHOICES,
+        help=f"where to {what}: auto (CUDA when available, rendering with gsplat), cpu, or cuda "
+        "(default auto; encoding and decoding always run on the CPU)",
+    )
 
 
 def _lod_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lod", type=int, metavar="N",
-                   help="level of a streamed SOG to read (0, the default, is the finest)")
+    p.add_argument(
+        "--lod", type=int, metavar="N", help="level of a streamed SOG to read (0, the default, is the finest)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -519,32 +636,48 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--size", type=int, default=128, help="image width and height in pixels (default 128)")
     d.add_argument("--render-only", action="store_true", help="only render the scene and its contact sheet")
     _add_distill_options(d, size=False)
-    _training_options(d, iterations=DEMO_DEFAULTS["iterations"], base_depth=str(DEMO_DEFAULTS["base_depth"]),
-                      levels=DEMO_DEFAULTS["levels"])
+    _training_options(
+        d,
+        iterations=DEMO_DEFAULTS["iterations"],
+        base_depth=str(DEMO_DEFAULTS["base_depth"]),
+        levels=DEMO_DEFAULTS["levels"],
+    )
     d.set_defaults(func=cmd_demo)
 
     t = sub.add_parser("train", help="train ProGS on a dataset (COLMAP, transforms.json folder, or 'demo')")
     t.add_argument("dataset", help="dataset folder, a folder name under the data root (e.g. fox), or 'demo'")
     t.add_argument("--out", required=True, help="run folder (checkpoint + run.json)")
     t.add_argument("--downscale", type=float, default=1.0, help="image downscale factor (e.g. 8)")
-    t.add_argument("--no-undistort", action="store_true",
-                   help="keep lens-distorted images as they are (default: undistort them on load)")
+    t.add_argument(
+        "--no-undistort",
+        action="store_true",
+        help="keep lens-distorted images as they are (default: undistort them on load)",
+    )
     t.add_argument("--demo-views", type=int, default=60, help="views of the 'demo' dataset (default 60)")
     t.add_argument("--demo-size", type=int, default=128, help="image size of the 'demo' dataset (default 128)")
     _training_options(t)
     t.set_defaults(func=cmd_train)
 
     fi = sub.add_parser("fit", help="train ProGS to reproduce an existing 3DGS scene (rendered as the teacher)")
-    fi.add_argument("scene", help="a 3DGS scene: INRIA .ply (SH degree 0-3), compressed .ply, .spz, .splat, SOG (meta.json, its folder or .sog) or streamed SOG (lod-meta.json or its folder)")
+    fi.add_argument(
+        "scene",
+        help="a 3DGS scene: INRIA .ply (SH degree 0-3), compressed .ply, .spz, .splat, SOG (meta.json, its folder or .sog) or streamed SOG (lod-meta.json or its folder)",
+    )
     _lod_option(fi)
     fi.add_argument("--out", required=True, help="run folder")
     fi.add_argument("--views", type=int, help="teacher views on an orbit (default: from the Gaussian count, 60-240)")
-    fi.add_argument("--size", type=int,
-                    help="teacher image size (default: where the finest Gaussians span about a pixel, 128-2048; "
-                         "on the CPU at most 256)")
-    fi.add_argument("--eval-size", type=int, default=1024,
-                    help="also score the fit on 8 held-out views of this size, as a viewer shows the scene "
-                         "(default 1024; 0: skip)")
+    fi.add_argument(
+        "--size",
+        type=int,
+        help="teacher image size (default: where the finest Gaussians span about a pixel, 128-2048; "
+        "on the CPU at most 256)",
+    )
+    fi.add_argument(
+        "--eval-size",
+        type=int,
+        default=1024,
+        help="also score the fit on 8 held-out views of this size, as a viewer shows the scene (default 1024; 0: skip)",
+    )
     fi.add_argument("--up", default="z", choices=["x", "y", "z", "-x", "-y", "-z"], help="world up axis (default z)")
     fi.add_argument("--background", help="background r,g,b in [0,1] (default black)")
     _training_options(fi)
@@ -570,24 +703,44 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("stream", help="a .progs file")
     de.add_argument("--lod", type=int, help="LoDs to decode (default: all intact ones)")
     de.add_argument("--out", required=True, help="output .ply, .splat, .spz or .glb (glTF, KHR_gaussian_splatting)")
-    de.add_argument("--format", choices=["ply", "splat", "spz", "glb"], help="output format (default: from --out's extension)")
-    de.add_argument("--sh-degree", type=int, default=3, choices=[0, 1, 2, 3],
-                    help="degree of the spherical harmonics fitted to the view-dependent colours (default 3; .splat keeps degree 0)")
-    de.add_argument("--check", metavar="DATASET",
-                    help="also print the export fidelity: PSNR of a plain 3DGS render of the output vs progs' own, on DATASET's test views")
-    de.add_argument("--cameras-from", metavar="DATASET",
-                    help="fit the view dependence to DATASET's training cameras (default: cameras on a sphere around the scene)")
-    de.add_argument("--downscale", type=float, default=1.0, help="image downscale of a --check/--cameras-from dataset (default 1)")
+    de.add_argument(
+        "--format", choices=["ply", "splat", "spz", "glb"], help="output format (default: from --out's extension)"
+    )
+    de.add_argument(
+        "--sh-degree",
+        type=int,
+        default=3,
+        choices=[0, 1, 2, 3],
+        help="degree of the spherical harmonics fitted to the view-dependent colours (default 3; .splat keeps degree 0)",
+    )
+    de.add_argument(
+        "--check",
+        metavar="DATASET",
+        help="also print the export fidelity: PSNR of a plain 3DGS render of the output vs progs' own, on DATASET's test views",
+    )
+    de.add_argument(
+        "--cameras-from",
+        metavar="DATASET",
+        help="fit the view dependence to DATASET's training cameras (default: cameras on a sphere around the scene)",
+    )
+    de.add_argument(
+        "--downscale", type=float, default=1.0, help="image downscale of a --check/--cameras-from dataset (default 1)"
+    )
     de.add_argument("--demo-size", type=int, default=128, help="image size when --check is 'demo' (default 128)")
     de.add_argument("--demo-views", type=int, default=60, help="views when --check is 'demo' (default 60)")
     _add_distill_options(de)
     de.set_defaults(func=cmd_decode)
 
     r = sub.add_parser("render", help="render a 3DGS scene (any format `progs fit` reads) to a PNG")
-    r.add_argument("scene", help="a 3DGS scene: INRIA .ply (SH degree 0-3), compressed .ply, .spz, .splat, SOG (meta.json, its folder or .sog) or streamed SOG (lod-meta.json or its folder)")
+    r.add_argument(
+        "scene",
+        help="a 3DGS scene: INRIA .ply (SH degree 0-3), compressed .ply, .spz, .splat, SOG (meta.json, its folder or .sog) or streamed SOG (lod-meta.json or its folder)",
+    )
     _lod_option(r)
     r.add_argument("--out", required=True, help="output image (.png or .jpg)")
-    r.add_argument("--camera-from", metavar="DATASET", help="take the camera from a dataset (COLMAP, transforms.json or 'demo')")
+    r.add_argument(
+        "--camera-from", metavar="DATASET", help="take the camera from a dataset (COLMAP, transforms.json or 'demo')"
+    )
     r.add_argument("--view", type=int, default=0, help="view index in --camera-from (default 0)")
     r.add_argument("--downscale", type=float, default=1.0, help="dataset image downscale factor (default 1)")
     r.add_argument("--width", type=int, help="image width (default 512, or the dataset camera's)")
@@ -630,23 +783,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks: rate-distortion, baselines, bitstream, speed, scaling, ablation")
     b.add_argument("suites", nargs="?", help="same as --suite (e.g. `progs bench raster --out DIR`)")
-    b.add_argument("--suite", default="all",
-                   help="comma-separated: rd,baselines,bitstream,speed,scaling,ablation,raster,fit or all (default)")
+    b.add_argument(
+        "--suite",
+        default="all",
+        help="comma-separated: rd,baselines,bitstream,speed,scaling,ablation,raster,fit or all (default)",
+    )
     b.add_argument("--quick", action="store_true", help="small budget (64x64 demo, short trainings; <= 10 min)")
     b.add_argument("--out", default="benchmarks/results", help="output folder (default benchmarks/results)")
-    b.add_argument("--dataset", default="demo", help="'demo' (default), a dataset folder, or a name under the data root (e.g. fox)")
+    b.add_argument(
+        "--dataset", default="demo", help="'demo' (default), a dataset folder, or a name under the data root (e.g. fox)"
+    )
     b.add_argument("--downscale", type=float, default=8.0, help="image downscale of a real dataset (default 8)")
     b.add_argument("--iterations", type=int, help="training iterations per model (default: from the profile)")
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--lambdas", type=_lambda_list, metavar="L1,L2,...",
-                   help="λe values of the rd suite's sweep (default 5e-4,2e-3,8e-3; other suites use 2e-3)")
-    b.add_argument("--fit-iterations", type=int, metavar="N",
-                   help="iterations of the plain 3DGS fits behind the SPZ curve (default: as many as progs)")
+    b.add_argument(
+        "--lambdas",
+        type=_lambda_list,
+        metavar="L1,L2,...",
+        help="λe values of the rd suite's sweep (default 5e-4,2e-3,8e-3; other suites use 2e-3)",
+    )
+    b.add_argument(
+        "--fit-iterations",
+        type=int,
+        metavar="N",
+        help="iterations of the plain 3DGS fits behind the SPZ curve (default: as many as progs)",
+    )
     _device_option(b, "train and evaluate the ProGS variants and the plain 3DGS fits")
     b.set_defaults(func=cmd_bench)
     for parser in (p, *sub.choices.values()):  # before or after the command
-        parser.add_argument("--data-root", metavar="DIR", default=argparse.SUPPRESS,
-                            help="where datasets named by a bare name live (default $PROGS_DATA, else ../shared/data)")
+        parser.add_argument(
+            "--data-root",
+            metavar="DIR",
+            default=argparse.SUPPRESS,
+            help="where datasets named by a bare name live (default $PROGS_DATA, else ../shared/data)",
+        )
     return p
 
 

@@ -45,8 +45,10 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     if device.type != "cuda":
         raise DeviceError(f"unsupported device {str(device)!r} (use {', '.join(DEVICE_CHOICES)})")
     if not cuda_available():
-        raise DeviceError(f"--device {device}: CUDA is not available on this machine "
-                          f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'no'}); use --device cpu")
+        raise DeviceError(
+            f"--device {device}: CUDA is not available on this machine "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'no'}); use --device cpu"
+        )
     if device.index is not None and device.index >= torch.cuda.device_count():
         raise DeviceError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device

@@ -86,7 +86,13 @@ def load_kernel() -> ModuleType | None:
                 name=_EXT_NAME,
                 sources=[str(s) for s in _SOURCES],
                 # the header's hash in the flags: torch rebuilds when sources or flags change
-                extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffp-contract=off", f"-DPROGS_HEADERS_HASH=0x{_headers_hash()}"],
+                extra_cflags=[
+                    "-O3",
+                    "-march=native",
+                    "-fopenmp",
+                    "-ffp-contract=off",
+                    f"-DPROGS_HEADERS_HASH=0x{_headers_hash()}",
+                ],
                 extra_ldflags=["-fopenmp"],
                 build_directory=str(build_dir),
                 verbose=False,

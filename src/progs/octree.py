@@ -96,7 +96,12 @@ class OctreeGrid:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"origin", "size", "base_depth", "levels"}``: the grid as JSON-ready numbers."""
-        return {"origin": list(self.origin), "size": self.size, "base_depth": self.base_depth, "levels": self.num_levels}
+        return {
+            "origin": list(self.origin),
+            "size": self.size,
+            "base_depth": self.base_depth,
+            "levels": self.num_levels,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "OctreeGrid":
@@ -245,8 +250,11 @@ def nearest_neighbour_distances(points: torch.Tensor, query_index: torch.Tensor 
     pts = _as_points(points)
     n = pts.shape[0]
     dev = pts.device
-    qidx = (torch.arange(n, device=dev) if query_index is None
-            else torch.as_tensor(query_index).to(device=dev, dtype=torch.int64).reshape(-1))
+    qidx = (
+        torch.arange(n, device=dev)
+        if query_index is None
+        else torch.as_tensor(query_index).to(device=dev, dtype=torch.int64).reshape(-1)
+    )
     best = torch.full((qidx.shape[0],), math.inf, dtype=torch.float64, device=dev)
     if n < 2 or qidx.numel() == 0:
         return best
@@ -439,7 +447,9 @@ def morton_encode(keys: torch.Tensor, bits: int = MAX_DEPTH) -> torch.Tensor:
         raise OctreeError(f"morton bits must be in 0..{MAX_DEPTH}, got {bits}")
     k = _as_keys(keys)
     if k.numel() and (int(k.min()) < 0 or int(k.max()) >= (1 << bits)):
-        raise OctreeError(f"keys must lie in [0, 2**{bits}) for Morton coding; got range [{int(k.min())}, {int(k.max())}]")
+        raise OctreeError(
+            f"keys must lie in [0, 2**{bits}) for Morton coding; got range [{int(k.min())}, {int(k.max())}]"
+        )
     lut = _SPREAD_LUT.to(k.device)
     s = lut[k & 0x7FF] | (lut[k >> 11] << 33)  # [N, 3], table lookups are fastest on CPU
     return s[:, 0] | (s[:, 1] << 1) | (s[:, 2] << 2)

@@ -32,9 +32,18 @@ class TrainOutcome:
 
 
 def train_run(
-    scene: Scene, spec: dict[str, Any], run: Path, config, *, resume: bool = False, checkpoint_every: int = 500,
-    progress: bool | None = None, log: Callable[[str], None] = _log_default, iterations: int | None = None,
-    device: torch.device | None = None, viewer_views: list | None = None,
+    scene: Scene,
+    spec: dict[str, Any],
+    run: Path,
+    config,
+    *,
+    resume: bool = False,
+    checkpoint_every: int = 500,
+    progress: bool | None = None,
+    log: Callable[[str], None] = _log_default,
+    iterations: int | None = None,
+    device: torch.device | None = None,
+    viewer_views: list | None = None,
 ) -> TrainOutcome:
     """Train ProGS on ``scene`` into the folder ``run`` (checkpointing as it goes) on ``device`` (default
     the CPU; see :func:`progs.device.resolve_device`).
@@ -50,16 +59,24 @@ def train_run(
     run.mkdir(parents=True, exist_ok=True)
     ckpt = run / CHECKPOINT
     if resume and ckpt.is_file():
-        trainer = Trainer.from_checkpoint(str(ckpt), scene, device, **({"iterations": iterations} if iterations else {}))
+        trainer = Trainer.from_checkpoint(
+            str(ckpt), scene, device, **({"iterations": iterations} if iterations else {})
+        )
         log(f"resuming {run} at iteration {trainer.iteration}/{trainer.config.iterations}")
     else:
         trainer = Trainer(scene, config, device)
-    info: dict[str, Any] = {"dataset": spec.to_json(), "config": trainer.config.to_dict(), "scene": scene.name,
-                            "view_distance": trainer.model.view_distance}
+    info: dict[str, Any] = {
+        "dataset": spec.to_json(),
+        "config": trainer.config.to_dict(),
+        "scene": scene.name,
+        "view_distance": trainer.model.view_distance,
+    }
     write_run_json(run, info)
-    log(f"training on {scene.name}: {len(trainer.train_views)} train / {len(trainer.test_views)} test views, "
+    log(
+        f"training on {scene.name}: {len(trainer.train_views)} train / {len(trainer.test_views)} test views, "
         f"{trainer.train_views[0].camera.width}x{trainer.train_views[0].camera.height}, "
-        f"{len(trainer.model.anchors)} initial anchors, {trainer.config.iterations} iterations on {trainer.device}")
+        f"{len(trainer.model.anchors)} initial anchors, {trainer.config.iterations} iterations on {trainer.device}"
+    )
     t0 = time.perf_counter()
     start = trainer.iteration
     import sys
@@ -72,8 +89,10 @@ def train_run(
             elapsed = time.perf_counter() - t0
             done = max(1, tr.iteration - start)
             eta = elapsed / done * (tr.config.iterations - tr.iteration)
-            log(f"  iteration {tr.iteration}/{tr.config.iterations}: loss {rec['loss']:.4f}, "
-                f"PSNR {rec['psnr']:.2f}, anchors {rec['anchors']}, {elapsed:.0f} s, ETA {eta:.0f} s")
+            log(
+                f"  iteration {tr.iteration}/{tr.config.iterations}: loss {rec['loss']:.4f}, "
+                f"PSNR {rec['psnr']:.2f}, anchors {rec['anchors']}, {elapsed:.0f} s, ETA {eta:.0f} s"
+            )
 
     try:
         trainer.train(progress=show_bar, callback=report, checkpoint_path=str(ckpt), checkpoint_every=checkpoint_every)
@@ -86,10 +105,20 @@ def train_run(
     trainer.save(str(ckpt))
     from progs.eval.quality import evaluate_coded
 
-    lods = evaluate_coded(trainer.model, trainer.test_views or trainer.train_views, background=trainer.background,
-                         backend=trainer.config.backend)
-    info.update({"train_seconds": seconds, "iterations": trainer.iteration, "lods": lods,
-                 "adjustments": len(trainer.adjustments)})
+    lods = evaluate_coded(
+        trainer.model,
+        trainer.test_views or trainer.train_views,
+        background=trainer.background,
+        backend=trainer.config.backend,
+    )
+    info.update(
+        {
+            "train_seconds": seconds,
+            "iterations": trainer.iteration,
+            "lods": lods,
+            "adjustments": len(trainer.adjustments),
+        }
+    )
     viewer = None
     if viewer_views:
         from progs.codec.stream import encode
@@ -113,8 +142,13 @@ class EncodeOutcome:
 
 
 def encode_run(
-    run: Path, out: Path, *, evaluate: bool = True, scene: Scene | None = None,
-    log: Callable[[str], None] = _log_default, progress: bool = False,
+    run: Path,
+    out: Path,
+    *,
+    evaluate: bool = True,
+    scene: Scene | None = None,
+    log: Callable[[str], None] = _log_default,
+    progress: bool = False,
 ) -> EncodeOutcome:
     """Encode a trained run into ``out`` (+ ``out.json`` manifest with per-LoD quality)."""
     from progs.atomic import write_bytes_atomic
@@ -150,8 +184,9 @@ def encode_run(
     return EncodeOutcome(out, manifest_path, res, rows)
 
 
-def evaluate_stream(data: bytes, scene: Scene, source: str = "stream", prefixes: bool = False,
-                    device: torch.device | None = None) -> list[dict[str, Any]]:
+def evaluate_stream(
+    data: bytes, scene: Scene, source: str = "stream", prefixes: bool = False, device: torch.device | None = None
+) -> list[dict[str, Any]]:
     """Per-LoD quality of a decoded stream on the scene's test views, rendered on ``device`` (default
     the CPU; decoding itself always runs on the CPU).
 
@@ -177,14 +212,27 @@ def evaluate_stream(data: bytes, scene: Scene, source: str = "stream", prefixes:
         if device is not None:
             model = model.to(device)
         q = evaluate_lods(model, scene, lods=[lod], background=bg)[0]
-        rows.append({"lod": s.lod, "anchors": q["anchors"], "bytes": s.bytes, "cumulative_bytes": cum,
-                     "psnr": q["psnr"], "ssim": q["ssim"]})
+        rows.append(
+            {
+                "lod": s.lod,
+                "anchors": q["anchors"],
+                "bytes": s.bytes,
+                "cumulative_bytes": cum,
+                "psnr": q["psnr"],
+                "ssim": q["ssim"],
+            }
+        )
     return rows
 
 
 def export_cloud(
-    model: ProGSModel, lod: int | None = None, *, sh_degree: int = 3, cameras: list[Camera] | None = None,
-    distill: DistillConfig | None = None, progress: bool | None = None,
+    model: ProGSModel,
+    lod: int | None = None,
+    *,
+    sh_degree: int = 3,
+    cameras: list[Camera] | None = None,
+    distill: DistillConfig | None = None,
+    progress: bool | None = None,
 ) -> GaussianCloud:
     """LoD ``lod`` of ``model`` (default: all levels) as plain 3D Gaussians: the
     closed-form SH fit (:func:`progs.model.cloud.model_to_cloud`), then, unless ``distill`` (a

@@ -21,8 +21,15 @@ from typing import Any
 # - beyond the paper: LoD L weighs 0.5 in L_c2f instead of 1/L, and no InfoNCE loss; both gave more dB
 #   per byte on this scene (docs/RESULTS.md, "Beyond the paper"; demo_rate_sweep.json, exp_*).
 DEMO_DEFAULTS = {
-    "iterations": 600, "levels": 4, "base_depth": 4, "growth.beta": 0.01, "growth.very_factor": 1.0,
-    "growth.interval": 50, "c2f_coarse_samples": 2, "c2f_finest_weight": 0.5, "infonce": False,
+    "iterations": 600,
+    "levels": 4,
+    "base_depth": 4,
+    "growth.beta": 0.01,
+    "growth.very_factor": 1.0,
+    "growth.interval": 50,
+    "c2f_coarse_samples": 2,
+    "c2f_finest_weight": 0.5,
+    "infonce": False,
 }
 
 
@@ -74,8 +81,10 @@ def teacher_sizing(scene: Any, levels: int, base_depth: int | None, max_anchors:
     points = scene.points.double()
     if max_anchors is None:
         # No more anchors than the teacher's views can show (as for a capture: one per 5.4 pixels of a view).
-        budget = min(teacher_anchor_budget(points.shape[0]),
-                     max(MIN_TEACHER_ANCHORS, int(pixels_per_view(scene) / CAP_PIXELS_PER_ANCHOR)))
+        budget = min(
+            teacher_anchor_budget(points.shape[0]),
+            max(MIN_TEACHER_ANCHORS, int(pixels_per_view(scene) / CAP_PIXELS_PER_ANCHOR)),
+        )
     else:
         budget = int(max_anchors)
     grid = build_grid(scene, levels, base_depth)

@@ -36,9 +36,7 @@ class Camera:
     @property
     def K(self) -> torch.Tensor:
         """The 3x3 intrinsic matrix."""
-        return torch.tensor(
-            [[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]], dtype=torch.float32
-        )
+        return torch.tensor([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]], dtype=torch.float32)
 
     @property
     def camera_to_world(self) -> torch.Tensor:
@@ -58,9 +56,7 @@ class Camera:
         w = max(1, int(round(self.width / factor)))
         h = max(1, int(round(self.height / factor)))
         sx, sy = w / self.width, h / self.height
-        return replace(
-            self, width=w, height=h, fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy
-        )
+        return replace(self, width=w, height=h, fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy)
 
     def resized(self, width: int, height: int) -> "Camera":
         """The same camera for an image resampled to ``width`` x ``height``."""

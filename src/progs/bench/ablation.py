@@ -25,8 +25,13 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     for r in rows:
         lods = [x["lod"] for x in r["lods"]]
         ax.plot(lods, [x["psnr"] for x in r["lods"]], "-o", label=r["label"], markersize=4)
-        ax2.plot([x["cumulative_bytes"] / 1024 for x in r["lods"]], [x["psnr"] for x in r["lods"]], "-o",
-                 label=r["label"], markersize=4)
+        ax2.plot(
+            [x["cumulative_bytes"] / 1024 for x in r["lods"]],
+            [x["psnr"] for x in r["lods"]],
+            "-o",
+            label=r["label"],
+            markersize=4,
+        )
     ax.set_xlabel("LoD")
     ax.set_ylabel("test PSNR (dB)")
     ax.grid(True, alpha=0.3)
@@ -42,18 +47,32 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
     rows = []
     for name, label in ABLATIONS:
         t = ws.get(name)
-        rows.append({"variant": name, "label": label, "overrides": t.overrides, "lambda_e": t.lambda_e,
-                     "iterations": t.iterations, "train_seconds": round(t.train_seconds, 2),
-                     "total_bytes": t.total_bytes, "lods": t.lods})
+        rows.append(
+            {
+                "variant": name,
+                "label": label,
+                "overrides": t.overrides,
+                "lambda_e": t.lambda_e,
+                "iterations": t.iterations,
+                "train_seconds": round(t.train_seconds, 2),
+                "total_bytes": t.total_bytes,
+                "lods": t.lods,
+            }
+        )
     plot_ablation(rows, out / "ablation.png", f"{ws.dataset_name}: ablations, same budget")
     return {"rows": rows, "plot": "ablation.png"}
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
     L = len(res["rows"][0]["lods"])
-    lines = ["| variant | " + " | ".join(f"LoD{i} PSNR" for i in range(1, L + 1)) + " | bytes (all LoDs) | LoD1 bytes |",
-             "|---" * (L + 3) + "|"]
+    lines = [
+        "| variant | " + " | ".join(f"LoD{i} PSNR" for i in range(1, L + 1)) + " | bytes (all LoDs) | LoD1 bytes |",
+        "|---" * (L + 3) + "|",
+    ]
     for r in res["rows"]:
-        lines.append(f"| {r['label']} | " + " | ".join(f"{x['psnr']:.2f}" for x in r["lods"]) +
-                     f" | {r['total_bytes']} | {r['lods'][0]['cumulative_bytes']} |")
+        lines.append(
+            f"| {r['label']} | "
+            + " | ".join(f"{x['psnr']:.2f}" for x in r["lods"])
+            + f" | {r['total_bytes']} | {r['lods'][0]['cumulative_bytes']} |"
+        )
     return lines

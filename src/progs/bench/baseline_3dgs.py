@@ -63,9 +63,9 @@ def _knn_scale(points: torch.Tensor, k: int = 3, chunk: int = 4096) -> torch.Ten
     """sqrt of the mean squared distance to the k nearest neighbours (3DGS initial scale)."""
     out = torch.empty(points.shape[0])
     for i in range(0, points.shape[0], chunk):
-        d = torch.cdist(points[i:i + chunk], points)
+        d = torch.cdist(points[i : i + chunk], points)
         d2 = d.topk(min(k + 1, points.shape[0]), largest=False).values[:, 1:] ** 2
-        out[i:i + chunk] = d2.mean(dim=1).clamp_min(1e-12).sqrt() if d2.numel() else 1e-2
+        out[i : i + chunk] = d2.mean(dim=1).clamp_min(1e-12).sqrt() if d2.numel() else 1e-2
     return out
 
 
@@ -109,26 +109,32 @@ class GaussianFit:
         for name in ("means", "log_scales", "quats", "opacity", "sh"):
             setattr(self, name, getattr(self, name).detach().clone().requires_grad_(True))
         c = self.cfg
-        self.opt = torch.optim.Adam([
-            {"params": [self.means], "lr": c.lr_means_init * self.extent, "name": "means"},
-            {"params": [self.log_scales], "lr": c.lr_scales},
-            {"params": [self.quats], "lr": c.lr_quats},
-            {"params": [self.opacity], "lr": c.lr_opacity},
-            {"params": [self.sh], "lr": c.lr_sh},
-        ], eps=1e-15)
+        self.opt = torch.optim.Adam(
+            [
+                {"params": [self.means], "lr": c.lr_means_init * self.extent, "name": "means"},
+                {"params": [self.log_scales], "lr": c.lr_scales},
+                {"params": [self.quats], "lr": c.lr_quats},
+                {"params": [self.opacity], "lr": c.lr_opacity},
+                {"params": [self.sh], "lr": c.lr_sh},
+            ],
+            eps=1e-15,
+        )
         self.grad_accum = torch.zeros(self.means.shape[0], dtype=torch.float64, device=self.device)
         self.grad_count = torch.zeros(self.means.shape[0], dtype=torch.float64, device=self.device)
 
     def render(self, view: View):
         colors = (0.5 + SH_C0 * self.sh).clamp_min(0.0)
         q = self.quats / self.quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return rasterize(self.means, q, torch.exp(self.log_scales), torch.sigmoid(self.opacity), colors,
-                         view.camera, self.bg)
+        return rasterize(
+            self.means, q, torch.exp(self.log_scales), torch.sigmoid(self.opacity), colors, view.camera, self.bg
+        )
 
     def step(self, view: View, it: int, total: int) -> float:
         for group in self.opt.param_groups:
             if group.get("name") == "means":
-                group["lr"] = exp_lr(it, total, self.cfg.lr_means_init * self.extent, self.cfg.lr_means_final * self.extent)
+                group["lr"] = exp_lr(
+                    it, total, self.cfg.lr_means_init * self.extent, self.cfg.lr_means_final * self.extent
+                )
         image, _, info = self.render(view)
         loss = photometric_loss(image, view.image, self.cfg.lambda_ssim)
         self.opt.zero_grad(set_to_none=True)
@@ -136,8 +142,9 @@ class GaussianFit:
         grad = info["means2d"].grad
         if grad is not None:
             w, h = view.camera.width, view.camera.height
-            norm = (grad.detach().double() * torch.tensor([w / 2.0, h / 2.0], dtype=torch.float64,
-                                                          device=grad.device)).norm(dim=-1)
+            norm = (
+                grad.detach().double() * torch.tensor([w / 2.0, h / 2.0], dtype=torch.float64, device=grad.device)
+            ).norm(dim=-1)
             seen = info["radii"].reshape(-1) > 0 if info["radii"].dim() == 1 else (info["radii"] > 0).all(-1)
             self.grad_accum[seen] += norm[seen]
             self.grad_count[seen] += 1
@@ -157,7 +164,9 @@ class GaussianFit:
         means, ls, q, op, sh = (t.detach() for t in self.params())
         # split: two samples from each large Gaussian, scales / 1.6; the originals are removed
         rot = quat_to_rotmat(q[split])
-        samples = torch.randn(2, split.numel(), 3, device=self.device, generator=self.split_gen) * torch.exp(ls[split])[None]
+        samples = (
+            torch.randn(2, split.numel(), 3, device=self.device, generator=self.split_gen) * torch.exp(ls[split])[None]
+        )
         new_means = (rot[None] @ samples[..., None]).squeeze(-1) + means[split][None]
         keep = torch.ones(means.shape[0], dtype=torch.bool, device=self.device)
         keep[split] = False
@@ -175,8 +184,15 @@ class GaussianFit:
         for name in ("means", "log_scales", "quats", "opacity", "sh"):
             setattr(self, name, getattr(self, name)[alive])
         self._new_optimizer()
-        self.densifications.append({"iteration": it, "cloned": int(clone.numel()), "split": int(split.numel()),
-                                    "pruned": pruned, "gaussians": int(self.means.shape[0])})
+        self.densifications.append(
+            {
+                "iteration": it,
+                "cloned": int(clone.numel()),
+                "split": int(split.numel()),
+                "pruned": pruned,
+                "gaussians": int(self.means.shape[0]),
+            }
+        )
 
     def cloud(self) -> GaussianCloud:
         cpu = [t.detach().cpu() for t in (self.means, self.sh, self.opacity, self.log_scales, self.quats)]
@@ -184,12 +200,14 @@ class GaussianFit:
 
 
 @torch.no_grad()
-def evaluate_cloud(cloud: GaussianCloud, views: list[View], background: torch.Tensor,
-                   device: torch.device = CPU) -> tuple[float, float]:
+def evaluate_cloud(
+    cloud: GaussianCloud, views: list[View], background: torch.Tensor, device: torch.device = CPU
+) -> tuple[float, float]:
     """Mean PSNR / SSIM of ``cloud`` rendered on ``device`` against ``views``."""
     d = torch.device(device)
-    means, quats, scales, opacities, colors = (t.to(d) for t in (cloud.means, cloud.quats, cloud.scales,
-                                                                 cloud.opacities, cloud.colors))
+    means, quats, scales, opacities, colors = (
+        t.to(d) for t in (cloud.means, cloud.quats, cloud.scales, cloud.opacities, cloud.colors)
+    )
     quats = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     ps, ss = [], []
     for v in views:
@@ -200,8 +218,9 @@ def evaluate_cloud(cloud: GaussianCloud, views: list[View], background: torch.Te
     return sum(ps) / len(ps), sum(ss) / len(ss)
 
 
-def spz_quality(cloud: GaussianCloud, path: Path, views: list[View], background: torch.Tensor,
-                device: torch.device = CPU) -> tuple[int, float, float]:
+def spz_quality(
+    cloud: GaussianCloud, path: Path, views: list[View], background: torch.Tensor, device: torch.device = CPU
+) -> tuple[int, float, float]:
     """Write ``cloud`` as SPZ (through gsply) at ``path`` and score it as it reads back, so that SPZ's
     quantization counts: ``(bytes, PSNR, SSIM)`` on ``views``."""
     from progs.io.spz import read_spz, write_spz
@@ -240,5 +259,11 @@ def write_baseline_ply(result: Fit3DGSResult, path: Path) -> int:
 
 
 def describe(result: Fit3DGSResult) -> dict[str, Any]:
-    return {"gaussians": len(result.cloud), "iterations": result.iterations, "train_seconds": round(result.seconds, 2),
-            "psnr": result.psnr, "ssim": result.ssim, "densifications": result.densifications}
+    return {
+        "gaussians": len(result.cloud),
+        "iterations": result.iterations,
+        "train_seconds": round(result.seconds, 2),
+        "psnr": result.psnr,
+        "ssim": result.ssim,
+        "densifications": result.densifications,
+    }

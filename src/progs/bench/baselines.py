@@ -25,8 +25,7 @@ def zstd_size(path: Path, level: int = ZSTD_LEVEL) -> dict[str, Any]:
     comp = zstandard.ZstdCompressor(level=level).compress(data)
     out = path.with_name(path.name + ".zst")
     out.write_bytes(comp)
-    return {"bytes": len(comp), "level": level, "file": out.name,
-            "zstandard": importlib.metadata.version("zstandard")}
+    return {"bytes": len(comp), "level": level, "file": out.name, "zstandard": importlib.metadata.version("zstandard")}
 
 
 def spz_curve(ws: Workspace, out: Path) -> list[dict[str, Any]]:
@@ -41,17 +40,32 @@ def spz_curve(ws: Workspace, out: Path) -> list[dict[str, Any]]:
     rows = []
     for cap in cfg.profile.fit_caps:
         ws.log(f"  fitting plain 3DGS capped at {cap} Gaussians ({cfg.spz_fit_iterations()} iterations)")
-        fit = fit_3dgs(ws.scene, Fit3DGSConfig(iterations=cfg.spz_fit_iterations(), seed=cfg.seed, max_gaussians=cap),
-                       cfg.device)
+        fit = fit_3dgs(
+            ws.scene, Fit3DGSConfig(iterations=cfg.spz_fit_iterations(), seed=cfg.seed, max_gaussians=cap), cfg.device
+        )
         ply = out / f"fit_{cap}.ply"
         ply_bytes = write_baseline_ply(fit, ply)
-        spz_bytes, spz_psnr, spz_ssim = spz_quality(fit.cloud, out / f"fit_{cap}.spz",
-                                                    ws.scene.test_views or ws.scene.train_views,
-                                                    ws.scene.background.float(), cfg.device)
-        rows.append({"cap": cap, "gaussians": len(fit.cloud), "psnr_ply": fit.psnr, "ply_bytes": ply_bytes,
-                     "zstd_bytes": zstd_size(ply)["bytes"], "bytes": spz_bytes, "psnr": spz_psnr,
-                     "ssim": spz_ssim, "iterations": fit.iterations,
-                     "train_seconds": round(fit.seconds, 2)})
+        spz_bytes, spz_psnr, spz_ssim = spz_quality(
+            fit.cloud,
+            out / f"fit_{cap}.spz",
+            ws.scene.test_views or ws.scene.train_views,
+            ws.scene.background.float(),
+            cfg.device,
+        )
+        rows.append(
+            {
+                "cap": cap,
+                "gaussians": len(fit.cloud),
+                "psnr_ply": fit.psnr,
+                "ply_bytes": ply_bytes,
+                "zstd_bytes": zstd_size(ply)["bytes"],
+                "bytes": spz_bytes,
+                "psnr": spz_psnr,
+                "ssim": spz_ssim,
+                "iterations": fit.iterations,
+                "train_seconds": round(fit.seconds, 2),
+            }
+        )
     ws.cache["spz_curve"] = rows
     return rows
 
@@ -59,34 +73,60 @@ def spz_curve(ws: Workspace, out: Path) -> list[dict[str, Any]]:
 def bd_rate_vs_spz(ws: Workspace, out: Path) -> dict[str, Any]:
     """BD-rate of progs (LoD L of each λe) against the SPZ curve of plain 3DGS fits."""
     spz = spz_curve(ws, out)
-    progs_pts = [(ws.get("full", lam).total_bytes, ws.get("full", lam).lods[-1]["psnr"]) for lam in ws.cfg.profile.lambdas]
+    progs_pts = [
+        (ws.get("full", lam).total_bytes, ws.get("full", lam).lods[-1]["psnr"]) for lam in ws.cfg.profile.lambdas
+    ]
     value = bd_rate([(r["bytes"], r["psnr"]) for r in spz], progs_pts)
-    return {"bd_rate_percent": None if value is None else rounded(value, 2),
-            "progs_points": [{"bytes": b, "psnr": p} for b, p in progs_pts],
-            "spz_points": [{"gaussians": r["gaussians"], "bytes": r["bytes"], "psnr": r["psnr"], "iterations": r["iterations"]}
-                           for r in spz],
-            "note": "negative: progs needs fewer bytes than SPZ at equal PSNR; None: the PSNR ranges do not overlap"}
+    return {
+        "bd_rate_percent": None if value is None else rounded(value, 2),
+        "progs_points": [{"bytes": b, "psnr": p} for b, p in progs_pts],
+        "spz_points": [
+            {"gaussians": r["gaussians"], "bytes": r["bytes"], "psnr": r["psnr"], "iterations": r["iterations"]}
+            for r in spz
+        ],
+        "note": "negative: progs needs fewer bytes than SPZ at equal PSNR; None: the PSNR ranges do not overlap",
+    }
 
 
 def plot_baselines(res: dict[str, Any], path: Path, title: str) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     prog = res["progressive"]
-    ax.plot([r["cumulative_bytes"] / 1024 for r in prog["lods"]], [r["psnr"] for r in prog["lods"]], "-o",
-            label=f"ProGS progressive (λe={prog['lambda_e']:g})", markersize=4)
+    ax.plot(
+        [r["cumulative_bytes"] / 1024 for r in prog["lods"]],
+        [r["psnr"] for r in prog["lods"]],
+        "-o",
+        label=f"ProGS progressive (λe={prog['lambda_e']:g})",
+        markersize=4,
+    )
     for r in prog["lods"]:
-        ax.annotate(f"LoD{r['lod']}", (r["cumulative_bytes"] / 1024, r["psnr"]), fontsize=6,
-                    textcoords="offset points", xytext=(3, -8))
+        ax.annotate(
+            f"LoD{r['lod']}",
+            (r["cumulative_bytes"] / 1024, r["psnr"]),
+            fontsize=6,
+            textcoords="offset points",
+            xytext=(3, -8),
+        )
     sr = res["single_rate"]
     ax.plot([sr["bytes"] / 1024], [sr["psnr"]], "s", label="ProGS single-rate (no c2f, no InfoNCE)")
     g = res["3dgs"]
     ax.plot([g["ply_bytes"] / 1024], [g["psnr"]], "^", label="3DGS PLY (SH0)")
     ax.plot([g["zstd"]["bytes"] / 1024], [g["psnr"]], "v", label=f"3DGS PLY + zstd -{g['zstd']['level']}")
     fits = sorted(res["fits"], key=lambda r: r["bytes"])
-    ax.plot([r["bytes"] / 1024 for r in fits], [r["psnr"] for r in fits], "-D", markersize=4,
-            label="3DGS fits (capped sizes) as SPZ")
-    ax.plot([r["zstd_bytes"] / 1024 for r in fits], [r["psnr_ply"] for r in fits], "--x", markersize=4,
-            label="3DGS fits as PLY + zstd")
+    ax.plot(
+        [r["bytes"] / 1024 for r in fits],
+        [r["psnr"] for r in fits],
+        "-D",
+        markersize=4,
+        label="3DGS fits (capped sizes) as SPZ",
+    )
+    ax.plot(
+        [r["zstd_bytes"] / 1024 for r in fits],
+        [r["psnr_ply"] for r in fits],
+        "--x",
+        markersize=4,
+        label="3DGS fits as PLY + zstd",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("bytes (KiB, log)")
     ax.set_ylabel("test PSNR (dB)")
@@ -103,9 +143,15 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
     ply = out / "baseline_3dgs.ply"
     ply_bytes = write_baseline_ply(fit, ply)
     g = describe(fit)
-    g.update({"ply_bytes": ply_bytes, "ply_file": ply.name, "sh_degree": 0,
-              "ply_sh3_equivalent_bytes": len(fit.cloud) * PLY_SH3_BYTES_PER_GAUSSIAN,
-              "zstd": zstd_size(ply)})
+    g.update(
+        {
+            "ply_bytes": ply_bytes,
+            "ply_file": ply.name,
+            "sh_degree": 0,
+            "ply_sh3_equivalent_bytes": len(fit.cloud) * PLY_SH3_BYTES_PER_GAUSSIAN,
+            "zstd": zstd_size(ply),
+        }
+    )
     g["zstd"]["ratio_vs_ply"] = rounded(g["zstd"]["bytes"] / ply_bytes)
 
     full = ws.get("full")
@@ -113,11 +159,19 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
     L = full.lods[-1]
     S = single.lods[-1]
     progressive = {"lambda_e": full.lambda_e, "total_bytes": full.total_bytes, "lods": full.lods}
-    single_rate = {"lambda_e": single.lambda_e, "bytes": single.total_bytes, "psnr": S["psnr"], "ssim": S["ssim"],
-                   "anchors": S["anchors"], "lods": single.lods}
+    single_rate = {
+        "lambda_e": single.lambda_e,
+        "bytes": single.total_bytes,
+        "psnr": S["psnr"],
+        "ssim": S["ssim"],
+        "anchors": S["anchors"],
+        "lods": single.lods,
+    }
     headline = {
-        "progs_bytes": full.total_bytes, "progs_psnr": L["psnr"],
-        "ply_bytes": ply_bytes, "ply_psnr": fit.psnr,
+        "progs_bytes": full.total_bytes,
+        "progs_psnr": L["psnr"],
+        "ply_bytes": ply_bytes,
+        "ply_psnr": fit.psnr,
         "size_ratio_vs_ply": rounded(full.total_bytes / ply_bytes, 5),
         "compression_factor_vs_ply": rounded(ply_bytes / full.total_bytes, 2),
         "size_ratio_vs_ply_zstd": rounded(full.total_bytes / g["zstd"]["bytes"], 5),
@@ -126,16 +180,26 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
         "lod1_size_ratio_vs_ply": rounded(full.lods[0]["cumulative_bytes"] / ply_bytes, 6),
     }
     overhead = {
-        "progressive_bytes": full.total_bytes, "single_rate_bytes": single.total_bytes,
+        "progressive_bytes": full.total_bytes,
+        "single_rate_bytes": single.total_bytes,
         "ratio": rounded(full.total_bytes / single.total_bytes, 4),
-        "progressive_psnr": L["psnr"], "single_rate_psnr": S["psnr"],
+        "progressive_psnr": L["psnr"],
+        "single_rate_psnr": S["psnr"],
         "psnr_delta_db": rounded(L["psnr"] - S["psnr"], 3),
         "note": "progressive = c2f + InfoNCE (full); single-rate = same budget without them; LoD L of each",
     }
     spz = spz_curve(ws, out)
-    res = {"3dgs": g, "spz": [{k: r[k] for k in ("gaussians", "bytes", "psnr", "iterations")} for r in spz],
-           "fits": spz, "bd_rate_vs_spz": bd_rate_vs_spz(ws, out), "single_rate": single_rate, "progressive": progressive,
-           "progressive_overhead": overhead, "headline": headline, "plot": "baselines.png"}
+    res = {
+        "3dgs": g,
+        "spz": [{k: r[k] for k in ("gaussians", "bytes", "psnr", "iterations")} for r in spz],
+        "fits": spz,
+        "bd_rate_vs_spz": bd_rate_vs_spz(ws, out),
+        "single_rate": single_rate,
+        "progressive": progressive,
+        "progressive_overhead": overhead,
+        "headline": headline,
+        "plot": "baselines.png",
+    }
     plot_baselines(res, out / "baselines.png", f"{ws.dataset_name}: ProGS vs baselines (test views)")
     return res
 
@@ -143,11 +207,14 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
 def markdown(res: dict[str, Any]) -> list[str]:
     g, h, o = res["3dgs"], res["headline"], res["progressive_overhead"]
     return [
-        "| method | bytes | PSNR | SSIM |", "|---|---|---|---|",
+        "| method | bytes | PSNR | SSIM |",
+        "|---|---|---|---|",
         f"| 3DGS PLY (SH0, {g['gaussians']} Gaussians) | {g['ply_bytes']} | {g['psnr']:.2f} | {g['ssim']:.4f} |",
         f"| 3DGS PLY + zstd -{g['zstd']['level']} | {g['zstd']['bytes']} | {g['psnr']:.2f} | {g['ssim']:.4f} |",
-        *[f"| 3DGS fit ≤ {r['cap']} Gaussians as SPZ ({r['gaussians']}) | {r['bytes']} | {r['psnr']:.2f} | {r['ssim']:.4f} |"
-          for r in res["fits"]],
+        *[
+            f"| 3DGS fit ≤ {r['cap']} Gaussians as SPZ ({r['gaussians']}) | {r['bytes']} | {r['psnr']:.2f} | {r['ssim']:.4f} |"
+            for r in res["fits"]
+        ],
         f"| ProGS single-rate | {o['single_rate_bytes']} | {o['single_rate_psnr']:.2f} | {res['single_rate']['ssim']:.4f} |",
         f"| ProGS progressive (all LoDs) | {o['progressive_bytes']} | {o['progressive_psnr']:.2f} | "
         f"{res['progressive']['lods'][-1]['ssim']:.4f} |",

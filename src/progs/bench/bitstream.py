@@ -16,7 +16,15 @@ def plot_bitstream(res: dict[str, Any], path: Path, title: str) -> None:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.5, 4), dpi=110, gridspec_kw={"width_ratios": [3, 1.3]})
     names = ["header"] + [f"LoD{r['lod']}" for r in res["lods"]]
     bottom = [0.0] * len(names)
-    colors = {"header": "#444444", "framing": "#bbbbbb", "structure": "#e4572e", "prediction": "#9b5de5", "f": "#17bebb", "s": "#ffc914", "o": "#76b041"}
+    colors = {
+        "header": "#444444",
+        "framing": "#bbbbbb",
+        "structure": "#e4572e",
+        "prediction": "#9b5de5",
+        "f": "#17bebb",
+        "s": "#ffc914",
+        "o": "#76b041",
+    }
     series = {"header": [res["header_bytes"]] + [0] * len(res["lods"])}
     for c in (*COMPONENTS, "framing"):
         series[c] = [0] + [r[c] for r in res["lods"]]
@@ -41,24 +49,42 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
     for s in enc.lods:
         comp = {c: int(s.components[c]) for c in COMPONENTS}
         framing = s.bytes - sum(comp.values())  # chunk tag, length, CRC, level byte, ranges, word counts
-        lods.append({"lod": s.lod, "anchors": s.anchors, "bytes": s.bytes, **comp, "framing": framing,
-                     "structure_method": s.structure_method,
-                     "bytes_per_anchor": round(s.bytes / max(1, s.anchors), 2)})
+        lods.append(
+            {
+                "lod": s.lod,
+                "anchors": s.anchors,
+                "bytes": s.bytes,
+                **comp,
+                "framing": framing,
+                "structure_method": s.structure_method,
+                "bytes_per_anchor": round(s.bytes / max(1, s.anchors), 2),
+            }
+        )
     total = len(enc.data)
-    res = {"lambda_e": t.lambda_e, "total_bytes": total, "header_bytes": enc.header_bytes,
-           "header_share": round(enc.header_bytes / total, 4), "lods": lods,
-           "component_totals": {c: sum(r[c] for r in lods) for c in (*COMPONENTS, "framing")},
-           "note": "f and s share one range-coder stream per LoD: split in proportion to their ideal code lengths; o has its own stream; prediction = the parent predictor's table",
-           "plot": "bitstream.png"}
+    res = {
+        "lambda_e": t.lambda_e,
+        "total_bytes": total,
+        "header_bytes": enc.header_bytes,
+        "header_share": round(enc.header_bytes / total, 4),
+        "lods": lods,
+        "component_totals": {c: sum(r[c] for r in lods) for c in (*COMPONENTS, "framing")},
+        "note": "f and s share one range-coder stream per LoD: split in proportion to their ideal code lengths; o has its own stream; prediction = the parent predictor's table",
+        "plot": "bitstream.png",
+    }
     plot_bitstream(res, out / "bitstream.png", f"{ws.dataset_name}, λe={t.lambda_e:g}: bytes per component and LoD")
     return res
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
-    lines = [f"Header: {res['header_bytes']} bytes ({res['header_share'] * 100:.1f}% of {res['total_bytes']}).", "",
-             "| LoD | anchors | bytes | structure | prediction | f | s | o | framing | structure method |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Header: {res['header_bytes']} bytes ({res['header_share'] * 100:.1f}% of {res['total_bytes']}).",
+        "",
+        "| LoD | anchors | bytes | structure | prediction | f | s | o | framing | structure method |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in res["lods"]:
-        lines.append(f"| {r['lod']} | {r['anchors']} | {r['bytes']} | {r['structure']} | {r['prediction']} | {r['f']} | {r['s']} | "
-                     f"{r['o']} | {r['framing']} | {r['structure_method']} |")
+        lines.append(
+            f"| {r['lod']} | {r['anchors']} | {r['bytes']} | {r['structure']} | {r['prediction']} | {r['f']} | {r['s']} | "
+            f"{r['o']} | {r['framing']} | {r['structure_method']} |"
+        )
     return lines

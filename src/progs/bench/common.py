@@ -42,12 +42,40 @@ class Profile:
 
 
 PROFILES = {
-    "tiny": Profile("tiny", views=12, size=32, iterations=8, fit_iterations=12, scaling_sizes=(400, 1200),
-                    render_size=64, render_reps=1, coder_reps=1, fit_caps=(300, 600)),
-    "quick": Profile("quick", views=24, size=64, iterations=200, fit_iterations=300,
-                     scaling_sizes=(10_000, 30_000, 100_000), render_size=256, render_reps=3, coder_reps=3),
-    "full": Profile("full", views=60, size=128, iterations=2000, fit_iterations=3000,
-                    scaling_sizes=(10_000, 100_000, 1_000_000), render_size=256, render_reps=5, coder_reps=5),
+    "tiny": Profile(
+        "tiny",
+        views=12,
+        size=32,
+        iterations=8,
+        fit_iterations=12,
+        scaling_sizes=(400, 1200),
+        render_size=64,
+        render_reps=1,
+        coder_reps=1,
+        fit_caps=(300, 600),
+    ),
+    "quick": Profile(
+        "quick",
+        views=24,
+        size=64,
+        iterations=200,
+        fit_iterations=300,
+        scaling_sizes=(10_000, 30_000, 100_000),
+        render_size=256,
+        render_reps=3,
+        coder_reps=3,
+    ),
+    "full": Profile(
+        "full",
+        views=60,
+        size=128,
+        iterations=2000,
+        fit_iterations=3000,
+        scaling_sizes=(10_000, 100_000, 1_000_000),
+        render_size=256,
+        render_reps=5,
+        coder_reps=5,
+    ),
 }
 # Training budget on the real fox capture (50 photos, 1080x1920 / downscale): per profile.
 FOX_ITERATIONS = {"tiny": 5, "quick": 150, "full": 2000}
@@ -63,7 +91,9 @@ class BenchConfig:
     fit_iterations: int | None = None  # iterations of the SPZ curve's plain 3DGS fits (None: as progs)
     seed: int = 0
     command: str = ""
-    device: torch.device = CPU  # where the ProGS variants and plain 3DGS fits train and render (coding stays on the CPU)
+    device: torch.device = (
+        CPU  # where the ProGS variants and plain 3DGS fits train and render (coding stays on the CPU)
+    )
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -245,4 +275,4 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) 
     q = np.linspace(lo, hi, 2001)
     diff = _pchip(pt, rt, q) - _pchip(pa, ra, q)
     avg = float(np.sum((diff[1:] + diff[:-1]) / 2) * (q[1] - q[0]) / (hi - lo))
-    return float((10.0 ** avg - 1.0) * 100.0)
+    return float((10.0**avg - 1.0) * 100.0)

@@ -66,8 +66,16 @@ def streamed_sog_levels(index: Path, views, background, finest: int = 0) -> list
         own = sum(_folder_bytes(f) for f in sorted(index.parent.glob(f"{level}_*")) if f.is_dir())
         cloud = read_splats(index, lod=level)
         p, s = score_cloud(cloud, views, background)
-        rows.append({"level": level, "gaussians": len(cloud), "bytes": own + index.stat().st_size, "psnr": p, "ssim": s,
-                     "folder": folder.name})
+        rows.append(
+            {
+                "level": level,
+                "gaussians": len(cloud),
+                "bytes": own + index.stat().st_size,
+                "psnr": p,
+                "ssim": s,
+                "folder": folder.name,
+            }
+        )
     cum = 0
     for r in rows:  # coarse to fine: what a client fetching every level in turn has downloaded
         cum += r["bytes"] - index.stat().st_size
@@ -90,8 +98,9 @@ def progs_prefixes(stream: bytes, views, background) -> list[dict[str, Any]]:
     return rows
 
 
-def fit_scene(ws: Workspace, out: Path, name: str, source: Path, lod: int | None, up: str,
-              viewer_size: int) -> dict[str, Any]:
+def fit_scene(
+    ws: Workspace, out: Path, name: str, source: Path, lod: int | None, up: str, viewer_size: int
+) -> dict[str, Any]:
     from progs.io.dataset import DatasetSpec
     from progs.io.splats import read_splats
     from progs.io.spz import read_spz, write_spz
@@ -123,14 +132,27 @@ def fit_scene(ws: Workspace, out: Path, name: str, source: Path, lod: int | None
     write_spz(spz, cloud)
     spz_p, spz_s = score_cloud(read_spz(spz), views, bg)
     res: dict[str, Any] = {
-        "teacher": {"source": str(source), "lod": lod, "gaussians": len(cloud), "sh_degree": cloud.sh_degree,
-                    "teacher_views": plan.views, "teacher_size": plan.size, "size_wanted": plan.wanted,
-                    "size_limit": plan.limit},
+        "teacher": {
+            "source": str(source),
+            "lod": lod,
+            "gaussians": len(cloud),
+            "sh_degree": cloud.sh_degree,
+            "teacher_views": plan.views,
+            "teacher_size": plan.size,
+            "size_wanted": plan.wanted,
+            "size_limit": plan.limit,
+        },
         "viewer": {"views": len(views), "size": viewer_size, "colours": "SH"},
         "spz": {"bytes": spz.stat().st_size, "psnr": spz_p, "ssim": spz_s},
-        "progs": {"lambda_e": REFERENCE_LAMBDA, "iterations": trained.iterations, "total_bytes": len(data),
-                  "train_seconds": round(trained.seconds, 2), **sizing, "prefixes": prefixes,
-                  "lod1_share": rounded(prefixes[0]["bytes"] / len(data), 4)},
+        "progs": {
+            "lambda_e": REFERENCE_LAMBDA,
+            "iterations": trained.iterations,
+            "total_bytes": len(data),
+            "train_seconds": round(trained.seconds, 2),
+            **sizing,
+            "prefixes": prefixes,
+            "lod1_share": rounded(prefixes[0]["bytes"] / len(data), 4),
+        },
     }
     tool = splat_transform()
     if tool is None:
@@ -138,16 +160,27 @@ def fit_scene(ws: Workspace, out: Path, name: str, source: Path, lod: int | None
         return res
     # (b) SPZ of the teacher decimated to progs' prefix sizes (and a step either side of them)
     full_bytes = spz.stat().st_size
-    pcts = sorted({min(100.0, max(0.5, round(100.0 * r["bytes"] / full_bytes, 1))) for r in prefixes}
-                  | {min(100.0, max(0.5, round(100.0 * prefixes[0]["bytes"] / full_bytes / 2, 1))),
-                     min(100.0, round(200.0 * prefixes[-1]["bytes"] / full_bytes, 1))})
+    pcts = sorted(
+        {min(100.0, max(0.5, round(100.0 * r["bytes"] / full_bytes, 1))) for r in prefixes}
+        | {
+            min(100.0, max(0.5, round(100.0 * prefixes[0]["bytes"] / full_bytes / 2, 1))),
+            min(100.0, round(200.0 * prefixes[-1]["bytes"] / full_bytes, 1)),
+        }
+    )
     dec = []
     for pct in pcts:
         target = folder / f"decimated_{pct:g}.spz"
         _st(tool, ply.name, "-F", f"{pct:g}%", target.name, cwd=folder)
         p, s = score_cloud(read_splats(target), views, bg)
-        dec.append({"percent": pct, "gaussians": len(read_splats(target)), "bytes": target.stat().st_size,
-                    "psnr": p, "ssim": s})
+        dec.append(
+            {
+                "percent": pct,
+                "gaussians": len(read_splats(target)),
+                "bytes": target.stat().st_size,
+                "psnr": p,
+                "ssim": s,
+            }
+        )
     res["decimate_spz"] = dec
     # (c) streamed SOG: playbot's own, or the demo PLY's made by splat-transform
     if lod is not None:
@@ -160,8 +193,10 @@ def fit_scene(ws: Workspace, out: Path, name: str, source: Path, lod: int | None
         for level, pct in enumerate(DEMO_SOG_LEVELS):
             args += [ply.name, *(["-F", f"{pct:g}%"] if pct < 100 else []), "-l", str(level)]
         _st(tool, *args, "sog/lod-meta.json", cwd=folder)
-        res["streamed_sog"] = {"made_by": f"splat-transform, levels keeping {list(DEMO_SOG_LEVELS)} %",
-                               "levels": streamed_sog_levels(sog / "lod-meta.json", views, bg)}
+        res["streamed_sog"] = {
+            "made_by": f"splat-transform, levels keeping {list(DEMO_SOG_LEVELS)} %",
+            "levels": streamed_sog_levels(sog / "lod-meta.json", views, bg),
+        }
     pts = lambda rows: [(r["bytes"], r["psnr"]) for r in rows]  # noqa: E731
     res["bd_rate_vs_decimate_spz"] = rounded(bd_rate(pts(dec), pts(prefixes)), 2)
     res["bd_rate_vs_streamed_sog"] = rounded(bd_rate(pts(res["streamed_sog"]["levels"]), pts(prefixes)), 2)
@@ -185,9 +220,11 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
         level = PLAYBOT_LOD["cuda" if ws.cfg.device.type == "cuda" else "cpu"]
         scenes[f"playbot_lod{level}"] = fit_scene(ws, out, f"playbot_lod{level}", playbot, level, "-y", viewer_size)
     plot(scenes, out / "fit.png")
-    return {"scenes": scenes,
-            "goal": "progs' full stream at <= 1/4 of SPZ's bytes with >= 35 dB; BD-rate <= -50 % vs decimate+SPZ",
-            "note": "all scored against the teacher rendered with SH colours at the viewer size, held-out orbit views"}
+    return {
+        "scenes": scenes,
+        "goal": "progs' full stream at <= 1/4 of SPZ's bytes with >= 35 dB; BD-rate <= -50 % vs decimate+SPZ",
+        "note": "all scored against the teacher rendered with SH colours at the viewer size, held-out orbit views",
+    }
 
 
 def plot(scenes: dict[str, Any], path: Path) -> None:
@@ -219,16 +256,30 @@ def markdown(res: dict[str, Any]) -> list[str]:
     lines = []
     for name, r in res["scenes"].items():
         t = r["teacher"]
-        lines += [f"**{name}** ({t['gaussians']} Gaussians; teacher {t['teacher_views']} views at {t['teacher_size']}²; "
-                  f"scored at {r['viewer']['size']}² with SH colours)", "",
-                  "| stored as | bytes | PSNR | SSIM |", "|---|---|---|---|",
-                  f"| SPZ | {r['spz']['bytes']} | {r['spz']['psnr']:.2f} | {r['spz']['ssim']:.4f} |"]
-        lines += [f"| progs LoD 1..{x['lod']} | {x['bytes']} | {x['psnr']:.2f} | {x['ssim']:.4f} |"
-                  for x in r["progs"]["prefixes"]]
-        lines += [f"| decimate {x['percent']:g} % + SPZ | {x['bytes']} | {x['psnr']:.2f} | {x['ssim']:.4f} |"
-                  for x in r.get("decimate_spz", [])]
-        lines += [f"| streamed SOG level {x['level']} | {x['bytes']} | {x['psnr']:.2f} | {x['ssim']:.4f} |"
-                  for x in r.get("streamed_sog", {}).get("levels", [])]
-        lines += ["", f"BD-rate vs decimate+SPZ: {r.get('bd_rate_vs_decimate_spz')} %; vs streamed SOG: "
-                      f"{r.get('bd_rate_vs_streamed_sog')} %.", ""]
+        lines += [
+            f"**{name}** ({t['gaussians']} Gaussians; teacher {t['teacher_views']} views at {t['teacher_size']}²; "
+            f"scored at {r['viewer']['size']}² with SH colours)",
+            "",
+            "| stored as | bytes | PSNR | SSIM |",
+            "|---|---|---|---|",
+            f"| SPZ | {r['spz']['bytes']} | {r['spz']['psnr']:.2f} | {r['spz']['ssim']:.4f} |",
+        ]
+        lines += [
+            f"| progs LoD 1..{x['lod']} | {x['bytes']} | {x['psnr']:.2f} | {x['ssim']:.4f} |"
+            for x in r["progs"]["prefixes"]
+        ]
+        lines += [
+            f"| decimate {x['percent']:g} % + SPZ | {x['bytes']} | {x['psnr']:.2f} | {x['ssim']:.4f} |"
+            for x in r.get("decimate_spz", [])
+        ]
+        lines += [
+            f"| streamed SOG level {x['level']} | {x['bytes']} | {x['psnr']:.2f} | {x['ssim']:.4f} |"
+            for x in r.get("streamed_sog", {}).get("levels", [])
+        ]
+        lines += [
+            "",
+            f"BD-rate vs decimate+SPZ: {r.get('bd_rate_vs_decimate_spz')} %; vs streamed SOG: "
+            f"{r.get('bd_rate_vs_streamed_sog')} %.",
+            "",
+        ]
     return lines

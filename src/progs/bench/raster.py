@@ -13,8 +13,12 @@ def plot_raster(rows: list[dict[str, Any]], path: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4), dpi=110)
     ok = [r for r in rows if r.get("fwd_bwd_s")]
-    labels = [f"{r['backend']}\n{r['gaussians'] // 1000}k {r['width']}²" if r["gaussians"] >= 1000 else
-              f"{r['backend']}\n{r['gaussians']} {r['width']}²" for r in ok]
+    labels = [
+        f"{r['backend']}\n{r['gaussians'] // 1000}k {r['width']}²"
+        if r["gaussians"] >= 1000
+        else f"{r['backend']}\n{r['gaussians']} {r['width']}²"
+        for r in ok
+    ]
     x = range(len(ok))
     ax.bar([i - 0.2 for i in x], [r["fwd_s"] * 1000 for r in ok], width=0.4, label="forward")
     ax.bar([i + 0.2 for i in x], [r["fwd_bwd_s"] * 1000 for r in ok], width=0.4, label="forward+backward")
@@ -45,9 +49,13 @@ def _num(x: float | None) -> str:
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
-    lines = ["| backend | Gaussians | size | fwd s | fwd+bwd s | peak MB | x reference | note |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| backend | Gaussians | size | fwd s | fwd+bwd s | peak MB | x reference | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in res["rows"]:
-        lines.append(f"| {r['backend']} | {r['gaussians']} | {r['width']}x{r['height']} | {_num(r.get('fwd_s'))} | "
-                     f"{_num(r.get('fwd_bwd_s'))} | {r.get('peak_mb')} | {r.get('ratio_vs_reference')} | {r.get('note') or ''} |")
+        lines.append(
+            f"| {r['backend']} | {r['gaussians']} | {r['width']}x{r['height']} | {_num(r.get('fwd_s'))} | "
+            f"{_num(r.get('fwd_bwd_s'))} | {r.get('peak_mb')} | {r.get('ratio_vs_reference')} | {r.get('note') or ''} |"
+        )
     return lines

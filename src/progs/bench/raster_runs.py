@@ -110,9 +110,11 @@ def _run_isolated(n: int, width: int, height: int, backend: str, reps: int) -> d
 
 def run_raster_bench(out_dir: Path, quick: bool = False) -> list[dict[str, Any]]:
     """Benchmark the cpu and reference backends; writes ``out_dir/raster.json`` and returns its rows."""
-    sizes = [(20_000, 128, 128)] if quick else [
-        (20_000, 128, 128), (20_000, 256, 256), (100_000, 128, 128), (100_000, 256, 256)
-    ]
+    sizes = (
+        [(20_000, 128, 128)]
+        if quick
+        else [(20_000, 128, 128), (20_000, 256, 256), (100_000, 128, 128), (100_000, 256, 256)]
+    )
     # A scene small enough for the dense reference, so that one ratio is measured, not guessed.
     ref_size = (1_000, 128, 128) if quick else (2_000, 128, 128)
     rows: list[dict[str, Any]] = []
@@ -122,24 +124,38 @@ def run_raster_bench(out_dir: Path, quick: bool = False) -> list[dict[str, Any]]
         if ref_need <= REF_MEMORY_LIMIT:
             ref_row.update(_run_isolated(n, w, h, "reference", reps=1))
         else:
-            ref_row.update({
-                "fwd_s": None, "fwd_bwd_s": None, "peak_mb": None, "baseline_mb": None,
-                "note": f"skipped: the dense reference would need ~{ref_need / 1024**3:.0f} GB",
-            })
+            ref_row.update(
+                {
+                    "fwd_s": None,
+                    "fwd_bwd_s": None,
+                    "peak_mb": None,
+                    "baseline_mb": None,
+                    "note": f"skipped: the dense reference would need ~{ref_need / 1024**3:.0f} GB",
+                }
+            )
         cpu_row: dict[str, Any] = {"gaussians": n, "width": w, "height": h, "backend": "cpu"}
         cpu_row.update(_run_isolated(n, w, h, "cpu", reps=3 if quick else 5))
         for row in (cpu_row, ref_row):
             for key in ("fwd_s", "fwd_bwd_s", "peak_mb", "baseline_mb", "loadavg_1m"):
                 row.setdefault(key, None)
             ref_t, t = ref_row.get("fwd_bwd_s"), row.get("fwd_bwd_s")
-            row["ratio_vs_reference"] = (
-                round(ref_t / t, 2) if ref_t is not None and t is not None and t > 0 else None
-            )
+            row["ratio_vs_reference"] = round(ref_t / t, 2) if ref_t is not None and t is not None and t > 0 else None
             rows.append(row)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    keys = ["gaussians", "width", "height", "backend", "fwd_s", "fwd_bwd_s", "peak_mb",
-            "ratio_vs_reference", "baseline_mb", "loadavg_1m", "note"]
+    keys = [
+        "gaussians",
+        "width",
+        "height",
+        "backend",
+        "fwd_s",
+        "fwd_bwd_s",
+        "peak_mb",
+        "ratio_vs_reference",
+        "baseline_mb",
+        "loadavg_1m",
+        "note",
+    ]
     rows = [{k: r.get(k) for k in keys} for r in rows]
     for r in rows:
         for k in ("fwd_s", "fwd_bwd_s"):

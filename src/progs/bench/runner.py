@@ -27,8 +27,14 @@ from progs.bench.common import TINY_ENV, BenchConfig, machine_info, profile_for,
 from progs.bench.workspace import Workspace
 
 SUITES: dict[str, ModuleType] = {
-    "rd": rd, "baselines": baselines, "bitstream": bitstream, "speed": speed,
-    "scaling": scaling, "ablation": ablation, "raster": raster, "fit": fit,
+    "rd": rd,
+    "baselines": baselines,
+    "bitstream": bitstream,
+    "speed": speed,
+    "scaling": scaling,
+    "ablation": ablation,
+    "raster": raster,
+    "fit": fit,
 }
 NEEDS_SCENE = {"rd", "baselines", "bitstream", "speed", "ablation", "fit"}
 
@@ -53,7 +59,8 @@ class _NoScene:
 def write_summary(path: Path, results: dict[str, Any]) -> None:
     m = results["machine"]
     lines = [
-        "# progs bench", "",
+        "# progs bench",
+        "",
         f"Command: `{results['command']}`  ",
         f"Date: {m['date']}  ",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, torch {m['torch']} "
@@ -62,8 +69,10 @@ def write_summary(path: Path, results: dict[str, Any]) -> None:
     ]
     if results.get("dataset"):
         d = results["dataset"]
-        lines.append(f"Dataset: {d['name']} ({d['train_views']} train / {d['test_views']} test views, "
-                     f"{d['width']}x{d['height']}), {d['iterations']} training iterations per model")
+        lines.append(
+            f"Dataset: {d['name']} ({d['train_views']} train / {d['test_views']} test views, "
+            f"{d['width']}x{d['height']}), {d['iterations']} training iterations per model"
+        )
     key = results.get("key_numbers") or {}
     if key:
         lines += ["", "## Key numbers", ""] + [f"- {k}: {v}" for k, v in key.items()]
@@ -73,7 +82,10 @@ def write_summary(path: Path, results: dict[str, Any]) -> None:
             lines.append(f"FAILED: {res['error']}")
             continue
         if res.get("command") and res["command"] != results["command"]:
-            lines += [f"Kept from an earlier run into this folder: `{res['command']}` ({res.get('date', 'date unknown')})", ""]
+            lines += [
+                f"Kept from an earlier run into this folder: `{res['command']}` ({res.get('date', 'date unknown')})",
+                "",
+            ]
         if res.get("plot"):
             lines += [f"![{name}]({res['plot']})", ""]
         try:
@@ -90,20 +102,27 @@ def key_numbers(results: dict[str, Any]) -> dict[str, Any]:
     b = s.get("baselines", {})
     if "headline" in b:
         h, o = b["headline"], b["progressive_overhead"]
-        out["progs / 3DGS PLY size"] = f"{h['size_ratio_vs_ply']} (PSNR {h['progs_psnr']:.2f} vs {h['ply_psnr']:.2f} dB)"
+        out["progs / 3DGS PLY size"] = (
+            f"{h['size_ratio_vs_ply']} (PSNR {h['progs_psnr']:.2f} vs {h['ply_psnr']:.2f} dB)"
+        )
         out["progressive overhead (bytes ratio at LoD L)"] = (
-            f"{o['ratio']} (PSNR {o['progressive_psnr']:.2f} vs single-rate {o['single_rate_psnr']:.2f} dB)")
+            f"{o['ratio']} (PSNR {o['progressive_psnr']:.2f} vs single-rate {o['single_rate_psnr']:.2f} dB)"
+        )
     sp = s.get("speed", {})
     if "coding" in sp:
         out["decode anchors/s (trained scene)"] = sp["coding"]["decode_anchors_per_s"]
         out["entropy coder ratio vs constriction (enc/dec)"] = (
-            f"{sp['entropy_coder']['encode_ratio']} / {sp['entropy_coder']['decode_ratio']}")
+            f"{sp['entropy_coder']['encode_ratio']} / {sp['entropy_coder']['decode_ratio']}"
+        )
     sc = s.get("scaling", {})
     if "exponents" in sc:
-        out["scaling exponent (encode / decode time)"] = f"{sc['exponents']['encode_s']} / {sc['exponents']['decode_s']}"
+        out["scaling exponent (encode / decode time)"] = (
+            f"{sc['exponents']['encode_s']} / {sc['exponents']['decode_s']}"
+        )
         lg = sc["largest"]
         out[f"decode of {lg['anchors']} synthetic anchors"] = (
-            f"{lg['decode_s']} s, {lg['decode_anchors_per_s']:.0f} anchors/s, peak {lg['decode_peak_mb']:.0f} MiB")
+            f"{lg['decode_s']} s, {lg['decode_anchors_per_s']:.0f} anchors/s, peak {lg['decode_peak_mb']:.0f} MiB"
+        )
     return out
 
 
@@ -129,20 +148,34 @@ def carried_suites(
             continue
         if name in NEEDS_SCENE and not same_scene:
             continue
-        kept[name] = {**res, "command": res.get("command", prev.get("command")),
-                      "date": res.get("date", (prev.get("machine") or {}).get("date"))}
+        kept[name] = {
+            **res,
+            "command": res.get("command", prev.get("command")),
+            "date": res.get("date", (prev.get("machine") or {}).get("date")),
+        }
     variants = prev.get("variants") if same_scene and isinstance(prev.get("variants"), dict) else {}
     return kept, variants, prev_ds
 
 
-def command_line(suites: str, quick: bool, out: Path, dataset: str, downscale: float, iterations: int | None,
-                 seed: int, device: torch.device = CPU, lambdas: tuple[float, ...] | None = None,
-                 fit_iterations: int | None = None) -> str:
+def command_line(
+    suites: str,
+    quick: bool,
+    out: Path,
+    dataset: str,
+    downscale: float,
+    iterations: int | None,
+    seed: int,
+    device: torch.device = CPU,
+    lambdas: tuple[float, ...] | None = None,
+    fit_iterations: int | None = None,
+) -> str:
     """The ``progs bench`` invocation equivalent to these arguments, with the environment that matters."""
     env = [f"{k}={os.environ[k]}" for k in (TINY_ENV, "OMP_NUM_THREADS") if os.environ.get(k)]
     args = ["progs", "bench", "--suite", suites] + (["--quick"] if quick else []) + ["--out", str(out)]
     args += ["--dataset", dataset] + (["--downscale", f"{downscale:g}"] if dataset != "demo" else [])
-    args += (["--iterations", str(iterations)] if iterations is not None else []) + (["--seed", str(seed)] if seed else [])
+    args += (["--iterations", str(iterations)] if iterations is not None else []) + (
+        ["--seed", str(seed)] if seed else []
+    )
     args += ["--device", str(device)] if device.type != "cpu" else []
     args += ["--lambdas", ",".join(f"{x:g}" for x in lambdas)] if lambdas else []
     args += ["--fit-iterations", str(fit_iterations)] if fit_iterations is not None else []
@@ -150,9 +183,18 @@ def command_line(suites: str, quick: bool, out: Path, dataset: str, downscale: f
 
 
 def run_bench(
-    suites: str = "all", *, quick: bool = False, out: str | Path = "benchmarks/results", dataset: str = "demo",
-    downscale: float = 8.0, iterations: int | None = None, seed: int = 0, command: str | None = None,
-    log: Callable[[str], None] = print, device: torch.device = CPU, lambdas: tuple[float, ...] | None = None,
+    suites: str = "all",
+    *,
+    quick: bool = False,
+    out: str | Path = "benchmarks/results",
+    dataset: str = "demo",
+    downscale: float = 8.0,
+    iterations: int | None = None,
+    seed: int = 0,
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+    device: torch.device = CPU,
+    lambdas: tuple[float, ...] | None = None,
     fit_iterations: int | None = None,
 ) -> dict[str, Any]:
     """Run the suites (comma-separated names or ``all``); returns the results written to ``results.json``.
@@ -171,21 +213,37 @@ def run_bench(
         profile = dataclasses.replace(profile, lambdas=tuple(sorted(float(x) for x in lambdas)))
     if fit_iterations is not None and fit_iterations < 1:
         raise ProgsError(f"--fit-iterations must be >= 1, got {fit_iterations}")
-    cfg = BenchConfig(out=out, profile=profile, dataset=dataset, downscale=downscale,
-                      iterations=iterations, seed=seed, device=device, fit_iterations=fit_iterations)
-    cfg.command = command or command_line(suites, quick, out, dataset, downscale, iterations, seed, device, lambdas,
-                                          fit_iterations)
+    cfg = BenchConfig(
+        out=out,
+        profile=profile,
+        dataset=dataset,
+        downscale=downscale,
+        iterations=iterations,
+        seed=seed,
+        device=device,
+        fit_iterations=fit_iterations,
+    )
+    cfg.command = command or command_line(
+        suites, quick, out, dataset, downscale, iterations, seed, device, lambdas, fit_iterations
+    )
     t_all = time.perf_counter()
     results: dict[str, Any] = {
-        "command": cfg.command, "machine": machine_info(), "suites_requested": names,
+        "command": cfg.command,
+        "machine": machine_info(),
+        "suites_requested": names,
         "profile": {**cfg.profile.__dict__, "lambdas": list(cfg.profile.lambdas)},
-        "dataset": None, "suites": {}, "variants": {}, "wall_seconds": 0.0,
+        "dataset": None,
+        "suites": {},
+        "variants": {},
+        "wall_seconds": 0.0,
     }
     ws: Workspace | _NoScene
     if NEEDS_SCENE & set(names):
         ws = Workspace(cfg, log)
         results["dataset"] = ws.describe()
-        log(f"bench: {ws.dataset_name} scene, {cfg.profile.name} profile, {cfg.train_iterations()} iterations per model")
+        log(
+            f"bench: {ws.dataset_name} scene, {cfg.profile.name} profile, {cfg.train_iterations()} iterations per model"
+        )
     else:
         ws = _NoScene(cfg, log)
     kept, kept_variants, kept_dataset = carried_suites(out / "results.json", names, results["dataset"])

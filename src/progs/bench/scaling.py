@@ -80,9 +80,17 @@ def _encode_worker(target: int, path: str, seed: int) -> dict[str, Any]:
     res = encode(model)
     seconds = time.perf_counter() - t0
     Path(path).write_bytes(res.data)
-    return {"anchors": len(a), "per_level": a.count_per_level(), "bytes": len(res.data), "build_s": build_s,
-            "encode_s": seconds, "encode_level_s": [s.seconds for s in res.lods],
-            "encode_peak_mb": _maxrss_mb(), "encode_baseline_mb": baseline, "threads": torch.get_num_threads()}
+    return {
+        "anchors": len(a),
+        "per_level": a.count_per_level(),
+        "bytes": len(res.data),
+        "build_s": build_s,
+        "encode_s": seconds,
+        "encode_level_s": [s.seconds for s in res.lods],
+        "encode_peak_mb": _maxrss_mb(),
+        "encode_baseline_mb": baseline,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _decode_worker(path: str) -> dict[str, Any]:
@@ -95,8 +103,13 @@ def _decode_worker(path: str) -> dict[str, Any]:
     d = decode(data)
     seconds = time.perf_counter() - t0
     assert d.problem is None and d.model is not None
-    return {"decode_s": seconds, "decode_level_s": [s.seconds for s in d.lods], "decode_anchors": len(d.model.anchors),
-            "decode_peak_mb": _maxrss_mb(), "decode_baseline_mb": baseline}
+    return {
+        "decode_s": seconds,
+        "decode_level_s": [s.seconds for s in d.lods],
+        "decode_anchors": len(d.model.anchors),
+        "decode_peak_mb": _maxrss_mb(),
+        "decode_baseline_mb": baseline,
+    }
 
 
 def _isolated(fn, *args) -> dict[str, Any]:
@@ -141,8 +154,10 @@ def run_sizes(sizes: list[int], work: Path, seed: int = 0, log=print) -> dict[st
                 row[k] = rounded(v, 4)
             elif isinstance(v, list) and v and isinstance(v[0], float):
                 row[k] = [rounded(x, 4) for x in v]
-        log(f"  {row['anchors']} anchors: encode {row['encode_s']:.2f} s, decode {row['decode_s']:.2f} s "
-            f"({row['decode_anchors_per_s']:.0f} anchors/s), decode peak {row['decode_peak_mb']:.0f} MiB")
+        log(
+            f"  {row['anchors']} anchors: encode {row['encode_s']:.2f} s, decode {row['decode_s']:.2f} s "
+            f"({row['decode_anchors_per_s']:.0f} anchors/s), decode peak {row['decode_peak_mb']:.0f} MiB"
+        )
         rows.append(row)
     n = [r["anchors"] for r in rows]
     fits = {k: loglog_exponent(n, [r[k] for r in rows]) for k in ("encode_s", "decode_s", "decode_peak_mb")}
@@ -157,19 +172,34 @@ def run(ws, out: Path) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
     plot_scaling(res["rows"], res["exponents"], out / "scaling.png")
     largest = max(res["rows"], key=lambda r: r["anchors"])
-    res.update({"plot": "scaling.png", "largest": {"anchors": largest["anchors"], "decode_peak_mb": largest["decode_peak_mb"],
-                                                   "decode_s": largest["decode_s"],
-                                                   "decode_anchors_per_s": largest["decode_anchors_per_s"]}})
+    res.update(
+        {
+            "plot": "scaling.png",
+            "largest": {
+                "anchors": largest["anchors"],
+                "decode_peak_mb": largest["decode_peak_mb"],
+                "decode_s": largest["decode_s"],
+                "decode_anchors_per_s": largest["decode_anchors_per_s"],
+            },
+        }
+    )
     return res
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
     e = res["exponents"]
-    lines = ["| anchors | bytes | encode s | decode s | decode anchors/s | encode peak MiB | decode peak MiB |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| anchors | bytes | encode s | decode s | decode anchors/s | encode peak MiB | decode peak MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in res["rows"]:
-        lines.append(f"| {r['anchors']} | {r['bytes']} | {r['encode_s']} | {r['decode_s']} | "
-                     f"{r['decode_anchors_per_s']:.0f} | {r['encode_peak_mb']:.0f} | {r['decode_peak_mb']:.0f} |")
-    lines += ["", f"Fitted log-log exponents: encode time {e['encode_s']}, decode time {e['decode_s']}, "
-                  f"decode peak memory {e['decode_peak_mb']}."]
+        lines.append(
+            f"| {r['anchors']} | {r['bytes']} | {r['encode_s']} | {r['decode_s']} | "
+            f"{r['decode_anchors_per_s']:.0f} | {r['encode_peak_mb']:.0f} | {r['decode_peak_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Fitted log-log exponents: encode time {e['encode_s']}, decode time {e['decode_s']}, "
+        f"decode peak memory {e['decode_peak_mb']}.",
+    ]
     return lines

@@ -45,16 +45,26 @@ def coding_table(ws: Workspace, reps: int) -> dict[str, Any]:
     enc_l = [_median([r[i] for r in enc_levels]) for i in range(L)]
     dec_l = [_median([r[i] for r in dec_levels]) for i in range(L)]
     anchors = [s.anchors for s in t.encode.lods]
-    rows = [{"lod": i + 1, "anchors": anchors[i], "encode_s": rounded(enc_l[i], 5), "decode_s": rounded(dec_l[i], 5),
-             "encode_anchors_per_s": rounded(anchors[i] / enc_l[i], 1) if enc_l[i] > 0 else None,
-             "decode_anchors_per_s": rounded(anchors[i] / dec_l[i], 1) if dec_l[i] > 0 else None}
-            for i in range(L)]
+    rows = [
+        {
+            "lod": i + 1,
+            "anchors": anchors[i],
+            "encode_s": rounded(enc_l[i], 5),
+            "decode_s": rounded(dec_l[i], 5),
+            "encode_anchors_per_s": rounded(anchors[i] / enc_l[i], 1) if enc_l[i] > 0 else None,
+            "decode_anchors_per_s": rounded(anchors[i] / dec_l[i], 1) if dec_l[i] > 0 else None,
+        }
+        for i in range(L)
+    ]
     n = sum(anchors)
     return {
-        "reps": reps, "anchors": n, "stream_bytes": len(data),
+        "reps": reps,
+        "anchors": n,
+        "stream_bytes": len(data),
         "header_encode_s": rounded(_median([t - sum(r) for t, r in zip(enc_total, enc_levels)]), 5),
         "header_decode_s": rounded(_median([t - sum(r) for t, r in zip(dec_total, dec_levels)]), 5),
-        "encode_total_s": rounded(_median(enc_total), 5), "decode_total_s": rounded(_median(dec_total), 5),
+        "encode_total_s": rounded(_median(enc_total), 5),
+        "decode_total_s": rounded(_median(dec_total), 5),
         "encode_anchors_per_s": rounded(n / _median(enc_total), 1),
         "decode_anchors_per_s": rounded(n / _median(dec_total), 1),
         "lods": rows,
@@ -116,7 +126,10 @@ def coder_throughput(ws: Workspace, reps: int) -> dict[str, Any]:
         timed("constriction_decode", lambda: constriction.stream.queue.RangeDecoder(words).decode(model, m64, d64))
     rate = {k: n / v for k, v in best.items()}
     return {
-        "symbols": n, "bytes": len(payload), "constriction_bytes": int(words.size * 4), "reps": reps,
+        "symbols": n,
+        "bytes": len(payload),
+        "constriction_bytes": int(words.size * 4),
+        "reps": reps,
         "ours_encode_symbols_per_s": rounded(rate["ours_encode"], 1),
         "ours_decode_symbols_per_s": rounded(rate["ours_decode"], 1),
         "constriction_encode_symbols_per_s": rounded(rate["constriction_encode"], 1),
@@ -124,7 +137,7 @@ def coder_throughput(ws: Workspace, reps: int) -> dict[str, Any]:
         "encode_ratio": rounded(rate["ours_encode"] / rate["constriction_encode"], 3),
         "decode_ratio": rounded(rate["ours_decode"] / rate["constriction_decode"], 3),
         "note": "ratio = ours / constriction per-symbol QuantizedGaussian on the same residuals and deviations "
-                "(> 1: our tabulated, bin-grouped coding is faster than the raw per-symbol coder)",
+        "(> 1: our tabulated, bin-grouped coding is faster than the raw per-symbol coder)",
     }
 
 
@@ -156,8 +169,14 @@ def render_fps(ws: Workspace, size: int, reps: int) -> dict[str, Any]:
                     torch.cuda.synchronize()
                 ts.append(time.perf_counter() - t0)
             s = _median(ts)
-            rows.append({"lod": lod, "anchors": int((model.anchors.levels <= lod).sum()), "seconds": rounded(s, 5),
-                         "fps": rounded(1.0 / s, 2)})
+            rows.append(
+                {
+                    "lod": lod,
+                    "anchors": int((model.anchors.levels <= lod).sum()),
+                    "seconds": rounded(s, 5),
+                    "fps": rounded(1.0 / s, 2),
+                }
+            )
         return rows
 
     out["cpu"] = bench("cpu")
@@ -203,20 +222,28 @@ def _num(x: float | None) -> str:
 def markdown(res: dict[str, Any]) -> list[str]:
     c, e, r = res["coding"], res["entropy_coder"], res["render"]
     head = "| | Header | " + " | ".join(f"LoD {x['lod']}" for x in c["lods"]) + " |"
-    lines = [head, "|---" * (2 + len(c["lods"])) + "|",
-             f"| Enc (s) | {c['header_encode_s']} | " + " | ".join(str(x["encode_s"]) for x in c["lods"]) + " |",
-             f"| Dec (s) | {c['header_decode_s']} | " + " | ".join(str(x["decode_s"]) for x in c["lods"]) + " |",
-             "| anchors | | " + " | ".join(str(x["anchors"]) for x in c["lods"]) + " |",
-             f"| FPS (CPU {r['width']}²) | | " + " | ".join(str(x["fps"]) for x in r["cpu"]) + " |", "",
-             f"Whole stream: encode {c['encode_total_s']} s ({c['encode_anchors_per_s']} anchors/s), "
-             f"decode {c['decode_total_s']} s ({c['decode_anchors_per_s']} anchors/s).",
-             f"Entropy coder on {e['symbols']} symbols: ours {e['ours_encode_symbols_per_s']:.3g} / "
-             f"{e['ours_decode_symbols_per_s']:.3g} symbols/s (enc/dec), constriction raw "
-             f"{e['constriction_encode_symbols_per_s']:.3g} / {e['constriction_decode_symbols_per_s']:.3g}: "
-             f"ratio {e['encode_ratio']} / {e['decode_ratio']}.",
-             f"GPU render: {r['gpu'].get('skipped') or r['gpu'].get('device')}.", "",
-             "| rasterizer | Gaussians | size | fwd s | fwd+bwd s | peak MB |", "|---|---|---|---|---|---|"]
+    lines = [
+        head,
+        "|---" * (2 + len(c["lods"])) + "|",
+        f"| Enc (s) | {c['header_encode_s']} | " + " | ".join(str(x["encode_s"]) for x in c["lods"]) + " |",
+        f"| Dec (s) | {c['header_decode_s']} | " + " | ".join(str(x["decode_s"]) for x in c["lods"]) + " |",
+        "| anchors | | " + " | ".join(str(x["anchors"]) for x in c["lods"]) + " |",
+        f"| FPS (CPU {r['width']}²) | | " + " | ".join(str(x["fps"]) for x in r["cpu"]) + " |",
+        "",
+        f"Whole stream: encode {c['encode_total_s']} s ({c['encode_anchors_per_s']} anchors/s), "
+        f"decode {c['decode_total_s']} s ({c['decode_anchors_per_s']} anchors/s).",
+        f"Entropy coder on {e['symbols']} symbols: ours {e['ours_encode_symbols_per_s']:.3g} / "
+        f"{e['ours_decode_symbols_per_s']:.3g} symbols/s (enc/dec), constriction raw "
+        f"{e['constriction_encode_symbols_per_s']:.3g} / {e['constriction_decode_symbols_per_s']:.3g}: "
+        f"ratio {e['encode_ratio']} / {e['decode_ratio']}.",
+        f"GPU render: {r['gpu'].get('skipped') or r['gpu'].get('device')}.",
+        "",
+        "| rasterizer | Gaussians | size | fwd s | fwd+bwd s | peak MB |",
+        "|---|---|---|---|---|---|",
+    ]
     for x in res["rasterizer"]:
-        lines.append(f"| {x['backend']} | {x['gaussians']} | {x['width']}x{x['height']} | {_num(x.get('fwd_s'))} | "
-                     f"{_num(x.get('fwd_bwd_s'))} | {x.get('peak_mb')} |")
+        lines.append(
+            f"| {x['backend']} | {x['gaussians']} | {x['width']}x{x['height']} | {_num(x.get('fwd_s'))} | "
+            f"{_num(x.get('fwd_bwd_s'))} | {x.get('peak_mb')} |"
+        )
     return lines

@@ -56,10 +56,15 @@ class Trained:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "name": self.name, "overrides": self.overrides, "lambda_e": self.lambda_e,
-            "iterations": self.iterations, "train_seconds": round(self.train_seconds, 2),
-            "total_bytes": self.total_bytes, "header_bytes": self.encode.header_bytes,
-            "encode_seconds": round(self.encode.seconds, 4), "lods": self.lods,
+            "name": self.name,
+            "overrides": self.overrides,
+            "lambda_e": self.lambda_e,
+            "iterations": self.iterations,
+            "train_seconds": round(self.train_seconds, 2),
+            "total_bytes": self.total_bytes,
+            "header_bytes": self.encode.header_bytes,
+            "encode_seconds": round(self.encode.seconds, 4),
+            "lods": self.lods,
             "checkpoint_lods": self.checkpoint_lods,
         }
 
@@ -77,8 +82,9 @@ class Workspace:
     def __init__(self, cfg: BenchConfig, log: Callable[[str], None]):
         self.cfg = cfg
         self.log = log
-        self.spec, self.dataset_name = resolve_dataset(cfg.dataset, cfg.downscale, cfg.profile.views,
-                                                       cfg.profile.size, cfg.seed)
+        self.spec, self.dataset_name = resolve_dataset(
+            cfg.dataset, cfg.downscale, cfg.profile.views, cfg.profile.size, cfg.seed
+        )
         t0 = time.perf_counter()
         self.scene: Scene = self.spec.load()
         self.scene_seconds = time.perf_counter() - t0
@@ -90,8 +96,12 @@ class Workspace:
     def describe(self) -> dict[str, Any]:
         v = self.scene.train_views[0].camera
         return {
-            "name": self.dataset_name, "spec": self.spec.to_json(), "train_views": len(self.scene.train_views),
-            "test_views": len(self.scene.test_views), "width": v.width, "height": v.height,
+            "name": self.dataset_name,
+            "spec": self.spec.to_json(),
+            "train_views": len(self.scene.train_views),
+            "test_views": len(self.scene.test_views),
+            "width": v.width,
+            "height": v.height,
             "points": None if self.scene.points is None else int(self.scene.points.shape[0]),
             "iterations": self.cfg.train_iterations(),
         }
@@ -124,8 +134,18 @@ class Workspace:
         else:
             tag = name if lambda_e == REFERENCE_LAMBDA else f"{name}_le{lambda_e:g}"
             out, enc, rows = self.train_and_encode(tag, config)
-            t = Trained(name, overrides, float(lambda_e), out.run, enc.stream, out.seconds, out.iterations, out.lods,
-                        enc.result, rows)
+            t = Trained(
+                name,
+                overrides,
+                float(lambda_e),
+                out.run,
+                enc.stream,
+                out.seconds,
+                out.iterations,
+                out.lods,
+                enc.result,
+                rows,
+            )
         self._trained[key] = t
         self._configs[key] = config
         return t
@@ -143,12 +163,15 @@ class Workspace:
             self.log(f"  reusing {tag} (finished run in {run})")
         else:
             self.log(f"  training {tag} ({config.iterations} iterations)")
-            out = train_run(scene, spec, run, config,
-                            checkpoint_every=0, progress=False, log=lambda m: None, device=self.cfg.device)
+            out = train_run(
+                scene, spec, run, config, checkpoint_every=0, progress=False, log=lambda m: None, device=self.cfg.device
+            )
         enc = encode_run(run, self.runs / f"{tag}.progs", evaluate=False, scene=scene, log=lambda m: None)
         rows = evaluate_stream(enc.result.data, scene, source=str(enc.stream), device=self.cfg.device)
-        self.log(f"  {tag}: {len(enc.result.data)} bytes, LoD {rows[-1]['lod']} PSNR {rows[-1]['psnr']:.2f} dB "
-                 f"(trained in {out.seconds:.0f} s)")
+        self.log(
+            f"  {tag}: {len(enc.result.data)} bytes, LoD {rows[-1]['lod']} PSNR {rows[-1]['psnr']:.2f} dB "
+            f"(trained in {out.seconds:.0f} s)"
+        )
         return out, enc, rows
 
 
@@ -179,8 +202,11 @@ def _finished_run(run: Path, config: Any, scene: Scene | None = None) -> Any:
     except ProgsError:  # no run, or an unreadable one: train anew
         return None
     same = _same_config(info.get("config"), config)
-    if ("lods" not in info or not (run / CHECKPOINT).is_file() or not same
-            or int(info.get("iterations", -1)) != config.iterations):
+    if (
+        "lods" not in info
+        or not (run / CHECKPOINT).is_file()
+        or not same
+        or int(info.get("iterations", -1)) != config.iterations
+    ):
         return None
     return TrainOutcome(run, info["lods"], float(info.get("train_seconds", 0.0)), int(info["iterations"]))
-

@@ -32,7 +32,11 @@ class Fidelity:
 
 @torch.no_grad()
 def export_fidelity(
-    model: ProGSModel, lod: int, cloud: GaussianCloud, views: list[View], background: torch.Tensor | None = None,
+    model: ProGSModel,
+    lod: int,
+    cloud: GaussianCloud,
+    views: list[View],
+    background: torch.Tensor | None = None,
     backend: str = "auto",
 ) -> Fidelity:
     """The fidelity of ``cloud`` (exported from ``model`` at LoD ``lod``) on ``views``."""

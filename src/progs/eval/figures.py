@@ -26,7 +26,9 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike[str]) 
         pil.save(tmp, format=fmt)
 
 
-def contact_sheet(images: list[torch.Tensor], labels: list[str] | None = None, columns: int | None = None) -> Image.Image:
+def contact_sheet(
+    images: list[torch.Tensor], labels: list[str] | None = None, columns: int | None = None
+) -> Image.Image:
     """Tile images (all the same size) into one picture, with optional labels under each tile."""
     if not images:
         raise ValueError("contact_sheet needs at least one image")

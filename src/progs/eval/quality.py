@@ -45,12 +45,14 @@ def evaluate_lods(
             out = model.render(v.camera, lod, bg, backend=backend)
             ps.append(psnr(out.image, v.image))
             ss.append(ssim(out.image.clamp(0, 1), v.image))
-        rows.append({
-            "lod": lod,
-            "psnr": sum(ps) / max(1, len(ps)),
-            "ssim": sum(ss) / max(1, len(ss)),
-            "anchors": int((model.anchors.levels <= lod).sum()),
-        })
+        rows.append(
+            {
+                "lod": lod,
+                "psnr": sum(ps) / max(1, len(ps)),
+                "ssim": sum(ss) / max(1, len(ss)),
+                "anchors": int((model.anchors.levels <= lod).sum()),
+            }
+        )
     return rows
 
 

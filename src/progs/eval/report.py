@@ -17,9 +17,15 @@ def _fmt(v: Any, spec: str) -> str:
 
 def lod_table(rows: list[dict[str, Any]]) -> str:
     """A text table of per-LoD rows with any of: lod, anchors, bytes, cumulative_bytes, psnr, ssim."""
-    cols = [("lod", "LoD", "d"), ("anchors", "anchors", "d"), ("bytes", "bytes", "d"),
-            ("cumulative_bytes", "cum.bytes", "d"), ("psnr", "PSNR", ".2f"), ("ssim", "SSIM", ".4f"),
-            ("psnr_float", "PSNR float", ".2f")]
+    cols = [
+        ("lod", "LoD", "d"),
+        ("anchors", "anchors", "d"),
+        ("bytes", "bytes", "d"),
+        ("cumulative_bytes", "cum.bytes", "d"),
+        ("psnr", "PSNR", ".2f"),
+        ("ssim", "SSIM", ".4f"),
+        ("psnr_float", "PSNR float", ".2f"),
+    ]
     cols = [c for c in cols if any(c[0] in r for r in rows)]
     head = "  ".join(f"{title:>10}" for _, title, _ in cols)
     lines = [head]

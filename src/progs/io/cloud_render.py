@@ -27,5 +27,6 @@ def render_cloud(
     from progs.render import rasterize
 
     colors = cloud_colors(cloud, camera.center)
-    return rasterize(cloud.means, cloud.quats, cloud.scales, cloud.opacities, colors, camera, background,
-                     backend=backend)
+    return rasterize(
+        cloud.means, cloud.quats, cloud.scales, cloud.opacities, colors, camera, background, backend=backend
+    )

@@ -283,7 +283,9 @@ def _num(path: Path, lineno: int, text: str, kind, what: str):
     try:
         return kind(text)
     except ValueError:
-        raise InputError(f"{path}:{lineno}: {what} must be {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        raise InputError(
+            f"{path}:{lineno}: {what} must be {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
 
 
 def _read_cameras_txt(path: Path) -> dict[int, ColmapCamera]:
@@ -321,9 +323,7 @@ def _read_images_txt(path: Path) -> dict[int, ColmapImage]:
         lineno = i
         e = line.split(maxsplit=9)
         if len(e) < 10:
-            raise InputError(
-                f"{path}:{lineno}: expected 'IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME', got {line!r}"
-            )
+            raise InputError(f"{path}:{lineno}: expected 'IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME', got {line!r}")
         iid = _num(path, lineno, e[0], int, "IMAGE_ID")
         vals = [_num(path, lineno, v, float, "a pose value") for v in e[1:8]]
         cid = _num(path, lineno, e[8], int, "CAMERA_ID")
@@ -338,7 +338,9 @@ def _read_images_txt(path: Path) -> dict[int, ColmapImage]:
             arr = np.array(toks, dtype=np.float64).reshape(-1, 3)
         except ValueError:
             raise InputError(f"{path}:{lineno + 1}: 2D points of image {name!r} are not numbers") from None
-        img = ColmapImage(iid, np.array(vals[:4]), np.array(vals[4:]), cid, name, arr[:, :2], arr[:, 2].astype(np.int64))
+        img = ColmapImage(
+            iid, np.array(vals[:4]), np.array(vals[4:]), cid, name, arr[:, :2], arr[:, 2].astype(np.int64)
+        )
         images[iid] = _check_image(path, img, lineno)
     return images
 
@@ -482,7 +484,9 @@ def read_model(path: str | os.PathLike) -> ColmapModel:
     points = read_points3D(pts_path) if pts_path.is_file() else None
     for img in images.values():
         if img.camera_id not in cameras:
-            raise InputError(f"{d / ('images' + ext)}: image {img.name!r} refers to camera {img.camera_id}, which {d / ('cameras' + ext)} lacks")
+            raise InputError(
+                f"{d / ('images' + ext)}: image {img.name!r} refers to camera {img.camera_id}, which {d / ('cameras' + ext)} lacks"
+            )
     return ColmapModel(d, cameras, images, points)
 
 
@@ -538,7 +542,9 @@ def load_colmap_scene(
                 f"{model.path}: camera {cam.id} uses the {cam.model} model, which progs cannot render;"
                 " undistort the images first (colmap image_undistorter)"
             )
-    coeffs = {c.id: colmap_distortion(f"{model.path}: camera {c.id}", c.model, c.distortion) for c in model.cameras.values()}
+    coeffs = {
+        c.id: colmap_distortion(f"{model.path}: camera {c.id}", c.model, c.distortion) for c in model.cameras.values()
+    }
     to_undistort = {cid for cid, k in coeffs.items() if undistort and is_distorted(k)}
     img_dir, pre_scaled = _find_images_dir(root, factor, full_res=bool(to_undistort))
     images = sorted(model.images.values(), key=lambda im: im.name)
@@ -552,7 +558,9 @@ def load_colmap_scene(
         )
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        warnings.warn(f"{img_dir}: {len(missing)} of {len(images)} images are missing and skipped ({shown})", stacklevel=2)
+        warnings.warn(
+            f"{img_dir}: {len(missing)} of {len(images)} images are missing and skipped ({shown})", stacklevel=2
+        )
 
     views: list[View] = []
     for im in present:
@@ -577,8 +585,7 @@ def load_colmap_scene(
             if (w0, h0) != (cc.width, cc.height):
                 if abs(w0 / h0 - cc.width / cc.height) > 0.01:
                     raise InputError(
-                        f"{path}: image is {w0}x{h0} but camera {cc.id} is {cc.width}x{cc.height}"
-                        " (rotated or cropped?)"
+                        f"{path}: image is {w0}x{h0} but camera {cc.id} is {cc.width}x{cc.height} (rotated or cropped?)"
                     )
             w, h = target_size(w0, h0, factor)
             if cc.id in to_undistort:

@@ -50,14 +50,20 @@ def find_dataset(name: str | os.PathLike) -> Path:
     under_root = data_root() / path
     if not path.is_absolute() and under_root.exists():
         return under_root
-    raise InputError(f"{name}: no such dataset folder (expected a COLMAP or transforms.json folder, or 'demo'; "
-                     f"also looked for {under_root}: set the data root with --data-root or ${DATA_ENV})")
+    raise InputError(
+        f"{name}: no such dataset folder (expected a COLMAP or transforms.json folder, or 'demo'; "
+        f"also looked for {under_root}: set the data root with --data-root or ${DATA_ENV})"
+    )
 
 
 KINDS = ("demo", "folder", "ply")
 UP_AXES = ("x", "y", "z", "-x", "-y", "-z")
 _RENDERED = ("views", "size")
-_OWN_OPTIONS = {"demo": {*_RENDERED, "seed"}, "folder": {"path", "undistort"}, "ply": {"path", *_RENDERED, "up", "background", "lod"}}
+_OWN_OPTIONS = {
+    "demo": {*_RENDERED, "seed"},
+    "folder": {"path", "undistort"},
+    "ply": {"path", *_RENDERED, "up", "background", "lod"},
+}
 
 
 @dataclass(frozen=True)
@@ -150,15 +156,22 @@ class DatasetSpec:
         if self.kind == "demo":
             from progs.io.demo_scene import load_demo_scene
 
-            return load_demo_scene(views=self.views, size=self._rendered_size(), seed=self.seed,
-                                   test_every=self.test_every)
+            return load_demo_scene(
+                views=self.views, size=self._rendered_size(), seed=self.seed, test_every=self.test_every
+            )
         if self.kind == "ply":
             from progs.io.splats import read_splats
             from progs.io.teacher import scene_from_cloud
 
             cloud = read_splats(self.path, lod=self.lod)
-            return scene_from_cloud(cloud, views=self.views, size=self._rendered_size(), up=self.up,
-                                    background=self.background, test_every=self.test_every)
+            return scene_from_cloud(
+                cloud,
+                views=self.views,
+                size=self._rendered_size(),
+                up=self.up,
+                background=self.background,
+                test_every=self.test_every,
+            )
         from progs.io import load_scene
 
         return load_scene(self.path, downscale=self.downscale, test_every=self.test_every, undistort=self.undistort)

@@ -49,9 +49,7 @@ def _quat_from_frame(t1: torch.Tensor, t2: torch.Tensor, n: torch.Tensor) -> tor
 
 
 def _tangent_frame(n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    helper = torch.where(
-        n[:, 2:3].abs() < 0.9, torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[1.0, 0.0, 0.0]])
-    )
+    helper = torch.where(n[:, 2:3].abs() < 0.9, torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[1.0, 0.0, 0.0]]))
     t1 = torch.linalg.cross(helper, n)
     t1 = t1 / t1.norm(dim=-1, keepdim=True)
     t2 = torch.linalg.cross(n, t1)
@@ -88,7 +86,14 @@ def _box(center, size, count, gen) -> DemoGaussians:
     g = (torch.arange(side, dtype=torch.float32) + 0.5) / side - 0.5
     u, v = torch.meshgrid(g, g, indexing="ij")
     u, v = u.reshape(-1), v.reshape(-1)
-    face_colors = [(0.2, 0.45, 0.85), (0.95, 0.75, 0.1), (0.2, 0.7, 0.35), (0.6, 0.25, 0.7), (0.1, 0.6, 0.7), (0.9, 0.45, 0.2)]
+    face_colors = [
+        (0.2, 0.45, 0.85),
+        (0.95, 0.75, 0.1),
+        (0.2, 0.7, 0.35),
+        (0.6, 0.25, 0.7),
+        (0.1, 0.6, 0.7),
+        (0.9, 0.45, 0.2),
+    ]
     pts, nrm, col = [], [], []
     for f in range(6):
         axis, sign = f // 2, 1.0 if f % 2 == 0 else -1.0
@@ -142,7 +147,9 @@ def demo_gaussians(seed: int = 0) -> DemoGaussians:
         _cylinder((0.05, -0.75, 0.0), 0.18, 0.7, 800, gen),
         _floor(2.6, 2500, gen),
     ]
-    return DemoGaussians(*(torch.cat([getattr(p, k) for p in parts]) for k in ("means", "quats", "scales", "opacities", "colors")))
+    return DemoGaussians(
+        *(torch.cat([getattr(p, k) for p in parts]) for k in ("means", "quats", "scales", "opacities", "colors"))
+    )
 
 
 def demo_cameras(count: int = 60, width: int = 128, height: int = 128, radius: float = 3.0) -> list[Camera]:
@@ -150,12 +157,22 @@ def demo_cameras(count: int = 60, width: int = 128, height: int = 128, radius: f
     from progs.io.teacher import orbit_cameras
 
     return orbit_cameras(
-        torch.tensor(LOOK_AT), radius, count, width, height, "z", fov_x_deg=48.0, min_elev=15.0, max_elev=65.0,
+        torch.tensor(LOOK_AT),
+        radius,
+        count,
+        width,
+        height,
+        "z",
+        fov_x_deg=48.0,
+        min_elev=15.0,
+        max_elev=65.0,
         distance=radius,
     )
 
 
-def load_demo_scene(views: int = 60, size: int = 128, seed: int = 0, backend: str = "auto", test_every: int = 8) -> Scene:
+def load_demo_scene(
+    views: int = 60, size: int = 128, seed: int = 0, backend: str = "auto", test_every: int = 8
+) -> Scene:
     """Render the demo scene from ``views`` cameras at ``size``x``size``; every ``test_every``-th view is a
     test view."""
     from progs.render import rasterize

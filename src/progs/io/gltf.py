@@ -79,13 +79,22 @@ def cloud_to_gltf(cloud: GaussianCloud):
             acc.max = [float(v) for v in arr.max(axis=0)] if len(cloud) else [0.0] * 3
         accessors.append(acc)
         attributes[name] = len(accessors) - 1
-    ext = {"kernel": "ellipse", "colorSpace": "srgb_rec709_display", "projection": "perspective",
-           "sortingMethod": "cameraDistance"}
+    ext = {
+        "kernel": "ellipse",
+        "colorSpace": "srgb_rec709_display",
+        "projection": "perspective",
+        "sortingMethod": "cameraDistance",
+    }
     prim = g.Primitive(attributes=g.Attributes(**attributes), mode=POINTS, extensions={EXTENSION: ext})
     gltf = g.GLTF2(
         asset=g.Asset(version="2.0", generator="progs"),
-        scene=0, scenes=[g.Scene(nodes=[0])], nodes=[g.Node(mesh=0)], meshes=[g.Mesh(primitives=[prim])],
-        accessors=accessors, bufferViews=views, buffers=[g.Buffer(byteLength=len(blob))],
+        scene=0,
+        scenes=[g.Scene(nodes=[0])],
+        nodes=[g.Node(mesh=0)],
+        meshes=[g.Mesh(primitives=[prim])],
+        accessors=accessors,
+        bufferViews=views,
+        buffers=[g.Buffer(byteLength=len(blob))],
         extensionsUsed=[EXTENSION],
     )
     gltf.set_binary_blob(bytes(blob))

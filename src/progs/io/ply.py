@@ -52,9 +52,7 @@ class GaussianCloud:
         n = self.means.shape[0]
         if self.sh_rest.ndim == 2 and self.sh_rest.shape[1] == 0:
             self.sh_rest = self.sh_rest.reshape(n, 0, 3)
-        expected = {
-            "means": (n, 3), "sh_dc": (n, 3), "opacity_logits": (n,), "log_scales": (n, 3), "quats": (n, 4)
-        }
+        expected = {"means": (n, 3), "sh_dc": (n, 3), "opacity_logits": (n,), "log_scales": (n, 3), "quats": (n, 4)}
         for name, shape in expected.items():
             got = tuple(getattr(self, name).shape)
             if got != shape:
@@ -69,7 +67,12 @@ class GaussianCloud:
 
     @classmethod
     def from_activated(
-        cls, means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor, colors: torch.Tensor
+        cls,
+        means: torch.Tensor,
+        quats: torch.Tensor,
+        scales: torch.Tensor,
+        opacities: torch.Tensor,
+        colors: torch.Tensor,
     ) -> "GaussianCloud":
         """Degree-0 cloud from rasterizer-ready values (linear scales, opacities and colours in [0, 1])."""
         eps = 1e-6
@@ -209,14 +212,12 @@ def read_ply(path: str | os.PathLike) -> GaussianCloud:
         raise InputError(f"{path}: not a 3DGS PLY: missing properties {', '.join(missing)}{hint}")
     rest_names = [p for p in props if p.startswith("f_rest_")]
     try:
-        rest_idx = sorted(int(p[len("f_rest_"):]) for p in rest_names)
+        rest_idx = sorted(int(p[len("f_rest_") :]) for p in rest_names)
     except ValueError:
         raise InputError(f"{path}: malformed SH property name among {rest_names[:4]}") from None
     n_rest = len(rest_idx)
     if n_rest not in _REST_TO_DEGREE or rest_idx != list(range(n_rest)):
-        raise InputError(
-            f"{path}: {n_rest} f_rest_* properties; a degree 0-3 PLY has 0, 9, 24 or 45 named f_rest_0.."
-        )
+        raise InputError(f"{path}: {n_rest} f_rest_* properties; a degree 0-3 PLY has 0, 9, 24 or 45 named f_rest_0..")
     k = n_rest // 3
     n = len(data)
     means = _stack(path, data, ["x", "y", "z"])
@@ -238,8 +239,14 @@ def read_ply(path: str | os.PathLike) -> GaussianCloud:
 def check_finite(path: str | os.PathLike, cloud: GaussianCloud) -> None:
     """One-line ``InputError`` naming ``path`` when a value of ``cloud`` is NaN or infinite."""
     n = len(cloud)
-    for name, t in (("position", cloud.means), ("f_dc", cloud.sh_dc), ("f_rest", cloud.sh_rest),
-                    ("opacity", cloud.opacity_logits), ("scale", cloud.log_scales), ("rot", cloud.quats)):
+    for name, t in (
+        ("position", cloud.means),
+        ("f_dc", cloud.sh_dc),
+        ("f_rest", cloud.sh_rest),
+        ("opacity", cloud.opacity_logits),
+        ("scale", cloud.log_scales),
+        ("rot", cloud.quats),
+    ):
         bad = ~torch.isfinite(t)
         if bad.any():
             rows = bad.reshape(n, -1).any(dim=1).nonzero()[:, 0]

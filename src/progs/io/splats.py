@@ -71,8 +71,9 @@ def splat_format(path: str | os.PathLike) -> str:
         with open(p, "rb") as f:
             head = f.read(4096)
         return "compressed-ply" if b"packed_position" in head.split(b"end_header")[0] else "ply"
-    raise InputError(f"{p}: unknown splat format (expected .ply, .compressed.ply, .spz, .splat, .sog, "
-                     "meta.json or lod-meta.json)")
+    raise InputError(
+        f"{p}: unknown splat format (expected .ply, .compressed.ply, .spz, .splat, .sog, meta.json or lod-meta.json)"
+    )
 
 
 def read_splats(path: str | os.PathLike, lod: int | None = None) -> GaussianCloud:
@@ -120,8 +121,9 @@ def _read_compressed_ply(path: Path) -> GaussianCloud:
     def t(a) -> torch.Tensor:
         return torch.from_numpy(np.array(a, np.float32))
 
-    return GaussianCloud(t(d.means), t(d.sh0), t(sh_rest).reshape(n, -1, 3), t(d.opacities).reshape(n),
-                         t(d.scales), t(d.quats))
+    return GaussianCloud(
+        t(d.means), t(d.sh0), t(sh_rest).reshape(n, -1, 3), t(d.opacities).reshape(n), t(d.scales), t(d.quats)
+    )
 
 
 # ----------------------------------------------------------------------------------------------- .splat
@@ -136,8 +138,11 @@ def _read_splat(path: Path) -> GaussianCloud:
     with np.errstate(divide="ignore"):
         log_scales = np.log(rec["scale"].astype(np.float32))
     return GaussianCloud(
-        torch.from_numpy(rec["pos"].copy()), torch.from_numpy((rgba[:, :3] - 0.5) / SH_C0),
-        torch.zeros(len(rec), 0, 3), torch.from_numpy(np.log(op / (1 - op))), torch.from_numpy(log_scales),
+        torch.from_numpy(rec["pos"].copy()),
+        torch.from_numpy((rgba[:, :3] - 0.5) / SH_C0),
+        torch.zeros(len(rec), 0, 3),
+        torch.from_numpy(np.log(op / (1 - op))),
+        torch.from_numpy(log_scales),
         torch.from_numpy(q),
     )
 
@@ -211,7 +216,7 @@ def _quats_from_sog(px: np.ndarray) -> np.ndarray:
     others = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])[largest]  # [n, 3]
     rows = np.arange(n)[:, None]
     q[rows, others] = small
-    q[np.arange(n), largest] = np.sqrt(np.maximum(0.0, 1.0 - (small ** 2).sum(axis=1)))
+    q[np.arange(n), largest] = np.sqrt(np.maximum(0.0, 1.0 - (small**2).sum(axis=1)))
     q[~valid] = (1.0, 0.0, 0.0, 0.0)
     return q.astype(np.float32)
 
@@ -227,8 +232,10 @@ def read_sog(where: Path, meta_bytes: bytes, load: Callable[[str], bytes | None]
     if "lodLevels" in meta:
         raise InputError(f"{where}: a streamed SOG index; read it as lod-meta.json")
     if meta.get("version") != 2:
-        raise InputError(f"{where}: SOG meta version {meta.get('version')!r} is not supported (only version 2; "
-                         "re-save it with a current splat-transform or SuperSplat)")
+        raise InputError(
+            f"{where}: SOG meta version {meta.get('version')!r} is not supported (only version 2; "
+            "re-save it with a current splat-transform or SuperSplat)"
+        )
     try:
         count = int(meta["count"])
         means_m, scales_m, quats_m, sh0_m = meta["means"], meta["scales"], meta["quats"], meta["sh0"]
@@ -266,15 +273,20 @@ def read_sog(where: Path, meta_bytes: bytes, load: Callable[[str], bytes | None]
             labels_px = _texture(where, load, shn_m["files"][1], count)
             labels = labels_px[:, 0].astype(np.int64) + 256 * labels_px[:, 1].astype(np.int64)
             if centroids.shape[1] != 64 * k or centroids.shape[0] * 64 < palette:
-                raise InputError(f"{where}: the SOG shN centroids texture is {centroids.shape[1]}x{centroids.shape[0]}, "
-                                 f"expected {64 * k} wide for {palette} entries of {k} coefficients")
+                raise InputError(
+                    f"{where}: the SOG shN centroids texture is {centroids.shape[1]}x{centroids.shape[0]}, "
+                    f"expected {64 * k} wide for {palette} entries of {k} coefficients"
+                )
             table = centroids[..., :3].reshape(-1, k, 3)  # entry 64·row + column: coefficient j, channel c
             sh_rest = book[table[np.clip(labels, 0, palette - 1)]]  # [count, k, 3]
             sh_rest[labels >= palette] = 0.0
     return GaussianCloud(
-        torch.from_numpy(means.astype(np.float32)), torch.from_numpy(sh_dc.astype(np.float32)),
-        torch.from_numpy(np.ascontiguousarray(sh_rest, np.float32)), torch.from_numpy(logits.astype(np.float32)),
-        torch.from_numpy(log_scales.astype(np.float32)), torch.from_numpy(quats),
+        torch.from_numpy(means.astype(np.float32)),
+        torch.from_numpy(sh_dc.astype(np.float32)),
+        torch.from_numpy(np.ascontiguousarray(sh_rest, np.float32)),
+        torch.from_numpy(logits.astype(np.float32)),
+        torch.from_numpy(log_scales.astype(np.float32)),
+        torch.from_numpy(quats),
     )
 
 
@@ -307,7 +319,9 @@ def _read_streamed_sog(path: Path, lod: int) -> GaussianCloud:
     meta = _lod_meta(path)
     levels = int(meta["lodLevels"])
     if not 0 <= lod < levels:
-        raise InputError(f"{path}: LoD {lod} is out of range (the streamed SOG has levels 0..{levels - 1}, 0 the finest)")
+        raise InputError(
+            f"{path}: LoD {lod} is out of range (the streamed SOG has levels 0..{levels - 1}, 0 the finest)"
+        )
     ranges: list[tuple[int, int, int]] = []
     try:
         _lod_ranges(meta["tree"], str(lod), ranges)
@@ -325,8 +339,10 @@ def _read_streamed_sog(path: Path, lod: int) -> GaussianCloud:
             parts[file_index] = _read_sog_folder(path.parent / files[file_index])
         cloud = parts[file_index]
         if offset < 0 or offset + count > len(cloud):
-            raise InputError(f"{path}: LoD {lod} reads rows {offset}..{offset + count} of {files[file_index]}, "
-                             f"which has {len(cloud)}")
+            raise InputError(
+                f"{path}: LoD {lod} reads rows {offset}..{offset + count} of {files[file_index]}, "
+                f"which has {len(cloud)}"
+            )
         pieces.append((cloud, offset, count))
     return _concat([c for c, _, _ in pieces], [(o, o + n) for _, o, n in pieces])
 

@@ -26,10 +26,10 @@ MAX_FRACTIONAL_BITS = 12
 RUB_SH_SIGNS = (-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1)
 
 
-
 def gsply_module():
     """gsply (SPZ and compressed PLY), from the ``export`` extra."""
     return optional_import("gsply", "export", "reading or writing SPZ and compressed PLY")
+
 
 def flip_rub(cloud: GaussianCloud) -> GaussianCloud:
     """``cloud`` turned half a turn about x: RDF (PLY) <-> RUB (SPZ); its own inverse."""
@@ -37,8 +37,11 @@ def flip_rub(cloud: GaussianCloud) -> GaussianCloud:
     k = cloud.sh_rest.shape[1]
     signs = torch.tensor(RUB_SH_SIGNS[:k], dtype=torch.float32).reshape(1, k, 1)
     return GaussianCloud(
-        means=cloud.means * axis, sh_dc=cloud.sh_dc, sh_rest=cloud.sh_rest * signs,
-        opacity_logits=cloud.opacity_logits, log_scales=cloud.log_scales,
+        means=cloud.means * axis,
+        sh_dc=cloud.sh_dc,
+        sh_rest=cloud.sh_rest * signs,
+        opacity_logits=cloud.opacity_logits,
+        log_scales=cloud.log_scales,
         quats=cloud.quats * torch.tensor([1.0, 1.0, -1.0, -1.0]),
     )
 
@@ -63,8 +66,12 @@ def write_spz(path: str | os.PathLike, cloud: GaussianCloud) -> None:
 
     quats = torch.nn.functional.normalize(cloud.quats, dim=-1, eps=1e-12)
     data = gsply.GSData(
-        means=f32(cloud.means), scales=f32(cloud.log_scales), quats=f32(quats),
-        opacities=f32(cloud.opacity_logits), sh0=f32(cloud.sh_dc), shN=f32(cloud.sh_rest),
+        means=f32(cloud.means),
+        scales=f32(cloud.log_scales),
+        quats=f32(quats),
+        opacities=f32(cloud.opacity_logits),
+        sh0=f32(cloud.sh_dc),
+        shN=f32(cloud.sh_rest),
     )
     with atomic_path(path) as tmp:
         gsply.write_spz(tmp, data, fractional_bits=fractional_bits(cloud))
@@ -77,8 +84,13 @@ def read_spz(path: str | os.PathLike) -> GaussianCloud:
     d = gsply.read_spz(path)
     n = len(d.means)
     sh_rest = np.zeros((n, 0, 3), np.float32) if d.shN is None or np.asarray(d.shN).size == 0 else d.shN
-    return flip_rub(GaussianCloud(
-        torch.from_numpy(np.array(d.means, np.float32)), torch.from_numpy(np.array(d.sh0, np.float32)),
-        torch.from_numpy(np.array(sh_rest, np.float32)), torch.from_numpy(np.array(d.opacities, np.float32)),
-        torch.from_numpy(np.array(d.scales, np.float32)), torch.from_numpy(np.array(d.quats, np.float32)),
-    ))
+    return flip_rub(
+        GaussianCloud(
+            torch.from_numpy(np.array(d.means, np.float32)),
+            torch.from_numpy(np.array(d.sh0, np.float32)),
+            torch.from_numpy(np.array(sh_rest, np.float32)),
+            torch.from_numpy(np.array(d.opacities, np.float32)),
+            torch.from_numpy(np.array(d.scales, np.float32)),
+            torch.from_numpy(np.array(d.quats, np.float32)),
+        )
+    )

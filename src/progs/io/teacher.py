@@ -68,9 +68,11 @@ class TeacherPlan:
     limit: str | None
 
     def describe(self) -> str:
-        why = {None: "the finest Gaussians span about a pixel",
-               "cpu": f"capped at {CPU_SIZE} on the CPU; the scene asks for {self.wanted}², --size to change",
-               "--size": f"--size; the scene asks for {self.wanted}²"}[self.limit]
+        why = {
+            None: "the finest Gaussians span about a pixel",
+            "cpu": f"capped at {CPU_SIZE} on the CPU; the scene asks for {self.wanted}², --size to change",
+            "--size": f"--size; the scene asks for {self.wanted}²",
+        }[self.limit]
         return f"{self.views} teacher views at {self.size}² ({why})"
 
 
@@ -88,8 +90,14 @@ def teacher_plan(cloud: GaussianCloud, on_gpu: bool, size: int | None = None, vi
     return TeacherPlan(int(views), chosen, wanted, limit)
 
 
-def viewer_views(cloud: GaussianCloud, up: str = "z", background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                 count: int = VIEWER_VIEWS, size: int = VIEWER_SIZE, backend: str = "auto") -> list[View]:
+def viewer_views(
+    cloud: GaussianCloud,
+    up: str = "z",
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    count: int = VIEWER_VIEWS,
+    size: int = VIEWER_SIZE,
+    backend: str = "auto",
+) -> list[View]:
     """``count`` held-out views of ``cloud`` at ``size`` pixels, as a viewer shows it (SH colours), from
     azimuths and elevations between those of the teacher's spiral."""
     from progs.io.cloud_render import render_cloud
@@ -98,16 +106,31 @@ def viewer_views(cloud: GaussianCloud, up: str = "z", background: tuple[float, f
     out = []
     with torch.no_grad():
         for i in range(count):
-            cam = look_at_cloud(cloud.means, size, size, azimuth=(i + 0.5) * 360.0 / count,
-                                elevation=15.0 + 40.0 * ((i * 0.618034) % 1.0), up=up, margin=1.1)
+            cam = look_at_cloud(
+                cloud.means,
+                size,
+                size,
+                azimuth=(i + 0.5) * 360.0 / count,
+                elevation=15.0 + 40.0 * ((i * 0.618034) % 1.0),
+                up=up,
+                margin=1.1,
+            )
             img, _, _ = render_cloud(cloud, cam, bg, backend=backend)
             out.append(View(f"viewer_{i:03d}", cam, img.clamp(0, 1).contiguous()))
     return out
 
 
 def orbit_cameras(
-    center: torch.Tensor, radius: float, count: int, width: int, height: int, up: str = "z",
-    fov_x_deg: float = FOV_X_DEG, min_elev: float = 10.0, max_elev: float = 60.0, distance: float | None = None,
+    center: torch.Tensor,
+    radius: float,
+    count: int,
+    width: int,
+    height: int,
+    up: str = "z",
+    fov_x_deg: float = FOV_X_DEG,
+    min_elev: float = 10.0,
+    max_elev: float = 60.0,
+    distance: float | None = None,
 ) -> list[Camera]:
     """``count`` cameras on a spiral over the upper hemisphere (``up`` axis, e.g. 'z' or '-y'),
     at ``distance`` (default: one that fits a sphere of ``radius`` in view), looking at ``center``."""
@@ -126,13 +149,27 @@ def orbit_cameras(
         d[a] = math.cos(elev) * math.cos(azim)
         d[b] = math.cos(elev) * math.sin(azim)
         d[ax] = sign * math.sin(elev)
-        cams.append(Camera.look_at(torch.as_tensor(center, dtype=torch.float32) + dist * d, center, up_vec, width=width, height=height, fov_x_deg=fov_x_deg))
+        cams.append(
+            Camera.look_at(
+                torch.as_tensor(center, dtype=torch.float32) + dist * d,
+                center,
+                up_vec,
+                width=width,
+                height=height,
+                fov_x_deg=fov_x_deg,
+            )
+        )
     return cams
 
 
 def scene_from_cloud(
-    cloud: GaussianCloud, views: int = 60, size: int = 128, up: str = "z",
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0), name: str = "teacher", backend: str = "auto",
+    cloud: GaussianCloud,
+    views: int = 60,
+    size: int = 128,
+    up: str = "z",
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    name: str = "teacher",
+    backend: str = "auto",
     test_every: int = 8,
 ) -> Scene:
     """Render ``cloud`` from ``views`` orbit cameras into a Scene (every ``test_every``-th view is a test view)."""
@@ -150,13 +187,19 @@ def scene_from_cloud(
             out.append(View(f"{name}_{i:03d}", cam, img.clamp(0, 1).contiguous()))
     train, test = split_train_test([v.name for v in out], test_every)
     return Scene(
-        name=name, train_views=[out[i] for i in train], test_views=[out[i] for i in test],
-        points=means.clone(), point_colors=cloud.colors.clone(), bounds=torch.stack([lo, hi]), background=bg,
+        name=name,
+        train_views=[out[i] for i in train],
+        test_views=[out[i] for i in test],
+        points=means.clone(),
+        point_colors=cloud.colors.clone(),
+        bounds=torch.stack([lo, hi]),
+        background=bg,
     )
 
 
-def look_at_cloud(means: torch.Tensor, width: int, height: int, azimuth: float, elevation: float, up: str = "z",
-                  margin: float = 1.05) -> Camera:
+def look_at_cloud(
+    means: torch.Tensor, width: int, height: int, azimuth: float, elevation: float, up: str = "z", margin: float = 1.05
+) -> Camera:
     """A camera at (``azimuth``, ``elevation``) degrees around the robust centre of ``means`` (``up``
     axis as in :func:`orbit_cameras`) that fits the cloud in a 50° field of view."""
     center, radius = robust_bounds(means)

@@ -69,7 +69,9 @@ def find_transforms(root: str | os.PathLike) -> tuple[str, dict[str, Path]]:
     split_files = {s: root / f"transforms_{s}.json" for s in ("train", "test", "val")}
     if split_files["train"].is_file():
         if not split_files["test"].is_file():
-            raise InputError(f"{split_files['test']}: file not found (a NeRF-synthetic dataset needs it next to transforms_train.json)")
+            raise InputError(
+                f"{split_files['test']}: file not found (a NeRF-synthetic dataset needs it next to transforms_train.json)"
+            )
         return "nerf_synthetic", {s: p for s, p in split_files.items() if p.is_file()}
     if (root / "transforms.json").is_file():
         return "ngp", {"all": root / "transforms.json"}
@@ -106,7 +108,9 @@ def _number(path: Path, where: str, key: str, value: Any, *, positive: bool = Fa
         raise InputError(f"{path}: {where}'{key}' must be a number, got {value!r}")
     v = float(value)
     if not math.isfinite(v) or (positive and v <= 0):
-        raise InputError(f"{path}: {where}'{key}' must be a {'positive ' if positive else ''}finite number, got {value!r}")
+        raise InputError(
+            f"{path}: {where}'{key}' must be a {'positive ' if positive else ''}finite number, got {value!r}"
+        )
     return v
 
 
@@ -232,7 +236,9 @@ def _load_frames(
             image, cam = load_undistorted(img, cam, coeffs, (w, h), background=background, cache_root=cache_root)
             n_undistorted += 1
         else:
-            image = load_image(img, size=(w, h) if (w, h) != (w0, h0) else None, background=background, cache_root=cache_root)
+            image = load_image(
+                img, size=(w, h) if (w, h) != (w0, h0) else None, background=background, cache_root=cache_root
+            )
         try:
             name = img.relative_to(json_dir).as_posix()
         except ValueError:
@@ -316,7 +322,9 @@ def load_transforms_scene(
         raise InputError(f"{where}: no training views have an image on disk")
     if all_missing:
         shown = ", ".join(all_missing[:5]) + (", ..." if len(all_missing) > 5 else "")
-        warnings.warn(f"{where}: {len(all_missing)} of {total} frames have no image file and are skipped ({shown})", stacklevel=2)
+        warnings.warn(
+            f"{where}: {len(all_missing)} of {total} frames have no image file and are skipped ({shown})", stacklevel=2
+        )
     if undistorted:
         _log.info("%s: undistorted %d of %d images into pinhole cameras", where, undistorted, n_views)
 

@@ -51,9 +51,9 @@ NUM_COEFFS = 8  # OpenCV's k1, k2, p1, p2, k3, k4, k5, k6
 _CACHE_VERSION = "2"  # bump when the resampling changes, so old cached images are not reused
 
 
-
 def _cv2():
     return optional_import("cv2", "train", "removing lens distortion (or pass --no-undistort)")
+
 
 def distortion_coeffs(
     where: str | os.PathLike,
@@ -145,7 +145,9 @@ def undistorted_cache_path(path: Path, cam: Camera, coeffs: np.ndarray) -> Path:
     """Where the undistorted copy of ``path`` (taken with ``cam``, ``coeffs``) is cached."""
     st = path.stat()
     params = [cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy, *coeffs.tolist()]
-    text = f"v{_CACHE_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|" + ",".join(repr(float(v)) for v in params)
+    text = f"v{_CACHE_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|" + ",".join(
+        repr(float(v)) for v in params
+    )
     return _cache_base() / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.png"
 
 

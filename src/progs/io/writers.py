@@ -39,8 +39,10 @@ def cloud_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     """The format ``fmt`` or, when None, the one named by ``path``'s extension; ``InputError`` if unknown."""
     name = (fmt or os.path.splitext(str(path))[1].lstrip(".")).lower()
     if name not in CLOUD_FORMATS:
-        raise InputError(f"{path}: unknown Gaussian file format {name or '(no extension)'!r} "
-                         f"(use {', '.join('.' + f for f in CLOUD_FORMATS[:-1])} or .{CLOUD_FORMATS[-1]})")
+        raise InputError(
+            f"{path}: unknown Gaussian file format {name or '(no extension)'!r} "
+            f"(use {', '.join('.' + f for f in CLOUD_FORMATS[:-1])} or .{CLOUD_FORMATS[-1]})"
+        )
     return name
 
 

@@ -6,5 +6,11 @@ from progs.model.gaussians import GaussianGenerator, NeuralGaussians
 from progs.model.model import ProGSModel, RenderOutput
 
 __all__ = [
-    "AdjustConfig", "AdjustReport", "AnchorSet", "GaussianGenerator", "NeuralGaussians", "ProGSModel", "RenderOutput",
+    "AdjustConfig",
+    "AdjustReport",
+    "AnchorSet",
+    "GaussianGenerator",
+    "NeuralGaussians",
+    "ProGSModel",
+    "RenderOutput",
 ]

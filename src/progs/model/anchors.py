@@ -106,7 +106,12 @@ class AnchorSet(nn.Module):
 
     @classmethod
     def from_points(
-        cls, grid: OctreeGrid, points: torch.Tensor, *, feat_dim: int = 32, n_offsets: int = 10,
+        cls,
+        grid: OctreeGrid,
+        points: torch.Tensor,
+        *,
+        feat_dim: int = 32,
+        n_offsets: int = 10,
         level: int | None = None,
     ) -> "AnchorSet":
         """Anchors at level ``level`` (default L, as the paper) in the voxels of ``points`` plus all
@@ -118,13 +123,23 @@ class AnchorSet(nn.Module):
             pts = pts[inside]
         L = grid.num_levels if level is None else int(level)
         keys = grid.voxel_of(pts, L)
-        keys, levels = octree.complete_upward(keys, torch.full((keys.shape[0],), L, dtype=torch.int64, device=keys.device))
+        keys, levels = octree.complete_upward(
+            keys, torch.full((keys.shape[0],), L, dtype=torch.int64, device=keys.device)
+        )
         return cls(grid, keys, levels, feat_dim=feat_dim, n_offsets=n_offsets)
 
     @classmethod
     def random(
-        cls, grid: OctreeGrid, count: int, gen: torch.Generator, *, feat_dim: int = 32, n_offsets: int = 10,
-        lo: torch.Tensor | None = None, hi: torch.Tensor | None = None, level: int | None = None,
+        cls,
+        grid: OctreeGrid,
+        count: int,
+        gen: torch.Generator,
+        *,
+        feat_dim: int = 32,
+        n_offsets: int = 10,
+        lo: torch.Tensor | None = None,
+        hi: torch.Tensor | None = None,
+        level: int | None = None,
     ) -> "AnchorSet":
         """Anchors from ``count`` uniform random points in the box ``[lo, hi]`` (default: the grid)."""
         glo, ghi = grid.bounds
@@ -136,8 +151,9 @@ class AnchorSet(nn.Module):
 
     def default_scaling(self, levels: torch.Tensor) -> torch.Tensor:
         """Initial log scales: log(cell size of the anchor's level) for all six entries (on ``levels``' device)."""
-        cell = torch.tensor([self.grid.cell_size(int(l)) for l in range(1, self.grid.num_levels + 1)],
-                            device=levels.device)
+        cell = torch.tensor(
+            [self.grid.cell_size(int(l)) for l in range(1, self.grid.num_levels + 1)], device=levels.device
+        )
         return torch.log(cell[levels - 1]).to(torch.float32)[:, None].repeat(1, 6)
 
     def _check_shapes(self) -> None:
@@ -237,8 +253,9 @@ class AnchorSet(nn.Module):
         if means2d_grad is None or anchor_index.numel() == 0:
             return
         dev = self.device
-        g = means2d_grad.detach().to(dev, torch.float64) * torch.tensor([width / 2.0, height / 2.0],
-                                                                        dtype=torch.float64, device=dev)
+        g = means2d_grad.detach().to(dev, torch.float64) * torch.tensor(
+            [width / 2.0, height / 2.0], dtype=torch.float64, device=dev
+        )
         norm = g.norm(dim=-1) * scale
         drawn = radii.to(dev) > 0
         a, k = anchor_index[drawn], offset_index[drawn]
@@ -252,8 +269,9 @@ class AnchorSet(nn.Module):
         if visible_anchors.numel() == 0:
             return
         self.opacity_accum.index_add_(0, visible_anchors, anchor_opacity.clamp_min(0).sum(-1).to(torch.float64))
-        self.visible_count.index_add_(0, visible_anchors,
-                                      torch.ones(visible_anchors.shape[0], dtype=torch.float64, device=self.device))
+        self.visible_count.index_add_(
+            0, visible_anchors, torch.ones(visible_anchors.shape[0], dtype=torch.float64, device=self.device)
+        )
 
     # -- adjustment ---------------------------------------------------------------------------------
 
@@ -262,7 +280,9 @@ class AnchorSet(nn.Module):
         return cfg.grad_threshold * torch.pow(2.0, cfg.beta * (lv - 1))
 
     @torch.no_grad()
-    def grow_candidates(self, cfg: AdjustConfig, interval: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def grow_candidates(
+        self, cfg: AdjustConfig, interval: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Algorithm 1, step 1: ``(keys [C, 3], levels [C], source_anchor [C], grad [C])`` of candidates.
 
         A Gaussian of a level-l anchor with mean gradient > τ_l is a candidate at level l at its own
@@ -385,7 +405,9 @@ class AnchorSet(nn.Module):
         pruned = int((~keep).sum())
         m = new_keys.shape[0]
         new_attrs = {
-            "feature": torch.where((src >= 0)[:, None], self.feature.data[src.clamp_min(0)], 0.0) if m else _zeros_like_rows(self.feature, 0),
+            "feature": torch.where((src >= 0)[:, None], self.feature.data[src.clamp_min(0)], 0.0)
+            if m
+            else _zeros_like_rows(self.feature, 0),
             "scaling": self.default_scaling(new_levels),
             "offsets": _zeros_like_rows(self.offsets, m),
         }
@@ -396,8 +418,11 @@ class AnchorSet(nn.Module):
     def _no_growth(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(keys [0, 3], levels [0], source [0])``: no anchor to spawn (on the anchors' device)."""
         dev = self.device
-        return (torch.zeros(0, 3, dtype=torch.int64, device=dev), torch.zeros(0, dtype=torch.int64, device=dev),
-                torch.zeros(0, dtype=torch.int64, device=dev))
+        return (
+            torch.zeros(0, 3, dtype=torch.int64, device=dev),
+            torch.zeros(0, dtype=torch.int64, device=dev),
+            torch.zeros(0, dtype=torch.int64, device=dev),
+        )
 
     def _apply_edit(
         self,
@@ -445,8 +470,12 @@ class AnchorSet(nn.Module):
     def subset(self, mask: torch.Tensor) -> "AnchorSet":
         """A detached copy holding the rows of ``mask`` (must itself be a strict octree, e.g. a LoD)."""
         return AnchorSet(
-            self.grid, self.keys[mask], self.levels[mask], self.feature.detach()[mask],
-            self.scaling.detach()[mask], self.offsets.detach()[mask],
+            self.grid,
+            self.keys[mask],
+            self.levels[mask],
+            self.feature.detach()[mask],
+            self.scaling.detach()[mask],
+            self.offsets.detach()[mask],
         )
 
 

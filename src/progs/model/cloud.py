@@ -61,8 +61,9 @@ def _export_chunk(
     f, lv, s, o = a.feature[rows], a.levels[rows], a.scaling[rows], a.offsets[rows]
     vectors = x[:, None, :] - cameras[None, :, :].to(x)  # [V, D, 3], camera -> anchor
     dirs = F.normalize(vectors, dim=-1, eps=1e-9).repeat_interleave(k, 0)  # [V*K, D, 3]
-    opacity, color, cov = gen.heads(f.repeat_interleave(d, 0), lv.repeat_interleave(d, 0), vectors.reshape(-1, 3),
-                                    model.dist_scale)
+    opacity, color, cov = gen.heads(
+        f.repeat_interleave(d, 0), lv.repeat_interleave(d, 0), vectors.reshape(-1, 3), model.dist_scale
+    )
     _, _, cov_c = gen.heads(f, lv, canon, model.dist_scale)
 
     # per Gaussian (anchor-major, then offset): samples over the D cameras
@@ -88,8 +89,7 @@ def _export_chunk(
 
     eps = 1e-6
     opc = op.clamp(eps, 1 - eps)
-    return GaussianCloud(means, sh_dc, sh_rest, torch.log(opc / (1 - opc)),
-                         torch.log(scales.clamp_min(1e-12)), quats)
+    return GaussianCloud(means, sh_dc, sh_rest, torch.log(opc / (1 - opc)), torch.log(scales.clamp_min(1e-12)), quats)
 
 
 def sphere_cameras(model: ProGSModel, count: int, view_distance: float | None) -> torch.Tensor:
@@ -102,8 +102,12 @@ def sphere_cameras(model: ProGSModel, count: int, view_distance: float | None) -
 
 
 def _concat(parts: list[GaussianCloud]) -> GaussianCloud:
-    return GaussianCloud(*(torch.cat([getattr(p, n) for p in parts]) for n in
-                           ("means", "sh_dc", "sh_rest", "opacity_logits", "log_scales", "quats")))
+    return GaussianCloud(
+        *(
+            torch.cat([getattr(p, n) for p in parts])
+            for n in ("means", "sh_dc", "sh_rest", "opacity_logits", "log_scales", "quats")
+        )
+    )
 
 
 @torch.no_grad()
@@ -134,10 +138,16 @@ def model_to_cloud(
     vis = torch.nonzero(a.levels <= lod).squeeze(-1)
     canon = canonical_view_vectors(model, a.positions[vis].float(), view_distance)
     parts = [
-        _export_chunk(model, vis[i:i + chunk], canon[i:i + chunk], cameras, sh_degree)
+        _export_chunk(model, vis[i : i + chunk], canon[i : i + chunk], cameras, sh_degree)
         for i in range(0, vis.shape[0], chunk)
     ]
     if not parts:
-        return GaussianCloud(torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0, (sh_degree + 1) ** 2 - 1, 3),
-                             torch.zeros(0), torch.zeros(0, 3), torch.zeros(0, 4))
+        return GaussianCloud(
+            torch.zeros(0, 3),
+            torch.zeros(0, 3),
+            torch.zeros(0, (sh_degree + 1) ** 2 - 1, 3),
+            torch.zeros(0),
+            torch.zeros(0, 3),
+            torch.zeros(0, 4),
+        )
     return _concat(parts)

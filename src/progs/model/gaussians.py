@@ -51,9 +51,7 @@ def _mlp(d_in: int, hidden: int, d_out: int, last: nn.Module | None) -> nn.Seque
     return nn.Sequential(*layers)
 
 
-def frustum_visible(
-    positions: torch.Tensor, extent: torch.Tensor, camera: Camera, margin: float = 0.1
-) -> torch.Tensor:
+def frustum_visible(positions: torch.Tensor, extent: torch.Tensor, camera: Camera, margin: float = 0.1) -> torch.Tensor:
     """Mask [N] of anchors whose position (grown by ``extent`` world units, projected) lies in front of
     the camera and within the image enlarged by ``margin`` of its size on every side."""
     with torch.no_grad():
@@ -62,8 +60,10 @@ def frustum_visible(
         r = extent * max(camera.fx, camera.fy) / zs
         mw, mh = margin * camera.width, margin * camera.height
         inside = (
-            (uv[:, 0] + r >= -mw) & (uv[:, 0] - r <= camera.width + mw)
-            & (uv[:, 1] + r >= -mh) & (uv[:, 1] - r <= camera.height + mh)
+            (uv[:, 0] + r >= -mw)
+            & (uv[:, 0] - r <= camera.width + mw)
+            & (uv[:, 1] + r >= -mh)
+            & (uv[:, 1] - r <= camera.height + mh)
         )
         # Anchors just behind the near plane may still own Gaussians in front of it.
         in_depth = (z + extent > camera.near) & (z - extent < camera.far)
@@ -89,23 +89,37 @@ class GaussianGenerator(nn.Module):
         the anchor feature, the unit view direction, the camera distance / ``dist_scale`` and the
         one-hot level. :mod:`progs.model.visibility` reads the opacity head's weights through it."""
         f = self.feat_dim
-        return {"feature": slice(0, f), "view": slice(f, f + 3), "distance": slice(f + 3, f + 4),
-                "level": slice(f + 4, f + 4 + self.levels)}
+        return {
+            "feature": slice(0, f),
+            "view": slice(f, f + 3),
+            "distance": slice(f + 3, f + 4),
+            "level": slice(f + 4, f + 4 + self.levels),
+        }
 
     def fixed_point_weights(self) -> dict[str, tuple[np.ndarray, int]]:
         """Each MLP tensor (``state_dict`` names) as (int64 mantissas, exponent e): value = mantissa * 2^-e,
         ``exact_math.GENERATOR_BITS`` significant bits: what the header stores."""
-        return {name: exact_math.fixed_point(t.detach().double().cpu().numpy(), exact_math.GENERATOR_BITS)
-                for name, t in self.state_dict().items()}
+        return {
+            name: exact_math.fixed_point(t.detach().double().cpu().numpy(), exact_math.GENERATOR_BITS)
+            for name, t in self.state_dict().items()
+        }
 
     def load_fixed_point_weights(self, weights: dict[str, tuple[np.ndarray, int]]) -> None:
-        self.load_state_dict({name: torch.from_numpy(exact_math.from_fixed_point(mant, e)).float()
-                              for name, (mant, e) in weights.items()})
+        self.load_state_dict(
+            {
+                name: torch.from_numpy(exact_math.from_fixed_point(mant, e)).float()
+                for name, (mant, e) in weights.items()
+            }
+        )
 
     def args(self) -> dict[str, int]:
         """The constructor's arguments: ``GaussianGenerator(**g.args())`` builds the same shapes."""
-        return {"feat_dim": self.feat_dim, "n_offsets": self.n_offsets, "levels": self.levels,
-                "hidden": self.mlp_opacity[0].out_features}
+        return {
+            "feat_dim": self.feat_dim,
+            "n_offsets": self.n_offsets,
+            "levels": self.levels,
+            "hidden": self.mlp_opacity[0].out_features,
+        }
 
     def forward(
         self,
@@ -152,8 +166,7 @@ class GaussianGenerator(nn.Module):
         view = view_vectors / dist
         onehot = F.one_hot((lv - 1).clamp(0, self.levels - 1), self.levels).to(f)
         inp = torch.cat([f, view, dist / dist_scale, onehot], dim=-1)  # the order of input_slices()
-        return (self.mlp_opacity(inp), self.mlp_color(inp).reshape(-1, K, 3),
-                self.mlp_cov(inp).reshape(-1, K, 7))
+        return (self.mlp_opacity(inp), self.mlp_color(inp).reshape(-1, K, 3), self.mlp_cov(inp).reshape(-1, K, 7))
 
     def decode(
         self,

@@ -47,7 +47,7 @@ class AttributeLayout:
     def block(self, m: torch.Tensor, i: int) -> torch.Tensor:
         """Block ``i`` (0 = f, 1 = s, 2 = o) of an attribute matrix [N, D]."""
         e = self.edges
-        return m[:, e[i]:e[i + 1]]
+        return m[:, e[i] : e[i + 1]]
 
     def join(self, feature: torch.Tensor, scaling: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """[N, D] = feature | scaling | offsets (flattened); differentiable."""
@@ -56,7 +56,7 @@ class AttributeLayout:
     def split(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(feature [N, F], scaling [N, 6], offsets [N, K, 3]) of an attribute matrix [N, D]."""
         e = self.edges
-        return m[:, :e[1]], m[:, e[1]:e[2]], m[:, e[2]:].reshape(m.shape[0], self.n_offsets, 3)
+        return m[:, : e[1]], m[:, e[1] : e[2]], m[:, e[2] :].reshape(m.shape[0], self.n_offsets, 3)
 
     def per_channel(self, per_block: torch.Tensor) -> torch.Tensor:
         """Expand one value per block [N, 3] to one per channel [N, D]."""

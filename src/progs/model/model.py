@@ -56,13 +56,17 @@ class ProGSModel(nn.Module):
         if generator is None:
             generator = GaussianGenerator(anchors.feat_dim, anchors.n_offsets, anchors.num_levels)
         if context is None:
-            context = ContextModel(ContextConfig.for_anchor_count(len(anchors), num_levels=anchors.num_levels), seed=seed)
+            context = ContextModel(
+                ContextConfig.for_anchor_count(len(anchors), num_levels=anchors.num_levels), seed=seed
+            )
         self.generator = generator
         self.context = context
         self.cull_margin = float(cull_margin)
         self.view_distance = None if view_distance is None else float(view_distance)
         if self.context.layout != self.layout:
-            raise ValueError(f"context model codes attributes {self.context.layout.dims}, anchors have {self.layout.dims}")
+            raise ValueError(
+                f"context model codes attributes {self.context.layout.dims}, anchors have {self.layout.dims}"
+            )
 
     @property
     def grid(self) -> OctreeGrid:
@@ -86,7 +90,11 @@ class ProGSModel(nn.Module):
         return self.anchors.device
 
     def generate(
-        self, camera: Camera, lod: int | None = None, *, cull: bool = True,
+        self,
+        camera: Camera,
+        lod: int | None = None,
+        *,
+        cull: bool = True,
         attributes: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> NeuralGaussians:
         """Neural Gaussians of LoD ``lod``; ``attributes`` optionally replaces the anchors'
@@ -94,17 +102,31 @@ class ProGSModel(nn.Module):
         a = self.anchors
         feature, scaling, offsets = attributes if attributes is not None else (a.feature, a.scaling, a.offsets)
         return self.generator(
-            a.positions, a.levels, feature, scaling, offsets, camera,
-            lod=lod, dist_scale=self.dist_scale, cull=cull, margin=self.cull_margin,
+            a.positions,
+            a.levels,
+            feature,
+            scaling,
+            offsets,
+            camera,
+            lod=lod,
+            dist_scale=self.dist_scale,
+            cull=cull,
+            margin=self.cull_margin,
         )
 
     def render(
-        self, camera: Camera, lod: int | None = None, background: torch.Tensor | None = None, backend: str = "auto",
+        self,
+        camera: Camera,
+        lod: int | None = None,
+        background: torch.Tensor | None = None,
+        backend: str = "auto",
         attributes: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> RenderOutput:
         lod = self.num_levels if lod is None else int(lod)
         g = self.generate(camera, lod, attributes=attributes)
-        image, alpha, info = rasterize(g.means, g.quats, g.scales, g.opacities, g.colors, camera, background, backend=backend)
+        image, alpha, info = rasterize(
+            g.means, g.quats, g.scales, g.opacities, g.colors, camera, background, backend=backend
+        )
         return RenderOutput(image, alpha, info, g, lod)
 
     # -- state ----------------------------------------------------------------------------------------
@@ -154,6 +176,9 @@ def model_from_state(state: dict[str, Any]) -> ProGSModel:
     context = ContextModel(ContextConfig.from_json(state["context_config"]))
     context.load_state_dict(state["context"])
     return ProGSModel(
-        anchors, generator, context, cull_margin=state.get("cull_margin", legacy.get("cull_margin", 0.1)),
+        anchors,
+        generator,
+        context,
+        cull_margin=state.get("cull_margin", legacy.get("cull_margin", 0.1)),
         view_distance=state.get("view_distance"),
     )

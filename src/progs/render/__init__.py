@@ -68,8 +68,15 @@ def rasterize(
     else:
         raise ValueError(f"unknown rasterizer backend {backend!r} (use auto, cpu, reference or cuda)")
     image, alpha = composite(
-        proj.means2d, proj.conics, colors, opacities, proj.depths, proj.radii,
-        camera.width, camera.height, background,
+        proj.means2d,
+        proj.conics,
+        colors,
+        opacities,
+        proj.depths,
+        proj.radii,
+        camera.width,
+        camera.height,
+        background,
     )
     info = {"means2d": proj.means2d, "radii": proj.radii, "depths": proj.depths, "conics": proj.conics}
     return image, alpha, info

@@ -36,8 +36,19 @@ class _Composite(torch.autograd.Function):
         ext = load_kernel()
         assert ext is not None
         image, alpha, t_final, last, tile_offsets, ids, slots, goff = ext.forward(
-            means2d, conics, colors, opacities, depths, radii, background,
-            width, height, TILE_SIZE, ALPHA_MAX, ALPHA_MIN, T_MIN,
+            means2d,
+            conics,
+            colors,
+            opacities,
+            depths,
+            radii,
+            background,
+            width,
+            height,
+            TILE_SIZE,
+            ALPHA_MAX,
+            ALPHA_MIN,
+            T_MIN,
         )
         ctx.save_for_backward(
             means2d, conics, colors, opacities, background, t_final, last, tile_offsets, ids, slots, goff
@@ -63,8 +74,25 @@ class _Composite(torch.autograd.Function):
             ext = load_kernel()
             assert ext is not None
             v_means2d, v_conics, v_colors, v_opac = ext.backward(
-                means2d, conics, colors, opacities, background, v_image, v_alpha, t_final, last,
-                tile_offsets, ids, slots, goff, width, height, TILE_SIZE, ALPHA_MAX, ALPHA_MIN, T_MIN,
+                means2d,
+                conics,
+                colors,
+                opacities,
+                background,
+                v_image,
+                v_alpha,
+                t_final,
+                last,
+                tile_offsets,
+                ids,
+                slots,
+                goff,
+                width,
+                height,
+                TILE_SIZE,
+                ALPHA_MAX,
+                ALPHA_MIN,
+                T_MIN,
             )
         if ctx.needs_input_grad[4]:
             v_bg = (v_image * t_final[..., None]).sum(dim=(0, 1))

@@ -31,8 +31,10 @@ def _gsplat_rasterization() -> Any:
             f" ({type(exc).__name__}: {exc})"
         ) from exc
     if _C is None:  # gsplat imports without its extension when it finds no CUDA toolkit (nvcc) to build it
-        raise ProgsError("gsplat is installed but its CUDA extension is not built (it needs the CUDA toolkit, "
-                         "nvcc, the first time); use --device cpu otherwise")
+        raise ProgsError(
+            "gsplat is installed but its CUDA extension is not built (it needs the CUDA toolkit, "
+            "nvcc, the first time); use --device cpu otherwise"
+        )
     return rasterization
 
 
@@ -98,8 +100,13 @@ def rasterize_gsplat(
 
 
 def _empty_render(
-    means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor, colors: torch.Tensor,
-    camera: Camera, background: torch.Tensor,
+    means: torch.Tensor,
+    quats: torch.Tensor,
+    scales: torch.Tensor,
+    opacities: torch.Tensor,
+    colors: torch.Tensor,
+    camera: Camera,
+    background: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """What rendering zero Gaussians gives, without calling gsplat: the background everywhere, alpha 0. The
     image still depends on the (empty) inputs, so a loss on it back-propagates (to nothing) like any other."""

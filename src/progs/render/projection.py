@@ -35,9 +35,15 @@ def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
     w, x, y, z = q.unbind(-1)
     return torch.stack(
         [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
         ],
         dim=-1,
     ).reshape(-1, 3, 3)
@@ -72,9 +78,7 @@ def project_gaussians(
     tx = zs * torch.clamp(x * rz, -lim_x_neg, lim_x_pos)
     ty = zs * torch.clamp(y * rz, -lim_y_neg, lim_y_pos)
     zero = torch.zeros_like(zs)
-    J = torch.stack(
-        [fx * rz, zero, -fx * tx * rz2, zero, fy * rz, -fy * ty * rz2], dim=-1
-    ).reshape(-1, 2, 3)
+    J = torch.stack([fx * rz, zero, -fx * tx * rz2, zero, fy * rz, -fy * ty * rz2], dim=-1).reshape(-1, 2, 3)
 
     cov_world = covariance_3d(quats, scales)
     cov_cam = R @ cov_world @ R.T
@@ -94,9 +98,7 @@ def project_gaussians(
         lam = mid + torch.sqrt(torch.clamp(mid * mid - det, min=0.01))
         radius = torch.ceil(3.0 * torch.sqrt(lam.clamp_min(0)))
         u, v = means2d[:, 0], means2d[:, 1]
-        on_screen = (
-            (u + radius > 0) & (u - radius < camera.width) & (v + radius > 0) & (v - radius < camera.height)
-        )
+        on_screen = (u + radius > 0) & (u - radius < camera.width) & (v + radius > 0) & (v - radius < camera.height)
         finite = torch.isfinite(means2d).all(-1) & torch.isfinite(conics).all(-1) & torch.isfinite(radius)
         valid = in_depth & ok_det & on_screen & finite & (radius > 0)
         radii = torch.where(valid, radius, torch.zeros_like(radius)).to(torch.int32)

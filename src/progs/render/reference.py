@@ -51,8 +51,10 @@ def composite_reference(
         sigma = 0.5 * (q[None, :, 0] * dx * dx + q[None, :, 2] * dy * dy) + q[None, :, 1] * dx * dy
         alpha = torch.clamp(op[None, :] * torch.exp(-sigma), max=ALPHA_MAX)
         in_tile = (
-            (tx[s:e, None] >= rect[None, :, 0]) & (tx[s:e, None] < rect[None, :, 2])
-            & (ty[s:e, None] >= rect[None, :, 1]) & (ty[s:e, None] < rect[None, :, 3])
+            (tx[s:e, None] >= rect[None, :, 0])
+            & (tx[s:e, None] < rect[None, :, 2])
+            & (ty[s:e, None] >= rect[None, :, 1])
+            & (ty[s:e, None] < rect[None, :, 3])
         )
         use = in_tile & (sigma >= 0) & (alpha >= ALPHA_MIN)
         alpha = torch.where(use, alpha, torch.zeros_like(alpha))

@@ -30,14 +30,25 @@ from progs.codec.header import head_chunk_length, read_chunk_table
 from progs.codec.stream import DecodeResult, decode
 from progs.errors import ProgsError
 from progs.stream.manifest import (
-    MAX_MANIFEST_BYTES, check_against_header, lods_within,
-    lods_within_time, manifest_from_header, manifest_name, read_manifest,
+    MAX_MANIFEST_BYTES,
+    check_against_header,
+    lods_within,
+    lods_within_time,
+    manifest_from_header,
+    manifest_name,
+    read_manifest,
 )
 
 BLOCK = 64 * 1024
 _TRANSIENT = (
-    ConnectionError, TimeoutError, socket.timeout, http.client.IncompleteRead, http.client.RemoteDisconnected,
-    http.client.BadStatusLine, urllib.error.URLError, OSError,
+    ConnectionError,
+    TimeoutError,
+    socket.timeout,
+    http.client.IncompleteRead,
+    http.client.RemoteDisconnected,
+    http.client.BadStatusLine,
+    urllib.error.URLError,
+    OSError,
 )
 
 
@@ -65,9 +76,18 @@ class StreamClient:
     """
 
     def __init__(
-        self, url: str, *, max_bytes: int | None = None, bandwidth: float | None = None, seconds: float | None = None,
-        max_lod: int | None = None, retries: int = 4, backoff: float = 0.05, timeout: float = 15.0,
-        max_sleep: float = 5.0, on_progress: Callable[[int, int], None] | None = None,
+        self,
+        url: str,
+        *,
+        max_bytes: int | None = None,
+        bandwidth: float | None = None,
+        seconds: float | None = None,
+        max_lod: int | None = None,
+        retries: int = 4,
+        backoff: float = 0.05,
+        timeout: float = 15.0,
+        max_sleep: float = 5.0,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         if max_bytes is not None and max_bytes < 0:
             raise ProgsError(f"the byte budget must be non-negative, got {max_bytes}")
@@ -110,7 +130,9 @@ class StreamClient:
             if exc.code == 404:
                 raise _NotFound(url) from None
             if exc.code == 416:
-                raise ProgsError(f"{url}: the server says bytes {start}-{end} are out of range (416); the stream is shorter than planned") from None
+                raise ProgsError(
+                    f"{url}: the server says bytes {start}-{end} are out of range (416); the stream is shorter than planned"
+                ) from None
             raise ProgsError(f"{url}: HTTP {exc.code} {exc.reason}") from None
 
     def _pace(self, n: int) -> None:
@@ -138,13 +160,17 @@ class StreamClient:
                     etag = resp.headers.get("ETag")
                     if etag and not etag.startswith("W/"):
                         if self._etag is not None and etag != self._etag:
-                            raise ProgsError(f"{url}: the stream changed on the server while it was being fetched (ETag {self._etag} -> {etag})")
+                            raise ProgsError(
+                                f"{url}: the stream changed on the server while it was being fetched (ETag {self._etag} -> {etag})"
+                            )
                         self._etag = etag
                     skip = 0
                     if status == 206:
                         cr = resp.headers.get("Content-Range", "")
                         if not cr.startswith(f"bytes {pos}-"):
-                            raise ProgsError(f"{url}: asked for bytes {pos}-{end - 1}, the server sent {cr or 'no Content-Range'}")
+                            raise ProgsError(
+                                f"{url}: asked for bytes {pos}-{end - 1}, the server sent {cr or 'no Content-Range'}"
+                            )
                     elif status == 200:
                         skip = pos  # the server ignores Range: skip to our offset (costly, but correct)
                     else:
@@ -295,7 +321,9 @@ class StreamClient:
             self.stats.seconds += time.monotonic() - t0
             result = decode(bytes(self.data), max_lod=lod, source=self.stream_url or "stream")
             if result.lods_decoded != lod:
-                raise FormatError(result.problem or f"{self.stream_url}: decoded {result.lods_decoded} LoDs, expected {lod}")
+                raise FormatError(
+                    result.problem or f"{self.stream_url}: decoded {result.lods_decoded} LoDs, expected {lod}"
+                )
             yield lod, len(self.data), result
 
     def fetch(self) -> DecodeResult | None:

@@ -46,7 +46,9 @@ def _quality_for(quality: list[dict] | None, lod: int, n_lods: int) -> tuple[flo
     return None, None
 
 
-def _lod_entries(header_length: int, sizes: list[int], anchors: list[int | None], quality: list[dict] | None) -> list[dict]:
+def _lod_entries(
+    header_length: int, sizes: list[int], anchors: list[int | None], quality: list[dict] | None
+) -> list[dict]:
     lods = []
     offset = header_length
     total_anchors: int | None = 0
@@ -55,10 +57,18 @@ def _lod_entries(header_length: int, sizes: list[int], anchors: list[int | None]
         a = anchors[i]
         total_anchors = None if (a is None or total_anchors is None) else total_anchors + a
         psnr, ssim = _quality_for(quality, lod, len(sizes))
-        lods.append({
-            "lod": lod, "offset": offset, "length": size, "cumulative_bytes": offset + size,
-            "anchors": a, "anchors_cumulative": total_anchors, "psnr": psnr, "ssim": ssim,
-        })
+        lods.append(
+            {
+                "lod": lod,
+                "offset": offset,
+                "length": size,
+                "cumulative_bytes": offset + size,
+                "anchors": a,
+                "anchors_cumulative": total_anchors,
+                "psnr": psnr,
+                "ssim": ssim,
+            }
+        )
         offset += size
     return lods
 
@@ -82,7 +92,9 @@ def build_manifest(result: Any, stream_name: str, quality: list[dict] | None = N
         anchors.append(int(st.anchors))
         expected += size
     if expected != len(result.data):
-        raise ProgsError(f"cannot build a manifest: chunks end at byte {expected} but the stream has {len(result.data)}")
+        raise ProgsError(
+            f"cannot build a manifest: chunks end at byte {expected} but the stream has {len(result.data)}"
+        )
     return {
         "format": "progs",
         "version": FORMAT_VERSION,
@@ -151,23 +163,25 @@ def validate_manifest(m: Any, source: str = "manifest") -> dict:
     if not isinstance(m, dict):
         raise _bad(source, "the top level must be a JSON object")
     if m.get("format") != "progs":
-        raise _bad(source, f"\"format\" must be \"progs\", got {m.get('format')!r}")
+        raise _bad(source, f'"format" must be "progs", got {m.get("format")!r}')
     version = m.get("version")
     if version != FORMAT_VERSION:
-        raise ProgsError(f"{source}: unsupported format version {version!r} (this progs reads version {FORMAT_VERSION})")
+        raise ProgsError(
+            f"{source}: unsupported format version {version!r} (this progs reads version {FORMAT_VERSION})"
+        )
     stream = m.get("stream")
     if not isinstance(stream, str) or not stream or "/" in stream or "\\" in stream or stream in (".", ".."):
-        raise _bad(source, f"\"stream\" must be a plain file name, got {stream!r}")
-    total = _int(m.get("total_bytes"), source, "\"total_bytes\"", 1)
+        raise _bad(source, f'"stream" must be a plain file name, got {stream!r}')
+    total = _int(m.get("total_bytes"), source, '"total_bytes"', 1)
     header = m.get("header")
     if not isinstance(header, dict):
-        raise _bad(source, "\"header\" must be an object with offset and length")
+        raise _bad(source, '"header" must be an object with offset and length')
     if _int(header.get("offset"), source, "header offset") != 0:
         raise _bad(source, "the header must start at byte 0")
     hlen = _int(header.get("length"), source, "header length", PREAMBLE + CHUNK_OVERHEAD)
     lods = m.get("lods")
     if not isinstance(lods, list) or not 1 <= len(lods) <= MAX_LEVELS:
-        raise _bad(source, f"\"lods\" must be a list of 1..{MAX_LEVELS} entries")
+        raise _bad(source, f'"lods" must be a list of 1..{MAX_LEVELS} entries')
     expected_offset = hlen
     cum_anchors: int | None = 0
     for i, e in enumerate(lods):
@@ -265,7 +279,9 @@ def lods_within(manifest: dict, max_bytes: int | None) -> int:
 def lods_within_time(manifest: dict, bandwidth_bytes_per_s: float, seconds: float) -> int:
     """How many LoDs arrive within ``seconds`` at ``bandwidth_bytes_per_s`` (header included)."""
     if not (bandwidth_bytes_per_s > 0 and seconds >= 0):
-        raise ProgsError(f"bandwidth must be positive and time non-negative (got {bandwidth_bytes_per_s} B/s, {seconds} s)")
+        raise ProgsError(
+            f"bandwidth must be positive and time non-negative (got {bandwidth_bytes_per_s} B/s, {seconds} s)"
+        )
     budget = bandwidth_bytes_per_s * seconds
     return lods_within(manifest, int(math.floor(budget + 1e-9)) if math.isfinite(budget) else None)
 
@@ -277,7 +293,15 @@ def lod_range(manifest: dict, lod: int) -> tuple[int, int]:
 
 
 __all__ = [
-    "build_manifest", "manifest_for_stream", "write_manifest", "read_manifest", "validate_manifest", "manifest_from_header",
-    "check_against_header", "lods_within",
-    "lods_within_time", "lod_range", "manifest_name",
+    "build_manifest",
+    "manifest_for_stream",
+    "write_manifest",
+    "read_manifest",
+    "validate_manifest",
+    "manifest_from_header",
+    "check_against_header",
+    "lods_within",
+    "lods_within_time",
+    "lod_range",
+    "manifest_name",
 ]

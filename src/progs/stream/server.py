@@ -78,11 +78,16 @@ class _RangeFile(web.FileResponse):
 
     def _report(self, request: web.BaseRequest) -> None:
         if self._hook is not None:
-            self._hook({
-                "method": request.method, "path": request.path, "range": request.headers.get(hdrs.RANGE),
-                "status": self.status, "length": self.content_length if self.status in (200, 206) else 0,
-                "content_range": self.headers.get(hdrs.CONTENT_RANGE),
-            })
+            self._hook(
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "range": request.headers.get(hdrs.RANGE),
+                    "status": self.status,
+                    "length": self.content_length if self.status in (200, 206) else 0,
+                    "content_range": self.headers.get(hdrs.CONTENT_RANGE),
+                }
+            )
 
 
 def resolve_safe(root: Path, rel: str) -> Path:
@@ -121,8 +126,16 @@ def make_app(directory: str | os.PathLike[str], on_request: RequestHook | None =
         except web.HTTPException as exc:
             _cors(exc)
             if on_request is not None:
-                on_request({"method": request.method, "path": request.path, "range": request.headers.get(hdrs.RANGE),
-                            "status": exc.status, "length": 0, "content_range": None})
+                on_request(
+                    {
+                        "method": request.method,
+                        "path": request.path,
+                        "range": request.headers.get(hdrs.RANGE),
+                        "status": exc.status,
+                        "length": 0,
+                        "content_range": None,
+                    }
+                )
             raise
         if not resp.prepared:
             _cors(resp)
@@ -148,8 +161,12 @@ def make_app(directory: str | os.PathLike[str], on_request: RequestHook | None =
 
 
 def start_server(
-    directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, *,
-    on_request: RequestHook | None = None, access_log: bool = False,
+    directory: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    on_request: RequestHook | None = None,
+    access_log: bool = False,
 ) -> tuple[str, Callable[[], None]]:
     """Serve ``directory`` from a background thread; returns ``(base_url, stop)`` (``stop()`` is idempotent).
 
@@ -205,8 +222,12 @@ def start_server(
     return url, stop
 
 
-def serve_forever(directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000,
-                  announce: Callable[[str], None] = print) -> None:
+def serve_forever(
+    directory: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    announce: Callable[[str], None] = print,
+) -> None:
     """Serve until interrupted (Ctrl-C), logging one line per request to stderr."""
     if not log.handlers:
         handler = logging.StreamHandler()

@@ -48,7 +48,9 @@ def lod_splats(model, lod: int, nbytes: int) -> LodSplats:
     means, quats, scales, opac, colors = _cloud_arrays(model, lod)
     cov = covariance_3d(quats.float(), scales.float())
     return LodSplats(
-        lod, int(nbytes), int((model.anchors.levels <= lod).sum()),
+        lod,
+        int(nbytes),
+        int((model.anchors.levels <= lod).sum()),
         means.float().numpy().astype(np.float32),
         cov.float().numpy().astype(np.float32),
         colors.float().clamp(0, 1).numpy().astype(np.float32),
@@ -56,7 +58,9 @@ def lod_splats(model, lod: int, nbytes: int) -> LodSplats:
     )
 
 
-def iter_source(source: str, max_bytes: int | None = None, bandwidth: float | None = None) -> tuple[int | None, Iterator]:
+def iter_source(
+    source: str, max_bytes: int | None = None, bandwidth: float | None = None
+) -> tuple[int | None, Iterator]:
     """``(total LoDs or None, iterator of (lod, bytes, DecodeResult))`` for a URL or a local file."""
     from progs.stream.client import StreamClient, is_url, read_local_progressively
 
@@ -78,8 +82,16 @@ class ProgressiveViewer:
     to open; ``wait(timeout)`` waits until the stream is done; ``stop()`` closes everything.
     """
 
-    def __init__(self, source: str, host: str = "127.0.0.1", port: int = 8080, *, max_bytes: int | None = None,
-                 bandwidth: float | None = None, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        source: str,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        max_bytes: int | None = None,
+        bandwidth: float | None = None,
+        verbose: bool = False,
+    ) -> None:
         self.source = source
         self.host = host
         self.port = port
@@ -211,8 +223,10 @@ class ProgressiveViewer:
         else:
             sp = self.lods[self.shown or latest]
             got = self.lods[latest]
-            line = (f"**LoD {sp.lod} / {total}** · {got.bytes:,} bytes received · {sp.anchors:,} anchors · "
-                    f"{len(sp):,} Gaussians")
+            line = (
+                f"**LoD {sp.lod} / {total}** · {got.bytes:,} bytes received · {sp.anchors:,} anchors · "
+                f"{len(sp):,} Gaussians"
+            )
             if latest != sp.lod:
                 line += f" (received up to LoD {latest})"
             elif self.done.is_set():
@@ -241,8 +255,15 @@ class ProgressiveViewer:
             self._server = None
 
 
-def view(source: str, host: str = "127.0.0.1", port: int = 8080, *, max_bytes: int | None = None,
-         bandwidth: float | None = None, announce=print) -> None:
+def view(
+    source: str,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    max_bytes: int | None = None,
+    bandwidth: float | None = None,
+    announce=print,
+) -> None:
     """Run the viewer until Ctrl-C."""
     v = ProgressiveViewer(source, host, port, max_bytes=max_bytes, bandwidth=bandwidth).start()
     announce(f"viewer at {v.url} (Ctrl-C to stop)")
@@ -255,7 +276,9 @@ def view(source: str, host: str = "127.0.0.1", port: int = 8080, *, max_bytes: i
                 for lod in range(announced_lod + 1, latest + 1):
                     sp = v.lods.get(lod)
                     if sp is not None:
-                        announce(f"LoD {lod}: {sp.bytes:,} bytes received, {sp.anchors:,} anchors, {len(sp):,} Gaussians")
+                        announce(
+                            f"LoD {lod}: {sp.bytes:,} bytes received, {sp.anchors:,} anchors, {len(sp):,} Gaussians"
+                        )
                 announced_lod = latest
             if done and v.error and not announced_error:
                 announce(f"stream stopped: {v.error}")

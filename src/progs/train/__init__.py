@@ -7,5 +7,10 @@ from progs.train.config import TrainConfig
 from progs.train.trainer import Trainer
 
 __all__ = [
-    "Schedule", "Stages", "TrainConfig", "Trainer", "load_checkpoint", "save_checkpoint",
+    "Schedule",
+    "Stages",
+    "TrainConfig",
+    "Trainer",
+    "load_checkpoint",
+    "save_checkpoint",
 ]

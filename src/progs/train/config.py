@@ -35,8 +35,10 @@ def _check(ok: bool, msg: str) -> None:
 
 
 def _positive(name: str, v: float, zero: bool = False) -> None:
-    _check(isinstance(v, (int, float)) and math.isfinite(v) and (v >= 0 if zero else v > 0),
-           f"{name} must be a {'non-negative' if zero else 'positive'} number, got {v!r}")
+    _check(
+        isinstance(v, (int, float)) and math.isfinite(v) and (v >= 0 if zero else v > 0),
+        f"{name} must be a {'non-negative' if zero else 'positive'} number, got {v!r}",
+    )
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,14 @@ class LossConfig:
         _positive("nce_tau", self.nce_tau)
         _check(0.0 < self.nce_fraction <= 1.0, f"nce_fraction must lie in (0, 1], got {self.nce_fraction}")
         _check(self.nce_negatives >= 1, f"nce_negatives must be >= 1, got {self.nce_negatives}")
-        _check(self.c2f_coarse_samples is None or self.c2f_coarse_samples >= 1,
-               f"c2f_coarse_samples must be None or >= 1, got {self.c2f_coarse_samples}")
-        _check(self.c2f_finest_weight is None or 0.0 < self.c2f_finest_weight <= 1.0,
-               f"c2f_finest_weight must be None or in (0, 1], got {self.c2f_finest_weight}")
+        _check(
+            self.c2f_coarse_samples is None or self.c2f_coarse_samples >= 1,
+            f"c2f_coarse_samples must be None or >= 1, got {self.c2f_coarse_samples}",
+        )
+        _check(
+            self.c2f_finest_weight is None or 0.0 < self.c2f_finest_weight <= 1.0,
+            f"c2f_finest_weight must be None or in (0, 1], got {self.c2f_finest_weight}",
+        )
 
 
 @dataclass(frozen=True)
@@ -143,8 +149,14 @@ class RateConfig:
     def __post_init__(self) -> None:
         _positive("lambda_e", self.lambda_e, zero=True)
         _check(0.0 < self.entropy_fraction <= 1.0, f"entropy_fraction must lie in (0, 1], got {self.entropy_fraction}")
-        for name in ("lr_context_grid_init", "lr_context_grid_final", "lr_context_mlp_init", "lr_context_mlp_final",
-                     "lr_context_step_init", "lr_context_step_final"):
+        for name in (
+            "lr_context_grid_init",
+            "lr_context_grid_final",
+            "lr_context_mlp_init",
+            "lr_context_mlp_final",
+            "lr_context_step_init",
+            "lr_context_step_final",
+        ):
             _positive(name, getattr(self, name), zero=True)
 
 
@@ -154,9 +166,14 @@ SECTIONS: dict[str, type] = {"loss": LossConfig, "growth": GrowthConfig, "lr": L
 # and options since removed (experiments that lost: docs/RESULTS.md). Only TrainConfig.from_dict reads
 # them, with a warning.
 _RENAMED = {
-    "adjust": "growth.enabled", "adjust_interval": "growth.interval", "grad_threshold": "growth.grad_threshold",
-    "grad_beta": "growth.beta", "very_factor": "growth.very_factor", "prune_opacity": "growth.prune_opacity",
-    "max_anchors": "growth.max_anchors", "rate": "rate.enabled",
+    "adjust": "growth.enabled",
+    "adjust_interval": "growth.interval",
+    "grad_threshold": "growth.grad_threshold",
+    "grad_beta": "growth.beta",
+    "very_factor": "growth.very_factor",
+    "prune_opacity": "growth.prune_opacity",
+    "max_anchors": "growth.max_anchors",
+    "rate": "rate.enabled",
     **{f"lr_{f.name}": f"lr.{f.name}" for f in fields(LearningRates)},
 }
 _REMOVED = {"downscale", "refine_fraction", "growth.level_budget"}  # downscale: now the dataset's (DatasetSpec)
@@ -166,8 +183,11 @@ def _upgrade(changes: dict[str, Any]) -> dict[str, Any]:
     """``changes`` (dotted names) with the names of older runs translated and removed options dropped."""
     old = sorted(n for n in changes if n in _RENAMED or n in _REMOVED)
     if old:
-        warnings.warn(f"a run of an older progs: read {', '.join(old)} as today's configuration "
-                      "(renamed options translated, removed ones ignored)", stacklevel=3)
+        warnings.warn(
+            f"a run of an older progs: read {', '.join(old)} as today's configuration "
+            "(renamed options translated, removed ones ignored)",
+            stacklevel=3,
+        )
     return {_RENAMED.get(n, n): v for n, v in changes.items() if n not in _REMOVED}
 
 
@@ -198,19 +218,34 @@ class TrainConfig:
     schedule: Schedule = field(default_factory=Schedule)
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.iterations, int) and self.iterations >= 1, f"iterations must be >= 1, got {self.iterations!r}")
+        _check(
+            isinstance(self.iterations, int) and self.iterations >= 1,
+            f"iterations must be >= 1, got {self.iterations!r}",
+        )
         _check(1 <= self.levels <= 16, f"levels must lie in 1..16, got {self.levels}")
-        _check(self.base_depth is None or 0 <= self.base_depth <= 20, f"base_depth must lie in 0..20, got {self.base_depth}")
-        _check(self.init_level is None or 1 <= self.init_level <= self.levels,
-               f"init_level must lie in 1..levels ({self.levels}), got {self.init_level}")
+        _check(
+            self.base_depth is None or 0 <= self.base_depth <= 20,
+            f"base_depth must lie in 0..20, got {self.base_depth}",
+        )
+        _check(
+            self.init_level is None or 1 <= self.init_level <= self.levels,
+            f"init_level must lie in 1..levels ({self.levels}), got {self.init_level}",
+        )
         _check(self.feat_dim >= 1 and self.n_offsets >= 1, "feat_dim and n_offsets must be >= 1")
         if isinstance(self.context_hash_levels, list):  # as read back from a run's JSON
             object.__setattr__(self, "context_hash_levels", tuple(self.context_hash_levels))
-        _check(self.context_hash_levels is None
-               or (len(self.context_hash_levels) == 2 and all(isinstance(x, int) and 1 <= x <= 16 for x in self.context_hash_levels)),
-               f"context_hash_levels must be two levels in 1..16 (3D, 2D), got {self.context_hash_levels!r}")
-        _check(self.init_random_points is None or self.init_random_points >= 1,
-               f"init_random_points must be >= 1, got {self.init_random_points}")
+        _check(
+            self.context_hash_levels is None
+            or (
+                len(self.context_hash_levels) == 2
+                and all(isinstance(x, int) and 1 <= x <= 16 for x in self.context_hash_levels)
+            ),
+            f"context_hash_levels must be two levels in 1..16 (3D, 2D), got {self.context_hash_levels!r}",
+        )
+        _check(
+            self.init_random_points is None or self.init_random_points >= 1,
+            f"init_random_points must be >= 1, got {self.init_random_points}",
+        )
         _check(self.backend in ("auto", "cpu", "cuda", "reference"), f"unknown backend {self.backend!r}")
 
     def replace(self, **changes: Any) -> "TrainConfig":

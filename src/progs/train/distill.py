@@ -85,11 +85,19 @@ def virtual_cameras(model: ProGSModel, count: int, size: int) -> list[Camera]:
     return cams
 
 
-def _render(p: dict[str, torch.Tensor], means: torch.Tensor, camera: Camera,
-            background: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _render(
+    p: dict[str, torch.Tensor], means: torch.Tensor, camera: Camera, background: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     colors = eval_sh(p["sh_dc"], p["sh_rest"], means - camera.center.to(means))
-    image, alpha, _ = rasterize(means, F.normalize(p["quats"], dim=-1, eps=1e-8), torch.exp(p["log_scales"]),
-                                torch.sigmoid(p["opacity_logits"]), colors, camera, background)
+    image, alpha, _ = rasterize(
+        means,
+        F.normalize(p["quats"], dim=-1, eps=1e-8),
+        torch.exp(p["log_scales"]),
+        torch.sigmoid(p["opacity_logits"]),
+        colors,
+        camera,
+        background,
+    )
     return image, alpha
 
 
@@ -144,13 +152,24 @@ def distill_cloud(
             bar.set_postfix(l1=f"{float(loss.detach()):.4f}")
     bar.close()
     with torch.no_grad():
-        return GaussianCloud(means.clone(), p["sh_dc"].detach(), p["sh_rest"].detach(), p["opacity_logits"].detach(),
-                             p["log_scales"].detach(), F.normalize(p["quats"].detach(), dim=-1, eps=1e-8))
+        return GaussianCloud(
+            means.clone(),
+            p["sh_dc"].detach(),
+            p["sh_rest"].detach(),
+            p["opacity_logits"].detach(),
+            p["log_scales"].detach(),
+            F.normalize(p["quats"].detach(), dim=-1, eps=1e-8),
+        )
 
 
 @torch.no_grad()
-def _best_views(p: dict[str, torch.Tensor], means: torch.Tensor, cams: list[Camera],
-                targets: list[tuple[torch.Tensor, torch.Tensor]], count: int) -> list[int]:
+def _best_views(
+    p: dict[str, torch.Tensor],
+    means: torch.Tensor,
+    cams: list[Camera],
+    targets: list[tuple[torch.Tensor, torch.Tensor]],
+    count: int,
+) -> list[int]:
     """The ``count`` cameras whose targets the current cloud reproduces best (squared error of
     image and alpha over black), in camera order."""
     black = torch.zeros(3)

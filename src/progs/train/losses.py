@@ -18,8 +18,9 @@ def photometric_loss(image: torch.Tensor, target: torch.Tensor, lambda_ssim: flo
     return (1.0 - lambda_ssim) * l1 + lambda_ssim * (1.0 - ssim_map(image, target).mean())
 
 
-def c2f_lod_weights(levels: int, coarse_samples: int | None, gen: torch.Generator,
-                    finest_weight: float | None = None) -> dict[int, float]:
+def c2f_lod_weights(
+    levels: int, coarse_samples: int | None, gen: torch.Generator, finest_weight: float | None = None
+) -> dict[int, float]:
     """Which LoDs to render this step and with what weight, so that Σ w_l · loss_l is an unbiased
     estimate of L_c2f = (1/L) Σ_{l=1..L} loss_l (paper Eq. 12), or, with ``finest_weight`` w, of
     w · loss_L + (1 - w)/(L-1) · Σ_{l<L} loss_l.

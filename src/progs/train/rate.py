@@ -26,8 +26,9 @@ def context_inputs(anchors: AnchorSet, idx: torch.Tensor | None = None):
     grid = anchors.grid
     keys = anchors.keys if idx is None else anchors.keys[idx]
     levels = anchors.levels if idx is None else anchors.levels[idx]
-    res = torch.tensor([grid.resolution(level) for level in range(1, grid.num_levels + 1)], dtype=torch.float64,
-                       device=keys.device)
+    res = torch.tensor(
+        [grid.resolution(level) for level in range(1, grid.num_levels + 1)], dtype=torch.float64, device=keys.device
+    )
     r = res[levels - 1][:, None]
     pos = (keys.double() + 0.5) / r
     has_parent = levels > 1
@@ -54,9 +55,12 @@ class RateTrainer:
 
     def state(self) -> dict:
         """The cache for a checkpoint (CPU tensors, whatever the training device)."""
-        return {"steps": None if self._steps is None else self._steps.detach().cpu().clone(),
-                "means": None if self._means is None else self._means.detach().cpu().clone(), "age": self._age,
-                "prior_fitted": self.prior_fitted}
+        return {
+            "steps": None if self._steps is None else self._steps.detach().cpu().clone(),
+            "means": None if self._means is None else self._means.detach().cpu().clone(),
+            "age": self._age,
+            "prior_fitted": self.prior_fitted,
+        }
 
     def load_state(self, state: dict | None) -> None:
         """Restore :meth:`state` onto the context model's device."""
@@ -70,8 +74,7 @@ class RateTrainer:
 
     def _all_steps(self, anchors: AnchorSet) -> torch.Tensor:
         n = len(anchors)
-        if (self._steps is None or self._means is None or self._steps.shape[0] != n
-                or self._age >= self.refresh):
+        if self._steps is None or self._means is None or self._steps.shape[0] != n or self._age >= self.refresh:
             with torch.no_grad():
                 mean, _, q = self.ctx(*context_inputs(anchors))
                 self._steps, self._means = self.ctx.step_per_channel(q), mean
@@ -133,4 +136,3 @@ def park_hidden_offsets(model: ProGSModel) -> int:
     predicted = a.layout.split(mean.to(a.offsets.dtype))[2]
     a.offsets.copy_(torch.where(hidden[..., None], predicted, a.offsets))
     return int(hidden.sum())
-

@@ -1,7 +1,7 @@
 """A training run's folder: what was trained on, the checkpoint, and loading the model back.
 
-    RUN/run.json        dataset spec, training config, view distance, final per-LoD table
-    RUN/checkpoint.pt   the trainer's state (atomic writes; the latest one wins)
+RUN/run.json        dataset spec, training config, view distance, final per-LoD table
+RUN/checkpoint.pt   the trainer's state (atomic writes; the latest one wins)
 """
 
 from __future__ import annotations

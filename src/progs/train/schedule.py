@@ -73,7 +73,9 @@ class Stages:
         return it >= self.quantize_start
 
 
-def exp_lr(it: int, total: int, lr_init: float, lr_final: float, delay_steps: int = 0, delay_mult: float = 1.0) -> float:
+def exp_lr(
+    it: int, total: int, lr_init: float, lr_final: float, delay_steps: int = 0, delay_mult: float = 1.0
+) -> float:
     """3DGS/Scaffold-GS ``get_expon_lr_func``: log-linear from lr_init to lr_final over ``total`` steps."""
     if lr_init == lr_final or total <= 0:
         return lr_init

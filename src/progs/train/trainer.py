@@ -92,16 +92,32 @@ class Trainer:
         else:
             bounds = scene.bounds if scene.bounds is not None else scene.camera_bounds()
             anchors = AnchorSet.random(
-                grid, cfg.init_random_points, self.gen, feat_dim=cfg.feat_dim, n_offsets=cfg.n_offsets,
-                lo=bounds[0].double(), hi=bounds[1].double(), level=cfg.init_level,
+                grid,
+                cfg.init_random_points,
+                self.gen,
+                feat_dim=cfg.feat_dim,
+                n_offsets=cfg.n_offsets,
+                lo=bounds[0].double(),
+                hi=bounds[1].double(),
+                level=cfg.init_level,
             )
         generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels)
-        hash_levels = {} if cfg.context_hash_levels is None else dict(zip(("levels_3d", "levels_2d"), cfg.context_hash_levels))
-        context = ContextModel(ContextConfig.for_anchor_count(len(anchors), num_levels=cfg.levels,
-                                                             attr_dims=tuple(anchors.layout.dims), **hash_levels),
-                               seed=cfg.seed)
-        self.model = ProGSModel(anchors, generator, context, cull_margin=cfg.cull_margin,
-                                view_distance=view_distance(self.train_views, grid)).to(self.device)
+        hash_levels = (
+            {} if cfg.context_hash_levels is None else dict(zip(("levels_3d", "levels_2d"), cfg.context_hash_levels))
+        )
+        context = ContextModel(
+            ContextConfig.for_anchor_count(
+                len(anchors), num_levels=cfg.levels, attr_dims=tuple(anchors.layout.dims), **hash_levels
+            ),
+            seed=cfg.seed,
+        )
+        self.model = ProGSModel(
+            anchors,
+            generator,
+            context,
+            cull_margin=cfg.cull_margin,
+            view_distance=view_distance(self.train_views, grid),
+        ).to(self.device)
         self.rate = RateTrainer(self.model.context, fraction=cfg.rate.entropy_fraction, step_scale=cfg.rate.step_scale)
         self.spatial_lr_scale = camera_extent(self.train_views)
         self.optimizer = self._make_optimizer()
@@ -131,7 +147,11 @@ class Trainer:
             {"params": list(g.mlp_color.parameters()), "name": "mlp_color", "lr": self.config.lr.mlp_color_init},
             {"params": [ctx.grid3, ctx.grid2], "name": "context_grid", "lr": self.config.rate.lr_context_grid_init},
             {"params": list(ctx.mlp_d.parameters()), "name": "context_mlp", "lr": self.config.rate.lr_context_mlp_init},
-            {"params": list(ctx.mlp_q.parameters()), "name": "context_step", "lr": self.config.rate.lr_context_step_init},
+            {
+                "params": list(ctx.mlp_q.parameters()),
+                "name": "context_step",
+                "lr": self.config.rate.lr_context_step_init,
+            },
         ]
         return torch.optim.Adam(groups, lr=0.0, eps=1e-15)
 
@@ -201,8 +221,9 @@ class Trainer:
         if quantizing:  # the codec's rounding (straight-through); the context model stays as it is
             attributes = self.rate.quantized(anchors)
         elif cfg.rate.enabled and self.stages.noise(it):
-            attributes, rate_loss, bits_per_attr = self.rate.step(anchors, self.gen, entropy=self.stages.entropy(it),
-                                                                  noise_gen=self.device_gen)
+            attributes, rate_loss, bits_per_attr = self.rate.step(
+                anchors, self.gen, entropy=self.stages.entropy(it), noise_gen=self.device_gen
+            )
 
         outs = {}
         photo = torch.zeros((), device=self.device)
@@ -220,8 +241,13 @@ class Trainer:
         if cfg.loss.infonce and cfg.loss.lambda_nce > 0 and self.stages.regularizers(it):
             attrs = anchors.attribute_matrix()
             nce = infonce_loss(
-                attrs, anchors.parent, fraction=cfg.loss.nce_fraction, negatives=cfg.loss.nce_negatives,
-                tau=cfg.loss.nce_tau, gen=self.gen, negatives_gen=self.device_gen,
+                attrs,
+                anchors.parent,
+                fraction=cfg.loss.nce_fraction,
+                negatives=cfg.loss.nce_negatives,
+                tau=cfg.loss.nce_tau,
+                gen=self.gen,
+                negatives_gen=self.device_gen,
             )
             loss = loss + cfg.loss.lambda_nce * nce
             terms["nce"] = float(nce.detach())
@@ -240,8 +266,13 @@ class Trainer:
                 grad = out.info["means2d"].grad
                 if grad is not None:
                     anchors.record_gradients(
-                        out.gaussians.anchor_index, out.gaussians.offset_index, grad, out.info["radii"],
-                        view.camera.width, view.camera.height, scale=1.0 / weights[lod],
+                        out.gaussians.anchor_index,
+                        out.gaussians.offset_index,
+                        grad,
+                        out.info["radii"],
+                        view.camera.width,
+                        view.camera.height,
+                        scale=1.0 / weights[lod],
                     )
             anchors.record_opacity(finest.gaussians.visible_anchors, finest.gaussians.anchor_opacity)
         self.optimizer.step()
@@ -254,7 +285,13 @@ class Trainer:
         elif cfg.growth.enabled and it == self.stages.adjust_end:
             anchors.reset_stats()
 
-        rec = {"iteration": it, "loss": float(loss.detach()), **terms, "psnr": psnr(finest.image, view.image), "anchors": len(anchors)}
+        rec = {
+            "iteration": it,
+            "loss": float(loss.detach()),
+            **terms,
+            "psnr": psnr(finest.image, view.image),
+            "anchors": len(anchors),
+        }
         self.history.append(rec)
         return rec
 
@@ -296,8 +333,9 @@ class Trainer:
         """The model's state (:meth:`ProGSModel.to_state`) plus everything needed to continue, as CPU
         tensors whatever the training device (so a checkpoint continues on either)."""
         state = self.model.to_state()
-        state["anchors"].update({name: getattr(self.model.anchors, name).detach().cpu().clone()
-                                 for name in ADJUST_STATS})
+        state["anchors"].update(
+            {name: getattr(self.model.anchors, name).detach().cpu().clone() for name in ADJUST_STATS}
+        )
         extra = {}
         if self.device_gen is not self.gen:
             extra = {"device_rng": self.device_gen.get_state(), "device_rng_type": self.device.type}
@@ -331,8 +369,9 @@ class Trainer:
             self.model.view_distance = view_distance
         for name in ADJUST_STATS:
             getattr(self.model.anchors, name).copy_(state["anchors"][name])
-        self.rate = RateTrainer(self.model.context, fraction=self.config.rate.entropy_fraction,
-                                step_scale=self.config.rate.step_scale)
+        self.rate = RateTrainer(
+            self.model.context, fraction=self.config.rate.entropy_fraction, step_scale=self.config.rate.step_scale
+        )
         self.rate.load_state(state.get("rate_cache"))
         self.spatial_lr_scale = float(state["spatial_lr_scale"])
         self.optimizer = self._make_optimizer()
@@ -360,8 +399,9 @@ class Trainer:
         return self
 
     @classmethod
-    def from_checkpoint(cls, path: str, scene: Scene, device: torch.device | None = None,
-                        **overrides: Any) -> "Trainer":
+    def from_checkpoint(
+        cls, path: str, scene: Scene, device: torch.device | None = None, **overrides: Any
+    ) -> "Trainer":
         """A trainer for ``scene`` on ``device`` (default the CPU) with the checkpoint's config
         (``overrides`` applied) and state."""
         state = load_checkpoint(path)
