@@ -17,6 +17,7 @@ export interface DecodedLevel {
   level: number;
   count: number;
   keys: Int32Array; // [count, 3] voxel keys of this level
+  positions: Float32Array; // [count, 3] the anchors' positions: their voxels' centres
   feature: Float32Array; // [count, featDim]
   scaling: Float32Array; // [count, 6] (log)
   offsets: Float32Array; // [count, nOffsets · 3]
@@ -163,8 +164,11 @@ export class StreamDecoder {
     }
     this.prevTerms = terms;
     this.total += n;
+    const positions = new Float32Array(3 * n);
+    const cell = grid.size / res;
+    for (let i = 0; i < 3 * n; i++) positions[i] = grid.origin[i % 3] + (st.keys[i] + 0.5) * cell;
     const out: DecodedLevel = {
-      level, count: n, keys: st.keys, feature, scaling, offsets, hidden, values,
+      level, count: n, keys: st.keys, positions, feature, scaling, offsets, hidden, values,
       structureMethod: METHOD_NAMES[st.method], bytes: ch.payload.length + CHUNK_OVERHEAD, seconds: (performance.now() - t0) / 1000,
     };
     this.levels.push(out);
