@@ -75,8 +75,25 @@ export const SCALE_BINS = Float64Array.from({ length: NUM_SCALE_BINS }, (_, b) =
 /** t_k = 2^(⌊k/8⌋ − 4) · M[k mod 8], k = 0..126 */
 export const SCALE_THRESHOLDS = Float64Array.from({ length: NUM_SCALE_BINS - 1 }, (_, k) => OCTAVE_THRESHOLDS[k % 8] * pow2((k >> 3) - 4));
 
-/** The scale bin of a deviation σ (symbol units): how many thresholds are <= σ. */
+const binF64 = new Float64Array(1);
+const binU32 = new Uint32Array(binF64.buffer);
+const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0; // the high word's index
+
+/** The scale bin of a deviation σ > 0 (symbol units): how many thresholds are <= σ, that is 8 per
+ * whole octave of σ's binary exponent above −4, plus the octave thresholds not above its mantissa. */
 export function scaleBin(sigma: number): number {
+  binF64[0] = sigma;
+  const hi = binU32[HI];
+  const e = ((hi >>> 20) & 0x7ff) - 1023;
+  binU32[HI] = (hi & 0x800fffff) | 0x3ff00000; // the mantissa as a number in [1, 2)
+  const m = binF64[0];
+  let count = 8 * (e + 4);
+  for (let k = 0; k < 8; k++) if (OCTAVE_THRESHOLDS[k] <= m) count++;
+  return count < 0 ? 0 : count > NUM_SCALE_BINS - 1 ? NUM_SCALE_BINS - 1 : count;
+}
+
+/** The same count by search over the thresholds (for any σ). */
+export function scaleBinBySearch(sigma: number): number {
   let lo = 0;
   let hi = SCALE_THRESHOLDS.length; // answer in [lo, hi]
   while (lo < hi) {

@@ -9,3 +9,5 @@ export { StreamDecoder, decode, MAX_ANCHORS } from "./decoder.js";
 export type { DecodedLevel, DecodeResult } from "./decoder.js";
 export { toSplats, splatsToPly, sphereCameras } from "./splats.js";
 export type { Splats } from "./splats.js";
+export { scaleBin, scaleBinBySearch, SCALE_BINS, SCALE_THRESHOLDS } from "./context.js";
+export { frequencies, RangeDecoder } from "./rangecoder.js";
