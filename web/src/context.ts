@@ -257,19 +257,23 @@ export class ContextModel {
     for (let j = 0; j < dim; j++) out[o + j] = roundEven(out[o + j] / ACT_GRID) * ACT_GRID;
   }
 
-  /** The first-layer terms [n, H] that features h [n, F] contribute as *parents*. */
-  parentTerms(h: Float64Array, n: number): Float64Array {
+  /** The first-layer terms [P, H] that the previous level's features h [P, F] contribute as
+   * *parents*, for the rows that `parent` names (the others stay 0: nobody reads them). */
+  parentTerms(h: Float64Array, P: number, parent: Int32Array): Float64Array {
     const F = this.F;
     const H = this.H;
-    const out = new Float64Array(n * H);
+    const out = new Float64Array(P * H);
+    const done = new Uint8Array(P);
     const w = this.w1parent;
-    for (let i = 0; i < n; i++) {
-      const ho = i * F;
+    for (const pi of parent) {
+      if (done[pi]) continue;
+      done[pi] = 1;
+      const ho = pi * F;
       for (let k = 0; k < H; k++) {
         let v = 0; // exact: any summation order gives these bits
         const wo = k * F;
         for (let f = 0; f < F; f++) v += h[ho + f] * w[wo + f];
-        out[i * H + k] = v;
+        out[pi * H + k] = v;
       }
     }
     return out;

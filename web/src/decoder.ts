@@ -35,7 +35,7 @@ export class StreamDecoder {
   readonly context: ContextModel;
   private readonly rule: HiddenRule | null;
   private readonly channelType: Uint8Array;
-  private prevTerms: Float64Array | null = null;
+  private prevFeatures: Float64Array | null = null; // the previous level's hash-grid features
   private total = 0;
 
   /** `head` is the HEAD chunk (scanned, CRC checked). */
@@ -98,11 +98,11 @@ export class StreamDecoder {
     const h = ctx.features(pos, n);
     let p;
     try {
-      p = ctx.codingParams(h, n, level, level > 1 ? this.prevTerms : null, st.parent);
+      const terms = level > 1 && prev && st.parent ? ctx.parentTerms(this.prevFeatures!, prev.count, st.parent) : null;
+      p = ctx.codingParams(h, n, level, terms, st.parent);
     } catch (e) {
       throw r.fail((e as Error).message);
     }
-    const terms = ctx.parentTerms(h, n);
     const predictor = readPredictor(r, level, D);
     let shift: Float64Array | null = null;
     if (predictor) {
@@ -162,7 +162,7 @@ export class StreamDecoder {
       scaling.set(values.subarray(i * D + F, i * D + fs), i * 6);
       offsets.set(values.subarray(i * D + fs, (i + 1) * D), i * 3 * K);
     }
-    this.prevTerms = terms;
+    this.prevFeatures = h;
     this.total += n;
     const positions = new Float32Array(3 * n);
     const cell = grid.size / res;
