@@ -35,9 +35,12 @@ def source_cloud() -> GaussianCloud:
     means = g.normal(0, 1.0, (N, 3)) * [1.0, 0.6, 0.8]
     quats = g.normal(0, 1, (N, 4))
     return GaussianCloud(
-        means=torch.tensor(means), sh_dc=torch.tensor(g.normal(0, 0.8, (N, 3))),
-        sh_rest=torch.tensor(g.normal(0, 0.15, (N, 8, 3))), opacity_logits=torch.tensor(g.normal(0.5, 2.0, N)),
-        log_scales=torch.tensor(g.uniform(-4.5, -2.0, (N, 3))), quats=torch.tensor(quats),
+        means=torch.tensor(means),
+        sh_dc=torch.tensor(g.normal(0, 0.8, (N, 3))),
+        sh_rest=torch.tensor(g.normal(0, 0.15, (N, 8, 3))),
+        opacity_logits=torch.tensor(g.normal(0.5, 2.0, N)),
+        log_scales=torch.tensor(g.uniform(-4.5, -2.0, (N, 3))),
+        quats=torch.tensor(quats),
     )
 
 
