@@ -43,9 +43,7 @@ def encoded():
 
 
 def _anchors_equal(x: AnchorSet, y: AnchorSet) -> bool:
-    return all(
-        torch.equal(getattr(x, k), getattr(y, k)) for k in ("keys", "levels", "feature", "scaling", "offsets")
-    )
+    return all(torch.equal(getattr(x, k), getattr(y, k)) for k in ("keys", "levels", "feature", "scaling", "offsets"))
 
 
 def test_full_decode_is_bit_identical_to_the_encoders_quantized_model(encoded):

@@ -120,7 +120,9 @@ def test_forged_fields_with_valid_crc_never_crash(which, pos, value):
     p = pos % max(1, len(payload) - 3)
     payload[p : p + 4] = struct.pack("<I", value)[: len(payload[p : p + 4])]
     tag = STREAM[off : off + 4]
-    rebuilt = tag + struct.pack("<I", len(payload)) + bytes(payload) + struct.pack("<I", zlib.crc32(tag + bytes(payload)))
+    rebuilt = (
+        tag + struct.pack("<I", len(payload)) + bytes(payload) + struct.pack("<I", zlib.crc32(tag + bytes(payload)))
+    )
     _decode_safely(STREAM[:off] + rebuilt + STREAM[off + size :], "forged")
 
 

@@ -101,6 +101,7 @@ def test_probe_directions_are_unit_and_spread():
     cos = d @ d.T - 2 * torch.eye(150, dtype=torch.float64)
     assert float(cos.max()) < 0.99  # no two directions closer than ~8°
     from progs.io.sh import fibonacci_sphere
+
     assert float((fibonacci_sphere(4000).double() @ d.T).max(1).values.min()) > 0.95  # within 18° of any direction
     assert float(d.mean(0).abs().max()) < 1e-12  # symmetric
 

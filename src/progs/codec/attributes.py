@@ -118,12 +118,12 @@ def encode_symbols(w: ByteWriter, residuals: np.ndarray, bins: np.ndarray) -> No
     for bi in np.nonzero(counts)[0]:
         n = int(counts[bi])
         T, _, model = bin_table(int(bi))
-        seg = rs[start:start + n]
+        seg = rs[start : start + n]
         esc = np.abs(seg) > T
         idx = np.where(esc, 2 * T + 1, seg + T).astype(np.int32)
         enc.encode(idx, model)
         if esc.any():
-            escaped_at.append(order[start:start + n][esc])
+            escaped_at.append(order[start : start + n][esc])
         start += n
     esc_pos = np.sort(np.concatenate(escaped_at)) if escaped_at else np.zeros(0, dtype=np.int64)
     R = int(np.abs(r[esc_pos]).max()) if esc_pos.size else 0
@@ -158,11 +158,12 @@ def decode_symbols(rd: ByteReader, bins: np.ndarray) -> np.ndarray:
             n = int(counts[bi])
             T, _, model = bin_table(int(bi))
             tails[bi] = T
-            sorted_idx[start:start + n] = dec.decode(model, n)
+            sorted_idx[start : start + n] = dec.decode(model, n)
             start += n
         if ext is not None:
-            res, esc = ext.ungroup_symbols(torch.from_numpy(order), torch.from_numpy(sorted_idx),
-                                           torch.from_numpy(counts), torch.from_numpy(tails))
+            res, esc = ext.ungroup_symbols(
+                torch.from_numpy(order), torch.from_numpy(sorted_idx), torch.from_numpy(counts), torch.from_numpy(tails)
+            )
             out, esc_pos = res.numpy(), esc.numpy()
         else:
             bins_sorted = b[order]

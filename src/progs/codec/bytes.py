@@ -136,7 +136,7 @@ def unpack_bits(data: bytes, count: int, width: int) -> np.ndarray:
     if len(data) < need:
         raise ValueError(f"{len(data)} bytes hold fewer than {count} values of {width} bits")
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * width].reshape(count, width)
-    weights = (np.uint64(1) << np.arange(width - 1, -1, -1, dtype=np.uint64))
+    weights = np.uint64(1) << np.arange(width - 1, -1, -1, dtype=np.uint64)
     return (bits.astype(np.uint64) * weights).sum(axis=1).astype(np.int64)
 
 

@@ -75,8 +75,9 @@ def coding_model(model: ProGSModel) -> ProGSModel:
     generator.load_fixed_point_weights(model.generator.fixed_point_weights())
     context = copy.deepcopy(model.context).cpu()
     context.round_weights_to_fixed_point()
-    return ProGSModel(model.anchors, generator, context, cull_margin=model.cull_margin,
-                      view_distance=model.view_distance)
+    return ProGSModel(
+        model.anchors, generator, context, cull_margin=model.cull_margin, view_distance=model.view_distance
+    )
 
 
 # ------------------------------------------------------------------------------------------ tensors
@@ -135,8 +136,15 @@ def encode_header(
 
 
 def _check_context_config(cfg: ContextConfig) -> None:
-    if (cfg.log2_table_3d > 20 or cfg.log2_table_2d > 20 or cfg.levels_3d > 32 or cfg.levels_2d > 16
-            or cfg.dim > 16 or cfg.hidden > 4096 or cfg.q_hidden > 4096):
+    if (
+        cfg.log2_table_3d > 20
+        or cfg.log2_table_2d > 20
+        or cfg.levels_3d > 32
+        or cfg.levels_2d > 16
+        or cfg.dim > 16
+        or cfg.hidden > 4096
+        or cfg.q_hidden > 4096
+    ):
         raise ValueError("context model configuration out of range")
 
 
@@ -155,12 +163,16 @@ def decode_header(payload: memoryview, offset: int) -> Header:
         raise FormatError(f"chunk HEAD at byte {offset}: invalid configuration ({exc})") from None
     needed = AttributeLayout(gen_args["feat_dim"], gen_args["n_offsets"])
     if layout != needed:
-        raise FormatError(f"chunk HEAD at byte {offset}: the context model codes attribute blocks {layout.dims}, "
-                          f"the generator needs {needed.dims}")
+        raise FormatError(
+            f"chunk HEAD at byte {offset}: the context model codes attribute blocks {layout.dims}, "
+            f"the generator needs {needed.dims}"
+        )
     if not (1 <= grid.num_levels <= MAX_LEVELS) or any(not (0 < v <= 4096) for v in gen_args.values()):
         raise FormatError(f"chunk HEAD at byte {offset}: configuration out of range")
     if cfg.num_levels not in (0, grid.num_levels):
-        raise FormatError(f"chunk HEAD at byte {offset}: the context model takes {cfg.num_levels} levels, the grid has {grid.num_levels}")
+        raise FormatError(
+            f"chunk HEAD at byte {offset}: the context model takes {cfg.num_levels} levels, the grid has {grid.num_levels}"
+        )
     n_lods = r.u8()
     if n_lods != grid.num_levels:
         raise r.fail(f"chunk table lists {n_lods} LoDs but the grid has {grid.num_levels} levels")
@@ -173,13 +185,16 @@ def decode_header(payload: memoryview, offset: int) -> Header:
         _check_context_config(cfg)
         context = ContextModel(cfg)
         generator = GaussianGenerator(**gen_args)
-        generator.load_fixed_point_weights({k[len("generator."):]: (v, e) for k, (v, e) in tensors.items()
-                                            if k.startswith("generator.")})
-        context.load_fixed_point_weights({k[len("context."):]: (v, e) for k, (v, e) in tensors.items()
-                                          if k.startswith("context.")})
+        generator.load_fixed_point_weights(
+            {k[len("generator.") :]: (v, e) for k, (v, e) in tensors.items() if k.startswith("generator.")}
+        )
+        context.load_fixed_point_weights(
+            {k[len("context.") :]: (v, e) for k, (v, e) in tensors.items() if k.startswith("context.")}
+        )
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise FormatError(f"chunk HEAD at byte {offset}: MLP weights do not match the configuration "
-                          f"({str(exc).splitlines()[0]})") from None
+        raise FormatError(
+            f"chunk HEAD at byte {offset}: MLP weights do not match the configuration ({str(exc).splitlines()[0]})"
+        ) from None
     context.load_grid_bits(read_grid_bits(r, context.grid3.numel() + context.grid2.numel()))
     r.expect_end()
     return Header(config, grid, generator, context, sizes)
@@ -192,7 +207,7 @@ def head_chunk_length(prefix: bytes | memoryview, source: str = "stream") -> int
     check_preamble(mv, source)
     if len(mv) < PREAMBLE + 8:
         raise FormatError(f"{source}: truncated before the HEAD chunk's length")
-    if bytes(mv[PREAMBLE:PREAMBLE + 4]) != head_tag():
+    if bytes(mv[PREAMBLE : PREAMBLE + 4]) != head_tag():
         raise FormatError(f"{source}: the first chunk must be HEAD")
     (length,) = struct.unpack_from("<I", mv, PREAMBLE + 4)
     if length > MAX_HEAD:

@@ -91,14 +91,14 @@ def dequantize(ctx: ContextModel, residuals: torch.Tensor, p: LevelParams) -> to
     x = residuals.double() + p.mean
     edges = ctx.layout.edges
     for i in range(3):
-        x[:, edges[i]:edges[i + 1]] *= p.step[:, i:i + 1]
+        x[:, edges[i] : edges[i + 1]] *= p.step[:, i : i + 1]
     return x
 
 
 def block_bits(ctx: ContextModel, residuals: np.ndarray, bins: np.ndarray) -> list[float]:
     """Ideal code length in bits of each block (f, s, o) of a level's symbols."""
     e = ctx.layout.edges
-    return [ideal_bits(residuals[:, e[i]:e[i + 1]], bins[:, e[i]:e[i + 1]]) for i in range(3)]
+    return [ideal_bits(residuals[:, e[i] : e[i + 1]], bins[:, e[i] : e[i + 1]]) for i in range(3)]
 
 
 def level_components(
@@ -122,11 +122,13 @@ def offset_channels(coded: torch.Tensor | None) -> torch.Tensor | None:
 
 def _coded_offsets(ctx: ContextModel, array: np.ndarray, coded_ch: torch.Tensor | None) -> np.ndarray:
     """The offset columns of ``array`` [N, D] at the coded channels ``coded_ch`` [N, 3K], anchor-major."""
-    o = array[:, ctx.layout.edges[2]:ctx.layout.edges[3]]
+    o = array[:, ctx.layout.edges[2] : ctx.layout.edges[3]]
     return o if coded_ch is None else o[coded_ch.numpy()]
 
 
-def encode_attributes(w: ByteWriter, ctx: ContextModel, lv: LevelSymbols) -> tuple[torch.Tensor, np.ndarray, dict[str, int]]:
+def encode_attributes(
+    w: ByteWriter, ctx: ContextModel, lv: LevelSymbols
+) -> tuple[torch.Tensor, np.ndarray, dict[str, int]]:
     """Code one level's attributes (:func:`attribute_symbols`): the parent predictor's table, then two
     range-coder streams, features and scalings, then the offsets of the Gaussians ``lv.coded`` marks.
     Returns (the values a decoder rebuilds [N, D] float64, the coded symbols [N, D], bytes per part)."""
@@ -155,7 +157,11 @@ MaskContext = Callable[[torch.Tensor], torch.Tensor]  # decoded features [N, F] 
 
 
 def decode_attributes(
-    r: ByteReader, ctx: ContextModel, level: int, p: LevelParams, parent_values: torch.Tensor | None,
+    r: ByteReader,
+    ctx: ContextModel,
+    level: int,
+    p: LevelParams,
+    parent_values: torch.Tensor | None,
     buckets_of: MaskContext | None,
 ) -> tuple[torch.Tensor, np.ndarray, dict[str, int], LevelParams]:
     """Read one level's attributes. ``p``: the context model's parameters; ``parent_values``: the
@@ -228,7 +234,9 @@ def _choose_predictor(
 
 
 def attribute_symbols(
-    model: ProGSModel, cameras: torch.Tensor | None = None, predict: bool = True,
+    model: ProGSModel,
+    cameras: torch.Tensor | None = None,
+    predict: bool = True,
     context_cameras: torch.Tensor | None = None,
 ) -> Iterator[LevelSymbols]:
     """Per level, in coding order, the symbols the encoder codes for ``model``'s attributes with its
@@ -314,6 +322,9 @@ def prior_comparison(model: ProGSModel, coded_bytes: dict[str, int], skip_hidden
             sd = xc.std().clamp_min(1e-9) if xc.numel() > 1 else torch.ones_like(mu)
             p = ndtr((xc + wc / 2 - mu) / sd) - ndtr((xc - wc / 2 - mu) / sd)
             const_bits += float(-torch.log2(p.clamp_min(1e-12)).sum())
-        out[name] = {"symbols": n, "coded_bits_per_symbol": 8.0 * coded_bytes.get(name, 0) / n,
-                     "constant_prior_bits_per_symbol": const_bits / n}
+        out[name] = {
+            "symbols": n,
+            "coded_bits_per_symbol": 8.0 * coded_bytes.get(name, 0) / n,
+            "constant_prior_bits_per_symbol": const_bits / n,
+        }
     return out

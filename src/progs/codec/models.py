@@ -38,8 +38,9 @@ def frequencies(weights: np.ndarray) -> np.ndarray:
 
 def categorical(freqs: np.ndarray):
     """constriction's model of the integer table ``freqs`` (exactly those frequencies)."""
-    return constriction.stream.model.Categorical((np.asarray(freqs, dtype=np.int64) - 1).astype(np.float64),
-                                                 perfect=False)
+    return constriction.stream.model.Categorical(
+        (np.asarray(freqs, dtype=np.int64) - 1).astype(np.float64), perfect=False
+    )
 
 
 def model(weights: np.ndarray):

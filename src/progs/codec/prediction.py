@@ -72,14 +72,19 @@ class ParentPredictor:
 
     # ------------------------------------------------------------------------------ encoder side
     @staticmethod
-    def fit(ctx: ContextModel, attrs: torch.Tensor, p, parent_values: torch.Tensor,
-            mask: torch.Tensor | None = None) -> ParentPredictor:
+    def fit(
+        ctx: ContextModel, attrs: torch.Tensor, p, parent_values: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> ParentPredictor:
         """Least-squares predictor of ``attrs`` [N, D] (the model's values) from the parents' decoded
         values and the context means; ``mask`` [N, D] bool selects the samples of each channel."""
         x = attrs.double()
         ctx_mean = p.mean * ctx.step_per_channel(p.step)
         n, d = x.shape
-        a, b, c = torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
+        a, b, c = (
+            torch.zeros(d, dtype=torch.float64),
+            torch.ones(d, dtype=torch.float64),
+            torch.zeros(d, dtype=torch.float64),
+        )
         for j in range(d):
             sel = slice(None) if mask is None else mask[:, j]
             xj, pj, mj = x[sel, j], parent_values[sel, j], ctx_mean[sel, j]
@@ -120,8 +125,12 @@ class ParentPredictor:
     @staticmethod
     def read(r: ByteReader, d: int) -> ParentPredictor:
         parts = []
-        for name, bits, limit in (("a", A_BITS, LIMIT_AB), ("b", A_BITS, LIMIT_AB), ("c", C_BITS, LIMIT_C),
-                                  ("s", C_BITS, LIMIT_C)):
+        for name, bits, limit in (
+            ("a", A_BITS, LIMIT_AB),
+            ("b", A_BITS, LIMIT_AB),
+            ("c", C_BITS, LIMIT_C),
+            ("s", C_BITS, LIMIT_C),
+        ):
             mant, e = read_weights(r, d, f"parent predictor {name}")
             if e != bits:
                 raise r.fail(f"parent predictor {name} has exponent {e} (expected {bits})")

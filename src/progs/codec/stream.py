@@ -19,12 +19,24 @@ import torch
 from progs.codec import structure
 from progs.codec.bytes import ByteReader, ByteWriter
 from progs.codec.container import (
-    CHUNK_OVERHEAD, FORMAT_VERSION, PREAMBLE, chunk, head_tag, lod_tag, preamble, scan, tag_name,
+    CHUNK_OVERHEAD,
+    FORMAT_VERSION,
+    PREAMBLE,
+    chunk,
+    head_tag,
+    lod_tag,
+    preamble,
+    scan,
+    tag_name,
 )
 from progs.codec.errors import FormatError
 from progs.codec.header import coding_model, decode_header, encode_header
 from progs.codec.levels import (
-    LevelContext, attribute_symbols, decode_attributes, encode_attributes, level_components,
+    LevelContext,
+    attribute_symbols,
+    decode_attributes,
+    encode_attributes,
+    level_components,
 )
 from progs.model.anchors import AnchorSet
 from progs.model.model import ProGSModel, cpu_model
@@ -77,8 +89,12 @@ def _anchor_set(grid, keys: list[torch.Tensor], levels: list[int], values: list[
 
 # ------------------------------------------------------------------------------------------ encode
 def encode(
-    model: ProGSModel, background: torch.Tensor | None = None, progress: bool = False, *,
-    skip_hidden: bool | None = None, parent_prediction: bool = True,
+    model: ProGSModel,
+    background: torch.Tensor | None = None,
+    progress: bool = False,
+    *,
+    skip_hidden: bool | None = None,
+    parent_prediction: bool = True,
 ) -> EncodeResult:
     """Encode ``model`` (all levels, with its own context model) into a progressive stream.
 
@@ -104,7 +120,9 @@ def encode(
         skip_hidden = len(cm.anchors) <= RULE_MAX_ANCHORS
     cams = probe_cameras(grid, cm.view_distance) if skip_hidden else None
     ctx_cams = probe_cameras(grid, cm.view_distance, face_samples=CONTEXT_FACE_SAMPLES) if skip_hidden else None
-    levels = attribute_symbols(cm, cams, parent_prediction, ctx_cams)  # level by level: keys, coding parameters and symbols
+    levels = attribute_symbols(
+        cm, cams, parent_prediction, ctx_cams
+    )  # level by level: keys, coding parameters and symbols
     if progress:
         from tqdm import tqdm
 
@@ -121,9 +139,16 @@ def encode(
         payloads.append(payload)
         keys_parts.append(lv.keys)
         values.append(recon)
-        stats.append(LodStats(lv.level, len(payload) + CHUNK_OVERHEAD, int(lv.keys.shape[0]),
-                              level_components(ctx, {"structure": n_struct, **sizes}, symbols, lv.params.bins.numpy()),
-                              structure.METHOD_NAMES[method], time.perf_counter() - t0))
+        stats.append(
+            LodStats(
+                lv.level,
+                len(payload) + CHUNK_OVERHEAD,
+                int(lv.keys.shape[0]),
+                level_components(ctx, {"structure": n_struct, **sizes}, symbols, lv.params.bins.numpy()),
+                structure.METHOD_NAMES[method],
+                time.perf_counter() - t0,
+            )
+        )
         prev_keys = lv.keys
         t0 = time.perf_counter()
 
@@ -138,8 +163,9 @@ def encode(
 
     anchors = _anchor_set(grid, keys_parts, [s.lod for s in stats], values, cm.layout)
     qmodel = ProGSModel(anchors, cm.generator, ctx, cull_margin=cm.cull_margin, view_distance=cm.view_distance)
-    return EncodeResult(b"".join(parts), offsets[0][1] + offsets[0][2], stats, qmodel, offsets,
-                        time.perf_counter() - t_all)
+    return EncodeResult(
+        b"".join(parts), offsets[0][1] + offsets[0][2], stats, qmodel, offsets, time.perf_counter() - t_all
+    )
 
 
 # ------------------------------------------------------------------------------------------ decode
@@ -199,15 +225,25 @@ def decode(
             p = walker.params(keys, level)
         except ValueError as exc:
             raise r.fail(str(exc)) from None
-        buckets_of = None if cams is None else partial(level_mask_buckets, head.generator, grid, keys, level, cameras=cams)
+        buckets_of = (
+            None if cams is None else partial(level_mask_buckets, head.generator, grid, keys, level, cameras=cams)
+        )
         value, symbols, sizes, p = decode_attributes(r, ctx, level, p, prev_values, buckets_of)
         prev_values = value
         r.expect_end()
         keys_parts.append(keys)
         values.append(value)
         comps = level_components(ctx, {"structure": n_struct, **sizes}, symbols, p.bins.numpy()) if components else {}
-        stats.append(LodStats(level, ch.size, int(keys.shape[0]), comps, structure.METHOD_NAMES[method],
-                              t_struct + time.perf_counter() - t0))
+        stats.append(
+            LodStats(
+                level,
+                ch.size,
+                int(keys.shape[0]),
+                comps,
+                structure.METHOD_NAMES[method],
+                t_struct + time.perf_counter() - t0,
+            )
+        )
     model = None
     if stats:
         anchors = _anchor_set(grid, keys_parts, [s.lod for s in stats], values, ctx.layout)

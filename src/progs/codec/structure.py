@@ -63,7 +63,9 @@ def _decode_occupancy(words: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def encode_structure(w: ByteWriter, level: int, keys: torch.Tensor, parents: torch.Tensor | None, base_depth: int) -> int:
+def encode_structure(
+    w: ByteWriter, level: int, keys: torch.Tensor, parents: torch.Tensor | None, base_depth: int
+) -> int:
     """Write one level's keys (canonical order); ``parents`` are the previous level's keys (None for
     level 1). Returns the method used. :func:`decode_structure` reads it back."""
     if level == 1:

@@ -45,10 +45,26 @@ SCALE_FLOOR = 1e-4  # added to softplus for the predicted deviation (attribute u
 
 
 # 2^(k/8) and 2^((k + 0.5)/8), k = 0..7, as double literals (the format fixes these values)
-OCTAVE_STEPS = (1.0, 1.0905077326652577, 1.189207115002721, 1.2968395546510096,
-                1.4142135623730951, 1.5422108254079407, 1.681792830507429, 1.8340080864093424)
-OCTAVE_THRESHOLDS = (1.0442737824274138, 1.1387886347566916, 1.241857812073484, 1.3542555469368927,
-                     1.4768261459394993, 1.6104903319492543, 1.7562521603732995, 1.9152065613971474)
+OCTAVE_STEPS = (
+    1.0,
+    1.0905077326652577,
+    1.189207115002721,
+    1.2968395546510096,
+    1.4142135623730951,
+    1.5422108254079407,
+    1.681792830507429,
+    1.8340080864093424,
+)
+OCTAVE_THRESHOLDS = (
+    1.0442737824274138,
+    1.1387886347566916,
+    1.241857812073484,
+    1.3542555469368927,
+    1.4768261459394993,
+    1.6104903319492543,
+    1.7562521603732995,
+    1.9152065613971474,
+)
 NUM_SCALE_BINS = 128
 SCALE_MIN_EXPONENT = -4
 
@@ -234,11 +250,17 @@ class ContextModel(nn.Module):
         p2 = torch.stack([pos[:, list(axes)] for _ in self.res2 for axes in _PLANES])
         f2 = _grid_interpolate(g2, p2, r2, snap)
         # explicit widths (not -1): a level may hold no anchors (n = 0)
-        return torch.cat([f3.permute(1, 0, 2).reshape(n, f3.shape[0] * f3.shape[2]),
-                          f2.permute(1, 0, 2).reshape(n, f2.shape[0] * f2.shape[2])], dim=1)
+        return torch.cat(
+            [
+                f3.permute(1, 0, 2).reshape(n, f3.shape[0] * f3.shape[2]),
+                f2.permute(1, 0, 2).reshape(n, f2.shape[0] * f2.shape[2]),
+            ],
+            dim=1,
+        )
 
-    def context(self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor,
-                levels: torch.Tensor | None = None) -> torch.Tensor:
+    def context(
+        self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor, levels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Concatenated (h_i, h_p, one-hot level) [N, 2F + num_levels] (training path)."""
         g3, g2 = self.binary_grids()
         hi = self._features(pos, g3, g2, snap=False)
@@ -251,15 +273,18 @@ class ContextModel(nn.Module):
         return torch.cat(parts, dim=1)
 
     # ------------------------------------------------------------------------ training path
-    def forward(self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor,
-                levels: torch.Tensor | None = None):
+    def forward(
+        self, pos: torch.Tensor, parent_pos: torch.Tensor, has_parent: torch.Tensor, levels: torch.Tensor | None = None
+    ):
         """(mean [N, D], scale [N, D], step [N, 3]) for anchors at normalised positions."""
         ctx = self.context(pos, parent_pos, has_parent, levels)
         d = self.mlp_d(ctx)
         D = self.cfg.attr_total
         mean = d[:, :D]
         scale = torch.nn.functional.softplus(d[:, D:]) + 1e-4
-        q = torch.tensor(self.cfg.q0, dtype=pos.dtype, device=pos.device) * torch.exp(torch.tanh(self.mlp_q(ctx)) * STEP_LOG)
+        q = torch.tensor(self.cfg.q0, dtype=pos.dtype, device=pos.device) * torch.exp(
+            torch.tanh(self.mlp_q(ctx)) * STEP_LOG
+        )
         return mean, scale, q
 
     @property
@@ -305,10 +330,16 @@ class ContextModel(nn.Module):
         """Each MLP tensor as (int64 mantissas, exponent e): value = mantissa * 2^-e
         (:func:`progs.model.exact_math.fixed_point`), MLP_d with ``PRIOR_MLP_BITS`` significant bits and
         MLP_q with ``STEP_MLP_BITS``."""
-        out = {name: exact_math.fixed_point(t.detach().double().numpy(), exact_math.PRIOR_MLP_BITS)
-               for name, t in self.mlp_d.named_parameters(prefix="mlp_d")}
-        out.update({name: exact_math.fixed_point(t.detach().double().numpy(), exact_math.STEP_MLP_BITS)
-                    for name, t in self.mlp_q.named_parameters(prefix="mlp_q")})
+        out = {
+            name: exact_math.fixed_point(t.detach().double().numpy(), exact_math.PRIOR_MLP_BITS)
+            for name, t in self.mlp_d.named_parameters(prefix="mlp_d")
+        }
+        out.update(
+            {
+                name: exact_math.fixed_point(t.detach().double().numpy(), exact_math.STEP_MLP_BITS)
+                for name, t in self.mlp_q.named_parameters(prefix="mlp_q")
+            }
+        )
         return out
 
     def load_fixed_point_weights(self, weights: dict[str, tuple[np.ndarray, int]]) -> None:
@@ -343,8 +374,9 @@ class ContextModel(nn.Module):
         F = self.cfg.feature_dim
         return h.double() @ self._first_layer_weights(slice(F, 2 * F))
 
-    def _exact_mlps(self, h_own: torch.Tensor, parent_terms: torch.Tensor | None,
-                    level: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _exact_mlps(
+        self, h_own: torch.Tensor, parent_terms: torch.Tensor | None, level: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """MLP_d and MLP_q outputs in float64. Every product and partial sum is a dyadic number well
         inside float64's 53 bits, so splitting the first layer's sum (own + parent) is exact."""
         F = self.cfg.feature_dim
@@ -380,7 +412,11 @@ class ContextModel(nn.Module):
 
     @torch.no_grad()
     def coding_params(
-        self, h_own: torch.Tensor, parent_terms: torch.Tensor | None, use_kernel: bool = True, level: int | None = None,
+        self,
+        h_own: torch.Tensor,
+        parent_terms: torch.Tensor | None,
+        use_kernel: bool = True,
+        level: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Deterministic coding parameters from an anchor's exact features and its parent's
         :meth:`parent_terms` (None for roots, whose parent context is zero), for anchors of ``level``
@@ -395,13 +431,24 @@ class ContextModel(nn.Module):
             F = self.cfg.feature_dim
             l2d, l2q = self.mlp_d[2], self.mlp_q[2]
             bias = self._first_layer_bias(level)
-            terms = (parent_terms if parent_terms is not None
-                     else torch.zeros(0, bias.numel(), dtype=torch.float64, device="cpu"))  # the exact path is CPU-only
-            return tuple(ext.coding_params(
-                h_own.double(), terms.double(), self._first_layer_weights(slice(0, F)), bias,
-                l2d.weight.detach().double().T, l2d.bias.detach().double(),
-                l2q.weight.detach().double().T, l2q.bias.detach().double(), self._kernel_constants(ext),
-            ))
+            terms = (
+                parent_terms
+                if parent_terms is not None
+                else torch.zeros(0, bias.numel(), dtype=torch.float64, device="cpu")
+            )  # the exact path is CPU-only
+            return tuple(
+                ext.coding_params(
+                    h_own.double(),
+                    terms.double(),
+                    self._first_layer_weights(slice(0, F)),
+                    bias,
+                    l2d.weight.detach().double().T,
+                    l2d.bias.detach().double(),
+                    l2q.weight.detach().double().T,
+                    l2q.bias.detach().double(),
+                    self._kernel_constants(ext),
+                )
+            )
         d, t = self._exact_mlps(h_own, parent_terms, level)
         return self._coding_params_reference(d, t)
 
@@ -412,7 +459,11 @@ class ContextModel(nn.Module):
             c = ext.CodingConstants()
             c.leaky, c.act_clamp, c.act_grid = LEAKY, ACT_CLAMP, ACT_GRID
             c.q0, c.attr_dims = list(key[0]), list(key[1])
-            c.octave_thresholds, c.min_exponent, c.num_bins = list(OCTAVE_THRESHOLDS), SCALE_MIN_EXPONENT, NUM_SCALE_BINS
+            c.octave_thresholds, c.min_exponent, c.num_bins = (
+                list(OCTAVE_THRESHOLDS),
+                SCALE_MIN_EXPONENT,
+                NUM_SCALE_BINS,
+            )
             c.exp_coeffs, c.inv_odd = list(exact_math.EXP_COEFFS), list(exact_math.INV_ODD)
             c.step_levels, c.step_base, c.step_log = STEP_LEVELS, STEP_BASE, STEP_LOG
             c.mean_grid, c.scale_floor = MEAN_GRID, SCALE_FLOOR
@@ -446,9 +497,10 @@ class ContextModel(nn.Module):
             self.grid2.copy_(b[n3:].reshape(self.grid2.shape))
 
 
-def gaussian_rate_bits(values: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+def gaussian_rate_bits(
+    values: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, step: torch.Tensor
+) -> torch.Tensor:
     """Bits per element (paper Eq. 15-16) of quantized ``values`` under N(mean, scale) over the bin."""
     upper = torch.special.ndtr((values + step / 2 - mean) / scale)
     lower = torch.special.ndtr((values - step / 2 - mean) / scale)
     return -torch.log2((upper - lower).clamp_min(1e-9))
-

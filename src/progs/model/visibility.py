@@ -60,8 +60,9 @@ def cube_sphere_directions(n: int = FACE_SAMPLES) -> torch.Tensor:
     return d / norm[:, None]
 
 
-def probe_cameras(grid: OctreeGrid, view_distance: float | None, device: torch.device | str = "cpu",
-                  face_samples: int = FACE_SAMPLES) -> torch.Tensor:
+def probe_cameras(
+    grid: OctreeGrid, view_distance: float | None, device: torch.device | str = "cpu", face_samples: int = FACE_SAMPLES
+) -> torch.Tensor:
     """Camera centres [C, 3] (float64) to test visibility from: cube-sphere directions around the
     octree cube's centre at ``RADII`` × ``view_distance`` (1.5 × the cube size when unknown)."""
     centre = grid.origin_tensor.double() + grid.size / 2
@@ -103,8 +104,13 @@ def _opacity_terms(generator: GaussianGenerator, levels: torch.Tensor, features:
 
 @torch.no_grad()
 def highest_logits(
-    generator: GaussianGenerator, positions: torch.Tensor, levels: torch.Tensor, features: torch.Tensor,
-    cameras: torch.Tensor, dist_scale: float, batch: int = 16,
+    generator: GaussianGenerator,
+    positions: torch.Tensor,
+    levels: torch.Tensor,
+    features: torch.Tensor,
+    cameras: torch.Tensor,
+    dist_scale: float,
+    batch: int = 16,
 ) -> tuple[torch.Tensor, int]:
     """``(highest [N, K], e2)``: each Gaussian's highest opacity logit over ``cameras``, an integer in
     units of 2^-(12 + e2) (float64; exact, module docstring). PyTorch only (the decoder's 18 context
@@ -115,7 +121,7 @@ def highest_logits(
     pos = positions.double()
     highest = torch.full((n, k), -torch.inf, dtype=torch.float64, device=device)
     for i in range(0, cameras.shape[0], batch):
-        vec = pos[None] - cameras[i:i + batch, None].to(device, torch.float64)  # [C, N, 3]
+        vec = pos[None] - cameras[i : i + batch, None].to(device, torch.float64)  # [C, N, 3]
         x, y, z = vec.unbind(-1)
         dist = torch.sqrt((x * x + y * y) + z * z).clamp_min(1e-8)
         view = _snap(vec / dist[..., None])
@@ -129,8 +135,14 @@ def highest_logits(
 
 @torch.no_grad()
 def hidden_gaussians(
-    generator: GaussianGenerator, positions: torch.Tensor, levels: torch.Tensor, features: torch.Tensor,
-    cameras: torch.Tensor, dist_scale: float, margin: float = HIDDEN_MARGIN, batch: int = 16,
+    generator: GaussianGenerator,
+    positions: torch.Tensor,
+    levels: torch.Tensor,
+    features: torch.Tensor,
+    cameras: torch.Tensor,
+    dist_scale: float,
+    margin: float = HIDDEN_MARGIN,
+    batch: int = 16,
     use_kernel: bool = True,
 ) -> torch.Tensor:
     """[N, K] bool: True where the Gaussian's opacity logit stays below ``-margin`` from every camera.
@@ -147,8 +159,21 @@ def hidden_gaussians(
     if ext is not None:
         fixed, w_view, w_dist, w2, b2, e1, e2 = _opacity_terms(generator, levels, features)
         threshold = -margin * 2.0 ** (INPUT_BITS + e2)
-        return ext.hidden_rule(positions.double(), fixed, cameras.to(device, torch.float64), w_view, w_dist, w2, b2,
-                               float(dist_scale), float(2**INPUT_BITS), INPUT_LIMIT, 2.0**-e1, HIDDEN_LIMIT, threshold)
+        return ext.hidden_rule(
+            positions.double(),
+            fixed,
+            cameras.to(device, torch.float64),
+            w_view,
+            w_dist,
+            w2,
+            b2,
+            float(dist_scale),
+            float(2**INPUT_BITS),
+            INPUT_LIMIT,
+            2.0**-e1,
+            HIDDEN_LIMIT,
+            threshold,
+        )
     highest, e2 = highest_logits(generator, positions, levels, features, cameras, dist_scale, batch)
     return highest < -margin * 2.0 ** (INPUT_BITS + e2)
 
@@ -164,7 +189,11 @@ def mask_buckets(highest: torch.Tensor, e2: int, margin: float = HIDDEN_MARGIN) 
 
 
 def level_hidden(
-    generator: GaussianGenerator, grid: OctreeGrid, keys: torch.Tensor, level: int, features: torch.Tensor,
+    generator: GaussianGenerator,
+    grid: OctreeGrid,
+    keys: torch.Tensor,
+    level: int,
+    features: torch.Tensor,
     cameras: torch.Tensor,
 ) -> torch.Tensor:
     """[N, K] hidden verdicts of one octree level's anchors (``keys`` [N, 3], decoded ``features`` [N, F]
@@ -175,7 +204,11 @@ def level_hidden(
 
 
 def level_mask_buckets(
-    generator: GaussianGenerator, grid: OctreeGrid, keys: torch.Tensor, level: int, features: torch.Tensor,
+    generator: GaussianGenerator,
+    grid: OctreeGrid,
+    keys: torch.Tensor,
+    level: int,
+    features: torch.Tensor,
     cameras: torch.Tensor,
 ) -> torch.Tensor:
     """[N, K] mask contexts (:func:`mask_buckets`) of one level's anchors from the context cameras
