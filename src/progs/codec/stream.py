@@ -57,6 +57,10 @@ class LodStats:
 
 @dataclass
 class EncodeResult:
+    """What :func:`encode` gives: ``data`` the stream, ``header_bytes`` the preamble and HEAD chunk,
+    ``lods`` per-LoD statistics, ``model`` the quantized model a decoder rebuilds, ``chunk_offsets``
+    (name, offset, size) per chunk, ``seconds`` the encoding time."""
+
     data: bytes
     header_bytes: int
     lods: list[LodStats]
@@ -67,6 +71,10 @@ class EncodeResult:
 
 @dataclass
 class DecodeResult:
+    """What :func:`decode` gives: ``model`` (None when no LoD decoded), ``lods_decoded`` of
+    ``lods_in_stream``, ``header_bytes``, per-LoD ``lods`` statistics, the header's ``config``,
+    ``problem`` (why decoding stopped early, or None) and the stored ``background`` ([3] or None)."""
+
     model: ProGSModel | None
     lods_decoded: int
     lods_in_stream: int
@@ -98,16 +106,22 @@ def encode(
 ) -> EncodeResult:
     """Encode ``model`` (all levels, with its own context model) into a progressive stream.
 
-    ``skip_hidden``: the offsets of neural Gaussians that no probe camera around the scene would draw
-    are left out of the stream; the decoder finds the same Gaussians from the decoded features and
-    sets their offsets to the prior's mean (:mod:`progs.model.visibility`). They change no image.
-    None (default): on for models of at most ``visibility.RULE_MAX_ANCHORS`` anchors (the rule's
-    decoding cost grows with the anchors), off above.
-    ``parent_prediction``: each level's priors may be refined from its parents' decoded values
-    (:mod:`progs.codec.prediction`); the decoded model is the same either way, only the size differs.
-    ``model`` is not changed; the result's ``model`` is the quantized one a decoder rebuilds (on the
-    CPU). A model on a GPU is copied to the CPU first: coding runs the float64 exact paths there, so
-    the bytes do not depend on the device the model was trained on."""
+    Args:
+        model: a trained :class:`~progs.model.model.ProGSModel` (N anchors, any device). It is not
+            changed: a GPU model is copied to the CPU, where the float64 exact paths run, so the bytes
+            do not depend on the device it was trained on.
+        background: [3] float RGB in [0, 1] stored in the header for viewers, or None.
+        progress: print a progress bar per LoD.
+        skip_hidden: leave out the offsets of the neural Gaussians that no probe camera around the
+            scene draws and code a mask of them (:mod:`progs.codec.mask`); they change no image.
+            None (default): on for models of at most ``visibility.RULE_MAX_ANCHORS`` anchors (the
+            rule costs the encoder ~0.1 ms per anchor), off above.
+        parent_prediction: let each level's coding tables be refined from its parents' decoded
+            values (:mod:`progs.codec.prediction`); the decoded model is the same either way.
+
+    Returns:
+        :class:`EncodeResult`: the stream's bytes, per-LoD statistics and ``model``, the quantized
+        model exactly as a decoder rebuilds it (on the CPU)."""
     t_all = time.perf_counter()
     cm = coding_model(cpu_model(model))
     ctx, grid = cm.context, cm.grid
@@ -172,11 +186,23 @@ def encode(
 def decode(
     data: bytes | memoryview, max_lod: int | None = None, source: str = "stream", components: bool = False
 ) -> DecodeResult:
-    """Decode the header and the first ``max_lod`` (default: all intact) LoD chunks of a stream.
+    """Decode the header and the first ``max_lod`` LoD chunks of a stream.
 
-    A truncated or corrupted chunk ends decoding at the last intact LoD; ``problem`` says why.
-    A damaged header, a bad magic or an unsupported version raises :class:`FormatError`.
-    ``components=True`` also fills each LoD's bytes per component (structure, prediction, f, s, o).
+    Args:
+        data: the stream's bytes, or any prefix of them (a truncated download).
+        max_lod: decode LoDs 1..max_lod (default: every intact one).
+        source: the name used in messages (e.g. the file name).
+        components: also fill each LoD's bytes per component (structure, prediction, f, s, o).
+
+    Returns:
+        :class:`DecodeResult`: ``model`` (the anchors of the decoded LoDs, in (level, Morton) order:
+        keys [N, 3], levels [N], feature [N, 32], scaling [N, 6], offsets [N, 10, 3]), the LoDs
+        decoded and in the stream, and ``problem``: why decoding stopped before the last LoD
+        (truncation, a chunk failing its CRC), or None.
+
+    Raises:
+        FormatError: a damaged or missing header, a bad magic, an unsupported version, or a chunk
+            that passes its CRC but does not decode (one line naming the chunk and byte offset).
     """
     scanned = scan(data, source)
     if not scanned.chunks or scanned.chunks[0].tag != head_tag():
