@@ -1,7 +1,7 @@
 """The `progs fit` comparison, the one a user who already has splats makes: store the scene as SPZ, as
 SPZ of a decimated copy, as PlayCanvas' streamed SOG, or fit ProGS to it and stream its LoD prefixes.
 
-Each scene (the embedded demo's PLY; ``../shared/data/playbot``, a streamed SOG, at a LoD level the
+Each scene (the embedded demo's PLY; ``playbot`` under the data root, a streamed SOG, at a LoD level the
 device can fit) is the *teacher*: `progs fit` trains on its orbit renders, sized by
 :func:`progs.io.teacher.teacher_plan`. Everything is scored where users look: against the teacher
 rendered with its SH colours at a viewer's resolution (1024 pixels) from held-out orbit views
@@ -20,6 +20,7 @@ import torch
 
 from progs.bench.common import REFERENCE_LAMBDA, bd_rate, repo_root, rounded
 from progs.bench.workspace import Workspace
+from progs.io.dataset import data_root
 
 PLAYBOT = "playbot"
 PLAYBOT_LOD = {"cpu": 4, "cuda": 0}  # 8,406 Gaussians on the CPU; all 500,000 on a GPU
@@ -215,7 +216,7 @@ def run(ws: Workspace, out: Path) -> dict[str, Any]:
     ply = out / "fit" / "demo_scene.ply"
     write_ply(ply, GaussianCloud.from_activated(g.means, g.quats, g.scales, g.opacities, g.colors))
     scenes = {"demo_ply": fit_scene(ws, out, "demo_ply", ply, None, "z", viewer_size)}
-    playbot = repo_root().parent / "shared" / "data" / PLAYBOT
+    playbot = data_root() / PLAYBOT
     if (playbot / "lod-meta.json").is_file() and not ws.cfg.tiny:
         level = PLAYBOT_LOD["cuda" if ws.cfg.device.type == "cuda" else "cpu"]
         scenes[f"playbot_lod{level}"] = fit_scene(ws, out, f"playbot_lod{level}", playbot, level, "-y", viewer_size)
