@@ -116,6 +116,21 @@ const SCALE_FLOOR = 1e-4;
 const P1 = 2654435761 | 0;
 const P2 = 805459861;
 
+/** Σ a[ao + i] · b[bo + i], i < len, in four interleaved partial sums. Only for the exact path, where
+ * every product and partial sum is exact (FORMAT.md), so the order cannot change a bit. */
+export function exactDot(a: Float64Array, ao: number, b: Float64Array, bo: number, len: number): number {
+  let v0 = 0, v1 = 0, v2 = 0, v3 = 0;
+  let i = 0;
+  for (; i + 3 < len; i += 4) {
+    v0 += a[ao + i] * b[bo + i];
+    v1 += a[ao + i + 1] * b[bo + i + 1];
+    v2 += a[ao + i + 2] * b[bo + i + 2];
+    v3 += a[ao + i + 3] * b[bo + i + 3];
+  }
+  for (; i < len; i++) v0 += a[ao + i] * b[bo + i];
+  return v0 + v1 + (v2 + v3);
+}
+
 /** The coding parameters of one level's anchors. */
 export interface LevelParams {
   n: number;
@@ -269,12 +284,7 @@ export class ContextModel {
       if (done[pi]) continue;
       done[pi] = 1;
       const ho = pi * F;
-      for (let k = 0; k < H; k++) {
-        let v = 0; // exact: any summation order gives these bits
-        const wo = k * F;
-        for (let f = 0; f < F; f++) v += h[ho + f] * w[wo + f];
-        out[pi * H + k] = v;
-      }
+      for (let k = 0; k < H; k++) out[pi * H + k] = exactDot(h, ho, w, k * F, F);
     }
     return out;
   }
@@ -305,21 +315,14 @@ export class ContextModel {
       const ho = i * F;
       const to = terms && parent ? parent[i] * H : -1;
       for (let k = 0; k < H; k++) {
-        let v = 0;
-        const wo = k * F;
-        for (let f = 0; f < F; f++) v += h[ho + f] * w1own[wo + f];
+        let v = exactDot(h, ho, w1own, k * F, F);
         if (to >= 0) v = v + terms![to + k];
         v = v + bias[k];
         v = v >= 0 ? v : v * LEAKY;
         v = v < -ACT_CLAMP ? -ACT_CLAMP : v > ACT_CLAMP ? ACT_CLAMP : v;
         hid[k] = roundEven(v / ACT_GRID) * ACT_GRID;
       }
-      for (let c = 0; c < 2 * D; c++) {
-        let v = b2d[c];
-        const wo = c * Hd;
-        for (let k = 0; k < Hd; k++) v += hid[k] * w2d[wo + k];
-        dloc[c] = v;
-      }
+      for (let c = 0; c < 2 * D; c++) dloc[c] = b2d[c] + exactDot(hid, 0, w2d, c * Hd, Hd);
       for (let c = 0; c < 3; c++) {
         let t = 0;
         for (let k = 0; k < Hq; k++) t = t + hid[Hd + k] * w2q[k * 3 + c];

@@ -4,6 +4,7 @@
 import { ByteReader } from "./bytes.js";
 import { frequencies, RangeDecoder } from "./rangecoder.js";
 import { pow2, roundEven } from "./exactmath.js";
+import { exactDot } from "./context.js";
 import { Grid, Tensor } from "./header.js";
 
 const MARGIN = 0.02;
@@ -142,10 +143,8 @@ export class HiddenRule {
     for (let i = 0; i < n; i++) {
       for (let f = 0; f < F; f++) snapped[f] = snap(features[i * F + f]);
       for (let k = 0; k < H; k++) {
-        let a = 0;
         const wo = k * dIn;
-        for (let f = 0; f < F; f++) a += snapped[f] * w1[wo + f];
-        fixed[k] = a + w1[wo + lcol] * INPUT_SCALE + b1[k];
+        fixed[k] = exactDot(snapped, 0, w1, wo, F) + w1[wo + lcol] * INPUT_SCALE + b1[k];
       }
       const px = origin[0] + (keys[3 * i] + 0.5) * cell;
       const py = origin[1] + (keys[3 * i + 1] + 0.5) * cell;
