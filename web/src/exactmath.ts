@@ -30,14 +30,13 @@ export function pow2(k: number): number {
 const LOG2E = 1.4426950408889634;
 const LN2_HI = 6.9314718036912381649e-1;
 const LN2_LO = 1.90821492927058770002e-10;
-export const EXP_COEFFS = [1, 1, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040];
-export const INV_ODD = [1, 1 / 3, 1 / 5, 1 / 7, 1 / 9, 1 / 11];
 const ERFC_COEFFS = [
   -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587, -0.82215223,
   0.17087277,
 ];
 const INV_SQRT2 = 1 / Math.sqrt(2);
 
+// exp's Taylor coefficients 1/i! and log1p's 1/(2n+1), as doubles
 const E2 = 1 / 2, E3 = 1 / 6, E4 = 1 / 24, E5 = 1 / 120, E6 = 1 / 720, E7 = 1 / 5040;
 const I1 = 1 / 3, I2 = 1 / 5, I3 = 1 / 7, I4 = 1 / 9, I5 = 1 / 11;
 

@@ -2,7 +2,7 @@
 // decoder evaluates the opacity head from 18 probe cameras (exact integer arithmetic held in doubles)
 // for the mask's context, then decodes the mask.
 import { ByteReader } from "./bytes.js";
-import { frequencies, RangeDecoder } from "./rangecoder.js";
+import { decodeAdaptive, RangeDecoder } from "./rangecoder.js";
 import { pow2, roundEven } from "./exactmath.js";
 import { exactDot } from "./context.js";
 import { Grid, Tensor } from "./header.js";
@@ -190,10 +190,8 @@ export class HiddenRule {
   }
 }
 
-const FIRST_BLOCK = 64;
-
 /** The mask (1 = hidden) of the Gaussians whose context bucket is >= 0: a words stream, the bits
- * grouped by bucket, each bucket coded block-adaptively (blocks 64, 128, …; Laplace counts). */
+ * grouped by bucket, each bucket coded block-adaptively. */
 export function decodeMask(r: ByteReader, buckets: Int8Array): Uint8Array {
   const words = r.words();
   const hidden = new Uint8Array(buckets.length);
@@ -206,19 +204,8 @@ export function decodeMask(r: ByteReader, buckets: Int8Array): Uint8Array {
     for (let b = 0; b <= maxBucket; b++) {
       const pos: number[] = [];
       for (let i = 0; i < buckets.length; i++) if (buckets[i] === b) pos.push(i);
-      const counts = [1, 1];
-      for (let s = 0, size = FIRST_BLOCK; s < pos.length; s += size, size *= 2) {
-        const e = Math.min(pos.length, s + size);
-        const table = frequencies(counts);
-        const ones = [0, 0];
-        for (let k = s; k < e; k++) {
-          const bit = dec.decode(table);
-          hidden[pos[k]] = bit;
-          ones[bit]++;
-        }
-        counts[0] += ones[0];
-        counts[1] += ones[1];
-      }
+      const bits = decodeAdaptive(dec, pos.length, 2);
+      for (let k = 0; k < pos.length; k++) hidden[pos[k]] = bits[k];
     }
   } catch (e) {
     throw r.fail(`the hidden-Gaussian mask does not decode (${(e as Error).message})`);

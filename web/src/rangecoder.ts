@@ -152,3 +152,17 @@ export class RangeDecoder {
     return s;
   }
 }
+
+/** `count` symbols coded block-adaptively: blocks of 64, 128, 256, … symbols, block k with the table
+ * of the symbol counts of blocks 0..k−1 plus one (the occupancy bytes, the hidden-Gaussian mask). */
+export function decodeAdaptive(dec: RangeDecoder, count: number, nSymbols: number): Uint8Array {
+  const out = new Uint8Array(count);
+  const counts = new Float64Array(nSymbols).fill(1);
+  for (let s = 0, size = 64; s < count; s += size, size *= 2) {
+    const e = Math.min(count, s + size);
+    const table = frequencies(counts);
+    for (let i = s; i < e; i++) out[i] = dec.decode(table);
+    for (let i = s; i < e; i++) counts[out[i]] += 1;
+  }
+  return out;
+}

@@ -1,13 +1,11 @@
 // FORMAT.md "LOD payload", structure: which voxels of level l hold anchors.
 import { ByteReader, packedSize, unpackBits } from "./bytes.js";
-import { frequencies } from "./rangecoder.js";
-import { RangeDecoder } from "./rangecoder.js";
+import { decodeAdaptive, RangeDecoder } from "./rangecoder.js";
 
 export const ROOTS = 0;
 export const PARENT_INDEX = 1;
 export const OCCUPANCY = 2;
 export const METHOD_NAMES = ["roots", "parent-index", "occupancy"];
-const FIRST_BLOCK = 64;
 
 export interface LevelStructure {
   method: number;
@@ -64,16 +62,9 @@ export function decodeStructure(r: ByteReader, level: number, parents: Int32Arra
     const dv = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
     for (let i = 0; i < words.length; i++) words[i] = dv.getUint32(4 * i, true);
     if (words.length === 0 && P) throw r.fail("empty occupancy stream");
-    const occ = new Uint8Array(P);
+    let occ: Uint8Array;
     try {
-      const dec = new RangeDecoder(words);
-      const counts = new Float64Array(256).fill(1);
-      for (let s = 0, size = FIRST_BLOCK; s < P; s += size, size *= 2) {
-        const e = Math.min(P, s + size);
-        const table = frequencies(counts);
-        for (let i = s; i < e; i++) occ[i] = dec.decode(table);
-        for (let i = s; i < e; i++) counts[occ[i]] += 1;
-      }
+      occ = decodeAdaptive(new RangeDecoder(words), P, 256);
     } catch (e) {
       throw r.fail(`occupancy bytes do not decode (${(e as Error).message})`);
     }

@@ -17,16 +17,6 @@ import numpy as np
 from progs.codec import models
 from progs.codec.bytes import ByteReader, ByteWriter
 
-FIRST_BLOCK = 64
-
-
-def _blocks(n: int):
-    start, size = 0, FIRST_BLOCK
-    while start < n:
-        yield start, min(n, start + size)
-        start += size
-        size *= 2
-
 
 def _groups(buckets: np.ndarray) -> list[np.ndarray]:
     """Per bucket (ascending), the positions of its uncertain Gaussians (bucket >= 0), in order."""
@@ -42,11 +32,7 @@ def encode_mask(w: ByteWriter, hidden: np.ndarray, buckets: np.ndarray) -> None:
         raise ValueError("a Gaussian a context camera draws is marked hidden")
     enc = constriction.stream.queue.RangeEncoder()
     for pos in _groups(buckets):
-        bits = flat_h[pos].astype(np.int32)
-        counts = np.ones(2, dtype=np.float64)
-        for s, e in _blocks(bits.size):
-            enc.encode(bits[s:e], models.model(counts))
-            counts += np.bincount(bits[s:e], minlength=2)
+        models.encode_adaptive(enc, flat_h[pos], 2)
     w.array(enc.get_compressed(), "u4")
 
 
@@ -62,11 +48,7 @@ def decode_mask(r: ByteReader, buckets: np.ndarray) -> np.ndarray:
     try:
         dec = constriction.stream.queue.RangeDecoder(words.astype(np.uint32))
         for pos in groups:
-            counts = np.ones(2, dtype=np.float64)
-            for s, e in _blocks(pos.size):
-                bits = np.asarray(dec.decode(models.model(counts), e - s), dtype=np.int64)
-                hidden[pos[s:e]] = bits == 1
-                counts += np.bincount(bits, minlength=2)
+            hidden[pos] = models.decode_adaptive(dec, pos.size, 2) == 1
     except Exception as exc:  # constriction raises on exhausted or invalid data
         raise r.fail(f"the hidden-Gaussian mask does not decode ({exc})") from None
     return hidden.reshape(buckets.shape)

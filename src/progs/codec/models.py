@@ -51,3 +51,34 @@ def model(weights: np.ndarray):
 def uniform(n: int):
     """``n >= 2`` equally likely symbols."""
     return model(np.ones(n, dtype=np.float64))
+
+
+FIRST_BLOCK = 64  # block-adaptive coding: blocks of 64, 128, 256, ... symbols
+
+
+def _blocks(n: int):
+    start, size = 0, FIRST_BLOCK
+    while start < n:
+        yield start, min(n, start + size)
+        start += size
+        size *= 2
+
+
+def encode_adaptive(enc, symbols: np.ndarray, n_symbols: int) -> None:
+    """Code ``symbols`` (ints in 0..n_symbols-1) block-adaptively: block k with the table of the
+    symbol counts of blocks 0..k-1 plus one (Laplace), so no table is transmitted."""
+    symbols = np.asarray(symbols, dtype=np.int64)
+    counts = np.ones(n_symbols, dtype=np.float64)
+    for s, e in _blocks(symbols.size):
+        enc.encode(symbols[s:e].astype(np.int32), model(counts))
+        counts += np.bincount(symbols[s:e], minlength=n_symbols)
+
+
+def decode_adaptive(dec, count: int, n_symbols: int) -> np.ndarray:
+    """Inverse of :func:`encode_adaptive`: ``count`` symbols (int64)."""
+    out = np.empty(count, dtype=np.int64)
+    counts = np.ones(n_symbols, dtype=np.float64)
+    for s, e in _blocks(count):
+        out[s:e] = dec.decode(model(counts), e - s)
+        counts += np.bincount(out[s:e], minlength=n_symbols)
+    return out

@@ -30,37 +30,15 @@ PARENT_INDEX = 1
 OCCUPANCY = 2
 METHOD_NAMES = {ROOTS: "roots", PARENT_INDEX: "parent-index", OCCUPANCY: "occupancy"}
 
-_FIRST_BLOCK = 64
-
-
-def _blocks(n: int) -> list[tuple[int, int]]:
-    out, start, size = [], 0, _FIRST_BLOCK
-    while start < n:
-        out.append((start, min(n, start + size)))
-        start += size
-        size *= 2
-    return out
-
 
 def _encode_occupancy(occ: np.ndarray) -> bytes:
     enc = constriction.stream.queue.RangeEncoder()
-    counts = np.ones(256, dtype=np.float64)
-    for s, e in _blocks(occ.size):
-        model = models.model(counts)
-        enc.encode(occ[s:e].astype(np.int32), model)
-        counts += np.bincount(occ[s:e], minlength=256)
+    models.encode_adaptive(enc, occ, 256)
     return enc.get_compressed().tobytes()
 
 
 def _decode_occupancy(words: np.ndarray, n: int) -> np.ndarray:
-    dec = constriction.stream.queue.RangeDecoder(words)
-    counts = np.ones(256, dtype=np.float64)
-    out = np.empty(n, dtype=np.int64)
-    for s, e in _blocks(n):
-        model = models.model(counts)
-        out[s:e] = dec.decode(model, e - s)
-        counts += np.bincount(out[s:e], minlength=256)
-    return out
+    return models.decode_adaptive(constriction.stream.queue.RangeDecoder(words), n, 256)
 
 
 def encode_structure(

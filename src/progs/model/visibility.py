@@ -188,6 +188,11 @@ def mask_buckets(highest: torch.Tensor, e2: int, margin: float = HIDDEN_MARGIN) 
     return torch.where(depth > 0, buckets, torch.full_like(buckets, -1))
 
 
+def _level_inputs(grid: OctreeGrid, keys: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions [N, 3] (float64 voxel centres) and levels [N] of one level's anchors."""
+    return grid.voxel_center(keys, level, dtype=torch.float64), torch.full((keys.shape[0],), level, dtype=torch.int64)
+
+
 def level_hidden(
     generator: GaussianGenerator,
     grid: OctreeGrid,
@@ -198,9 +203,7 @@ def level_hidden(
 ) -> torch.Tensor:
     """[N, K] hidden verdicts of one octree level's anchors (``keys`` [N, 3], decoded ``features`` [N, F]
     float64), as encoder and decoder both compute them."""
-    positions = grid.voxel_center(keys, level, dtype=torch.float64)
-    levels = torch.full((keys.shape[0],), level, dtype=torch.int64)
-    return hidden_gaussians(generator, positions, levels, features, cameras, float(grid.size))
+    return hidden_gaussians(generator, *_level_inputs(grid, keys, level), features, cameras, float(grid.size))
 
 
 def level_mask_buckets(
@@ -213,8 +216,7 @@ def level_mask_buckets(
 ) -> torch.Tensor:
     """[N, K] mask contexts (:func:`mask_buckets`) of one level's anchors from the context cameras
     (``probe_cameras(..., face_samples=CONTEXT_FACE_SAMPLES)``), as encoder and decoder both compute them."""
-    positions = grid.voxel_center(keys, level, dtype=torch.float64)
-    levels = torch.full((keys.shape[0],), level, dtype=torch.int64)
     if keys.shape[0] == 0:
         return torch.zeros(0, generator.n_offsets, dtype=torch.int64)
+    positions, levels = _level_inputs(grid, keys, level)
     return mask_buckets(*highest_logits(generator, positions, levels, features, cameras, float(grid.size)))
