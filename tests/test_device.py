@@ -208,7 +208,7 @@ def test_cuda_training_encodes_like_its_cpu_copy(scene, tmp_path) -> None:
     trainer = Trainer(scene, _cfg(iterations=40, c2f_coarse_samples=1), device=cuda)
     trainer.train(progress=False)
     model = trainer.model
-    assert model.device.type == "cuda" and model.anchors.grad_accum.device.type == "cuda"
+    assert model.device.type == "cuda" and trainer.strategy.grad_accum.device.type == "cuda"
     assert all(p.device.type == "cuda" for p in model.parameters())
     assert trainer.adjustments and all(torch.isfinite(torch.tensor(h["loss"])) for h in trainer.history)
 

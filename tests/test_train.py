@@ -14,6 +14,7 @@ from progs.eval.quality import evaluate_lods
 from progs.train import Schedule, TrainConfig, Trainer
 from progs.train.losses import c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
 from progs.train.schedule import exp_lr
+from progs.train.strategy import GrowthStrategy
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +168,7 @@ def test_scene_sizing_fills_only_what_is_left_open(scene):
     with_points = scene_sizing(scene, TrainConfig())
     assert (with_points.init_random_points, with_points.growth.max_anchors) == (20_000, 200_000)
     with pytest.raises(InputError, match="max_anchors is not sized"):
-        TrainConfig().growth.adjust_config()
+        GrowthStrategy(TrainConfig().growth, Trainer(scene, _cfg(iterations=1)).model.anchors)
 
 
 def test_trainer_records_the_sized_config(tmp_path):
@@ -265,7 +266,7 @@ def test_ablation_flags_change_behaviour(scene, monkeypatch):
     assert len(off.model.anchors) == n1 and not off.adjustments  # --no-adjust
     assert "nce" not in off.history[-1]
     assert set(lods_rendered) == {3}  # single-LoD loss only
-    assert float(off.model.anchors.grad_accum.sum()) == 0.0  # no statistics gathered either
+    assert float(off.strategy.grad_accum.sum()) == 0.0  # no statistics gathered either
 
     # infonce alone changes the trajectory
     lods_rendered.clear()

@@ -1,4 +1,4 @@
-"""Octree anchors and their adaptive adjustment (paper §III-B, §III-C, Algorithm 1).
+"""Octree anchors (paper §III-B) and the structural edits of their adjustment (§III-C, Algorithm 1).
 
 An :class:`AnchorSet` holds, per anchor ``i``: an integer voxel ``keys[i]`` at ``levels[i]`` (1..L) of
 an :class:`~progs.octree.OctreeGrid`, and three plain attribute tensors (``nn.Parameter``):
@@ -13,15 +13,14 @@ the structure is exactly what the bitstream stores. The set is always a strict o
 parent. Rows are not kept in any particular order (new anchors are appended); use
 ``progs.octree.sort_canonical`` for the canonical order.
 
-Growing/pruning statistics live here too (per neural Gaussian: accumulated view-space gradient norm
-and count; per anchor: accumulated opacity and visibility count). :meth:`AnchorSet.adjust` grows
-anchors where Gaussians have large gradients, completes missing parents, dedupes against existing
-voxels, prunes low-opacity leaves, resizes the optimizer state and validates the invariant.
+The set knows its structure and attributes only. Growing and pruning (which anchors to add or drop,
+from statistics gathered during training) are decided by ``progs.train.strategy.GrowthStrategy``,
+which also keeps the optimiser in step; the set applies them: :meth:`AnchorSet.occupied` (conflict
+check), :meth:`AnchorSet.with_ancestors` (parent-child verification) and :meth:`AnchorSet.edit`
+(append, drop, validate the invariant).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -31,32 +30,6 @@ from progs.model.layout import AttributeLayout
 from progs.octree import OctreeGrid
 
 ATTRIBUTE_NAMES = ("feature", "scaling", "offsets")
-
-
-@dataclass(frozen=True)
-class AdjustConfig:
-    """Hyper-parameters of the adaptive anchor adjustment (paper §III-C; defaults after Scaffold-GS).
-
-    Gradient norms are of the view-space mean in NDC units (pixel gradient × (W/2, H/2)), as in
-    3DGS / Scaffold-GS, so the thresholds do not depend on the image size.
-    """
-
-    grad_threshold: float = 2e-4  # τ_g
-    beta: float = 1.0  # τ_l = τ_g · 2^(β (l - 1))  (level 1 gets τ_g)
-    very_factor: float = 2.0  # "very significant": grad > very_factor · τ_{l+1} → spawn at level l + 1
-    min_grad_count_fraction: float = 0.25  # Gaussians seen in fewer than this · T renders are ignored
-    prune_opacity: float = 0.005  # τ_o: prune leaves whose mean (over visible steps) summed opacity < τ_o
-    min_visible_fraction: float = 0.25  # ... and that were visible in at least this · T steps
-    max_anchors: int = 200_000  # growth stops at about this many anchors (CPU budget)
-    grow: bool = True
-    prune: bool = True
-
-
-@dataclass
-class AdjustReport:
-    grown: int
-    pruned: int
-    anchors: int
 
 
 def _zeros_like_rows(t: torch.Tensor, n: int) -> torch.Tensor:
@@ -98,7 +71,6 @@ class AnchorSet(nn.Module):
         self.scaling = nn.Parameter(torch.as_tensor(scaling, dtype=torch.float32, device=device).clone())
         self.offsets = nn.Parameter(torch.as_tensor(offsets, dtype=torch.float32, device=device).clone())
         self._check_shapes()
-        self.reset_stats()
         self._positions: torch.Tensor | None = None
         self._parent: torch.Tensor | None = None
 
@@ -229,194 +201,43 @@ class AnchorSet(nn.Module):
         with torch.no_grad():
             return self.positions[:, None, :] + self.offsets * torch.exp(self.scaling[:, None, :3])
 
-    # -- statistics ---------------------------------------------------------------------------------
-
-    def reset_stats(self) -> None:
-        n, k, dev = self.keys.shape[0], self.offsets.shape[1], self.device
-        self.register_buffer("grad_accum", torch.zeros(n, k, dtype=torch.float64, device=dev))
-        self.register_buffer("grad_count", torch.zeros(n, k, dtype=torch.float64, device=dev))
-        self.register_buffer("opacity_accum", torch.zeros(n, dtype=torch.float64, device=dev))
-        self.register_buffer("visible_count", torch.zeros(n, dtype=torch.float64, device=dev))
+    # -- structural edits (growing/pruning: progs.train.strategy decides, the set applies) -----------
 
     @torch.no_grad()
-    def record_gradients(
-        self,
-        anchor_index: torch.Tensor,
-        offset_index: torch.Tensor,
-        means2d_grad: torch.Tensor,
-        radii: torch.Tensor,
-        width: int,
-        height: int,
-        scale: float = 1.0,
-    ) -> None:
-        """Accumulate ‖∇ view-space mean‖ (NDC units, × ``scale``) of the Gaussians drawn (radii > 0)."""
-        if means2d_grad is None or anchor_index.numel() == 0:
-            return
-        dev = self.device
-        g = means2d_grad.detach().to(dev, torch.float64) * torch.tensor(
-            [width / 2.0, height / 2.0], dtype=torch.float64, device=dev
-        )
-        norm = g.norm(dim=-1) * scale
-        drawn = radii.to(dev) > 0
-        a, k = anchor_index[drawn], offset_index[drawn]
-        flat = a * self.n_offsets + k
-        self.grad_accum.view(-1).index_add_(0, flat, norm[drawn])
-        self.grad_count.view(-1).index_add_(0, flat, torch.ones_like(norm[drawn]))
+    def occupied(self, keys: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+        """[C] bool: whether the voxel ``keys[c]`` (int64 [C, 3]) at ``levels[c]`` holds an anchor."""
+        hit = torch.zeros(keys.shape[0], dtype=torch.bool, device=self.device)
+        for level in torch.unique(levels).tolist():
+            m = torch.nonzero(levels == level).squeeze(-1)
+            hit[m] = octree.lookup_index(keys[m], self.keys[self.levels == level]) >= 0
+        return hit
 
     @torch.no_grad()
-    def record_opacity(self, visible_anchors: torch.Tensor, anchor_opacity: torch.Tensor) -> None:
-        """Accumulate per visible anchor the sum of its Gaussians' (non-negative) opacities."""
-        if visible_anchors.numel() == 0:
-            return
-        self.opacity_accum.index_add_(0, visible_anchors, anchor_opacity.clamp_min(0).sum(-1).to(torch.float64))
-        self.visible_count.index_add_(
-            0, visible_anchors, torch.ones(visible_anchors.shape[0], dtype=torch.float64, device=self.device)
-        )
-
-    # -- adjustment ---------------------------------------------------------------------------------
-
-    def level_threshold(self, level: torch.Tensor | int, cfg: AdjustConfig) -> torch.Tensor:
-        lv = torch.as_tensor(level, dtype=torch.float64)
-        return cfg.grad_threshold * torch.pow(2.0, cfg.beta * (lv - 1))
-
-    @torch.no_grad()
-    def grow_candidates(
-        self, cfg: AdjustConfig, interval: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Algorithm 1, step 1: ``(keys [C, 3], levels [C], source_anchor [C], grad [C])`` of candidates.
-
-        A Gaussian of a level-l anchor with mean gradient > τ_l is a candidate at level l at its own
-        position; above ``very_factor · τ_{l+1}`` (and l < L) at level l + 1. Candidates outside the
-        grid are dropped; duplicates (same voxel and level) keep the largest gradient.
-        """
-        L = self.num_levels
-        min_count = max(1.0, cfg.min_grad_count_fraction * interval)
-        grad = torch.where(self.grad_count >= min_count, self.grad_accum / self.grad_count.clamp_min(1), 0.0)
-        lv = self.levels[:, None].expand_as(grad)
-        tau = self.level_threshold(lv, cfg)
-        tau_next = self.level_threshold(lv + 1, cfg)
-        very = (grad > cfg.very_factor * tau_next) & (lv < L)
-        sig = grad > tau
-        cand = sig | very
-        dev = self.device
-        pos = self.gaussian_positions().to(torch.float64)
-        lo, hi = (b.to(dev) for b in self.grid.bounds)
-        inside = ((pos >= lo) & (pos < hi)).all(-1)
-        cand &= inside
-        idx = torch.nonzero(cand.reshape(-1)).squeeze(-1)
-        c_level = torch.where(very, lv + 1, lv).reshape(-1)[idx]
-        c_pos = pos.reshape(-1, 3)[idx]
-        c_grad = grad.reshape(-1)[idx]
-        c_src = idx // self.n_offsets
-        c_keys = torch.zeros(idx.shape[0], 3, dtype=torch.int64, device=dev)
-        for level in torch.unique(c_level).tolist():
-            m = c_level == level
-            c_keys[m] = self.grid.voxel_of(c_pos[m], int(level))
-        # dedupe among candidates: keep the largest gradient per (level, voxel)
-        order = torch.argsort(c_grad, descending=True, stable=True)
-        c_keys, c_level, c_src, c_grad = c_keys[order], c_level[order], c_src[order], c_grad[order]
-        keep = torch.zeros(c_keys.shape[0], dtype=torch.bool, device=dev)
-        for level in torch.unique(c_level).tolist():
-            rows = torch.nonzero(c_level == level).squeeze(-1)
-            codes = octree.morton_encode(c_keys[rows])
-            uniq, inv = torch.unique(codes, return_inverse=True)
-            first = torch.full((uniq.shape[0],), rows.shape[0], dtype=torch.int64, device=dev)
-            first.scatter_reduce_(0, inv, torch.arange(rows.shape[0], device=dev), reduce="amin")
-            keep[rows[first]] = True
-        keep_idx = torch.nonzero(keep).squeeze(-1)  # still in descending-gradient order
-        return c_keys[keep_idx], c_level[keep_idx], c_src[keep_idx], c_grad[keep_idx]
-
-    @torch.no_grad()
-    def plan_growth(self, cfg: AdjustConfig, interval: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Algorithm 1 steps 1-3: ``(keys, levels, source_anchor)`` of the anchors to spawn.
-
-        Candidates whose voxel is already occupied are dropped (conflict check); missing ancestors of
-        the others are queued (parent-child verification, all the way up); the result contains no
-        existing voxel and no duplicate, and together with the current set is a strict octree.
-        ``source_anchor`` is the anchor whose Gaussian caused each new anchor (for initialisation).
-        """
-        c_keys, c_level, c_src, _ = self.grow_candidates(cfg, interval)
-        empty = self._no_growth()
-        if c_keys.shape[0] == 0:
-            return empty
-        # conflict check against existing anchors
-        new = torch.ones(c_keys.shape[0], dtype=torch.bool, device=self.device)
-        for level in torch.unique(c_level).tolist():
-            m = torch.nonzero(c_level == level).squeeze(-1)
-            existing = self.keys[self.levels == level]
-            new[m] = octree.lookup_index(c_keys[m], existing) < 0
-        c_keys, c_level, c_src = c_keys[new], c_level[new], c_src[new]
-        budget = cfg.max_anchors - len(self)
-        if budget <= 0:
-            return empty
-        c_keys, c_level, c_src = c_keys[:budget], c_level[:budget], c_src[:budget]
-        if c_keys.shape[0] == 0:
-            return empty
-        # parent-child verification: complete upward, then keep what is not there yet
-        all_keys, all_levels = octree.complete_upward(torch.cat([self.keys, c_keys]), torch.cat([self.levels, c_level]))
+    def with_ancestors(
+        self, keys: torch.Tensor, levels: torch.Tensor, source: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Algorithm 1's parent-child verification: ``(keys, levels, source)`` of the anchors to add so
+        that the set holds the new voxels ``keys`` [C, 3] at ``levels`` [C] (none of them occupied, no
+        duplicates, in priority order): those voxels and their missing ancestors, all the way up.
+        Together with the current set they form a strict octree. ``source`` [C] is the row of the
+        anchor each new voxel comes from; an added ancestor takes that of the first voxel below it."""
+        all_keys, all_levels = octree.complete_upward(torch.cat([self.keys, keys]), torch.cat([self.levels, levels]))
         is_new = torch.ones(all_keys.shape[0], dtype=torch.bool, device=self.device)
         src = torch.full((all_keys.shape[0],), -1, dtype=torch.int64, device=self.device)
         for level in torch.unique(all_levels).tolist():
             rows = torch.nonzero(all_levels == level).squeeze(-1)
             is_new[rows] = octree.lookup_index(all_keys[rows], self.keys[self.levels == level]) < 0
-            # source: the first (largest-gradient) candidate at or below this voxel
-            deeper = c_level >= level
+            deeper = levels >= level
             if not bool(deeper.any()):
                 continue
-            anc = c_keys[deeper] >> (c_level[deeper] - level)[:, None]
+            anc = keys[deeper] >> (levels[deeper] - level)[:, None]
             hit = octree.lookup_index(all_keys[rows], anc)
-            src[rows] = torch.where(hit >= 0, c_src[deeper][hit.clamp_min(0)], src[rows])
+            src[rows] = torch.where(hit >= 0, source[deeper][hit.clamp_min(0)], src[rows])
         sel = torch.nonzero(is_new).squeeze(-1)
         return all_keys[sel], all_levels[sel], src[sel]
 
-    @torch.no_grad()
-    def prune_mask(self, cfg: AdjustConfig, interval: int, keys: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-        """Rows (of the current set) to prune: leaves of ``(keys, levels)`` (the set after growth, whose
-        first ``len(self)`` rows are the current anchors) with mean summed opacity < τ_o over at least
-        ``min_visible_fraction · T`` visible steps."""
-        n = len(self)
-        leaf = octree.leaf_mask(keys, levels)[:n]
-        min_vis = max(1.0, cfg.min_visible_fraction * interval)
-        seen = self.visible_count >= min_vis
-        weak = self.opacity_accum < cfg.prune_opacity * self.visible_count
-        return leaf & seen & weak
-
-    @torch.no_grad()
-    def adjust(
-        self, cfg: AdjustConfig, interval: int, optimizer: torch.optim.Optimizer | None = None, *, grow: bool = True
-    ) -> AdjustReport:
-        """Grow, then prune, then validate the strict octree; resets the statistics.
-
-        ``optimizer`` (if given) has its state for ``feature``, ``scaling``, ``offsets`` resized: kept
-        rows keep their Adam moments, new rows start from zero.
-        """
-        n_old = len(self)
-        if grow and cfg.grow:
-            new_keys, new_levels, src = self.plan_growth(cfg, interval)
-        else:
-            new_keys, new_levels, src = self._no_growth()
-        all_keys = torch.cat([self.keys, new_keys])
-        all_levels = torch.cat([self.levels, new_levels])
-        keep = torch.ones(all_keys.shape[0], dtype=torch.bool, device=self.device)
-        if cfg.prune:
-            pm = self.prune_mask(cfg, interval, all_keys, all_levels)
-            if int(pm.sum()) < n_old:  # never prune everything
-                keep[:n_old] = ~pm
-        pruned = int((~keep).sum())
-        m = new_keys.shape[0]
-        new_attrs = {
-            "feature": torch.where((src >= 0)[:, None], self.feature.data[src.clamp_min(0)], 0.0)
-            if m
-            else _zeros_like_rows(self.feature, 0),
-            "scaling": self.default_scaling(new_levels),
-            "offsets": _zeros_like_rows(self.offsets, m),
-        }
-        self._apply_edit(keep, all_keys, all_levels, new_attrs, optimizer)
-        self.validate()
-        return AdjustReport(grown=m, pruned=pruned, anchors=len(self))
-
-    def _no_growth(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(keys [0, 3], levels [0], source [0])``: no anchor to spawn (on the anchors' device)."""
+    def no_anchors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(keys [0, 3], levels [0], source [0])``: nothing to add (on the anchors' device)."""
         dev = self.device
         return (
             torch.zeros(0, 3, dtype=torch.int64, device=dev),
@@ -424,27 +245,30 @@ class AnchorSet(nn.Module):
             torch.zeros(0, dtype=torch.int64, device=dev),
         )
 
-    def _apply_edit(
-        self,
-        keep: torch.Tensor,
-        all_keys: torch.Tensor,
-        all_levels: torch.Tensor,
-        new_attrs: dict[str, torch.Tensor],
-        optimizer: torch.optim.Optimizer | None,
-    ) -> None:
+    @torch.no_grad()
+    def edit(self, keep: torch.Tensor, keys: torch.Tensor, levels: torch.Tensor, source: torch.Tensor) -> None:
+        """Append the anchors ``(keys [M, 3], levels [M])``, then keep the rows ``keep`` [N + M] of the
+        result, and validate the strict octree. New anchors copy the feature of their ``source`` row
+        (zero where it is -1), start at :meth:`default_scaling` and zero offsets. Every attribute
+        becomes a new ``nn.Parameter`` (an optimiser holding the old ones must be told: the caller's
+        part, see ``progs.train.strategy``)."""
+        m = keys.shape[0]
+        new_rows = {
+            "feature": torch.where((source >= 0)[:, None], self.feature.data[source.clamp_min(0)], 0.0)
+            if m
+            else _zeros_like_rows(self.feature, 0),
+            "scaling": self.default_scaling(levels),
+            "offsets": _zeros_like_rows(self.offsets, m),
+        }
         for name in ATTRIBUTE_NAMES:
             old: nn.Parameter = getattr(self, name)
-            new_rows = new_attrs[name].to(old.dtype)
-            data = torch.cat([old.data, new_rows])[keep].contiguous()
-            param = nn.Parameter(data)
-            if optimizer is not None:
-                replace_param(optimizer, old, param, keep, new_rows.shape[0])
-            setattr(self, name, param)
-        self.keys = all_keys[keep].contiguous()
-        self.levels = all_levels[keep].contiguous()
+            data = torch.cat([old.data, new_rows[name].to(old.dtype)])[keep].contiguous()
+            setattr(self, name, nn.Parameter(data))
+        self.keys = torch.cat([self.keys, keys])[keep].contiguous()
+        self.levels = torch.cat([self.levels, levels])[keep].contiguous()
         self._positions = None
         self._parent = None
-        self.reset_stats()
+        self.validate()
 
     @property
     def layout(self) -> AttributeLayout:
@@ -477,24 +301,3 @@ class AnchorSet(nn.Module):
             self.scaling.detach()[mask],
             self.offsets.detach()[mask],
         )
-
-
-def replace_param(
-    optimizer: torch.optim.Optimizer, old: nn.Parameter, new: nn.Parameter, keep: torch.Tensor, n_new: int
-) -> None:
-    """Swap ``old`` for ``new`` in ``optimizer``: per-row state tensors (Adam's moments) become
-    ``cat(state, zeros(n_new))[keep]``; scalar state (``step``) is kept."""
-    for group in optimizer.param_groups:
-        for i, p in enumerate(group["params"]):
-            if p is old:
-                group["params"][i] = new
-    state = optimizer.state.pop(old, None)
-    if state is None:
-        return
-    new_state = {}
-    for k, v in state.items():
-        if torch.is_tensor(v) and v.ndim > 0 and v.shape[0] == old.shape[0] and v.shape[1:] == old.shape[1:]:
-            new_state[k] = torch.cat([v, _zeros_like_rows(v, n_new)])[keep].contiguous()
-        else:
-            new_state[k] = v
-    optimizer.state[new] = new_state

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from progs.errors import InputError
-from progs.model.anchors import AdjustConfig
 from progs.train.schedule import Schedule
 
 
@@ -78,13 +77,25 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
-class GrowthConfig(AdjustConfig):
-    """When anchors grow and are pruned (the trainer's part) on top of the rules of Algorithm 1 that
-    :class:`progs.model.anchors.AdjustConfig` holds (thresholds, the cap), declared there once."""
+class GrowthConfig:
+    """Anchor growing and pruning (paper §III-C, Algorithm 1; defaults after Scaffold-GS): the rules
+    and when they run. ``progs.train.strategy.GrowthStrategy`` applies them.
 
+    Gradient norms are of the view-space mean in NDC units (pixel gradient × (W/2, H/2)), as in
+    3DGS / Scaffold-GS, so the thresholds do not depend on the image size.
+    """
+
+    grad_threshold: float = 2e-4  # τ_g
+    beta: float = 1.0  # τ_l = τ_g · 2^(β (l - 1))  (level 1 gets τ_g)
+    very_factor: float = 2.0  # "very significant": grad > very_factor · τ_{l+1} → spawn at level l + 1
+    min_grad_count_fraction: float = 0.25  # Gaussians seen in fewer than this · T renders are ignored
+    prune_opacity: float = 0.005  # τ_o: prune leaves whose mean (over visible steps) summed opacity < τ_o
+    min_visible_fraction: float = 0.25  # ... and that were visible in at least this · T steps
     # Growth stops at about this many anchors. None = sized from the scene when training starts
     # (progs.train.sizing.scene_sizing): 200,000 with SfM points, from the views' pixel count without.
     max_anchors: int | None = None
+    grow: bool = True
+    prune: bool = True
     enabled: bool = True  # False = --no-adjust: no growing/pruning
     interval: int = 100  # T
 
@@ -93,11 +104,6 @@ class GrowthConfig(AdjustConfig):
         for name in ("grad_threshold", "very_factor", "prune_opacity"):
             _positive(name, getattr(self, name), zero=True)
         _check(self.max_anchors is None or self.max_anchors >= 1, f"max_anchors must be >= 1, got {self.max_anchors}")
-
-    def adjust_config(self) -> AdjustConfig:
-        if self.max_anchors is None:
-            raise ConfigError("max_anchors is not sized yet (progs.train.sizing.scene_sizing sizes it from the scene)")
-        return AdjustConfig(**{f.name: getattr(self, f.name) for f in fields(AdjustConfig)})
 
 
 @dataclass(frozen=True)

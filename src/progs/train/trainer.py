@@ -5,11 +5,11 @@ full model (LoD L), afterwards the coarse-to-fine loss L_c2f (paper Eq. 12) over
 CPU time) estimated from LoD L plus ``c2f_coarse_samples`` random coarser LoDs with unbiased weights
 (``losses.c2f_lod_weights``);
 plus λ_vol·L_vol (on the finest render) and λ_NCE·L_NCE. Between ``adjust_start`` and ``adjust_end``
-anchors are grown/pruned every ``growth.interval`` steps (spawning paused as in the paper once
-quantisation noise starts). Deterministic for a seed: every random draw uses the trainer's own
+anchors are grown/pruned every ``growth.interval`` steps by the growth strategy
+(``strategy.GrowthStrategy``; spawning paused as in the paper once quantisation noise starts). Deterministic for a seed: every random draw uses the trainer's own
 generator, whose state is checkpointed with everything else.
 
-The trainer runs on one device (``device``, default the CPU): model, anchors and their statistics,
+The trainer runs on one device (``device``, default the CPU): model, anchors, the growth statistics,
 octree edits, context model, losses, optimiser state and the training images live there; rendering
 uses gsplat on CUDA and the C++ kernel on the CPU (``render.rasterize``'s ``auto`` backend). Draws that
 choose views, LoDs and anchors come from the CPU generator ``gen`` on every device; the large
@@ -40,9 +40,7 @@ from progs.train.losses import c2f_lod_weights, infonce_loss, photometric_loss, 
 from progs.train.rate import RateTrainer, park_hidden_offsets
 from progs.train.schedule import exp_lr
 from progs.train.sizing import has_points, scene_sizing
-
-# Anchor growing/pruning statistics a checkpoint keeps besides the model (exact resume).
-ADJUST_STATS = ("grad_accum", "grad_count", "opacity_accum", "visible_count")
+from progs.train.strategy import GrowthStrategy
 
 
 def build_grid(scene: Scene, levels: int, base_depth: int | None) -> OctreeGrid:
@@ -122,7 +120,7 @@ class Trainer:
         self.spatial_lr_scale = camera_extent(self.train_views)
         self.optimizer = self._make_optimizer()
         self.stages = cfg.schedule.at(cfg.iterations)
-        self.adjust_cfg = cfg.growth.adjust_config()
+        self.strategy = GrowthStrategy(cfg.growth, self.model.anchors)
         self.iteration = 0
         self.view_queue: list[int] = []
         self.history: list[dict[str, float]] = []
@@ -265,7 +263,8 @@ class Trainer:
             for lod, out in outs.items():
                 grad = out.info["means2d"].grad
                 if grad is not None:
-                    anchors.record_gradients(
+                    self.strategy.record_gradients(
+                        anchors,
                         out.gaussians.anchor_index,
                         out.gaussians.offset_index,
                         grad,
@@ -274,16 +273,16 @@ class Trainer:
                         view.camera.height,
                         scale=1.0 / weights[lod],
                     )
-            anchors.record_opacity(finest.gaussians.visible_anchors, finest.gaussians.anchor_opacity)
+            self.strategy.record_opacity(finest.gaussians.visible_anchors, finest.gaussians.anchor_opacity)
         self.optimizer.step()
         self.iteration = it = it + 1
 
         if cfg.growth.enabled and self.stages.adjusting(it) and it % cfg.growth.interval == 0:
-            report = anchors.adjust(self.adjust_cfg, cfg.growth.interval, self.optimizer, grow=self.stages.spawning(it))
+            report = self.strategy.adjust(anchors, self.optimizer, grow=self.stages.spawning(it))
             self.rate.invalidate()
             self.adjustments.append({"iteration": it, **asdict(report)})
         elif cfg.growth.enabled and it == self.stages.adjust_end:
-            anchors.reset_stats()
+            self.strategy.reset(anchors)
 
         rec = {
             "iteration": it,
@@ -333,9 +332,7 @@ class Trainer:
         """The model's state (:meth:`ProGSModel.to_state`) plus everything needed to continue, as CPU
         tensors whatever the training device (so a checkpoint continues on either)."""
         state = self.model.to_state()
-        state["anchors"].update(
-            {name: getattr(self.model.anchors, name).detach().cpu().clone() for name in ADJUST_STATS}
-        )
+        state["anchors"].update(self.strategy.state_dict())  # the growth statistics, for an exact resume
         extra = {}
         if self.device_gen is not self.gen:
             extra = {"device_rng": self.device_gen.get_state(), "device_rng_type": self.device.type}
@@ -367,8 +364,8 @@ class Trainer:
         self.model = model_from_state(state).to(self.device)
         if self.model.view_distance is None:  # checkpoints before 2026-11-27
             self.model.view_distance = view_distance
-        for name in ADJUST_STATS:
-            getattr(self.model.anchors, name).copy_(state["anchors"][name])
+        self.strategy.reset(self.model.anchors)
+        self.strategy.load_state_dict(state["anchors"])
         self.rate = RateTrainer(
             self.model.context, fraction=self.config.rate.entropy_fraction, step_scale=self.config.rate.step_scale
         )
