@@ -1,6 +1,7 @@
 // FORMAT.md "The entropy model's exact path": hash-grid features, the context MLPs in exact
 // float64 arithmetic, and each anchor's coding parameters (mean, scale bin, step).
 import { exp, pow2, roundEven, softplus, tanh } from "./exactmath.js";
+import { Arena, kernels, padTo } from "./wasm.js";
 
 export interface ContextConfig {
   levels3d: number;
@@ -131,6 +132,9 @@ export function exactDot(a: Float64Array, ao: number, b: Float64Array, bo: numbe
   return v0 + v1 + (v2 + v3);
 }
 
+/** Anchors per call of a WebAssembly kernel (bounds its memory). */
+const CHUNK = 4096;
+
 /** The coding parameters of one level's anchors. */
 export interface LevelParams {
   n: number;
@@ -156,6 +160,10 @@ export class ContextModel {
   private readonly w2q: Float64Array; // [Hq, 3]
   private readonly b2q: Float64Array;
   private readonly channelType: Uint8Array;
+  private readonly wasm: Arena | null;
+  private readonly Hp: number; // H, Dp2: padded to multiples of 8 for the kernels
+  private readonly Dp2: number;
+  private readonly ptr: Record<string, number> = {};
 
   constructor(readonly cfg: ContextConfig, private readonly grid3: Float64Array, private readonly grid2: Float64Array,
               tensors: Map<string, { values: Float64Array }>) {
@@ -199,6 +207,41 @@ export class ContextModel {
     this.channelType = new Uint8Array(D);
     let j = 0;
     for (let type = 0; type < 3; type++) for (let i = 0; i < c.attrDims[type]; i++) this.channelType[j++] = type;
+    this.Hp = padTo(H, 8);
+    this.Dp2 = padTo(2 * D, 8);
+    this.wasm = c.dim % 2 === 0 && H > 0 ? kernels() : null;
+    if (this.wasm) this.layOut(this.wasm);
+  }
+
+  /** Whether the WebAssembly kernels run this model. */
+  get usesWasm(): boolean {
+    return this.wasm !== null;
+  }
+
+  /** The kernels' permanent data: grids, transposed and padded weights. */
+  private layOut(a: Arena): void {
+    const { F, H, D, Hp, Dp2 } = this;
+    const Hd = this.cfg.hidden;
+    const transpose = (w: Float64Array, rows: number, cols: number, stride: number) => {
+      const out = new Float64Array(cols * stride); // out[c, r] = w[r, c]
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * stride + r] = w[r * cols + c];
+      return out;
+    };
+    const p = this.ptr;
+    p.grid3 = a.putF64(this.grid3);
+    p.grid2 = a.putF64(this.grid2);
+    p.w1own = a.putF64(transpose(this.w1own, H, F, Hp));
+    p.w1parent = a.putF64(transpose(this.w1parent, H, F, Hp));
+    p.w2d = a.putF64(transpose(this.w2d, 2 * D, Hd, Dp2));
+    const b2d = new Float64Array(Dp2);
+    b2d.set(this.b2d);
+    p.b2d = a.putF64(b2d);
+    p.w2q = a.putF64(this.w2q);
+    p.b2q = a.putF64(this.b2q);
+    p.q0 = a.putF64(this.cfg.q0);
+    p.types = a.putU8(this.channelType);
+    p.zeros = a.putF64(new Float64Array(this.Hp));
+    a.keep();
   }
 
   /** Snapped hash-grid features [n, F] of normalised positions pos [n, 3]. */
@@ -206,6 +249,26 @@ export class ContextModel {
     const F = this.F;
     const dim = this.cfg.dim;
     const out = new Float64Array(n * F);
+    const a = this.wasm;
+    if (a) {
+      const L3 = this.res3.length;
+      for (let s = 0; s < n; s += CHUNK) {
+        const m = Math.min(CHUNK, n - s);
+        a.reset();
+        const pp = a.putF64(pos.subarray(3 * s, 3 * (s + m)));
+        const op = a.alloc(8 * m * F);
+        for (let g = 0; g < L3; g++) a.k.grid3(this.ptr.grid3 + 8 * g * this.T3 * dim, this.T3, dim, this.res3[g], pp, m, op, F, g * dim);
+        for (let g = 0; g < this.res2.length; g++) {
+          for (let pl = 0; pl < 3; pl++) {
+            const t = g * 3 + pl;
+            a.k.grid2(this.ptr.grid2 + 8 * t * this.T2 * dim, this.T2, dim, this.res2[g], pp, m, pl === 2 ? 1 : 0, pl === 0 ? 1 : 2,
+                      op, F, L3 * dim + t * dim);
+          }
+        }
+        out.set(a.f64.subarray(op >> 3, (op >> 3) + m * F), s * F);
+      }
+      return out;
+    }
     const p2 = new Float64Array(2);
     const p = new Float64Array(3);
     const L3 = this.res3.length;
@@ -280,6 +343,32 @@ export class ContextModel {
     const out = new Float64Array(P * H);
     const done = new Uint8Array(P);
     const w = this.w1parent;
+    const a = this.wasm;
+    if (a) {
+      const rows: number[] = [];
+      for (const pi of parent) {
+        if (done[pi]) continue;
+        done[pi] = 1;
+        rows.push(pi);
+      }
+      const Hp = this.Hp;
+      for (let s = 0; s < rows.length; s += CHUNK) {
+        const m = Math.min(CHUNK, rows.length - s);
+        a.reset();
+        const xp = a.alloc(8 * m * F);
+        const x = a.f64;
+        for (let t = 0; t < m; t++) x.set(h.subarray(rows[s + t] * F, rows[s + t] * F + F), (xp >> 3) + t * F);
+        const op = a.alloc(8 * m * Hp);
+        a.k.layer1(xp, m, F, this.ptr.w1parent, Hp, 0, this.ptr.zeros, false, op);
+        const o = a.f64;
+        for (let t = 0; t < m; t++) {
+          const src = (op >> 3) + t * Hp;
+          const dst = rows[s + t] * H;
+          for (let k = 0; k < H; k++) out[dst + k] = o[src + k];
+        }
+      }
+      return out;
+    }
     for (const pi of parent) {
       if (done[pi]) continue;
       done[pi] = 1;
@@ -305,6 +394,10 @@ export class ContextModel {
     const mean = new Float64Array(n * D);
     const bins = new Uint8Array(n * D);
     const step = new Float64Array(n * 3);
+    if (this.wasm) {
+      this.codingParamsWasm(this.wasm, h, n, bias, terms, parent, mean, bins, step);
+      return { n, mean, bins, step };
+    }
     const hid = new Float64Array(H);
     const dloc = new Float64Array(2 * D);
     const q0 = this.cfg.q0;
@@ -342,5 +435,39 @@ export class ContextModel {
       }
     }
     return { n, mean, bins, step };
+  }
+
+  private codingParamsWasm(a: Arena, h: Float64Array, n: number, bias: Float64Array, terms: Float64Array | null,
+                           parent: Int32Array | null, mean: Float64Array, bins: Uint8Array, step: Float64Array): void {
+    const { F, H, D, Hp, Dp2, ptr } = this;
+    for (let s = 0; s < n; s += CHUNK) {
+      const m = Math.min(CHUNK, n - s);
+      a.reset();
+      const biasP = a.putF64(bias, H, Hp - H);
+      a.f64.fill(0, (biasP >> 3) + H, (biasP >> 3) + Hp);
+      const hp = a.putF64(h.subarray(s * F, (s + m) * F));
+      let tp = 0;
+      if (terms && parent) {
+        tp = a.alloc(8 * m * Hp);
+        const t = a.f64;
+        for (let i = 0; i < m; i++) {
+          const src = parent[s + i] * H;
+          const dst = (tp >> 3) + i * Hp;
+          for (let k = 0; k < H; k++) t[dst + k] = terms[src + k];
+        }
+      }
+      const hid = a.alloc(8 * m * Hp);
+      a.k.layer1(hp, m, F, ptr.w1own, Hp, tp, biasP, true, hid);
+      const dloc = a.alloc(8 * (Dp2 + 2));
+      const iq = a.alloc(8 * (D + 2));
+      const mp = a.alloc(8 * (m * D + 1));
+      const bp = a.alloc(m * D + 1);
+      const sp = a.alloc(8 * m * 3);
+      a.k.heads(hid, m, Hp, this.cfg.hidden, this.cfg.qHidden, ptr.w2d, Dp2, ptr.b2d, ptr.w2q, ptr.b2q, ptr.q0, ptr.types,
+                D, dloc, iq, mp, bp, sp);
+      mean.set(a.f64.subarray(mp >> 3, (mp >> 3) + m * D), s * D);
+      bins.set(a.u8.subarray(bp, bp + m * D), s * D);
+      step.set(a.f64.subarray(sp >> 3, (sp >> 3) + m * 3), s * 3);
+    }
   }
 }

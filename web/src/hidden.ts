@@ -6,6 +6,7 @@ import { decodeAdaptive, RangeDecoder } from "./rangecoder.js";
 import { pow2, roundEven } from "./exactmath.js";
 import { exactDot } from "./context.js";
 import { Grid, Tensor } from "./header.js";
+import { Arena, kernels, padTo } from "./wasm.js";
 
 const MARGIN = 0.02;
 const CONTEXT_FACE_SAMPLES = 1;
@@ -89,6 +90,8 @@ export class HiddenRule {
   private readonly e2: number;
   private readonly wv: Float64Array; // [3, H] view weights, transposed
   private readonly wd: Float64Array; // [H]
+  private readonly wasm: Arena | null;
+  private readonly ptr: Record<string, number> = {};
 
   constructor(tensors: Map<string, Tensor>, featDim: number, private readonly levels: number,
               private readonly grid: Grid, private readonly cameras: Float64Array) {
@@ -119,6 +122,61 @@ export class HiddenRule {
       for (let a = 0; a < 3; a++) this.wv[a * this.H + k] = this.w1[k * this.dIn + featDim + a];
       this.wd[k] = this.w1[k * this.dIn + featDim + 3];
     }
+    this.wasm = this.H > 0 && this.K > 0 ? kernels() : null;
+    if (this.wasm) this.layOut(this.wasm);
+  }
+
+  /** The kernel's permanent data: weights transposed and padded (units to Hp, outputs to Kp). */
+  private layOut(a: Arena): void {
+    const { H, K, F, dIn } = this;
+    const Hp = padTo(H, 8);
+    const Kp = padTo(K, 8);
+    const w1f = new Float64Array(F * Hp);
+    const wv = new Float64Array(4 * Hp);
+    const w2 = new Float64Array(Hp * Kp);
+    const b2 = new Float64Array(Kp);
+    for (let k = 0; k < H; k++) {
+      for (let f = 0; f < F; f++) w1f[f * Hp + k] = this.w1[k * dIn + f];
+      for (let c = 0; c < 4; c++) wv[c * Hp + k] = this.w1[k * dIn + F + c];
+      for (let j = 0; j < K; j++) w2[k * Kp + j] = this.w2[j * H + k];
+    }
+    b2.set(this.b2);
+    const p = this.ptr;
+    p.w1f = a.putF64(w1f);
+    p.wv = a.putF64(wv);
+    p.w2 = a.putF64(w2);
+    p.b2 = a.putF64(b2);
+    p.cams = a.putF64(this.cameras);
+    a.keep();
+  }
+
+  private bucketsWasm(a: Arena, keys: Int32Array, n: number, level: number, features: Float64Array, out: Int8Array): void {
+    const { H, K, F, dIn, ptr } = this;
+    const Hp = padTo(H, 8);
+    const Kp = padTo(K, 8);
+    const lcol = F + 4 + Math.min(Math.max(level - 1, 0), this.levels - 1);
+    const lvl = new Float64Array(Hp);
+    for (let k = 0; k < H; k++) lvl[k] = this.w1[k * dIn + lcol] * INPUT_SCALE + this.b1[k];
+    const logit = pow2(BITS + this.e2);
+    const geo = [...this.grid.origin, this.grid.size / 2 ** (this.grid.baseDepth + level - 1), this.grid.size,
+      pow2(-this.e1), this.threshold, ...BUCKET_EDGES.map((e) => e * logit)];
+    const CH = 4096;
+    for (let s = 0; s < n; s += CH) {
+      const m = Math.min(CH, n - s);
+      a.reset();
+      const lp = a.putF64(lvl);
+      const gp = a.putF64(geo);
+      const fp = a.putF64(features.subarray(s * F, (s + m) * F));
+      const kp = a.putI32(keys.subarray(3 * s, 3 * (s + m)));
+      const fixed = a.alloc(8 * Hp);
+      const hbuf = a.alloc(8 * Hp);
+      const on = a.alloc(4 * Hp);
+      const hi = a.alloc(8 * Kp);
+      const op = a.alloc(m * K);
+      a.k.buckets(fp, kp, m, F, Hp, K, Kp, ptr.w1f, lp, ptr.wv, ptr.w2, ptr.b2, ptr.cams, this.cameras.length / 3, gp, fixed,
+                  hbuf, on, hi, op);
+      out.set(new Int8Array(a.u8.buffer, op, m * K), s * K);
+    }
   }
 
   /** The mask's contexts [n, K] of a level's anchors (keys [n, 3], decoded features [n, F]): −1 where a
@@ -126,6 +184,10 @@ export class HiddenRule {
   buckets(keys: Int32Array, n: number, level: number, features: Float64Array): Int8Array {
     const { H, K, F, dIn, wv, wd, w2, b2, w1, b1 } = this;
     const out = new Int8Array(n * K);
+    if (this.wasm) {
+      this.bucketsWasm(this.wasm, keys, n, level, features, out);
+      return out;
+    }
     const cell = this.grid.size / 2 ** (this.grid.baseDepth + level - 1);
     const origin = this.grid.origin;
     const lcol = F + 4 + Math.min(Math.max(level - 1, 0), this.levels - 1);

@@ -11,3 +11,7 @@ export { toSplats, splatsToPly, sphereCameras } from "./splats.js";
 export type { Splats } from "./splats.js";
 export { scaleBin, scaleBinBySearch, SCALE_BINS, SCALE_THRESHOLDS } from "./context.js";
 export { frequencies, RangeDecoder } from "./rangecoder.js";
+export { useWasm, kernels as wasmKernels } from "./wasm.js";
+export { exp, softplus, tanh } from "./exactmath.js";
+export { NeuralGaussians } from "./gaussians.js";
+export type { ViewGaussians } from "./gaussians.js";

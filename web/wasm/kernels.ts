@@ -1,0 +1,433 @@
+// AssemblyScript: the exact float64 kernels of the decoder (FORMAT.md "The entropy model's exact path"
+// and "Never-drawn Gaussians"), compiled to WebAssembly SIMD by `npm run build` and embedded in the
+// bundle. Every kernel performs, per output value, the operations of its JavaScript twin in
+// web/src (context.ts, exactmath.ts, hidden.ts) in the same order where the order matters (hash-grid
+// interpolation, exp, log1p, tanh), with f64x2 lanes holding independent values. Dot products whose
+// products and partial sums are all exact (the MLPs, the mask's integer head) are summed in another
+// order, which cannot change a bit. No fused multiply-add anywhere. Pointers are byte offsets into
+// this module's memory, which the JavaScript side (src/wasm.ts) lays out.
+
+const P1: i32 = <i32>2654435761;
+const P2: i32 = 805459861;
+const ACT_GRID: f64 = 1.0 / 4096.0;
+const ACT_CLAMP: f64 = 1024.0;
+const LEAKY: f64 = 1.0 / 64.0;
+const MEAN_GRID: f64 = 1.0 / 1024.0;
+const STEP_LEVELS: f64 = 4096.0;
+const STEP_BASE: f64 = 512.0;
+const STEP_LOG: f64 = 2.0794415416798357;
+const SCALE_FLOOR: f64 = 1e-4;
+
+const LOG2E: f64 = 1.4426950408889634;
+const LN2_HI: f64 = 6.9314718036912381649e-1;
+const LN2_LO: f64 = 1.90821492927058770002e-10;
+const E2: f64 = 1.0 / 2.0;
+const E3: f64 = 1.0 / 6.0;
+const E4: f64 = 1.0 / 24.0;
+const E5: f64 = 1.0 / 120.0;
+const E6: f64 = 1.0 / 720.0;
+const E7: f64 = 1.0 / 5040.0;
+const I1: f64 = 1.0 / 3.0;
+const I2: f64 = 1.0 / 5.0;
+const I3: f64 = 1.0 / 7.0;
+const I4: f64 = 1.0 / 9.0;
+const I5: f64 = 1.0 / 11.0;
+const M0: f64 = 1.0442737824274138;
+const M1: f64 = 1.1387886347566916;
+const M2: f64 = 1.241857812073484;
+const M3: f64 = 1.3542555469368927;
+const M4: f64 = 1.4768261459394993;
+const M5: f64 = 1.6104903319492543;
+const M6: f64 = 1.7562521603732995;
+const M7: f64 = 1.9152065613971474;
+
+/** The first byte the JavaScript side may use. */
+export function heapBase(): usize {
+  return (__heap_base + 15) & ~15;
+}
+
+// ----------------------------------------------------------------------------- exact math, 2 lanes
+@inline function splat(x: f64): v128 {
+  return f64x2.splat(x);
+}
+
+/** exactmath.ts exp: clamp, k = floor(x·log2e + 0.5), Cody–Waite reduction, degree-7 Horner, p · 2^k. */
+function expv(x0: v128): v128 {
+  const x = f64x2.min(f64x2.max(x0, splat(-700.0)), splat(700.0));
+  const k = f64x2.floor(f64x2.add(f64x2.mul(x, splat(LOG2E)), splat(0.5)));
+  const r = f64x2.sub(f64x2.sub(x, f64x2.mul(k, splat(LN2_HI))), f64x2.mul(k, splat(LN2_LO)));
+  let p = f64x2.add(f64x2.mul(splat(E7), r), splat(E6));
+  p = f64x2.add(f64x2.mul(p, r), splat(E5));
+  p = f64x2.add(f64x2.mul(p, r), splat(E4));
+  p = f64x2.add(f64x2.mul(p, r), splat(E3));
+  p = f64x2.add(f64x2.mul(p, r), splat(E2));
+  p = f64x2.add(f64x2.mul(p, r), splat(1.0));
+  p = f64x2.add(f64x2.mul(p, r), splat(1.0));
+  // 2^k from its exponent bits (k is in [-1010, 1010]: a normal number)
+  const ki = i64x2.extend_low_i32x4_s(i32x4.trunc_sat_f64x2_s_zero(k));
+  const two = i64x2.shl(i64x2.add(ki, i64x2.splat(1023)), 52);
+  return f64x2.mul(p, two);
+}
+
+/** log1p(y), y in [0, 1]. */
+function log1pv(y: v128): v128 {
+  const u = f64x2.div(y, f64x2.add(splat(2.0), y));
+  const v = f64x2.mul(u, u);
+  let s = f64x2.add(f64x2.mul(splat(I5), v), splat(I4));
+  s = f64x2.add(f64x2.mul(s, v), splat(I3));
+  s = f64x2.add(f64x2.mul(s, v), splat(I2));
+  s = f64x2.add(f64x2.mul(s, v), splat(I1));
+  s = f64x2.add(f64x2.mul(s, v), splat(1.0));
+  return f64x2.mul(splat(2.0), f64x2.mul(u, s));
+}
+
+/** max(z, 0) + log1p(exp(−|z|)) */
+function softplusv(z: v128): v128 {
+  return f64x2.add(f64x2.max(z, splat(0.0)), log1pv(expv(f64x2.neg(f64x2.abs(z)))));
+}
+
+/** ±(1 − 2 / (exp(2|x|) + 1)) */
+function tanhv(x: v128): v128 {
+  const a = f64x2.sub(splat(1.0), f64x2.div(splat(2.0), f64x2.add(expv(f64x2.mul(splat(2.0), f64x2.abs(x))), splat(1.0))));
+  return v128.bitselect(f64x2.neg(a), a, f64x2.lt(x, splat(0.0)));
+}
+
+function expScalar(x: f64): f64 {
+  return f64x2.extract_lane(expv(splat(x)), 0);
+}
+
+function tanhScalar(x: f64): f64 {
+  return f64x2.extract_lane(tanhv(splat(x)), 0);
+}
+
+@inline function clampBin(c: i64): i32 {
+  return c < 0 ? 0 : c > 127 ? 127 : <i32>c;
+}
+
+/** Scale bins of two deviations σ > 0: 8 per octave of the binary exponent above −4, plus the
+ * octave thresholds not above the mantissa, clamped to 0..127 (context.ts scaleBin). */
+@inline function binsv(sigma: v128, out: usize): void {
+  const e = i64x2.sub(v128.and(i64x2.shr_u(sigma, 52), i64x2.splat(0x7ff)), i64x2.splat(1023));
+  const m = v128.or(v128.and(sigma, i64x2.splat(0x000fffffffffffff)), i64x2.splat(0x3ff0000000000000));
+  let c = i64x2.shl(i64x2.add(e, i64x2.splat(4)), 3);
+  c = i64x2.sub(c, f64x2.le(splat(M0), m));
+  c = i64x2.sub(c, f64x2.le(splat(M1), m));
+  c = i64x2.sub(c, f64x2.le(splat(M2), m));
+  c = i64x2.sub(c, f64x2.le(splat(M3), m));
+  c = i64x2.sub(c, f64x2.le(splat(M4), m));
+  c = i64x2.sub(c, f64x2.le(splat(M5), m));
+  c = i64x2.sub(c, f64x2.le(splat(M6), m));
+  c = i64x2.sub(c, f64x2.le(splat(M7), m));
+  store<u8>(out, <u8>clampBin(i64x2.extract_lane(c, 0)));
+  store<u8>(out + 1, <u8>clampBin(i64x2.extract_lane(c, 1)));
+}
+
+/** The scale bins of sigma[0..n) into out (u8), n even. */
+export function scaleBins(sigma: usize, n: i32, out: usize): void {
+  for (let j = 0; j < n; j += 2) binsv(v128.load(sigma + (<usize>j << 3)), out + <usize>j);
+}
+
+/** exp, softplus and tanh of x[0..n) into out [3n], n even (tests). */
+export function mathKernels(x: usize, n: i32, out: usize): void {
+  const nb = <usize>n << 3;
+  for (let j: usize = 0; j < nb; j += 16) {
+    const v = v128.load(x + j);
+    v128.store(out + j, expv(v));
+    v128.store(out + nb + j, softplusv(v));
+    v128.store(out + 2 * nb + j, tanhv(v));
+  }
+}
+
+// ----------------------------------------------------------------------------- hash grid
+@inline function snapGrid(v: v128): v128 {
+  // round(v / 2^-12) · 2^-12; v · 4096 is exactly v / 2^-12
+  return f64x2.mul(f64x2.nearest(f64x2.mul(v, splat(4096.0))), splat(ACT_GRID));
+}
+
+@inline function axisBase(x: f64, res: f64): f64 {
+  let b = floor(x);
+  if (b < 0) b = 0;
+  if (b > res - 1) b = res - 1;
+  return b;
+}
+
+/** a + w0·r0[j] + w1·r1[j] + w2·r2[j] + w3·r3[j], in that order (corners in order). */
+@inline function corners4(a: v128, w0: f64, w1: f64, w2: f64, w3: f64, r0: usize, r1: usize, r2: usize, r3: usize): v128 {
+  a = f64x2.add(a, f64x2.mul(splat(w0), v128.load(r0)));
+  a = f64x2.add(a, f64x2.mul(splat(w1), v128.load(r1)));
+  a = f64x2.add(a, f64x2.mul(splat(w2), v128.load(r2)));
+  return f64x2.add(a, f64x2.mul(splat(w3), v128.load(r3)));
+}
+
+/** One 3D level: trilinear interpolation of table (T rows of dim values) at positions pos [n, 3],
+ * snapped, into out[i·F + o + j]. dim even. */
+export function grid3(table: usize, T: i32, dim: i32, res: i32, pos: usize, n: i32, out: usize, F: i32, o: i32): void {
+  const side = res + 1;
+  const dense = <i64>side * <i64>side * <i64>side <= <i64>T;
+  const rf = <f64>res;
+  const mask = T - 1;
+  const rowBytes = <usize>dim << 3;
+  for (let i = 0; i < n; i++) {
+    const p = pos + <usize>i * 24;
+    const x = load<f64>(p) * rf;
+    const y = load<f64>(p, 8) * rf;
+    const z = load<f64>(p, 16) * rf;
+    const bx = axisBase(x, rf);
+    const by = axisBase(y, rf);
+    const bz = axisBase(z, rf);
+    const fx = x - bx, fy = y - by, fz = z - bz;
+    const gx = 1 - fx, gy = 1 - fy, gz = 1 - fz;
+    const w0 = gx * gy * gz, w1 = fx * gy * gz, w2 = gx * fy * gz, w3 = fx * fy * gz;
+    const w4 = gx * gy * fz, w5 = fx * gy * fz, w6 = gx * fy * fz, w7 = fx * fy * fz;
+    const cx = <i32>bx, cy = <i32>by, cz = <i32>bz;
+    let i0: i32, i1: i32, i2: i32, i3: i32, i4: i32, i5: i32, i6: i32, i7: i32;
+    if (dense) {
+      const s2 = side * side;
+      i0 = cx + cy * side + cz * s2;
+      i1 = i0 + 1;
+      i2 = i0 + side;
+      i3 = i2 + 1;
+      i4 = i0 + s2;
+      i5 = i4 + 1;
+      i6 = i4 + side;
+      i7 = i6 + 1;
+    } else {
+      const hx0 = cx, hx1 = cx + 1;
+      const hy0 = cy * P1, hy1 = (cy + 1) * P1;
+      const hz0 = cz * P2, hz1 = (cz + 1) * P2;
+      i0 = (hx0 ^ hy0 ^ hz0) & mask;
+      i1 = (hx1 ^ hy0 ^ hz0) & mask;
+      i2 = (hx0 ^ hy1 ^ hz0) & mask;
+      i3 = (hx1 ^ hy1 ^ hz0) & mask;
+      i4 = (hx0 ^ hy0 ^ hz1) & mask;
+      i5 = (hx1 ^ hy0 ^ hz1) & mask;
+      i6 = (hx0 ^ hy1 ^ hz1) & mask;
+      i7 = (hx1 ^ hy1 ^ hz1) & mask;
+    }
+    const r0 = table + <usize>i0 * rowBytes, r1 = table + <usize>i1 * rowBytes;
+    const r2 = table + <usize>i2 * rowBytes, r3 = table + <usize>i3 * rowBytes;
+    const r4 = table + <usize>i4 * rowBytes, r5 = table + <usize>i5 * rowBytes;
+    const r6 = table + <usize>i6 * rowBytes, r7 = table + <usize>i7 * rowBytes;
+    const dst = out + ((<usize>i * <usize>F + <usize>o) << 3);
+    for (let j: usize = 0; j < <usize>dim << 3; j += 16) {
+      const a = corners4(splat(0.0), w0, w1, w2, w3, r0 + j, r1 + j, r2 + j, r3 + j);
+      v128.store(dst + j, snapGrid(corners4(a, w4, w5, w6, w7, r4 + j, r5 + j, r6 + j, r7 + j)));
+    }
+  }
+}
+
+/** One 2D level and plane: bilinear interpolation at (pos[3i + a0], pos[3i + a1]). */
+export function grid2(table: usize, T: i32, dim: i32, res: i32, pos: usize, n: i32, a0: i32, a1: i32,
+                      out: usize, F: i32, o: i32): void {
+  const side = res + 1;
+  const dense = <i64>side * <i64>side <= <i64>T;
+  const rf = <f64>res;
+  const mask = T - 1;
+  const rowBytes = <usize>dim << 3;
+  for (let i = 0; i < n; i++) {
+    const p = pos + <usize>i * 24;
+    const x = load<f64>(p + (<usize>a0 << 3)) * rf;
+    const y = load<f64>(p + (<usize>a1 << 3)) * rf;
+    const bx = axisBase(x, rf);
+    const by = axisBase(y, rf);
+    const fx = x - bx, fy = y - by;
+    const gx = 1 - fx, gy = 1 - fy;
+    const w0 = gx * gy, w1 = fx * gy, w2 = gx * fy, w3 = fx * fy;
+    const cx = <i32>bx, cy = <i32>by;
+    let i0: i32, i1: i32, i2: i32, i3: i32;
+    if (dense) {
+      i0 = cx + cy * side;
+      i1 = i0 + 1;
+      i2 = i0 + side;
+      i3 = i2 + 1;
+    } else {
+      const hy0 = cy * P1, hy1 = (cy + 1) * P1;
+      i0 = (cx ^ hy0) & mask;
+      i1 = ((cx + 1) ^ hy0) & mask;
+      i2 = (cx ^ hy1) & mask;
+      i3 = ((cx + 1) ^ hy1) & mask;
+    }
+    const r0 = table + <usize>i0 * rowBytes, r1 = table + <usize>i1 * rowBytes;
+    const r2 = table + <usize>i2 * rowBytes, r3 = table + <usize>i3 * rowBytes;
+    const dst = out + ((<usize>i * <usize>F + <usize>o) << 3);
+    for (let j: usize = 0; j < <usize>dim << 3; j += 16) {
+      v128.store(dst + j, snapGrid(corners4(splat(0.0), w0, w1, w2, w3, r0 + j, r1 + j, r2 + j, r3 + j)));
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------- MLPs
+/** dst[0..8) = init[0..8) + Σ_k x[k] · w[k·stride + 0..8) over k < K (stride in bytes). The
+ * products and partial sums of the context MLPs are exact, so this order gives their bits. */
+@inline function matvec8(x: usize, K: i32, w: usize, stride: usize, init: usize, dst: usize): void {
+  let a0 = v128.load(init), a1 = v128.load(init, 16), a2 = v128.load(init, 32), a3 = v128.load(init, 48);
+  let wp = w;
+  for (let k = 0; k < K; k++) {
+    const xv = v128.load64_splat(x + (<usize>k << 3));
+    a0 = f64x2.add(a0, f64x2.mul(xv, v128.load(wp)));
+    a1 = f64x2.add(a1, f64x2.mul(xv, v128.load(wp, 16)));
+    a2 = f64x2.add(a2, f64x2.mul(xv, v128.load(wp, 32)));
+    a3 = f64x2.add(a3, f64x2.mul(xv, v128.load(wp, 48)));
+    wp += stride;
+  }
+  v128.store(dst, a0);
+  v128.store(dst, a1, 16);
+  v128.store(dst, a2, 32);
+  v128.store(dst, a3, 48);
+}
+
+@inline function activate(v0: v128): v128 {
+  const v = v128.bitselect(v0, f64x2.mul(v0, splat(LEAKY)), f64x2.ge(v0, splat(0.0)));
+  return snapGrid(f64x2.min(f64x2.max(v, splat(-ACT_CLAMP)), splat(ACT_CLAMP)));
+}
+
+/** The first layer of both context MLPs for anchors 0..n: h [n, F] · w [F, Hp] + bias [Hp] (+ terms
+ * [n, Hp] unless terms = 0), then, when act, LeakyReLU, clamp and snap → out [n, Hp]; Hp a multiple
+ * of 8. Without act and with a zero bias: the parents' terms. */
+export function layer1(h: usize, n: i32, F: i32, w: usize, Hp: i32, terms: usize, bias: usize, act: bool, out: usize): void {
+  const hb = <usize>Hp << 3;
+  for (let i = 0; i < n; i++) {
+    const dst = out + <usize>i * hb;
+    for (let ko: usize = 0; ko < hb; ko += 64) matvec8(h + ((<usize>i * <usize>F) << 3), F, w + ko, hb, bias + ko, dst + ko);
+    if (terms) {
+      const tr = terms + <usize>i * hb;
+      for (let ko: usize = 0; ko < hb; ko += 16) v128.store(dst + ko, f64x2.add(v128.load(dst + ko), v128.load(tr + ko)));
+    }
+    if (act) for (let ko: usize = 0; ko < hb; ko += 16) v128.store(dst + ko, activate(v128.load(dst + ko)));
+  }
+}
+
+/** The second layers and the coding parameters. hid [n, Hp] (units 0..Hd of MLP_d, then Hq of
+ * MLP_q); w2 [Hd, Dp2] (Dp2 >= 2D a multiple of 8), b2 [Dp2]; w2q [Hq, 3], b2q [3]; q0 [3];
+ * types u8 [D] (attribute type per channel). Scratch: dloc [Dp2 + 2], iq [D + 2]. Out: mean
+ * [n, D] (+1 slack), bins u8 [n, D] (+1), step [n, 3]. */
+export function heads(hid: usize, n: i32, Hp: i32, Hd: i32, Hq: i32, w2: usize, Dp2: i32, b2: usize, w2q: usize,
+                      b2q: usize, q0: usize, types: usize, D: i32, dloc: usize, iq: usize, mean: usize,
+                      bins: usize, step: usize): void {
+  for (let i = 0; i < n; i++) {
+    const hr = hid + ((<usize>i * <usize>Hp) << 3);
+    for (let co: usize = 0; co < <usize>Dp2 << 3; co += 64) matvec8(hr, Hd, w2 + co, <usize>Dp2 << 3, b2 + co, dloc + co);
+    // the step per attribute type
+    const qr = hr + (<usize>Hd << 3);
+    let inv0: f64 = 0, inv1: f64 = 0, inv2: f64 = 0;
+    for (let c = 0; c < 3; c++) {
+      let t: f64 = 0;
+      for (let k = 0; k < Hq; k++) t = t + load<f64>(qr + (<usize>k << 3)) * load<f64>(w2q + (<usize>(k * 3 + c) << 3));
+      t = t + load<f64>(b2q + (<usize>c << 3));
+      let kk = nearest<f64>(expScalar(tanhScalar(t) * STEP_LOG) * STEP_BASE);
+      if (kk < 1) kk = 1;
+      if (kk > STEP_LEVELS) kk = STEP_LEVELS;
+      const q = (load<f64>(q0 + (<usize>c << 3)) * kk) / STEP_BASE;
+      store<f64>(step + ((<usize>i * 3 + <usize>c) << 3), q);
+      const v = 1 / q;
+      if (c == 0) inv0 = v;
+      else if (c == 1) inv1 = v;
+      else inv2 = v;
+    }
+    for (let j = 0; j < D; j++) {
+      const t = load<u8>(types + <usize>j);
+      store<f64>(iq + (<usize>j << 3), t == 0 ? inv0 : t == 1 ? inv1 : inv2);
+    }
+    const mo = mean + ((<usize>i * <usize>D) << 3);
+    const bo = bins + <usize>i * <usize>D;
+    const dev = dloc + (<usize>D << 3);
+    for (let j = 0; j < D; j += 2) {
+      const jo = <usize>j << 3;
+      const iqv = v128.load(iq + jo);
+      const m = f64x2.mul(f64x2.nearest(f64x2.mul(f64x2.mul(v128.load(dloc + jo), iqv), splat(1.0 / MEAN_GRID))),
+                          splat(MEAN_GRID));
+      v128.store(mo + jo, m);
+      const sigma = f64x2.mul(f64x2.add(softplusv(v128.load(dev + jo)), splat(SCALE_FLOOR)), iqv);
+      binsv(sigma, bo + <usize>j);
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------- the mask's context
+@inline function snapInput(x: f64): f64 {
+  const v = nearest<f64>(x * 4096.0);
+  return v < -1048576.0 ? -1048576.0 : v > 1048576.0 ? 1048576.0 : v;
+}
+
+/** hidden.ts HiddenRule.buckets for anchors 0..n. feat [n, F] decoded features; keys i32 [n, 3];
+ * w1f [F, Hp] and wv [4, Hp] (view x, y, z, distance) mantissas, lvl [Hp] = level column · 2^12 +
+ * bias; w2 [Hp, Kp] (Kp a multiple of 8), b2 [Kp]; cams [nc, 3]; geo [origin x y z, cell, size,
+ * unit, threshold, edges 0..5]. Scratch: fixed [Hp], hbuf [Hp], on i32 [Hp], hi [Kp]. Out i8 [n, K]. */
+export function buckets(feat: usize, keys: usize, n: i32, F: i32, Hp: i32, K: i32, Kp: i32, w1f: usize, lvl: usize,
+                        wv: usize, w2: usize, b2: usize, cams: usize, nc: i32, geo: usize, fixed: usize,
+                        hbuf: usize, on: usize, hi: usize, out: usize): void {
+  const ox = load<f64>(geo), oy = load<f64>(geo, 8), oz = load<f64>(geo, 16);
+  const cell = load<f64>(geo, 24), size = load<f64>(geo, 32), unit = load<f64>(geo, 40);
+  const threshold = load<f64>(geo, 48);
+  const hb = <usize>Hp << 3;
+  const kb = <usize>Kp << 3;
+  for (let i = 0; i < n; i++) {
+    const fr = feat + ((<usize>i * <usize>F) << 3);
+    for (let k: usize = 0; k < hb; k += 16) v128.store(fixed + k, v128.load(lvl + k));
+    for (let f = 0; f < F; f++) {
+      const xv = splat(snapInput(load<f64>(fr + (<usize>f << 3))));
+      let wp = w1f + ((<usize>f * <usize>Hp) << 3);
+      for (let k: usize = 0; k < hb; k += 16) {
+        v128.store(fixed + k, f64x2.add(v128.load(fixed + k), f64x2.mul(xv, v128.load(wp + k))));
+      }
+    }
+    const kr = keys + <usize>i * 12;
+    const px = ox + (<f64>load<i32>(kr) + 0.5) * cell;
+    const py = oy + (<f64>load<i32>(kr, 4) + 0.5) * cell;
+    const pz = oz + (<f64>load<i32>(kr, 8) + 0.5) * cell;
+    for (let j: usize = 0; j < kb; j += 16) v128.store(hi + j, splat(-Infinity));
+    for (let c = 0; c < nc; c++) {
+      const cp = cams + <usize>c * 24;
+      const x = px - load<f64>(cp), y = py - load<f64>(cp, 8), z = pz - load<f64>(cp, 16);
+      let dist = sqrt<f64>(x * x + y * y + z * z);
+      if (dist < 1e-8) dist = 1e-8;
+      const v0 = splat(snapInput(x / dist)), v1 = splat(snapInput(y / dist)), v2 = splat(snapInput(z / dist));
+      const vr = splat(snapInput(dist / size));
+      let nz = 0;
+      for (let k: usize = 0; k < hb; k += 16) {
+        let pre = v128.load(fixed + k);
+        pre = f64x2.add(pre, f64x2.mul(v0, v128.load(wv + k)));
+        pre = f64x2.add(pre, f64x2.mul(v1, v128.load(wv + hb + k)));
+        pre = f64x2.add(pre, f64x2.mul(v2, v128.load(wv + 2 * hb + k)));
+        pre = f64x2.add(pre, f64x2.mul(vr, v128.load(wv + 3 * hb + k)));
+        const h = f64x2.min(f64x2.nearest(f64x2.mul(pre, splat(unit))), splat(1073741824.0));
+        const p0 = f64x2.extract_lane(pre, 0), p1 = f64x2.extract_lane(pre, 1);
+        const ki = <i32>(k >> 3);
+        // the active units, compacted without branches
+        store<f64>(hbuf + (<usize>nz << 3), f64x2.extract_lane(h, 0));
+        store<i32>(on + (<usize>nz << 2), ki);
+        nz += <i32>(p0 > 0);
+        store<f64>(hbuf + (<usize>nz << 3), f64x2.extract_lane(h, 1));
+        store<i32>(on + (<usize>nz << 2), ki + 1);
+        nz += <i32>(p1 > 0);
+      }
+      for (let jb: usize = 0; jb < kb; jb += 64) {
+        let a0 = v128.load(b2 + jb), a1 = v128.load(b2 + jb, 16);
+        let a2 = v128.load(b2 + jb, 32), a3 = v128.load(b2 + jb, 48);
+        for (let t = 0; t < nz; t++) {
+          const hv = v128.load64_splat(hbuf + (<usize>t << 3));
+          const wp = w2 + <usize>load<i32>(on + (<usize>t << 2)) * kb + jb;
+          a0 = f64x2.add(a0, f64x2.mul(hv, v128.load(wp)));
+          a1 = f64x2.add(a1, f64x2.mul(hv, v128.load(wp, 16)));
+          a2 = f64x2.add(a2, f64x2.mul(hv, v128.load(wp, 32)));
+          a3 = f64x2.add(a3, f64x2.mul(hv, v128.load(wp, 48)));
+        }
+        const d = hi + jb;
+        v128.store(d, f64x2.max(v128.load(d), a0));
+        v128.store(d, f64x2.max(v128.load(d, 16), a1), 16);
+        v128.store(d, f64x2.max(v128.load(d, 32), a2), 32);
+        v128.store(d, f64x2.max(v128.load(d, 48), a3), 48);
+      }
+    }
+    const o = out + <usize>i * <usize>K;
+    for (let j = 0; j < K; j++) {
+      const depth = threshold - load<f64>(hi + (<usize>j << 3));
+      let b = -1;
+      if (depth > 0) {
+        b = 0;
+        while (b < 6 && load<f64>(geo + (<usize>(7 + b) << 3)) <= depth) b++;
+      }
+      store<i8>(o + <usize>j, <i8>b);
+    }
+  }
+}
