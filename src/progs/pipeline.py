@@ -155,7 +155,7 @@ def encode_run(
     from progs.codec.stream import encode
     from progs.eval.quality import evaluate_lods
     from progs.io.dataset import DatasetSpec
-    from progs.stream.manifest import build_manifest, write_manifest
+    from progs.stream.manifest import build_manifest, suggested_view, write_manifest
     from progs.train.run import load_run_model
 
     model, info = load_run_model(run)
@@ -169,7 +169,12 @@ def encode_run(
     out = Path(out)
     write_bytes_atomic(out, res.data)
     manifest_path = out.with_name(out.name + ".json")
-    manifest = build_manifest(res, out.name, quality)
+    view = None
+    if scene is not None and scene.views:
+        grid = res.model.grid
+        centre = [o + grid.size / 2 for o in grid.origin]
+        view = suggested_view((scene.test_views or scene.views)[0].camera, centre)
+    manifest = build_manifest(res, out.name, quality, view=view)
     write_manifest(manifest_path, manifest)
     rows = []
     cum = res.header_bytes

@@ -5,7 +5,10 @@ how many LoDs fit its byte budget or its bandwidth and fetch them with plain HTT
     {"format": "progs", "version": 1, "stream": "scene.progs", "total_bytes": N,
      "header": {"offset": 0, "length": L},            # preamble + HEAD chunk: bytes [0, L)
      "lods": [{"lod": 1, "offset": o, "length": n, "cumulative_bytes": c,   # c = o + n (header included)
-               "anchors": a, "anchors_cumulative": ac, "psnr": p|null, "ssim": s|null}, ...]}
+               "anchors": a, "anchors_cumulative": ac, "psnr": p|null, "ssim": s|null}, ...],
+     "view": {"eye": [x, y, z], "target": [x, y, z], "up": [x, y, z], "fov_x": degrees}}   # optional
+
+``view`` is where a viewer should start: one of the capture's cameras (the web player opens there).
 
 A manifest is only a convenience: the HEAD chunk of every stream carries the same chunk table
 (:func:`progs.codec.header.read_chunk_table`), so a client can plan from the header alone.
@@ -73,11 +76,30 @@ def _lod_entries(
     return lods
 
 
-def build_manifest(result: Any, stream_name: str, quality: list[dict] | None = None) -> dict:
+def suggested_view(camera: Any, target: Any) -> dict:
+    """A manifest ``view`` from a :class:`~progs.scene.Camera`: its eye, its up direction in the image,
+    its horizontal field of view, and a target on its optical axis as far away as ``target`` (a point,
+    e.g. the scene's centre) is, so orbit controls turn around the scene."""
+    import torch
+
+    c2w = camera.camera_to_world.double()
+    eye = c2w[:3, 3]
+    forward = c2w[:3, 2] / c2w[:3, 2].norm()
+    depth = float(((torch.as_tensor(target, dtype=torch.float64) - eye) @ forward).clamp_min(1e-6))
+    return {
+        "eye": [round(float(v), 6) for v in eye],
+        "target": [round(float(v), 6) for v in eye + forward * depth],
+        "up": [round(-float(v), 6) for v in c2w[:3, 1]],  # OpenCV: image y points down
+        "fov_x": round(math.degrees(camera.fov_x), 4),
+    }
+
+
+def build_manifest(result: Any, stream_name: str, quality: list[dict] | None = None, view: dict | None = None) -> dict:
     """The manifest of an :class:`~progs.codec.stream.EncodeResult` published as ``stream_name``.
 
     ``quality``: optional per-LoD measurements, dicts with ``lod`` (1-based; may be omitted when the
     list has one entry per LoD, in order), ``psnr`` and ``ssim``; missing values are written as null.
+    ``view``: optional starting camera (:func:`suggested_view`).
     """
     offsets = list(result.chunk_offsets)
     if not offsets or offsets[0][0] != "HEAD":
@@ -95,7 +117,7 @@ def build_manifest(result: Any, stream_name: str, quality: list[dict] | None = N
         raise ProgsError(
             f"cannot build a manifest: chunks end at byte {expected} but the stream has {len(result.data)}"
         )
-    return {
+    m = {
         "format": "progs",
         "version": FORMAT_VERSION,
         "stream": Path(stream_name).name,
@@ -103,6 +125,9 @@ def build_manifest(result: Any, stream_name: str, quality: list[dict] | None = N
         "header": {"offset": 0, "length": header_length},
         "lods": _lod_entries(header_length, sizes, anchors, quality),
     }
+    if view is not None:
+        m["view"] = view
+    return m
 
 
 def manifest_from_header(header: bytes | memoryview, stream_name: str) -> dict:
@@ -211,7 +236,27 @@ def validate_manifest(m: Any, source: str = "manifest") -> dict:
         e["ssim"] = _opt_number(e.get("ssim"), source, f"{where} ssim")
     if expected_offset != total:
         raise _bad(source, f"chunks end at byte {expected_offset} but total_bytes is {total}")
+    if "view" in m:
+        _check_view(m["view"], source)
     return m
+
+
+def _check_view(v: Any, source: str) -> None:
+    if not isinstance(v, dict):
+        raise _bad(source, '"view" must be an object with eye, target, up and fov_x')
+    for key in ("eye", "target", "up"):
+        p = v.get(key)
+        if not (isinstance(p, list) and len(p) == 3 and all(_finite(x) for x in p)):
+            raise _bad(source, f'view "{key}" must be 3 finite numbers, got {p!r}')
+    fov = v.get("fov_x")
+    if not (_finite(fov) and 1 < fov < 179):
+        raise _bad(source, f'view "fov_x" must be a field of view in degrees (1..179), got {fov!r}')
+    if math.dist(v["eye"], v["target"]) == 0 or not any(v["up"]):
+        raise _bad(source, "view: eye and target coincide or up is zero")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def read_manifest(src: str | os.PathLike[str] | bytes, source: str | None = None) -> dict:

@@ -1,5 +1,8 @@
 """A small static file server for progs streams: HTTP/1.1 Range requests, ETags, CORS.
 
+It also serves the web player (``/player.html`` and its scripts, shipped in this package) unless the
+folder has files of those names: ``/player.html?src=scene.progs`` plays ``DIR/scene.progs``.
+
 Built on aiohttp (``web.FileResponse`` implements Range, ETag, If-None-Match and date If-Range; we add
 entity-tag If-Range, CORS headers and a traversal-safe route). Any static server or CDN that honours
 Range requests serves progs streams just as well (docs/STREAMING.md); this one is for development,
@@ -25,6 +28,9 @@ ALLOWED_REQUEST_HEADERS = "Range, If-None-Match, If-Range, If-Modified-Since, If
 RequestHook = Callable[[dict], None]
 
 log = logging.getLogger("progs.serve")
+
+PLAYER_DIR = Path(__file__).resolve().parent / "player"
+PLAYER_FILES = ("player.html", "progs-player.js", "progs-worker.js", "progs-three.mjs")
 
 
 def _cors(resp: web.StreamResponse) -> None:
@@ -113,6 +119,17 @@ def resolve_safe(root: Path, rel: str) -> Path:
     return real
 
 
+def player_file(name: str) -> Path:
+    """One file of the web player shipped in this package; a clear error when it was not built."""
+    path = PLAYER_DIR / name
+    if not path.is_file():
+        raise ProgsError(
+            f"{path}: the web player is not built; build it with `cd web && npm ci && npm run build` "
+            "(or install a progs release, which ships it)"
+        )
+    return path
+
+
 def make_app(directory: str | os.PathLike[str], on_request: RequestHook | None = None) -> web.Application:
     """The aiohttp application serving the files of ``directory`` (not its sub-folders' dot files)."""
     root = Path(os.path.realpath(directory))
@@ -149,7 +166,16 @@ def make_app(directory: str | os.PathLike[str], on_request: RequestHook | None =
         return resp
 
     async def get_file(request: web.Request) -> web.StreamResponse:
-        path = resolve_safe(root, request.match_info["tail"])
+        tail = request.match_info["tail"]
+        try:
+            path = resolve_safe(root, tail)
+        except web.HTTPNotFound:
+            if tail not in PLAYER_FILES:
+                raise
+            try:
+                path = player_file(tail)
+            except ProgsError as exc:
+                raise web.HTTPNotFound(text=str(exc)) from None
         resp = _RangeFile(path, on_request)
         resp.headers[hdrs.CACHE_CONTROL] = "no-cache"  # revalidate with the ETag
         return resp
@@ -239,7 +265,9 @@ def serve_forever(
     announce(f"serving {Path(directory).resolve()} at {url} (Ctrl-C to stop)")
     for f in sorted(Path(directory).glob("*.progs")):
         has_manifest = f.with_name(f.name + ".json").is_file()
-        announce(f"  {url}{f.name}" + ("  (+ manifest)" if has_manifest else ""))
+        announce(f"  {url}player.html?src={f.name}" + ("  (+ manifest)" if has_manifest else ""))
+    if not (PLAYER_DIR / "player.html").is_file():
+        announce(f"  (the web player is not built: `cd web && npm ci && npm run build` puts it in {PLAYER_DIR})")
     try:
         threading.Event().wait()
     finally:

@@ -1,0 +1,207 @@
+// player.html: plays the progs stream named by `?src=` as it streams in.
+//
+// Query parameters: src (stream or manifest URL, required), maxBytes, maxLod, maxSeconds (how much of
+// the stream to fetch), view=ex,ey,ez,tx,ty,tz,ux,uy,uz,fovX (a starting camera: eye, target, up,
+// horizontal field of view in degrees), lod (show only LoDs 1..lod), overlay=0 (hide the overlay).
+// Scripts and tests read `window.progs`.
+import * as THREE from "three";
+import { OrbitControls } from "three/addons/controls/OrbitControls.js";
+import { SparkRenderer } from "@sparkjsdev/spark";
+import { ProgsMesh, LodInfo } from "./progs-three.js";
+import type { SuggestedView } from "./fetcher.js";
+
+interface PlayerState {
+  lodShown: number;
+  lodsTotal: number;
+  bytesReceived: number;
+  error: string | null;
+  anchors: number;
+  gaussians: number;
+  /** Each LoD as it appeared: seconds since navigation start, bytes received by then. */
+  history: { lod: number; seconds: number; bytes: number; anchors: number; gaussians: number }[];
+  /** Seconds from navigation start to the first frame that showed splats. */
+  firstImageSeconds: number | null;
+  /** Frames rendered since what is drawn last changed and Spark last re-sorted; ≥ 2 means on screen. */
+  framesSinceChange: number;
+  done: boolean;
+  setView(v: SuggestedView): void;
+  showLod(lod: number): void;
+}
+
+const params = new URLSearchParams(location.search);
+const num = (name: string): number | undefined => {
+  const v = params.get(name);
+  return v === null || v === "" || !Number.isFinite(Number(v)) ? undefined : Number(v);
+};
+const overlay = document.getElementById("overlay")!;
+const status = document.getElementById("status")!;
+const message = document.getElementById("message")!;
+const lodBar = document.getElementById("lods")!;
+if (params.get("overlay") === "0") overlay.style.display = "none";
+
+const state: PlayerState = {
+  lodShown: 0, lodsTotal: 0, bytesReceived: 0, error: null, anchors: 0, gaussians: 0, history: [],
+  firstImageSeconds: null, framesSinceChange: 0, done: false,
+  setView: () => undefined, showLod: () => undefined,
+};
+(window as unknown as { progs: PlayerState }).progs = state;
+
+function showError(text: string): void {
+  state.error = text;
+  message.textContent = text;
+  message.hidden = false;
+}
+
+function parseView(text: string | null): SuggestedView | null {
+  if (!text) return null;
+  const v = text.split(",").map(Number);
+  if (v.length !== 10 || !v.every(Number.isFinite)) return null;
+  return { eye: v.slice(0, 3), target: v.slice(3, 6), up: v.slice(6, 9), fovX: v[9] };
+}
+
+const src = params.get("src");
+const renderer = new THREE.WebGLRenderer({ antialias: false, preserveDrawingBuffer: true });
+renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
+renderer.setSize(window.innerWidth, window.innerHeight);
+document.body.appendChild(renderer.domElement);
+const scene = new THREE.Scene();
+const camera = new THREE.PerspectiveCamera(50, window.innerWidth / window.innerHeight, 0.01, 1000);
+const controls = new OrbitControls(camera, renderer.domElement);
+let needsRender = true;
+let lastVersion = -1;
+const requestRender = () => (needsRender = true);
+const spark = new SparkRenderer({
+  renderer,
+  onDirty: () => {
+    state.framesSinceChange = 0;
+    requestRender();
+  },
+});
+scene.add(spark);
+controls.addEventListener("change", requestRender);
+
+function applyView(v: SuggestedView): void {
+  camera.position.fromArray(v.eye);
+  camera.up.fromArray(v.up).normalize();
+  const aspect = window.innerWidth / window.innerHeight;
+  camera.fov = THREE.MathUtils.radToDeg(2 * Math.atan(Math.tan(THREE.MathUtils.degToRad(v.fovX) / 2) / aspect));
+  camera.near = Math.max(1e-4, 0.001 * new THREE.Vector3().fromArray(v.eye).distanceTo(new THREE.Vector3().fromArray(v.target)));
+  camera.far = 1e4 * camera.near;
+  camera.updateProjectionMatrix();
+  controls.target.fromArray(v.target);
+  camera.lookAt(controls.target);
+  controls.update();
+  requestRender();
+}
+
+function defaultView(p: ProgsMesh): SuggestedView {
+  const b = p.bounds!;
+  const c = b.origin.map((o) => o + b.size / 2);
+  return { eye: [c[0], c[1], c[2] + (b.viewDistance ?? 1.5 * b.size)], target: c, up: [0, 1, 0], fovX: 60 };
+}
+
+function formatBytes(n: number): string {
+  return n < 1e6 ? `${(n / 1e3).toFixed(1)} kB` : `${(n / 1e6).toFixed(2)} MB`;
+}
+
+function updateOverlay(p: ProgsMesh | null): void {
+  const s = (performance.now() / 1000).toFixed(2);
+  if (!p) return;
+  status.textContent =
+    `LoD ${p.lodShown} / ${p.lodsTotal || "?"} · ${formatBytes(p.bytesReceived)} · ` +
+    `${p.anchors.toLocaleString()} anchors · ${p.gaussians.toLocaleString()} Gaussians · ${s} s`;
+}
+
+function buildLodButtons(p: ProgsMesh): void {
+  lodBar.replaceChildren();
+  for (let k = 1; k <= p.lodsTotal; k++) {
+    const b = document.createElement("button");
+    b.textContent = String(k);
+    b.title = `show LoDs 1–${k}`;
+    b.disabled = k > p.lodShown;
+    b.onclick = () => state.showLod(k === p.lodShown ? Infinity : k);
+    lodBar.appendChild(b);
+  }
+}
+
+let progs: ProgsMesh | null = null;
+if (!src) {
+  showError("No stream given: open player.html?src=scene.progs");
+  state.done = true;
+} else {
+  const urlView = parseView(params.get("view"));
+  progs = new ProgsMesh(src, {
+    maxBytes: num("maxBytes"),
+    maxLod: num("maxLod"),
+    maxSeconds: num("maxSeconds"),
+    camera: urlView ? urlView.eye : undefined,
+    workerUrl: new URL("./progs-worker.js", import.meta.url),
+    onLod: (info: LodInfo) => {
+      state.history.push({
+        lod: info.lod, seconds: performance.now() / 1000, bytes: info.bytesReceived, anchors: info.anchors,
+        gaussians: info.gaussians,
+      });
+      buildLodButtons(progs!);
+    },
+    onError: (text) => showError(text),
+  });
+  const p = progs;
+  scene.add(p);
+  state.setView = (v) => {
+    applyView(v);
+    p.evaluateFrom(v.eye);
+  };
+  state.showLod = (lod) => {
+    p.showLod(lod);
+    for (const [i, b] of [...lodBar.children].entries()) b.classList.toggle("off", i + 1 > lod);
+    requestRender();
+  };
+  p.ready.then(() => {
+    applyView(urlView ?? p.suggestedView ?? defaultView(p));
+    if (p.background) renderer.setClearColor(new THREE.Color(p.background[0], p.background[1], p.background[2]));
+    document.title = `${src.split("/").pop()} · progs`;
+  }, () => undefined);
+  p.loaded.then(() => {
+    state.done = true;
+    if (p.lodShown < p.lodsTotal && !p.error && p.lodShown === p.lodsPlanned) {
+      message.textContent = `Showing LoD ${p.lodShown} of ${p.lodsTotal} (budget reached)`;
+      message.hidden = false;
+    }
+    const lod = num("lod");
+    if (lod !== undefined) state.showLod(lod);
+    requestRender();
+  });
+}
+
+window.addEventListener("resize", () => {
+  camera.aspect = window.innerWidth / window.innerHeight;
+  camera.updateProjectionMatrix();
+  renderer.setSize(window.innerWidth, window.innerHeight);
+  requestRender();
+});
+
+renderer.setAnimationLoop(() => {
+  controls.update();
+  if (progs) {
+    progs.update(camera);
+    if (progs.version !== lastVersion) {
+      lastVersion = progs.version;
+      state.framesSinceChange = 0;
+      needsRender = true;
+    }
+    state.lodShown = progs.lodShown;
+    state.lodsTotal = progs.lodsTotal;
+    state.bytesReceived = progs.bytesReceived;
+    state.anchors = progs.anchors;
+    state.gaussians = progs.gaussians;
+    if (progs.error && !state.error) showError(progs.error);
+    updateOverlay(progs);
+  }
+  // Spark sorts asynchronously: keep rendering a few frames after each change so the sorted order lands
+  if (needsRender || state.framesSinceChange < 4) {
+    needsRender = false;
+    renderer.render(scene, camera);
+    state.framesSinceChange++;
+    if (state.firstImageSeconds === null && progs && progs.lodShown > 0) state.firstImageSeconds = performance.now() / 1000;
+  }
+});

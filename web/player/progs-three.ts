@@ -1,0 +1,279 @@
+// A progs stream as a three.js object rendered by Spark: add a `ProgsMesh` to a scene that has a
+// `SparkRenderer`, and it fetches the stream LoD by LoD (HTTP Range requests), decodes each chunk in
+// a Web Worker as it arrives and shows it. Every decoded level is one Spark `SplatMesh` in this group,
+// so a finer LoD adds splats without re-uploading the coarser ones.
+//
+//   const progs = new ProgsMesh("scenes/fox.progs", { maxBytes: 300_000 });
+//   scene.add(progs);
+//   renderer.setAnimationLoop(() => { progs.update(camera); renderer.render(scene, camera); });
+//
+// The neural Gaussians depend on where they are seen from; `update(camera)` re-evaluates them (in the
+// worker) once the camera has moved and settled.
+import * as THREE from "three";
+import { PackedSplats, setPackedSplat, SplatMesh } from "@sparkjsdev/spark";
+import type { ViewGaussians } from "../src/index.js";
+import { lodsWithin, Plan, StreamFetcher, SuggestedView } from "./fetcher.js";
+import type { FromWorker, ToWorker } from "./messages.js";
+
+export interface ProgsMeshOptions {
+  /** Fetch only the LoDs that fit this many bytes, header included. */
+  maxBytes?: number;
+  /** Fetch at most this many LoDs. */
+  maxLod?: number;
+  /** Stop before a LoD that, at the throughput measured so far, would arrive after this many seconds. */
+  maxSeconds?: number;
+  /** The decoding worker's script (default: `progs-worker.js` next to this module). */
+  workerUrl?: string | URL;
+  /** Where the Gaussians are first evaluated from (default: the encoder's suggested view, else outside the scene). */
+  camera?: number[];
+  /** Called when a LoD is on screen. */
+  onLod?: (info: LodInfo) => void;
+  /** Called once with the first problem (network, damaged chunk); the LoDs shown so far stay. */
+  onError?: (message: string) => void;
+}
+
+export interface LodInfo {
+  lod: number;
+  lodsTotal: number;
+  bytesReceived: number;
+  anchors: number;
+  gaussians: number;
+  /** Seconds since the ProgsMesh was created. */
+  seconds: number;
+  decodeSeconds: number;
+}
+
+const MOVE_EPS = 1e-4; // relative camera motion that triggers re-evaluation
+const SETTLE_MS = 120; // wait this long after the last move
+
+export class ProgsMesh extends THREE.Group {
+  lodShown = 0;
+  lodsTotal = 0;
+  lodsPlanned = 0;
+  anchors = 0;
+  gaussians = 0;
+  error: string | null = null;
+  plan: Plan | null = null;
+  background: number[] | null = null;
+  /** The scene's bounding cube (origin corner and edge), from the header. */
+  bounds: { origin: number[]; size: number; viewDistance: number | null } | null = null;
+  /** Resolves with the plan once the header is decoded. */
+  readonly ready: Promise<Plan>;
+  /** Resolves when every planned LoD is shown (or loading stopped on an error). */
+  readonly loaded: Promise<void>;
+  /** Bumped whenever what is drawn changes (a LoD added, a new view evaluated, a LoD hidden). */
+  version = 0;
+  /** Evaluations in flight (a LoD being turned into splats, or a new camera position). */
+  pending = 0;
+  readonly fetcher: StreamFetcher;
+  private readonly worker: Worker;
+  private readonly meshes: SplatMesh[] = [];
+  private readonly counts: number[] = [];
+  private readonly t0 = performance.now();
+  private readonly abort = new AbortController();
+  private evaluatedAt: number[];
+  private movedAt = 0;
+  private lastSeen: number[] | null = null;
+  private viewSeq = 0;
+  private lodLimit = Infinity;
+  private resolveReady!: (p: Plan) => void;
+  private rejectReady!: (e: Error) => void;
+  private resolveLoaded!: () => void;
+  private levelWaiters = new Map<number, (ok: boolean) => void>();
+
+  constructor(readonly url: string, private readonly options: ProgsMeshOptions = {}) {
+    super();
+    this.fetcher = new StreamFetcher(url, this.abort.signal);
+    this.evaluatedAt = options.camera ? options.camera.slice() : [0, 0, 0];
+    const workerUrl = options.workerUrl ?? new URL("./progs-worker.js", import.meta.url);
+    this.worker = new Worker(workerUrl, { type: "module", name: "progs-decoder" });
+    this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onWorker(ev.data);
+    this.worker.onerror = (ev) => this.fail(`the decoding worker failed: ${ev.message}`);
+    this.ready = new Promise((res, rej) => ((this.resolveReady = res), (this.rejectReady = rej)));
+    this.ready.catch(() => undefined);
+    this.loaded = new Promise((res) => (this.resolveLoaded = res));
+    void this.load();
+  }
+
+  get bytesReceived(): number {
+    return this.fetcher.bytesReceived;
+  }
+
+  /** The encoder's suggested view, when the stream's manifest has one. */
+  get suggestedView(): SuggestedView | null {
+    return this.plan?.view ?? null;
+  }
+
+  /** Show only LoDs 1..lod (Infinity: all that arrive). */
+  showLod(lod: number): void {
+    this.lodLimit = lod;
+    this.meshes.forEach((m, i) => (m.visible = i + 1 <= lod));
+    this.version++;
+  }
+
+  /** Call once per frame: re-evaluates the Gaussians from `camera` once it has settled somewhere new. */
+  update(camera: THREE.Camera): void {
+    const p = camera.getWorldPosition(new THREE.Vector3()).toArray();
+    const scale = this.bounds ? this.bounds.size : 1;
+    const now = performance.now();
+    if (!this.lastSeen || Math.hypot(p[0] - this.lastSeen[0], p[1] - this.lastSeen[1], p[2] - this.lastSeen[2]) > MOVE_EPS * scale) {
+      this.lastSeen = p;
+      this.movedAt = now;
+      return;
+    }
+    const d = Math.hypot(p[0] - this.evaluatedAt[0], p[1] - this.evaluatedAt[1], p[2] - this.evaluatedAt[2]);
+    if (d > MOVE_EPS * scale && now - this.movedAt > SETTLE_MS && this.meshes.length) this.evaluateFrom(p);
+  }
+
+  /** Re-evaluates every decoded level's Gaussians as seen from `position` (world). */
+  evaluateFrom(position: number[]): void {
+    this.evaluatedAt = position.slice();
+    this.pending++;
+    this.post({ type: "camera", position: this.evaluatedAt, seq: ++this.viewSeq });
+  }
+
+  dispose(): void {
+    this.abort.abort();
+    this.worker.terminate();
+    for (const m of this.meshes) {
+      this.remove(m);
+      m.dispose();
+    }
+    this.meshes.length = 0;
+  }
+
+  private post(m: ToWorker, transfer: Transferable[] = []): void {
+    this.worker.postMessage(m, transfer);
+  }
+
+  private fail(message: string): void {
+    if (this.error) return;
+    this.error = message;
+    this.options.onError?.(message);
+  }
+
+  private async load(): Promise<void> {
+    const f = this.fetcher;
+    try {
+      const { plan, header } = await f.plan();
+      this.plan = plan;
+      this.lodsTotal = plan.lods.length;
+      if (!this.options.camera && plan.view) this.evaluatedAt = plan.view.eye.slice();
+      this.post({ type: "header", bytes: header, source: plan.streamUrl, camera: this.evaluatedAt }, [header.buffer]);
+      const budget = lodsWithin(plan, this.options.maxBytes, this.options.maxLod);
+      this.lodsPlanned = budget;
+      if (budget === 0 && plan.lods.length) {
+        throw new Error(`LoD 1 needs ${plan.lods[0].cumulativeBytes} bytes, more than the budget of ${this.options.maxBytes}`);
+      }
+      await this.ready;
+      const shown: Promise<boolean>[] = [];
+      for (const r of plan.lods.slice(0, budget)) {
+        if (this.options.maxSeconds !== undefined && r.lod > 1) {
+          const elapsed = (performance.now() - this.t0) / 1000;
+          const rate = f.bytesReceived / Math.max(elapsed, 1e-3);
+          if (elapsed + r.length / rate > this.options.maxSeconds) break;
+        }
+        const bytes = await f.chunk(plan.streamUrl, r);
+        shown.push(this.levelShown(r.lod));
+        this.pending++;
+        this.post({ type: "chunk", bytes, offset: r.offset, lod: r.lod, source: plan.streamUrl }, [bytes.buffer]);
+      }
+      await Promise.all(shown); // every chunk sent is on screen (or the worker reported a problem)
+    } catch (e) {
+      this.fail((e as Error).message);
+      this.rejectReady(e as Error);
+    } finally {
+      this.resolveLoaded();
+    }
+  }
+
+  private levelShown(lod: number): Promise<boolean> {
+    return new Promise((res) => this.levelWaiters.set(lod, res));
+  }
+
+  private settle(lod: number, ok: boolean): void {
+    const w = this.levelWaiters.get(lod);
+    this.levelWaiters.delete(lod);
+    w?.(ok);
+  }
+
+  private onWorker(m: FromWorker): void {
+    if (m.type === "header") {
+      this.background = m.background;
+      this.bounds = { origin: m.origin, size: m.size, viewDistance: m.viewDistance };
+      if (!this.options.camera && !this.plan?.view) {
+        // no suggested view: evaluate from outside the scene's cube, where a default camera stands
+        const c = m.origin.map((o) => o + m.size / 2);
+        this.evaluatedAt = [c[0], c[1], c[2] + (m.viewDistance ?? 1.5 * m.size)];
+      }
+      this.resolveReady(this.plan!);
+    } else if (m.type === "level") {
+      void this.addLevel(m);
+    } else if (m.type === "view") {
+      void this.replaceLevels(m.levels, m.seq);
+    } else {
+      this.pending = Math.max(0, this.pending - 1);
+      this.fail(m.message);
+      for (const k of [...this.levelWaiters.keys()]) this.settle(k, false);
+      this.abort.abort();
+    }
+  }
+
+  private async addLevel(m: Extract<FromWorker, { type: "level" }>): Promise<void> {
+    const mesh = await meshOf(m.gaussians);
+    mesh.visible = m.lod <= this.lodLimit;
+    this.meshes.push(mesh);
+    this.counts.push(m.gaussians.count);
+    this.add(mesh);
+    this.lodShown = m.lod;
+    this.anchors += m.anchors;
+    this.gaussians = this.counts.reduce((a, b) => a + b, 0);
+    this.pending--;
+    this.version++;
+    this.options.onLod?.({
+      lod: m.lod, lodsTotal: this.lodsTotal, bytesReceived: this.bytesReceived, anchors: this.anchors,
+      gaussians: this.gaussians, seconds: (performance.now() - this.t0) / 1000, decodeSeconds: m.decodeSeconds,
+    });
+    this.settle(m.lod, true);
+  }
+
+  private async replaceLevels(levels: ViewGaussians[], seq: number): Promise<void> {
+    const fresh = await Promise.all(levels.map(meshOf));
+    this.pending--;
+    if (seq !== this.viewSeq) {
+      fresh.forEach((m) => m.dispose()); // a newer view is on its way
+      return;
+    }
+    fresh.forEach((mesh, i) => {
+      const old = this.meshes[i];
+      if (!old) return;
+      mesh.visible = old.visible;
+      this.remove(old);
+      old.dispose();
+      this.meshes[i] = mesh;
+      this.counts[i] = levels[i].count;
+      this.add(mesh);
+    });
+    this.gaussians = this.counts.reduce((a, b) => a + b, 0);
+    this.version++;
+  }
+}
+
+/** A Spark mesh of the Gaussians (packed as Spark stores them: 16 bytes each). */
+async function meshOf(g: ViewGaussians): Promise<SplatMesh> {
+  const packed = new PackedSplats({ maxSplats: Math.max(g.count, 1) });
+  const arr = packed.ensureSplats(Math.max(g.count, 1));
+  const { means, scales, quats, opacities, colors } = g;
+  for (let i = 0; i < g.count; i++) {
+    setPackedSplat(
+      arr, i, means[3 * i], means[3 * i + 1], means[3 * i + 2], scales[3 * i], scales[3 * i + 1], scales[3 * i + 2],
+      quats[4 * i + 1], quats[4 * i + 2], quats[4 * i + 3], quats[4 * i], opacities[i], colors[3 * i], colors[3 * i + 1],
+      colors[3 * i + 2],
+    );
+  }
+  packed.numSplats = g.count;
+  packed.needsUpdate = true;
+  const mesh = new SplatMesh({ packedSplats: packed });
+  await mesh.initialized;
+  return mesh;
+}

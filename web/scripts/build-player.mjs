@@ -1,0 +1,24 @@
+// Builds the player: web/dist/player/{player.html, progs-player.js, progs-worker.js} (a static site
+// to serve next to streams) and progs-three.mjs (the embeddable ProgsMesh, with three and Spark left
+// to the page's own import map or bundler). The same files are copied into the Python package, which
+// `progs serve` and `progs view` serve at /player.html.
+import { build } from "esbuild";
+import { cpSync, mkdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const web = join(dirname(fileURLToPath(import.meta.url)), "..");
+const out = join(web, "dist", "player");
+const pkg = join(web, "..", "src", "progs", "stream", "player");
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+const common = { bundle: true, format: "esm", target: "es2022", minify: true, sourcemap: false, logLevel: "warning", legalComments: "eof", loader: { ".wasm": "binary" } };
+await build({ ...common, entryPoints: [join(web, "player", "main.ts")], outfile: join(out, "progs-player.js") });
+await build({ ...common, entryPoints: [join(web, "player", "worker.ts")], outfile: join(out, "progs-worker.js") });
+await build({
+  ...common, minify: false, entryPoints: [join(web, "player", "progs-three.ts")], outfile: join(out, "progs-three.mjs"),
+  external: ["three", "@sparkjsdev/spark"],
+});
+cpSync(join(web, "player", "player.html"), join(out, "player.html"));
+rmSync(pkg, { recursive: true, force: true });
+cpSync(out, pkg, { recursive: true });
