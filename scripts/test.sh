@@ -3,8 +3,8 @@
 # (slow end-to-end tests included).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# The viewer's browser test drives Debian's Chromium; install it when we can (root + apt), else that
-# one test skips and says why.
+# The player's browser tests drive Debian's Chromium; install it when we can (root + apt), else those
+# tests skip and say why.
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: could not install chromium; the browser test will be skipped" >&2
@@ -19,5 +19,8 @@ cd "$root"
 fixtures="$(mktemp -d)"
 trap 'rm -rf "$fixtures"' EXIT
 "$root/.venv/bin/python" "$root/tests/conformance_fixtures.py" "$fixtures"
-(cd "$root/web" && PROGS_CONFORMANCE_DIR="$fixtures" node --test test/)
+# The web player in headless Chromium against `progs serve`, compared with progs' own renders.
+"$root/.venv/bin/python" "$root/tests/player_fixtures.py" "$fixtures/player"
+(cd "$root/web" && PROGS_CONFORMANCE_DIR="$fixtures" PROGS_PLAYER_DIR="$fixtures/player" \
+  PROGS_CLI="$root/.venv/bin/progs" node --test test/)
 "$root/.venv/bin/python" -m pytest -q "$@"

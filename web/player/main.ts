@@ -7,7 +7,7 @@
 import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import { SparkRenderer } from "@sparkjsdev/spark";
-import { ProgsMesh, LodInfo } from "./progs-three.js";
+import { ProgsMesh, LodInfo, PROGS_SPLAT_STYLE } from "./progs-three.js";
 import type { SuggestedView } from "./fetcher.js";
 
 interface PlayerState {
@@ -23,6 +23,8 @@ interface PlayerState {
   firstImageSeconds: number | null;
   /** Frames rendered since what is drawn last changed and Spark last re-sorted; ≥ 2 means on screen. */
   framesSinceChange: number;
+  /** Gaussians are being evaluated (a new LoD or a new camera position) and are not on screen yet. */
+  busy: boolean;
   done: boolean;
   setView(v: SuggestedView): void;
   showLod(lod: number): void;
@@ -41,7 +43,7 @@ if (params.get("overlay") === "0") overlay.style.display = "none";
 
 const state: PlayerState = {
   lodShown: 0, lodsTotal: 0, bytesReceived: 0, error: null, anchors: 0, gaussians: 0, history: [],
-  firstImageSeconds: null, framesSinceChange: 0, done: false,
+  firstImageSeconds: null, framesSinceChange: 0, busy: false, done: false,
   setView: () => undefined, showLod: () => undefined,
 };
 (window as unknown as { progs: PlayerState }).progs = state;
@@ -72,6 +74,9 @@ let lastVersion = -1;
 const requestRender = () => (needsRender = true);
 const spark = new SparkRenderer({
   renderer,
+  // progs trains and renders as the original 3DGS rasterizer does: a 0.3 px² low-pass added to every
+  // projected covariance without opacity compensation, Gaussians cut at 3 standard deviations
+  ...PROGS_SPLAT_STYLE,
   onDirty: () => {
     state.framesSinceChange = 0;
     requestRender();
@@ -150,9 +155,11 @@ if (!src) {
   state.setView = (v) => {
     applyView(v);
     p.evaluateFrom(v.eye);
+    state.framesSinceChange = 0;
   };
   state.showLod = (lod) => {
     p.showLod(lod);
+    state.framesSinceChange = 0;
     for (const [i, b] of [...lodBar.children].entries()) b.classList.toggle("off", i + 1 > lod);
     requestRender();
   };
@@ -194,14 +201,16 @@ renderer.setAnimationLoop(() => {
     state.bytesReceived = progs.bytesReceived;
     state.anchors = progs.anchors;
     state.gaussians = progs.gaussians;
+    state.busy = progs.pending > 0;
     if (progs.error && !state.error) showError(progs.error);
     updateOverlay(progs);
   }
-  // Spark sorts asynchronously: keep rendering a few frames after each change so the sorted order lands
-  if (needsRender || state.framesSinceChange < 4) {
+  // Spark sorts in a worker: keep rendering while a sort is due or running, and a few frames after,
+  // so that what is on screen is sorted for the current camera and splats
+  if (needsRender || spark.sorting || spark.sortDirty || state.framesSinceChange < 4) {
     needsRender = false;
     renderer.render(scene, camera);
-    state.framesSinceChange++;
+    state.framesSinceChange = spark.sorting || spark.sortDirty ? 0 : state.framesSinceChange + 1;
     if (state.firstImageSeconds === null && progs && progs.lodShown > 0) state.firstImageSeconds = performance.now() / 1000;
   }
 });

@@ -43,6 +43,10 @@ export interface LodInfo {
   decodeSeconds: number;
 }
 
+/** SparkRenderer options that draw Gaussians the way progs trains them (pass them to your own
+ * `new SparkRenderer({ renderer, ...PROGS_SPLAT_STYLE })`). */
+export const PROGS_SPLAT_STYLE = { preBlurAmount: 0.3, blurAmount: 0, maxStdDev: 3 };
+
 const MOVE_EPS = 1e-4; // relative camera motion that triggers re-evaluation
 const SETTLE_MS = 120; // wait this long after the last move
 
