@@ -3,6 +3,8 @@ extra says which one in one line. The extras' packages are hidden from a subproc
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 
@@ -88,3 +90,44 @@ def test_a_bare_dataset_name_is_found_under_the_data_root(monkeypatch, tmp_path)
     assert DatasetSpec.from_argument("garden").path == str((tmp_path / "garden").resolve())
     with pytest.raises(InputError, match=f"also looked for {tmp_path / 'bicycle'}: set the data root"):
         DatasetSpec.from_argument("bicycle")
+
+
+def _fresh_kernel_state(monkeypatch) -> None:
+    from progs import kernels
+
+    monkeypatch.setattr(kernels, "_state", {"tried": False, "module": None, "error": None, "origin": None})
+    monkeypatch.delenv("PROGS_DISABLE_CPU_KERNEL", raising=False)
+
+
+@pytest.mark.skipif(
+    shutil.which("c++") is None or os.environ.get("PROGS_NO_KERNEL_BUILD", "") not in ("", "0"),
+    reason="installed without a C++ compiler: no prebuilt kernels",
+)
+def test_the_install_built_the_kernels(monkeypatch):
+    """scripts/setup_env.sh installs with the kernels compiled (progs._kernels); progs loads them
+    instead of compiling anything."""
+    from progs import kernels
+
+    _fresh_kernel_state(monkeypatch)
+    monkeypatch.setattr("torch.utils.cpp_extension.load", _no_build)
+    assert kernels.load_kernel() is not None, "the package was installed without its kernels (setup.py)"
+    assert kernels.kernel_origin() == "prebuilt"
+    assert kernels.load_kernel().__name__ == "progs._kernels"
+
+
+def _no_build(*args, **kwargs):
+    raise AssertionError("compiled on first use although the install built the kernels")
+
+
+def test_kernels_built_for_other_sources_are_not_used(monkeypatch, tmp_path):
+    """A prebuilt module whose digest (sources, flags, torch, CPU) differs is skipped: progs compiles
+    the kernels on first use (tests/test_render.py: and where that fails, uses PyTorch)."""
+    from progs import kernels
+
+    built = []
+    _fresh_kernel_state(monkeypatch)
+    monkeypatch.setattr(kernels, "build_digest", lambda: 12345)  # sources edited since the install
+    monkeypatch.setattr("torch.utils.cpp_extension.load", lambda **kw: built.append(kw["name"]) or "jit module")
+    monkeypatch.setattr(kernels, "build_directory", lambda: tmp_path)
+    assert kernels.load_kernel() == "jit module" and built == ["progs_kernels"]
+    assert kernels.kernel_origin() == "built on first use"

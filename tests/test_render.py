@@ -375,6 +375,7 @@ def test_zero_gaussians_render_the_background_on_cpu_and_cuda(kernel) -> None:
 def test_build_failure_warns_once_and_falls_back(monkeypatch, tmp_path) -> None:
     saved = dict(kernels._state)
     monkeypatch.setattr(kernels, "_SOURCES", [tmp_path / "missing.cpp"])
+    monkeypatch.setattr(kernels, "_PREBUILT", "progs._no_prebuilt_kernels")  # as an install without them
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
     monkeypatch.delenv("PROGS_DISABLE_CPU_KERNEL", raising=False)
     kernels._state.update(tried=False, module=None, error=None)

@@ -1,8 +1,13 @@
-// Python bindings of progs' C++ kernels (one extension module, built by progs.kernels).
+// Python bindings of progs' C++ kernels (one extension module: progs._kernels, built by setup.py when
+// the package is installed, or progs_kernels, built by progs.kernels on first use).
 #include "kernels.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "progs C++ kernels: CPU Gaussian compositing (forward, backward) and exact hash-grid features";
+#ifdef PROGS_BUILD_DIGEST
+  // what the module was built from (progs.kernels.build_digest): a prebuilt module is used only if it matches
+  m.attr("build_digest") = static_cast<unsigned long long>(PROGS_BUILD_DIGEST);
+#endif
   m.def("forward", &composite_forward,
         "composite projected Gaussians: returns image, alpha, T_final, last, tile_offsets, ids, slots, goff");
   m.def("backward", &composite_backward, "gradients w.r.t. means2d, conics, colors, opacities");

@@ -1,0 +1,74 @@
+"""Builds progs' C++ kernels (src/progs/csrc) into the package as ``progs._kernels`` when it is installed.
+
+Everything else about the package is in pyproject.toml. The kernels are compiled against the torch
+that is installed, so install torch first and build without isolation (scripts/setup_env.sh does)::
+
+    pip install torch==2.13.0 && pip install --no-build-isolation .
+
+With build isolation (a plain ``pip install .``) torch is not there to build against, and without a
+C++ compiler the build fails: either way the package installs without the prebuilt module, and
+progs compiles the kernels on first use where it can, or uses its pure-PyTorch paths
+(``progs.kernels``). ``PROGS_NO_KERNEL_BUILD=1`` skips the build.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from setuptools import setup
+
+ROOT = Path(__file__).resolve().parent
+CSRC = "src/progs/csrc"
+
+
+def _note(msg: str) -> None:
+    print(f"progs: {msg}", file=sys.stderr)
+
+
+def _kernel_build() -> dict:
+    """``ext_modules`` and ``cmdclass`` for the kernels, or nothing when they cannot be built here."""
+    if os.environ.get("PROGS_NO_KERNEL_BUILD", "") not in ("", "0"):
+        return {}
+    try:
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except ImportError:
+        _note(
+            "torch is not installed where the package is built, so the C++ kernels are not prebuilt "
+            "(install torch, then `pip install --no-build-isolation .`); they are compiled on first use instead"
+        )
+        return {}
+    # progs/kernels.py names the sources and flags and the digest the loader checks; it needs only torch
+    spec = importlib.util.spec_from_file_location("_progs_kernels_setup", ROOT / "src/progs/kernels.py")
+    kernels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kernels)
+    cflags, ldflags = kernels.compile_flags()
+
+    class OptionalBuildExtension(BuildExtension):
+        """A failed kernel build (no compiler, say) leaves the package without them instead of failing."""
+
+        def run(self) -> None:
+            try:
+                super().run()
+            except Exception as exc:  # noqa: BLE001 - any build failure leaves the fallback in place
+                lines = str(exc).strip().splitlines()
+                _note(
+                    f"the C++ kernels could not be built ({type(exc).__name__}: {lines[-1] if lines else ''}); "
+                    "progs compiles them on first use where it can, or uses its pure-PyTorch paths"
+                )
+                self.extensions = []
+
+    sources = [os.path.relpath(p, ROOT) for p in kernels._SOURCES]
+    ext = CppExtension(
+        "progs._kernels",
+        sources,
+        extra_compile_args=[*cflags, f"-DPROGS_BUILD_DIGEST=0x{kernels.build_digest():016x}ULL"],
+        extra_link_args=ldflags,
+        depends=[os.path.relpath(p, ROOT) for p in kernels._HEADERS],
+    )
+    return {"ext_modules": [ext], "cmdclass": {"build_ext": OptionalBuildExtension}}
+
+
+setup(**_kernel_build())
