@@ -5,6 +5,7 @@ import { SCALE_BINS } from "./context.js";
 import { upperTail } from "./exactmath.js";
 import { FormatError } from "./errors.js";
 import { FrequencyTable, frequencies, RangeDecoder, uniform } from "./rangecoder.js";
+import { Arena } from "./wasm.js";
 
 const MAX_RANGE = 2 ** 20;
 const TAIL_SIGMAS = 6.0;
@@ -56,8 +57,9 @@ function uniformTable(n: number): FrequencyTable {
 }
 
 /** One stream `R:u32 | words`: the residuals of symbols whose scale bins are `bins` (any order of
- * anchors and channels, flattened), grouped by bin as the format says. */
-export function decodeSymbols(r: ByteReader, bins: Uint8Array): Float64Array {
+ * anchors and channels, flattened), grouped by bin as the format says. With `coder`, the range
+ * decoding runs in WebAssembly (same symbols, same errors). */
+export function decodeSymbols(r: ByteReader, bins: Uint8Array, coder: Arena | null = null): Float64Array {
   const R = r.u32();
   if (R > MAX_RANGE) throw r.fail(`escaped residual range ${R} exceeds ${MAX_RANGE}`);
   const words = r.words();
@@ -65,6 +67,14 @@ export function decodeSymbols(r: ByteReader, bins: Uint8Array): Float64Array {
   const out = new Float64Array(n);
   if (n === 0) return out;
   if (words.length === 0) throw r.fail("attribute data is empty");
+  if (coder) {
+    try {
+      decodeWasm(coder, R, words, bins, out);
+    } catch (e) {
+      throw r.fail(`attribute symbols do not decode (${(e as Error).message})`);
+    }
+    return out;
+  }
   const counts = new Int32Array(256);
   for (let i = 0; i < n; i++) counts[bins[i]]++;
   const start = new Int32Array(256);
@@ -106,4 +116,66 @@ export function decodeSymbols(r: ByteReader, bins: Uint8Array): Float64Array {
     throw r.fail(`attribute symbols do not decode (${(e as Error).message})`);
   }
   return out;
+}
+
+/** A table's cdf and bucket starts in the arena's permanent part (copied once per arena). */
+function tableIn(a: Arena, t: FrequencyTable): number[] {
+  let p = a.loaded.get(t);
+  if (p === undefined) {
+    p = [a.putU32(t.cdf), a.putU32(t.start)];
+    a.keep();
+    a.loaded.set(t, p);
+  }
+  return p;
+}
+
+function escapeTables(R: number): [FrequencyTable | null, FrequencyTable] {
+  const size = 2 * R + 1;
+  return [size <= DIGIT ? null : uniformTable(Math.floor((2 * R) / DIGIT) + 1), uniformTable(size <= DIGIT ? size : DIGIT)];
+}
+
+function decodeWasm(a: Arena, R: number, words: Uint32Array, bins: Uint8Array, out: Float64Array): void {
+  const n = bins.length;
+  a.reset();
+  let bp = a.putU8(bins);
+  const cp = a.alloc(1024);
+  a.k.countBins(bp, n, cp);
+  const counts = a.i32.slice(cp >> 2, (cp >> 2) + 256);
+  // the tables first (permanent), then this call's data
+  a.reset();
+  const tabs = new Int32Array(128 * 4);
+  for (let b = 0; b < 256; b++) {
+    if (!counts[b]) continue;
+    if (b >= SCALE_BINS.length) throw new FormatError(`scale bin ${b} out of range`);
+    const { T, table } = binTable(b);
+    const [cdf, start] = tableIn(a, table);
+    tabs.set([cdf, start, table.n, T], 4 * b);
+  }
+  const esc = R ? escapeTables(R) : null;
+  const escPtrs = esc ? esc.map((t) => (t ? tableIn(a, t) : [0, 0])) : null;
+  bp = a.putU8(bins);
+  const cp2 = a.putI32(counts);
+  const tp = a.putI32(tabs);
+  const fill = a.alloc(1024);
+  const order = a.alloc(4 * n);
+  const op = a.alloc(8 * n);
+  const ep = a.alloc(4 * n);
+  a.k.rdStart(a.putU32(words), words.length);
+  const ne = a.k.decodeGrouped(bp, n, cp2, tp, fill, order, op, ep);
+  if (ne < 0) throw new FormatError("invalid range-coder data");
+  out.set(a.f64.subarray(op >> 3, (op >> 3) + n));
+  if (!ne) return;
+  if (!esc || !escPtrs) throw new FormatError("escaped residuals but no escape range");
+  const escaped = a.i32.slice(ep >> 2, (ep >> 2) + ne).sort();
+  const sym = (t: FrequencyTable, p: number[]) => {
+    const s = a.k.rdDecode(p[0], p[1], t.n);
+    if (s < 0) throw new FormatError("invalid range-coder data");
+    return s;
+  };
+  const [high, low] = esc;
+  for (const i of escaped) {
+    const v = high ? sym(high, escPtrs[0]) * DIGIT + sym(low, escPtrs[1]) : sym(low, escPtrs[1]);
+    if (Math.abs(v - R) > R) throw new FormatError("escaped residual outside its announced range");
+    out[i] = v - R;
+  }
 }

@@ -8,6 +8,7 @@ import { FormatError } from "./errors.js";
 import { decodeHeader, Header } from "./header.js";
 import { decodeMask, HiddenRule, probeCameras } from "./hidden.js";
 import { applyPredictor, readPredictor } from "./prediction.js";
+import { Arena, kernels } from "./wasm.js";
 import { decodeStructure, METHOD_NAMES } from "./structure.js";
 
 export const MAX_ANCHORS = 2 ** 26;
@@ -35,6 +36,7 @@ export class StreamDecoder {
   readonly context: ContextModel;
   private readonly rule: HiddenRule | null;
   private readonly channelType: Uint8Array;
+  private readonly coder: Arena | null; // the attribute streams' range decoding in WebAssembly
   private prevFeatures: Float64Array | null = null; // the previous level's hash-grid features
   private total = 0;
 
@@ -48,6 +50,7 @@ export class StreamDecoder {
     this.rule = h.skipHidden
       ? new HiddenRule(h.tensors, h.generator.featDim, h.generator.levels, h.grid, probeCameras(h.grid, h.viewDistance))
       : null;
+    this.coder = this.context.usesWasm ? kernels() : null;
     const D = this.context.D;
     this.channelType = new Uint8Array(D);
     const [f, s] = h.context.attrDims;
@@ -107,42 +110,23 @@ export class StreamDecoder {
     let shift: Float64Array | null = null;
     if (predictor) {
       if (!prev || !st.parent) throw r.fail("a parent predictor at a level without parents");
-      shift = applyPredictor(predictor, p, this.channelType, st.parent, prev.values);
+      shift = applyPredictor(predictor, p, this.channelType, st.parent, prev.values, this.coder);
     }
     const fs = F + 6;
-    const fsBins = new Uint8Array(n * fs);
-    for (let i = 0; i < n; i++) fsBins.set(p.bins.subarray(i * D, i * D + fs), i * fs);
-    const fsSym = decodeSymbols(r, fsBins);
+    const fsSym = decodeSymbols(r, packColumns(p.bins, n, D, fs), this.coder);
     const symbols = new Float64Array(n * D);
-    for (let i = 0; i < n; i++) symbols.set(fsSym.subarray(i * fs, (i + 1) * fs), i * D);
+    unpackColumns(fsSym, n, D, fs, symbols);
     let hidden: Uint8Array | null = null;
     if (this.rule) {
-      const features = new Float64Array(n * F);
-      for (let i = 0; i < n; i++) {
-        const q = p.step[3 * i];
-        for (let j = 0; j < F; j++) {
-          const s = symbols[i * D + j] + (shift ? shift[i * D + j] : 0);
-          features[i * F + j] = (s + p.mean[i * D + j]) * q;
-        }
-      }
+      const features = ruleFeatures(symbols, shift, p.mean, p.step, n, D, F);
       hidden = decodeMask(r, this.rule.buckets(st.keys, n, level, features));
     }
     // the offsets of the coded Gaussians, anchor-major, then offset index, then x, y, z
-    const oIndex = new Int32Array(n * 3 * K);
-    let no = 0;
-    for (let i = 0; i < n; i++) {
-      for (let k = 0; k < K; k++) {
-        if (hidden && hidden[i * K + k]) continue;
-        const c = i * D + fs + 3 * k;
-        oIndex[no++] = c;
-        oIndex[no++] = c + 1;
-        oIndex[no++] = c + 2;
-      }
-    }
-    const oBins = new Uint8Array(no);
-    for (let i = 0; i < no; i++) oBins[i] = p.bins[oIndex[i]];
-    const oSym = decodeSymbols(r, oBins);
-    for (let i = 0; i < no; i++) symbols[oIndex[i]] = oSym[i];
+    const oIndex = codedOffsets(n, K, D, fs, hidden);
+    const oBins = new Uint8Array(oIndex.length);
+    for (let i = 0; i < oIndex.length; i++) oBins[i] = p.bins[oIndex[i]];
+    const oSym = decodeSymbols(r, oBins, this.coder);
+    for (let i = 0; i < oIndex.length; i++) symbols[oIndex[i]] = oSym[i];
     r.expectEnd();
     const values = new Float64Array(n * D);
     const feature = new Float32Array(n * F);
@@ -150,18 +134,7 @@ export class StreamDecoder {
     const offsets = new Float32Array(n * 3 * K);
     const { mean, step } = p;
     const types = this.channelType;
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < D; j++) {
-        const idx = i * D + j;
-        let res = shift ? symbols[idx] + shift[idx] : symbols[idx];
-        if (hidden && j >= fs && hidden[i * K + (((j - fs) / 3) | 0)]) res = 0;
-        const v = (res + mean[idx]) * step[3 * i + types[j]];
-        values[idx] = v;
-      }
-      feature.set(values.subarray(i * D, i * D + F), i * F);
-      scaling.set(values.subarray(i * D + F, i * D + fs), i * 6);
-      offsets.set(values.subarray(i * D + fs, (i + 1) * D), i * 3 * K);
-    }
+    dequantize(symbols, shift, hidden, mean, step, types, n, F, K, values, feature, scaling, offsets);
     this.prevFeatures = h;
     this.total += n;
     const positions = new Float32Array(3 * n);
@@ -173,6 +146,79 @@ export class StreamDecoder {
     };
     this.levels.push(out);
     return out;
+  }
+}
+
+// The loops of decodeChunk live in small functions of their own: the engine optimises each once,
+// where the one large function would be recompiled at every loop (a few calls, long loops).
+
+/** The first `len` channels of each of n rows of D, packed [n, len]. */
+function packColumns(src: Uint8Array, n: number, D: number, len: number): Uint8Array {
+  const out = new Uint8Array(n * len);
+  for (let i = 0, o = 0; i < n; i++) for (let j = i * D, e = j + len; j < e; j++) out[o++] = src[j];
+  return out;
+}
+
+/** The inverse: src [n, len] into the first `len` channels of out [n, D]. */
+function unpackColumns(src: Float64Array, n: number, D: number, len: number, out: Float64Array): void {
+  for (let i = 0, o = 0; i < n; i++) for (let j = i * D, e = j + len; j < e; j++) out[j] = src[o++];
+}
+
+/** The decoded features [n, F] (the mask's context input): (symbol + shift + mean) · q_f. */
+function ruleFeatures(symbols: Float64Array, shift: Float64Array | null, mean: Float64Array, step: Float64Array, n: number,
+                      D: number, F: number): Float64Array {
+  const features = new Float64Array(n * F);
+  for (let i = 0; i < n; i++) {
+    const q = step[3 * i];
+    for (let j = 0; j < F; j++) {
+      const s = symbols[i * D + j] + (shift ? shift[i * D + j] : 0);
+      features[i * F + j] = (s + mean[i * D + j]) * q;
+    }
+  }
+  return features;
+}
+
+/** The channel indices of the coded offsets: anchor-major, then offset index, then x, y, z. */
+function codedOffsets(n: number, K: number, D: number, fs: number, hidden: Uint8Array | null): Int32Array {
+  const out = new Int32Array(n * 3 * K);
+  let no = 0;
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < K; k++) {
+      if (hidden && hidden[i * K + k]) continue;
+      const c = i * D + fs + 3 * k;
+      out[no++] = c;
+      out[no++] = c + 1;
+      out[no++] = c + 2;
+    }
+  }
+  return out.subarray(0, no);
+}
+
+/** values = (residual + mean) · step per channel (residual = symbol + shift; 0 for a hidden Gaussian's
+ * offsets), and their float32 parts: feature [n, F], scaling [n, 6], offsets [n, 3K]. */
+function dequantize(symbols: Float64Array, shift: Float64Array | null, hidden: Uint8Array | null, mean: Float64Array,
+                    step: Float64Array, types: Uint8Array, n: number, F: number, K: number, values: Float64Array,
+                    feature: Float32Array, scaling: Float32Array, offsets: Float32Array): void {
+  const D = types.length;
+  const fs = F + 6;
+  if (shift) for (let i = 0; i < n * D; i++) symbols[i] = symbols[i] + shift[i];
+  if (hidden) {
+    for (let i = 0; i < n * K; i++) {
+      if (!hidden[i]) continue;
+      const c = Math.floor(i / K) * D + fs + 3 * (i % K); // a hidden Gaussian's residuals stay 0
+      symbols[c] = symbols[c + 1] = symbols[c + 2] = 0;
+    }
+  }
+  for (let i = 0; i < n; i++) {
+    const base = i * D;
+    const q0 = step[3 * i], q1 = step[3 * i + 1], q2 = step[3 * i + 2];
+    for (let j = 0; j < D; j++) {
+      const t = types[j];
+      values[base + j] = (symbols[base + j] + mean[base + j]) * (t === 0 ? q0 : t === 1 ? q1 : q2);
+    }
+    for (let j = 0; j < F; j++) feature[i * F + j] = values[base + j];
+    for (let j = 0; j < 6; j++) scaling[i * 6 + j] = values[base + F + j];
+    for (let j = 0; j < 3 * K; j++) offsets[i * 3 * K + j] = values[base + fs + j];
   }
 }
 

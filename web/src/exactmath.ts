@@ -1,13 +1,14 @@
 // FORMAT.md "The entropy model's exact path", step 4: exp, log1p, softplus, tanh and the normal tail
 // from IEEE-754 + − × / only, in a fixed order, so every machine gets the same bits.
 
-const MAGIC = 6755399441055744; // 1.5 · 2^52: (x + MAGIC) − MAGIC rounds to an integer, half to even
-const TWO51 = 2251799813685248;
+const TWO52 = 4503599627370496;
 
-/** Round half to even. */
+/** Round half to even, as WebAssembly's `nearest` and torch.round (a zero keeps its sign). */
 export function roundEven(x: number): number {
-  if (!(Math.abs(x) < TWO51)) return x;
-  return x + MAGIC - MAGIC;
+  if (!(Math.abs(x) < TWO52)) return x; // an integer already (or not finite)
+  if (x > 0) return x + TWO52 - TWO52;
+  if (x < 0) return -(-x + TWO52 - TWO52);
+  return x;
 }
 
 /** 2^k for integers k in [−1022, 1023], each built from its exponent bits once. */

@@ -3,6 +3,7 @@ import { ByteReader } from "./bytes.js";
 import { LevelParams, scaleBin } from "./context.js";
 import { roundEven } from "./exactmath.js";
 import { readWeights } from "./header.js";
+import { Arena } from "./wasm.js";
 
 export interface ParentPredictor {
   a: Float64Array;
@@ -34,19 +35,61 @@ export function readPredictor(r: ByteReader, level: number, D: number): ParentPr
 /** Per anchor and channel: shift = round(μ · inv − m) with μ = (a·v + b·(m·q)) + c, and the bin of
  * s · inv (replacing the context model's bin). `values` are the previous level's decoded values [P, D]. */
 export function applyPredictor(pred: ParentPredictor, p: LevelParams, channelType: Uint8Array, parent: Int32Array,
-                               values: Float64Array): Float64Array {
+                               values: Float64Array, coder: Arena | null = null): Float64Array {
   const D = channelType.length;
   const shift = new Float64Array(p.n * D);
+  if (coder && 8 * (values.length + 3 * p.n * D) < 2 ** 30) {
+    predictWasm(coder, pred, p, channelType, parent, values, shift);
+    return shift;
+  }
+  const { a, b, c, s } = pred;
+  const { mean, step, bins } = p;
+  const inv = new Float64Array(3);
+  const binsOf: Uint8Array[] = [new Uint8Array(D), new Uint8Array(D), new Uint8Array(D)]; // per type: the bins of s_j · inv
+  const cache = [new Map<number, Uint8Array>(), new Map<number, Uint8Array>(), new Map<number, Uint8Array>()];
   for (let i = 0; i < p.n; i++) {
-    const inv = [1 / p.step[3 * i], 1 / p.step[3 * i + 1], 1 / p.step[3 * i + 2]];
+    for (let t = 0; t < 3; t++) {
+      const v = 1 / step[3 * i + t];
+      inv[t] = v;
+      let row = cache[t].get(v); // steps take at most 4096 values per type
+      if (!row) {
+        row = new Uint8Array(D);
+        for (let j = 0; j < D; j++) if (channelType[j] === t) row[j] = scaleBin(s[j] * v);
+        cache[t].set(v, row);
+      }
+      binsOf[t] = row;
+    }
     const vo = parent[i] * D;
+    const o = i * D;
     for (let j = 0; j < D; j++) {
       const t = channelType[j];
-      const m = p.mean[i * D + j];
-      const mu = pred.a[j] * values[vo + j] + pred.b[j] * (m * p.step[3 * i + t]) + pred.c[j];
-      shift[i * D + j] = roundEven(mu * inv[t] - m);
-      p.bins[i * D + j] = scaleBin(pred.s[j] * inv[t]);
+      const m = mean[o + j];
+      const mu = a[j] * values[vo + j] + b[j] * (m * step[3 * i + t]) + c[j];
+      shift[o + j] = roundEven(mu * inv[t] - m);
+      bins[o + j] = binsOf[t][j];
     }
   }
   return shift;
+}
+
+function predictWasm(a: Arena, pred: ParentPredictor, p: LevelParams, types: Uint8Array, parent: Int32Array,
+                     values: Float64Array, shift: Float64Array): void {
+  const D = types.length;
+  const n = p.n;
+  a.reset();
+  const table = new Float64Array(4 * (D + 1));
+  PARTS.forEach(([name], k) => table.set(pred[name], k * (D + 1)));
+  const tp = a.putF64(table);
+  const ty = a.putU8(types);
+  const mp = a.putF64(p.mean);
+  const sp = a.putF64(p.step);
+  const vp = a.putF64(values);
+  const pp = a.putI32(parent);
+  const qs = a.alloc(8 * (D + 2));
+  const iq = a.alloc(8 * (D + 2));
+  const out = a.alloc(8 * (n * D + 1));
+  const bp = a.alloc(n * D + 1);
+  a.k.predict(n, D, ty, tp, mp, sp, vp, pp, qs, iq, out, bp);
+  shift.set(a.f64.subarray(out >> 3, (out >> 3) + n * D));
+  p.bins.set(a.u8.subarray(bp, bp + n * D));
 }

@@ -12,7 +12,7 @@ const MAX_SYMBOLS = 2 ** 22;
 export class FrequencyTable {
   readonly n: number;
   readonly cdf: Uint32Array;
-  private readonly start: Uint32Array; // for each 2^12 bucket of quantiles, the symbol it starts in
+  readonly start: Uint32Array; // for each 2^12 bucket of quantiles, the symbol it starts in
 
   constructor(cdf: Uint32Array) {
     this.cdf = cdf;

@@ -20,6 +20,13 @@ export interface KernelExports {
   buckets(feat: number, keys: number, n: number, F: number, Hp: number, K: number, Kp: number, w1f: number, lvl: number,
           wv: number, w2: number, b2: number, cams: number, nc: number, geo: number, fixed: number, hbuf: number,
           on: number, hi: number, out: number): void;
+  predict(n: number, D: number, types: number, pred: number, mean: number, step: number, prev: number, parent: number,
+          qs: number, iq: number, shift: number, bins: number): void;
+  rdStart(words: number, n: number): void;
+  rdDecode(cdf: number, start: number, nsym: number): number;
+  countBins(bins: number, n: number, counts: number): void;
+  decodeGrouped(bins: number, n: number, counts: number, tabs: number, fill: number, order: number, out: number,
+                esc: number): number;
 }
 
 let enabled = true;
@@ -65,6 +72,8 @@ export class Arena {
   private f64v!: Float64Array;
   private i32v!: Int32Array;
   private u8v!: Uint8Array;
+  /** Things copied into the permanent part once (frequency tables), by their JavaScript object. */
+  readonly loaded = new Map<object, number[]>();
 
   constructor(readonly k: KernelExports) {
     this.top = this.mark = k.heapBase();
@@ -117,6 +126,12 @@ export class Arena {
     const v = this.f64;
     if (a instanceof Float64Array) v.set(n === a.length ? a : a.subarray(0, n), p >> 3);
     else for (let i = 0; i < n; i++) v[(p >> 3) + i] = a[i];
+    return p;
+  }
+
+  putU32(a: Uint32Array): number {
+    const p = this.alloc(4 * a.length);
+    new Uint32Array(this.k.memory.buffer, p, a.length).set(a);
     return p;
   }
 

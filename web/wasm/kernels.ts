@@ -431,3 +431,140 @@ export function buckets(feat: usize, keys: usize, n: i32, F: i32, Hp: i32, K: i3
     }
   }
 }
+
+// ----------------------------------------------------------------------------- range decoding
+// FORMAT.md "Range coding" with native 64-bit integers: D = point − lower, R = range.
+let rdD: u64 = 0;
+let rdR: u64 = 0;
+let rdWords: usize = 0;
+let rdCount: i32 = 0;
+let rdNext: i32 = 0;
+
+@inline function rdWord(i: i32): u64 {
+  return i < rdCount ? <u64>load<u32>(rdWords + (<usize>i << 2)) : 0;
+}
+
+/** Starts decoding the u32 words [n] at words. */
+export function rdStart(words: usize, n: i32): void {
+  rdWords = words;
+  rdCount = n;
+  rdD = (rdWord(0) << 32) | rdWord(1);
+  rdR = 0xffffffffffffffff;
+  rdNext = 2;
+}
+
+/** One symbol of the table (cdf u32 [nsym + 1], start u32 [4097]: per 2^12 quantiles the symbol
+ * they start in); −1 where the data are corrupt. */
+@inline function rdSymbol(cdf: usize, start: usize, nsym: i32): i32 {
+  const scale = rdR >> 24;
+  const q = rdD / scale;
+  if (q >= 16777216) return -1;
+  const qi = <u32>q;
+  const b = <usize>(qi >> 12);
+  let lo = load<u32>(start + (b << 2));
+  let hi = load<u32>(start + (b << 2), 4);
+  if (hi < <u32>(nsym - 1)) hi++;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (load<u32>(cdf + (<usize>mid << 2)) <= qi) lo = mid;
+    else hi = mid - 1;
+  }
+  const left = <u64>load<u32>(cdf + (<usize>lo << 2));
+  const freq = <u64>load<u32>(cdf + (<usize>lo << 2), 4) - left;
+  rdD -= scale * left;
+  rdR = scale * freq;
+  if (rdR < 0x100000000) {
+    rdR <<= 32;
+    rdD = (rdD << 32) | rdWord(rdNext);
+    rdNext++;
+  }
+  return <i32>lo;
+}
+
+export function rdDecode(cdf: usize, start: usize, nsym: i32): i32 {
+  return rdSymbol(cdf, start, nsym);
+}
+
+/** The bins' symbol counts: counts i32 [256]. */
+export function countBins(bins: usize, n: i32, counts: usize): void {
+  memory.fill(counts, 0, 1024);
+  for (let i = 0; i < n; i++) {
+    const c = counts + (<usize>load<u8>(bins + <usize>i) << 2);
+    store<i32>(c, load<i32>(c) + 1);
+  }
+}
+
+/** The residuals of symbols with scale bins bins u8 [n], grouped by bin (ascending; index order
+ * inside a bin), each bin with its table: tabs i32 [128, 4] = cdf, start, symbols, T. Escapes give
+ * 0 in out f64 [n] and their indices (bin order) in esc i32 [n]. Scratch: fill i32 [256], order
+ * i32 [n]. Returns the number of escapes, or −1 where the data are corrupt. */
+export function decodeGrouped(bins: usize, n: i32, counts: usize, tabs: usize, fill: usize, order: usize, out: usize,
+                              esc: usize): i32 {
+  let acc = 0;
+  for (let b: usize = 0; b < 256; b++) {
+    store<i32>(fill + (b << 2), acc);
+    acc += load<i32>(counts + (b << 2));
+  }
+  for (let i = 0; i < n; i++) {
+    const f = fill + (<usize>load<u8>(bins + <usize>i) << 2);
+    const k = load<i32>(f);
+    store<i32>(order + (<usize>k << 2), i);
+    store<i32>(f, k + 1);
+  }
+  let ne = 0;
+  let k = 0;
+  for (let b: usize = 0; b < 128; b++) {
+    const c = load<i32>(counts + (b << 2));
+    if (!c) continue;
+    const tb = tabs + (b << 4);
+    const cdf = <usize>load<i32>(tb), start = <usize>load<i32>(tb, 4), nsym = load<i32>(tb, 8);
+    const T = load<i32>(tb, 12);
+    const e = 2 * T + 1;
+    const Tf = <f64>T;
+    for (const end = k + c; k < end; k++) {
+      const s = rdSymbol(cdf, start, nsym);
+      if (s < 0) return -1;
+      const i = <usize>load<i32>(order + (<usize>k << 2));
+      if (s == e) {
+        store<i32>(esc + (<usize>ne << 2), <i32>i);
+        ne++;
+        store<f64>(out + (i << 3), 0);
+      } else store<f64>(out + (i << 3), <f64>s - Tf);
+    }
+  }
+  return ne;
+}
+
+// ----------------------------------------------------------------------------- parent predictor
+/** prediction.ts applyPredictor for anchors 0..n: per channel μ = (a·v + b·(m·q)) + c with v the
+ * parent's value (prev [·, D], parent i32 [n]), shift = round(μ · (1/q) − m) → shift [n, D] (+1),
+ * and the bin of s · (1/q) → bins u8 [n, D] (+1). pred [4, D + 1] = a, b, c, s; types u8 [D].
+ * Scratch: qs, iq [D + 2]. */
+export function predict(n: i32, D: i32, types: usize, pred: usize, mean: usize, step: usize, prev: usize, parent: usize,
+                        qs: usize, iq: usize, shift: usize, bins: usize): void {
+  const db = <usize>(D + 1) << 3;
+  for (let i = 0; i < n; i++) {
+    const st = step + <usize>i * 24;
+    const q0 = load<f64>(st), q1 = load<f64>(st, 8), q2 = load<f64>(st, 16);
+    const i0 = 1 / q0, i1 = 1 / q1, i2 = 1 / q2;
+    for (let j = 0; j < D; j++) {
+      const t = load<u8>(types + <usize>j);
+      const jo = <usize>j << 3;
+      store<f64>(qs + jo, t == 0 ? q0 : t == 1 ? q1 : q2);
+      store<f64>(iq + jo, t == 0 ? i0 : t == 1 ? i1 : i2);
+    }
+    const row = <usize>i * <usize>D;
+    const vr = prev + ((<usize>load<i32>(parent + (<usize>i << 2)) * <usize>D) << 3);
+    for (let j = 0; j < D; j += 2) {
+      const jo = <usize>j << 3;
+      const m = v128.load(mean + (row << 3) + jo);
+      const q = v128.load(qs + jo);
+      const iv = v128.load(iq + jo);
+      const ab = f64x2.add(f64x2.mul(v128.load(pred + jo), v128.load(vr + jo)),
+                           f64x2.mul(v128.load(pred + db + jo), f64x2.mul(m, q)));
+      const mu = f64x2.add(ab, v128.load(pred + 2 * db + jo));
+      v128.store(shift + (row << 3) + jo, f64x2.nearest(f64x2.sub(f64x2.mul(mu, iv), m)));
+      binsv(f64x2.mul(v128.load(pred + 3 * db + jo), iv), bins + row + <usize>j);
+    }
+  }
+}
