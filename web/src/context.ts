@@ -336,7 +336,8 @@ export class ContextModel {
   }
 
   /** The first-layer terms [P, H] that the previous level's features h [P, F] contribute as
-   * *parents*, for the rows that `parent` names (the others stay 0: nobody reads them). */
+   * *parents*, for the rows that `parent` names (nobody reads the others: they stay 0, or hold the
+   * same terms where the WebAssembly kernels compute every row). */
   parentTerms(h: Float64Array, P: number, parent: Int32Array): Float64Array {
     const F = this.F;
     const H = this.H;
@@ -345,27 +346,17 @@ export class ContextModel {
     const w = this.w1parent;
     const a = this.wasm;
     if (a) {
-      const rows: number[] = [];
-      for (const pi of parent) {
-        if (done[pi]) continue;
-        done[pi] = 1;
-        rows.push(pi);
-      }
+      // every row (nearly all are parents): one pass, no gathering
       const Hp = this.Hp;
-      for (let s = 0; s < rows.length; s += CHUNK) {
-        const m = Math.min(CHUNK, rows.length - s);
+      for (let s = 0; s < P; s += CHUNK) {
+        const m = Math.min(CHUNK, P - s);
         a.reset();
-        const xp = a.alloc(8 * m * F);
-        const x = a.f64;
-        for (let t = 0; t < m; t++) x.set(h.subarray(rows[s + t] * F, rows[s + t] * F + F), (xp >> 3) + t * F);
+        const xp = a.putF64(h.subarray(s * F, (s + m) * F));
         const op = a.alloc(8 * m * Hp);
-        a.k.layer1(xp, m, F, this.ptr.w1parent, Hp, 0, this.ptr.zeros, false, op);
+        a.k.layer1(xp, m, F, this.ptr.w1parent, Hp, 0, H, 0, this.ptr.zeros, false, op);
         const o = a.f64;
-        for (let t = 0; t < m; t++) {
-          const src = (op >> 3) + t * Hp;
-          const dst = rows[s + t] * H;
-          for (let k = 0; k < H; k++) out[dst + k] = o[src + k];
-        }
+        if (Hp === H) out.set(o.subarray(op >> 3, (op >> 3) + m * H), s * H);
+        else for (let t = 0; t < m; t++) out.set(o.subarray((op >> 3) + t * Hp, (op >> 3) + t * Hp + H), (s + t) * H);
       }
       return out;
     }
@@ -440,24 +431,18 @@ export class ContextModel {
   private codingParamsWasm(a: Arena, h: Float64Array, n: number, bias: Float64Array, terms: Float64Array | null,
                            parent: Int32Array | null, mean: Float64Array, bins: Uint8Array, step: Float64Array): void {
     const { F, H, D, Hp, Dp2, ptr } = this;
+    a.reset();
+    const biasP = a.putF64(bias, H, Hp - H);
+    a.f64.fill(0, (biasP >> 3) + H, (biasP >> 3) + Hp);
+    const tp = terms && parent ? a.putF64(terms, terms.length, Hp - H) : 0;
+    const pp = terms && parent ? a.putI32(parent) : 0;
+    const chunks = a.at;
     for (let s = 0; s < n; s += CHUNK) {
       const m = Math.min(CHUNK, n - s);
-      a.reset();
-      const biasP = a.putF64(bias, H, Hp - H);
-      a.f64.fill(0, (biasP >> 3) + H, (biasP >> 3) + Hp);
+      a.rewind(chunks);
       const hp = a.putF64(h.subarray(s * F, (s + m) * F));
-      let tp = 0;
-      if (terms && parent) {
-        tp = a.alloc(8 * m * Hp);
-        const t = a.f64;
-        for (let i = 0; i < m; i++) {
-          const src = parent[s + i] * H;
-          const dst = (tp >> 3) + i * Hp;
-          for (let k = 0; k < H; k++) t[dst + k] = terms[src + k];
-        }
-      }
       const hid = a.alloc(8 * m * Hp);
-      a.k.layer1(hp, m, F, ptr.w1own, Hp, tp, biasP, true, hid);
+      a.k.layer1(hp, m, F, ptr.w1own, Hp, tp, H, pp && pp + 4 * s, biasP, true, hid);
       const dloc = a.alloc(8 * (Dp2 + 2));
       const iq = a.alloc(8 * (D + 2));
       const mp = a.alloc(8 * (m * D + 1));

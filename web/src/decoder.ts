@@ -113,20 +113,24 @@ export class StreamDecoder {
       shift = applyPredictor(predictor, p, this.channelType, st.parent, prev.values, this.coder);
     }
     const fs = F + 6;
-    const fsSym = decodeSymbols(r, packColumns(p.bins, n, D, fs), this.coder);
+    const fsSym = decodeSymbols(r, packColumns(p.bins, n, D, 0, fs), this.coder);
     const symbols = new Float64Array(n * D);
-    unpackColumns(fsSym, n, D, fs, symbols);
+    unpackColumns(fsSym, n, D, 0, fs, symbols);
     let hidden: Uint8Array | null = null;
     if (this.rule) {
       const features = ruleFeatures(symbols, shift, p.mean, p.step, n, D, F);
       hidden = decodeMask(r, this.rule.buckets(st.keys, n, level, features));
     }
     // the offsets of the coded Gaussians, anchor-major, then offset index, then x, y, z
-    const oIndex = codedOffsets(n, K, D, fs, hidden);
-    const oBins = new Uint8Array(oIndex.length);
-    for (let i = 0; i < oIndex.length; i++) oBins[i] = p.bins[oIndex[i]];
-    const oSym = decodeSymbols(r, oBins, this.coder);
-    for (let i = 0; i < oIndex.length; i++) symbols[oIndex[i]] = oSym[i];
+    if (hidden) {
+      const oIndex = codedOffsets(n, K, D, fs, hidden);
+      const oBins = new Uint8Array(oIndex.length);
+      for (let i = 0; i < oIndex.length; i++) oBins[i] = p.bins[oIndex[i]];
+      const oSym = decodeSymbols(r, oBins, this.coder);
+      for (let i = 0; i < oIndex.length; i++) symbols[oIndex[i]] = oSym[i];
+    } else {
+      unpackColumns(decodeSymbols(r, packColumns(p.bins, n, D, fs, D - fs), this.coder), n, D, fs, D - fs, symbols);
+    }
     r.expectEnd();
     const values = new Float64Array(n * D);
     const feature = new Float32Array(n * F);
@@ -152,16 +156,16 @@ export class StreamDecoder {
 // The loops of decodeChunk live in small functions of their own: the engine optimises each once,
 // where the one large function would be recompiled at every loop (a few calls, long loops).
 
-/** The first `len` channels of each of n rows of D, packed [n, len]. */
-function packColumns(src: Uint8Array, n: number, D: number, len: number): Uint8Array {
+/** Channels off..off + len of each of n rows of D, packed [n, len]. */
+function packColumns(src: Uint8Array, n: number, D: number, off: number, len: number): Uint8Array {
   const out = new Uint8Array(n * len);
-  for (let i = 0, o = 0; i < n; i++) for (let j = i * D, e = j + len; j < e; j++) out[o++] = src[j];
+  for (let i = 0, o = 0; i < n; i++) for (let j = i * D + off, e = j + len; j < e; j++) out[o++] = src[j];
   return out;
 }
 
-/** The inverse: src [n, len] into the first `len` channels of out [n, D]. */
-function unpackColumns(src: Float64Array, n: number, D: number, len: number, out: Float64Array): void {
-  for (let i = 0, o = 0; i < n; i++) for (let j = i * D, e = j + len; j < e; j++) out[j] = src[o++];
+/** The inverse: src [n, len] into channels off..off + len of out [n, D]. */
+function unpackColumns(src: Float64Array, n: number, D: number, off: number, len: number, out: Float64Array): void {
+  for (let i = 0, o = 0; i < n; i++) for (let j = i * D + off, e = j + len; j < e; j++) out[j] = src[o++];
 }
 
 /** The decoded features [n, F] (the mask's context input): (symbol + shift + mean) · q_f. */
@@ -201,24 +205,27 @@ function dequantize(symbols: Float64Array, shift: Float64Array | null, hidden: U
                     feature: Float32Array, scaling: Float32Array, offsets: Float32Array): void {
   const D = types.length;
   const fs = F + 6;
-  if (shift) for (let i = 0; i < n * D; i++) symbols[i] = symbols[i] + shift[i];
   if (hidden) {
     for (let i = 0; i < n * K; i++) {
       if (!hidden[i]) continue;
-      const c = Math.floor(i / K) * D + fs + 3 * (i % K); // a hidden Gaussian's residuals stay 0
-      symbols[c] = symbols[c + 1] = symbols[c + 2] = 0;
+      const c = Math.floor(i / K) * D + fs + 3 * (i % K); // a hidden Gaussian's residuals stay 0 (not its shift)
+      symbols[c] = symbols[c + 1] = symbols[c + 2] = NaN;
     }
   }
+  const K3 = 3 * K;
   for (let i = 0; i < n; i++) {
     const base = i * D;
     const q0 = step[3 * i], q1 = step[3 * i + 1], q2 = step[3 * i + 2];
     for (let j = 0; j < D; j++) {
       const t = types[j];
-      values[base + j] = (symbols[base + j] + mean[base + j]) * (t === 0 ? q0 : t === 1 ? q1 : q2);
+      const x = symbols[base + j];
+      const r = x !== x ? 0 : shift ? x + shift[base + j] : x;
+      const v = (r + mean[base + j]) * (t === 0 ? q0 : t === 1 ? q1 : q2);
+      values[base + j] = v;
+      if (j < F) feature[i * F + j] = v;
+      else if (j < fs) scaling[i * 6 + j - F] = v;
+      else offsets[i * K3 + j - fs] = v;
     }
-    for (let j = 0; j < F; j++) feature[i * F + j] = values[base + j];
-    for (let j = 0; j < 6; j++) scaling[i * 6 + j] = values[base + F + j];
-    for (let j = 0; j < 3 * K; j++) offsets[i * 3 * K + j] = values[base + fs + j];
   }
 }
 

@@ -13,7 +13,8 @@ export interface KernelExports {
   grid3(table: number, T: number, dim: number, res: number, pos: number, n: number, out: number, F: number, o: number): void;
   grid2(table: number, T: number, dim: number, res: number, pos: number, n: number, a0: number, a1: number, out: number,
         F: number, o: number): void;
-  layer1(h: number, n: number, F: number, w: number, Hp: number, terms: number, bias: number, act: boolean, out: number): void;
+  layer1(h: number, n: number, F: number, w: number, Hp: number, terms: number, H: number, parent: number, bias: number,
+         act: boolean, out: number): void;
   heads(hid: number, n: number, Hp: number, Hd: number, Hq: number, w2: number, Dp2: number, b2: number, w2q: number,
         b2q: number, q0: number, types: number, D: number, dloc: number, iq: number, mean: number, bins: number,
         step: number): void;
@@ -93,6 +94,15 @@ export class Arena {
 
   reset(): void {
     this.top = this.mark;
+  }
+
+  /** Where the next allocation goes; `rewind(at)` frees everything allocated since. */
+  get at(): number {
+    return this.top;
+  }
+
+  rewind(at: number): void {
+    this.top = at;
   }
 
   private views(): void {

@@ -52,7 +52,7 @@ export function heapBase(): usize {
 }
 
 /** exactmath.ts exp: clamp, k = floor(x·log2e + 0.5), Cody–Waite reduction, degree-7 Horner, p · 2^k. */
-function expv(x0: v128): v128 {
+@inline function expv(x0: v128): v128 {
   const x = f64x2.min(f64x2.max(x0, splat(-700.0)), splat(700.0));
   const k = f64x2.floor(f64x2.add(f64x2.mul(x, splat(LOG2E)), splat(0.5)));
   const r = f64x2.sub(f64x2.sub(x, f64x2.mul(k, splat(LN2_HI))), f64x2.mul(k, splat(LN2_LO)));
@@ -70,7 +70,7 @@ function expv(x0: v128): v128 {
 }
 
 /** log1p(y), y in [0, 1]. */
-function log1pv(y: v128): v128 {
+@inline function log1pv(y: v128): v128 {
   const u = f64x2.div(y, f64x2.add(splat(2.0), y));
   const v = f64x2.mul(u, u);
   let s = f64x2.add(f64x2.mul(splat(I5), v), splat(I4));
@@ -82,12 +82,12 @@ function log1pv(y: v128): v128 {
 }
 
 /** max(z, 0) + log1p(exp(−|z|)) */
-function softplusv(z: v128): v128 {
+@inline function softplusv(z: v128): v128 {
   return f64x2.add(f64x2.max(z, splat(0.0)), log1pv(expv(f64x2.neg(f64x2.abs(z)))));
 }
 
 /** ±(1 − 2 / (exp(2|x|) + 1)) */
-function tanhv(x: v128): v128 {
+@inline function tanhv(x: v128): v128 {
   const a = f64x2.sub(splat(1.0), f64x2.div(splat(2.0), f64x2.add(expv(f64x2.mul(splat(2.0), f64x2.abs(x))), splat(1.0))));
   return v128.bitselect(f64x2.neg(a), a, f64x2.lt(x, splat(0.0)));
 }
@@ -281,16 +281,17 @@ export function grid2(table: usize, T: i32, dim: i32, res: i32, pos: usize, n: i
   return snapGrid(f64x2.min(f64x2.max(v, splat(-ACT_CLAMP)), splat(ACT_CLAMP)));
 }
 
-/** The first layer of both context MLPs for anchors 0..n: h [n, F] · w [F, Hp] + bias [Hp] (+ terms
- * [n, Hp] unless terms = 0), then, when act, LeakyReLU, clamp and snap → out [n, Hp]; Hp a multiple
- * of 8. Without act and with a zero bias: the parents' terms. */
-export function layer1(h: usize, n: i32, F: i32, w: usize, Hp: i32, terms: usize, bias: usize, act: bool, out: usize): void {
+/** The first layer of both context MLPs for anchors 0..n: h [n, F] · w [F, Hp] + bias [Hp] (+ the row
+ * parent[i] of terms [·, H] unless terms = 0; lanes past H are padding), then, when act, LeakyReLU,
+ * clamp and snap → out [n, Hp]; Hp a multiple of 8. Without act and with a zero bias: the parents' terms. */
+export function layer1(h: usize, n: i32, F: i32, w: usize, Hp: i32, terms: usize, H: i32, parent: usize, bias: usize,
+                       act: bool, out: usize): void {
   const hb = <usize>Hp << 3;
   for (let i = 0; i < n; i++) {
     const dst = out + <usize>i * hb;
     for (let ko: usize = 0; ko < hb; ko += 64) matvec8(h + ((<usize>i * <usize>F) << 3), F, w + ko, hb, bias + ko, dst + ko);
     if (terms) {
-      const tr = terms + <usize>i * hb;
+      const tr = terms + ((<usize>load<i32>(parent + (<usize>i << 2)) * <usize>H) << 3);
       for (let ko: usize = 0; ko < hb; ko += 16) v128.store(dst + ko, f64x2.add(v128.load(dst + ko), v128.load(tr + ko)));
     }
     if (act) for (let ko: usize = 0; ko < hb; ko += 16) v128.store(dst + ko, activate(v128.load(dst + ko)));
@@ -457,7 +458,14 @@ export function rdStart(words: usize, n: i32): void {
  * they start in); −1 where the data are corrupt. */
 @inline function rdSymbol(cdf: usize, start: usize, nsym: i32): i32 {
   const scale = rdR >> 24;
-  const q = rdD / scale;
+  // q = D div scale: a float64 quotient (off by at most one below 2^25) corrected exactly; a 64-bit
+  // integer division costs several times more
+  const qf = floor(<f64>rdD / <f64>scale);
+  if (qf > 16777216.0) return -1;
+  let q = <u64>qf;
+  const prod = q * scale;
+  if (prod > rdD) q--;
+  else if (rdD - prod >= scale) q++;
   if (q >= 16777216) return -1;
   const qi = <u32>q;
   const b = <usize>(qi >> 12);
