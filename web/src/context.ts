@@ -239,7 +239,13 @@ export class ContextModel {
     p.w2q = a.putF64(this.w2q);
     p.b2q = a.putF64(this.b2q);
     p.q0 = a.putF64(this.cfg.q0);
-    p.types = a.putU8(this.channelType);
+    const masks = new Float64Array(3 * (D + 2));
+    new BigInt64Array(masks.buffer).forEach((_, i, m) => {
+      const t = Math.floor(i / (D + 2));
+      const j = i % (D + 2);
+      if (j < D && this.channelType[j] === t) m[i] = -1n;
+    });
+    p.types = a.putF64(masks);
     p.zeros = a.putF64(new Float64Array(this.Hp));
     a.keep();
   }

@@ -90,7 +90,8 @@ export class StreamDecoder {
     const r = new ByteReader(ch.payload, `chunk LOD${level}`, ch.offset + 8);
     if (r.u8() !== level) throw r.fail(`chunk LOD${level} says it holds another level`);
     const prev = this.levels.length ? this.levels[this.levels.length - 1] : null;
-    const st = decodeStructure(r, level, prev ? prev.keys : null, prev ? prev.count : 0, grid.baseDepth, MAX_ANCHORS - this.total);
+    const st = decodeStructure(r, level, prev ? prev.keys : null, prev ? prev.count : 0, grid.baseDepth, MAX_ANCHORS - this.total,
+                               this.coder);
     const n = st.n;
     const res = 2 ** (grid.baseDepth + level - 1);
     for (let i = 0; i < 3 * n; i++) {
@@ -119,7 +120,7 @@ export class StreamDecoder {
     let hidden: Uint8Array | null = null;
     if (this.rule) {
       const features = ruleFeatures(symbols, shift, p.mean, p.step, n, D, F);
-      hidden = decodeMask(r, this.rule.buckets(st.keys, n, level, features));
+      hidden = decodeMask(r, this.rule.buckets(st.keys, n, level, features), this.coder);
     }
     // the offsets of the coded Gaussians, anchor-major, then offset index, then x, y, z
     if (hidden) {

@@ -2,7 +2,7 @@
 // decoder evaluates the opacity head from 18 probe cameras (exact integer arithmetic held in doubles)
 // for the mask's context, then decodes the mask.
 import { ByteReader } from "./bytes.js";
-import { decodeAdaptive, RangeDecoder } from "./rangecoder.js";
+import { adaptiveSource } from "./rangecoder.js";
 import { pow2, roundEven } from "./exactmath.js";
 import { exactDot } from "./context.js";
 import { Grid, Tensor } from "./header.js";
@@ -254,7 +254,7 @@ export class HiddenRule {
 
 /** The mask (1 = hidden) of the Gaussians whose context bucket is >= 0: a words stream, the bits
  * grouped by bucket, each bucket coded block-adaptively. */
-export function decodeMask(r: ByteReader, buckets: Int8Array): Uint8Array {
+export function decodeMask(r: ByteReader, buckets: Int8Array, coder: Arena | null = null): Uint8Array {
   const words = r.words();
   const hidden = new Uint8Array(buckets.length);
   let maxBucket = -1;
@@ -262,11 +262,11 @@ export function decodeMask(r: ByteReader, buckets: Int8Array): Uint8Array {
   if (maxBucket < 0) return hidden;
   if (words.length === 0) throw r.fail("the hidden-Gaussian mask is empty");
   try {
-    const dec = new RangeDecoder(words);
+    const dec = adaptiveSource(words, coder);
     for (let b = 0; b <= maxBucket; b++) {
       const pos: number[] = [];
       for (let i = 0; i < buckets.length; i++) if (buckets[i] === b) pos.push(i);
-      const bits = decodeAdaptive(dec, pos.length, 2);
+      const bits = dec.adaptive(pos.length, 2);
       for (let k = 0; k < pos.length; k++) hidden[pos[k]] = bits[k];
     }
   } catch (e) {

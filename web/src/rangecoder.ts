@@ -2,6 +2,7 @@
 // (64-bit state, 32-bit words, 24-bit frequencies). 64-bit quantities are held as two 32-bit
 // halves in doubles, so every operation below is exact.
 import { FormatError } from "./errors.js";
+import { Arena } from "./wasm.js";
 
 export const PRECISION = 24;
 export const TOTAL = 2 ** PRECISION;
@@ -165,4 +166,32 @@ export function decodeAdaptive(dec: RangeDecoder, count: number, nSymbols: numbe
     for (let i = s; i < e; i++) counts[out[i]] += 1;
   }
   return out;
+}
+
+/** Block-adaptive symbols (decodeAdaptive) from one stream of words, one run after another. */
+export interface AdaptiveSource {
+  adaptive(count: number, nSymbols: number): Uint8Array;
+}
+
+/** The range decoder of `words` for decodeAdaptive runs: in WebAssembly with an arena (which it then
+ * holds until its last run), else in JavaScript. */
+export function adaptiveSource(words: Uint32Array, a: Arena | null): AdaptiveSource {
+  if (!a) {
+    const dec = new RangeDecoder(words);
+    return { adaptive: (count, nSymbols) => decodeAdaptive(dec, count, nSymbols) };
+  }
+  a.reset();
+  a.k.rdStart(a.putU32(words), words.length);
+  const base = a.at;
+  return {
+    adaptive(count: number, nSymbols: number): Uint8Array {
+      a.rewind(base);
+      const out = a.alloc(count);
+      const counts = a.alloc(8 * nSymbols);
+      const cdf = a.alloc(4 * (nSymbols + 1));
+      const start = a.alloc(4 * 4097);
+      if (a.k.adaptive(count, nSymbols, out, counts, cdf, start) < 0) throw new FormatError("invalid range-coder data");
+      return a.u8.slice(out, out + count);
+    },
+  };
 }

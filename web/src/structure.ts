@@ -1,6 +1,7 @@
 // FORMAT.md "LOD payload", structure: which voxels of level l hold anchors.
 import { ByteReader, packedSize, unpackBits } from "./bytes.js";
-import { decodeAdaptive, RangeDecoder } from "./rangecoder.js";
+import { adaptiveSource } from "./rangecoder.js";
+import { Arena } from "./wasm.js";
 
 export const ROOTS = 0;
 export const PARENT_INDEX = 1;
@@ -14,16 +15,29 @@ export interface LevelStructure {
   parent: Int32Array | null; // [n] index of each anchor's parent in the previous level
 }
 
-/** Morton code of a key as two exact doubles (bits 0..32 and 33..62), for comparisons. */
-function mortonParts(x: number, y: number, z: number): [number, number] {
-  let lo = 0;
-  let hi = 0;
-  for (let i = 0; i < 21; i++) {
-    const bits = ((x >>> i) & 1) + 2 * ((y >>> i) & 1) + 4 * ((z >>> i) & 1);
-    if (i < 11) lo += bits * 2 ** (3 * i);
-    else hi += bits * 2 ** (3 * (i - 11));
+/** Bits 0..9 of v spread to every third bit (0, 3, …, 27). */
+function spread10(v: number): number {
+  v &= 0x3ff;
+  v = (v | (v << 16)) & 0x030000ff;
+  v = (v | (v << 8)) & 0x0300f00f;
+  v = (v | (v << 4)) & 0x030c30c3;
+  return (v | (v << 2)) & 0x09249249;
+}
+
+/** Morton code bits 30k..30k+29 of a key (k = 0, 1, 2: coordinates' bits 10k..10k+9). */
+function mortonPart(x: number, y: number, z: number, k: number): number {
+  const s = 10 * k;
+  return (spread10(x >>> s) | (spread10(y >>> s) << 1) | (spread10(z >>> s) << 2)) >>> 0;
+}
+
+/** Whether key a comes strictly before key b in Morton order (keys below 2^30). */
+function mortonBefore(k: Int32Array, a: number, b: number): boolean {
+  for (let part = 2; part >= 0; part--) {
+    const pa = mortonPart(k[3 * a], k[3 * a + 1], k[3 * a + 2], part);
+    const pb = mortonPart(k[3 * b], k[3 * b + 1], k[3 * b + 2], part);
+    if (pa !== pb) return pa < pb;
   }
-  return [hi, lo];
+  return false;
 }
 
 /** Smallest w with 2^w >= max(P, 2): ceil(log2(max(P, 2))). */
@@ -34,7 +48,7 @@ function indexWidth(P: number): number {
 }
 
 export function decodeStructure(r: ByteReader, level: number, parents: Int32Array | null, nParents: number,
-                                baseDepth: number, maxAnchors: number): LevelStructure {
+                                baseDepth: number, maxAnchors: number, coder: Arena | null = null): LevelStructure {
   const method = r.u8();
   const n = r.u32();
   if (n > maxAnchors) throw r.fail(`level ${level} claims ${n} anchors, more than the limit ${maxAnchors}`);
@@ -43,13 +57,8 @@ export function decodeStructure(r: ByteReader, level: number, parents: Int32Arra
     const width = Math.max(baseDepth, 1);
     const v = unpackBits(r.raw(packedSize(3 * n, width)), 3 * n, width);
     const keys = Int32Array.from(v);
-    let prev: [number, number] | null = null;
-    for (let i = 0; i < n; i++) {
-      const c = mortonParts(keys[3 * i], keys[3 * i + 1], keys[3 * i + 2]);
-      if (prev && (c[0] < prev[0] || (c[0] === prev[0] && c[1] <= prev[1]))) {
-        throw r.fail("root keys are not in strictly increasing Morton order (duplicates or corrupt)");
-      }
-      prev = c;
+    for (let i = 1; i < n; i++) {
+      if (!mortonBefore(keys, i - 1, i)) throw r.fail("root keys are not in strictly increasing Morton order (duplicates or corrupt)");
     }
     return { method, n, keys, parent: null };
   }
@@ -64,7 +73,7 @@ export function decodeStructure(r: ByteReader, level: number, parents: Int32Arra
     if (words.length === 0 && P) throw r.fail("empty occupancy stream");
     let occ: Uint8Array;
     try {
-      occ = decodeAdaptive(new RangeDecoder(words), P, 256);
+      occ = adaptiveSource(words, coder).adaptive(P, 256);
     } catch (e) {
       throw r.fail(`occupancy bytes do not decode (${(e as Error).message})`);
     }

@@ -300,7 +300,7 @@ export function layer1(h: usize, n: i32, F: i32, w: usize, Hp: i32, terms: usize
 
 /** The second layers and the coding parameters. hid [n, Hp] (units 0..Hd of MLP_d, then Hq of
  * MLP_q); w2 [Hd, Dp2] (Dp2 >= 2D a multiple of 8), b2 [Dp2]; w2q [Hq, 3], b2q [3]; q0 [3];
- * types u8 [D] (attribute type per channel). Scratch: dloc [Dp2 + 2], iq [D + 2]. Out: mean
+ * types [3, D + 2]: per attribute type, all-ones lanes on its channels. Scratch: dloc [Dp2 + 2], iq [D + 2]. Out: mean
  * [n, D] (+1 slack), bins u8 [n, D] (+1), step [n, 3]. */
 export function heads(hid: usize, n: i32, Hp: i32, Hd: i32, Hq: i32, w2: usize, Dp2: i32, b2: usize, w2q: usize,
                       b2q: usize, q0: usize, types: usize, D: i32, dloc: usize, iq: usize, mean: usize,
@@ -325,9 +325,12 @@ export function heads(hid: usize, n: i32, Hp: i32, Hd: i32, Hq: i32, w2: usize, 
       else if (c == 1) inv1 = v;
       else inv2 = v;
     }
-    for (let j = 0; j < D; j++) {
-      const t = load<u8>(types + <usize>j);
-      store<f64>(iq + (<usize>j << 3), t == 0 ? inv0 : t == 1 ? inv1 : inv2);
+    // 1/q per channel: the type masks (types [3, D + 2] of 0 / all-ones lanes) select the step
+    const iv0 = splat(inv0), iv1 = splat(inv1), iv2 = splat(inv2);
+    const tb = <usize>(D + 2) << 3;
+    for (let jo: usize = 0; jo < <usize>D << 3; jo += 16) {
+      const sel = v128.or(v128.and(v128.load(types + jo), iv0), v128.and(v128.load(types + tb + jo), iv1));
+      v128.store(iq + jo, v128.or(sel, v128.and(v128.load(types + 2 * tb + jo), iv2)));
     }
     const mo = mean + ((<usize>i * <usize>D) << 3);
     const bo = bins + <usize>i * <usize>D;
@@ -471,11 +474,15 @@ export function rdStart(words: usize, n: i32): void {
   const b = <usize>(qi >> 12);
   let lo = load<u32>(start + (b << 2));
   let hi = load<u32>(start + (b << 2), 4);
-  if (hi < <u32>(nsym - 1)) hi++;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (load<u32>(cdf + (<usize>mid << 2)) <= qi) lo = mid;
-    else hi = mid - 1;
+  if (lo != hi) {
+    // (where a bucket starts and ends in one symbol, all its quantiles are that symbol's)
+    if (hi < <u32>(nsym - 1)) hi++;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      const up = load<u32>(cdf + (<usize>mid << 2)) <= qi;
+      lo = select<u32>(mid, lo, up);
+      hi = select<u32>(hi, mid - 1, up);
+    }
   }
   const left = <u64>load<u32>(cdf + (<usize>lo << 2));
   const freq = <u64>load<u32>(cdf + (<usize>lo << 2), 4) - left;
@@ -575,4 +582,45 @@ export function predict(n: i32, D: i32, types: usize, pred: usize, mean: usize, 
       binsv(f64x2.mul(v128.load(pred + 3 * db + jo), iv), bins + row + <usize>j);
     }
   }
+}
+
+/** rangecoder.ts frequencies(): the table of weights w f64 [n] into cdf u32 [n + 1] and its bucket
+ * starts u32 [4097]. */
+function buildTable(w: usize, n: i32, cdf: usize, start: usize): void {
+  let total: f64 = 0;
+  for (let i = 0; i < n; i++) total += load<f64>(w + (<usize>i << 3));
+  const k = (16777216.0 - <f64>n) / total;
+  let c: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    store<u32>(cdf + (<usize>i << 2), <u32>(floor(c * k) + <f64>i));
+    c += load<f64>(w + (<usize>i << 3));
+  }
+  store<u32>(cdf + (<usize>n << 2), 16777216);
+  let s = 0;
+  for (let b = 0; b <= 4096; b++) {
+    const q = <u32>b << 12;
+    while (s < n - 1 && load<u32>(cdf + (<usize>(s + 1) << 2)) <= q) s++;
+    store<u32>(start + (<usize>b << 2), <u32>s);
+  }
+}
+
+/** rangecoder.ts decodeAdaptive: count symbols of nsym values coded block-adaptively (blocks of 64,
+ * 128, … with the table of the counts so far, plus one) into out u8 [count]. Scratch: counts f64
+ * [nsym], cdf u32 [nsym + 1], start u32 [4097]. Returns −1 where the data are corrupt. */
+export function adaptive(count: i32, nsym: i32, out: usize, counts: usize, cdf: usize, start: usize): i32 {
+  for (let i = 0; i < nsym; i++) store<f64>(counts + (<usize>i << 3), 1.0);
+  for (let s = 0, size = 64; s < count; s += size, size *= 2) {
+    const e = min(count, s + size);
+    buildTable(counts, nsym, cdf, start);
+    for (let i = s; i < e; i++) {
+      const sym = rdSymbol(cdf, start, nsym);
+      if (sym < 0) return -1;
+      store<u8>(out + <usize>i, <u8>sym);
+    }
+    for (let i = s; i < e; i++) {
+      const c = counts + (<usize>load<u8>(out + <usize>i) << 3);
+      store<f64>(c, load<f64>(c) + 1.0);
+    }
+  }
+  return 0;
 }
