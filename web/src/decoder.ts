@@ -36,21 +36,22 @@ export class StreamDecoder {
   readonly context: ContextModel;
   private readonly rule: HiddenRule | null;
   private readonly channelType: Uint8Array;
-  private readonly coder: Arena | null; // the attribute streams' range decoding in WebAssembly
+  private readonly coder: Arena | null; // the range decoding (and the predictor) in WebAssembly
   private prevFeatures: Float64Array | null = null; // the previous level's hash-grid features
   private total = 0;
 
   /** `head` is the HEAD chunk (scanned, CRC checked). */
   constructor(head: Chunk, readonly source = "stream") {
     if (!isHeadTag(head.tag)) throw new FormatError(`${source}: the first chunk must be HEAD`);
-    this.header = decodeHeader(head.payload, head.offset);
+    const coder = kernels(); // the range decoding in WebAssembly (null: in JavaScript)
+    this.header = decodeHeader(head.payload, head.offset, coder);
     this.headerBytes = PREAMBLE + head.payload.length + CHUNK_OVERHEAD;
     const h = this.header;
     this.context = new ContextModel(h.context, h.grid3, h.grid2, h.tensors);
     this.rule = h.skipHidden
       ? new HiddenRule(h.tensors, h.generator.featDim, h.generator.levels, h.grid, probeCameras(h.grid, h.viewDistance))
       : null;
-    this.coder = this.context.usesWasm ? kernels() : null;
+    this.coder = coder;
     const D = this.context.D;
     this.channelType = new Uint8Array(D);
     const [f, s] = h.context.attrDims;

@@ -2,7 +2,8 @@
 import { ByteReader } from "./bytes.js";
 import { FormatError } from "./errors.js";
 import { ContextConfig, contextConfigFromJson, featureDim, gridTableSizes } from "./context.js";
-import { frequencies, RangeDecoder } from "./rangecoder.js";
+import { decodeRun, frequencies } from "./rangecoder.js";
+import { Arena } from "./wasm.js";
 
 export const MAX_JSON = 1 << 20;
 export const MAX_TENSOR = 1 << 24;
@@ -149,7 +150,7 @@ function expectedTensors(gen: GeneratorConfig, ctx: ContextConfig): Map<string, 
 }
 
 /** Parses a HEAD payload; `offset` is the chunk's byte offset in the file (for messages). */
-export function decodeHeader(payload: Uint8Array, offset: number): Header {
+export function decodeHeader(payload: Uint8Array, offset: number, coder: Arena | null = null): Header {
   const r = new ByteReader(payload, "chunk HEAD", offset + 8);
   let config: Record<string, unknown>;
   let grid: Grid;
@@ -203,7 +204,7 @@ export function decodeHeader(payload: Uint8Array, offset: number): Header {
     if (!expected.has(name)) throw new FormatError(`chunk HEAD at byte ${offset}: MLP weights do not match the configuration (unexpected tensor ${name})`);
   }
   const [n3, n2] = gridTableSizes(context);
-  const bits = readGridBits(r, n3 + n2);
+  const bits = readGridBits(r, n3 + n2, coder);
   r.expectEnd();
   const grid3 = new Float64Array(n3);
   const grid2 = new Float64Array(n2);
@@ -221,22 +222,18 @@ export function decodeHeader(payload: Uint8Array, offset: number): Header {
 }
 
 /** Hash grid: n_bits, n_ones, then the bits range-coded with the table of weights (n_bits − ones, ones). */
-function readGridBits(r: ByteReader, expected: number): Uint8Array {
+function readGridBits(r: ByteReader, expected: number, coder: Arena | null): Uint8Array {
   const nBits = r.u32();
   const ones = r.u32();
   if (nBits !== expected || ones > nBits || nBits > MAX_GRID_BITS) {
     throw r.fail(`hash grid has ${nBits} bits, the configuration needs ${expected}`);
   }
   const words = r.words();
-  const bits = new Uint8Array(nBits);
+  let bits: Uint8Array;
   let count = 0;
   try {
-    const table = frequencies(nBits ? [nBits - ones, ones] : [1, 1]);
-    const dec = new RangeDecoder(words);
-    for (let i = 0; i < nBits; i++) {
-      bits[i] = dec.decode(table);
-      count += bits[i];
-    }
+    bits = decodeRun(words, frequencies(nBits ? [nBits - ones, ones] : [1, 1]), nBits, coder);
+    for (let i = 0; i < nBits; i++) count += bits[i];
   } catch (e) {
     throw r.fail(`hash grid bits do not decode (${(e as Error).message})`);
   }

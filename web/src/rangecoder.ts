@@ -195,3 +195,20 @@ export function adaptiveSource(words: Uint32Array, a: Arena | null): AdaptiveSou
     },
   };
 }
+
+/** `count` symbols of one table (values below 256) from a stream of words, in WebAssembly with an arena. */
+export function decodeRun(words: Uint32Array, table: FrequencyTable, count: number, a: Arena | null): Uint8Array {
+  if (!a || table.n > 256) {
+    const out = new Uint8Array(count);
+    const dec = new RangeDecoder(words);
+    for (let i = 0; i < count; i++) out[i] = dec.decode(table);
+    return out;
+  }
+  a.reset();
+  a.k.rdStart(a.putU32(words), words.length);
+  const cdf = a.putU32(table.cdf);
+  const start = a.putU32(table.start);
+  const out = a.alloc(count);
+  if (a.k.decodeRun(count, cdf, start, table.n, out) < 0) throw new FormatError("invalid range-coder data");
+  return a.u8.slice(out, out + count);
+}

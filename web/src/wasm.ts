@@ -24,6 +24,7 @@ export interface KernelExports {
   predict(n: number, D: number, types: number, pred: number, mean: number, step: number, prev: number, parent: number,
           qs: number, iq: number, shift: number, bins: number): void;
   rdStart(words: number, n: number): void;
+  decodeRun(count: number, cdf: number, start: number, nsym: number, out: number): number;
   adaptive(count: number, nsym: number, out: number, counts: number, cdf: number, start: number): number;
   rdDecode(cdf: number, start: number, nsym: number): number;
   countBins(bins: number, n: number, counts: number): void;

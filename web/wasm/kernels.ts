@@ -624,3 +624,14 @@ export function adaptive(count: i32, nsym: i32, out: usize, counts: usize, cdf: 
   }
   return 0;
 }
+
+/** count symbols of one table (cdf, start, nsym as in rdSymbol) into out u8 [count]; −1 where the
+ * data are corrupt. */
+export function decodeRun(count: i32, cdf: usize, start: usize, nsym: i32, out: usize): i32 {
+  for (let i = 0; i < count; i++) {
+    const s = rdSymbol(cdf, start, nsym);
+    if (s < 0) return -1;
+    store<u8>(out + <usize>i, <u8>s);
+  }
+  return 0;
+}
