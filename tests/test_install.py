@@ -14,7 +14,7 @@ import torch
 from progs.codec.stream import encode
 from test_codec import _random_model
 
-EXTRAS_PACKAGES = ("viser", "aiohttp", "matplotlib", "cv2", "gsply", "pygltflib", "zstandard", "gsplat")
+EXTRAS_PACKAGES = ("aiohttp", "matplotlib", "cv2", "gsply", "pygltflib", "zstandard", "gsplat")
 
 _WITHOUT_EXTRAS = f"""
 import sys

@@ -360,6 +360,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     write_bytes_atomic(out / "results.json", json.dumps(summary, indent=2).encode())
     write_bytes_atomic(out / "results.md", (markdown_lod_table(rows) + "\n").encode())
     _log(f"wrote {out / 'rd.png'}, {out / 'decoded.ply'} (LoD {dec.lods_decoded}), {out / 'results.json'}")
+    _log(f"watch the stream load in a web browser: progs view {enc.stream}")
     return 0
 
 
@@ -529,9 +530,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    from progs.stream.viewer import view
+    from progs.stream.server import serve_player
 
-    view(args.source, args.host, args.port, max_bytes=args.max_bytes, bandwidth=args.bandwidth, announce=_log)
+    serve_player(
+        args.source,
+        args.host,
+        args.port,
+        max_bytes=args.max_bytes,
+        max_lod=args.max_lod,
+        open_browser=not args.no_open,
+        announce=_log,
+    )
     return 0
 
 
@@ -773,12 +782,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distill_options(f)
     f.set_defaults(func=cmd_fetch)
 
-    v = sub.add_parser("view", help="web viewer that shows each LoD as it arrives (viser)")
-    v.add_argument("source", help="http(s) URL of a stream (or manifest), or a local .progs file")
-    v.add_argument("--port", type=int, default=8080, help="viewer port (default 8080)")
-    v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    v.add_argument("--max-bytes", type=int, help="byte budget for a URL, header included")
-    v.add_argument("--bandwidth", type=float, help="simulate a link of this many bytes per second (URL only)")
+    v = sub.add_parser("view", help="play a stream in the web browser as it streams in (the web player)")
+    v.add_argument("source", help="a local .progs file, or the http(s) URL of a stream (or its manifest)")
+    v.add_argument("--port", type=int, default=8080, help="port of the player's server (default 8080; 0 picks one)")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    v.add_argument("--max-bytes", type=int, help="fetch only the LoDs that fit this many bytes, header included")
+    v.add_argument("--max-lod", type=int, help="fetch at most this many LoDs")
+    v.add_argument("--no-open", action="store_true", help="print the player's address instead of opening a browser")
     v.set_defaults(func=cmd_view)
 
     b = sub.add_parser("bench", help="benchmarks: rate-distortion, baselines, bitstream, speed, scaling, ablation")

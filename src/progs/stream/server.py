@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 import threading
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -268,6 +270,52 @@ def serve_forever(
         announce(f"  {url}player.html?src={f.name}" + ("  (+ manifest)" if has_manifest else ""))
     if not (PLAYER_DIR / "player.html").is_file():
         announce(f"  (the web player is not built: `cd web && npm ci && npm run build` puts it in {PLAYER_DIR})")
+    try:
+        threading.Event().wait()
+    finally:
+        stop()
+
+
+def player_url(base_url: str, src: str, max_bytes: int | None = None, max_lod: int | None = None) -> str:
+    """The player's address on a server at ``base_url`` for the stream (or manifest) ``src``."""
+    query = {"src": src}
+    if max_bytes is not None:
+        query["maxBytes"] = str(int(max_bytes))
+    if max_lod is not None:
+        query["maxLod"] = str(int(max_lod))
+    return f"{base_url}player.html?{urllib.parse.urlencode(query, safe='/:')}"
+
+
+def serve_player(
+    source: str,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    max_bytes: int | None = None,
+    max_lod: int | None = None,
+    open_browser: bool = True,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """``progs view``: serve the web player (and, for a local file, its folder) until Ctrl-C, and open
+    the player on ``source`` in a browser. A URL source is fetched by the browser itself, so its
+    server must allow this page's origin (CORS, docs/STREAMING.md)."""
+    player_file("player.html")  # a clear error before anything starts
+    if source.startswith(("http://", "https://")):
+        folder = tempfile.mkdtemp(prefix="progs-view-")  # the player only
+        src = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ProgsError(f"{source}: no such stream file")
+        folder, src = str(path.resolve().parent), path.name
+    url, stop = start_server(folder, host, port)
+    page = player_url(url, src, max_bytes, max_lod)
+    announce(f"playing {source} at {page} (Ctrl-C to stop)")
+    if open_browser:
+        import webbrowser
+
+        if not webbrowser.open(page):
+            announce("  (no browser found here: open the address above in one)")
     try:
         threading.Event().wait()
     finally:
