@@ -53,7 +53,9 @@ export function heapBase(): usize {
 
 /** exactmath.ts exp: clamp, k = floor(x·log2e + 0.5), Cody–Waite reduction, degree-7 Horner, p · 2^k. */
 @inline function expv(x0: v128): v128 {
-  const x = f64x2.min(f64x2.max(x0, splat(-700.0)), splat(700.0));
+  // pmax(a, b) = a < b ? b : a and pmin(a, b) = b < a ? b : a are the JavaScript comparisons exactly
+  // (one instruction each, where min/max carry NaN and signed-zero rules)
+  const x = f64x2.pmin(f64x2.pmax(x0, splat(-700.0)), splat(700.0));
   const k = f64x2.floor(f64x2.add(f64x2.mul(x, splat(LOG2E)), splat(0.5)));
   const r = f64x2.sub(f64x2.sub(x, f64x2.mul(k, splat(LN2_HI))), f64x2.mul(k, splat(LN2_LO)));
   let p = f64x2.add(f64x2.mul(splat(E7), r), splat(E6));
@@ -63,9 +65,9 @@ export function heapBase(): usize {
   p = f64x2.add(f64x2.mul(p, r), splat(E2));
   p = f64x2.add(f64x2.mul(p, r), splat(1.0));
   p = f64x2.add(f64x2.mul(p, r), splat(1.0));
-  // 2^k from its exponent bits (k is in [-1010, 1010]: a normal number)
-  const ki = i64x2.extend_low_i32x4_s(i32x4.trunc_sat_f64x2_s_zero(k));
-  const two = i64x2.shl(i64x2.add(ki, i64x2.splat(1023)), 52);
+  // 2^k from its exponent bits (k is in [-1010, 1010]: a normal number): k + 2^52 + 1023 is exact and
+  // holds 1023 + k in its low mantissa bits, which a shift moves into the exponent field
+  const two = i64x2.shl(f64x2.add(k, splat(4503599627371519.0)), 52);
   return f64x2.mul(p, two);
 }
 
@@ -83,7 +85,7 @@ export function heapBase(): usize {
 
 /** max(z, 0) + log1p(exp(−|z|)) */
 @inline function softplusv(z: v128): v128 {
-  return f64x2.add(f64x2.max(z, splat(0.0)), log1pv(expv(f64x2.neg(f64x2.abs(z)))));
+  return f64x2.add(f64x2.pmax(splat(0.0), z), log1pv(expv(f64x2.neg(f64x2.abs(z)))));
 }
 
 /** ±(1 − 2 / (exp(2|x|) + 1)) */
@@ -278,7 +280,7 @@ export function grid2(table: usize, T: i32, dim: i32, res: i32, pos: usize, n: i
 
 @inline function activate(v0: v128): v128 {
   const v = v128.bitselect(v0, f64x2.mul(v0, splat(LEAKY)), f64x2.ge(v0, splat(0.0)));
-  return snapGrid(f64x2.min(f64x2.max(v, splat(-ACT_CLAMP)), splat(ACT_CLAMP)));
+  return snapGrid(f64x2.pmin(f64x2.pmax(v, splat(-ACT_CLAMP)), splat(ACT_CLAMP)));
 }
 
 /** The first layer of both context MLPs for anchors 0..n: h [n, F] · w [F, Hp] + bias [Hp] (+ the row
@@ -394,7 +396,7 @@ export function buckets(feat: usize, keys: usize, n: i32, F: i32, Hp: i32, K: i3
         pre = f64x2.add(pre, f64x2.mul(v1, v128.load(wv + hb + k)));
         pre = f64x2.add(pre, f64x2.mul(v2, v128.load(wv + 2 * hb + k)));
         pre = f64x2.add(pre, f64x2.mul(vr, v128.load(wv + 3 * hb + k)));
-        const h = f64x2.min(f64x2.nearest(f64x2.mul(pre, splat(unit))), splat(1073741824.0));
+        const h = f64x2.pmin(f64x2.nearest(f64x2.mul(pre, splat(unit))), splat(1073741824.0));
         const p0 = f64x2.extract_lane(pre, 0), p1 = f64x2.extract_lane(pre, 1);
         const ki = <i32>(k >> 3);
         // the active units, compacted without branches
@@ -417,10 +419,10 @@ export function buckets(feat: usize, keys: usize, n: i32, F: i32, Hp: i32, K: i3
           a3 = f64x2.add(a3, f64x2.mul(hv, v128.load(wp, 48)));
         }
         const d = hi + jb;
-        v128.store(d, f64x2.max(v128.load(d), a0));
-        v128.store(d, f64x2.max(v128.load(d, 16), a1), 16);
-        v128.store(d, f64x2.max(v128.load(d, 32), a2), 32);
-        v128.store(d, f64x2.max(v128.load(d, 48), a3), 48);
+        v128.store(d, f64x2.pmax(v128.load(d), a0));
+        v128.store(d, f64x2.pmax(v128.load(d, 16), a1), 16);
+        v128.store(d, f64x2.pmax(v128.load(d, 32), a2), 32);
+        v128.store(d, f64x2.pmax(v128.load(d, 48), a3), 48);
       }
     }
     const o = out + <usize>i * <usize>K;
