@@ -17,8 +17,9 @@ interface PlayerState {
   error: string | null;
   anchors: number;
   gaussians: number;
-  /** Each LoD as it appeared: seconds since navigation start, bytes received by then. */
-  history: { lod: number; seconds: number; bytes: number; anchors: number; gaussians: number }[];
+  /** Each LoD as it arrived: seconds since navigation start when it was decoded and added (`seconds`)
+   * and when the first frame sorted with it was drawn (`shownSeconds`), bytes received by then. */
+  history: { lod: number; seconds: number; shownSeconds: number | null; bytes: number; anchors: number; gaussians: number }[];
   /** Seconds from navigation start to the first frame that showed splats. */
   firstImageSeconds: number | null;
   /** Frames rendered since what is drawn last changed and Spark last re-sorted; ≥ 2 means on screen. */
@@ -143,7 +144,7 @@ if (!src) {
     workerUrl: new URL("./progs-worker.js", import.meta.url),
     onLod: (info: LodInfo) => {
       state.history.push({
-        lod: info.lod, seconds: performance.now() / 1000, bytes: info.bytesReceived, anchors: info.anchors,
+        lod: info.lod, seconds: performance.now() / 1000, shownSeconds: null, bytes: info.bytesReceived, anchors: info.anchors,
         gaussians: info.gaussians,
       });
       buildLodButtons(progs!);
@@ -210,7 +211,13 @@ renderer.setAnimationLoop(() => {
   if (needsRender || spark.sorting || spark.sortDirty || state.framesSinceChange < 4) {
     needsRender = false;
     renderer.render(scene, camera);
-    state.framesSinceChange = spark.sorting || spark.sortDirty ? 0 : state.framesSinceChange + 1;
-    if (state.firstImageSeconds === null && progs && progs.lodShown > 0) state.firstImageSeconds = performance.now() / 1000;
+    const sorted = !(spark.sorting || spark.sortDirty);
+    state.framesSinceChange = sorted ? state.framesSinceChange + 1 : 0;
+    if (sorted) {
+      // the first frame drawn in sorted order after a LoD arrived is when it is on screen
+      const now = performance.now() / 1000;
+      for (const h of state.history) if (h.shownSeconds === null) h.shownSeconds = now;
+      if (state.firstImageSeconds === null && state.history.length) state.firstImageSeconds = now;
+    }
   }
 });

@@ -20,5 +20,10 @@ await build({
   external: ["three", "@sparkjsdev/spark"],
 });
 cpSync(join(web, "player", "player.html"), join(out, "player.html"));
+// the benchmark's page for the formats users would ship instead (SPZ, streamed SOG), same renderer
+const bench = join(web, "dist", "bench");
+mkdirSync(bench, { recursive: true });
+await build({ ...common, entryPoints: [join(web, "bench", "baseline.ts")], outfile: join(bench, "baseline.js") });
+cpSync(join(web, "bench", "baseline.html"), join(bench, "baseline.html"));
 rmSync(pkg, { recursive: true, force: true });
 cpSync(out, pkg, { recursive: true });

@@ -1,0 +1,66 @@
+// Times the web player against the formats users ship instead, in headless Chromium with Chromium's
+// own network emulation (throughput and latency), served by `progs serve` on loopback.
+//
+//   node web/bench/player.mjs CONFIG.json OUT.json
+//
+// CONFIG: {dir, width, height, mbits: [5, 20], latency_ms, runs: [{name, kind: "progs"|"spz"|"sog",
+// page, src, view}]}. Each run is loaded twice per bandwidth in a fresh browser context: "cold" (the
+// page's scripts come over the emulated link too) and "warm" (a second visit: scripts from the HTTP
+// cache, the scene's bytes over the link again). Times are seconds from navigation start.
+import { readFileSync, writeFileSync } from "node:fs";
+import { launch, serve } from "../test/browser.mjs";
+
+const [configPath, outPath] = process.argv.slice(2);
+const config = JSON.parse(readFileSync(configPath, "utf8"));
+const server = await serve(config.dir);
+const browser = await launch();
+
+async function once(page, url, kind) {
+  const t0 = Date.now();
+  await page.goto(url);
+  const key = kind === "progs" ? "progs" : "bench";
+  await page.waitForFunction((k) => window[k] && window[k].done && window[k].framesSinceChange >= 2 &&
+    window[k].history.every((h) => h.shownSeconds !== null), key, { timeout: 900_000, polling: 50 });
+  const s = await page.evaluate((k) => JSON.parse(JSON.stringify(window[k])), key);
+  const nav = await page.evaluate(() => performance.getEntriesByType("navigation")[0]?.toJSON() ?? null);
+  const transferred = await page.evaluate(() =>
+    performance.getEntriesByType("resource").reduce((a, r) => a + (r.transferSize || 0), 0) +
+    (performance.getEntriesByType("navigation")[0]?.transferSize ?? 0));
+  return {
+    error: s.error,
+    first_image_s: s.firstImageSeconds,
+    levels: s.history.map((h) => ({
+      level: kind === "progs" ? h.lod : h.level, bytes: h.bytes, arrived_s: h.seconds, shown_s: h.shownSeconds,
+      ...(kind === "progs" ? { anchors: h.anchors, gaussians: h.gaussians } : {}),
+    })),
+    scripts_loaded_s: nav ? nav.domContentLoadedEventEnd / 1000 : null,
+    bytes_over_the_link: transferred,
+    wall_s: (Date.now() - t0) / 1000,
+  };
+}
+
+const results = [];
+for (const mbits of config.mbits) {
+  for (const run of config.runs) {
+    const context = await browser.newContext({ viewport: { width: config.width, height: config.height } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Network.enable");
+    await cdp.send("Network.emulateNetworkConditions", {
+      offline: false, latency: config.latency_ms, downloadThroughput: (mbits * 1e6) / 8, uploadThroughput: (mbits * 1e6) / 8,
+    });
+    const v = run.view;
+    const view = [...v.eye, ...v.target, ...v.up, v.fov_x].join(",");
+    const url = `${server.url}${run.page}?src=${encodeURIComponent(run.src)}&view=${view}${run.kind === "progs" ? "&overlay=0" : `&kind=${run.kind}`}`;
+    const cold = await once(page, url, run.kind);
+    const warm = await once(page, url, run.kind);
+    results.push({ name: run.name, kind: run.kind, mbits, cold, warm, page_errors: errors });
+    console.error(`${run.name} @ ${mbits} Mbit/s: first image ${warm.first_image_s?.toFixed(2)} s warm, ${cold.first_image_s?.toFixed(2)} s cold; last level ${warm.levels.at(-1)?.shown_s?.toFixed(2)} s warm`);
+    await context.close();
+  }
+}
+await browser.close();
+server.stop();
+writeFileSync(outPath, JSON.stringify({ latency_ms: config.latency_ms, results }, null, 1));
