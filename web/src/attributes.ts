@@ -134,6 +134,9 @@ function escapeTables(R: number): [FrequencyTable | null, FrequencyTable] {
   return [size <= DIGIT ? null : uniformTable(Math.floor((2 * R) / DIGIT) + 1), uniformTable(size <= DIGIT ? size : DIGIT)];
 }
 
+/** Symbols per kernel call. */
+const SLICE = 65536;
+
 function decodeWasm(a: Arena, R: number, words: Uint32Array, bins: Uint8Array, out: Float64Array): void {
   const n = bins.length;
   a.reset();
@@ -143,26 +146,30 @@ function decodeWasm(a: Arena, R: number, words: Uint32Array, bins: Uint8Array, o
   const counts = a.i32.slice(cp >> 2, (cp >> 2) + 256);
   // the tables first (permanent), then this call's data
   a.reset();
-  const tabs = new Int32Array(128 * 4);
+  const tabs: number[][] = [];
   for (let b = 0; b < 256; b++) {
     if (!counts[b]) continue;
     if (b >= SCALE_BINS.length) throw new FormatError(`scale bin ${b} out of range`);
     const { T, table } = binTable(b);
-    const [cdf, start] = tableIn(a, table);
-    tabs.set([cdf, start, table.n, T], 4 * b);
+    tabs[b] = [...tableIn(a, table), table.n, T];
   }
   const esc = R ? escapeTables(R) : null;
   const escPtrs = esc ? esc.map((t) => (t ? tableIn(a, t) : [0, 0])) : null;
   bp = a.putU8(bins);
-  const cp2 = a.putI32(counts);
-  const tp = a.putI32(tabs);
-  const fill = a.alloc(1024);
   const order = a.alloc(4 * n);
+  a.k.groupByBin(bp, n, a.putI32(counts), a.alloc(1024), order);
   const op = a.alloc(8 * n);
   const ep = a.alloc(4 * n);
   a.k.rdStart(a.putU32(words), words.length);
-  const ne = a.k.decodeGrouped(bp, n, cp2, tp, fill, order, op, ep);
-  if (ne < 0) throw new FormatError("invalid range-coder data");
+  let ne = 0;
+  for (let b = 0, k = 0; b < 256; k += counts[b++]) {
+    if (!counts[b]) continue;
+    const [cdf, start, nsym, T] = tabs[b];
+    for (let k0 = k, end = k + counts[b]; k0 < end; k0 += SLICE) {
+      ne = a.k.decodeBin(order, k0, Math.min(end, k0 + SLICE), cdf, start, nsym, T, op, ep, ne);
+      if (ne < 0) throw new FormatError("invalid range-coder data");
+    }
+  }
   out.set(a.f64.subarray(op >> 3, (op >> 3) + n));
   if (!ne) return;
   if (!esc || !escPtrs) throw new FormatError("escaped residuals but no escape range");

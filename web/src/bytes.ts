@@ -1,6 +1,8 @@
 // Little-endian, bounds-checked reading (FORMAT.md: "All integers are little-endian"), and CRC-32.
 import { FormatError } from "./errors.js";
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 export class ByteReader {
   readonly data: Uint8Array;
   pos = 0;
@@ -66,7 +68,8 @@ export class ByteReader {
       throw this.fail(`element count ${n} exceeds the limit ${Math.floor(this.remaining() / 4)}`);
     }
     const out = new Uint32Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.view.getUint32(this.pos + 4 * i, true);
+    if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(this.data.subarray(this.pos, this.pos + 4 * n));
+    else for (let i = 0; i < n; i++) out[i] = this.view.getUint32(this.pos + 4 * i, true);
     this.pos += 4 * n;
     return out;
   }

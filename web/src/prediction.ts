@@ -89,7 +89,9 @@ function predictWasm(a: Arena, pred: ParentPredictor, p: LevelParams, types: Uin
   const iq = a.alloc(8 * (D + 2));
   const out = a.alloc(8 * (n * D + 1));
   const bp = a.alloc(n * D + 1);
-  a.k.predict(n, D, ty, tp, mp, sp, vp, pp, qs, iq, out, bp);
+  for (let s = 0; s < n; s += 4096) { // in slices: a long call would keep running the engine's first-tier code
+    a.k.predict(Math.min(4096, n - s), D, ty, tp, mp + 8 * s * D, sp + 24 * s, vp, pp + 4 * s, qs, iq, out + 8 * s * D, bp + s * D);
+  }
   shift.set(a.f64.subarray(out >> 3, (out >> 3) + n * D));
   p.bins.set(a.u8.subarray(bp, bp + n * D));
 }

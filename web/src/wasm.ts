@@ -28,8 +28,9 @@ export interface KernelExports {
   adaptive(count: number, nsym: number, out: number, counts: number, cdf: number, start: number): number;
   rdDecode(cdf: number, start: number, nsym: number): number;
   countBins(bins: number, n: number, counts: number): void;
-  decodeGrouped(bins: number, n: number, counts: number, tabs: number, fill: number, order: number, out: number,
-                esc: number): number;
+  groupByBin(bins: number, n: number, counts: number, fill: number, order: number): void;
+  decodeBin(order: number, k0: number, k1: number, cdf: number, start: number, nsym: number, T: number, out: number,
+            esc: number, ne: number): number;
 }
 
 let enabled = true;

@@ -511,12 +511,9 @@ export function countBins(bins: usize, n: i32, counts: usize): void {
   }
 }
 
-/** The residuals of symbols with scale bins bins u8 [n], grouped by bin (ascending; index order
- * inside a bin), each bin with its table: tabs i32 [128, 4] = cdf, start, symbols, T. Escapes give
- * 0 in out f64 [n] and their indices (bin order) in esc i32 [n]. Scratch: fill i32 [256], order
- * i32 [n]. Returns the number of escapes, or −1 where the data are corrupt. */
-export function decodeGrouped(bins: usize, n: i32, counts: usize, tabs: usize, fill: usize, order: usize, out: usize,
-                              esc: usize): i32 {
+/** The symbols' order of decoding: grouped by bin (ascending), index order inside a bin, from
+ * bins u8 [n] and their counts i32 [256] into order i32 [n]. Scratch: fill i32 [256]. */
+export function groupByBin(bins: usize, n: i32, counts: usize, fill: usize, order: usize): void {
   let acc = 0;
   for (let b: usize = 0; b < 256; b++) {
     store<i32>(fill + (b << 2), acc);
@@ -528,26 +525,25 @@ export function decodeGrouped(bins: usize, n: i32, counts: usize, tabs: usize, f
     store<i32>(order + (<usize>k << 2), i);
     store<i32>(f, k + 1);
   }
-  let ne = 0;
-  let k = 0;
-  for (let b: usize = 0; b < 128; b++) {
-    const c = load<i32>(counts + (b << 2));
-    if (!c) continue;
-    const tb = tabs + (b << 4);
-    const cdf = <usize>load<i32>(tb), start = <usize>load<i32>(tb, 4), nsym = load<i32>(tb, 8);
-    const T = load<i32>(tb, 12);
-    const e = 2 * T + 1;
-    const Tf = <f64>T;
-    for (const end = k + c; k < end; k++) {
-      const s = rdSymbol(cdf, start, nsym);
-      if (s < 0) return -1;
-      const i = <usize>load<i32>(order + (<usize>k << 2));
-      if (s == e) {
-        store<i32>(esc + (<usize>ne << 2), <i32>i);
-        ne++;
-        store<f64>(out + (i << 3), 0);
-      } else store<f64>(out + (i << 3), <f64>s - Tf);
-    }
+}
+
+/** The residuals of the symbols order[k0..k1) (one scale bin: table cdf, start, nsym, centre T):
+ * out f64 [n] gets r = symbol − T, or 0 for an escape, whose index is appended to esc i32 at ne.
+ * Returns the new number of escapes, or −1 where the data are corrupt. (Called in slices: a long
+ * call would keep running the engine's first-tier code.) */
+export function decodeBin(order: usize, k0: i32, k1: i32, cdf: usize, start: usize, nsym: i32, T: i32, out: usize,
+                          esc: usize, ne: i32): i32 {
+  const e = 2 * T + 1;
+  const Tf = <f64>T;
+  for (let k = k0; k < k1; k++) {
+    const s = rdSymbol(cdf, start, nsym);
+    if (s < 0) return -1;
+    const i = <usize>load<i32>(order + (<usize>k << 2));
+    if (s == e) {
+      store<i32>(esc + (<usize>ne << 2), <i32>i);
+      ne++;
+      store<f64>(out + (i << 3), 0);
+    } else store<f64>(out + (i << 3), <f64>s - Tf);
   }
   return ne;
 }
