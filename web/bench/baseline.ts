@@ -63,9 +63,11 @@ renderer.setAnimationLoop(() => {
   renderer.render(scene, camera);
   const sorted = !(spark.sorting || spark.sortDirty);
   state.framesSinceChange = sorted ? state.framesSinceChange + 1 : 0;
-  if (sorted && mesh) {
-    const now = performance.now() / 1000;
-    for (const h of state.history) if (h.shownSeconds === null) h.shownSeconds = now;
-    if (state.firstImageSeconds === null) state.firstImageSeconds = now;
+  // on screen: the first frame after a sort that began once the level was in the scene (as the player)
+  const now = performance.now();
+  const lastSorted = spark.sorting ? -Infinity : spark.lastSortTime;
+  for (const h of state.history) if (h.shownSeconds === null && lastSorted > h.seconds * 1000) h.shownSeconds = now / 1000;
+  if (state.firstImageSeconds === null && state.history.length && state.history[0].shownSeconds !== null) {
+    state.firstImageSeconds = state.history[0].shownSeconds;
   }
 });

@@ -24,6 +24,8 @@ interface PlayerState {
   firstImageSeconds: number | null;
   /** Frames rendered since what is drawn last changed and Spark last re-sorted; ≥ 2 means on screen. */
   framesSinceChange: number;
+  /** Spark's finished sorts: [start, end] in seconds since navigation start (the last 64). */
+  sorts: [number, number][];
   /** Gaussians are being evaluated (a new LoD or a new camera position) and are not on screen yet. */
   busy: boolean;
   done: boolean;
@@ -31,6 +33,7 @@ interface PlayerState {
   showLod(lod: number): void;
 }
 
+performance.mark("progs:script-start");
 const params = new URLSearchParams(location.search);
 const num = (name: string): number | undefined => {
   const v = params.get(name);
@@ -44,7 +47,7 @@ if (params.get("overlay") === "0") overlay.style.display = "none";
 
 const state: PlayerState = {
   lodShown: 0, lodsTotal: 0, bytesReceived: 0, error: null, anchors: 0, gaussians: 0, history: [],
-  firstImageSeconds: null, framesSinceChange: 0, busy: false, done: false,
+  firstImageSeconds: null, framesSinceChange: 0, sorts: [], busy: false, done: false,
   setView: () => undefined, showLod: () => undefined,
 };
 (window as unknown as { progs: PlayerState }).progs = state;
@@ -63,6 +66,26 @@ function parseView(text: string | null): SuggestedView | null {
 }
 
 const src = params.get("src");
+const urlView = parseView(params.get("view"));
+// Fetching and decoding start before the renderer is set up (compiling its shaders takes a while).
+let progs: ProgsMesh | null = null;
+if (src) {
+  progs = new ProgsMesh(src, {
+    maxBytes: num("maxBytes"),
+    maxLod: num("maxLod"),
+    maxSeconds: num("maxSeconds"),
+    camera: urlView ? urlView.eye : undefined,
+    workerUrl: new URL("./progs-worker.js", import.meta.url),
+    onLod: (info: LodInfo) => {
+      state.history.push({
+        lod: info.lod, seconds: performance.now() / 1000, shownSeconds: null, bytes: info.bytesReceived, anchors: info.anchors,
+        gaussians: info.gaussians,
+      });
+      buildLodButtons(progs!);
+    },
+    onError: (text) => showError(text),
+  });
+}
 const renderer = new THREE.WebGLRenderer({ antialias: false, preserveDrawingBuffer: true });
 renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
 renderer.setSize(window.innerWidth, window.innerHeight);
@@ -130,28 +153,12 @@ function buildLodButtons(p: ProgsMesh): void {
   }
 }
 
-let progs: ProgsMesh | null = null;
+let wasSorting = false;
 if (!src) {
   showError("No stream given: open player.html?src=scene.progs");
   state.done = true;
 } else {
-  const urlView = parseView(params.get("view"));
-  progs = new ProgsMesh(src, {
-    maxBytes: num("maxBytes"),
-    maxLod: num("maxLod"),
-    maxSeconds: num("maxSeconds"),
-    camera: urlView ? urlView.eye : undefined,
-    workerUrl: new URL("./progs-worker.js", import.meta.url),
-    onLod: (info: LodInfo) => {
-      state.history.push({
-        lod: info.lod, seconds: performance.now() / 1000, shownSeconds: null, bytes: info.bytesReceived, anchors: info.anchors,
-        gaussians: info.gaussians,
-      });
-      buildLodButtons(progs!);
-    },
-    onError: (text) => showError(text),
-  });
-  const p = progs;
+  const p = progs!;
   scene.add(p);
   state.setView = (v) => {
     applyView(v);
@@ -213,11 +220,18 @@ renderer.setAnimationLoop(() => {
     renderer.render(scene, camera);
     const sorted = !(spark.sorting || spark.sortDirty);
     state.framesSinceChange = sorted ? state.framesSinceChange + 1 : 0;
-    if (sorted) {
-      // the first frame drawn in sorted order after a LoD arrived is when it is on screen
-      const now = performance.now() / 1000;
-      for (const h of state.history) if (h.shownSeconds === null) h.shownSeconds = now;
-      if (state.firstImageSeconds === null && state.history.length) state.firstImageSeconds = now;
+    // A LoD is on screen from the first frame drawn after a sort that began once it was in the scene
+    // had finished (Spark draws the splats its last finished sort ordered).
+    const now = performance.now();
+    if (wasSorting && !spark.sorting) {
+      state.sorts.push([spark.lastSortTime / 1000, now / 1000]);
+      if (state.sorts.length > 64) state.sorts.shift();
+    }
+    wasSorting = spark.sorting;
+    const lastSorted = spark.sorting ? -Infinity : spark.lastSortTime;
+    for (const h of state.history) if (h.shownSeconds === null && lastSorted > h.seconds * 1000) h.shownSeconds = now / 1000;
+    if (state.firstImageSeconds === null && state.history.length && state.history[0].shownSeconds !== null) {
+      state.firstImageSeconds = state.history[0].shownSeconds;
     }
   }
 });

@@ -160,6 +160,7 @@ export class ProgsMesh extends THREE.Group {
     const f = this.fetcher;
     try {
       const { plan, header } = await f.plan();
+      performance.mark("progs:header-fetched");
       this.plan = plan;
       this.lodsTotal = plan.lods.length;
       if (!this.options.camera && plan.view) this.evaluatedAt = plan.view.eye.slice();
@@ -178,6 +179,7 @@ export class ProgsMesh extends THREE.Group {
           if (elapsed + r.length / rate > this.options.maxSeconds) break;
         }
         const bytes = await f.chunk(plan.streamUrl, r);
+        performance.mark(`progs:lod${r.lod}-fetched`);
         shown.push(this.levelShown(r.lod));
         this.pending++;
         this.post({ type: "chunk", bytes, offset: r.offset, lod: r.lod, source: plan.streamUrl }, [bytes.buffer]);
@@ -210,6 +212,7 @@ export class ProgsMesh extends THREE.Group {
         const c = m.origin.map((o) => o + m.size / 2);
         this.evaluatedAt = [c[0], c[1], c[2] + (m.viewDistance ?? 1.5 * m.size)];
       }
+      performance.mark("progs:header-decoded");
       this.resolveReady(this.plan!);
     } else if (m.type === "level") {
       void this.addLevel(m);
@@ -224,6 +227,7 @@ export class ProgsMesh extends THREE.Group {
   }
 
   private async addLevel(m: Extract<FromWorker, { type: "level" }>): Promise<void> {
+    performance.mark(`progs:lod${m.lod}-evaluated`);
     const mesh = await meshOf(m.gaussians);
     mesh.visible = m.lod <= this.lodLimit;
     this.meshes.push(mesh);

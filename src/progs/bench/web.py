@@ -164,14 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(repo_root() / "benchmarks" / "results" / "web_player"))
     ap.add_argument("--demo-run", help="a `progs demo --out DIR` folder: also time its stream")
     ap.add_argument("--mbits", default="5,20", help="link speeds in Mbit/s (default 5,20)")
+    ap.add_argument(
+        "--reuse", action="store_true", help="reuse the files and quality an earlier run prepared in OUT/work"
+    )
     ap.add_argument("--fox-downscale", type=float, default=2.0, help="test views of the fox at 1/N size (default 2)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"
     site = work / "site"
-    shutil.rmtree(work, ignore_errors=True)
-    site.mkdir(parents=True)
+    if not args.reuse:
+        shutil.rmtree(work, ignore_errors=True)
+    site.mkdir(parents=True, exist_ok=True)
     web = repo_root() / "web"
     for f in ("baseline.html", "baseline.js"):
         src = web / "dist" / "bench" / f
@@ -209,9 +213,16 @@ def main(argv: list[str] | None = None) -> int:
         grid = decode(data, max_lod=1).model.grid
         view = suggested_view(scene.test_views[0].camera, [o + grid.size / 2 for o in grid.origin])
         scene_dir = work / name
-        scene_dir.mkdir()
+        cached = scene_dir / "quality.json"
+        if args.reuse and cached.is_file():
+            quality = json.loads(cached.read_text())
+        else:
+            shutil.rmtree(scene_dir, ignore_errors=True)
+            scene_dir.mkdir()
+            quality = prepare_scene(name, data, scene, view, site, scene_dir)
+            cached.write_text(json.dumps(quality))
         result["scenes"][name] = {
-            "quality": prepare_scene(name, data, scene, view, site, scene_dir),
+            "quality": quality,
             "view": view,
             "viewport": [w, h],
             "test_views": len(scene.test_views),
@@ -243,7 +254,6 @@ def main(argv: list[str] | None = None) -> int:
         result["scenes"][name]["timings"] = timings
     (out / "web_player.json").write_text(json.dumps(result, indent=1))
     plot(result, out / "web_player.png", config["mbits"][0])
-    shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {out / 'web_player.json'} and {out / 'web_player.png'}", file=sys.stderr)
     return 0
 
