@@ -166,7 +166,7 @@ export class ContextModel {
   private readonly ptr: Record<string, number> = {};
 
   constructor(readonly cfg: ContextConfig, private readonly grid3: Float64Array, private readonly grid2: Float64Array,
-              tensors: Map<string, { values: Float64Array }>) {
+              tensors: Map<string, { values: Float64Array }>, arena: Arena | null = kernels()) {
     const c = cfg;
     this.F = featureDim(c);
     this.D = c.attrDims[0] + c.attrDims[1] + c.attrDims[2];
@@ -209,7 +209,8 @@ export class ContextModel {
     for (let type = 0; type < 3; type++) for (let i = 0; i < c.attrDims[type]; i++) this.channelType[j++] = type;
     this.Hp = padTo(H, 8);
     this.Dp2 = padTo(2 * D, 8);
-    this.wasm = c.dim % 2 === 0 && H > 0 ? kernels() : null;
+    // an arena (its own instance by default; a decoder shares one among its parts) runs the kernels
+    this.wasm = c.dim % 2 === 0 && H > 0 ? arena : null;
     if (this.wasm) this.layOut(this.wasm);
   }
 
@@ -227,6 +228,7 @@ export class ContextModel {
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * stride + r] = w[r * cols + c];
       return out;
     };
+    a.reset(); // after the arena's permanent data so far (a shared arena: the header's scratch goes)
     const p = this.ptr;
     p.grid3 = a.putF64(this.grid3);
     p.grid2 = a.putF64(this.grid2);

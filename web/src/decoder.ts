@@ -43,13 +43,13 @@ export class StreamDecoder {
   /** `head` is the HEAD chunk (scanned, CRC checked). */
   constructor(head: Chunk, readonly source = "stream") {
     if (!isHeadTag(head.tag)) throw new FormatError(`${source}: the first chunk must be HEAD`);
-    const coder = kernels(); // the range decoding in WebAssembly (null: in JavaScript)
+    const coder = kernels(); // one WebAssembly instance for the header, the context model, the mask and the range decoding
     this.header = decodeHeader(head.payload, head.offset, coder);
     this.headerBytes = PREAMBLE + head.payload.length + CHUNK_OVERHEAD;
     const h = this.header;
-    this.context = new ContextModel(h.context, h.grid3, h.grid2, h.tensors);
+    this.context = new ContextModel(h.context, h.grid3, h.grid2, h.tensors, coder);
     this.rule = h.skipHidden
-      ? new HiddenRule(h.tensors, h.generator.featDim, h.generator.levels, h.grid, probeCameras(h.grid, h.viewDistance))
+      ? new HiddenRule(h.tensors, h.generator.featDim, h.generator.levels, h.grid, probeCameras(h.grid, h.viewDistance), coder)
       : null;
     this.coder = coder;
     const D = this.context.D;

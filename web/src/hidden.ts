@@ -94,7 +94,7 @@ export class HiddenRule {
   private readonly ptr: Record<string, number> = {};
 
   constructor(tensors: Map<string, Tensor>, featDim: number, private readonly levels: number,
-              private readonly grid: Grid, private readonly cameras: Float64Array) {
+              private readonly grid: Grid, private readonly cameras: Float64Array, arena: Arena | null = kernels()) {
     const t = (name: string) => tensors.get(`generator.mlp_opacity.${name}`)!;
     const w1 = t("0.weight");
     const w2 = t("2.weight");
@@ -122,7 +122,7 @@ export class HiddenRule {
       for (let a = 0; a < 3; a++) this.wv[a * this.H + k] = this.w1[k * this.dIn + featDim + a];
       this.wd[k] = this.w1[k * this.dIn + featDim + 3];
     }
-    this.wasm = this.H > 0 && this.K > 0 ? kernels() : null;
+    this.wasm = this.H > 0 && this.K > 0 ? arena : null;
     if (this.wasm) this.layOut(this.wasm);
   }
 
@@ -141,6 +141,7 @@ export class HiddenRule {
       for (let j = 0; j < K; j++) w2[k * Kp + j] = this.w2[j * H + k];
     }
     b2.set(this.b2);
+    a.reset(); // after the arena's permanent data so far (a shared arena: the header's scratch goes)
     const p = this.ptr;
     p.w1f = a.putF64(w1f);
     p.wv = a.putF64(wv);
