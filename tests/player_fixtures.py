@@ -23,7 +23,9 @@ sys.path.insert(0, str(REPO / "src"))
 WIDTH, HEIGHT = 240, 320  # the fox capture is portrait
 
 
-def _view(grid) -> dict:
+def _views(grid) -> list[dict]:
+    """Two cameras: the capture's first two test cameras when the fox data is present, else two
+    cameras outside the scene's cube."""
     from progs.io.dataset import data_root
     from progs.stream.manifest import suggested_view
 
@@ -33,8 +35,12 @@ def _view(grid) -> dict:
         from progs.io import load_scene
 
         scene = load_scene(fox, downscale=8)
-        return suggested_view(scene.test_views[0].camera, centre)
-    return {"eye": [centre[0], centre[1], centre[2] + 1.5 * grid.size], "target": centre, "up": [0, 1, 0], "fov_x": 50}
+        return [suggested_view(v.camera, centre) for v in scene.test_views[:2]]
+    d = 1.5 * grid.size
+    return [
+        {"eye": [centre[0], centre[1], centre[2] + d], "target": centre, "up": [0, 1, 0], "fov_x": 50},
+        {"eye": [centre[0] + d, centre[1], centre[2]], "target": centre, "up": [0, 1, 0], "fov_x": 50},
+    ]
 
 
 def main(argv: list[str]) -> int:
@@ -48,7 +54,7 @@ def main(argv: list[str]) -> int:
     data = (REPO / "benchmarks" / "results" / "gpu" / "h200_fox_6400.progs").read_bytes()
     (out / "fox.progs").write_bytes(data)
     res = decode(data, source="fox.progs")
-    view = _view(res.model.grid)
+    view, other = _views(res.model.grid)
     manifest = manifest_for_stream(data, "fox.progs")
     manifest["view"] = view
     write_manifest(out / "fox.progs.json", manifest)
@@ -57,7 +63,7 @@ def main(argv: list[str]) -> int:
     camera = Camera.look_at(
         view["eye"], view["target"], view["up"], width=WIDTH, height=HEIGHT, fov_x_deg=view["fov_x"]
     )
-    bg = torch.tensor(res.background if res.background is not None else (0.0, 0.0, 0.0), dtype=torch.float32)
+    bg = torch.as_tensor(res.background if res.background is not None else (0.0, 0.0, 0.0), dtype=torch.float32)
     lods = []
     with torch.no_grad():
         for k in range(1, res.lods_decoded + 1):
@@ -65,6 +71,12 @@ def main(argv: list[str]) -> int:
             name = f"fox.lod{k}.png"
             save_image(img, out / name)
             lods.append({"lod": k, "reference": name, "cumulative_bytes": manifest["lods"][k - 1]["cumulative_bytes"]})
+    # the finest LoD from a second camera: the player re-evaluates its Gaussians there
+    camera2 = Camera.look_at(
+        other["eye"], other["target"], other["up"], width=WIDTH, height=HEIGHT, fov_x_deg=other["fov_x"]
+    )
+    with torch.no_grad():
+        save_image(res.model.render(camera2, background=bg).image.clamp(0, 1), out / "fox.view2.png")
     info = {
         "stream": "fox.progs",
         "cut": "fox-cut.progs",
@@ -74,6 +86,7 @@ def main(argv: list[str]) -> int:
         "view": view,
         "header_bytes": manifest["header"]["length"],
         "lods": lods,
+        "second_view": {"view": other, "reference": "fox.view2.png"},
     }
     (out / "player.json").write_text(json.dumps(info, indent=1))
     return 0

@@ -59,6 +59,12 @@ test("plays every LoD in order from exactly the manifest's byte ranges, each as 
     console.log(`LoD ${lod.lod}: ${psnr.toFixed(2)} dB against progs' render`);
     assert.ok(psnr > PSNR_FLOOR, `LoD ${lod.lod}: ${psnr.toFixed(2)} dB against progs' render (floor ${PSNR_FLOOR})`);
   }
+  // a second camera: the Gaussians are evaluated again for it, as progs renders them from there
+  await page.evaluate((v) => window.progs.setView({ eye: v.eye, target: v.target, up: v.up, fovX: v.fov_x }), info.second_view.view);
+  await settled(page);
+  const psnr = await psnrAgainst(page, `${server.url}${info.second_view.reference}`);
+  console.log(`second view: ${psnr.toFixed(2)} dB against progs' render`);
+  assert.ok(psnr > PSNR_FLOOR, `second view: ${psnr.toFixed(2)} dB against progs' render (floor ${PSNR_FLOOR})`);
   assert.deepEqual(errors, []);
   await page.close();
 });
