@@ -1,12 +1,15 @@
 """The JavaScript decoder (web/) against the Python decoder, same streams, same machine, same run.
 
-    python benchmarks/scripts/js_decode_speed.py [--demo-run RUN] [--reps 3] [--out benchmarks/results/js_decode]
+    python benchmarks/scripts/js_decode_speed.py [--demo-run RUN] [--reps 5] [--out benchmarks/results/js_decode]
 
 Streams: the GPU-trained fox (benchmarks/results/gpu, 33,933 anchors, hidden-Gaussian mask), the demo
 stream of RUN (encoded here, if given), and a seeded 100k-anchor synthetic model (above the encoder's
 mask limit: every offset coded). Per stream and decoder: the whole decode (best of ``--reps`` and the
 first, cold, run), anchors per second, and the milliseconds from the header's bytes to LoD 1's anchors.
-Python runs with one torch thread and with the default. Writes ``OUT.json`` and ``OUT.png``.
+Python runs with one torch thread and with two (this machine's default). JavaScript runs in a fresh
+Node process, its WebAssembly kernels on (the default); the load average before and after goes into
+the JSON, as other processes on a shared machine move both decoders' times. Writes ``OUT.json`` and
+``OUT.png``.
 Needs ``npm run build`` in web/ first.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -68,7 +72,7 @@ def _summary(runs: list[dict], anchors: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("--demo-run", type=Path)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--synthetic-anchors", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "js_decode")
     args = ap.parse_args()
@@ -97,6 +101,7 @@ def main() -> int:
     (tmp / "synthetic.progs").write_bytes(res.data)
     streams[f"synthetic_{len(model.anchors)}"] = tmp / "synthetic.progs"
     results = {}
+    load_before = os.getloadavg()
     for name, path in streams.items():
         data = path.read_bytes()
         js = _js(path, args.reps)
@@ -105,7 +110,7 @@ def main() -> int:
             "bytes": len(data),
             "anchors": anchors,
             "anchors_per_lod": js["anchors"],
-            "javascript": {"node": js["node"], **_summary(js["runs"], anchors)},
+            "javascript": {"node": js["node"], "wasm": js.get("wasm"), **_summary(js["runs"], anchors)},
         }
         for threads in (1, 2):
             py = _python(data, args.reps, threads)
@@ -122,7 +127,9 @@ def main() -> int:
         "command": "python benchmarks/scripts/js_decode_speed.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} cores",
-        "note": "JS: one thread (Node, no workers); Python: torch threads as named; best of reps, and the first run",
+        "note": "JS: one thread (Node, no workers, WebAssembly SIMD kernels); Python: torch threads as named; "
+        "best of reps, and the first run",
+        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "streams": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
