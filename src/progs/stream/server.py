@@ -267,7 +267,9 @@ def serve_forever(
     announce(f"serving {Path(directory).resolve()} at {url} (Ctrl-C to stop)")
     for f in sorted(Path(directory).glob("*.progs")):
         has_manifest = f.with_name(f.name + ".json").is_file()
-        announce(f"  {url}player.html?src={f.name}" + ("  (+ manifest)" if has_manifest else ""))
+        announce(
+            f"  {url}{f.name}" + ("  (+ manifest)" if has_manifest else "") + f"  play: {url}player.html?src={f.name}"
+        )
     if not (PLAYER_DIR / "player.html").is_file():
         announce(f"  (the web player is not built: `cd web && npm ci && npm run build` puts it in {PLAYER_DIR})")
     try:
