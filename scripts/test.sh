@@ -21,6 +21,8 @@ trap 'rm -rf "$fixtures"' EXIT
 "$root/.venv/bin/python" "$root/tests/conformance_fixtures.py" "$fixtures"
 # The web player in headless Chromium against `progs serve`, compared with progs' own renders.
 "$root/.venv/bin/python" "$root/tests/player_fixtures.py" "$fixtures/player"
+# The neural Gaussians progs generates from one camera (web/test/gaussians.test.mjs), next to them.
+"$root/.venv/bin/python" "$root/tests/gaussians_fixtures.py" "$fixtures/player"
 (cd "$root/web" && PROGS_CONFORMANCE_DIR="$fixtures" PROGS_PLAYER_DIR="$fixtures/player" \
   PROGS_CLI="$root/.venv/bin/progs" node --test test/)
 "$root/.venv/bin/python" -m pytest -q "$@"

@@ -6,8 +6,14 @@
 //
 // The part of the first layer that does not depend on the camera (feature and level terms) is
 // computed once per anchor, so a new camera position costs 4 input columns plus the output layers.
+//
+// Both parts run as WebAssembly SIMD kernels (wasm/kernels.ts: gaussFixed, gaussGenerate) where
+// available, with every level's anchors and first-layer terms kept in the instance's memory; the
+// JavaScript below is their fallback (`useWasm(false)`, no SIMD). The kernels compute in float32 and
+// agree with it within float32 rounding, not bit for bit: these Gaussians are for display.
 import { DecodedLevel } from "./decoder.js";
 import { Header } from "./header.js";
+import { Arena, kernels, padTo } from "./wasm.js";
 
 /** Gaussians seen from one camera: linear scales, unit quaternions (w, x, y, z), RGB in [0, 1]. */
 export interface ViewGaussians {
@@ -33,6 +39,33 @@ interface LevelState {
   baseScale: Float32Array; // [count, 3] exp(scaling[3:6])
 }
 
+/** A level's anchors in the kernels' memory (addresses). */
+interface WasmLevel {
+  count: number;
+  fixed: number; // [count, W]
+  pos: number; // [count, 3]
+  offs: number; // [count, K·3]
+  scl: number; // [count, 6] exp(scaling)
+}
+
+/** The weights in the kernels' memory, laid out as gaussGenerate and gaussFixed read them. */
+interface WasmModel {
+  a: Arena;
+  Hp: number; // hidden units padded to 4
+  W: number; // 3·Hp padded to 16: the three heads' first layers side by side
+  Ko: number; // K padded to 16
+  w1f: number; // [F, W] feature columns
+  wv: number; // [4, W] view direction and distance columns
+  bias: Float32Array[]; // per level (one-hot): [W] first-layer bias + that level's column
+  wo: number; // [Hp, Ko] the opacity head's second layer, transposed
+  bo: number; // [Ko]
+  w2: number; // [K, 10, Hp] per offset 3 colour rows then 7 covariance rows
+  b2: number; // [K, 10]
+  hid: number; // scratch [3·Hp]
+  raw: number; // scratch [Ko]
+  levels: WasmLevel[];
+}
+
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 export class NeuralGaussians {
@@ -47,6 +80,7 @@ export class NeuralGaussians {
   // scratch, reused across anchors
   private readonly hid: Float32Array[];
   private readonly opac: Float32Array;
+  private readonly wasm: WasmModel | null;
 
   constructor(header: Header) {
     const g = header.generator;
@@ -62,14 +96,91 @@ export class NeuralGaussians {
     }));
     this.hid = this.heads.map(() => new Float32Array(this.H));
     this.opac = new Float32Array(this.K);
+    const a = kernels();
+    this.wasm = a ? this.loadWeights(a) : null;
+  }
+
+  /** Whether the WebAssembly kernels do the work (else the JavaScript fallback). */
+  get usesWasm(): boolean {
+    return this.wasm !== null;
   }
 
   get levels(): number {
-    return this.states.length;
+    return this.wasm ? this.wasm.levels.length : this.states.length;
+  }
+
+  private loadWeights(a: Arena): WasmModel {
+    const { F, K, H, L, dIn } = this;
+    const Hp = padTo(H, 4), W = padTo(3 * Hp, 16), Ko = padTo(K, 16);
+    const w1f = new Float32Array(F * W), wv = new Float32Array(4 * W);
+    const bias = Array.from({ length: L }, () => new Float32Array(W));
+    this.heads.forEach(({ w1, b1 }, hi) => {
+      for (let k = 0; k < H; k++) {
+        const c = hi * Hp + k, row = k * dIn;
+        for (let j = 0; j < F; j++) w1f[j * W + c] = w1[row + j];
+        for (let r = 0; r < 4; r++) wv[r * W + c] = w1[row + F + r];
+        for (let l = 0; l < L; l++) bias[l][c] = b1[k] + w1[row + F + 4 + l];
+      }
+    });
+    const [op, co, cv] = this.heads;
+    const wo = new Float32Array(Hp * Ko), bo = new Float32Array(Ko);
+    const w2 = new Float32Array(K * 10 * Hp), b2 = new Float32Array(K * 10);
+    for (let k = 0; k < K; k++) {
+      bo[k] = op.b2[k];
+      for (let j = 0; j < H; j++) wo[j * Ko + k] = op.w2[k * H + j];
+      for (let c = 0; c < 10; c++) {
+        const [head, r] = c < 3 ? [co, 3 * k + c] : [cv, 7 * k + c - 3];
+        b2[k * 10 + c] = head.b2[r];
+        for (let j = 0; j < H; j++) w2[(k * 10 + c) * Hp + j] = head.w2[r * H + j];
+      }
+    }
+    const m: WasmModel = {
+      a, Hp, W, Ko, bias, w1f: a.putF32(w1f), wv: a.putF32(wv), wo: a.putF32(wo), bo: a.putF32(bo),
+      w2: a.putF32(w2), b2: a.putF32(b2), hid: a.alloc(4 * 3 * Hp), raw: a.alloc(4 * Ko), levels: [],
+    };
+    a.f32.fill(0, m.hid >> 2, (m.hid >> 2) + 3 * Hp);
+    a.keep();
+    return m;
+  }
+
+  private addLevelWasm(m: WasmModel, lv: DecodedLevel): void {
+    const { a } = m;
+    const n = lv.count, F = this.F, K = this.K;
+    const fixed = a.alloc(4 * n * m.W);
+    const pos = a.putF32(lv.positions.subarray(0, 3 * n));
+    const offs = a.putF32(lv.offsets.subarray(0, 3 * K * n));
+    const scl = a.putF32(lv.scaling.subarray(0, 6 * n));
+    a.k.expf32(scl, 6 * n, scl);
+    a.keep();
+    const at = a.at;
+    const feat = a.putF32(lv.feature.subarray(0, F * n));
+    const bias = a.putF32(m.bias[Math.min(Math.max(lv.level - 1, 0), this.L - 1)]);
+    a.k.gaussFixed(feat, n, F, m.w1f, m.W, bias, fixed);
+    a.rewind(at);
+    m.levels.push({ count: n, fixed, pos, offs, scl });
+  }
+
+  private generateWasm(m: WasmModel, index: number, camera: ArrayLike<number>): ViewGaussians {
+    const { a } = m;
+    const st = m.levels[index];
+    const cap = st.count * this.K;
+    const at = a.at;
+    const means = a.alloc(12 * cap), scales = a.alloc(12 * cap), quats = a.alloc(16 * cap);
+    const opac = a.alloc(4 * cap), colors = a.alloc(12 * cap);
+    const g = a.k.gaussGenerate(st.count, st.fixed, m.W, m.Hp, m.wv, st.pos, camera[0], camera[1], camera[2],
+      this.distScale, m.wo, m.bo, m.Ko, this.K, m.w2, m.b2, st.offs, st.scl, m.hid, m.raw, means, scales, quats, opac,
+      colors);
+    const f = a.f32;
+    const out = (p: number, d: number) => f.slice(p >> 2, (p >> 2) + d * g);
+    const res = { count: g, means: out(means, 3), scales: out(scales, 3), quats: out(quats, 4), opacities: out(opac, 1),
+      colors: out(colors, 3) };
+    a.rewind(at);
+    return res;
   }
 
   /** Adds the next decoded level (levels arrive in order: 1, 2, …). */
   addLevel(lv: DecodedLevel): void {
+    if (this.wasm) return this.addLevelWasm(this.wasm, lv);
     const { F, H, dIn, L } = this;
     const n = lv.count;
     const fixed = new Float32Array(n * 3 * H);
@@ -100,6 +211,7 @@ export class NeuralGaussians {
 
   /** The Gaussians of level `index` (0-based) seen from a camera centred at `camera`. */
   generate(index: number, camera: ArrayLike<number>): ViewGaussians {
+    if (this.wasm) return this.generateWasm(this.wasm, index, camera);
     const st = this.states[index];
     const { K, H, F, dIn, distScale } = this;
     const lv = st.level;

@@ -31,6 +31,12 @@ export interface KernelExports {
   groupByBin(bins: number, n: number, counts: number, fill: number, order: number): void;
   decodeBin(order: number, k0: number, k1: number, cdf: number, start: number, nsym: number, T: number, out: number,
             esc: number, ne: number): number;
+  gaussFixed(feat: number, n: number, F: number, w: number, W: number, bias: number, out: number): void;
+  expf32(x: number, n: number, out: number): void;
+  gaussGenerate(n: number, fixed: number, W: number, Hp: number, wv: number, pos: number, cx: number, cy: number,
+                cz: number, distScale: number, wo: number, bo: number, Ko: number, K: number, w2: number, b2: number,
+                offs: number, scl: number, hid: number, raw: number, means: number, scales: number, quats: number,
+                opac: number, colors: number): number;
 }
 
 let enabled = true;
@@ -76,6 +82,7 @@ export class Arena {
   private f64v!: Float64Array;
   private i32v!: Int32Array;
   private u8v!: Uint8Array;
+  private f32v!: Float32Array;
   /** Things copied into the permanent part once (frequency tables), by their JavaScript object. */
   readonly loaded = new Map<object, number[]>();
 
@@ -115,6 +122,7 @@ export class Arena {
       this.f64v = new Float64Array(b);
       this.i32v = new Int32Array(b);
       this.u8v = new Uint8Array(b);
+      this.f32v = new Float32Array(b);
     }
   }
 
@@ -131,6 +139,18 @@ export class Arena {
   get u8(): Uint8Array {
     this.views();
     return this.u8v;
+  }
+
+  get f32(): Float32Array {
+    this.views();
+    return this.f32v;
+  }
+
+  /** Copies the float32 `a` in; returns its address. */
+  putF32(a: Float32Array): number {
+    const p = this.alloc(4 * a.length);
+    this.f32.set(a, p >> 2);
+    return p;
   }
 
   /** Copies `a` (or its first `n` elements) in; returns its address. */

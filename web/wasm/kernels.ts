@@ -5,7 +5,8 @@
 // interpolation, exp, log1p, tanh), with f64x2 lanes holding independent values. Dot products whose
 // products and partial sums are all exact (the MLPs, the mask's integer head) are summed in another
 // order, which cannot change a bit. No fused multiply-add anywhere. Pointers are byte offsets into
-// this module's memory, which the JavaScript side (src/wasm.ts) lays out.
+// this module's memory, which the JavaScript side (src/wasm.ts) lays out. The last section (the
+// player's neural Gaussians, src/gaussians.ts) is plain float32 and is exempt from all this.
 
 const P1: i32 = <i32>2654435761;
 const P2: i32 = 805459861;
@@ -632,4 +633,149 @@ export function decodeRun(count: i32, cdf: usize, start: usize, nsym: i32, out: 
     store<u8>(out + <usize>i, <u8>s);
   }
   return 0;
+}
+
+// ----------------------------------------------------------------------------- neural Gaussians (float32)
+// The player's Gaussians from one camera (src/gaussians.ts): plain float32 arithmetic, for display, so
+// these need not give the bits of their JavaScript twin (which rounds to float32 at the end), only
+// agree within float32 rounding. Layouts: Hp = hidden units padded to 4; W = 3·Hp padded to 16 (the
+// three heads' first layers side by side: opacity, colour, covariance).
+
+/** dst[0..16) = init[0..16) + Σ_j x[j] · w[j·stride + 0..16) over j < n (float32; stride in bytes). */
+@inline function matvec16f(x: usize, n: i32, w: usize, stride: usize, init: usize, dst: usize): void {
+  let a0 = v128.load(init), a1 = v128.load(init, 16), a2 = v128.load(init, 32), a3 = v128.load(init, 48);
+  let wp = w;
+  for (let j = 0; j < n; j++) {
+    const xv = v128.load32_splat(x + (<usize>j << 2));
+    a0 = f32x4.add(a0, f32x4.mul(xv, v128.load(wp)));
+    a1 = f32x4.add(a1, f32x4.mul(xv, v128.load(wp, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(xv, v128.load(wp, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(xv, v128.load(wp, 48)));
+    wp += stride;
+  }
+  v128.store(dst, a0);
+  v128.store(dst, a1, 16);
+  v128.store(dst, a2, 32);
+  v128.store(dst, a3, 48);
+}
+
+/** out[i·W + c] = bias[c] + Σ_j feat[i·F + j] · w[j·W + c]: the first layers' camera-independent terms
+ * (feature and level columns) of anchors 0..n; W a multiple of 16. */
+export function gaussFixed(feat: usize, n: i32, F: i32, w: usize, W: i32, bias: usize, out: usize): void {
+  const wb = <usize>W << 2;
+  for (let i = 0; i < n; i++) {
+    const fr = feat + ((<usize>i * <usize>F) << 2);
+    const dst = out + <usize>i * wb;
+    for (let co: usize = 0; co < wb; co += 64) matvec16f(fr, F, w + co, wb, bias + co, dst + co);
+  }
+}
+
+/** out[i] = exp(x[i]), i < n (float32). */
+export function expf32(x: usize, n: i32, out: usize): void {
+  for (let i = 0; i < n; i++) store<f32>(out + (<usize>i << 2), Mathf.exp(load<f32>(x + (<usize>i << 2))));
+}
+
+/** One head's hidden layer for an anchor: dst[0..Hp) = ReLU(fixed + Σ_r in_r · wv[r·W + ·]). */
+@inline function hiddenf(fixed: usize, wv: usize, wb: usize, Hp: i32, i0: v128, i1: v128, i2: v128, i3: v128,
+                         dst: usize): void {
+  const zero = f32x4.splat(0);
+  for (let c: usize = 0; c < <usize>Hp << 2; c += 16) {
+    let v = f32x4.add(v128.load(fixed + c), f32x4.mul(i0, v128.load(wv + c)));
+    v = f32x4.add(v, f32x4.mul(i1, v128.load(wv + wb + c)));
+    v = f32x4.add(v, f32x4.mul(i2, v128.load(wv + 2 * wb + c)));
+    v = f32x4.add(v, f32x4.mul(i3, v128.load(wv + 3 * wb + c)));
+    v128.store(dst + c, f32x4.max(v, zero));
+  }
+}
+
+@inline function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+@inline function sigmoidf(x: f32): f32 {
+  return <f32>1 / (<f32>1 + Mathf.exp(-x));
+}
+
+/** The Gaussians of anchors 0..n seen from the camera centre (cx, cy, cz); returns how many (offsets
+ * whose opacity is positive, in anchor then offset order).
+ * fixed [n, W] (gaussFixed), wv [4, W] (the view direction and distance columns), pos [n, 3],
+ * offs [n, K·3], scl [n, 6] (exp of the scaling: offset scale, then base scale); wo [Hp, Ko] the
+ * opacity head's second layer transposed (Ko a multiple of 16), bo [Ko]; w2 [K, 10, Hp] per offset
+ * its 3 colour rows then its 7 covariance rows, b2 [K, 10]. Scratch: hid [3·Hp], raw [Ko].
+ * Out: means [·, 3], scales [·, 3], quats [·, 4] (w, x, y, z), opac [·], colors [·, 3]. */
+export function gaussGenerate(n: i32, fixed: usize, W: i32, Hp: i32, wv: usize, pos: usize, cx: f64, cy: f64, cz: f64,
+                              distScale: f64, wo: usize, bo: usize, Ko: i32, K: i32, w2: usize, b2: usize,
+                              offs: usize, scl: usize, hid: usize, raw: usize, means: usize, scales: usize,
+                              quats: usize, opac: usize, colors: usize): i32 {
+  const wb = <usize>W << 2;
+  const hb = <usize>Hp << 2;
+  const kb = <usize>Ko << 2;
+  const hCo = hid + hb, hCv = hid + 2 * hb;
+  let g: usize = 0;
+  for (let i = 0; i < n; i++) {
+    const pp = pos + <usize>i * 12;
+    const px = load<f32>(pp), py = load<f32>(pp, 4), pz = load<f32>(pp, 8);
+    const vx = <f64>px - cx, vy = <f64>py - cy, vz = <f64>pz - cz;
+    const dist = Math.max(Math.sqrt(vx * vx + vy * vy + vz * vz), 1e-8);
+    const i0 = f32x4.splat(<f32>(vx / dist)), i1 = f32x4.splat(<f32>(vy / dist)), i2 = f32x4.splat(<f32>(vz / dist));
+    const i3 = f32x4.splat(<f32>(dist / distScale));
+    const fr = fixed + <usize>i * wb;
+    hiddenf(fr, wv, wb, Hp, i0, i1, i2, i3, hid);
+    // opacity: Ko outputs, 16 at a time
+    for (let co: usize = 0; co < kb; co += 64) matvec16f(hid, Hp, wo + co, kb, bo + co, raw + co);
+    let any = false;
+    for (let k = 0; k < K; k++) if (load<f32>(raw + (<usize>k << 2)) > 0) any = true;
+    if (!any) continue;
+    hiddenf(fr + hb, wv + hb, wb, Hp, i0, i1, i2, i3, hCo);
+    hiddenf(fr + 2 * hb, wv + 2 * hb, wb, Hp, i0, i1, i2, i3, hCv);
+    const sp = scl + <usize>i * 24;
+    const op = offs + <usize>i * <usize>K * 12;
+    for (let k = 0; k < K; k++) {
+      const o = load<f32>(raw + (<usize>k << 2));
+      if (!(o > 0)) continue;
+      // the offset's 3 colour and 7 covariance rows
+      const z = f32x4.splat(0);
+      let c0 = z, c1 = z, c2 = z, v0 = z, v1 = z, v2 = z, v3 = z, v4 = z, v5 = z, v6 = z;
+      const rw = w2 + <usize>k * 10 * hb;
+      for (let j: usize = 0; j < hb; j += 16) {
+        const hc = v128.load(hCo + j), hv = v128.load(hCv + j);
+        const r = rw + j;
+        c0 = f32x4.add(c0, f32x4.mul(hc, v128.load(r)));
+        c1 = f32x4.add(c1, f32x4.mul(hc, v128.load(r + hb)));
+        c2 = f32x4.add(c2, f32x4.mul(hc, v128.load(r + 2 * hb)));
+        v0 = f32x4.add(v0, f32x4.mul(hv, v128.load(r + 3 * hb)));
+        v1 = f32x4.add(v1, f32x4.mul(hv, v128.load(r + 4 * hb)));
+        v2 = f32x4.add(v2, f32x4.mul(hv, v128.load(r + 5 * hb)));
+        v3 = f32x4.add(v3, f32x4.mul(hv, v128.load(r + 6 * hb)));
+        v4 = f32x4.add(v4, f32x4.mul(hv, v128.load(r + 7 * hb)));
+        v5 = f32x4.add(v5, f32x4.mul(hv, v128.load(r + 8 * hb)));
+        v6 = f32x4.add(v6, f32x4.mul(hv, v128.load(r + 9 * hb)));
+      }
+      const bp = b2 + <usize>k * 40;
+      store<f32>(opac + (g << 2), Mathf.tanh(o));
+      const cp = colors + g * 12;
+      store<f32>(cp, sigmoidf(hsum(c0) + load<f32>(bp)));
+      store<f32>(cp, sigmoidf(hsum(c1) + load<f32>(bp, 4)), 4);
+      store<f32>(cp, sigmoidf(hsum(c2) + load<f32>(bp, 8)), 8);
+      const ok = op + <usize>k * 12;
+      const mp = means + g * 12;
+      store<f32>(mp, px + load<f32>(ok) * load<f32>(sp));
+      store<f32>(mp, py + load<f32>(ok, 4) * load<f32>(sp, 4), 4);
+      store<f32>(mp, pz + load<f32>(ok, 8) * load<f32>(sp, 8), 8);
+      const sc = scales + g * 12;
+      store<f32>(sc, load<f32>(sp, 12) * sigmoidf(hsum(v0) + load<f32>(bp, 12)));
+      store<f32>(sc, load<f32>(sp, 16) * sigmoidf(hsum(v1) + load<f32>(bp, 16)), 4);
+      store<f32>(sc, load<f32>(sp, 20) * sigmoidf(hsum(v2) + load<f32>(bp, 20)), 8);
+      const q0 = hsum(v3) + load<f32>(bp, 24), q1 = hsum(v4) + load<f32>(bp, 28);
+      const q2 = hsum(v5) + load<f32>(bp, 32), q3 = hsum(v6) + load<f32>(bp, 36);
+      const nq = Math.max(Math.sqrt(<f64>q0 * q0 + <f64>q1 * q1 + <f64>q2 * q2 + <f64>q3 * q3), 1e-8);
+      const qp = quats + (g << 4);
+      store<f32>(qp, <f32>(q0 / nq));
+      store<f32>(qp, <f32>(q1 / nq), 4);
+      store<f32>(qp, <f32>(q2 / nq), 8);
+      store<f32>(qp, <f32>(q3 / nq), 12);
+      g++;
+    }
+  }
+  return <i32>g;
 }
