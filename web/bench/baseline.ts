@@ -9,7 +9,7 @@ import { PROGS_SPLAT_STYLE } from "../player/progs-three.js";
 
 const params = new URLSearchParams(location.search);
 const state = {
-  history: [] as { level: number; bytes: number; seconds: number; shownSeconds: number | null }[],
+  history: [] as { level: number; bytes: number; fetchedSeconds: number; decodedSeconds: number; seconds: number; shownSeconds: number | null }[],
   firstImageSeconds: null as number | null, done: false, error: null as string | null, framesSinceChange: 0,
 };
 (window as unknown as { bench: typeof state }).bench = state;
@@ -36,8 +36,10 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
 
 async function show(level: number, url: string, fileType: string): Promise<void> {
   const bytes = await fetchBytes(url);
+  const fetchedSeconds = performance.now() / 1000;
   const next = new SplatMesh({ fileBytes: bytes, fileType: fileType as never });
   await next.initialized;
+  const decodedSeconds = performance.now() / 1000;
   scene.add(next);
   if (mesh) {
     scene.remove(mesh);
@@ -45,7 +47,7 @@ async function show(level: number, url: string, fileType: string): Promise<void>
   }
   mesh = next;
   state.framesSinceChange = 0;
-  state.history.push({ level, bytes: bytes.length, seconds: performance.now() / 1000, shownSeconds: null });
+  state.history.push({ level, bytes: bytes.length, fetchedSeconds, decodedSeconds, seconds: performance.now() / 1000, shownSeconds: null });
 }
 
 async function main(): Promise<void> {

@@ -22,6 +22,7 @@ async function once(page, url, kind) {
   await page.waitForFunction((k) => window[k] && window[k].done && window[k].framesSinceChange >= 2 &&
     window[k].history.every((h) => h.shownSeconds !== null), key, { timeout: 900_000, polling: 50 });
   const s = await page.evaluate((k) => JSON.parse(JSON.stringify(window[k])), key);
+  const marks = Object.fromEntries(await page.evaluate(() => performance.getEntriesByType("mark").map((m) => [m.name, m.startTime / 1000])));
   const nav = await page.evaluate(() => performance.getEntriesByType("navigation")[0]?.toJSON() ?? null);
   const transferred = await page.evaluate(() =>
     performance.getEntriesByType("resource").reduce((a, r) => a + (r.transferSize || 0), 0) +
@@ -30,7 +31,10 @@ async function once(page, url, kind) {
     error: s.error,
     first_image_s: s.firstImageSeconds,
     levels: s.history.map((h) => ({
-      level: kind === "progs" ? h.lod : h.level, bytes: h.bytes, arrived_s: h.seconds, shown_s: h.shownSeconds,
+      level: kind === "progs" ? h.lod : h.level, bytes: h.bytes,
+      fetched_s: kind === "progs" ? marks[`progs:lod${h.lod}-fetched`] ?? null : h.fetchedSeconds,
+      decoded_s: kind === "progs" ? h.readySeconds : h.decodedSeconds,
+      arrived_s: h.seconds, shown_s: h.shownSeconds,
       ...(kind === "progs" ? { anchors: h.anchors, gaussians: h.gaussians } : {}),
     })),
     scripts_loaded_s: nav ? nav.domContentLoadedEventEnd / 1000 : null,

@@ -19,7 +19,10 @@ interface PlayerState {
   gaussians: number;
   /** Each LoD as it arrived: seconds since navigation start when it was decoded and added (`seconds`)
    * and when the first frame sorted with it was drawn (`shownSeconds`), bytes received by then. */
-  history: { lod: number; seconds: number; shownSeconds: number | null; bytes: number; anchors: number; gaussians: number }[];
+  history: {
+    lod: number; seconds: number; readySeconds: number; shownSeconds: number | null; bytes: number; anchors: number;
+    gaussians: number;
+  }[];
   /** Seconds from navigation start to the first frame that showed splats. */
   firstImageSeconds: number | null;
   /** Frames rendered since what is drawn last changed and Spark last re-sorted; ≥ 2 means on screen. */
@@ -78,7 +81,7 @@ if (src) {
     workerUrl: new URL("./progs-worker.js", import.meta.url),
     onLod: (info: LodInfo) => {
       state.history.push({
-        lod: info.lod, seconds: performance.now() / 1000, shownSeconds: null, bytes: info.bytesReceived, anchors: info.anchors,
+        lod: info.lod, seconds: performance.now() / 1000, readySeconds: info.readySeconds, shownSeconds: null, bytes: info.bytesReceived, anchors: info.anchors,
         gaussians: info.gaussians,
       });
       buildLodButtons(progs!);

@@ -14,6 +14,8 @@ export type FromWorker =
   | {
       type: "level"; lod: number; anchors: number; gaussians: ViewGaussians; camera: number[];
       decodeSeconds: number; generateSeconds: number;
+      /** When the worker finished (ms since the epoch: performance.timeOrigin + performance.now()). */
+      readyAt: number;
     }
   | { type: "view"; seq: number; camera: number[]; levels: ViewGaussians[]; seconds: number }
   | { type: "error"; lod: number; message: string };

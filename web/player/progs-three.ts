@@ -41,6 +41,8 @@ export interface LodInfo {
   /** Seconds since the ProgsMesh was created. */
   seconds: number;
   decodeSeconds: number;
+  /** Seconds since navigation start when the worker had decoded the LoD and evaluated its Gaussians. */
+  readySeconds: number;
 }
 
 /** SparkRenderer options that draw Gaussians the way progs trains them (pass them to your own
@@ -241,6 +243,7 @@ export class ProgsMesh extends THREE.Group {
     this.options.onLod?.({
       lod: m.lod, lodsTotal: this.lodsTotal, bytesReceived: this.bytesReceived, anchors: this.anchors,
       gaussians: this.gaussians, seconds: (performance.now() - this.t0) / 1000, decodeSeconds: m.decodeSeconds,
+      readySeconds: (m.readyAt - performance.timeOrigin) / 1000,
     });
     this.settle(m.lod, true);
   }

@@ -46,7 +46,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
       const t2 = performance.now();
       post({
         type: "level", lod: lv.level, anchors: lv.count, gaussians: g, camera: camera.slice(),
-        decodeSeconds: (t1 - t0) / 1000, generateSeconds: (t2 - t1) / 1000,
+        decodeSeconds: (t1 - t0) / 1000, generateSeconds: (t2 - t1) / 1000, readyAt: performance.timeOrigin + t2,
       }, buffers(g));
     } else if (m.type === "camera") {
       camera = m.position;
