@@ -3,7 +3,8 @@
 // to the page's own import map or bundler). The same files are copied into the Python package, which
 // `progs serve` and `progs view` serve at /player.html.
 import { build } from "esbuild";
-import { cpSync, mkdirSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -25,5 +26,12 @@ const bench = join(web, "dist", "bench");
 mkdirSync(bench, { recursive: true });
 await build({ ...common, entryPoints: [join(web, "bench", "baseline.ts")], outfile: join(bench, "baseline.js") });
 cpSync(join(web, "bench", "baseline.html"), join(bench, "baseline.html"));
+// Pre-compressed copies for servers that serve NAME.br / NAME.gz to browsers that accept them (progs
+// serve does; so do nginx's gzip_static and brotli_static): Spark and three.js are most of the bytes.
+for (const name of ["player.html", "progs-player.js", "progs-worker.js"]) {
+  const data = readFileSync(join(out, name));
+  writeFileSync(join(out, `${name}.gz`), gzipSync(data, { level: 9 }));
+  writeFileSync(join(out, `${name}.br`), brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }));
+}
 rmSync(pkg, { recursive: true, force: true });
 cpSync(out, pkg, { recursive: true });
