@@ -157,9 +157,9 @@ def plot(result: dict, path: Path, mbits: float) -> None:
                 if fmt == "progs"
                 else ([r["psnr"] for r in q["levels"]] if fmt == "streamed_sog" else [q["psnr"]])
             )
-            times = [lv["decoded_s"] for lv in t["warm"]["levels"]]
+            times = [lv["decoded_s"] for lv in t["cold"]["levels"]]
             ax.step(times, psnrs[: len(times)], style, where="post", label=fmt.replace("_", " "))
-        ax.set_title(f"{name}: {mbits:g} Mbit/s, {result['latency_ms']} ms latency (scripts cached)")
+        ax.set_title(f"{name}: {mbits:g} Mbit/s, {result['latency_ms']} ms latency, first visit")
         ax.set_xlabel("seconds from page start until decoded (ready to draw)")
         ax.set_ylabel("PSNR on test views (dB)")
         ax.grid(alpha=0.3)
