@@ -28,10 +28,12 @@ await build({ ...common, entryPoints: [join(web, "bench", "baseline.ts")], outfi
 cpSync(join(web, "bench", "baseline.html"), join(bench, "baseline.html"));
 // Pre-compressed copies for servers that serve NAME.br / NAME.gz to browsers that accept them (progs
 // serve does; so do nginx's gzip_static and brotli_static): Spark and three.js are most of the bytes.
-for (const name of ["player.html", "progs-player.js", "progs-worker.js"]) {
-  const data = readFileSync(join(out, name));
-  writeFileSync(join(out, `${name}.gz`), gzipSync(data, { level: 9 }));
-  writeFileSync(join(out, `${name}.br`), brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }));
-}
+const compress = (file) => {
+  const data = readFileSync(file);
+  writeFileSync(`${file}.gz`, gzipSync(data, { level: 9 }));
+  writeFileSync(`${file}.br`, brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }));
+};
+for (const name of ["player.html", "progs-player.js", "progs-worker.js"]) compress(join(out, name));
+compress(join(bench, "baseline.js")); // the benchmark's baseline page gets the same transfer advantage
 rmSync(pkg, { recursive: true, force: true });
 cpSync(out, pkg, { recursive: true });
