@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     site.mkdir(parents=True, exist_ok=True)
     web = repo_root() / "web"
-    for f in ("baseline.html", "baseline.js"):
+    for f in ("baseline.html", "baseline.js", "baseline.js.br", "baseline.js.gz"):
         src = web / "dist" / "bench" / f
         if not src.is_file():
             raise ProgsError(f"{src}: build the web code first (cd web && npm ci && npm run build)")
