@@ -11,7 +11,7 @@ class InputError(ProgsError):
 
 def optional_import(module: str, extra: str, purpose: str):
     """Import ``module`` (a package of one of progs' extras) or raise a one-line :class:`ProgsError`
-    naming the extra that installs it, e.g. ``optional_import("viser", "viewer", "progs view")``."""
+    naming the extra that installs it, e.g. ``optional_import("aiohttp.web", "viewer", "progs serve")``."""
     import importlib
 
     try:
