@@ -69,8 +69,6 @@ export class ProgsMesh extends THREE.Group {
   readonly loaded: Promise<void>;
   /** Bumped whenever what is drawn changes (a LoD added, a new view evaluated, a LoD hidden). */
   version = 0;
-  /** Evaluations in flight (a LoD being turned into splats, or a new camera position). */
-  pending = 0;
   readonly fetcher: StreamFetcher;
   private readonly worker: Worker;
   private readonly meshes: SplatMesh[] = [];
@@ -80,7 +78,9 @@ export class ProgsMesh extends THREE.Group {
   private evaluatedAt: number[];
   private movedAt = 0;
   private lastSeen: number[] | null = null;
-  private viewSeq = 0;
+  private viewSeq = 0; // the last camera position sent to the worker
+  private viewShown = 0; // the last one whose Gaussians are in the scene
+  private levelsInFlight = 0; // chunks sent to the worker whose level is not in the scene yet
   private lodLimit = Infinity;
   private resolveReady!: (p: Plan) => void;
   private rejectReady!: (e: Error) => void;
@@ -99,6 +99,12 @@ export class ProgsMesh extends THREE.Group {
     this.ready.catch(() => undefined);
     this.loaded = new Promise((res) => (this.resolveLoaded = res));
     void this.load();
+  }
+
+  /** Evaluations in flight: LoDs being turned into splats, plus one while the Gaussians for the
+   * latest camera position are not in the scene yet (the worker coalesces a burst of moves into one). */
+  get pending(): number {
+    return this.levelsInFlight + (this.viewShown !== this.viewSeq ? 1 : 0);
   }
 
   get bytesReceived(): number {
@@ -134,7 +140,6 @@ export class ProgsMesh extends THREE.Group {
   /** Re-evaluates every decoded level's Gaussians as seen from `position` (world). */
   evaluateFrom(position: number[]): void {
     this.evaluatedAt = position.slice();
-    this.pending++;
     this.post({ type: "camera", position: this.evaluatedAt, seq: ++this.viewSeq });
   }
 
@@ -183,7 +188,7 @@ export class ProgsMesh extends THREE.Group {
         const bytes = await f.chunk(plan.streamUrl, r);
         performance.mark(`progs:lod${r.lod}-fetched`);
         shown.push(this.levelShown(r.lod));
-        this.pending++;
+        this.levelsInFlight++;
         this.post({ type: "chunk", bytes, offset: r.offset, lod: r.lod, source: plan.streamUrl }, [bytes.buffer]);
       }
       await Promise.all(shown); // every chunk sent is on screen (or the worker reported a problem)
@@ -221,7 +226,8 @@ export class ProgsMesh extends THREE.Group {
     } else if (m.type === "view") {
       void this.replaceLevels(m.levels, m.seq);
     } else {
-      this.pending = Math.max(0, this.pending - 1);
+      this.levelsInFlight = 0; // loading stops here
+      this.viewShown = this.viewSeq;
       this.fail(m.message);
       for (const k of [...this.levelWaiters.keys()]) this.settle(k, false);
       this.abort.abort();
@@ -238,7 +244,7 @@ export class ProgsMesh extends THREE.Group {
     this.lodShown = m.lod;
     this.anchors += m.anchors;
     this.gaussians = this.counts.reduce((a, b) => a + b, 0);
-    this.pending--;
+    this.levelsInFlight--;
     this.version++;
     this.options.onLod?.({
       lod: m.lod, lodsTotal: this.lodsTotal, bytesReceived: this.bytesReceived, anchors: this.anchors,
@@ -250,7 +256,6 @@ export class ProgsMesh extends THREE.Group {
 
   private async replaceLevels(levels: ViewGaussians[], seq: number): Promise<void> {
     const fresh = await Promise.all(levels.map(meshOf));
-    this.pending--;
     if (seq !== this.viewSeq) {
       fresh.forEach((m) => m.dispose()); // a newer view is on its way
       return;
@@ -266,6 +271,7 @@ export class ProgsMesh extends THREE.Group {
       this.add(mesh);
     });
     this.gaussians = this.counts.reduce((a, b) => a + b, 0);
+    this.viewShown = seq;
     this.version++;
   }
 }

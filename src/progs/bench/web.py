@@ -56,10 +56,11 @@ def _pack_sog_levels(index: Path, out: Path, name: str) -> list[dict[str, Any]]:
     levels = []
     for level in range(int(meta["lodLevels"]) - 1, -1, -1):
         target = out / f"{name}.sog{level}.sog"
+        folders = sorted(index.parent.glob(f"{level}_*"))
         with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as z:
-            for folder in sorted(index.parent.glob(f"{level}_*")):
+            for folder in folders:
                 for f in sorted(folder.iterdir()):
-                    z.write(f, f"{folder.name}/{f.name}" if len(list(index.parent.glob(f"{level}_*"))) > 1 else f.name)
+                    z.write(f, f"{folder.name}/{f.name}" if len(folders) > 1 else f.name)
         levels.append({"level": level, "file": target.name, "bytes": target.stat().st_size})
     return levels
 

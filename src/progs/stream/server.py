@@ -12,6 +12,7 @@ tests and ``progs view``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -302,23 +303,21 @@ def serve_player(
     the player on ``source`` in a browser. A URL source is fetched by the browser itself, so its
     server must allow this page's origin (CORS, docs/STREAMING.md)."""
     player_file("player.html")  # a clear error before anything starts
-    if source.startswith(("http://", "https://")):
-        folder = tempfile.mkdtemp(prefix="progs-view-")  # the player only
-        src = source
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ProgsError(f"{source}: no such stream file")
-        folder, src = str(path.resolve().parent), path.name
-    url, stop = start_server(folder, host, port)
-    page = player_url(url, src, max_bytes, max_lod)
-    announce(f"playing {source} at {page} (Ctrl-C to stop)")
-    if open_browser:
-        import webbrowser
+    with contextlib.ExitStack() as cleanup:
+        if source.startswith(("http://", "https://")):
+            folder, src = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="progs-view-")), source
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise ProgsError(f"{source}: no such stream file")
+            folder, src = str(path.resolve().parent), path.name
+        url, stop = start_server(folder, host, port)
+        cleanup.callback(stop)
+        page = player_url(url, src, max_bytes, max_lod)
+        announce(f"playing {source} at {page} (Ctrl-C to stop)")
+        if open_browser:
+            import webbrowser
 
-        if not webbrowser.open(page):
-            announce("  (no browser found here: open the address above in one)")
-    try:
+            if not webbrowser.open(page):
+                announce("  (no browser found here: open the address above in one)")
         threading.Event().wait()
-    finally:
-        stop()
