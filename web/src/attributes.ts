@@ -118,15 +118,10 @@ export function decodeSymbols(r: ByteReader, bins: Uint8Array, coder: Arena | nu
   return out;
 }
 
-/** A table's cdf and bucket starts in the arena's permanent part (copied once per arena). */
+/** A table's cdf and bucket starts, copied into the arena for one call (a few kB per table; a level's
+ * data sits above the permanent part, so nothing can be added to it). */
 function tableIn(a: Arena, t: FrequencyTable): number[] {
-  let p = a.loaded.get(t);
-  if (p === undefined) {
-    p = [a.putU32(t.cdf), a.putU32(t.start)];
-    a.keep();
-    a.loaded.set(t, p);
-  }
-  return p;
+  return [a.putU32(t.cdf), a.putU32(t.start)];
 }
 
 function escapeTables(R: number): [FrequencyTable | null, FrequencyTable] {
@@ -140,12 +135,44 @@ const SLICE = 65536;
 function decodeWasm(a: Arena, R: number, words: Uint32Array, bins: Uint8Array, out: Float64Array): void {
   const n = bins.length;
   a.reset();
-  let bp = a.putU8(bins);
-  const cp = a.alloc(1024);
-  a.k.countBins(bp, n, cp);
-  const counts = a.i32.slice(cp >> 2, (cp >> 2) + 256);
-  // the tables first (permanent), then this call's data
+  const bp = a.putU8(bins);
+  const op = a.alloc(8 * n);
+  a.holdLevel(); // (the tables go after this call's data)
+  try {
+    decodeAt(a, R, words, bp, { n, D: 1, off: 0, len: 1 }, n, op);
+    out.set(a.f64.subarray(op >> 3, (op >> 3) + n));
+  } finally {
+    a.releaseLevel();
+  }
+}
+
+/** Which symbols of a level's bins [n, D] a stream holds: the channels off..off + len of every anchor,
+ * or the (ascending) indices idx. */
+export type SymbolSelection = { n: number; D: number; off: number; len: number } | Int32Array;
+
+/** decodeSymbols for a level whose data an arena holds (Arena.holdLevel): the bins are at address
+ * `bins` [n, D] and each decoded residual goes to the float64 array at `out` under its index there. */
+export function decodeSymbolsAt(r: ByteReader, a: Arena, bins: number, sel: SymbolSelection, out: number): void {
+  const R = r.u32();
+  if (R > MAX_RANGE) throw r.fail(`escaped residual range ${R} exceeds ${MAX_RANGE}`);
+  const words = r.words();
+  const m = sel instanceof Int32Array ? sel.length : sel.n * sel.len;
+  if (m === 0) return;
+  if (words.length === 0) throw r.fail("attribute data is empty");
+  try {
+    decodeAt(a, R, words, bins, sel, m, out);
+  } catch (e) {
+    throw r.fail(`attribute symbols do not decode (${(e as Error).message})`);
+  }
+}
+
+function decodeAt(a: Arena, R: number, words: Uint32Array, bins: number, sel: SymbolSelection, m: number, out: number): void {
   a.reset();
+  const cp = a.alloc(1024);
+  const idx = sel instanceof Int32Array ? a.putI32(sel) : 0;
+  if (sel instanceof Int32Array) a.k.countIdx(bins, idx, m, cp);
+  else a.k.countCols(bins, sel.n, sel.D, sel.off, sel.len, cp);
+  const counts = a.i32.slice(cp >> 2, (cp >> 2) + 256);
   const tabs: number[][] = [];
   for (let b = 0; b < 256; b++) {
     if (!counts[b]) continue;
@@ -155,22 +182,21 @@ function decodeWasm(a: Arena, R: number, words: Uint32Array, bins: Uint8Array, o
   }
   const esc = R ? escapeTables(R) : null;
   const escPtrs = esc ? esc.map((t) => (t ? tableIn(a, t) : [0, 0])) : null;
-  bp = a.putU8(bins);
-  const order = a.alloc(4 * n);
-  a.k.groupByBin(bp, n, a.putI32(counts), a.alloc(1024), order);
-  const op = a.alloc(8 * n);
-  const ep = a.alloc(4 * n);
+  const order = a.alloc(4 * m);
+  const fill = a.alloc(1024);
+  if (sel instanceof Int32Array) a.k.groupIdx(bins, idx, m, cp, fill, order);
+  else a.k.groupCols(bins, sel.n, sel.D, sel.off, sel.len, cp, fill, order);
+  const ep = a.alloc(4 * m);
   a.k.rdStart(a.putU32(words), words.length);
   let ne = 0;
   for (let b = 0, k = 0; b < 256; k += counts[b++]) {
     if (!counts[b]) continue;
     const [cdf, start, nsym, T] = tabs[b];
     for (let k0 = k, end = k + counts[b]; k0 < end; k0 += SLICE) {
-      ne = a.k.decodeBin(order, k0, Math.min(end, k0 + SLICE), cdf, start, nsym, T, op, ep, ne);
+      ne = a.k.decodeBin(order, k0, Math.min(end, k0 + SLICE), cdf, start, nsym, T, out, ep, ne);
       if (ne < 0) throw new FormatError("invalid range-coder data");
     }
   }
-  out.set(a.f64.subarray(op >> 3, (op >> 3) + n));
   if (!ne) return;
   if (!esc || !escPtrs) throw new FormatError("escaped residuals but no escape range");
   const escaped = a.i32.slice(ep >> 2, (ep >> 2) + ne).sort();
@@ -180,9 +206,10 @@ function decodeWasm(a: Arena, R: number, words: Uint32Array, bins: Uint8Array, o
     return s;
   };
   const [high, low] = esc;
+  const o = out >> 3;
   for (const i of escaped) {
     const v = high ? sym(high, escPtrs[0]) * DIGIT + sym(low, escPtrs[1]) : sym(low, escPtrs[1]);
     if (Math.abs(v - R) > R) throw new FormatError("escaped residual outside its announced range");
-    out[i] = v - R;
+    a.f64[o + i] = v - R;
   }
 }

@@ -132,6 +132,15 @@ export function exactDot(a: Float64Array, ao: number, b: Float64Array, bo: numbe
   return v0 + v1 + (v2 + v3);
 }
 
+/** The kernels' channel-type masks [3, D + 2]: per attribute type, all-ones lanes on its channels. */
+export function typeMasks(channelType: Uint8Array): Float64Array {
+  const D = channelType.length;
+  const masks = new Float64Array(3 * (D + 2));
+  const bits = new BigInt64Array(masks.buffer);
+  for (let j = 0; j < D; j++) bits[channelType[j] * (D + 2) + j] = -1n;
+  return masks;
+}
+
 /** Anchors per call of a WebAssembly kernel (bounds its memory). */
 const CHUNK = 4096;
 
@@ -164,9 +173,11 @@ export class ContextModel {
   private readonly Hp: number; // H, Dp2: padded to multiples of 8 for the kernels
   private readonly Dp2: number;
   private readonly ptr: Record<string, number> = {};
+  private readonly unitExponents: number[]; // per first-layer unit: its tensor's exponent
+  private Fe = 0; // the features padded to even, when the first layers run on 16-bit integers (0: float64)
 
   constructor(readonly cfg: ContextConfig, private readonly grid3: Float64Array, private readonly grid2: Float64Array,
-              tensors: Map<string, { values: Float64Array }>, arena: Arena | null = kernels()) {
+              tensors: Map<string, { values: Float64Array; exponent: number }>, arena: Arena | null = kernels()) {
     const c = cfg;
     this.F = featureDim(c);
     this.D = c.attrDims[0] + c.attrDims[1] + c.attrDims[2];
@@ -193,6 +204,9 @@ export class ContextModel {
     }
     this.w1level = new Float64Array(c.numLevels * H);
     for (let l = 0; l < c.numLevels; l++) for (let k = 0; k < H; k++) this.w1level[l * H + k] = col(k, 2 * F + l);
+    const ed = tensors.get("context.mlp_d.0.weight")!.exponent;
+    const eq = tensors.get("context.mlp_q.0.weight")!.exponent;
+    this.unitExponents = Array.from({ length: H }, (_, k) => (k < Hd ? ed : eq));
     const bd = t("mlp_d.0.bias");
     const bq = t("mlp_q.0.bias");
     this.b1 = new Float64Array(H);
@@ -241,14 +255,32 @@ export class ContextModel {
     p.w2q = a.putF64(this.w2q);
     p.b2q = a.putF64(this.b2q);
     p.q0 = a.putF64(this.cfg.q0);
-    const masks = new Float64Array(3 * (D + 2));
-    new BigInt64Array(masks.buffer).forEach((_, i, m) => {
-      const t = Math.floor(i / (D + 2));
-      const j = i % (D + 2);
-      if (j < D && this.channelType[j] === t) m[i] = -1n;
-    });
-    p.types = a.putF64(masks);
+    p.types = a.putF64(typeMasks(this.channelType));
     p.zeros = a.putF64(new Float64Array(this.Hp));
+    // the first layers' mantissas as 16-bit integers, where every sum of products fits 32 bits (F is
+    // even: dim is)
+    const Fe = F;
+    const units = this.unitExponents;
+    let maxM = 0;
+    const mant = (w: Float64Array, k: number, f: number) => w[k * F + f] * 2 ** units[k];
+    for (let k = 0; k < H; k++) {
+      for (let f = 0; f < F; f++) maxM = Math.max(maxM, Math.abs(mant(this.w1own, k, f)), Math.abs(mant(this.w1parent, k, f)));
+    }
+    if (maxM <= 32767 && Fe * 4096 * maxM < 2 ** 31) {
+      const pack = (w: Float64Array) => {
+        const out = new Int16Array((Fe / 2) * Hp * 2); // [Fe / 2, Hp / 4, 8]
+        for (let f = 0; f < F; f++) {
+          for (let k = 0; k < H; k++) out[(f >> 1) * 2 * Hp + (k >> 2) * 8 + 2 * (k & 3) + (f & 1)] = mant(w, k, f);
+        }
+        return out;
+      };
+      const scale = new Float64Array(Hp);
+      for (let k = 0; k < H; k++) scale[k] = 2 ** -(12 + units[k]);
+      p.w1ownI = a.putI16(pack(this.w1own));
+      p.w1parentI = a.putI16(pack(this.w1parent));
+      p.scale1 = a.putF64(scale);
+      this.Fe = Fe;
+    }
     a.keep();
   }
 
@@ -265,12 +297,12 @@ export class ContextModel {
         a.reset();
         const pp = a.putF64(pos.subarray(3 * s, 3 * (s + m)));
         const op = a.alloc(8 * m * F);
-        for (let g = 0; g < L3; g++) a.k.grid3(this.ptr.grid3 + 8 * g * this.T3 * dim, this.T3, dim, this.res3[g], pp, m, op, F, g * dim);
+        for (let g = 0; g < L3; g++) a.k.grid3(this.ptr.grid3 + 8 * g * this.T3 * dim, this.T3, dim, this.res3[g], pp, m, op, F, g * dim, 0, 0);
         for (let g = 0; g < this.res2.length; g++) {
           for (let pl = 0; pl < 3; pl++) {
             const t = g * 3 + pl;
             a.k.grid2(this.ptr.grid2 + 8 * t * this.T2 * dim, this.T2, dim, this.res2[g], pp, m, pl === 2 ? 1 : 0, pl === 0 ? 1 : 2,
-                      op, F, L3 * dim + t * dim);
+                      op, F, L3 * dim + t * dim, 0, 0);
           }
         }
         out.set(a.f64.subarray(op >> 3, (op >> 3) + m * F), s * F);
@@ -377,6 +409,108 @@ export class ContextModel {
     return out;
   }
 
+  /** The first layers' bias at a level: b1 plus the level's one-hot column (a sum of two fixed-point
+   * values: exact). */
+  private levelBias(level: number): Float64Array {
+    const H = this.H;
+    const bias = new Float64Array(this.b1);
+    if (this.cfg.numLevels) {
+      if (!(level >= 1 && level <= this.cfg.numLevels)) throw new Error(`level ${level} is outside the context model's levels`);
+      for (let k = 0; k < H; k++) bias[k] = bias[k] + this.w1level[(level - 1) * H + k];
+    }
+    return bias;
+  }
+
+  /** A whole level in WebAssembly, slice by slice of anchors, without the features leaving the
+   * kernels' memory: hash-grid features, coding parameters, the parent predictor's shifts and bins
+   * (`pred`: its table [4, D + 1] and the previous level's values [P, D]), and, when
+   * `wantTerms`, the terms [n, Hp] this level contributes to the next as parents (returned).
+   * `prevTerms` [P, Hp] are the previous level's. Results go to the arena's addresses `out`: mean
+   * [n, D], bins u8 [n, D], step [n, 3], shift [n, D] (with a predictor), each with one element of
+   * slack (the level's data, held by the arena). The same bits as features(), parentTerms(),
+   * codingParams() and applyPredictor(); with a predictor the context model's own bins, which it
+   * replaces, are skipped. */
+  levelWasm(pos: Float64Array, n: number, level: number, prevTerms: Float64Array | null, parent: Int32Array | null,
+            pred: { table: Float64Array; values: Float64Array } | null, wantTerms: boolean,
+            out: { mean: number; bins: number; step: number; shift: number }): Float64Array | null {
+    const a = this.wasm;
+    if (!a) throw new Error("levelWasm needs the WebAssembly kernels");
+    const { F, H, D, Hp, Dp2, ptr } = this;
+    const dim = this.cfg.dim;
+    const L3 = this.res3.length;
+    const bias = this.levelBias(level);
+    const terms = wantTerms ? new Float64Array(n * Hp) : null;
+    a.reset();
+    const biasP = a.putF64(bias, H, Hp - H);
+    a.f64.fill(0, (biasP >> 3) + H, (biasP >> 3) + Hp);
+    const withParents = prevTerms !== null && parent !== null;
+    const tp = withParents ? a.putF64(prevTerms) : 0;
+    const pp = parent ? a.putI32(parent) : 0;
+    const dloc = a.alloc(8 * (Dp2 + 2));
+    const iq = a.alloc(8 * (D + 2));
+    let predP = 0, typesP = 0, valuesP = 0, qs = 0, iqp = 0;
+    if (pred) {
+      if (!parent) throw new Error("a parent predictor at a level without parents");
+      predP = a.putF64(pred.table);
+      typesP = ptr.types;
+      valuesP = a.putF64(pred.values);
+      qs = a.alloc(8 * (D + 2));
+      iqp = a.alloc(8 * (D + 2));
+    }
+    const Fe = this.Fe;
+    const chunks = a.at;
+    for (let s = 0; s < n; s += CHUNK) {
+      const m = Math.min(CHUNK, n - s);
+      a.rewind(chunks);
+      const posP = a.putF64(pos.subarray(3 * s, 3 * (s + m)));
+      // the features as 16-bit integers for the integer first layers, else as float64
+      const h = Fe ? 0 : a.alloc(8 * m * F);
+      const hq = Fe ? a.alloc(2 * m * Fe) : 0;
+      for (let g = 0; g < L3; g++) {
+        a.k.grid3(ptr.grid3 + 8 * g * this.T3 * dim, this.T3, dim, this.res3[g], posP, m, h, F, g * dim, hq, Fe);
+      }
+      for (let g = 0; g < this.res2.length; g++) {
+        for (let pl = 0; pl < 3; pl++) {
+          const t = g * 3 + pl;
+          a.k.grid2(ptr.grid2 + 8 * t * this.T2 * dim, this.T2, dim, this.res2[g], posP, m, pl === 2 ? 1 : 0, pl === 0 ? 1 : 2,
+                    h, F, L3 * dim + t * dim, hq, Fe);
+        }
+      }
+      const hid = a.alloc(8 * m * Hp);
+      const rows = withParents ? pp + 4 * s : 0;
+      if (Fe) {
+        a.k.layer1i(hq, m, Fe, ptr.w1ownI, Hp, ptr.scale1, tp, Hp, rows, biasP, true, hid);
+      } else a.k.layer1(h, m, F, ptr.w1own, Hp, tp, Hp, rows, biasP, true, hid);
+      const mp = out.mean + 8 * s * D;
+      const bp = out.bins + s * D;
+      const sp = out.step + 24 * s;
+      a.k.heads(hid, m, Hp, this.cfg.hidden, this.cfg.qHidden, ptr.w2d, Dp2, ptr.b2d, ptr.w2q, ptr.b2q, ptr.q0, ptr.types,
+                D, dloc, iq, mp, bp, sp, pred === null);
+      if (pred) a.k.predict(m, D, typesP, predP, mp, sp, valuesP, pp + 4 * s, qs, iqp, out.shift + 8 * s * D, bp);
+      if (terms) {
+        const op = a.alloc(8 * m * Hp);
+        if (Fe) a.k.layer1i(hq, m, Fe, ptr.w1parentI, Hp, ptr.scale1, 0, H, 0, ptr.zeros, false, op);
+        else a.k.layer1(h, m, F, ptr.w1parent, Hp, 0, H, 0, ptr.zeros, false, op);
+        terms.set(a.f64.subarray(op >> 3, (op >> 3) + m * Hp), s * Hp);
+      }
+    }
+    return terms;
+  }
+
+  /** The terms [P, Hp] of parentTerms() in levelWasm()'s layout (rows padded to Hp with zeros). */
+  paddedTerms(terms: Float64Array, P: number): Float64Array {
+    const { H, Hp } = this;
+    if (H === Hp) return terms;
+    const out = new Float64Array(P * Hp);
+    for (let i = 0; i < P; i++) out.set(terms.subarray(i * H, (i + 1) * H), i * Hp);
+    return out;
+  }
+
+  /** The first layers' width padded for the kernels (levelWasm()'s rows of terms). */
+  get Hpad(): number {
+    return this.Hp;
+  }
+
   /** Coding parameters of a level's anchors from their features h [n, F] and their parents'
    * terms (`terms`[parent[i]] rows; null for roots). */
   codingParams(h: Float64Array, n: number, level: number, terms: Float64Array | null, parent: Int32Array | null): LevelParams {
@@ -385,11 +519,7 @@ export class ContextModel {
     const D = this.D;
     const Hd = this.cfg.hidden;
     const Hq = this.cfg.qHidden;
-    const bias = new Float64Array(this.b1);
-    if (this.cfg.numLevels) {
-      if (!(level >= 1 && level <= this.cfg.numLevels)) throw new Error(`level ${level} is outside the context model's levels`);
-      for (let k = 0; k < H; k++) bias[k] = bias[k] + this.w1level[(level - 1) * H + k];
-    }
+    const bias = this.levelBias(level);
     const mean = new Float64Array(n * D);
     const bins = new Uint8Array(n * D);
     const step = new Float64Array(n * 3);
@@ -457,7 +587,7 @@ export class ContextModel {
       const bp = a.alloc(m * D + 1);
       const sp = a.alloc(8 * m * 3);
       a.k.heads(hid, m, Hp, this.cfg.hidden, this.cfg.qHidden, ptr.w2d, Dp2, ptr.b2d, ptr.w2q, ptr.b2q, ptr.q0, ptr.types,
-                D, dloc, iq, mp, bp, sp);
+                D, dloc, iq, mp, bp, sp, true);
       mean.set(a.f64.subarray(mp >> 3, (mp >> 3) + m * D), s * D);
       bins.set(a.u8.subarray(bp, bp + m * D), s * D);
       step.set(a.f64.subarray(sp >> 3, (sp >> 3) + m * 3), s * 3);

@@ -2,14 +2,14 @@
 // as it arrives. A decoded LoD-k model is, bit for bit, what progs' Python decoder rebuilds.
 import { ByteReader } from "./bytes.js";
 import { CHUNK_OVERHEAD, isHeadTag, isLodTag, PREAMBLE, scan, tagName, Chunk } from "./container.js";
-import { ContextModel } from "./context.js";
-import { decodeSymbols } from "./attributes.js";
+import { ContextModel, LevelParams, typeMasks } from "./context.js";
+import { decodeSymbols, decodeSymbolsAt } from "./attributes.js";
 import { FormatError } from "./errors.js";
 import { decodeHeader, Header } from "./header.js";
 import { decodeMask, HiddenRule, probeCameras } from "./hidden.js";
-import { applyPredictor, readPredictor } from "./prediction.js";
+import { applyPredictor, ParentPredictor, predictorTable, readPredictor } from "./prediction.js";
 import { Arena, kernels } from "./wasm.js";
-import { decodeStructure, METHOD_NAMES } from "./structure.js";
+import { decodeStructure, METHOD_NAMES, LevelStructure } from "./structure.js";
 
 export const MAX_ANCHORS = 2 ** 26;
 
@@ -37,7 +37,8 @@ export class StreamDecoder {
   private readonly rule: HiddenRule | null;
   private readonly channelType: Uint8Array;
   private readonly coder: Arena | null; // the range decoding (and the predictor) in WebAssembly
-  private prevFeatures: Float64Array | null = null; // the previous level's hash-grid features
+  private prevFeatures: Float64Array | null = null; // the previous level's hash-grid features (JavaScript path)
+  private prevTerms: Float64Array | null = null; // what the previous level contributes as parents (WebAssembly path)
   private total = 0;
 
   /** `head` is the HEAD chunk (scanned, CRC checked). */
@@ -83,11 +84,9 @@ export class StreamDecoder {
     if (!isLodTag(ch.tag, level)) {
       throw new FormatError(`${this.source}: expected chunk LOD${level} at byte ${ch.offset} but found ${tagName(ch.tag)}`);
     }
-    const { grid, generator } = this.header;
+    const { grid } = this.header;
     const ctx = this.context;
     const D = ctx.D;
-    const F = generator.featDim;
-    const K = generator.nOffsets;
     const r = new ByteReader(ch.payload, `chunk LOD${level}`, ch.offset + 8);
     if (r.u8() !== level) throw r.fail(`chunk LOD${level} says it holds another level`);
     const prev = this.levels.length ? this.levels[this.levels.length - 1] : null;
@@ -100,21 +99,118 @@ export class StreamDecoder {
     }
     const pos = new Float64Array(3 * n);
     for (let i = 0; i < 3 * n; i++) pos[i] = (st.keys[i] + 0.5) / res;
-    const h = ctx.features(pos, n);
-    let p;
+    // (the predictor's table follows the structure; the coding parameters come from neither's bytes)
+    const predictor = readPredictor(r, level, D);
+    if (predictor && (!prev || !st.parent)) throw r.fail("a parent predictor at a level without parents");
+    let out: LevelAttributes;
+    const P = prev ? prev.count : 0;
+    // a level and its parents' data in the WebAssembly memory, where they fit
+    const wasmBytes = 8 * n * D * 6 + 8 * P * (D + ctx.Hpad) + 64 * n;
+    if (ctx.usesWasm && this.coder && wasmBytes <= levelMemoryLimit(level)) {
+      out = this.levelInWasm(r, this.coder, st, level, pos, predictor, prev);
+    } else {
+      out = this.levelInJs(r, st, level, pos, predictor, prev);
+    }
+    this.total += n;
+    const positions = new Float32Array(3 * n);
+    const cell = grid.size / res;
+    const [ox, oy, oz] = grid.origin;
+    for (let i = 0; i < 3 * n; i += 3) {
+      positions[i] = ox + (st.keys[i] + 0.5) * cell;
+      positions[i + 1] = oy + (st.keys[i + 1] + 0.5) * cell;
+      positions[i + 2] = oz + (st.keys[i + 2] + 0.5) * cell;
+    }
+    const lv: DecodedLevel = {
+      level, count: n, keys: st.keys, positions, ...out,
+      structureMethod: METHOD_NAMES[st.method], bytes: ch.payload.length + CHUNK_OVERHEAD, seconds: (performance.now() - t0) / 1000,
+    };
+    this.levels.push(lv);
+    return lv;
+  }
+
+  /** A level's attributes with every step in WebAssembly, its data held in the kernels' memory. */
+  private levelInWasm(r: ByteReader, a: Arena, st: LevelStructure, level: number, pos: Float64Array,
+                      predictor: ParentPredictor | null, prev: DecodedLevel | null): LevelAttributes {
+    const ctx = this.context;
+    const D = ctx.D;
+    const { featDim: F, nOffsets: K } = this.header.generator;
+    const n = st.n;
+    const fs = F + 6;
+    const types = this.channelType;
+    if (level > 1 && prev && !this.prevTerms && this.prevFeatures && st.parent) {
+      // the previous level took the JavaScript path
+      this.prevTerms = ctx.paddedTerms(ctx.parentTerms(this.prevFeatures, prev.count, st.parent), prev.count);
+    }
+    this.prevFeatures = null;
+    a.reset();
+    const lp = {
+      mean: a.alloc(8 * (n * D + 1)), bins: a.alloc(n * D + 2), step: a.alloc(24 * n), shift: predictor ? a.alloc(8 * (n * D + 1)) : 0,
+    };
+    const symbols = a.alloc(8 * n * D);
+    a.holdLevel();
     try {
-      const terms = level > 1 && prev && st.parent ? ctx.parentTerms(this.prevFeatures!, prev.count, st.parent) : null;
+      try {
+        const pred = predictor && prev ? { table: predictorTable(predictor, D), values: prev.values } : null;
+        this.prevTerms = ctx.levelWasm(pos, n, level, level > 1 ? this.prevTerms : null, st.parent, pred,
+                                       level < this.lodsInStream, lp);
+      } catch (e) {
+        throw r.fail((e as Error).message);
+      }
+      decodeSymbolsAt(r, a, lp.bins, { n, D, off: 0, len: fs }, symbols);
+      let hidden: Uint8Array | null = null;
+      if (this.rule) {
+        const f64 = a.f64;
+        const view = (p: number, len: number) => f64.subarray(p >> 3, (p >> 3) + len);
+        const features = ruleFeatures(view(symbols, n * D), lp.shift ? view(lp.shift, n * D) : null, view(lp.mean, n * D),
+                                      view(lp.step, 3 * n), n, D, F);
+        hidden = decodeMask(r, this.rule.buckets(st.keys, n, level, features), a);
+      }
+      decodeSymbolsAt(r, a, lp.bins, hidden ? codedOffsets(n, K, D, fs, hidden) : { n, D, off: fs, len: D - fs }, symbols);
+      r.expectEnd();
+      a.reset();
+      const tp = a.putF64(typeMasks(types));
+      const t8 = a.putU8(types);
+      const hp = hidden ? a.putU8(hidden) : 0;
+      const vp = a.alloc(8 * n * D);
+      const fp = a.alloc(4 * n * F);
+      const sp = a.alloc(24 * n);
+      const op = a.alloc(12 * n * K);
+      a.k.dequant(n, D, F, K, tp, t8, symbols, lp.shift, lp.mean, lp.step, hp, vp, fp, sp, op);
+      const f32 = a.f32;
+      return {
+        values: a.f64.slice(vp >> 3, (vp >> 3) + n * D), feature: f32.slice(fp >> 2, (fp >> 2) + n * F),
+        scaling: f32.slice(sp >> 2, (sp >> 2) + 6 * n), offsets: f32.slice(op >> 2, (op >> 2) + 3 * K * n), hidden,
+      };
+    } finally {
+      a.releaseLevel();
+    }
+  }
+
+  /** A level's attributes in JavaScript (and WebAssembly kernels where available, one part at a time). */
+  private levelInJs(r: ByteReader, st: LevelStructure, level: number, pos: Float64Array, predictor: ParentPredictor | null,
+                    prev: DecodedLevel | null): LevelAttributes {
+    const ctx = this.context;
+    const D = ctx.D;
+    const { featDim: F, nOffsets: K } = this.header.generator;
+    const n = st.n;
+    const fs = F + 6;
+    let hPrev = this.prevFeatures;
+    if (level > 1 && prev && !hPrev) {
+      // the previous level took the WebAssembly path, which keeps no features: compute them again
+      const res = 2 ** (this.header.grid.baseDepth + level - 2);
+      hPrev = ctx.features(Float64Array.from(prev.keys, (k) => (k + 0.5) / res), prev.count);
+    }
+    this.prevTerms = null;
+    const h = ctx.features(pos, n);
+    let p: LevelParams;
+    try {
+      const terms = level > 1 && prev && st.parent ? ctx.parentTerms(hPrev!, prev.count, st.parent) : null;
       p = ctx.codingParams(h, n, level, terms, st.parent);
     } catch (e) {
       throw r.fail((e as Error).message);
     }
-    const predictor = readPredictor(r, level, D);
-    let shift: Float64Array | null = null;
-    if (predictor) {
-      if (!prev || !st.parent) throw r.fail("a parent predictor at a level without parents");
-      shift = applyPredictor(predictor, p, this.channelType, st.parent, prev.values, this.coder);
-    }
-    const fs = F + 6;
+    const shift = predictor ? applyPredictor(predictor, p, this.channelType, st.parent!, prev!.values, this.coder) : null;
+    this.prevFeatures = h;
     const fsSym = decodeSymbols(r, packColumns(p.bins, n, D, 0, fs), this.coder);
     const symbols = new Float64Array(n * D);
     unpackColumns(fsSym, n, D, 0, fs, symbols);
@@ -138,21 +234,27 @@ export class StreamDecoder {
     const feature = new Float32Array(n * F);
     const scaling = new Float32Array(n * 6);
     const offsets = new Float32Array(n * 3 * K);
-    const { mean, step } = p;
-    const types = this.channelType;
-    dequantize(symbols, shift, hidden, mean, step, types, n, F, K, values, feature, scaling, offsets);
-    this.prevFeatures = h;
-    this.total += n;
-    const positions = new Float32Array(3 * n);
-    const cell = grid.size / res;
-    for (let i = 0; i < 3 * n; i++) positions[i] = grid.origin[i % 3] + (st.keys[i] + 0.5) * cell;
-    const out: DecodedLevel = {
-      level, count: n, keys: st.keys, positions, feature, scaling, offsets, hidden, values,
-      structureMethod: METHOD_NAMES[st.method], bytes: ch.payload.length + CHUNK_OVERHEAD, seconds: (performance.now() - t0) / 1000,
-    };
-    this.levels.push(out);
-    return out;
+    dequantize(symbols, shift, hidden, p.mean, p.step, this.channelType, n, F, K, values, feature, scaling, offsets);
+    return { values, feature, scaling, offsets, hidden };
   }
+}
+
+interface LevelAttributes {
+  values: Float64Array;
+  feature: Float32Array;
+  scaling: Float32Array;
+  offsets: Float32Array;
+  hidden: Uint8Array | null;
+}
+
+const LEVEL_MEMORY_LIMIT = 2 ** 30;
+let levelMemoryLimit: (level: number) => number = () => LEVEL_MEMORY_LIMIT;
+
+/** The most bytes of WebAssembly memory a level's data may take (2^30, or per level, or null for the
+ * default) before the decoder decodes that level part by part instead, outside the kernels' memory
+ * (tests: both ways give the same bits, and a stream may switch between them). */
+export function setLevelMemoryLimit(limit: number | ((level: number) => number) | null): void {
+  levelMemoryLimit = limit === null ? () => LEVEL_MEMORY_LIMIT : typeof limit === "number" ? () => limit : limit;
 }
 
 // The loops of decodeChunk live in small functions of their own: the engine optimises each once,

@@ -5,7 +5,7 @@ export { FORMAT_VERSION, MAGIC, scan, scanChunks, headerLength, tagName } from "
 export type { Chunk, ScanResult } from "./container.js";
 export { decodeHeader } from "./header.js";
 export type { Header, Grid, GeneratorConfig, Tensor } from "./header.js";
-export { StreamDecoder, decode, MAX_ANCHORS } from "./decoder.js";
+export { StreamDecoder, decode, MAX_ANCHORS, setLevelMemoryLimit } from "./decoder.js";
 export type { DecodedLevel, DecodeResult } from "./decoder.js";
 export { toSplats, splatsToPly, sphereCameras } from "./splats.js";
 export type { Splats } from "./splats.js";

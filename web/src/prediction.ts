@@ -1,6 +1,6 @@
 // FORMAT.md "Parent predictor": a level's coding tables centred and scaled from its parents' values.
 import { ByteReader } from "./bytes.js";
-import { LevelParams, scaleBin } from "./context.js";
+import { LevelParams, scaleBin, typeMasks } from "./context.js";
 import { roundEven } from "./exactmath.js";
 import { readWeights } from "./header.js";
 import { Arena } from "./wasm.js";
@@ -72,15 +72,20 @@ export function applyPredictor(pred: ParentPredictor, p: LevelParams, channelTyp
   return shift;
 }
 
+/** The kernels' layout of a predictor: a, b, c, s as rows of D + 1. */
+export function predictorTable(pred: ParentPredictor, D: number): Float64Array {
+  const table = new Float64Array(4 * (D + 1));
+  PARTS.forEach(([name], k) => table.set(pred[name], k * (D + 1)));
+  return table;
+}
+
 function predictWasm(a: Arena, pred: ParentPredictor, p: LevelParams, types: Uint8Array, parent: Int32Array,
                      values: Float64Array, shift: Float64Array): void {
   const D = types.length;
   const n = p.n;
   a.reset();
-  const table = new Float64Array(4 * (D + 1));
-  PARTS.forEach(([name], k) => table.set(pred[name], k * (D + 1)));
-  const tp = a.putF64(table);
-  const ty = a.putU8(types);
+  const tp = a.putF64(predictorTable(pred, D));
+  const ty = a.putF64(typeMasks(types));
   const mp = a.putF64(p.mean);
   const sp = a.putF64(p.step);
   const vp = a.putF64(values);

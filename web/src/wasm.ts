@@ -10,14 +10,17 @@ export interface KernelExports {
   heapBase(): number;
   scaleBins(sigma: number, n: number, out: number): void;
   mathKernels(x: number, n: number, out: number): void;
-  grid3(table: number, T: number, dim: number, res: number, pos: number, n: number, out: number, F: number, o: number): void;
+  grid3(table: number, T: number, dim: number, res: number, pos: number, n: number, out: number, F: number, o: number,
+        q16: number, Fe: number): void;
   grid2(table: number, T: number, dim: number, res: number, pos: number, n: number, a0: number, a1: number, out: number,
-        F: number, o: number): void;
+        F: number, o: number, q16: number, Fe: number): void;
   layer1(h: number, n: number, F: number, w: number, Hp: number, terms: number, H: number, parent: number, bias: number,
          act: boolean, out: number): void;
+  layer1i(hq: number, n: number, Fe: number, wq: number, Hp: number, scale: number, terms: number, H: number,
+          parent: number, bias: number, act: boolean, out: number): void;
   heads(hid: number, n: number, Hp: number, Hd: number, Hq: number, w2: number, Dp2: number, b2: number, w2q: number,
         b2q: number, q0: number, types: number, D: number, dloc: number, iq: number, mean: number, bins: number,
-        step: number): void;
+        step: number, withBins: boolean): void;
   buckets(feat: number, keys: number, n: number, F: number, Hp: number, K: number, Kp: number, w1f: number, lvl: number,
           wv: number, w2: number, b2: number, cams: number, nc: number, geo: number, fixed: number, hbuf: number,
           on: number, hi: number, out: number): void;
@@ -29,6 +32,12 @@ export interface KernelExports {
   rdDecode(cdf: number, start: number, nsym: number): number;
   countBins(bins: number, n: number, counts: number): void;
   groupByBin(bins: number, n: number, counts: number, fill: number, order: number): void;
+  countCols(bins: number, n: number, D: number, off: number, len: number, counts: number): void;
+  groupCols(bins: number, n: number, D: number, off: number, len: number, counts: number, fill: number, order: number): void;
+  countIdx(bins: number, idx: number, m: number, counts: number): void;
+  groupIdx(bins: number, idx: number, m: number, counts: number, fill: number, order: number): void;
+  dequant(n: number, D: number, F: number, K: number, types: number, types8: number, symbols: number, shift: number, mean: number,
+          step: number, hidden: number, values: number, feature: number, scaling: number, offsets: number): void;
   decodeBin(order: number, k0: number, k1: number, cdf: number, start: number, nsym: number, T: number, out: number,
             esc: number, ne: number): number;
   gaussFixed(feat: number, n: number, F: number, w: number, W: number, bias: number, out: number): void;
@@ -78,16 +87,15 @@ export function kernels(): Arena | null {
 export class Arena {
   private top: number;
   private mark: number;
+  private floor: number; // = mark, or the end of a held level's data
   private buf: ArrayBuffer | null = null;
   private f64v!: Float64Array;
   private i32v!: Int32Array;
   private u8v!: Uint8Array;
   private f32v!: Float32Array;
-  /** Things copied into the permanent part once (frequency tables), by their JavaScript object. */
-  readonly loaded = new Map<object, number[]>();
 
   constructor(readonly k: KernelExports) {
-    this.top = this.mark = k.heapBase();
+    this.top = this.mark = this.floor = k.heapBase();
   }
 
   alloc(bytes: number): number {
@@ -98,12 +106,30 @@ export class Arena {
     return p;
   }
 
+  /** Makes everything allocated so far permanent. */
   keep(): void {
-    this.mark = this.top;
+    if (this.floor !== this.mark) throw new Error("keep() while a level's data is held");
+    this.mark = this.floor = this.top;
   }
 
+  /** Frees everything after the permanent part and a held level's data. */
   reset(): void {
-    this.top = this.mark;
+    this.top = this.floor;
+  }
+
+  /** Keeps what was allocated since the last reset (a level's data) through later resets, until
+   * releaseLevel(). */
+  holdLevel(): void {
+    this.floor = this.top;
+  }
+
+  releaseLevel(): void {
+    this.floor = this.top = this.mark;
+  }
+
+  /** Whether a level's data is held (nothing can be made permanent meanwhile). */
+  get holding(): boolean {
+    return this.floor !== this.mark;
   }
 
   /** Where the next allocation goes; `rewind(at)` frees everything allocated since. */
@@ -171,6 +197,12 @@ export class Arena {
   putI32(a: Int32Array): number {
     const p = this.alloc(4 * a.length);
     this.i32.set(a, p >> 2);
+    return p;
+  }
+
+  putI16(a: Int16Array): number {
+    const p = this.alloc(2 * a.length);
+    new Int16Array(this.k.memory.buffer, p, a.length).set(a);
     return p;
   }
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { decode, exp, scaleBin, softplus, tanh, useWasm, wasmKernels } from "../dist/progs.mjs";
+import { decode, exp, scaleBin, setLevelMemoryLimit, softplus, tanh, useWasm, wasmKernels } from "../dist/progs.mjs";
 
 const bits = (typed) => new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
 
@@ -60,14 +60,33 @@ function compareDecodes(data, name) {
   const wa = decode(data, { source: name });
   assert.equal(js.decoder.context.usesWasm, false);
   assert.equal(wa.decoder.context.usesWasm, true);
-  assert.equal(wa.lodsDecoded, js.lodsDecoded);
-  assert.equal(wa.problem, js.problem);
-  for (let l = 0; l < js.lodsDecoded; l++) {
-    const x = js.decoder.levels[l];
-    const y = wa.decoder.levels[l];
+  assertSameLevels(wa, js, name);
+}
+
+/** Two decodes of one stream: the same LoDs, problem and decoded anchors, bit for bit. */
+function assertSameLevels(y0, x0, name) {
+  assert.equal(y0.lodsDecoded, x0.lodsDecoded);
+  assert.equal(y0.problem, x0.problem);
+  for (let l = 0; l < x0.lodsDecoded; l++) {
+    const x = x0.decoder.levels[l];
+    const y = y0.decoder.levels[l];
     for (const k of ["keys", "values", "feature", "scaling", "offsets"]) assert.deepEqual(bits(y[k]), bits(x[k]), `${name} LoD ${l + 1} ${k}`);
     assert.deepEqual(y.hidden, x.hidden, `${name} LoD ${l + 1} hidden`);
   }
+}
+
+/** Decodes with each level in the kernels' memory (the default) and with levels alternately decoded
+ * part by part (as a level too large for that memory is), which must give the same bits. */
+function compareLevelPaths(data, name) {
+  const whole = decode(data, { source: name });
+  setLevelMemoryLimit((level) => (level % 2 ? 2 ** 30 : 0));
+  let parts;
+  try {
+    parts = decode(data, { source: name });
+  } finally {
+    setLevelMemoryLimit(null);
+  }
+  assertSameLevels(parts, whole, name);
 }
 
 const gpu = new URL("../../benchmarks/results/gpu/h200_fox_6400.progs", import.meta.url);
@@ -75,10 +94,20 @@ test("GPU fox stream: WebAssembly and JavaScript decode the same bits", { skip: 
   compareDecodes(new Uint8Array(readFileSync(gpu)), "h200_fox_6400");
 });
 
+test("GPU fox stream: levels in the kernels' memory or part by part, the same bits", { skip: !existsSync(gpu) }, () => {
+  compareLevelPaths(new Uint8Array(readFileSync(gpu)), "h200_fox_6400");
+});
+
 const DIR = process.env.PROGS_CONFORMANCE_DIR;
 const names = DIR ? readdirSync(DIR).filter((f) => f.endsWith(".progs")).sort() : [];
 for (const name of names) {
   test(`${name}: WebAssembly and JavaScript decode the same bits`, { timeout: 600_000 }, () => {
     compareDecodes(new Uint8Array(readFileSync(join(DIR, name))), name);
+  });
+}
+
+for (const name of names) {
+  test(`${name}: levels in the kernels' memory or part by part, the same bits`, { timeout: 600_000 }, () => {
+    compareLevelPaths(new Uint8Array(readFileSync(join(DIR, name))), name);
   });
 }

@@ -162,9 +162,17 @@ export function mathKernels(x: usize, n: i32, out: usize): void {
   return f64x2.add(a, f64x2.mul(splat(w3), v128.load(r3)));
 }
 
+/** Two snapped features (multiples of 2^-12 in [-1, 1]) as the integers value · 2^12, i16, at p. */
+@inline function store16(p: usize, v: v128): void {
+  const x = i32x4.trunc_sat_f64x2_s_zero(f64x2.mul(v, splat(4096.0)));
+  v128.store32_lane(p, i16x8.narrow_i32x4_s(x, x), 0);
+}
+
 /** One 3D level: trilinear interpolation of table (T rows of dim values) at positions pos [n, 3],
- * snapped, into out[i·F + o + j]. dim even. */
-export function grid3(table: usize, T: i32, dim: i32, res: i32, pos: usize, n: i32, out: usize, F: i32, o: i32): void {
+ * snapped, into out[i·F + o + j] (unless out is 0), and, unless q16 is 0, as integers (value · 2^12)
+ * into the i16 q16[i·Fe + o + j]. dim even. */
+export function grid3(table: usize, T: i32, dim: i32, res: i32, pos: usize, n: i32, out: usize, F: i32, o: i32,
+                      q16: usize, Fe: i32): void {
   const side = res + 1;
   const dense = <i64>side * <i64>side * <i64>side <= <i64>T;
   const rf = <f64>res;
@@ -212,16 +220,19 @@ export function grid3(table: usize, T: i32, dim: i32, res: i32, pos: usize, n: i
     const r4 = table + <usize>i4 * rowBytes, r5 = table + <usize>i5 * rowBytes;
     const r6 = table + <usize>i6 * rowBytes, r7 = table + <usize>i7 * rowBytes;
     const dst = out + ((<usize>i * <usize>F + <usize>o) << 3);
+    const d16 = q16 + ((<usize>i * <usize>Fe + <usize>o) << 1);
     for (let j: usize = 0; j < <usize>dim << 3; j += 16) {
       const a = corners4(splat(0.0), w0, w1, w2, w3, r0 + j, r1 + j, r2 + j, r3 + j);
-      v128.store(dst + j, snapGrid(corners4(a, w4, w5, w6, w7, r4 + j, r5 + j, r6 + j, r7 + j)));
+      const v = snapGrid(corners4(a, w4, w5, w6, w7, r4 + j, r5 + j, r6 + j, r7 + j));
+      if (out) v128.store(dst + j, v);
+      if (q16) store16(d16 + (j >> 2), v);
     }
   }
 }
 
 /** One 2D level and plane: bilinear interpolation at (pos[3i + a0], pos[3i + a1]). */
 export function grid2(table: usize, T: i32, dim: i32, res: i32, pos: usize, n: i32, a0: i32, a1: i32,
-                      out: usize, F: i32, o: i32): void {
+                      out: usize, F: i32, o: i32, q16: usize, Fe: i32): void {
   const side = res + 1;
   const dense = <i64>side * <i64>side <= <i64>T;
   const rf = <f64>res;
@@ -253,8 +264,11 @@ export function grid2(table: usize, T: i32, dim: i32, res: i32, pos: usize, n: i
     const r0 = table + <usize>i0 * rowBytes, r1 = table + <usize>i1 * rowBytes;
     const r2 = table + <usize>i2 * rowBytes, r3 = table + <usize>i3 * rowBytes;
     const dst = out + ((<usize>i * <usize>F + <usize>o) << 3);
+    const d16 = q16 + ((<usize>i * <usize>Fe + <usize>o) << 1);
     for (let j: usize = 0; j < <usize>dim << 3; j += 16) {
-      v128.store(dst + j, snapGrid(corners4(splat(0.0), w0, w1, w2, w3, r0 + j, r1 + j, r2 + j, r3 + j)));
+      const v = snapGrid(corners4(splat(0.0), w0, w1, w2, w3, r0 + j, r1 + j, r2 + j, r3 + j));
+      if (out) v128.store(dst + j, v);
+      if (q16) store16(d16 + (j >> 2), v);
     }
   }
 }
@@ -301,16 +315,72 @@ export function layer1(h: usize, n: i32, F: i32, w: usize, Hp: i32, terms: usize
   }
 }
 
+/** layer1 with 16-bit integer products (WebAssembly's i32x4.dot_i16x8_s: eight products per
+ * instruction, where float64 lanes hold two): the features as integers hq i16 [n, Fe] (value · 2^12,
+ * |·| ≤ 2^12; Fe even), the weights' mantissas wq i16 [Fe / 2, Hp / 4, 8] (per input pair and output
+ * quad, the pair's two weights of each output side by side), scale f64 [Hp] = 2^-(12 + the unit's
+ * exponent). The caller checks that no sum can leave i32 (Fe · 2^12 · max|m| < 2^31), so each sum
+ * is exact and, scaled, equals layer1's float64 sum bit for bit; bias, terms and activation as
+ * there. Hp a multiple of 8. */
+export function layer1i(hq: usize, n: i32, Fe: i32, wq: usize, Hp: i32, scale: usize, terms: usize, H: i32,
+                        parent: usize, bias: usize, act: bool, out: usize): void {
+  const pairStride = <usize>Hp << 2; // bytes per input pair: Hp / 4 quads of 16 bytes
+  const pairs = Fe >> 1;
+  for (let i = 0; i < n; i++) {
+    const dst = out + ((<usize>i * <usize>Hp) << 3);
+    const xr = hq + ((<usize>i * <usize>Fe) << 1);
+    const tr = terms ? terms + ((<usize>load<i32>(parent + (<usize>i << 2)) * <usize>H) << 3) : 0;
+    for (let o: usize = 0; o < <usize>Hp; o += 8) {
+      let a0 = i32x4.splat(0), a1 = i32x4.splat(0);
+      let wp = wq + (o << 2);
+      for (let p = 0; p < pairs; p++) {
+        const xv = v128.load32_splat(xr + (<usize>p << 2));
+        a0 = i32x4.add(a0, i32x4.dot_i16x8_s(xv, v128.load(wp)));
+        a1 = i32x4.add(a1, i32x4.dot_i16x8_s(xv, v128.load(wp, 16)));
+        wp += pairStride;
+      }
+      const d = dst + (o << 3);
+      const sc = scale + (o << 3);
+      const bi = bias + (o << 3);
+      let v0 = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(a0), v128.load(sc)), v128.load(bi));
+      let v1 = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(a0, a0, 2, 3, 0, 1)), v128.load(sc, 16)),
+                         v128.load(bi, 16));
+      let v2 = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(a1), v128.load(sc, 32)), v128.load(bi, 32));
+      let v3 = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(a1, a1, 2, 3, 0, 1)), v128.load(sc, 48)),
+                         v128.load(bi, 48));
+      if (tr) {
+        const t = tr + (o << 3);
+        v0 = f64x2.add(v0, v128.load(t));
+        v1 = f64x2.add(v1, v128.load(t, 16));
+        v2 = f64x2.add(v2, v128.load(t, 32));
+        v3 = f64x2.add(v3, v128.load(t, 48));
+      }
+      if (act) {
+        v0 = activate(v0);
+        v1 = activate(v1);
+        v2 = activate(v2);
+        v3 = activate(v3);
+      }
+      v128.store(d, v0);
+      v128.store(d, v1, 16);
+      v128.store(d, v2, 32);
+      v128.store(d, v3, 48);
+    }
+  }
+}
+
 /** The second layers and the coding parameters. hid [n, Hp] (units 0..Hd of MLP_d, then Hq of
  * MLP_q); w2 [Hd, Dp2] (Dp2 >= 2D a multiple of 8), b2 [Dp2]; w2q [Hq, 3], b2q [3]; q0 [3];
  * types [3, D + 2]: per attribute type, all-ones lanes on its channels. Scratch: dloc [Dp2 + 2], iq [D + 2]. Out: mean
- * [n, D] (+1 slack), bins u8 [n, D] (+1), step [n, 3]. */
+ * [n, D] (+1 slack), bins u8 [n, D] (+1; untouched unless withBins), step [n, 3]. */
 export function heads(hid: usize, n: i32, Hp: i32, Hd: i32, Hq: i32, w2: usize, Dp2: i32, b2: usize, w2q: usize,
                       b2q: usize, q0: usize, types: usize, D: i32, dloc: usize, iq: usize, mean: usize,
-                      bins: usize, step: usize): void {
+                      bins: usize, step: usize, withBins: bool): void {
+  // without bins (a parent predictor replaces them) only the means' half of the second layer is needed
+  const outBytes: usize = withBins ? <usize>Dp2 << 3 : <usize>((D + 7) & ~7) << 3;
   for (let i = 0; i < n; i++) {
     const hr = hid + ((<usize>i * <usize>Hp) << 3);
-    for (let co: usize = 0; co < <usize>Dp2 << 3; co += 64) matvec8(hr, Hd, w2 + co, <usize>Dp2 << 3, b2 + co, dloc + co);
+    for (let co: usize = 0; co < outBytes; co += 64) matvec8(hr, Hd, w2 + co, <usize>Dp2 << 3, b2 + co, dloc + co);
     // the step per attribute type
     const qr = hr + (<usize>Hd << 3);
     let inv0: f64 = 0, inv1: f64 = 0, inv2: f64 = 0;
@@ -344,8 +414,10 @@ export function heads(hid: usize, n: i32, Hp: i32, Hd: i32, Hq: i32, w2: usize, 
       const m = f64x2.mul(f64x2.nearest(f64x2.mul(f64x2.mul(v128.load(dloc + jo), iqv), splat(1.0 / MEAN_GRID))),
                           splat(MEAN_GRID));
       v128.store(mo + jo, m);
-      const sigma = f64x2.mul(f64x2.add(softplusv(v128.load(dev + jo)), splat(SCALE_FLOOR)), iqv);
-      binsv(sigma, bo + <usize>j);
+      if (withBins) {
+        const sigma = f64x2.mul(f64x2.add(softplusv(v128.load(dev + jo)), splat(SCALE_FLOOR)), iqv);
+        binsv(sigma, bo + <usize>j);
+      }
     }
   }
 }
@@ -465,10 +537,11 @@ export function rdStart(words: usize, n: i32): void {
 @inline function rdSymbol(cdf: usize, start: usize, nsym: i32): i32 {
   const scale = rdR >> 24;
   // q = D div scale: a float64 quotient (off by at most one below 2^25) corrected exactly; a 64-bit
-  // integer division costs several times more
-  const qf = floor(<f64>rdD / <f64>scale);
+  // integer division costs several times more. Every conversion is a signed one (one instruction):
+  // D >> 1 < 2^63, and the quotient is checked below 2^24 before it becomes an integer.
+  const qf = floor((<f64><i64>(rdD >> 1) * 2.0) / <f64><i64>scale);
   if (qf > 16777216.0) return -1;
-  let q = <u64>qf;
+  let q = <u64><i64>qf;
   const prod = q * scale;
   if (prod > rdD) q--;
   else if (rdD - prod >= scale) q++;
@@ -528,6 +601,110 @@ export function groupByBin(bins: usize, n: i32, counts: usize, fill: usize, orde
   }
 }
 
+/** countBins over the symbols at i·D + off + j (j < len) of bins u8 [n, D]. */
+export function countCols(bins: usize, n: i32, D: i32, off: i32, len: i32, counts: usize): void {
+  memory.fill(counts, 0, 1024);
+  for (let i = 0; i < n; i++) {
+    const row = bins + <usize>i * <usize>D + <usize>off;
+    for (let j = 0; j < len; j++) {
+      const c = counts + (<usize>load<u8>(row + <usize>j) << 2);
+      store<i32>(c, load<i32>(c) + 1);
+    }
+  }
+}
+
+/** groupByBin over the same symbols: order i32 gets their indices into bins (i·D + off + j). */
+export function groupCols(bins: usize, n: i32, D: i32, off: i32, len: i32, counts: usize, fill: usize, order: usize): void {
+  let acc = 0;
+  for (let b: usize = 0; b < 256; b++) {
+    store<i32>(fill + (b << 2), acc);
+    acc += load<i32>(counts + (b << 2));
+  }
+  for (let i = 0; i < n; i++) {
+    const base = i * D + off;
+    for (let j = 0; j < len; j++) {
+      const f = fill + (<usize>load<u8>(bins + <usize>(base + j)) << 2);
+      const k = load<i32>(f);
+      store<i32>(order + (<usize>k << 2), base + j);
+      store<i32>(f, k + 1);
+    }
+  }
+}
+
+/** countBins over the symbols at idx i32 [m] (ascending indices into bins). */
+export function countIdx(bins: usize, idx: usize, m: i32, counts: usize): void {
+  memory.fill(counts, 0, 1024);
+  for (let t = 0; t < m; t++) {
+    const c = counts + (<usize>load<u8>(bins + <usize>load<i32>(idx + (<usize>t << 2))) << 2);
+    store<i32>(c, load<i32>(c) + 1);
+  }
+}
+
+/** groupByBin over the symbols at idx: order gets their indices into bins. */
+export function groupIdx(bins: usize, idx: usize, m: i32, counts: usize, fill: usize, order: usize): void {
+  let acc = 0;
+  for (let b: usize = 0; b < 256; b++) {
+    store<i32>(fill + (b << 2), acc);
+    acc += load<i32>(counts + (b << 2));
+  }
+  for (let t = 0; t < m; t++) {
+    const i = load<i32>(idx + (<usize>t << 2));
+    const f = fill + (<usize>load<u8>(bins + <usize>i) << 2);
+    const k = load<i32>(f);
+    store<i32>(order + (<usize>k << 2), i);
+    store<i32>(f, k + 1);
+  }
+}
+
+/** decoder.ts dequantize: per anchor i and channel j, values = (r + mean) · q_type(j) with r = symbol +
+ * shift (symbol alone without shift = 0), r = 0 for the offsets of a hidden Gaussian (hidden u8 [n, K],
+ * or 0); and the values as float32: feature [n, F], scaling [n, 6], offsets [n, 3K] (D = F + 6 + 3K,
+ * even). types: the f64 masks [3, D + 2] of heads (its two rows' slack lanes are 0); types8 u8 [D];
+ * step [n, 3]. */
+export function dequant(n: i32, D: i32, F: i32, K: i32, types: usize, types8: usize, symbols: usize, shift: usize, mean: usize,
+                        step: usize, hidden: usize, values: usize, feature: usize, scaling: usize, offsets: usize): void {
+  const fs = F + 6;
+  const K3 = 3 * K;
+  const tb = <usize>(D + 2) << 3;
+  for (let i = 0; i < n; i++) {
+    const row = (<usize>i * <usize>D) << 3;
+    const st = step + <usize>i * 24;
+    const q0 = load<f64>(st), q1 = load<f64>(st, 8), q2 = load<f64>(st, 16);
+    const v0 = splat(q0), v1 = splat(q1), v2 = splat(q2);
+    // two channels at a time (D even), the step picked by the type masks
+    for (let jo: usize = 0; jo < <usize>D << 3; jo += 16) {
+      const q = v128.or(v128.or(v128.and(v128.load(types + jo), v0), v128.and(v128.load(types + tb + jo), v1)),
+                        v128.and(v128.load(types + 2 * tb + jo), v2));
+      let r = v128.load(symbols + row + jo);
+      if (shift) r = f64x2.add(r, v128.load(shift + row + jo));
+      v128.store(values + row + jo, f64x2.mul(f64x2.add(r, v128.load(mean + row + jo)), q));
+    }
+    if (hidden) {
+      // a hidden Gaussian's offset residuals are 0 (not its shift)
+      const hr = hidden + <usize>i * <usize>K;
+      for (let k = 0; k < K; k++) {
+        if (!load<u8>(hr + <usize>k)) continue;
+        for (let c = 0; c < 3; c++) {
+          const j = fs + 3 * k + c;
+          const o = row + (<usize>j << 3);
+          store<f64>(values + o, (0 + load<f64>(mean + o)) * q2s(load<u8>(types8 + <usize>j), q0, q1, q2));
+        }
+      }
+    }
+    const vr = values + row;
+    const fo = feature + ((<usize>i * <usize>F) << 2);
+    for (let j = 0; j < F; j++) store<f32>(fo + (<usize>j << 2), <f32>load<f64>(vr + (<usize>j << 3)));
+    const so = scaling + <usize>i * 24;
+    for (let j = 0; j < 6; j++) store<f32>(so + (<usize>j << 2), <f32>load<f64>(vr + (<usize>(F + j) << 3)));
+    const oo = offsets + ((<usize>i * <usize>K3) << 2);
+    for (let j = 0; j < K3; j++) store<f32>(oo + (<usize>j << 2), <f32>load<f64>(vr + (<usize>(fs + j) << 3)));
+  }
+}
+
+@inline function q2s(t: u8, q0: f64, q1: f64, q2: f64): f64 {
+  return t == 0 ? q0 : t == 1 ? q1 : q2;
+}
+
 /** The residuals of the symbols order[k0..k1) (one scale bin: table cdf, start, nsym, centre T):
  * out f64 [n] gets r = symbol − T, or 0 for an escape, whose index is appended to esc i32 at ne.
  * Returns the new number of escapes, or −1 where the data are corrupt. (Called in slices: a long
@@ -552,20 +729,22 @@ export function decodeBin(order: usize, k0: i32, k1: i32, cdf: usize, start: usi
 // ----------------------------------------------------------------------------- parent predictor
 /** prediction.ts applyPredictor for anchors 0..n: per channel μ = (a·v + b·(m·q)) + c with v the
  * parent's value (prev [·, D], parent i32 [n]), shift = round(μ · (1/q) − m) → shift [n, D] (+1),
- * and the bin of s · (1/q) → bins u8 [n, D] (+1). pred [4, D + 1] = a, b, c, s; types u8 [D].
- * Scratch: qs, iq [D + 2]. */
+ * and the bin of s · (1/q) → bins u8 [n, D] (+1). pred [4, D + 1] = a, b, c, s; types f64 masks [3, D + 2]
+ * as in heads. Scratch: qs, iq [D + 2]. */
 export function predict(n: i32, D: i32, types: usize, pred: usize, mean: usize, step: usize, prev: usize, parent: usize,
                         qs: usize, iq: usize, shift: usize, bins: usize): void {
   const db = <usize>(D + 1) << 3;
+  // types [3, D + 2]: per attribute type, all-ones lanes on its channels (as heads); qs, iq scratch
+  const tb = <usize>(D + 2) << 3;
   for (let i = 0; i < n; i++) {
     const st = step + <usize>i * 24;
     const q0 = load<f64>(st), q1 = load<f64>(st, 8), q2 = load<f64>(st, 16);
-    const i0 = 1 / q0, i1 = 1 / q1, i2 = 1 / q2;
-    for (let j = 0; j < D; j++) {
-      const t = load<u8>(types + <usize>j);
-      const jo = <usize>j << 3;
-      store<f64>(qs + jo, t == 0 ? q0 : t == 1 ? q1 : q2);
-      store<f64>(iq + jo, t == 0 ? i0 : t == 1 ? i1 : i2);
+    const v0 = splat(q0), v1 = splat(q1), v2 = splat(q2);
+    const w0 = splat(1 / q0), w1 = splat(1 / q1), w2 = splat(1 / q2);
+    for (let jo: usize = 0; jo < <usize>D << 3; jo += 16) {
+      const m0 = v128.load(types + jo), m1 = v128.load(types + tb + jo), m2 = v128.load(types + 2 * tb + jo);
+      v128.store(qs + jo, v128.or(v128.or(v128.and(m0, v0), v128.and(m1, v1)), v128.and(m2, v2)));
+      v128.store(iq + jo, v128.or(v128.or(v128.and(m0, w0), v128.and(m1, w1)), v128.and(m2, w2)));
     }
     const row = <usize>i * <usize>D;
     const vr = prev + ((<usize>load<i32>(parent + (<usize>i << 2)) * <usize>D) << 3);
