@@ -1,11 +1,12 @@
 """The JavaScript decoder (web/) against the Python decoder, same streams, same machine, same run.
 
-    python benchmarks/scripts/js_decode_speed.py [--demo-run RUN] [--reps 5] [--out benchmarks/results/js_decode]
+    python benchmarks/scripts/js_decode_speed.py [--demo-run RUN] [--rounds 3] [--reps 3] [--out benchmarks/results/js_decode]
 
 Streams: the GPU-trained fox (benchmarks/results/gpu, 33,933 anchors, hidden-Gaussian mask), the demo
 stream of RUN (encoded here, if given), and a seeded 100k-anchor synthetic model (above the encoder's
-mask limit: every offset coded). Per stream and decoder: the whole decode (best of ``--reps`` and the
-first, cold, run), anchors per second, and the milliseconds from the header's bytes to LoD 1's anchors.
+mask limit: every offset coded). Per stream and decoder: the whole decode (best of ``--rounds`` ×
+``--reps``, the decoders taking turns, and the first, cold, run), anchors per second, and the
+milliseconds from the header's bytes to LoD 1's anchors.
 Python runs with one torch thread and with two (this machine's default). JavaScript runs in a fresh
 Node process, its WebAssembly kernels on (the default); the load average before and after goes into
 the JSON, as other processes on a shared machine move both decoders' times. Writes ``OUT.json`` and
@@ -72,7 +73,8 @@ def _summary(runs: list[dict], anchors: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("--demo-run", type=Path)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=3, help="decodes per round and decoder")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of all three decoders, interleaved")
     ap.add_argument("--synthetic-anchors", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "js_decode")
     args = ap.parse_args()
@@ -104,17 +106,23 @@ def main() -> int:
     load_before = os.getloadavg()
     for name, path in streams.items():
         data = path.read_bytes()
-        js = _js(path, args.reps)
+        # rounds of JS, Python 1 thread, Python 2 threads, one after another: a shared machine's slow
+        # spells then fall on all three alike (best of all rounds; "cold" is each one's first run)
+        js_runs, py_runs = [], {1: [], 2: []}
+        for _ in range(args.rounds):
+            js = _js(path, args.reps)
+            js_runs += js["runs"]
+            for threads in (1, 2):
+                py_runs[threads] += _python(data, args.reps, threads)["runs"]
         anchors = sum(js["anchors"])
         entry = {
             "bytes": len(data),
             "anchors": anchors,
             "anchors_per_lod": js["anchors"],
-            "javascript": {"node": js["node"], "wasm": js.get("wasm"), **_summary(js["runs"], anchors)},
+            "javascript": {"node": js["node"], "wasm": js.get("wasm"), **_summary(js_runs, anchors)},
         }
         for threads in (1, 2):
-            py = _python(data, args.reps, threads)
-            entry[f"python_{threads}_thread{'s' if threads > 1 else ''}"] = _summary(py["runs"], anchors)
+            entry[f"python_{threads}_thread{'s' if threads > 1 else ''}"] = _summary(py_runs[threads], anchors)
         entry["js_over_python_1_thread"] = round(
             entry["javascript"]["anchors_per_s"] / entry["python_1_thread"]["anchors_per_s"], 3
         )
@@ -128,7 +136,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} cores",
         "note": "JS: one thread (Node, no workers, WebAssembly SIMD kernels); Python: torch threads as named; "
-        "best of reps, and the first run",
+        f"best of {args.rounds} rounds x {args.reps} decodes, the decoders taking turns; cold = the first run",
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "streams": results,
     }
