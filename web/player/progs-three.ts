@@ -1,7 +1,9 @@
 // A progs stream as a three.js object rendered by Spark: add a `ProgsMesh` to a scene that has a
 // `SparkRenderer`, and it fetches the stream LoD by LoD (HTTP Range requests), decodes each chunk in
-// a Web Worker as it arrives and shows it. Every decoded level is one Spark `SplatMesh` in this group,
-// so a finer LoD adds splats without re-uploading the coarser ones.
+// a Web Worker as it arrives and shows it. All decoded levels share one Spark `SplatMesh` in this
+// group, level after level in its splat array: a finer LoD appends its splats, showing fewer LoDs
+// draws a prefix, and the renderer builds its pipeline for one mesh only (every extra mesh costs
+// seconds of shader work on software WebGL).
 //
 //   const progs = new ProgsMesh("scenes/fox.progs", { maxBytes: 300_000 });
 //   scene.add(progs);
@@ -71,8 +73,9 @@ export class ProgsMesh extends THREE.Group {
   version = 0;
   readonly fetcher: StreamFetcher;
   private readonly worker: Worker;
-  private readonly meshes: SplatMesh[] = [];
-  private readonly counts: number[] = [];
+  private mesh: SplatMesh | null = null;
+  private readonly packed = new PackedSplats({ maxSplats: 1 });
+  private readonly counts: number[] = []; // splats per level, in the order they sit in `packed`
   private readonly t0 = performance.now();
   private readonly abort = new AbortController();
   private evaluatedAt: number[];
@@ -119,8 +122,7 @@ export class ProgsMesh extends THREE.Group {
   /** Show only LoDs 1..lod (Infinity: all that arrive). */
   showLod(lod: number): void {
     this.lodLimit = lod;
-    this.meshes.forEach((m, i) => (m.visible = i + 1 <= lod));
-    this.version++;
+    this.refresh();
   }
 
   /** Call once per frame: re-evaluates the Gaussians from `camera` once it has settled somewhere new. */
@@ -134,7 +136,7 @@ export class ProgsMesh extends THREE.Group {
       return;
     }
     const d = Math.hypot(p[0] - this.evaluatedAt[0], p[1] - this.evaluatedAt[1], p[2] - this.evaluatedAt[2]);
-    if (d > MOVE_EPS * scale && now - this.movedAt > SETTLE_MS && this.meshes.length) this.evaluateFrom(p);
+    if (d > MOVE_EPS * scale && now - this.movedAt > SETTLE_MS && this.counts.length) this.evaluateFrom(p);
   }
 
   /** Re-evaluates every decoded level's Gaussians as seen from `position` (world). */
@@ -146,11 +148,13 @@ export class ProgsMesh extends THREE.Group {
   dispose(): void {
     this.abort.abort();
     this.worker.terminate();
-    for (const m of this.meshes) {
-      this.remove(m);
-      m.dispose();
+    if (this.mesh) {
+      this.remove(this.mesh);
+      this.mesh.dispose();
+      this.mesh = null;
     }
-    this.meshes.length = 0;
+    this.packed.dispose();
+    this.counts.length = 0;
   }
 
   private post(m: ToWorker, transfer: Transferable[] = []): void {
@@ -224,7 +228,7 @@ export class ProgsMesh extends THREE.Group {
     } else if (m.type === "level") {
       void this.addLevel(m);
     } else if (m.type === "view") {
-      void this.replaceLevels(m.levels, m.seq);
+      this.replaceLevels(m.levels, m.seq);
     } else {
       this.levelsInFlight = 0; // loading stops here
       this.viewShown = this.viewSeq;
@@ -236,16 +240,19 @@ export class ProgsMesh extends THREE.Group {
 
   private async addLevel(m: Extract<FromWorker, { type: "level" }>): Promise<void> {
     performance.mark(`progs:lod${m.lod}-evaluated`);
-    const mesh = await meshOf(m.gaussians);
-    mesh.visible = m.lod <= this.lodLimit;
-    this.meshes.push(mesh);
+    const at = this.counts.reduce((a, b) => a + b, 0);
+    writeSplats(this.packed, at, m.gaussians);
     this.counts.push(m.gaussians.count);
-    this.add(mesh);
+    if (!this.mesh) {
+      this.mesh = new SplatMesh({ packedSplats: this.packed });
+      await this.mesh.initialized;
+      this.add(this.mesh);
+    }
+    this.refresh();
     this.lodShown = m.lod;
     this.anchors += m.anchors;
     this.gaussians = this.counts.reduce((a, b) => a + b, 0);
     this.levelsInFlight--;
-    this.version++;
     this.options.onLod?.({
       lod: m.lod, lodsTotal: this.lodsTotal, bytesReceived: this.bytesReceived, anchors: this.anchors,
       gaussians: this.gaussians, seconds: (performance.now() - this.t0) / 1000, decodeSeconds: m.decodeSeconds,
@@ -254,43 +261,45 @@ export class ProgsMesh extends THREE.Group {
     this.settle(m.lod, true);
   }
 
-  private async replaceLevels(levels: ViewGaussians[], seq: number): Promise<void> {
-    const fresh = await Promise.all(levels.map(meshOf));
-    if (seq !== this.viewSeq) {
-      fresh.forEach((m) => m.dispose()); // a newer view is on its way
-      return;
-    }
-    fresh.forEach((mesh, i) => {
-      const old = this.meshes[i];
-      if (!old) return;
-      mesh.visible = old.visible;
-      this.remove(old);
-      old.dispose();
-      this.meshes[i] = mesh;
+  private replaceLevels(levels: ViewGaussians[], seq: number): void {
+    if (seq !== this.viewSeq) return; // a newer view is on its way
+    const k = Math.min(levels.length, this.counts.length);
+    // levels that arrived after the worker evaluated this view keep their splats, moved behind the new ones
+    const oldEnd = this.counts.reduce((a, b) => a + b, 0);
+    const tailStart = this.counts.slice(0, k).reduce((a, b) => a + b, 0);
+    const tail = this.packed.packedArray ? this.packed.packedArray.slice(4 * tailStart, 4 * oldEnd) : new Uint32Array(0);
+    let at = 0;
+    for (let i = 0; i < k; i++) {
+      writeSplats(this.packed, at, levels[i]);
       this.counts[i] = levels[i].count;
-      this.add(mesh);
-    });
+      at += levels[i].count;
+    }
+    if (tail.length) this.packed.ensureSplats(at + tail.length / 4).set(tail, 4 * at);
     this.gaussians = this.counts.reduce((a, b) => a + b, 0);
     this.viewShown = seq;
+    this.refresh();
+  }
+
+  /** Draws the splats of LoDs 1..lodLimit: a prefix of the array (levels sit in order). */
+  private refresh(): void {
+    const shown = this.counts.slice(0, Math.min(this.lodLimit, this.counts.length)).reduce((a, b) => a + b, 0);
+    this.packed.numSplats = shown;
+    this.packed.needsUpdate = true;
+    this.mesh?.updateVersion();
     this.version++;
   }
 }
 
-/** A Spark mesh of the Gaussians (packed as Spark stores them: 16 bytes each). */
-async function meshOf(g: ViewGaussians): Promise<SplatMesh> {
-  const packed = new PackedSplats({ maxSplats: Math.max(g.count, 1) });
-  const arr = packed.ensureSplats(Math.max(g.count, 1));
+/** Writes the Gaussians into `packed` from splat `at` on (packed as Spark stores them: 16 bytes each),
+ * growing its array as needed. */
+function writeSplats(packed: PackedSplats, at: number, g: ViewGaussians): void {
+  const arr = packed.ensureSplats(at + Math.max(g.count, 1));
   const { means, scales, quats, opacities, colors } = g;
   for (let i = 0; i < g.count; i++) {
     setPackedSplat(
-      arr, i, means[3 * i], means[3 * i + 1], means[3 * i + 2], scales[3 * i], scales[3 * i + 1], scales[3 * i + 2],
+      arr, at + i, means[3 * i], means[3 * i + 1], means[3 * i + 2], scales[3 * i], scales[3 * i + 1], scales[3 * i + 2],
       quats[4 * i + 1], quats[4 * i + 2], quats[4 * i + 3], quats[4 * i], opacities[i], colors[3 * i], colors[3 * i + 1],
       colors[3 * i + 2],
     );
   }
-  packed.numSplats = g.count;
-  packed.needsUpdate = true;
-  const mesh = new SplatMesh({ packedSplats: packed });
-  await mesh.initialized;
-  return mesh;
 }
