@@ -7,8 +7,9 @@ stream of RUN (encoded here, if given), and a seeded 100k-anchor synthetic model
 mask limit: every offset coded). Per stream and decoder: the whole decode (best of ``--rounds`` ×
 ``--reps``, the decoders taking turns, and the first, cold, run), anchors per second, and the
 milliseconds from the header's bytes to LoD 1's anchors.
-Python runs with one torch thread and with two (this machine's default). JavaScript runs in a fresh
-Node process, its WebAssembly kernels on (the default); the load average before and after goes into
+Python runs with one torch thread and with two (this machine's default); JavaScript with one thread
+(StreamDecoder) and with two (ParallelStreamDecoder: the context model on a worker thread), each in a
+fresh Node process, its WebAssembly kernels on (the default); the load average before and after goes into
 the JSON, as other processes on a shared machine move both decoders' times. Writes ``OUT.json`` and
 ``OUT.png``.
 Needs ``npm run build`` in web/ first.
@@ -49,9 +50,9 @@ def _python(data: bytes, reps: int, threads: int) -> dict:
     return {"threads": threads, "runs": runs}
 
 
-def _js(path: Path, reps: int) -> dict:
+def _js(path: Path, reps: int, threads: int = 1) -> dict:
     out = subprocess.run(
-        ["node", str(REPO / "web" / "bench" / "decode.mjs"), str(path), "--reps", str(reps)],
+        ["node", str(REPO / "web" / "bench" / "decode.mjs"), str(path), "--reps", str(reps), "--threads", str(threads)],
         check=True,
         capture_output=True,
         text=True,
@@ -108,10 +109,11 @@ def main() -> int:
         data = path.read_bytes()
         # rounds of JS, Python 1 thread, Python 2 threads, one after another: a shared machine's slow
         # spells then fall on all three alike (best of all rounds; "cold" is each one's first run)
-        js_runs, py_runs = [], {1: [], 2: []}
+        js_runs, py_runs = {1: [], 2: []}, {1: [], 2: []}
         for _ in range(args.rounds):
-            js = _js(path, args.reps)
-            js_runs += js["runs"]
+            for threads in (1, 2):
+                js = _js(path, args.reps, threads)
+                js_runs[threads] += js["runs"]
             for threads in (1, 2):
                 py_runs[threads] += _python(data, args.reps, threads)["runs"]
         anchors = sum(js["anchors"])
@@ -119,23 +121,24 @@ def main() -> int:
             "bytes": len(data),
             "anchors": anchors,
             "anchors_per_lod": js["anchors"],
-            "javascript": {"node": js["node"], "wasm": js.get("wasm"), **_summary(js_runs, anchors)},
+            "javascript": {"node": js["node"], "wasm": js.get("wasm"), **_summary(js_runs[1], anchors)},
+            "javascript_2_threads": {"node": js["node"], "wasm": js.get("wasm"), **_summary(js_runs[2], anchors)},
         }
         for threads in (1, 2):
             entry[f"python_{threads}_thread{'s' if threads > 1 else ''}"] = _summary(py_runs[threads], anchors)
-        entry["js_over_python_1_thread"] = round(
-            entry["javascript"]["anchors_per_s"] / entry["python_1_thread"]["anchors_per_s"], 3
-        )
-        entry["js_over_python_2_threads"] = round(
-            entry["javascript"]["anchors_per_s"] / entry["python_2_threads"]["anchors_per_s"], 3
-        )
+        for js_key, tag in (("javascript", "js"), ("javascript_2_threads", "js_2_threads")):
+            for py_key, py_tag in (("python_1_thread", "python_1_thread"), ("python_2_threads", "python_2_threads")):
+                entry[f"{tag}_over_{py_tag}"] = round(
+                    entry[js_key]["anchors_per_s"] / entry[py_key]["anchors_per_s"], 3
+                )
         results[name] = entry
         print(name, json.dumps(entry), flush=True)
     out = {
         "command": "python benchmarks/scripts/js_decode_speed.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} cores",
-        "note": "JS: one thread (Node, no workers, WebAssembly SIMD kernels); Python: torch threads as named; "
+        "note": "JS: StreamDecoder on one thread and ParallelStreamDecoder on two (the context model on a worker "
+        "thread), WebAssembly SIMD kernels; Python: torch threads as named; "
         f"best of {args.rounds} rounds x {args.reps} decodes, the decoders taking turns; cold = the first run",
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "streams": results,
@@ -155,14 +158,15 @@ def _plot(results: dict, path: Path) -> None:
     names = list(results)
     keys = [
         ("javascript", "JavaScript (1 thread)"),
+        ("javascript_2_threads", "JavaScript (2 threads)"),
         ("python_1_thread", "Python (1 thread)"),
         ("python_2_threads", "Python (2 threads)"),
     ]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.25
+    fig, ax = plt.subplots(figsize=(7.5, 3.5))
+    width = 0.2
     for i, (key, label) in enumerate(keys):
         ax.bar(
-            [j + (i - 1) * width for j in range(len(names))],
+            [j + (i - 1.5) * width for j in range(len(names))],
             [results[n][key]["anchors_per_s"] for n in names],
             width,
             label=label,

@@ -429,10 +429,10 @@ export class ContextModel {
    * [n, D], bins u8 [n, D], step [n, 3], shift [n, D] (with a predictor), each with one element of
    * slack (the level's data, held by the arena). The same bits as features(), parentTerms(),
    * codingParams() and applyPredictor(); with a predictor the context model's own bins, which it
-   * replaces, are skipped. */
+   * replaces, are skipped (as they are without `withBins`). */
   levelWasm(pos: Float64Array, n: number, level: number, prevTerms: Float64Array | null, parent: Int32Array | null,
             pred: { table: Float64Array; values: Float64Array } | null, wantTerms: boolean,
-            out: { mean: number; bins: number; step: number; shift: number }): Float64Array | null {
+            out: { mean: number; bins: number; step: number; shift: number }, withBins = pred === null): Float64Array | null {
     const a = this.wasm;
     if (!a) throw new Error("levelWasm needs the WebAssembly kernels");
     const { F, H, D, Hp, Dp2, ptr } = this;
@@ -485,7 +485,7 @@ export class ContextModel {
       const bp = out.bins + s * D;
       const sp = out.step + 24 * s;
       a.k.heads(hid, m, Hp, this.cfg.hidden, this.cfg.qHidden, ptr.w2d, Dp2, ptr.b2d, ptr.w2q, ptr.b2q, ptr.q0, ptr.types,
-                D, dloc, iq, mp, bp, sp, pred === null);
+                D, dloc, iq, mp, bp, sp, withBins);
       if (pred) a.k.predict(m, D, typesP, predP, mp, sp, valuesP, pp + 4 * s, qs, iqp, out.shift + 8 * s * D, bp);
       if (terms) {
         const op = a.alloc(8 * m * Hp);
@@ -504,6 +504,11 @@ export class ContextModel {
     const out = new Float64Array(P * Hp);
     for (let i = 0; i < P; i++) out.set(terms.subarray(i * H, (i + 1) * H), i * Hp);
     return out;
+  }
+
+  /** The address of the channel-type masks in the kernels' memory (predict, dequant). */
+  get typesPtr(): number {
+    return this.ptr.types;
   }
 
   /** The first layers' width padded for the kernels (levelWasm()'s rows of terms). */

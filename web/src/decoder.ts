@@ -78,8 +78,16 @@ export class StreamDecoder {
 
   /** Decodes the next LOD chunk (already scanned and CRC checked) and returns its level. */
   decodeChunk(ch: Chunk): DecodedLevel {
+    return this.finishChunk(this.beginChunk(ch), null);
+  }
+
+  /** The first part of decodeChunk: the chunk's framing, the level's octree structure and its parent
+   * predictor. What the context model needs of a level (its keys and parents) is known from here on,
+   * before the previous level's attributes are needed (ParallelStreamDecoder computes the context
+   * model on another thread meanwhile). */
+  beginChunk(ch: Chunk, level = this.levels.length + 1,
+             prev: { keys: Int32Array; count: number } | null = this.levels[level - 2] ?? null): PendingLevel {
     const t0 = performance.now();
-    const level = this.levels.length + 1;
     if (level > this.lodsInStream) throw new FormatError(`${this.source}: the stream has only ${this.lodsInStream} LoDs`);
     if (!isLodTag(ch.tag, level)) {
       throw new FormatError(`${this.source}: expected chunk LOD${level} at byte ${ch.offset} but found ${tagName(ch.tag)}`);
@@ -89,9 +97,10 @@ export class StreamDecoder {
     const D = ctx.D;
     const r = new ByteReader(ch.payload, `chunk LOD${level}`, ch.offset + 8);
     if (r.u8() !== level) throw r.fail(`chunk LOD${level} says it holds another level`);
-    const prev = this.levels.length ? this.levels[this.levels.length - 1] : null;
-    const st = decodeStructure(r, level, prev ? prev.keys : null, prev ? prev.count : 0, grid.baseDepth, MAX_ANCHORS - this.total,
-                               this.coder);
+    if (level > 1 && !prev) throw new Error(`LoD ${level} before LoD ${level - 1}`);
+    const pendingPrev = prev && level > this.levels.length + 1 ? prev.count : 0; // begun, not yet finished
+    const st = decodeStructure(r, level, prev ? prev.keys : null, prev ? prev.count : 0, grid.baseDepth,
+                               MAX_ANCHORS - this.total - pendingPrev, this.coder);
     const n = st.n;
     const res = 2 ** (grid.baseDepth + level - 1);
     for (let i = 0; i < 3 * n; i++) {
@@ -102,12 +111,26 @@ export class StreamDecoder {
     // (the predictor's table follows the structure; the coding parameters come from neither's bytes)
     const predictor = readPredictor(r, level, D);
     if (predictor && (!prev || !st.parent)) throw r.fail("a parent predictor at a level without parents");
-    let out: LevelAttributes;
     const P = prev ? prev.count : 0;
     // a level and its parents' data in the WebAssembly memory, where they fit
     const wasmBytes = 8 * n * D * 6 + 8 * P * (D + ctx.Hpad) + 64 * n;
-    if (ctx.usesWasm && this.coder && wasmBytes <= levelMemoryLimit(level)) {
-      out = this.levelInWasm(r, this.coder, st, level, pos, predictor, prev);
+    const inWasm = ctx.usesWasm && this.coder !== null && wasmBytes <= levelMemoryLimit(level);
+    return { ch, t0, level, r, st, res, pos, predictor, inWasm };
+  }
+
+  /** The rest of decodeChunk: the level's attributes, from the context model's parameters computed
+   * here or, where `params` are given (and the level is decoded in WebAssembly), computed elsewhere
+   * from the same keys: mean [n, D], step [n, 3], and the bins [n, D] unless the level has a parent
+   * predictor. */
+  finishChunk(pl: PendingLevel, params: ContextParams | null): DecodedLevel {
+    const { ch, t0, level, r, st, res, pos, predictor } = pl;
+    if (level !== this.levels.length + 1) throw new Error(`LoD ${level} finished out of order`);
+    const grid = this.header.grid;
+    const n = st.n;
+    const prev = this.levels.length ? this.levels[this.levels.length - 1] : null;
+    let out: LevelAttributes;
+    if (pl.inWasm) {
+      out = this.levelInWasm(r, this.coder!, st, level, pos, predictor, prev, params);
     } else {
       out = this.levelInJs(r, st, level, pos, predictor, prev);
     }
@@ -130,7 +153,7 @@ export class StreamDecoder {
 
   /** A level's attributes with every step in WebAssembly, its data held in the kernels' memory. */
   private levelInWasm(r: ByteReader, a: Arena, st: LevelStructure, level: number, pos: Float64Array,
-                      predictor: ParentPredictor | null, prev: DecodedLevel | null): LevelAttributes {
+                      predictor: ParentPredictor | null, prev: DecodedLevel | null, params: ContextParams | null): LevelAttributes {
     const ctx = this.context;
     const D = ctx.D;
     const { featDim: F, nOffsets: K } = this.header.generator;
@@ -151,8 +174,8 @@ export class StreamDecoder {
     try {
       try {
         const pred = predictor && prev ? { table: predictorTable(predictor, D), values: prev.values } : null;
-        this.prevTerms = ctx.levelWasm(pos, n, level, level > 1 ? this.prevTerms : null, st.parent, pred,
-                                       level < this.lodsInStream, lp);
+        if (params) this.paramsInto(a, params, n, st.parent, pred, lp);
+        else this.prevTerms = ctx.levelWasm(pos, n, level, level > 1 ? this.prevTerms : null, st.parent, pred, level < this.lodsInStream, lp);
       } catch (e) {
         throw r.fail((e as Error).message);
       }
@@ -183,6 +206,32 @@ export class StreamDecoder {
       };
     } finally {
       a.releaseLevel();
+    }
+  }
+
+  /** Coding parameters computed elsewhere, copied to the level's addresses, with the parent
+   * predictor applied here (it needs the previous level's values). */
+  private paramsInto(a: Arena, p: ContextParams, n: number, parent: Int32Array | null,
+                     pred: { table: Float64Array; values: Float64Array } | null, lp: LevelPointers): void {
+    const D = this.context.D;
+    if (p.mean.length !== n * D || p.step.length !== 3 * n || (!pred && (!p.bins || p.bins.length !== n * D))) {
+      throw new Error("coding parameters of another size than the level");
+    }
+    a.f64.set(p.mean, lp.mean >> 3);
+    a.f64.set(p.step, lp.step >> 3);
+    if (!pred) {
+      a.u8.set(p.bins!, lp.bins);
+      return;
+    }
+    a.reset();
+    const tp = a.putF64(pred.table);
+    const vp = a.putF64(pred.values);
+    const pp = a.putI32(parent!);
+    const qs = a.alloc(8 * (D + 2));
+    const iq = a.alloc(8 * (D + 2));
+    for (let s = 0; s < n; s += 4096) { // in slices: a long call would keep running the engine's first-tier code
+      a.k.predict(Math.min(4096, n - s), D, this.context.typesPtr, tp, lp.mean + 8 * s * D, lp.step + 24 * s, vp, pp + 4 * s, qs, iq,
+                  lp.shift + 8 * s * D, lp.bins + s * D);
     }
   }
 
@@ -237,6 +286,35 @@ export class StreamDecoder {
     dequantize(symbols, shift, hidden, p.mean, p.step, this.channelType, n, F, K, values, feature, scaling, offsets);
     return { values, feature, scaling, offsets, hidden };
   }
+}
+
+/** A level between beginChunk() and finishChunk(). */
+export interface PendingLevel {
+  ch: Chunk;
+  t0: number;
+  level: number;
+  r: ByteReader;
+  st: LevelStructure;
+  res: number;
+  pos: Float64Array;
+  predictor: ParentPredictor | null;
+  /** Whether the level is decoded in WebAssembly (and can take coding parameters computed elsewhere). */
+  inWasm: boolean;
+}
+
+/** The context model's coding parameters of a level: mean [n, D] (symbol units), step [n, 3], and
+ * the bins [n, D] (null where a parent predictor replaces them). */
+export interface ContextParams {
+  mean: Float64Array;
+  step: Float64Array;
+  bins: Uint8Array | null;
+}
+
+interface LevelPointers {
+  mean: number;
+  bins: number;
+  step: number;
+  shift: number;
 }
 
 interface LevelAttributes {
