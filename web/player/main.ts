@@ -220,7 +220,7 @@ renderer.setAnimationLoop(() => {
   // so that what is on screen is sorted for the current camera and splats. While the stream loads,
   // every frame is drawn: Spark builds its shaders on the first frames, so they are ready (and LoD 1
   // is drawn at once) when the first level arrives; idle frames cost nothing once loading is done.
-  if (!state.done || needsRender || spark.sorting || spark.sortDirty || state.framesSinceChange < 4) {
+  if (!spark.sorting && (!state.done || needsRender || spark.sortDirty || state.framesSinceChange < 4)) {
     needsRender = false;
     renderer.render(scene, camera);
     const sorted = !(spark.sorting || spark.sortDirty);
