@@ -142,7 +142,7 @@ export function typeMasks(channelType: Uint8Array): Float64Array {
 }
 
 /** Anchors per call of a WebAssembly kernel (bounds its memory). */
-const CHUNK = 4096;
+export const CHUNK = 4096;
 
 /** The coding parameters of one level's anchors. */
 export interface LevelParams {
@@ -429,10 +429,12 @@ export class ContextModel {
    * [n, D], bins u8 [n, D], step [n, 3], shift [n, D] (with a predictor), each with one element of
    * slack (the level's data, held by the arena). The same bits as features(), parentTerms(),
    * codingParams() and applyPredictor(); with a predictor the context model's own bins, which it
-   * replaces, are skipped (as they are without `withBins`). */
+   * replaces, are skipped (as they are without `withBins`). The coding parameters of the anchors
+   * before `paramsFrom` (a multiple of 4096) are left to someone else (their terms are computed). */
   levelWasm(pos: Float64Array, n: number, level: number, prevTerms: Float64Array | null, parent: Int32Array | null,
             pred: { table: Float64Array; values: Float64Array } | null, wantTerms: boolean,
-            out: { mean: number; bins: number; step: number; shift: number }, withBins = pred === null): Float64Array | null {
+            out: { mean: number; bins: number; step: number; shift: number }, withBins = pred === null,
+            paramsFrom = 0): Float64Array | null {
     const a = this.wasm;
     if (!a) throw new Error("levelWasm needs the WebAssembly kernels");
     const { F, H, D, Hp, Dp2, ptr } = this;
@@ -476,17 +478,19 @@ export class ContextModel {
                     h, F, L3 * dim + t * dim, hq, Fe);
         }
       }
-      const hid = a.alloc(8 * m * Hp);
-      const rows = withParents ? pp + 4 * s : 0;
-      if (Fe) {
-        a.k.layer1i(hq, m, Fe, ptr.w1ownI, Hp, ptr.scale1, tp, Hp, rows, biasP, true, hid);
-      } else a.k.layer1(h, m, F, ptr.w1own, Hp, tp, Hp, rows, biasP, true, hid);
-      const mp = out.mean + 8 * s * D;
-      const bp = out.bins + s * D;
-      const sp = out.step + 24 * s;
-      a.k.heads(hid, m, Hp, this.cfg.hidden, this.cfg.qHidden, ptr.w2d, Dp2, ptr.b2d, ptr.w2q, ptr.b2q, ptr.q0, ptr.types,
-                D, dloc, iq, mp, bp, sp, withBins);
-      if (pred) a.k.predict(m, D, typesP, predP, mp, sp, valuesP, pp + 4 * s, qs, iqp, out.shift + 8 * s * D, bp);
+      if (s >= paramsFrom) {
+        const hid = a.alloc(8 * m * Hp);
+        const rows = withParents ? pp + 4 * s : 0;
+        if (Fe) {
+          a.k.layer1i(hq, m, Fe, ptr.w1ownI, Hp, ptr.scale1, tp, Hp, rows, biasP, true, hid);
+        } else a.k.layer1(h, m, F, ptr.w1own, Hp, tp, Hp, rows, biasP, true, hid);
+        const mp = out.mean + 8 * s * D;
+        const bp = out.bins + s * D;
+        const sp = out.step + 24 * s;
+        a.k.heads(hid, m, Hp, this.cfg.hidden, this.cfg.qHidden, ptr.w2d, Dp2, ptr.b2d, ptr.w2q, ptr.b2q, ptr.q0, ptr.types,
+                  D, dloc, iq, mp, bp, sp, withBins);
+        if (pred) a.k.predict(m, D, typesP, predP, mp, sp, valuesP, pp + 4 * s, qs, iqp, out.shift + 8 * s * D, bp);
+      }
       if (terms) {
         const op = a.alloc(8 * m * Hp);
         if (Fe) a.k.layer1i(hq, m, Fe, ptr.w1parentI, Hp, ptr.scale1, 0, H, 0, ptr.zeros, false, op);

@@ -209,6 +209,27 @@ export class StreamDecoder {
     }
   }
 
+  /** The context model's coding parameters of the first `count` anchors of a begun level without
+   * parents (LoD 1), computed here (ParallelStreamDecoder shares LoD 1 between its threads). */
+  firstParams(pl: PendingLevel, count: number): ContextParams {
+    const a = this.coder;
+    const ctx = this.context;
+    if (!a || !ctx.usesWasm || pl.st.parent || pl.predictor) throw new Error("firstParams: a level without parents, in WebAssembly");
+    const D = ctx.D;
+    a.reset();
+    const lp = { mean: a.alloc(8 * (count * D + 1)), bins: a.alloc(count * D + 2), step: a.alloc(24 * count), shift: 0 };
+    a.holdLevel();
+    try {
+      ctx.levelWasm(pl.pos.subarray(0, 3 * count), count, pl.level, null, null, null, false, lp);
+      return {
+        mean: a.f64.slice(lp.mean >> 3, (lp.mean >> 3) + count * D), step: a.f64.slice(lp.step >> 3, (lp.step >> 3) + 3 * count),
+        bins: a.u8.slice(lp.bins, lp.bins + count * D),
+      };
+    } finally {
+      a.releaseLevel();
+    }
+  }
+
   /** Coding parameters computed elsewhere, copied to the level's addresses, with the parent
    * predictor applied here (it needs the previous level's values). */
   private paramsInto(a: Arena, p: ContextParams, n: number, parent: Int32Array | null,

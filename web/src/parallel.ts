@@ -4,7 +4,7 @@
 // the parent predictor, which needs the previous level's values, stays on the decoding thread. The
 // anchors are those of StreamDecoder, bit for bit.
 import { Chunk } from "./container.js";
-import { ContextModel } from "./context.js";
+import { CHUNK, ContextModel } from "./context.js";
 import { ContextParams, DecodedLevel, PendingLevel, StreamDecoder } from "./decoder.js";
 import { FormatError } from "./errors.js";
 import { decodeHeader, Grid } from "./header.js";
@@ -13,11 +13,15 @@ import { Arena, kernels } from "./wasm.js";
 /** Messages to the context thread. */
 export type ToContext =
   | { type: "header"; payload: Uint8Array; offset: number }
-  | { type: "level"; level: number; keys: Int32Array; parent: Int32Array | null; withBins: boolean; wantTerms: boolean };
+  | {
+      type: "level"; level: number; keys: Int32Array; parent: Int32Array | null; withBins: boolean; wantTerms: boolean;
+      /** The first anchor whose coding parameters are wanted (the decoding thread computes those before). */
+      paramsFrom: number;
+    };
 
 /** Messages from it. */
 export type FromContext =
-  | { type: "params"; level: number; mean: Float64Array; step: Float64Array; bins: Uint8Array | null }
+  | { type: "params"; level: number; from: number; mean: Float64Array; step: Float64Array; bins: Uint8Array | null }
   | { type: "error"; level: number; message: string };
 
 /** The other thread, as the platform gives it (a browser Worker, Node's worker_threads). */
@@ -55,11 +59,13 @@ export function serveContext(post: (m: FromContext, transfer: Transferable[]) =>
       const lp = { mean: a.alloc(8 * (n * D + 1)), bins: a.alloc(n * D + 2), step: a.alloc(24 * n), shift: 0 };
       a.holdLevel();
       try {
-        terms = ctx.levelWasm(pos, n, m.level, m.level > 1 ? terms : null, m.parent, null, m.wantTerms, lp, m.withBins);
-        const mean = a.f64.slice(lp.mean >> 3, (lp.mean >> 3) + n * D);
-        const step = a.f64.slice(lp.step >> 3, (lp.step >> 3) + 3 * n);
-        const bins = m.withBins ? a.u8.slice(lp.bins, lp.bins + n * D) : null;
-        post({ type: "params", level: m.level, mean, step, bins }, bins ? [mean.buffer, step.buffer, bins.buffer] : [mean.buffer, step.buffer]);
+        const from = m.paramsFrom;
+        terms = ctx.levelWasm(pos, n, m.level, m.level > 1 ? terms : null, m.parent, null, m.wantTerms, lp, m.withBins, from);
+        const mean = a.f64.slice((lp.mean >> 3) + from * D, (lp.mean >> 3) + n * D);
+        const step = a.f64.slice((lp.step >> 3) + 3 * from, (lp.step >> 3) + 3 * n);
+        const bins = m.withBins ? a.u8.slice(lp.bins + from * D, lp.bins + n * D) : null;
+        post({ type: "params", level: m.level, from, mean, step, bins },
+             bins ? [mean.buffer, step.buffer, bins.buffer] : [mean.buffer, step.buffer]);
       } finally {
         a.releaseLevel();
       }
@@ -96,13 +102,34 @@ export class ParallelStreamDecoder {
     return this.decoder.levels;
   }
 
+  /** Asks the other thread for a level's coding parameters. LoD 1 (no parents, nothing to overlap
+   * it with yet) is shared: this thread computes those of its first anchors meanwhile. */
   private request(pl: PendingLevel): Promise<ContextParams> {
-    const p = new Promise<ContextParams>((resolve, reject) => this.waiting.set(pl.level, { resolve, reject }));
+    const D = this.decoder.context.D;
+    const n = pl.st.n;
+    // (the other thread also computes every anchor's hash-grid features and terms for LoD 2: it gets
+    // the smaller share of the rest)
+    const from = pl.level === 1 && pl.inWasm ? Math.min(Math.round((0.7 * n) / CHUNK) * CHUNK, Math.floor(n / CHUNK) * CHUNK) : 0;
+    const theirs = new Promise<FromContext & { type: "params" }>((resolve, reject) =>
+      this.waiting.set(pl.level, { resolve: resolve as (p: ContextParams) => void, reject }));
     this.thread.post({
       type: "level", level: pl.level, keys: pl.st.keys.slice(), parent: pl.st.parent ? pl.st.parent.slice() : null,
-      withBins: !pl.predictor, wantTerms: pl.level < this.decoder.lodsInStream,
+      withBins: !pl.predictor, wantTerms: pl.level < this.decoder.lodsInStream, paramsFrom: from,
     }, []);
-    return p;
+    if (!from) return theirs;
+    const ours = this.decoder.firstParams(pl, from);
+    return theirs.then((t) => {
+      const mean = new Float64Array(n * D);
+      const step = new Float64Array(3 * n);
+      const bins = new Uint8Array(n * D);
+      mean.set(ours.mean);
+      mean.set(t.mean, from * D);
+      step.set(ours.step);
+      step.set(t.step, 3 * from);
+      bins.set(ours.bins!);
+      bins.set(t.bins!, from * D);
+      return { mean, step, bins };
+    });
   }
 
   /** Decodes these LoD chunks (the next ones of the stream, in order), each level's context model
