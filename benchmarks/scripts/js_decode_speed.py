@@ -1,6 +1,6 @@
 """The JavaScript decoder (web/) against the Python decoder, same streams, same machine, same run.
 
-    python benchmarks/scripts/js_decode_speed.py [--demo-run RUN] [--rounds 3] [--reps 3] [--out benchmarks/results/js_decode]
+    python benchmarks/scripts/js_decode_speed.py [--demo-run RUN] [--rounds 3] [--reps 5] [--out benchmarks/results/js_decode]
 
 Streams: the GPU-trained fox (benchmarks/results/gpu, 33,933 anchors, hidden-Gaussian mask), the demo
 stream of RUN (encoded here, if given), and a seeded 100k-anchor synthetic model (above the encoder's
@@ -74,7 +74,7 @@ def _summary(runs: list[dict], anchors: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("--demo-run", type=Path)
-    ap.add_argument("--reps", type=int, default=3, help="decodes per round and decoder")
+    ap.add_argument("--reps", type=int, default=5, help="decodes per round and decoder")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of all three decoders, interleaved")
     ap.add_argument("--synthetic-anchors", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "js_decode")
