@@ -73,7 +73,7 @@ export class ProgsMesh extends THREE.Group {
   version = 0;
   readonly fetcher: StreamFetcher;
   private readonly worker: Worker;
-  private mesh: SplatMesh | null = null;
+  private mesh: SplatMesh | null;
   private readonly packed = new PackedSplats({ maxSplats: 1 });
   private readonly counts: number[] = []; // splats per level, in the order they sit in `packed`
   private readonly t0 = performance.now();
@@ -101,6 +101,13 @@ export class ProgsMesh extends THREE.Group {
     this.ready = new Promise((res, rej) => ((this.resolveReady = res), (this.rejectReady = rej)));
     this.ready.catch(() => undefined);
     this.loaded = new Promise((res) => (this.resolveLoaded = res));
+    // One splat nobody sees (opacity 0) until LoD 1 takes its place: the renderer builds its shaders
+    // and its sorting while the stream loads, not after LoD 1 arrives (seconds on software WebGL).
+    setPackedSplat(this.packed.ensureSplats(1), 0, 0, 0, 0, 1e-6, 1e-6, 1e-6, 0, 0, 0, 1, 0, 0, 0, 0);
+    this.packed.numSplats = 1;
+    this.packed.needsUpdate = true;
+    this.mesh = new SplatMesh({ packedSplats: this.packed });
+    this.add(this.mesh);
     void this.load();
   }
 
@@ -243,11 +250,7 @@ export class ProgsMesh extends THREE.Group {
     const at = this.counts.reduce((a, b) => a + b, 0);
     writeSplats(this.packed, at, m.gaussians);
     this.counts.push(m.gaussians.count);
-    if (!this.mesh) {
-      this.mesh = new SplatMesh({ packedSplats: this.packed });
-      await this.mesh.initialized;
-      this.add(this.mesh);
-    }
+    await this.mesh?.initialized;
     this.refresh();
     this.lodShown = m.lod;
     this.anchors += m.anchors;
