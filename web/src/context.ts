@@ -144,6 +144,15 @@ export function typeMasks(channelType: Uint8Array): Float64Array {
 /** Anchors per call of a WebAssembly kernel (bounds its memory). */
 export const CHUNK = 4096;
 
+/** Where a level's coding parameters go in the kernels' memory (addresses): mean [n, D], bins u8
+ * [n, D], step [n, 3], and shift [n, D] with a parent predictor (else 0). */
+export interface LevelPointers {
+  mean: number;
+  bins: number;
+  step: number;
+  shift: number;
+}
+
 /** The coding parameters of one level's anchors. */
 export interface LevelParams {
   n: number;
@@ -433,7 +442,7 @@ export class ContextModel {
    * before `paramsFrom` (a multiple of 4096) are left to someone else (their terms are computed). */
   levelWasm(pos: Float64Array, n: number, level: number, prevTerms: Float64Array | null, parent: Int32Array | null,
             pred: { table: Float64Array; values: Float64Array } | null, wantTerms: boolean,
-            out: { mean: number; bins: number; step: number; shift: number }, withBins = pred === null,
+            out: LevelPointers, withBins = pred === null,
             paramsFrom = 0): Float64Array | null {
     const a = this.wasm;
     if (!a) throw new Error("levelWasm needs the WebAssembly kernels");
@@ -499,6 +508,42 @@ export class ContextModel {
       }
     }
     return terms;
+  }
+
+  /** levelWasm()'s outputs for n anchors, allocated in the arena (mean, bins, step; shift with a
+   * parent predictor), each with its element of slack. */
+  levelPointers(n: number, withShift: boolean): LevelPointers {
+    const a = this.wasm;
+    if (!a) throw new Error("levelPointers needs the WebAssembly kernels");
+    const D = this.D;
+    return {
+      mean: a.alloc(8 * (n * D + 1)), bins: a.alloc(n * D + 2), step: a.alloc(24 * n), shift: withShift ? a.alloc(8 * (n * D + 1)) : 0,
+    };
+  }
+
+  /** levelWasm() without a parent predictor, its results copied out: the coding parameters of the
+   * anchors from `from` on (mean, step and, with `withBins`, bins) and, with `wantTerms`, the terms
+   * for the next level. */
+  params(pos: Float64Array, n: number, level: number, prevTerms: Float64Array | null, parent: Int32Array | null,
+         wantTerms: boolean, withBins: boolean, from = 0): { mean: Float64Array; step: Float64Array; bins: Uint8Array | null;
+                                                          terms: Float64Array | null } {
+    const a = this.wasm;
+    if (!a) throw new Error("params needs the WebAssembly kernels");
+    const D = this.D;
+    a.reset();
+    const lp = this.levelPointers(n, false);
+    a.holdLevel();
+    try {
+      const terms = this.levelWasm(pos, n, level, prevTerms, parent, null, wantTerms, lp, withBins, from);
+      return {
+        mean: a.f64.slice((lp.mean >> 3) + from * D, (lp.mean >> 3) + n * D),
+        step: a.f64.slice((lp.step >> 3) + 3 * from, (lp.step >> 3) + 3 * n),
+        bins: withBins ? a.u8.slice(lp.bins + from * D, lp.bins + n * D) : null,
+        terms,
+      };
+    } finally {
+      a.releaseLevel();
+    }
   }
 
   /** The terms [P, Hp] of parentTerms() in levelWasm()'s layout (rows padded to Hp with zeros). */

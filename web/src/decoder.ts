@@ -2,14 +2,14 @@
 // as it arrives. A decoded LoD-k model is, bit for bit, what progs' Python decoder rebuilds.
 import { ByteReader } from "./bytes.js";
 import { CHUNK_OVERHEAD, isHeadTag, isLodTag, PREAMBLE, scan, tagName, Chunk } from "./container.js";
-import { ContextModel, LevelParams, typeMasks } from "./context.js";
+import { ContextModel, LevelParams, LevelPointers } from "./context.js";
 import { decodeSymbols, decodeSymbolsAt } from "./attributes.js";
 import { FormatError } from "./errors.js";
 import { decodeHeader, Header } from "./header.js";
 import { decodeMask, HiddenRule, probeCameras } from "./hidden.js";
 import { applyPredictor, ParentPredictor, predictorTable, readPredictor } from "./prediction.js";
 import { Arena, kernels } from "./wasm.js";
-import { decodeStructure, METHOD_NAMES, LevelStructure } from "./structure.js";
+import { decodeStructure, LevelStructure, METHOD_NAMES, voxelCentres } from "./structure.js";
 
 export const MAX_ANCHORS = 2 ** 26;
 
@@ -106,8 +106,7 @@ export class StreamDecoder {
     for (let i = 0; i < 3 * n; i++) {
       if (st.keys[i] < 0 || st.keys[i] >= res) throw r.fail(`voxel keys outside the level-${level} grid`);
     }
-    const pos = new Float64Array(3 * n);
-    for (let i = 0; i < 3 * n; i++) pos[i] = (st.keys[i] + 0.5) / res;
+    const pos = voxelCentres(st.keys, res);
     // (the predictor's table follows the structure; the coding parameters come from neither's bytes)
     const predictor = readPredictor(r, level, D);
     if (predictor && (!prev || !st.parent)) throw r.fail("a parent predictor at a level without parents");
@@ -166,9 +165,7 @@ export class StreamDecoder {
     }
     this.prevFeatures = null;
     a.reset();
-    const lp = {
-      mean: a.alloc(8 * (n * D + 1)), bins: a.alloc(n * D + 2), step: a.alloc(24 * n), shift: predictor ? a.alloc(8 * (n * D + 1)) : 0,
-    };
+    const lp = ctx.levelPointers(n, predictor !== null);
     const symbols = a.alloc(8 * n * D);
     a.holdLevel();
     try {
@@ -191,14 +188,13 @@ export class StreamDecoder {
       decodeSymbolsAt(r, a, lp.bins, hidden ? codedOffsets(n, K, D, fs, hidden) : { n, D, off: fs, len: D - fs }, symbols);
       r.expectEnd();
       a.reset();
-      const tp = a.putF64(typeMasks(types));
       const t8 = a.putU8(types);
       const hp = hidden ? a.putU8(hidden) : 0;
       const vp = a.alloc(8 * n * D);
       const fp = a.alloc(4 * n * F);
       const sp = a.alloc(24 * n);
       const op = a.alloc(12 * n * K);
-      a.k.dequant(n, D, F, K, tp, t8, symbols, lp.shift, lp.mean, lp.step, hp, vp, fp, sp, op);
+      a.k.dequant(n, D, F, K, ctx.typesPtr, t8, symbols, lp.shift, lp.mean, lp.step, hp, vp, fp, sp, op);
       const f32 = a.f32;
       return {
         values: a.f64.slice(vp >> 3, (vp >> 3) + n * D), feature: f32.slice(fp >> 2, (fp >> 2) + n * F),
@@ -212,22 +208,10 @@ export class StreamDecoder {
   /** The context model's coding parameters of the first `count` anchors of a begun level without
    * parents (LoD 1), computed here (ParallelStreamDecoder shares LoD 1 between its threads). */
   firstParams(pl: PendingLevel, count: number): ContextParams {
-    const a = this.coder;
-    const ctx = this.context;
-    if (!a || !ctx.usesWasm || pl.st.parent || pl.predictor) throw new Error("firstParams: a level without parents, in WebAssembly");
-    const D = ctx.D;
-    a.reset();
-    const lp = { mean: a.alloc(8 * (count * D + 1)), bins: a.alloc(count * D + 2), step: a.alloc(24 * count), shift: 0 };
-    a.holdLevel();
-    try {
-      ctx.levelWasm(pl.pos.subarray(0, 3 * count), count, pl.level, null, null, null, false, lp);
-      return {
-        mean: a.f64.slice(lp.mean >> 3, (lp.mean >> 3) + count * D), step: a.f64.slice(lp.step >> 3, (lp.step >> 3) + 3 * count),
-        bins: a.u8.slice(lp.bins, lp.bins + count * D),
-      };
-    } finally {
-      a.releaseLevel();
+    if (!this.coder || !this.context.usesWasm || pl.st.parent || pl.predictor) {
+      throw new Error("firstParams: a level without parents, in WebAssembly");
     }
+    return this.context.params(pl.pos.subarray(0, 3 * count), count, pl.level, null, null, false, true);
   }
 
   /** Coding parameters computed elsewhere, copied to the level's addresses, with the parent
@@ -268,7 +252,7 @@ export class StreamDecoder {
     if (level > 1 && prev && !hPrev) {
       // the previous level took the WebAssembly path, which keeps no features: compute them again
       const res = 2 ** (this.header.grid.baseDepth + level - 2);
-      hPrev = ctx.features(Float64Array.from(prev.keys, (k) => (k + 0.5) / res), prev.count);
+      hPrev = ctx.features(voxelCentres(prev.keys, res), prev.count);
     }
     this.prevTerms = null;
     const h = ctx.features(pos, n);
@@ -329,13 +313,6 @@ export interface ContextParams {
   mean: Float64Array;
   step: Float64Array;
   bins: Uint8Array | null;
-}
-
-interface LevelPointers {
-  mean: number;
-  bins: number;
-  step: number;
-  shift: number;
 }
 
 interface LevelAttributes {

@@ -8,7 +8,8 @@ import { CHUNK, ContextModel } from "./context.js";
 import { ContextParams, DecodedLevel, PendingLevel, StreamDecoder } from "./decoder.js";
 import { FormatError } from "./errors.js";
 import { decodeHeader, Grid } from "./header.js";
-import { Arena, kernels } from "./wasm.js";
+import { voxelCentres } from "./structure.js";
+import { kernels } from "./wasm.js";
 
 /** Messages to the context thread. */
 export type ToContext =
@@ -34,13 +35,12 @@ export interface ContextThread {
  * header starts a new stream (one thread serves one stream at a time). */
 export function serveContext(post: (m: FromContext, transfer: Transferable[]) => void): (m: ToContext) => void {
   let ctx: ContextModel | null = null;
-  let arena: Arena | null = null;
   let grid: Grid | null = null;
   let terms: Float64Array | null = null;
   return (m) => {
     try {
       if (m.type === "header") {
-        arena = kernels();
+        const arena = kernels();
         if (!arena) throw new Error("no WebAssembly SIMD here");
         const h = decodeHeader(m.payload, m.offset, arena);
         ctx = new ContextModel(h.context, h.grid3, h.grid2, h.tensors, arena);
@@ -49,26 +49,14 @@ export function serveContext(post: (m: FromContext, transfer: Transferable[]) =>
         terms = null;
         return;
       }
-      if (!ctx || !arena || !grid) throw new Error("a level before the header");
-      const a = arena;
-      const n = m.keys.length / 3;
-      const D = ctx.D;
-      const res = 2 ** (grid.baseDepth + m.level - 1);
-      const pos = Float64Array.from(m.keys, (k) => (k + 0.5) / res);
-      a.reset();
-      const lp = { mean: a.alloc(8 * (n * D + 1)), bins: a.alloc(n * D + 2), step: a.alloc(24 * n), shift: 0 };
-      a.holdLevel();
-      try {
-        const from = m.paramsFrom;
-        terms = ctx.levelWasm(pos, n, m.level, m.level > 1 ? terms : null, m.parent, null, m.wantTerms, lp, m.withBins, from);
-        const mean = a.f64.slice((lp.mean >> 3) + from * D, (lp.mean >> 3) + n * D);
-        const step = a.f64.slice((lp.step >> 3) + 3 * from, (lp.step >> 3) + 3 * n);
-        const bins = m.withBins ? a.u8.slice(lp.bins + from * D, lp.bins + n * D) : null;
-        post({ type: "params", level: m.level, from, mean, step, bins },
-             bins ? [mean.buffer, step.buffer, bins.buffer] : [mean.buffer, step.buffer]);
-      } finally {
-        a.releaseLevel();
-      }
+      if (!ctx || !grid) throw new Error("a level before the header");
+      const pos = voxelCentres(m.keys, 2 ** (grid.baseDepth + m.level - 1));
+      const from = m.paramsFrom;
+      const p = ctx.params(pos, m.keys.length / 3, m.level, m.level > 1 ? terms : null, m.parent, m.wantTerms, m.withBins, from);
+      terms = p.terms;
+      const { mean, step, bins } = p;
+      post({ type: "params", level: m.level, from, mean, step, bins },
+           bins ? [mean.buffer, step.buffer, bins.buffer] : [mean.buffer, step.buffer]);
     } catch (e) {
       post({ type: "error", level: m.type === "level" ? m.level : 0, message: (e as Error).message }, []);
     }

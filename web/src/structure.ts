@@ -47,6 +47,14 @@ function indexWidth(P: number): number {
   return w;
 }
 
+/** The voxels' centres in the grid cube [0, 1]^3, (key + 0.5) / res (exact): the context model's
+ * positions [n, 3] of a level whose grid has res cells a side. */
+export function voxelCentres(keys: Int32Array, res: number): Float64Array {
+  const pos = new Float64Array(keys.length);
+  for (let i = 0; i < keys.length; i++) pos[i] = (keys[i] + 0.5) / res;
+  return pos;
+}
+
 export function decodeStructure(r: ByteReader, level: number, parents: Int32Array | null, nParents: number,
                                 baseDepth: number, maxAnchors: number, coder: Arena | null = null): LevelStructure {
   const method = r.u8();

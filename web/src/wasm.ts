@@ -30,8 +30,6 @@ export interface KernelExports {
   decodeRun(count: number, cdf: number, start: number, nsym: number, out: number): number;
   adaptive(count: number, nsym: number, out: number, counts: number, cdf: number, start: number): number;
   rdDecode(cdf: number, start: number, nsym: number): number;
-  countBins(bins: number, n: number, counts: number): void;
-  groupByBin(bins: number, n: number, counts: number, fill: number, order: number): void;
   countCols(bins: number, n: number, D: number, off: number, len: number, counts: number): void;
   groupCols(bins: number, n: number, D: number, off: number, len: number, counts: number, fill: number, order: number): void;
   countIdx(bins: number, idx: number, m: number, counts: number): void;
@@ -127,10 +125,6 @@ export class Arena {
     this.floor = this.top = this.mark;
   }
 
-  /** Whether a level's data is held (nothing can be made permanent meanwhile). */
-  get holding(): boolean {
-    return this.floor !== this.mark;
-  }
 
   /** Where the next allocation goes; `rewind(at)` frees everything allocated since. */
   get at(): number {

@@ -576,32 +576,16 @@ export function rdDecode(cdf: usize, start: usize, nsym: i32): i32 {
   return rdSymbol(cdf, start, nsym);
 }
 
-/** The bins' symbol counts: counts i32 [256]. */
-export function countBins(bins: usize, n: i32, counts: usize): void {
-  memory.fill(counts, 0, 1024);
-  for (let i = 0; i < n; i++) {
-    const c = counts + (<usize>load<u8>(bins + <usize>i) << 2);
-    store<i32>(c, load<i32>(c) + 1);
-  }
-}
-
-/** The symbols' order of decoding: grouped by bin (ascending), index order inside a bin, from
- * bins u8 [n] and their counts i32 [256] into order i32 [n]. Scratch: fill i32 [256]. */
-export function groupByBin(bins: usize, n: i32, counts: usize, fill: usize, order: usize): void {
+/** fill[b] = Σ counts[b'] over b' < b: where each bin's symbols start in the decoding order. */
+@inline function binStarts(counts: usize, fill: usize): void {
   let acc = 0;
   for (let b: usize = 0; b < 256; b++) {
     store<i32>(fill + (b << 2), acc);
     acc += load<i32>(counts + (b << 2));
   }
-  for (let i = 0; i < n; i++) {
-    const f = fill + (<usize>load<u8>(bins + <usize>i) << 2);
-    const k = load<i32>(f);
-    store<i32>(order + (<usize>k << 2), i);
-    store<i32>(f, k + 1);
-  }
 }
 
-/** countBins over the symbols at i·D + off + j (j < len) of bins u8 [n, D]. */
+/** The symbol counts per bin, counts i32 [256], of the symbols at i·D + off + j (j < len) of bins u8 [n, D]. */
 export function countCols(bins: usize, n: i32, D: i32, off: i32, len: i32, counts: usize): void {
   memory.fill(counts, 0, 1024);
   for (let i = 0; i < n; i++) {
@@ -613,13 +597,10 @@ export function countCols(bins: usize, n: i32, D: i32, off: i32, len: i32, count
   }
 }
 
-/** groupByBin over the same symbols: order i32 gets their indices into bins (i·D + off + j). */
+/** The same symbols' order of decoding: grouped by bin (ascending), index order inside a bin, from
+ * their counts into order i32 (their indices into bins, i·D + off + j). Scratch: fill i32 [256]. */
 export function groupCols(bins: usize, n: i32, D: i32, off: i32, len: i32, counts: usize, fill: usize, order: usize): void {
-  let acc = 0;
-  for (let b: usize = 0; b < 256; b++) {
-    store<i32>(fill + (b << 2), acc);
-    acc += load<i32>(counts + (b << 2));
-  }
+  binStarts(counts, fill);
   for (let i = 0; i < n; i++) {
     const base = i * D + off;
     for (let j = 0; j < len; j++) {
@@ -631,7 +612,7 @@ export function groupCols(bins: usize, n: i32, D: i32, off: i32, len: i32, count
   }
 }
 
-/** countBins over the symbols at idx i32 [m] (ascending indices into bins). */
+/** countCols over the symbols at idx i32 [m] (ascending indices into bins). */
 export function countIdx(bins: usize, idx: usize, m: i32, counts: usize): void {
   memory.fill(counts, 0, 1024);
   for (let t = 0; t < m; t++) {
@@ -640,13 +621,9 @@ export function countIdx(bins: usize, idx: usize, m: i32, counts: usize): void {
   }
 }
 
-/** groupByBin over the symbols at idx: order gets their indices into bins. */
+/** groupCols over the symbols at idx: order gets their indices into bins. */
 export function groupIdx(bins: usize, idx: usize, m: i32, counts: usize, fill: usize, order: usize): void {
-  let acc = 0;
-  for (let b: usize = 0; b < 256; b++) {
-    store<i32>(fill + (b << 2), acc);
-    acc += load<i32>(counts + (b << 2));
-  }
+  binStarts(counts, fill);
   for (let t = 0; t < m; t++) {
     const i = load<i32>(idx + (<usize>t << 2));
     const f = fill + (<usize>load<u8>(bins + <usize>i) << 2);
