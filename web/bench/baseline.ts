@@ -6,6 +6,7 @@
 import * as THREE from "three";
 import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
 import { PROGS_SPLAT_STYLE } from "../player/progs-three.js";
+import { SortedFrames } from "../player/frames.js";
 
 const params = new URLSearchParams(location.search);
 const state = {
@@ -24,8 +25,12 @@ const camera = new THREE.PerspectiveCamera(
 camera.position.set(v[0], v[1], v[2]);
 camera.up.set(v[6], v[7], v[8]);
 camera.lookAt(v[3], v[4], v[5]);
-const spark = new SparkRenderer({ renderer, ...PROGS_SPLAT_STYLE });
+const spark = new SparkRenderer({ renderer, ...PROGS_SPLAT_STYLE, onDirty: () => frames?.request() });
 scene.add(spark);
+// frames are drawn as the player draws them (web/player/frames.ts)
+let frames: SortedFrames | undefined;
+frames = new SortedFrames(renderer, spark, scene, camera);
+let levelsSeen = 0;
 let mesh: SplatMesh | null = null;
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
@@ -46,7 +51,6 @@ async function show(level: number, url: string, fileType: string): Promise<void>
     mesh.dispose();
   }
   mesh = next;
-  state.framesSinceChange = 0;
   state.history.push({ level, bytes: bytes.length, fetchedSeconds, decodedSeconds, seconds: performance.now() / 1000, shownSeconds: null });
 }
 
@@ -62,13 +66,10 @@ async function main(): Promise<void> {
 
 main().then(() => (state.done = true), (e) => ((state.error = (e as Error).message), (state.done = true)));
 renderer.setAnimationLoop(() => {
-  renderer.render(scene, camera);
-  const sorted = !(spark.sorting || spark.sortDirty);
-  state.framesSinceChange = sorted ? state.framesSinceChange + 1 : 0;
-  // on screen: the first frame after a sort that began once the level was in the scene (as the player)
-  const now = performance.now();
-  const lastSorted = spark.sorting ? -Infinity : spark.lastSortTime;
-  for (const h of state.history) if (h.shownSeconds === null && lastSorted > h.seconds * 1000) h.shownSeconds = now / 1000;
+  const changed = state.history.length !== levelsSeen;
+  levelsSeen = state.history.length;
+  frames!.tick(changed, !state.done && state.history.length === 0, state.history);
+  state.framesSinceChange = frames!.framesSinceChange;
   if (state.firstImageSeconds === null && state.history.length && state.history[0].shownSeconds !== null) {
     state.firstImageSeconds = state.history[0].shownSeconds;
   }

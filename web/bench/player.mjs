@@ -19,7 +19,7 @@ async function once(page, url, kind) {
   const t0 = Date.now();
   await page.goto(url);
   const key = kind === "progs" ? "progs" : "bench";
-  await page.waitForFunction((k) => window[k] && window[k].done && window[k].framesSinceChange >= 2 &&
+  await page.waitForFunction((k) => window[k] && window[k].done && window[k].framesSinceChange >= 1 &&
     window[k].history.every((h) => h.shownSeconds !== null), key, { timeout: 900_000, polling: 50 });
   const s = await page.evaluate((k) => JSON.parse(JSON.stringify(window[k])), key);
   const marks = Object.fromEntries(await page.evaluate(() => performance.getEntriesByType("mark").map((m) => [m.name, m.startTime / 1000])));

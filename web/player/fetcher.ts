@@ -4,7 +4,9 @@
 // handed on; a connection that drops mid-chunk is resumed from the first missing byte, a chunk that
 // fails its CRC is fetched once more, and If-Range with the stream's ETag makes a file replaced on the
 // server mid-load an error instead of a splice of two versions.
-import { FormatError, headerLength, scanChunks, StreamDecoder } from "../src/index.js";
+// Only the container's framing is read here (no decoder): the page's boot script fetches with it.
+import { FormatError } from "../src/errors.js";
+import { headChunkTable, headerLength, scanChunks } from "../src/container.js";
 
 export interface LodRange {
   lod: number;
@@ -96,10 +98,10 @@ export class StreamFetcher {
       const n = headerLength(first, target);
       header = n > 20 ? concat(first, await this.range(target, 20, n)) : first;
     }
-    const dec = StreamDecoder.fromBytes(header, target); // checks the HEAD chunk's CRC, reads the chunk table
+    const { headerBytes, chunkSizes } = headChunkTable(header, target); // checks the HEAD chunk's CRC
     const lods: LodRange[] = [];
-    let offset = dec.headerBytes;
-    dec.header.chunkSizes.forEach((length, i) => {
+    let offset = headerBytes;
+    chunkSizes.forEach((length, i) => {
       lods.push({ lod: i + 1, offset, length, cumulativeBytes: offset + length, anchors: null });
       offset += length;
     });
@@ -111,7 +113,7 @@ export class StreamFetcher {
     }
     return {
       plan: {
-        streamUrl: target, totalBytes: offset, headerLength: dec.headerBytes, lods,
+        streamUrl: target, totalBytes: offset, headerLength: headerBytes, lods,
         source: manifest ? "manifest" : "header", view: manifest ? readView(manifest.view) : null,
       },
       header,

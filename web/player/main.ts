@@ -9,6 +9,9 @@ import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import { SparkRenderer } from "@sparkjsdev/spark";
 import { ProgsMesh, LodInfo, PROGS_SPLAT_STYLE } from "./progs-three.js";
 import type { SuggestedView } from "./fetcher.js";
+import { SortedFrames } from "./frames.js";
+import type { Boot } from "./boot.js";
+import { defaultCamera } from "./messages.js";
 
 interface PlayerState {
   lodShown: number;
@@ -70,10 +73,16 @@ function parseView(text: string | null): SuggestedView | null {
 
 const src = params.get("src");
 const urlView = parseView(params.get("view"));
-// Fetching and decoding start before the renderer is set up (compiling its shaders takes a while).
+// player.html's boot script (boot.ts) has been fetching and decoding the stream since the page began;
+// without it (a page that loads this script alone) fetching starts here, before the renderer is set
+// up (compiling its shaders takes a while).
+const boot = (globalThis as unknown as { progsBoot?: Boot }).progsBoot;
+const sparkWasm = (globalThis as unknown as { progsSparkWasm?: Promise<unknown> }).progsSparkWasm;
+sparkWasm?.catch((e: Error) => showError(`The renderer could not load its WebAssembly (${e.message})`));
 let progs: ProgsMesh | null = null;
 if (src) {
   progs = new ProgsMesh(src, {
+    loader: boot && boot.src === src ? boot.loader : undefined,
     maxBytes: num("maxBytes"),
     maxLod: num("maxLod"),
     maxSeconds: num("maxSeconds"),
@@ -96,20 +105,22 @@ document.body.appendChild(renderer.domElement);
 const scene = new THREE.Scene();
 const camera = new THREE.PerspectiveCamera(50, window.innerWidth / window.innerHeight, 0.01, 1000);
 const controls = new OrbitControls(camera, renderer.domElement);
-let needsRender = true;
 let lastVersion = -1;
-const requestRender = () => (needsRender = true);
+let frames: SortedFrames | undefined; // set once Spark exists
+const requestRender = () => {
+  frames?.request();
+  state.framesSinceChange = 0; // what scripts see changes at once, not at the next frame
+};
 const spark = new SparkRenderer({
   renderer,
   // progs trains and renders as the original 3DGS rasterizer does: a 0.3 px² low-pass added to every
   // projected covariance without opacity compensation, Gaussians cut at 3 standard deviations
   ...PROGS_SPLAT_STYLE,
-  onDirty: () => {
-    state.framesSinceChange = 0;
-    requestRender();
-  },
+  onDirty: () => requestRender(),
 });
 scene.add(spark);
+frames = new SortedFrames(renderer, spark, scene, camera);
+state.sorts = frames.sorts;
 controls.addEventListener("change", requestRender);
 
 function applyView(v: SuggestedView): void {
@@ -129,7 +140,7 @@ function applyView(v: SuggestedView): void {
 function defaultView(p: ProgsMesh): SuggestedView {
   const b = p.bounds!;
   const c = b.origin.map((o) => o + b.size / 2);
-  return { eye: [c[0], c[1], c[2] + (b.viewDistance ?? 1.5 * b.size)], target: c, up: [0, 1, 0], fovX: 60 };
+  return { eye: defaultCamera(b.origin, b.size, b.viewDistance), target: c, up: [0, 1, 0], fovX: 60 };
 }
 
 function formatBytes(n: number): string {
@@ -156,7 +167,6 @@ function buildLodButtons(p: ProgsMesh): void {
   }
 }
 
-let wasSorting = false;
 if (!src) {
   showError("No stream given: open player.html?src=scene.progs");
   state.done = true;
@@ -166,11 +176,10 @@ if (!src) {
   state.setView = (v) => {
     applyView(v);
     p.evaluateFrom(v.eye);
-    state.framesSinceChange = 0;
+    requestRender();
   };
   state.showLod = (lod) => {
     p.showLod(lod);
-    state.framesSinceChange = 0;
     for (const [i, b] of [...lodBar.children].entries()) b.classList.toggle("off", i + 1 > lod);
     requestRender();
   };
@@ -202,11 +211,6 @@ renderer.setAnimationLoop(() => {
   controls.update();
   if (progs) {
     progs.update(camera);
-    if (progs.version !== lastVersion) {
-      lastVersion = progs.version;
-      state.framesSinceChange = 0;
-      needsRender = true;
-    }
     state.lodShown = progs.lodShown;
     state.lodsTotal = progs.lodsTotal;
     state.bytesReceived = progs.bytesReceived;
@@ -216,27 +220,14 @@ renderer.setAnimationLoop(() => {
     if (progs.error && !state.error) showError(progs.error);
     updateOverlay(progs);
   }
-  // Spark sorts in a worker: keep rendering while a sort is due or running, and a few frames after,
-  // so that what is on screen is sorted for the current camera and splats. While the stream loads,
-  // every frame is drawn: Spark builds its shaders on the first frames, so they are ready (and LoD 1
-  // is drawn at once) when the first level arrives; idle frames cost nothing once loading is done.
-  if (!spark.sorting && (!state.done || needsRender || spark.sortDirty || state.framesSinceChange < 4)) {
-    needsRender = false;
-    renderer.render(scene, camera);
-    const sorted = !(spark.sorting || spark.sortDirty);
-    state.framesSinceChange = sorted ? state.framesSinceChange + 1 : 0;
-    // A LoD is on screen from the first frame drawn after a sort that began once it was in the scene
-    // had finished (Spark draws the splats its last finished sort ordered).
-    const now = performance.now();
-    if (wasSorting && !spark.sorting) {
-      state.sorts.push([spark.lastSortTime / 1000, now / 1000]);
-      if (state.sorts.length > 64) state.sorts.shift();
-    }
-    wasSorting = spark.sorting;
-    const lastSorted = spark.sorting ? -Infinity : spark.lastSortTime;
-    for (const h of state.history) if (h.shownSeconds === null && lastSorted > h.seconds * 1000) h.shownSeconds = now / 1000;
-    if (state.firstImageSeconds === null && state.history.length && state.history[0].shownSeconds !== null) {
-      state.firstImageSeconds = state.history[0].shownSeconds;
-    }
+  const changed = progs !== null && progs.version !== lastVersion;
+  if (progs) lastVersion = progs.version;
+  // while the stream loads and nothing is in the scene yet, frames are drawn so that Spark builds its
+  // shaders before LoD 1 arrives
+  const warmUp = !state.done && progs !== null && progs.gaussians === 0;
+  frames!.tick(changed, warmUp, state.history);
+  state.framesSinceChange = frames!.framesSinceChange;
+  if (state.firstImageSeconds === null && state.history.length && state.history[0].shownSeconds !== null) {
+    state.firstImageSeconds = state.history[0].shownSeconds;
   }
 });

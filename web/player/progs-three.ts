@@ -1,6 +1,6 @@
 // A progs stream as a three.js object rendered by Spark: add a `ProgsMesh` to a scene that has a
 // `SparkRenderer`, and it fetches the stream LoD by LoD (HTTP Range requests), decodes each chunk in
-// a Web Worker as it arrives and shows it. All decoded levels share one Spark `SplatMesh` in this
+// a Web Worker as it arrives (a `StreamLoader`, loader.ts) and shows it. All decoded levels share one Spark `SplatMesh` in this
 // group, level after level in its splat array: a finer LoD appends its splats, showing fewer LoDs
 // draws a prefix, and the renderer builds its pipeline for one mesh only (every extra mesh costs
 // seconds of shader work on software WebGL).
@@ -14,20 +14,14 @@
 import * as THREE from "three";
 import { PackedSplats, setPackedSplat, SplatMesh } from "@sparkjsdev/spark";
 import type { ViewGaussians } from "../src/index.js";
-import { lodsWithin, Plan, StreamFetcher, SuggestedView } from "./fetcher.js";
-import type { FromWorker, ToWorker } from "./messages.js";
+import type { Plan, StreamFetcher, SuggestedView } from "./fetcher.js";
+import { LoaderEvent, StreamLoader, StreamLoaderOptions } from "./loader.js";
+import type { FromWorker } from "./messages.js";
 
-export interface ProgsMeshOptions {
-  /** Fetch only the LoDs that fit this many bytes, header included. */
-  maxBytes?: number;
-  /** Fetch at most this many LoDs. */
-  maxLod?: number;
-  /** Stop before a LoD that, at the throughput measured so far, would arrive after this many seconds. */
-  maxSeconds?: number;
-  /** The decoding worker's script (default: `progs-worker.js` next to this module). */
-  workerUrl?: string | URL;
-  /** Where the Gaussians are first evaluated from (default: the encoder's suggested view, else outside the scene). */
-  camera?: number[];
+export interface ProgsMeshOptions extends StreamLoaderOptions {
+  /** A loader already fetching and decoding this stream (player.html starts one before three.js and
+   * Spark have arrived); the options above are then the loader's, not these. */
+  loader?: StreamLoader;
   /** Called when a LoD is on screen. */
   onLod?: (info: LodInfo) => void;
   /** Called once with the first problem (network, damaged chunk); the LoDs shown so far stay. */
@@ -71,33 +65,31 @@ export class ProgsMesh extends THREE.Group {
   readonly loaded: Promise<void>;
   /** Bumped whenever what is drawn changes (a LoD added, a new view evaluated, a LoD hidden). */
   version = 0;
-  readonly fetcher: StreamFetcher;
-  private readonly worker: Worker;
+  readonly loader: StreamLoader;
   private mesh: SplatMesh | null;
   private readonly packed = new PackedSplats({ maxSplats: 1 });
   private readonly counts: number[] = []; // splats per level, in the order they sit in `packed`
   private readonly t0 = performance.now();
-  private readonly abort = new AbortController();
   private evaluatedAt: number[];
   private movedAt = 0;
   private lastSeen: number[] | null = null;
   private viewSeq = 0; // the last camera position sent to the worker
   private viewShown = 0; // the last one whose Gaussians are in the scene
   private levelsInFlight = 0; // chunks sent to the worker whose level is not in the scene yet
+  private readonly onLevel?: (info: LodInfo) => void;
+  private readonly onError?: (message: string) => void;
   private lodLimit = Infinity;
   private resolveReady!: (p: Plan) => void;
   private rejectReady!: (e: Error) => void;
   private resolveLoaded!: () => void;
-  private levelWaiters = new Map<number, (ok: boolean) => void>();
+  private allFetched = false;
 
-  constructor(readonly url: string, private readonly options: ProgsMeshOptions = {}) {
+  constructor(readonly url: string, options: ProgsMeshOptions = {}) {
     super();
-    this.fetcher = new StreamFetcher(url, this.abort.signal);
-    this.evaluatedAt = options.camera ? options.camera.slice() : [0, 0, 0];
-    const workerUrl = options.workerUrl ?? new URL("./progs-worker.js", import.meta.url);
-    this.worker = new Worker(workerUrl, { type: "module", name: "progs-decoder" });
-    this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onWorker(ev.data);
-    this.worker.onerror = (ev) => this.fail(`the decoding worker failed: ${ev.message}`);
+    this.loader = options.loader ?? new StreamLoader(url, options);
+    this.onLevel = options.onLod;
+    this.onError = options.onError;
+    this.evaluatedAt = this.loader.camera ? this.loader.camera.slice() : [0, 0, 0];
     this.ready = new Promise((res, rej) => ((this.resolveReady = res), (this.rejectReady = rej)));
     this.ready.catch(() => undefined);
     this.loaded = new Promise((res) => (this.resolveLoaded = res));
@@ -108,7 +100,7 @@ export class ProgsMesh extends THREE.Group {
     this.packed.needsUpdate = true;
     this.mesh = new SplatMesh({ packedSplats: this.packed });
     this.add(this.mesh);
-    void this.load();
+    this.loader.listen((e) => this.onLoader(e));
   }
 
   /** Evaluations in flight: LoDs being turned into splats, plus one while the Gaussians for the
@@ -118,7 +110,12 @@ export class ProgsMesh extends THREE.Group {
   }
 
   get bytesReceived(): number {
-    return this.fetcher.bytesReceived;
+    return this.loader.fetcher.bytesReceived;
+  }
+
+  /** The stream's fetcher: its Range requests, bytes received, ETag. */
+  get fetcher(): StreamFetcher {
+    return this.loader.fetcher;
   }
 
   /** The encoder's suggested view, when the stream's manifest has one. */
@@ -149,12 +146,11 @@ export class ProgsMesh extends THREE.Group {
   /** Re-evaluates every decoded level's Gaussians as seen from `position` (world). */
   evaluateFrom(position: number[]): void {
     this.evaluatedAt = position.slice();
-    this.post({ type: "camera", position: this.evaluatedAt, seq: ++this.viewSeq });
+    this.loader.evaluateFrom(this.evaluatedAt, ++this.viewSeq);
   }
 
   dispose(): void {
-    this.abort.abort();
-    this.worker.terminate();
+    this.loader.dispose();
     if (this.mesh) {
       this.remove(this.mesh);
       this.mesh.dispose();
@@ -164,84 +160,46 @@ export class ProgsMesh extends THREE.Group {
     this.counts.length = 0;
   }
 
-  private post(m: ToWorker, transfer: Transferable[] = []): void {
-    this.worker.postMessage(m, transfer);
-  }
-
   private fail(message: string): void {
     if (this.error) return;
     this.error = message;
-    this.options.onError?.(message);
+    this.onError?.(message);
   }
 
-  private async load(): Promise<void> {
-    const f = this.fetcher;
-    try {
-      const { plan, header } = await f.plan();
-      performance.mark("progs:header-fetched");
-      this.plan = plan;
-      this.lodsTotal = plan.lods.length;
-      if (!this.options.camera && plan.view) this.evaluatedAt = plan.view.eye.slice();
-      this.post({ type: "header", bytes: header, source: plan.streamUrl, camera: this.evaluatedAt }, [header.buffer]);
-      const budget = lodsWithin(plan, this.options.maxBytes, this.options.maxLod);
-      this.lodsPlanned = budget;
-      if (budget === 0 && plan.lods.length) {
-        throw new Error(`LoD 1 needs ${plan.lods[0].cumulativeBytes} bytes, more than the budget of ${this.options.maxBytes}`);
-      }
-      await this.ready;
-      const shown: Promise<boolean>[] = [];
-      for (const r of plan.lods.slice(0, budget)) {
-        if (this.options.maxSeconds !== undefined && r.lod > 1) {
-          const elapsed = (performance.now() - this.t0) / 1000;
-          const rate = f.bytesReceived / Math.max(elapsed, 1e-3);
-          if (elapsed + r.length / rate > this.options.maxSeconds) break;
-        }
-        const bytes = await f.chunk(plan.streamUrl, r);
-        performance.mark(`progs:lod${r.lod}-fetched`);
-        shown.push(this.levelShown(r.lod));
-        this.levelsInFlight++;
-        this.post({ type: "chunk", bytes, offset: r.offset, lod: r.lod, source: plan.streamUrl }, [bytes.buffer]);
-      }
-      await Promise.all(shown); // every chunk sent is on screen (or the worker reported a problem)
-    } catch (e) {
-      this.fail((e as Error).message);
-      this.rejectReady(e as Error);
-    } finally {
-      this.resolveLoaded();
-    }
+  private checkLoaded(): void {
+    if (this.allFetched && this.levelsInFlight <= 0) this.resolveLoaded();
   }
 
-  private levelShown(lod: number): Promise<boolean> {
-    return new Promise((res) => this.levelWaiters.set(lod, res));
-  }
-
-  private settle(lod: number, ok: boolean): void {
-    const w = this.levelWaiters.get(lod);
-    this.levelWaiters.delete(lod);
-    w?.(ok);
-  }
-
-  private onWorker(m: FromWorker): void {
-    if (m.type === "header") {
-      this.background = m.background;
-      this.bounds = { origin: m.origin, size: m.size, viewDistance: m.viewDistance };
-      if (!this.options.camera && !this.plan?.view) {
-        // no suggested view: evaluate from outside the scene's cube, where a default camera stands
-        const c = m.origin.map((o) => o + m.size / 2);
-        this.evaluatedAt = [c[0], c[1], c[2] + (m.viewDistance ?? 1.5 * m.size)];
-      }
+  private onLoader(e: LoaderEvent): void {
+    if (e.type === "plan") {
+      this.plan = e.plan;
+      this.lodsTotal = e.plan.lods.length;
+      this.lodsPlanned = e.lodsPlanned;
+    } else if (e.type === "sent") {
+      this.levelsInFlight++;
+    } else if (e.type === "fetched") {
+      this.allFetched = true;
+      this.checkLoaded();
+    } else if (e.type === "failed") {
+      this.fail(e.message);
+      this.rejectReady(new Error(e.message));
+    } else if (e.type === "header") {
+      this.background = e.background;
+      this.bounds = { origin: e.origin, size: e.size, viewDistance: e.viewDistance };
+      this.evaluatedAt = e.camera.slice();
       performance.mark("progs:header-decoded");
       this.resolveReady(this.plan!);
-    } else if (m.type === "level") {
-      void this.addLevel(m);
-    } else if (m.type === "view") {
-      this.replaceLevels(m.levels, m.seq);
+    } else if (e.type === "level") {
+      void this.addLevel(e);
+    } else if (e.type === "view") {
+      this.replaceLevels(e.levels, e.seq);
     } else {
-      this.levelsInFlight = 0; // loading stops here
+      // the worker could not decode a chunk: loading stops here, the LoDs shown so far stay
+      this.levelsInFlight = 0;
       this.viewShown = this.viewSeq;
-      this.fail(m.message);
-      for (const k of [...this.levelWaiters.keys()]) this.settle(k, false);
-      this.abort.abort();
+      this.fail(e.message);
+      this.rejectReady(new Error(e.message));
+      this.checkLoaded();
     }
   }
 
@@ -256,12 +214,12 @@ export class ProgsMesh extends THREE.Group {
     this.anchors += m.anchors;
     this.gaussians = this.counts.reduce((a, b) => a + b, 0);
     this.levelsInFlight--;
-    this.options.onLod?.({
+    this.onLevel?.({
       lod: m.lod, lodsTotal: this.lodsTotal, bytesReceived: this.bytesReceived, anchors: this.anchors,
       gaussians: this.gaussians, seconds: (performance.now() - this.t0) / 1000, decodeSeconds: m.decodeSeconds,
       readySeconds: (m.readyAt - performance.timeOrigin) / 1000,
     });
-    this.settle(m.lod, true);
+    this.checkLoaded();
   }
 
   private replaceLevels(levels: ViewGaussians[], seq: number): void {

@@ -1,7 +1,7 @@
 // The player's decoding thread: the header, then each LoD chunk as it arrives, and the Gaussians
 // every decoded level draws from the current camera (again for every level when the camera moves).
 import { NeuralGaussians, scanChunks, StreamDecoder, ViewGaussians } from "../src/index.js";
-import type { FromWorker, ToWorker } from "./messages.js";
+import { defaultCamera, FromWorker, ToWorker } from "./messages.js";
 
 let decoder: StreamDecoder | null = null;
 let gaussians: NeuralGaussians | null = null;
@@ -26,13 +26,14 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
   try {
     if (m.type === "header") {
-      camera = m.camera;
       decoder = StreamDecoder.fromBytes(m.bytes, m.source);
       gaussians = new NeuralGaussians(decoder.header);
       const h = decoder.header;
+      camera = m.camera ?? defaultCamera(h.grid.origin, h.grid.size, h.viewDistance);
       post({
         type: "header", lods: decoder.lodsInStream, headerBytes: decoder.headerBytes,
         background: h.background, origin: h.grid.origin, size: h.grid.size, viewDistance: h.viewDistance,
+        camera: camera.slice(),
       });
     } else if (m.type === "chunk") {
       if (!decoder || !gaussians) throw new Error("a LoD chunk before the header");

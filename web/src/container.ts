@@ -1,5 +1,5 @@
 // FORMAT.md "Container": magic, version, then chunks `tag | length | payload | crc`.
-import { crc32 } from "./bytes.js";
+import { ByteReader, crc32 } from "./bytes.js";
 import { FormatError } from "./errors.js";
 
 export const MAGIC = new Uint8Array([0x89, 0x50, 0x52, 0x4f, 0x47, 0x53, 0x0d, 0x0a]);
@@ -100,4 +100,20 @@ export function headerLength(prefix: Uint8Array, source = "stream"): number {
   const length = u32At(prefix, PREAMBLE + 4);
   if (length > MAX_HEAD) throw new FormatError(`${source}: chunk HEAD at byte ${PREAMBLE} announces an implausible ${length} bytes`);
   return PREAMBLE + length + CHUNK_OVERHEAD;
+}
+
+/** The LoD chunk sizes listed in the HEAD chunk's chunk table (FORMAT.md "HEAD payload"), from the
+ * stream's first bytes (preamble plus the whole HEAD chunk, CRC checked), and the bytes up to the
+ * first LoD chunk. A client planning its
+ * Range requests needs no more of the header; decoding checks the rest of it. */
+export function headChunkTable(header: Uint8Array, source = "stream"): { headerBytes: number; chunkSizes: number[] } {
+  const { chunks, problem } = scan(header, source);
+  const head = chunks[0];
+  if (!head || !isHeadTag(head.tag)) throw new FormatError(problem ?? `${source}: the first chunk must be HEAD`);
+  const r = new ByteReader(head.payload, "chunk HEAD", head.offset + 8);
+  r.blob(1 << 20); // the configuration (JSON)
+  const n = r.u8();
+  const sizes: number[] = [];
+  for (let i = 0; i < n; i++) sizes.push(r.u32());
+  return { headerBytes: PREAMBLE + head.payload.length + CHUNK_OVERHEAD, chunkSizes: sizes };
 }

@@ -1,7 +1,7 @@
 // progs-web: decode progressive progs streams (docs/FORMAT.md) in the browser and in Node.
 export { FormatError } from "./errors.js";
 export { crc32 } from "./bytes.js";
-export { FORMAT_VERSION, MAGIC, scan, scanChunks, headerLength, tagName } from "./container.js";
+export { FORMAT_VERSION, MAGIC, scan, scanChunks, headerLength, headChunkTable, tagName } from "./container.js";
 export type { Chunk, ScanResult } from "./container.js";
 export { decodeHeader } from "./header.js";
 export type { Header, Grid, GeneratorConfig, Tensor } from "./header.js";

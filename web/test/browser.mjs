@@ -60,7 +60,7 @@ export async function openPage(browser, viewport) {
 
 /** Waits until the player has loaded what it will load and Spark has drawn the result. */
 export async function settled(page, timeout = 600_000) {
-  await page.waitForFunction(() => window.progs && window.progs.done && !window.progs.busy && window.progs.framesSinceChange >= 4, null, {
+  await page.waitForFunction(() => window.progs && window.progs.done && !window.progs.busy && window.progs.framesSinceChange >= 1, null, {
     timeout, polling: 100,
   });
 }

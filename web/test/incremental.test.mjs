@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { decode, headerLength, scan, scanChunks, StreamDecoder } from "../dist/progs.mjs";
+import { readdirSync } from "node:fs";
+import { decode, FormatError, headChunkTable, headerLength, scan, scanChunks, StreamDecoder } from "../dist/progs.mjs";
 
 const DIR = process.env.PROGS_CONFORMANCE_DIR;
 if (!DIR) throw new Error("PROGS_CONFORMANCE_DIR is not set");
@@ -32,4 +33,22 @@ test("chunk by chunk equals all at once", () => {
   const bad = data.slice(n, n + dec.header.chunkSizes[0]);
   bad[20] ^= 4;
   assert.match(scanChunks(bad, "s", n).problem, new RegExp(`chunk LOD1 at byte ${n} fails its CRC32`));
+});
+
+test("a player plans its Range requests from the HEAD chunk alone, as the decoder reads it", () => {
+  const names = readdirSync(DIR).filter((f) => f.endsWith(".progs"));
+  assert.ok(names.length >= 5);
+  for (const name of names) {
+    const data = new Uint8Array(readFileSync(join(DIR, name)));
+    const n = headerLength(data.subarray(0, 20), name);
+    const dec = StreamDecoder.fromBytes(data.subarray(0, n), name);
+    assert.deepEqual(headChunkTable(data.subarray(0, n), name), { headerBytes: dec.headerBytes, chunkSizes: dec.header.chunkSizes });
+    assert.equal(n + dec.header.chunkSizes.reduce((a, b) => a + b, 0), data.length, name);
+  }
+  const data = new Uint8Array(readFileSync(join(DIR, names[0])));
+  const n = headerLength(data.subarray(0, 20));
+  const bad = data.slice(0, n);
+  bad[40] ^= 1;
+  assert.throws(() => headChunkTable(bad, "s.progs"), (e) => e instanceof FormatError && /chunk HEAD at byte 12 fails its CRC32/.test(e.message));
+  assert.throws(() => headChunkTable(data.slice(0, n - 1), "s.progs"), (e) => e instanceof FormatError && /truncated/.test(e.message));
 });

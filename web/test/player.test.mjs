@@ -52,6 +52,9 @@ test("plays every LoD in order from exactly the manifest's byte ranges, each as 
   const ranges = requests.filter((r) => r.url.endsWith(`/${info.stream}`)).map((r) => r.range);
   const expected = [`bytes=0-${manifest.header.length - 1}`, ...manifest.lods.map((l) => `bytes=${l.offset}-${l.offset + l.length - 1}`)];
   assert.deepEqual(ranges, expected);
+  // the first image's bytes first: Spark's WebAssembly is requested after LoD 1 and before LoD 2
+  const order = requests.map((r) => (r.url.endsWith("/spark-internal.wasm") ? "wasm" : r.url.endsWith(`/${info.stream}`) ? r.range : null)).filter(Boolean);
+  assert.deepEqual(order.slice(1, 4), [expected[1], "wasm", expected[2]]);
   for (const lod of info.lods) {
     await page.evaluate((k) => window.progs.showLod(k), lod.lod);
     await settled(page);

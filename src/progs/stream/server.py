@@ -33,7 +33,14 @@ RequestHook = Callable[[dict], None]
 log = logging.getLogger("progs.serve")
 
 PLAYER_DIR = Path(__file__).resolve().parent / "player"
-PLAYER_FILES = ("player.html", "progs-player.js", "progs-worker.js", "progs-three.mjs")
+PLAYER_FILES = (
+    "player.html",
+    "progs-boot.js",
+    "progs-player.js",
+    "progs-worker.js",
+    "spark-internal.wasm",
+    "progs-three.mjs",
+)
 
 
 def _cors(resp: web.StreamResponse) -> None:

@@ -1,0 +1,46 @@
+// progs-boot.js: the first script player.html runs, a few kilobytes. It starts fetching and decoding
+// the stream named by `?src=` at once, while three.js and Spark (most of the page's bytes) are still
+// on their way, so that LoD 1 is decoded by the time the renderer can draw it. Spark's WebAssembly
+// (the largest download the first image needs) is fetched once LoD 1 is in, and the finer LoDs once
+// it is: the link carries what the first image needs first.
+import { StreamLoader } from "./loader.js";
+
+export interface Boot {
+  src: string;
+  loader: StreamLoader;
+}
+
+const params = new URLSearchParams(location.search);
+const num = (name: string): number | undefined => {
+  const v = params.get(name);
+  return v === null || v === "" || !Number.isFinite(Number(v)) ? undefined : Number(v);
+};
+const view = (params.get("view") ?? "").split(",").map(Number);
+const src = params.get("src");
+const g = globalThis as unknown as { progsBoot?: Boot; progsSparkWasm?: Promise<WebAssembly.Module> };
+if (src) {
+  let go!: () => void;
+  const afterFirst = new Promise<void>((res) => (go = res));
+  const wasmUrl = new URL("./spark-internal.wasm", import.meta.url);
+  // the bundled Spark (progs-player.js) takes its WebAssembly module from here when it is set
+  g.progsSparkWasm = afterFirst.then(() => compileWasm(wasmUrl));
+  g.progsSparkWasm.catch(() => undefined);
+  const loader = new StreamLoader(src, {
+    maxBytes: num("maxBytes"),
+    maxLod: num("maxLod"),
+    maxSeconds: num("maxSeconds"),
+    camera: view.length === 10 && view.every(Number.isFinite) ? view.slice(0, 3) : undefined,
+    workerUrl: new URL("./progs-worker.js", import.meta.url),
+    holdAfterFirst: g.progsSparkWasm,
+  });
+  void loader.firstFetched.then(go);
+  g.progsBoot = { src, loader };
+}
+
+/** Compiles a WebAssembly file as it downloads (when served as application/wasm), else after. */
+export async function compileWasm(url: URL): Promise<WebAssembly.Module> {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url.pathname}: HTTP ${r.status}`);
+  if ((r.headers.get("Content-Type") ?? "").startsWith("application/wasm")) return WebAssembly.compileStreaming(r);
+  return WebAssembly.compile(await r.arrayBuffer());
+}
