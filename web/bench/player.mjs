@@ -6,7 +6,8 @@
 // CONFIG: {dir, width, height, mbits: [5, 20], latency_ms, runs: [{name, kind: "progs"|"spz"|"sog",
 // page, src, view}]}. Each run is loaded twice per bandwidth in a fresh browser context: "cold" (the
 // page's scripts come over the emulated link too) and "warm" (a second visit: scripts from the HTTP
-// cache, the scene's bytes over the link again). Times are seconds from navigation start.
+// cache, the scene's bytes over the link again). Before each visit the browser has drawn a WebGL frame
+// and stood idle for 1.5 s. Times are seconds from navigation start.
 import { readFileSync, writeFileSync } from "node:fs";
 import { launch, serve } from "../test/browser.mjs";
 
@@ -24,6 +25,7 @@ async function once(page, url, kind) {
   const s = await page.evaluate((k) => JSON.parse(JSON.stringify(window[k])), key);
   const marks = Object.fromEntries(await page.evaluate(() => performance.getEntriesByType("mark").map((m) => [m.name, m.startTime / 1000])));
   const nav = await page.evaluate(() => performance.getEntriesByType("navigation")[0]?.toJSON() ?? null);
+  const wasm = await page.evaluate(() => performance.getEntriesByType("resource").find((r) => r.name.endsWith("/spark-internal.wasm"))?.responseEnd ?? null);
   const transferred = await page.evaluate(() =>
     performance.getEntriesByType("resource").reduce((a, r) => a + (r.transferSize || 0), 0) +
     (performance.getEntriesByType("navigation")[0]?.transferSize ?? 0));
@@ -38,9 +40,25 @@ async function once(page, url, kind) {
       ...(kind === "progs" ? { anchors: h.anchors, gaussians: h.gaussians } : {}),
     })),
     scripts_loaded_s: nav ? nav.domContentLoadedEventEnd / 1000 : null,
+    renderer_wasm_loaded_s: wasm === null ? null : wasm / 1000, // Spark's WebAssembly, a file of its own
     bytes_over_the_link: transferred,
     wall_s: (Date.now() - t0) / 1000,
   };
+}
+
+// Each page starts in a browser whose GPU process is already up (a user's browser is running before
+// they open a page): one WebGL frame first, so that the first format timed does not pay for it.
+async function settle(page) {
+  await page.goto("about:blank");
+  await page.evaluate(() => new Promise((res) => {
+    const gl = document.body.appendChild(document.createElement("canvas")).getContext("webgl2");
+    gl.clearColor(0, 0, 0, 1);
+    gl.clear(gl.COLOR_BUFFER_BIT);
+    gl.finish();
+    requestAnimationFrame(() => requestAnimationFrame(res));
+  }));
+  // and the previous page's frames have left the software rasterizer
+  await new Promise((res) => setTimeout(res, 1500));
 }
 
 const results = [];
@@ -58,7 +76,9 @@ for (const mbits of config.mbits) {
     const v = run.view;
     const view = [...v.eye, ...v.target, ...v.up, v.fov_x].join(",");
     const url = `${server.url}${run.page}?src=${encodeURIComponent(run.src)}&view=${view}${run.kind === "progs" ? "&overlay=0" : `&kind=${run.kind}`}`;
+    await settle(page);
     const cold = await once(page, url, run.kind);
+    await settle(page);
     const warm = await once(page, url, run.kind);
     results.push({ name: run.name, kind: run.kind, mbits, cold, warm, page_errors: errors });
     console.error(`${run.name} @ ${mbits} Mbit/s: first image ${warm.first_image_s?.toFixed(2)} s warm, ${cold.first_image_s?.toFixed(2)} s cold; last level ${warm.levels.at(-1)?.shown_s?.toFixed(2)} s warm`);

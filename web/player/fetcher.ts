@@ -174,8 +174,8 @@ export class StreamFetcher {
           out.set(v.subarray(0, n), have);
           have += n;
           this.bytesReceived += n;
-          if (have >= out.length) {
-            await reader.cancel();
+          if (have >= out.length && resp.status !== 206) {
+            await reader.cancel(); // the server sent the whole file: the rest is not needed
             break;
           }
         }
