@@ -120,10 +120,12 @@ export class StreamFetcher {
     };
   }
 
-  /** One LoD chunk, framing and CRC checked (fetched again once if the CRC fails). */
-  async chunk(url: string, r: LodRange): Promise<Uint8Array> {
+  /** One LoD chunk, framing and CRC checked (fetched again once if the CRC fails). `nearEnd` is
+   * called once, when the bytes still to come would take about one round trip at the response's
+   * throughput: the moment to ask for the next chunk, so that the link does not idle between them. */
+  async chunk(url: string, r: LodRange, nearEnd?: () => void): Promise<Uint8Array> {
     for (let attempt = 0; ; attempt++) {
-      const bytes = await this.range(url, r.offset, r.offset + r.length);
+      const bytes = await this.range(url, r.offset, r.offset + r.length, nearEnd);
       const { chunks, problem } = scanChunks(bytes, url, r.offset);
       if (chunks.length === 1 && !problem) return bytes;
       if (attempt >= 1) throw new FormatError(problem ?? `${url}: bytes ${r.offset}-${r.offset + r.length - 1} are not one chunk`);
@@ -131,14 +133,16 @@ export class StreamFetcher {
   }
 
   /** Bytes [start, end) of `url`, resumed from the first missing byte if the connection drops. */
-  async range(url: string, start: number, end: number): Promise<Uint8Array> {
+  async range(url: string, start: number, end: number, nearEnd?: () => void): Promise<Uint8Array> {
     const out = new Uint8Array(end - start);
     let have = 0;
     let failures = 0;
+    let notify = nearEnd;
     while (have < out.length) {
       const headers: Record<string, string> = { Range: `bytes=${start + have}-${end - 1}` };
       if (this.etag) headers["If-Range"] = this.etag;
       let resp: Response;
+      const asked = performance.now();
       try {
         resp = await fetch(url, { headers, signal: this.signal, cache: "no-store" });
         this.requests++;
@@ -158,6 +162,8 @@ export class StreamFetcher {
       }
       // a server that ignores Range sends the whole file from byte 0
       let skip = resp.status === 200 ? start + have : 0;
+      const answered = performance.now();
+      const roundTrip = answered - asked;
       const reader = resp.body!.getReader();
       const before = have;
       try {
@@ -174,6 +180,13 @@ export class StreamFetcher {
           out.set(v.subarray(0, n), have);
           have += n;
           this.bytesReceived += n;
+          if (notify) {
+            const rate = (have - before) / Math.max(performance.now() - answered, 1); // bytes per ms
+            if (out.length - have <= rate * roundTrip) {
+              notify();
+              notify = undefined;
+            }
+          }
           if (have >= out.length && resp.status !== 206) {
             await reader.cancel(); // the server sent the whole file: the rest is not needed
             break;
@@ -187,6 +200,7 @@ export class StreamFetcher {
         throw new FetchError(`${url}: the server ended the response at byte ${start + have} of ${end} (truncated stream?)`);
       }
     }
+    notify?.();
     this.ranges.push([start, end]);
     return out;
   }

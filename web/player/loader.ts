@@ -117,15 +117,34 @@ export class StreamLoader {
       if (budget === 0 && plan.lods.length) {
         throw new Error(`LoD 1 needs ${plan.lods[0].cumulativeBytes} bytes, more than the budget of ${this.options.maxBytes}`);
       }
-      for (const r of plan.lods.slice(0, budget)) {
-        if (this.stopped) break;
-        if (r.lod === 2 && this.options.holdAfterFirst) await this.options.holdAfterFirst.catch(() => undefined);
+      // LoD k + 1 is requested as LoD k's last bytes arrive (not after them): one round trip less
+      // of idle link per LoD, without the two sharing the link for longer than that
+      const lods = plan.lods.slice(0, budget);
+      const requested = new Map<number, Promise<Uint8Array>>();
+      const request = (i: number): Promise<Uint8Array> | null => {
+        const asked = requested.get(i);
+        if (asked) return asked;
+        if (i >= lods.length || this.stopped) return null;
+        const r = lods[i];
         if (this.options.maxSeconds !== undefined && r.lod > 1) {
           const elapsed = (performance.now() - this.t0) / 1000;
           const rate = f.bytesReceived / Math.max(elapsed, 1e-3);
-          if (elapsed + r.length / rate > this.options.maxSeconds) break;
+          if (elapsed + r.length / rate > this.options.maxSeconds) return null;
         }
-        const bytes = await f.chunk(plan.streamUrl, r);
+        // LoD 2 is asked for once `holdAfterFirst` has settled, not as LoD 1 ends
+        const early = !(lods[i + 1]?.lod === 2 && this.options.holdAfterFirst);
+        const p = f.chunk(plan.streamUrl, r, early ? () => void request(i + 1) : undefined);
+        p.catch(() => undefined); // awaited in order below
+        requested.set(i, p);
+        return p;
+      };
+      for (let i = 0; i < lods.length; i++) {
+        const r = lods[i];
+        if (this.stopped) break;
+        if (r.lod === 2 && this.options.holdAfterFirst) await this.options.holdAfterFirst.catch(() => undefined);
+        const pending = request(i);
+        if (!pending) break;
+        const bytes = await pending;
         performance.mark(`progs:lod${r.lod}-fetched`);
         if (this.stopped) break;
         this.emit({ type: "sent", lod: r.lod });
