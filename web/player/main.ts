@@ -77,6 +77,7 @@ const urlView = parseView(params.get("view"));
 // without it (a page that loads this script alone) fetching starts here, before the renderer is set
 // up (compiling its shaders takes a while).
 const boot = (globalThis as unknown as { progsBoot?: Boot }).progsBoot;
+// the bundled Spark's WebAssembly (set by the boot script, else by Spark itself: scripts/build-player.mjs)
 const sparkWasm = (globalThis as unknown as { progsSparkWasm?: Promise<unknown> }).progsSparkWasm;
 sparkWasm?.catch((e: Error) => showError(`The renderer could not load its WebAssembly (${e.message})`));
 let progs: ProgsMesh | null = null;

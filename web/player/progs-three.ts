@@ -1,9 +1,9 @@
 // A progs stream as a three.js object rendered by Spark: add a `ProgsMesh` to a scene that has a
 // `SparkRenderer`, and it fetches the stream LoD by LoD (HTTP Range requests), decodes each chunk in
-// a Web Worker as it arrives (a `StreamLoader`, loader.ts) and shows it. All decoded levels share one Spark `SplatMesh` in this
-// group, level after level in its splat array: a finer LoD appends its splats, showing fewer LoDs
-// draws a prefix, and the renderer builds its pipeline for one mesh only (every extra mesh costs
-// seconds of shader work on software WebGL).
+// a Web Worker as it arrives (a `StreamLoader`, loader.ts) and shows it. All decoded levels share
+// one Spark `SplatMesh` in this group, level after level in its splat array: a finer LoD appends its
+// splats, showing fewer LoDs draws a prefix, and the renderer builds its pipeline for one mesh only
+// (every extra mesh costs seconds of shader work on software WebGL).
 //
 //   const progs = new ProgsMesh("scenes/fox.progs", { maxBytes: 300_000 });
 //   scene.add(progs);
@@ -19,8 +19,8 @@ import { LoaderEvent, StreamLoader, StreamLoaderOptions } from "./loader.js";
 import type { FromWorker } from "./messages.js";
 
 export interface ProgsMeshOptions extends StreamLoaderOptions {
-  /** A loader already fetching and decoding this stream (player.html starts one before three.js and
-   * Spark have arrived); the options above are then the loader's, not these. */
+  /** A loader already fetching and decoding this stream (player.html's boot script starts one before
+   * three.js and Spark arrive). With one, the loading options above are ignored: the loader has its own. */
   loader?: StreamLoader;
   /** Called when a LoD is on screen. */
   onLod?: (info: LodInfo) => void;

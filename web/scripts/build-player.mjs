@@ -18,7 +18,8 @@ mkdirSync(out, { recursive: true });
 // the script. The pages ship it as its own file instead: brotli takes it to 416 kB instead of 595 kB
 // as base64, the browser compiles it while it downloads, and player.html's boot script chooses when
 // it is fetched (after LoD 1). The bundled Spark takes the compiled module from
-// `globalThis.progsSparkWasm` when the page set one, else fetches spark-internal.wasm next to itself.
+// `globalThis.progsSparkWasm` when the page set one, else fetches spark-internal.wasm next to itself
+// and leaves the promise there, so that the page can say so when it fails.
 const sparkModule = join(web, "node_modules", "@sparkjsdev", "spark", "dist", "spark.module.js");
 const embedded = /const WASM = decode64\("([A-Za-z0-9+/=]+)"\)\.buffer;\nconst WASM_MODULE = WebAssembly\.compile\(WASM\);\n/;
 const sparkSource = readFileSync(sparkModule, "utf8");
@@ -30,13 +31,13 @@ const externalWasm = {
   setup(b) {
     b.onLoad({ filter: /spark\.module\.js$/ }, () => ({
       loader: "js",
-      contents: sparkSource.replace(embedded, () => `const WASM_MODULE = globalThis.progsSparkWasm ?? (async () => {
+      contents: sparkSource.replace(embedded, () => `const WASM_MODULE = (globalThis.progsSparkWasm ??= (async () => {
   const url = new URL("./spark-internal.wasm", import.meta.url);
   const r = await fetch(url);
   if (!r.ok) throw new Error(\`\${url.pathname}: HTTP \${r.status}\`);
   if ((r.headers.get("Content-Type") ?? "").startsWith("application/wasm")) return WebAssembly.compileStreaming(r);
   return WebAssembly.compile(await r.arrayBuffer());
-})();
+})());
 `),
     }));
   },

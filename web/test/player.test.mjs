@@ -4,7 +4,8 @@
 // from the same camera, a truncated stream stops at its last intact LoD with a message, and the page
 // logs no errors.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { launch, openPage, psnrAgainst, serve, settled, unavailable } from "./browser.mjs";
@@ -97,4 +98,23 @@ test("a missing stream is one clear message, not a blank page", { skip: why ?? f
   assert.equal(state.lodShown, 0);
   assert.match(state.error, /nothing-here\.progs.*404/);
   await page.close();
+});
+
+test("a site whose renderer WebAssembly is damaged says so, not a blank page", { skip: why ?? false }, async () => {
+  // a static host with a broken upload of spark-internal.wasm (progs serve prefers the folder's file)
+  const site = mkdtempSync(join(tmpdir(), "progs-site-"));
+  const local = await serve(site);
+  try {
+    for (const name of ["fox.progs", "fox.progs.json"]) copyFileSync(join(DIR, name), join(site, name));
+    writeFileSync(join(site, "spark-internal.wasm"), "<html>not found</html>");
+    const { page } = await openPage(browser, { width: 320, height: 240 });
+    await page.goto(`${local.url}player.html?src=fox.progs`);
+    await page.waitForFunction(() => window.progs && window.progs.error, null, { polling: 100, timeout: 120_000 });
+    assert.match(await page.evaluate(() => window.progs.error), /renderer could not load its WebAssembly/);
+    assert.ok(await page.isVisible("#message"));
+    await page.close();
+  } finally {
+    local.stop();
+    rmSync(site, { recursive: true, force: true });
+  }
 });
