@@ -9,9 +9,13 @@ import { PROGS_SPLAT_STYLE } from "../player/progs-three.js";
 import { SortedFrames } from "../player/frames.js";
 
 const params = new URLSearchParams(location.search);
+let frames: SortedFrames | undefined; // drawn as the player draws them (web/player/frames.ts); set once Spark exists
 const state = {
   history: [] as { level: number; bytes: number; fetchedSeconds: number; decodedSeconds: number; seconds: number; shownSeconds: number | null }[],
-  firstImageSeconds: null as number | null, done: false, error: null as string | null, framesSinceChange: 0,
+  firstImageSeconds: null as number | null, done: false, error: null as string | null,
+  get framesSinceChange() {
+    return frames?.framesSinceChange ?? 0;
+  },
 };
 (window as unknown as { bench: typeof state }).bench = state;
 const v = (params.get("view") ?? "").split(",").map(Number);
@@ -27,8 +31,6 @@ camera.up.set(v[6], v[7], v[8]);
 camera.lookAt(v[3], v[4], v[5]);
 const spark = new SparkRenderer({ renderer, ...PROGS_SPLAT_STYLE, onDirty: () => frames?.request() });
 scene.add(spark);
-// frames are drawn as the player draws them (web/player/frames.ts)
-let frames: SortedFrames | undefined;
 frames = new SortedFrames(renderer, spark, scene, camera);
 let levelsSeen = 0;
 let mesh: SplatMesh | null = null;
@@ -69,7 +71,6 @@ renderer.setAnimationLoop(() => {
   const changed = state.history.length !== levelsSeen;
   levelsSeen = state.history.length;
   frames!.tick(changed, !state.done && state.history.length === 0, state.history);
-  state.framesSinceChange = frames!.framesSinceChange;
   if (state.firstImageSeconds === null && state.history.length && state.history[0].shownSeconds !== null) {
     state.firstImageSeconds = state.history[0].shownSeconds;
   }

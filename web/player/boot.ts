@@ -4,6 +4,7 @@
 // (the largest download the first image needs) is fetched once LoD 1 is in, and the finer LoDs once
 // it is: the link carries what the first image needs first.
 import { StreamLoader } from "./loader.js";
+import { compileWasm } from "./spark-wasm.js";
 
 export interface Boot {
   src: string;
@@ -35,12 +36,4 @@ if (src) {
   });
   void loader.firstFetched.then(go);
   g.progsBoot = { src, loader };
-}
-
-/** Compiles a WebAssembly file as it downloads (when served as application/wasm), else after. */
-export async function compileWasm(url: URL): Promise<WebAssembly.Module> {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url.pathname}: HTTP ${r.status}`);
-  if ((r.headers.get("Content-Type") ?? "").startsWith("application/wasm")) return WebAssembly.compileStreaming(r);
-  return WebAssembly.compile(await r.arrayBuffer());
 }

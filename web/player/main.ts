@@ -28,10 +28,10 @@ interface PlayerState {
   }[];
   /** Seconds from navigation start to the first frame that showed splats. */
   firstImageSeconds: number | null;
-  /** Frames rendered since what is drawn last changed and Spark last re-sorted; ≥ 2 means on screen. */
-  framesSinceChange: number;
+  /** Frames rendered since what is drawn last changed and Spark last re-sorted; ≥ 1 means on screen. */
+  readonly framesSinceChange: number;
   /** Spark's finished sorts: [start, end] in seconds since navigation start (the last 64). */
-  sorts: [number, number][];
+  readonly sorts: [number, number][];
   /** Gaussians are being evaluated (a new LoD or a new camera position) and are not on screen yet. */
   busy: boolean;
   done: boolean;
@@ -51,9 +51,16 @@ const message = document.getElementById("message")!;
 const lodBar = document.getElementById("lods")!;
 if (params.get("overlay") === "0") overlay.style.display = "none";
 
+let frames: SortedFrames | undefined; // when to draw; set once Spark exists
 const state: PlayerState = {
   lodShown: 0, lodsTotal: 0, bytesReceived: 0, error: null, anchors: 0, gaussians: 0, history: [],
-  firstImageSeconds: null, framesSinceChange: 0, sorts: [], busy: false, done: false,
+  firstImageSeconds: null, busy: false, done: false,
+  get framesSinceChange() {
+    return frames?.framesSinceChange ?? 0;
+  },
+  get sorts() {
+    return frames?.sorts ?? [];
+  },
   setView: () => undefined, showLod: () => undefined,
 };
 (window as unknown as { progs: PlayerState }).progs = state;
@@ -107,11 +114,7 @@ const scene = new THREE.Scene();
 const camera = new THREE.PerspectiveCamera(50, window.innerWidth / window.innerHeight, 0.01, 1000);
 const controls = new OrbitControls(camera, renderer.domElement);
 let lastVersion = -1;
-let frames: SortedFrames | undefined; // set once Spark exists
-const requestRender = () => {
-  frames?.request();
-  state.framesSinceChange = 0; // what scripts see changes at once, not at the next frame
-};
+const requestRender = () => frames?.request();
 const spark = new SparkRenderer({
   renderer,
   // progs trains and renders as the original 3DGS rasterizer does: a 0.3 px² low-pass added to every
@@ -121,7 +124,6 @@ const spark = new SparkRenderer({
 });
 scene.add(spark);
 frames = new SortedFrames(renderer, spark, scene, camera);
-state.sorts = frames.sorts;
 controls.addEventListener("change", requestRender);
 
 function applyView(v: SuggestedView): void {
@@ -227,7 +229,6 @@ renderer.setAnimationLoop(() => {
   // shaders before LoD 1 arrives
   const warmUp = !state.done && progs !== null && progs.gaussians === 0;
   frames!.tick(changed, warmUp, state.history);
-  state.framesSinceChange = frames!.framesSinceChange;
   if (state.firstImageSeconds === null && state.history.length && state.history[0].shownSeconds !== null) {
     state.firstImageSeconds = state.history[0].shownSeconds;
   }

@@ -1,6 +1,5 @@
 // Builds the player: web/dist/player/{player.html, progs-boot.js, progs-player.js, progs-worker.js,
-// spark-internal.wasm} (a static site
-// to serve next to streams) and progs-three.mjs (the embeddable ProgsMesh, with three and Spark left
+// spark-internal.wasm} (a static site to serve next to streams) and progs-three.mjs (the embeddable ProgsMesh, with three and Spark left
 // to the page's own import map or bundler). The same files are copied into the Python package, which
 // `progs serve` and `progs view` serve at /player.html.
 import { build } from "esbuild";
@@ -31,14 +30,11 @@ const externalWasm = {
   setup(b) {
     b.onLoad({ filter: /spark\.module\.js$/ }, () => ({
       loader: "js",
-      contents: sparkSource.replace(embedded, () => `const WASM_MODULE = (globalThis.progsSparkWasm ??= (async () => {
-  const url = new URL("./spark-internal.wasm", import.meta.url);
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(\`\${url.pathname}: HTTP \${r.status}\`);
-  if ((r.headers.get("Content-Type") ?? "").startsWith("application/wasm")) return WebAssembly.compileStreaming(r);
-  return WebAssembly.compile(await r.arrayBuffer());
-})());
-`),
+      resolveDir: join(web, "player"),
+      contents: `import { compileWasm as progsCompileWasm } from "./spark-wasm.ts";\n${sparkSource.replace(
+        embedded,
+        () => `const WASM_MODULE = (globalThis.progsSparkWasm ??= progsCompileWasm(new URL("./spark-internal.wasm", import.meta.url)));\n`,
+      )}`,
     }));
   },
 };

@@ -7,6 +7,7 @@ export const FORMAT_VERSION = 6;
 export const PREAMBLE = 12;
 export const CHUNK_OVERHEAD = 12;
 export const MAX_HEAD = 2 ** 30;
+export const MAX_JSON = 1 << 20; // the HEAD payload's configuration
 
 export interface Chunk {
   tag: Uint8Array;
@@ -104,14 +105,14 @@ export function headerLength(prefix: Uint8Array, source = "stream"): number {
 
 /** The LoD chunk sizes listed in the HEAD chunk's chunk table (FORMAT.md "HEAD payload"), from the
  * stream's first bytes (preamble plus the whole HEAD chunk, CRC checked), and the bytes up to the
- * first LoD chunk. A client planning its
- * Range requests needs no more of the header; decoding checks the rest of it. */
+ * first LoD chunk. A client planning its Range requests needs no more of the header; decoding checks
+ * the rest of it. */
 export function headChunkTable(header: Uint8Array, source = "stream"): { headerBytes: number; chunkSizes: number[] } {
   const { chunks, problem } = scan(header, source);
   const head = chunks[0];
   if (!head || !isHeadTag(head.tag)) throw new FormatError(problem ?? `${source}: the first chunk must be HEAD`);
   const r = new ByteReader(head.payload, "chunk HEAD", head.offset + 8);
-  r.blob(1 << 20); // the configuration (JSON)
+  r.blob(MAX_JSON); // the configuration (JSON)
   const n = r.u8();
   const sizes: number[] = [];
   for (let i = 0; i < n; i++) sizes.push(r.u32());

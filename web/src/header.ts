@@ -1,11 +1,11 @@
 // FORMAT.md "HEAD payload": configuration, chunk table, Golomb–Rice MLP weights, hash-grid bits.
 import { ByteReader } from "./bytes.js";
+import { MAX_JSON } from "./container.js";
 import { FormatError } from "./errors.js";
 import { ContextConfig, contextConfigFromJson, featureDim, gridTableSizes } from "./context.js";
 import { decodeRun, frequencies } from "./rangecoder.js";
 import { Arena } from "./wasm.js";
 
-export const MAX_JSON = 1 << 20;
 export const MAX_TENSOR = 1 << 24;
 export const MAX_LEVELS = 16;
 const MAX_RICE_K = 24;

@@ -1,10 +1,9 @@
 // The incremental API: header first, then each LOD chunk fetched on its own (as a player fetches
 // byte ranges) decodes to the same anchors as the whole stream at once.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { readdirSync } from "node:fs";
 import { decode, FormatError, headChunkTable, headerLength, scan, scanChunks, StreamDecoder } from "../dist/progs.mjs";
 
 const DIR = process.env.PROGS_CONFORMANCE_DIR;
