@@ -8,7 +8,17 @@ from pathlib import Path
 import torch
 
 from progs.io.ply import GaussianCloud
-from progs.io.teacher import CPU_SIZE, MAX_SIZE, MAX_VIEWS, MIN_SIZE, MIN_VIEWS, finest_size, teacher_plan, viewer_views
+from progs.io.teacher import (
+    CPU_SIZE,
+    MAX_SIZE,
+    MAX_VIEWS,
+    MIN_SIZE,
+    MIN_VIEWS,
+    VIEWER_SIZE,
+    finest_size,
+    teacher_plan,
+    viewer_views,
+)
 
 DATA = Path(__file__).parent / "data" / "splats"
 
@@ -42,6 +52,17 @@ def test_plan_follows_the_device_and_the_options():
     assert (given.size, given.views, given.limit) == (96, 10, "--size")
     assert teacher_plan(_cloud(500, 0.02), False).views == MIN_VIEWS
     assert MIN_VIEWS < cpu.views <= MAX_VIEWS  # more Gaussians, more views
+
+
+def test_teacher_is_at_least_what_a_viewer_shows():
+    coarse = _cloud(2000, 0.05)  # its finest Gaussians span a pixel well below a viewer's size
+    assert finest_size(coarse) < VIEWER_SIZE
+    gpu, cpu = teacher_plan(coarse, on_gpu=True), teacher_plan(coarse, on_gpu=False)
+    assert (gpu.size, gpu.wanted, gpu.limit, gpu.finest) == (VIEWER_SIZE, VIEWER_SIZE, None, finest_size(coarse))
+    assert f"a viewer's {VIEWER_SIZE} pixels; the finest Gaussians span a pixel at {gpu.finest}²" in gpu.describe()
+    assert (cpu.size, cpu.limit) == (min(CPU_SIZE, VIEWER_SIZE), "cpu")
+    fine = _cloud(2000, 0.0005)  # finer than a viewer's pixels: the Gaussians set the size
+    assert teacher_plan(fine, on_gpu=True).size == finest_size(fine) > VIEWER_SIZE
 
 
 def test_anchor_budget_follows_the_teacher_pixels():

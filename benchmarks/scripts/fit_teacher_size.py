@@ -2,17 +2,28 @@
 comparison with the teacher rendered at SIZE² instead of the size the rule picks (`rule`: 128² for the
 demo, where its finest Gaussians span a pixel), and the growth cap (`max_anchors`, from
 `progs.presets.teacher_sizing`) multiplied by ANCHOR_SCALE (default 1); everything else as the bench
-(600 iterations, λe 2e-3, scored at 1024² with SH colours).
+(ITERATIONS, default 600, at λe 2e-3, scored at 1024² with SH colours).
+
+With CROP, each training step sees at most CROP x CROP pixels of its view: a zoom f drawn uniformly
+from 1, 2, 4, ... up to the one that shows the whole view, then a random window of CROP * f pixels a
+side averaged over f x f blocks (and the camera that renders exactly those pixels). That asks whether
+a CPU can learn a teacher rendered at a viewer's resolution for the cost of CROP² pixels a step.
 
     python benchmarks/scripts/fit_teacher_size.py 256 benchmarks/results/fit_viewer_teacher256
     python benchmarks/scripts/fit_teacher_size.py rule benchmarks/results/fit_viewer_budget4x 4
+    python benchmarks/scripts/fit_teacher_size.py 1024 benchmarks/results/fit_viewer_crop 1 256
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import torch
+import torch.nn.functional as F
 
 import progs.io.teacher as teacher
 import progs.presets as presets
@@ -21,9 +32,35 @@ from progs.bench.common import PROFILES, BenchConfig, machine_info, write_json
 from progs.bench.workspace import Workspace
 from progs.io.demo_scene import demo_gaussians
 from progs.io.ply import GaussianCloud, write_ply
+from progs.scene import View
 
 
-def main(size: int | None, out: Path, anchor_scale: float = 1.0) -> None:
+def window(view: View, x0: int, y0: int, width: int, height: int, factor: int) -> View:
+    """``width`` x ``height`` pixels of ``view`` at (x0, y0) averaged over ``factor``² blocks, with their camera."""
+    cam = view.camera
+    image = view.image[y0 : y0 + height, x0 : x0 + width]
+    cam = replace(cam, width=width, height=height, cx=cam.cx - x0, cy=cam.cy - y0)
+    if factor > 1:
+        image = F.avg_pool2d(image.permute(2, 0, 1)[None], factor)[0].permute(1, 2, 0)
+        cam = cam.scaled(factor)
+    return View(view.name, cam, image.contiguous())
+
+
+def random_zoom(view: View, pixels: int, gen: torch.Generator) -> View:
+    """At most ``pixels``² of ``view``, as the module's docstring says."""
+    w, h = view.camera.width, view.camera.height
+    if max(w, h) <= pixels:
+        return view
+    f = 2 ** int(torch.randint(math.ceil(math.log2(max(w, h) / pixels)) + 1, (1,), generator=gen))
+    ww, hh = min(w, pixels * f) // f * f, min(h, pixels * f) // f * f
+    x0 = int(torch.randint(w - ww + 1, (1,), generator=gen))
+    y0 = int(torch.randint(h - hh + 1, (1,), generator=gen))
+    return window(view, x0, y0, ww, hh, f)
+
+
+def main(
+    size: int | None, out: Path, anchor_scale: float = 1.0, crop: int | None = None, iterations: int = 600
+) -> None:
     if size is not None:
         plan = teacher.teacher_plan
         teacher.teacher_plan = lambda cloud, on_gpu, size_=None, views=None: plan(cloud, on_gpu, size=size, views=views)
@@ -35,12 +72,23 @@ def main(size: int | None, out: Path, anchor_scale: float = 1.0) -> None:
             return sizing(scene, levels, base_depth, int(round(rule * anchor_scale)))
 
         presets.teacher_sizing = scaled
+    if crop is not None:
+        from progs.train.trainer import Trainer
+
+        next_view = Trainer._next_view
+        Trainer._next_view = lambda self: random_zoom(next_view(self), crop, self.gen)
     out.mkdir(parents=True, exist_ok=True)
-    args = f"{size or 'rule'} {out}" + (f" {anchor_scale:g}" if anchor_scale != 1.0 else "")
+    args = f"{size or 'rule'} {out}"
+    if anchor_scale != 1.0 or crop is not None or iterations != 600:
+        args += f" {anchor_scale:g}"
+    if crop is not None or iterations != 600:
+        args += f" {crop or 0}"
+    if iterations != 600:
+        args += f" {iterations}"
     cfg = BenchConfig(
         out=out,
         profile=PROFILES["full"],
-        iterations=600,
+        iterations=iterations,
         command=f"python benchmarks/scripts/fit_teacher_size.py {args}",
     )
     ws = Workspace(cfg, print)
@@ -49,12 +97,17 @@ def main(size: int | None, out: Path, anchor_scale: float = 1.0) -> None:
     write_ply(ply, GaussianCloud.from_activated(g.means, g.quats, g.scales, g.opacities, g.colors))
     t0 = time.perf_counter()
     name = (
-        "demo_ply" + (f"_teacher{size}" if size else "") + (f"_budget{anchor_scale:g}x" if anchor_scale != 1.0 else "")
+        "demo_ply"
+        + (f"_teacher{size}" if size else "")
+        + (f"_budget{anchor_scale:g}x" if anchor_scale != 1.0 else "")
+        + (f"_crop{crop}" if crop else "")
     )
     res = fit.fit_scene(ws, out, name, ply, None, "z", 1024)
     record = {"command": cfg.command, "machine": machine_info(), "seconds": round(time.perf_counter() - t0)}
     if anchor_scale != 1.0:
         record["anchor_budget_scale"] = anchor_scale
+    if crop:
+        record["crop"] = {"pixels": crop, "zoom": "f uniform over 1, 2, 4, ... up to the whole view"}
     write_json(out / "results.json", {**record, "demo_ply": res})
 
 
@@ -63,4 +116,6 @@ if __name__ == "__main__":
         None if sys.argv[1] == "rule" else int(sys.argv[1]),
         Path(sys.argv[2]),
         float(sys.argv[3]) if len(sys.argv) > 3 else 1.0,
+        int(sys.argv[4]) or None if len(sys.argv) > 4 else None,
+        int(sys.argv[5]) if len(sys.argv) > 5 else 600,
     )

@@ -678,8 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument(
         "--size",
         type=int,
-        help="teacher image size (default: where the finest Gaussians span about a pixel, 128-2048; "
-        "on the CPU at most 256)",
+        help="teacher image size (default: a viewer's 1024 pixels, more where the finest Gaussians need it "
+        "to span about a pixel, up to 2048; on the CPU at most 512)",
     )
     fi.add_argument(
         "--eval-size",

@@ -17,12 +17,15 @@ from progs.scene import Camera, Scene, View, split_train_test
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 FOV_X_DEG = 50.0
-# The teacher's resolution: the finest Gaussians (the 10th percentile of the visible ones' largest axis σ)
-# span about a pixel (2σ) from the orbit's distance, within [MIN_SIZE, MAX_SIZE] and a multiple of 32.
-# On a CPU it is capped at CPU_SIZE (training cost grows with the pixels: 600 iterations of the demo
-# preset at 128² took 176 s on 2 cores); `progs fit --size` overrides both.
+# The teacher's resolution: at least a viewer's (VIEWER_SIZE, below), more where the finest Gaussians (the
+# 10th percentile of the visible ones' largest axis σ) need it to span about a pixel (2σ) from the orbit's
+# distance; within [MIN_SIZE, MAX_SIZE] and a multiple of 32. The σ rule alone asks 128² of the demo's
+# PLY, but scored at 1024² its fit gains 2.8 dB from a 256² teacher and 1.1 dB more from 512², for 1.5 %
+# more bytes each (docs/RESULTS.md, "Fitting a splat file, scored where users look"). On a CPU the size is
+# capped at CPU_SIZE (600 iterations on the demo's PLY took 163 s at 256² and 434 s at 512² on 2 cores);
+# `progs fit --size` overrides both.
 FINE_QUANTILE = 0.10
-MIN_SIZE, MAX_SIZE, CPU_SIZE = 128, 2048, 256
+MIN_SIZE, MAX_SIZE, CPU_SIZE = 128, 2048, 512
 # More Gaussians hold more distinct detail to see: 60 views at 10,000 Gaussians, growing with the square
 # root of the count up to 240 (a viewer orbit; every 8th view is held out).
 MIN_VIEWS, MAX_VIEWS, VIEWS_AT_10K = 60, 240, 60
@@ -60,16 +63,23 @@ def finest_size(cloud: GaussianCloud, fov_x_deg: float = FOV_X_DEG) -> int:
 @dataclass(frozen=True)
 class TeacherPlan:
     """The teacher views of a cloud: ``views`` orbit views at ``size`` pixels; ``wanted`` is the size the
-    scene asks for (``finest_size``) and ``limit`` names what changed it (``"cpu"``, ``"--size"`` or None)."""
+    scene asks for (the larger of ``finest``, where its finest Gaussians span about a pixel, and a viewer's
+    ``VIEWER_SIZE``) and ``limit`` names what changed it (``"cpu"``, ``"--size"`` or None)."""
 
     views: int
     size: int
     wanted: int
     limit: str | None
+    finest: int
 
     def describe(self) -> str:
+        asks = (
+            "the finest Gaussians span about a pixel"
+            if self.finest >= self.wanted
+            else f"a viewer's {self.wanted} pixels; the finest Gaussians span a pixel at {self.finest}²"
+        )
         why = {
-            None: "the finest Gaussians span about a pixel",
+            None: asks,
             "cpu": f"capped at {CPU_SIZE} on the CPU; the scene asks for {self.wanted}², --size to change",
             "--size": f"--size; the scene asks for {self.wanted}²",
         }[self.limit]
@@ -78,7 +88,8 @@ class TeacherPlan:
 
 def teacher_plan(cloud: GaussianCloud, on_gpu: bool, size: int | None = None, views: int | None = None) -> TeacherPlan:
     """How many views at what size ``progs fit`` renders ``cloud`` for (``size`` / ``views`` given win)."""
-    wanted = finest_size(cloud)
+    finest = finest_size(cloud)
+    wanted = min(MAX_SIZE, max(finest, VIEWER_SIZE))
     if size is not None:
         chosen, limit = int(size), "--size"
     elif not on_gpu and wanted > CPU_SIZE:
@@ -87,7 +98,7 @@ def teacher_plan(cloud: GaussianCloud, on_gpu: bool, size: int | None = None, vi
         chosen, limit = wanted, None
     if views is None:
         views = int(min(MAX_VIEWS, max(MIN_VIEWS, round(VIEWS_AT_10K * math.sqrt(len(cloud) / 10_000)))))
-    return TeacherPlan(int(views), chosen, wanted, limit)
+    return TeacherPlan(int(views), chosen, wanted, limit, finest)
 
 
 def viewer_views(
