@@ -73,6 +73,7 @@ def test_anchor_budget_follows_the_teacher_pixels():
     small = teacher_sizing(scene_from_cloud(cloud, views=4, size=32), 3, None)
     large = teacher_sizing(scene_from_cloud(cloud, views=4, size=96), 3, None)
     assert small["max_anchors"] == int(32 * 32 / 5.4) and large["max_anchors"] == 1000  # a quarter of 4,000
+    assert small["context_hash_levels"] == large["context_hash_levels"] == (6, 2)  # a smaller header
 
 
 def test_viewer_views_are_held_out_and_full_size():

@@ -12,6 +12,9 @@ a CPU can learn a teacher rendered at a viewer's resolution for the cost of CROP
     python benchmarks/scripts/fit_teacher_size.py 256 benchmarks/results/fit_viewer_teacher256
     python benchmarks/scripts/fit_teacher_size.py rule benchmarks/results/fit_viewer_budget4x 4
     python benchmarks/scripts/fit_teacher_size.py 1024 benchmarks/results/fit_viewer_crop 1 256
+
+``--context-levels 3D,2D`` sets the context model's hash-grid levels (`context_hash_levels`; default
+12,4), which set most of the header's size.
 """
 
 from __future__ import annotations
@@ -59,17 +62,23 @@ def random_zoom(view: View, pixels: int, gen: torch.Generator) -> View:
 
 
 def main(
-    size: int | None, out: Path, anchor_scale: float = 1.0, crop: int | None = None, iterations: int = 600
+    size: int | None,
+    out: Path,
+    anchor_scale: float = 1.0,
+    crop: int | None = None,
+    iterations: int = 600,
+    context_levels: tuple[int, int] | None = None,
 ) -> None:
     if size is not None:
         plan = teacher.teacher_plan
         teacher.teacher_plan = lambda cloud, on_gpu, size_=None, views=None: plan(cloud, on_gpu, size=size, views=views)
-    if anchor_scale != 1.0:
+    if anchor_scale != 1.0 or context_levels is not None:
         sizing = presets.teacher_sizing
 
         def scaled(scene, levels, base_depth, max_anchors=None):
             rule = sizing(scene, levels, base_depth, max_anchors)["max_anchors"]
-            return sizing(scene, levels, base_depth, int(round(rule * anchor_scale)))
+            sized = sizing(scene, levels, base_depth, int(round(rule * anchor_scale)))
+            return sized if context_levels is None else {**sized, "context_hash_levels": context_levels}
 
         presets.teacher_sizing = scaled
     if crop is not None:
@@ -85,6 +94,8 @@ def main(
         args += f" {crop or 0}"
     if iterations != 600:
         args += f" {iterations}"
+    if context_levels is not None:
+        args += f" --context-levels {context_levels[0]},{context_levels[1]}"
     cfg = BenchConfig(
         out=out,
         profile=PROFILES["full"],
@@ -101,6 +112,7 @@ def main(
         + (f"_teacher{size}" if size else "")
         + (f"_budget{anchor_scale:g}x" if anchor_scale != 1.0 else "")
         + (f"_crop{crop}" if crop else "")
+        + (f"_context{context_levels[0]}x{context_levels[1]}" if context_levels else "")
     )
     res = fit.fit_scene(ws, out, name, ply, None, "z", 1024)
     record = {"command": cfg.command, "machine": machine_info(), "seconds": round(time.perf_counter() - t0)}
@@ -112,10 +124,17 @@ def main(
 
 
 if __name__ == "__main__":
+    argv = sys.argv[1:]
+    context = None
+    if "--context-levels" in argv:
+        i = argv.index("--context-levels")
+        context = tuple(int(x) for x in argv[i + 1].split(","))
+        del argv[i : i + 2]
     main(
-        None if sys.argv[1] == "rule" else int(sys.argv[1]),
-        Path(sys.argv[2]),
-        float(sys.argv[3]) if len(sys.argv) > 3 else 1.0,
-        int(sys.argv[4]) or None if len(sys.argv) > 4 else None,
-        int(sys.argv[5]) if len(sys.argv) > 5 else 600,
+        None if argv[0] == "rule" else int(argv[0]),
+        Path(argv[1]),
+        float(argv[2]) if len(argv) > 2 else 1.0,
+        int(argv[3]) or None if len(argv) > 3 else None,
+        int(argv[4]) if len(argv) > 4 else 600,
+        context,
     )
