@@ -1,6 +1,7 @@
 """Does a larger teacher, or a larger anchor budget, help where users look? `progs bench fit`'s demo-PLY
-comparison with the teacher rendered at SIZE² instead of the size the rule picks (`rule`: 128² for the
-demo, where its finest Gaussians span a pixel), and the growth cap (`max_anchors`, from
+comparison with the teacher rendered at SIZE² instead of the size the rule picks (`rule`: 512² for the
+demo on a CPU since 2026-12-06 12:00, 128² before, when the rule only asked its finest Gaussians to span
+a pixel; the `rule` runs committed before then used 128²), and the growth cap (`max_anchors`, from
 `progs.presets.teacher_sizing`) multiplied by ANCHOR_SCALE (default 1); everything else as the bench
 (ITERATIONS, default 600, at λe 2e-3, scored at 1024² with SH colours).
 
@@ -13,8 +14,9 @@ a CPU can learn a teacher rendered at a viewer's resolution for the cost of CROP
     python benchmarks/scripts/fit_teacher_size.py rule benchmarks/results/fit_viewer_budget4x 4
     python benchmarks/scripts/fit_teacher_size.py 1024 benchmarks/results/fit_viewer_crop 1 256
 
-``--context-levels 3D,2D`` sets the context model's hash-grid levels (`context_hash_levels`; default
-12,4), which set most of the header's size.
+``--context-levels 3D,2D`` sets the context model's hash-grid levels (`context_hash_levels`; the fit's
+default, `progs.presets.TEACHER_CONTEXT_LEVELS`, is 6,2 since 2026-12-06 13:00, 12,4 before), which set
+most of the header's size.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def main(
     crop: int | None = None,
     iterations: int = 600,
     context_levels: tuple[int, int] | None = None,
+    command: str = "",
 ) -> None:
     if size is not None:
         plan = teacher.teacher_plan
@@ -76,8 +79,9 @@ def main(
         sizing = presets.teacher_sizing
 
         def scaled(scene, levels, base_depth, max_anchors=None):
-            rule = sizing(scene, levels, base_depth, max_anchors)["max_anchors"]
-            sized = sizing(scene, levels, base_depth, int(round(rule * anchor_scale)))
+            sized = sizing(scene, levels, base_depth, max_anchors)
+            if anchor_scale != 1.0:
+                sized = sizing(scene, levels, base_depth, int(round(sized["max_anchors"] * anchor_scale)))
             return sized if context_levels is None else {**sized, "context_hash_levels": context_levels}
 
         presets.teacher_sizing = scaled
@@ -87,20 +91,11 @@ def main(
         next_view = Trainer._next_view
         Trainer._next_view = lambda self: random_zoom(next_view(self), crop, self.gen)
     out.mkdir(parents=True, exist_ok=True)
-    args = f"{size or 'rule'} {out}"
-    if anchor_scale != 1.0 or crop is not None or iterations != 600:
-        args += f" {anchor_scale:g}"
-    if crop is not None or iterations != 600:
-        args += f" {crop or 0}"
-    if iterations != 600:
-        args += f" {iterations}"
-    if context_levels is not None:
-        args += f" --context-levels {context_levels[0]},{context_levels[1]}"
     cfg = BenchConfig(
         out=out,
         profile=PROFILES["full"],
         iterations=iterations,
-        command=f"python benchmarks/scripts/fit_teacher_size.py {args}",
+        command=f"python benchmarks/scripts/fit_teacher_size.py {command}",
     )
     ws = Workspace(cfg, print)
     g = demo_gaussians(0)
@@ -125,6 +120,7 @@ def main(
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
+    command = " ".join(argv)
     context = None
     if "--context-levels" in argv:
         i = argv.index("--context-levels")
@@ -137,4 +133,5 @@ if __name__ == "__main__":
         int(argv[3]) or None if len(argv) > 3 else None,
         int(argv[4]) if len(argv) > 4 else 600,
         context,
+        command,
     )

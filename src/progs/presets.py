@@ -70,7 +70,7 @@ def teacher_init_level(level_counts: list[int], budget: int) -> int:
     return level
 
 
-def teacher_sizing(scene: Any, levels: int, base_depth: int | None, max_anchors: int | None = None) -> dict[str, int]:
+def teacher_sizing(scene: Any, levels: int, base_depth: int | None, max_anchors: int | None = None) -> dict[str, Any]:
     """``{"max_anchors", "init_level", "context_hash_levels"}`` for fitting the teacher ``scene`` (its
     ``points`` are the PLY's Gaussian centres) on an octree of ``levels`` levels: the growth cap from
     :func:`teacher_anchor_budget`, at most one anchor per ``CAP_PIXELS_PER_ANCHOR`` pixels of a teacher view

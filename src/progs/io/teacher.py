@@ -89,7 +89,7 @@ class TeacherPlan:
 def teacher_plan(cloud: GaussianCloud, on_gpu: bool, size: int | None = None, views: int | None = None) -> TeacherPlan:
     """How many views at what size ``progs fit`` renders ``cloud`` for (``size`` / ``views`` given win)."""
     finest = finest_size(cloud)
-    wanted = min(MAX_SIZE, max(finest, VIEWER_SIZE))
+    wanted = max(finest, VIEWER_SIZE)  # finest_size is within MAX_SIZE, which is above VIEWER_SIZE
     if size is not None:
         chosen, limit = int(size), "--size"
     elif not on_gpu and wanted > CPU_SIZE:
