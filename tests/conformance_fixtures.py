@@ -22,7 +22,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _model(
-    n_points: int, levels: int, base_depth: int, seed: int, *, correlated: bool, hide: bool, context: dict | None = None
+    n_points: int,
+    levels: int,
+    base_depth: int,
+    seed: int,
+    *,
+    correlated: bool,
+    hide: bool,
+    context: dict | None = None,
+    feat_dim: int = 32,
 ):
     """Seeded random anchors on a strict octree; ``correlated``: children resemble their parents (so
     parent predictors pay); ``hide``: an opacity head that draws some Gaussians and hides others."""
@@ -34,7 +42,9 @@ def _model(
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     grid = octree.OctreeGrid((-1.0, -0.5, -2.0), 2.5, base_depth, levels)
-    a = AnchorSet.random(grid, n_points, g, lo=torch.tensor([-0.9, -0.4, -1.9]), hi=torch.tensor([1.2, 1.5, 0.2]))
+    a = AnchorSet.random(
+        grid, n_points, g, feat_dim=feat_dim, lo=torch.tensor([-0.9, -0.4, -1.9]), hi=torch.tensor([1.2, 1.5, 0.2])
+    )
     with torch.no_grad():
         a.feature.copy_(torch.randn(a.feature.shape, generator=g) * 0.6)
         a.offsets.copy_(torch.randn(a.offsets.shape, generator=g) * 0.5)
@@ -46,7 +56,7 @@ def _model(
                 p = parent[sel]
                 a.feature[sel] = 0.8 * a.feature[p] + 0.2 * a.feature[sel]
                 a.offsets[sel] = 0.7 * a.offsets[p] + 0.3 * a.offsets[sel]
-    cfg = ContextConfig.for_anchor_count(len(a), **(context or {}))
+    cfg = ContextConfig.for_anchor_count(len(a), attr_dims=tuple(a.layout.dims), **(context or {}))
     model = ProGSModel(a, context=ContextModel(cfg, seed=seed))
     with torch.no_grad():
         for p in model.context.parameters():  # a context model that predicts something
@@ -154,6 +164,20 @@ def main(argv: list[str]) -> int:
                 correlated=True,
                 hide=True,
                 context={"num_levels": 5, "levels_3d": 6, "levels_2d": 2},
+            ),
+            {},
+        ),
+        (  # a small `progs fit` (presets.SMALL_FIT_MODEL): 16-d features, 16-wide generator, narrow context
+            "l4_small_fit",
+            dict(
+                n_points=800,
+                levels=4,
+                base_depth=2,
+                seed=6,
+                correlated=True,
+                hide=True,
+                feat_dim=16,
+                context={"num_levels": 4, "levels_3d": 3, "levels_2d": 1, "hidden": 8, "q_hidden": 4},
             ),
             {},
         ),

@@ -67,13 +67,20 @@ def test_teacher_is_at_least_what_a_viewer_shows():
 
 def test_anchor_budget_follows_the_teacher_pixels():
     from progs.io.teacher import scene_from_cloud
-    from progs.presets import teacher_sizing
+    from progs.presets import SMALL_FIT_ANCHORS, teacher_sizing
 
     cloud = _cloud(4000, 0.05)
     small = teacher_sizing(scene_from_cloud(cloud, views=4, size=32), 3, None)
     large = teacher_sizing(scene_from_cloud(cloud, views=4, size=96), 3, None)
     assert small["max_anchors"] == int(32 * 32 / 5.4) and large["max_anchors"] == 1000  # a quarter of 4,000
-    assert small["context_hash_levels"] == large["context_hash_levels"] == (6, 2)  # a smaller header
+    # both budgets are small fits: 16-d features, a 3 + 1 level context grid and narrow context MLPs
+    for sized in (small, large):
+        assert (sized["feat_dim"], sized["context_hash_levels"], sized["context_mlp"]) == (16, (3, 1), (8, 4))
+    at_limit = teacher_sizing(scene_from_cloud(cloud, views=4, size=96), 3, None, max_anchors=SMALL_FIT_ANCHORS)
+    assert at_limit["feat_dim"] == 16
+    # a large budget keeps the default widths, with the fits' 6 + 2 level context grid
+    huge = teacher_sizing(scene_from_cloud(cloud, views=4, size=96), 3, None, max_anchors=SMALL_FIT_ANCHORS + 1)
+    assert "feat_dim" not in huge and "context_mlp" not in huge and huge["context_hash_levels"] == (6, 2)
 
 
 def test_viewer_views_are_held_out_and_full_size():

@@ -301,3 +301,21 @@ def test_context_hash_levels_option(scene):
             _cfg(context_hash_levels=bad)
     cfg = _cfg(context_hash_levels=[6, 2])
     assert cfg.context_hash_levels == (6, 2) and TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_context_mlp_option(scene):
+    """context_mlp sets the widths of both context MLPs, which the header then carries."""
+    from progs.codec.stream import decode, encode
+
+    t = Trainer(scene, _cfg(iterations=1, context_mlp=(8, 4)))
+    cfg = t.model.context.cfg
+    assert (cfg.hidden, cfg.q_hidden) == (8, 4)
+    assert (t.model.context.mlp_d[0].out_features, t.model.context.mlp_q[0].out_features) == (8, 4)
+    assert (Trainer(scene, _cfg(iterations=1)).model.context.cfg.hidden) == 16
+    header = decode(encode(t.model).data).model.context.cfg
+    assert (header.hidden, header.q_hidden) == (8, 4)
+    for bad in ((0, 4), (8,), (8, 4, 2), (8, 300)):
+        with pytest.raises(InputError, match="context_mlp"):
+            _cfg(context_mlp=bad)
+    cfg = _cfg(context_mlp=[8, 4])
+    assert cfg.context_mlp == (8, 4) and TrainConfig.from_dict(cfg.to_dict()) == cfg

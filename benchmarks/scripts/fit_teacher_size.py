@@ -15,8 +15,14 @@ a CPU can learn a teacher rendered at a viewer's resolution for the cost of CROP
     python benchmarks/scripts/fit_teacher_size.py 1024 benchmarks/results/fit_viewer_crop 1 256
 
 ``--context-levels 3D,2D`` sets the context model's hash-grid levels (`context_hash_levels`; the fit's
-default, `progs.presets.TEACHER_CONTEXT_LEVELS`, is 6,2 since 2026-12-06 13:00, 12,4 before), which set
-most of the header's size.
+default, `progs.presets.TEACHER_CONTEXT_LEVELS`, is 6,2 since 2026-12-06 13:00, 12,4 before; a small fit's,
+`progs.presets.SMALL_FIT_MODEL`, is 3,1 since 2026-12-06 15:00), which set most of the header's size;
+``--context-mlp D,Q`` the context MLPs' widths (`context_mlp`; 16,8, a small fit's 8,4 since 15:00) and
+``--set NAME=INT`` any other integer of the training configuration (`feat_dim`, `n_offsets`, `levels`,
+`base_depth`, `init_level`; a small fit's `feat_dim` is 16 since 15:00, 32 before). The screening runs
+of 2026-12-06 14:10-14:45 used 256² teachers:
+
+    python benchmarks/scripts/fit_teacher_size.py 256 OUT --set feat_dim=16 --context-mlp 8,4 --context-levels 3,1
 """
 
 from __future__ import annotations
@@ -71,17 +77,20 @@ def main(
     iterations: int = 600,
     context_levels: tuple[int, int] | None = None,
     command: str = "",
+    settings: dict | None = None,
 ) -> None:
+    settings = settings or {}
     if size is not None:
         plan = teacher.teacher_plan
         teacher.teacher_plan = lambda cloud, on_gpu, size_=None, views=None: plan(cloud, on_gpu, size=size, views=views)
-    if anchor_scale != 1.0 or context_levels is not None:
+    if anchor_scale != 1.0 or context_levels is not None or settings:
         sizing = presets.teacher_sizing
 
         def scaled(scene, levels, base_depth, max_anchors=None):
             sized = sizing(scene, levels, base_depth, max_anchors)
             if anchor_scale != 1.0:
                 sized = sizing(scene, levels, base_depth, int(round(sized["max_anchors"] * anchor_scale)))
+            sized = {**sized, **settings}
             return sized if context_levels is None else {**sized, "context_hash_levels": context_levels}
 
         presets.teacher_sizing = scaled
@@ -108,6 +117,9 @@ def main(
         + (f"_budget{anchor_scale:g}x" if anchor_scale != 1.0 else "")
         + (f"_crop{crop}" if crop else "")
         + (f"_context{context_levels[0]}x{context_levels[1]}" if context_levels else "")
+        + "".join(
+            f"_{k.split('.')[-1]}{'x'.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in settings.items()
+        )
     )
     res = fit.fit_scene(ws, out, name, ply, None, "z", 1024)
     record = {"command": cfg.command, "machine": machine_info(), "seconds": round(time.perf_counter() - t0)}
@@ -122,9 +134,19 @@ if __name__ == "__main__":
     argv = sys.argv[1:]
     command = " ".join(argv)
     context = None
+    settings = {}
     if "--context-levels" in argv:
         i = argv.index("--context-levels")
         context = tuple(int(x) for x in argv[i + 1].split(","))
+        del argv[i : i + 2]
+    if "--context-mlp" in argv:
+        i = argv.index("--context-mlp")
+        settings["context_mlp"] = tuple(int(x) for x in argv[i + 1].split(","))
+        del argv[i : i + 2]
+    while "--set" in argv:
+        i = argv.index("--set")
+        key, value = argv[i + 1].split("=")
+        settings[key] = int(value)
         del argv[i : i + 2]
     main(
         None if argv[0] == "rule" else int(argv[0]),
@@ -134,4 +156,5 @@ if __name__ == "__main__":
         int(argv[4]) if len(argv) > 4 else 600,
         context,
         command,
+        settings,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from progs import __version__
 from progs.errors import ProgsError
-from progs.presets import DEMO_DEFAULTS
+from progs.presets import DEMO_DEFAULTS, FIT_DEFAULTS, FIT_MIN_BASE_DEPTH
 
 
 def _log(msg: str) -> None:
@@ -125,14 +125,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
         lod=args.lod,
     )
     scene = spec.load()
-    cfg = _train_config(args)
+    cfg = _train_config(args, FIT_DEFAULTS)
     sizing = teacher_sizing(scene, cfg.levels, cfg.base_depth, args.max_anchors)
     cfg = cfg.replace(**sizing)
     if not args.resume:
         _log(
             f"{args.scene}: at most {sizing['max_anchors']} anchors "
             f"({'--max-anchors' if args.max_anchors else 'a quarter of the Gaussians, at most one per 5.4 teacher pixels; --max-anchors to change'}), "
-            f"initial anchors at level {sizing['init_level']} of {cfg.levels}"
+            f"initial anchors at level {sizing['init_level']} of {cfg.levels} (base depth {cfg.base_depth}), "
+            f"{cfg.feat_dim}-d anchor features{' (a small fit: a narrower model, a smaller header)' if 'feat_dim' in sizing else ''}"
         )
     viewer = viewer_views(cloud, args.up, bg, size=args.eval_size) if args.eval_size else None
     out = train_run(
@@ -577,7 +578,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------- main
 def _training_options(
-    p: argparse.ArgumentParser, iterations: int = 2000, base_depth: str = "from the point spacing", levels: int = 5
+    p: argparse.ArgumentParser,
+    iterations: int = 2000,
+    base_depth: str = "from the point spacing",
+    levels: int = 5,
+    c2f_samples: int | None = None,
 ) -> None:
     p.add_argument("--iterations", type=int, help=f"training iterations (default {iterations})")
     p.add_argument("--levels", type=int, help=f"octree levels L (default {levels})")
@@ -591,7 +596,9 @@ def _training_options(
         "training view, 500..20000)",
     )
     p.add_argument(
-        "--c2f-samples", type=int, help="coarser LoDs rendered per step besides the finest (default: all; 1 is faster)"
+        "--c2f-samples",
+        type=int,
+        help=f"coarser LoDs rendered per step besides the finest (default: {c2f_samples or 'all'}; 1 is faster)",
     )
     p.add_argument(
         "--max-anchors",
@@ -650,6 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
         iterations=DEMO_DEFAULTS["iterations"],
         base_depth=str(DEMO_DEFAULTS["base_depth"]),
         levels=DEMO_DEFAULTS["levels"],
+        c2f_samples=DEMO_DEFAULTS["c2f_coarse_samples"],
     )
     d.set_defaults(func=cmd_demo)
 
@@ -689,7 +697,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fi.add_argument("--up", default="z", choices=["x", "y", "z", "-x", "-y", "-z"], help="world up axis (default z)")
     fi.add_argument("--background", help="background r,g,b in [0,1] (default black)")
-    _training_options(fi)
+    _training_options(
+        fi,
+        base_depth=f"from the teacher's point spacing, at least {FIT_MIN_BASE_DEPTH}",
+        levels=FIT_DEFAULTS["levels"],
+        c2f_samples=FIT_DEFAULTS["c2f_coarse_samples"],
+    )
     fi.set_defaults(func=cmd_fit)
 
     e = sub.add_parser("eval", help="per-LoD PSNR/SSIM of a run (checkpoint) or of a stream on a dataset")

@@ -42,6 +42,14 @@ def demo_overrides(levels: int | None = None) -> dict[str, Any]:
     return d
 
 
+# `progs fit` trains on the demo preset's schedule (L = 4, the near-flat growth thresholds adjusted every 50
+# steps, LoD L plus 2 sampled coarser LoDs per step), the one measured on fits (`progs bench --suite fit`),
+# with its own iteration count. The octree's base depth follows the teacher's point spacing
+# (octree.default_base_depth) but is at least FIT_MIN_BASE_DEPTH, the preset's b = 4: on the demo PLY the
+# spacing asks b = 3, and a 256² fit with b = 3 (L = 5) reached 31.66 dB against 33.24 dB with b = 4.
+FIT_DEFAULTS = {k: v for k, v in DEMO_DEFAULTS.items() if k not in ("iterations", "base_depth")}
+FIT_MIN_BASE_DEPTH = 4
+
 # `progs fit`: the anchor set is sized from the teacher (the PLY's Gaussian count N). Each anchor
 # carries 10 neural Gaussians, so an anchor per teacher Gaussian spends bytes on capacity the teacher
 # does not have; N/4 is the best trade measured (docs/RESULTS.md, "A user who already has the PLY").
@@ -51,6 +59,14 @@ MIN_TEACHER_ANCHORS = 64
 # fit from 20.3 to 15.6 kB, and its stream from 59,748 B at 34.72 dB to 55,609 B at 34.77 dB (scored at
 # 1024²; BD-rate against decimate+SPZ +59.7 % -> +47.0 %; docs/RESULTS.md, "Fitting a splat file").
 TEACHER_CONTEXT_LEVELS = (6, 2)
+# A small fit (a budget of at most SMALL_FIT_ANCHORS anchors) takes a narrower model: 16-d anchor features
+# (the generator's MLPs follow the feature width), a context grid of 3 and 1 levels and context MLPs 8 and
+# 4 wide, instead of 32, (6, 2), 16 and 8. On the demo PLY's fit at 256² that took the stream from 52,446 B
+# at 33.79 dB to 36,604 B at 33.33 dB (header 15.6 -> 7.7 kB; BD-rate against decimate+SPZ +41.1 % ->
+# -6.2 %; docs/RESULTS.md, "Fitting a splat file"). Larger fits keep the widths measured on captures,
+# where the header is a small share of the stream.
+SMALL_FIT_ANCHORS = 20_000
+SMALL_FIT_MODEL = {"feat_dim": 16, "context_hash_levels": (3, 1), "context_mlp": (8, 4)}
 
 
 def teacher_anchor_budget(gaussians: int, per_gaussian: float = TEACHER_ANCHORS_PER_GAUSSIAN) -> int:
@@ -71,19 +87,26 @@ def teacher_init_level(level_counts: list[int], budget: int) -> int:
 
 
 def teacher_sizing(scene: Any, levels: int, base_depth: int | None, max_anchors: int | None = None) -> dict[str, Any]:
-    """``{"max_anchors", "init_level", "context_hash_levels"}`` for fitting the teacher ``scene`` (its
-    ``points`` are the PLY's Gaussian centres) on an octree of ``levels`` levels: the growth cap from
-    :func:`teacher_anchor_budget`, at most one anchor per ``CAP_PIXELS_PER_ANCHOR`` pixels of a teacher view
-    (or ``max_anchors``), the initial level from :func:`teacher_init_level`, and the context grid's levels
-    ``TEACHER_CONTEXT_LEVELS``."""
+    """What fitting the teacher ``scene`` (its ``points`` are the PLY's Gaussian centres) on an octree of
+    ``levels`` levels sets in the training configuration:
+
+    - ``base_depth``: as given, else the points' spacing rule but at least ``FIT_MIN_BASE_DEPTH``;
+    - ``max_anchors``: ``max_anchors``, else :func:`teacher_anchor_budget` but at most one anchor per
+      ``CAP_PIXELS_PER_ANCHOR`` pixels of a teacher view;
+    - ``init_level``: :func:`teacher_init_level`;
+    - ``context_hash_levels``: ``TEACHER_CONTEXT_LEVELS``;
+    - for a budget of at most ``SMALL_FIT_ANCHORS``, the narrower model ``SMALL_FIT_MODEL`` too.
+    """
     import torch
 
-    from progs.octree import complete_upward
+    from progs.octree import complete_upward, default_base_depth
     from progs.train.trainer import build_grid
 
     from progs.train.sizing import CAP_PIXELS_PER_ANCHOR, pixels_per_view
 
     points = scene.points.double()
+    if base_depth is None:
+        base_depth = max(FIT_MIN_BASE_DEPTH, default_base_depth(points, levels))
     if max_anchors is None:
         # No more anchors than the teacher's views can show (as for a capture: one per 5.4 pixels of a view).
         budget = min(
@@ -103,7 +126,9 @@ def teacher_sizing(scene: Any, levels: int, base_depth: int | None, max_anchors:
     _, key_levels = complete_upward(keys, torch.full((keys.shape[0],), levels, dtype=torch.int64))
     counts = [int((key_levels <= level).sum()) for level in range(1, levels + 1)]
     return {
+        "base_depth": base_depth,
         "max_anchors": budget,
         "init_level": teacher_init_level(counts, budget),
         "context_hash_levels": TEACHER_CONTEXT_LEVELS,
+        **(SMALL_FIT_MODEL if budget <= SMALL_FIT_ANCHORS else {}),
     }

@@ -107,7 +107,7 @@ def fit_scene(
     from progs.io.spz import read_spz, write_spz
     from progs.io.ply import write_ply
     from progs.io.teacher import teacher_plan, viewer_views
-    from progs.presets import teacher_sizing
+    from progs.presets import FIT_DEFAULTS, teacher_sizing
 
     folder = out / "fit" / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,8 +121,8 @@ def fit_scene(
     views = viewer_views(cloud, up, size=viewer_size)
     spec = DatasetSpec.create("ply", path=str(Path(source).resolve()), views=plan.views, size=plan.size, up=up, lod=lod)
     scene = spec.load()
-    cfg = ws.train_config({}, REFERENCE_LAMBDA)
-    sizing = teacher_sizing(scene, cfg.levels, cfg.base_depth)
+    cfg = ws.train_config(dict(FIT_DEFAULTS), REFERENCE_LAMBDA)  # what `progs fit` trains, at the bench's length
+    sizing = teacher_sizing(scene, cfg.levels, None)
     trained, enc, _ = ws.train_and_encode(f"fit_{name}", cfg.replace(**sizing), scene, spec)
     data = enc.result.data
     prefixes = progs_prefixes(data, views, bg)

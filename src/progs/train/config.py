@@ -213,6 +213,9 @@ class TrainConfig:
     # (3D, 2D) levels of the context model's hash grid; None = ContextConfig's (12, 4). Both MLPs read
     # dim x (3D + 3 x 2D) features at the anchor and at its parent, so the levels set most of the header.
     context_hash_levels: tuple[int, int] | None = None
+    # Hidden widths of the context model's two MLPs (MLP_d for the priors, MLP_q for the steps); None =
+    # ContextConfig's (16, 8). Their weights are a third of a small scene's header.
+    context_mlp: tuple[int, int] | None = None
     init_level: int | None = None  # level of the initial anchors (None = L, the paper); finer ones grow
     cull_margin: float = 0.1
     backend: str = "auto"
@@ -247,6 +250,13 @@ class TrainConfig:
                 and all(isinstance(x, int) and 1 <= x <= 16 for x in self.context_hash_levels)
             ),
             f"context_hash_levels must be two levels in 1..16 (3D, 2D), got {self.context_hash_levels!r}",
+        )
+        if isinstance(self.context_mlp, list):
+            object.__setattr__(self, "context_mlp", tuple(self.context_mlp))
+        _check(
+            self.context_mlp is None
+            or (len(self.context_mlp) == 2 and all(isinstance(x, int) and 1 <= x <= 256 for x in self.context_mlp)),
+            f"context_mlp must be two hidden widths in 1..256 (MLP_d, MLP_q), got {self.context_mlp!r}",
         )
         _check(
             self.init_random_points is None or self.init_random_points >= 1,

@@ -100,12 +100,17 @@ class Trainer:
                 level=cfg.init_level,
             )
         generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels)
-        hash_levels = (
-            {} if cfg.context_hash_levels is None else dict(zip(("levels_3d", "levels_2d"), cfg.context_hash_levels))
-        )
+        context_sizes = {
+            **(
+                {}
+                if cfg.context_hash_levels is None
+                else dict(zip(("levels_3d", "levels_2d"), cfg.context_hash_levels))
+            ),
+            **({} if cfg.context_mlp is None else dict(zip(("hidden", "q_hidden"), cfg.context_mlp))),
+        }
         context = ContextModel(
             ContextConfig.for_anchor_count(
-                len(anchors), num_levels=cfg.levels, attr_dims=tuple(anchors.layout.dims), **hash_levels
+                len(anchors), num_levels=cfg.levels, attr_dims=tuple(anchors.layout.dims), **context_sizes
             ),
             seed=cfg.seed,
         )
