@@ -260,12 +260,17 @@ def test_fit_runs_on_a_foreign_degree3_ply(tmp_path):
 
 
 def test_teacher_sizing_rules():
-    from progs.presets import MIN_TEACHER_ANCHORS, teacher_anchor_budget, teacher_init_level
+    from progs.presets import MIN_TEACHER_ANCHORS, teacher_anchor_budget, teacher_init_level, teacher_levels
 
     assert teacher_anchor_budget(6242) == 1560 and teacher_anchor_budget(100) == MIN_TEACHER_ANCHORS
     assert teacher_anchor_budget(6242, per_gaussian=0.5) == 3121
     assert teacher_init_level([20, 150, 700, 3000, 6000], budget=1560) == 3  # 700 <= 780 < 3000
     assert teacher_init_level([900, 2000], budget=1560) == 1  # even level 1 is over half: start there
+    # levels: one past the first whose cells reach the budget (the demo PLY's counts at base depth 4)
+    assert teacher_levels([408, 2008, 6591, 12800], budget=1560) == 3
+    assert teacher_levels([408, 2008, 6591, 12800], budget=3000) == 4
+    assert teacher_levels([408, 2008, 6591, 12800], budget=20000) == 4  # never reached: all of them
+    assert teacher_levels([5000, 9000, 12000], budget=1000) == 2  # at least two levels
 
 
 def test_fit_max_anchors_option(tmp_path, capsys):

@@ -67,7 +67,7 @@ def test_teacher_is_at_least_what_a_viewer_shows():
 
 def test_anchor_budget_follows_the_teacher_pixels():
     from progs.io.teacher import scene_from_cloud
-    from progs.presets import SMALL_FIT_ANCHORS, teacher_sizing
+    from progs.presets import FIT_DEFAULTS, FIT_MIN_BASE_DEPTH, SMALL_FIT_ANCHORS, teacher_sizing
 
     cloud = _cloud(4000, 0.05)
     small = teacher_sizing(scene_from_cloud(cloud, views=4, size=32), 3, None)
@@ -81,6 +81,11 @@ def test_anchor_budget_follows_the_teacher_pixels():
     # a large budget keeps the default widths, with the fits' 6 + 2 level context grid
     huge = teacher_sizing(scene_from_cloud(cloud, views=4, size=96), 3, None, max_anchors=SMALL_FIT_ANCHORS + 1)
     assert "feat_dim" not in huge and "context_mlp" not in huge and huge["context_hash_levels"] == (6, 2)
+    # levels as given, or as many as the budget fills (at most FIT_DEFAULTS' 4), never finer than the grid
+    assert small["levels"] == 3
+    chosen = teacher_sizing(scene_from_cloud(cloud, views=4, size=96), None, None)
+    assert 2 <= chosen["levels"] <= FIT_DEFAULTS["levels"] and 1 <= chosen["init_level"] <= chosen["levels"]
+    assert chosen["base_depth"] >= FIT_MIN_BASE_DEPTH
 
 
 def test_viewer_views_are_held_out_and_full_size():

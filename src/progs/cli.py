@@ -126,13 +126,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     )
     scene = spec.load()
     cfg = _train_config(args, FIT_DEFAULTS)
-    sizing = teacher_sizing(scene, cfg.levels, cfg.base_depth, args.max_anchors)
+    sizing = teacher_sizing(scene, args.levels, cfg.base_depth, args.max_anchors)
     cfg = cfg.replace(**sizing)
     if not args.resume:
         _log(
             f"{args.scene}: at most {sizing['max_anchors']} anchors "
             f"({'--max-anchors' if args.max_anchors else 'a quarter of the Gaussians, at most one per 5.4 teacher pixels; --max-anchors to change'}), "
-            f"initial anchors at level {sizing['init_level']} of {cfg.levels} (base depth {cfg.base_depth}), "
+            f"{cfg.levels} octree levels{'' if args.levels else ' (as many as that fills; --levels to change)'} "
+            f"from base depth {cfg.base_depth}, initial anchors at level {sizing['init_level']}, "
             f"{cfg.feat_dim}-d anchor features{' (a small fit: a narrower model, a smaller header)' if 'feat_dim' in sizing else ''}"
         )
     viewer = viewer_views(cloud, args.up, bg, size=args.eval_size) if args.eval_size else None
@@ -581,11 +582,11 @@ def _training_options(
     p: argparse.ArgumentParser,
     iterations: int = 2000,
     base_depth: str = "from the point spacing",
-    levels: int = 5,
+    levels: int | str = 5,
     c2f_samples: int | None = None,
 ) -> None:
     p.add_argument("--iterations", type=int, help=f"training iterations (default {iterations})")
-    p.add_argument("--levels", type=int, help=f"octree levels L (default {levels})")
+    p.add_argument("--levels", type=int, help=f"octree levels L (default: {levels})")
     p.add_argument("--base-depth", type=int, help=f"octree base depth b (default: {base_depth})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lambda-e", type=float, help="entropy weight λ_e (default 0.002; paper sweep 5e-4..4e-3)")
@@ -700,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     _training_options(
         fi,
         base_depth=f"from the teacher's point spacing, at least {FIT_MIN_BASE_DEPTH}",
-        levels=FIT_DEFAULTS["levels"],
+        levels=f"as many as the anchor budget fills, at most {FIT_DEFAULTS['levels']}",
         c2f_samples=FIT_DEFAULTS["c2f_coarse_samples"],
     )
     fi.set_defaults(func=cmd_fit)

@@ -61,10 +61,11 @@ MIN_TEACHER_ANCHORS = 64
 TEACHER_CONTEXT_LEVELS = (6, 2)
 # A small fit (a budget of at most SMALL_FIT_ANCHORS anchors) takes a narrower model: 16-d anchor features
 # (the generator's MLPs follow the feature width), a context grid of 3 and 1 levels and context MLPs 8 and
-# 4 wide, instead of 32, (6, 2), 16 and 8. On the demo PLY's fit at 256² that took the stream from 52,446 B
-# at 33.79 dB to 36,604 B at 33.33 dB (header 15.6 -> 7.7 kB; BD-rate against decimate+SPZ +41.1 % ->
-# -6.2 %; docs/RESULTS.md, "Fitting a splat file"). Larger fits keep the widths measured on captures,
-# where the header is a small share of the stream.
+# 4 wide, instead of 32, (6, 2), 16 and 8. Scored at 1024², the demo PLY's fit went from 55,609 B at
+# 34.77 dB to 37,509 B at 34.10 dB (header 15.6 -> 6.9 kB; BD-rate against decimate+SPZ +47.0 % -> -8.2 %)
+# and playbot's LoD 4 from 62,700 B at 30.82 dB to 44,192 B at 30.96 dB (-10.4 % -> -26.3 %;
+# docs/RESULTS.md, "Fitting a splat file"). Larger fits keep the widths measured on captures, where the
+# header is a small share of the stream.
 SMALL_FIT_ANCHORS = 20_000
 SMALL_FIT_MODEL = {"feat_dim": 16, "context_hash_levels": (3, 1), "context_mlp": (8, 4)}
 
@@ -86,11 +87,25 @@ def teacher_init_level(level_counts: list[int], budget: int) -> int:
     return level
 
 
-def teacher_sizing(scene: Any, levels: int, base_depth: int | None, max_anchors: int | None = None) -> dict[str, Any]:
-    """What fitting the teacher ``scene`` (its ``points`` are the PLY's Gaussian centres) on an octree of
-    ``levels`` levels sets in the training configuration:
+def teacher_levels(level_counts: list[int], budget: int) -> int:
+    """The octree levels a fit's ``budget`` can fill: one past the first level whose cells (``level_counts[l
+    - 1]``: the teacher's points voxelised at level ``l``, with all their ancestors) number at least
+    ``budget``, at most ``len(level_counts)`` and at least 2. Growth fills that level in part and spills into
+    the next; the level after stays (nearly) empty: with 4 levels, the finest of the demo PLY's fit held 0
+    anchors and playbot LoD 4's 11, for no measurable quality."""
+    first = next((lvl for lvl, count in enumerate(level_counts, start=1) if count >= budget), len(level_counts))
+    return max(2, min(len(level_counts), first + 1))
 
-    - ``base_depth``: as given, else the points' spacing rule but at least ``FIT_MIN_BASE_DEPTH``;
+
+def teacher_sizing(
+    scene: Any, levels: int | None, base_depth: int | None, max_anchors: int | None = None
+) -> dict[str, Any]:
+    """What fitting the teacher ``scene`` (its ``points`` are the PLY's Gaussian centres) sets in the
+    training configuration:
+
+    - ``levels``: as given, else :func:`teacher_levels` of at most ``FIT_DEFAULTS["levels"]``;
+    - ``base_depth``: as given, else the points' spacing rule (for the most levels) but at least
+      ``FIT_MIN_BASE_DEPTH``;
     - ``max_anchors``: ``max_anchors``, else :func:`teacher_anchor_budget` but at most one anchor per
       ``CAP_PIXELS_PER_ANCHOR`` pixels of a teacher view;
     - ``init_level``: :func:`teacher_init_level`;
@@ -105,8 +120,9 @@ def teacher_sizing(scene: Any, levels: int, base_depth: int | None, max_anchors:
     from progs.train.sizing import CAP_PIXELS_PER_ANCHOR, pixels_per_view
 
     points = scene.points.double()
+    most = int(levels if levels is not None else FIT_DEFAULTS["levels"])
     if base_depth is None:
-        base_depth = max(FIT_MIN_BASE_DEPTH, default_base_depth(points, levels))
+        base_depth = max(FIT_MIN_BASE_DEPTH, default_base_depth(points, most))
     if max_anchors is None:
         # No more anchors than the teacher's views can show (as for a capture: one per 5.4 pixels of a view).
         budget = min(
@@ -115,17 +131,22 @@ def teacher_sizing(scene: Any, levels: int, base_depth: int | None, max_anchors:
         )
     else:
         budget = int(max_anchors)
-    grid = build_grid(scene, levels, base_depth)
+    grid = build_grid(scene, most, base_depth)
     lo, hi = grid.bounds
     inside = ((points >= lo) & (points < hi)).all(dim=1)
     if bool(inside.any()):  # as AnchorSet.from_points
         points = points[inside]
     # The points' level-L voxels with all their ancestors hold, at each level l, exactly the points'
-    # level-l voxels: one completion gives every level's initial anchor count.
-    keys = grid.voxel_of(points, levels)
-    _, key_levels = complete_upward(keys, torch.full((keys.shape[0],), levels, dtype=torch.int64))
-    counts = [int((key_levels <= level).sum()) for level in range(1, levels + 1)]
+    # level-l voxels: one completion gives every level's initial anchor count. Fewer levels keep the
+    # same cells (the grid's cube does not depend on the level count), so these counts serve them too.
+    keys = grid.voxel_of(points, most)
+    _, key_levels = complete_upward(keys, torch.full((keys.shape[0],), most, dtype=torch.int64))
+    counts = [int((key_levels <= level).sum()) for level in range(1, most + 1)]
+    if levels is None:
+        levels = teacher_levels(counts, budget)
+        counts = counts[:levels]
     return {
+        "levels": levels,
         "base_depth": base_depth,
         "max_anchors": budget,
         "init_level": teacher_init_level(counts, budget),
