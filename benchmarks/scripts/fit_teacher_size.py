@@ -146,7 +146,7 @@ if __name__ == "__main__":
     while "--set" in argv:
         i = argv.index("--set")
         key, value = argv[i + 1].split("=")
-        settings[key] = int(value)
+        settings[key] = float(value) if "." in value or "e" in value else int(value)
         del argv[i : i + 2]
     main(
         None if argv[0] == "rule" else int(argv[0]),

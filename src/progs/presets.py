@@ -61,7 +61,7 @@ MIN_TEACHER_ANCHORS = 64
 TEACHER_CONTEXT_LEVELS = (6, 2)
 # A small fit (a budget of at most SMALL_FIT_ANCHORS anchors) takes a narrower model: 16-d anchor features
 # (the generator's MLPs follow the feature width), a context grid of 3 and 1 levels and context MLPs 8 and
-# 4 wide, instead of 32, (6, 2), 16 and 8. Scored at 1024², the demo PLY's fit went from 55,609 B at
+# 4 wide, instead of 32, (6, 2), 16 and 8. Scored at 1024² (600 iterations), the demo PLY's fit went from 55,609 B at
 # 34.77 dB to 37,509 B at 34.10 dB (header 15.6 -> 6.9 kB; BD-rate against decimate+SPZ +47.0 % -> -8.2 %)
 # and playbot's LoD 4 from 62,700 B at 30.82 dB to 44,192 B at 30.96 dB (-10.4 % -> -26.3 %;
 # docs/RESULTS.md, "Fitting a splat file"). Larger fits keep the widths measured on captures, where the
