@@ -16,7 +16,7 @@ a CPU can learn a teacher rendered at a viewer's resolution for the cost of CROP
 
 ``--context-levels 3D,2D`` sets the context model's hash-grid levels (`context_hash_levels`; the fit's
 default, `progs.presets.TEACHER_CONTEXT_LEVELS`, is 6,2 since 2026-12-06 13:00, 12,4 before; a small fit's,
-`progs.presets.SMALL_FIT_MODEL`, is 3,1 since 2026-12-06 15:00), which set most of the header's size;
+`progs.presets.SMALL_FIT_MODEL`, is 3,1 since 2026-12-06 15:00), which set most of the header's size (runs since 16:50 are named `_context_hash_levels3x1`, not `_context3x1`);
 ``--context-mlp D,Q`` the context MLPs' widths (`context_mlp`; 16,8, a small fit's 8,4 since 15:00) and
 ``--set NAME=INT`` any other integer of the training configuration (`feat_dim`, `n_offsets`, `levels`,
 `base_depth`, `init_level`; a small fit's `feat_dim` is 16 since 15:00, 32 before). The screening runs
@@ -75,7 +75,6 @@ def main(
     anchor_scale: float = 1.0,
     crop: int | None = None,
     iterations: int = 600,
-    context_levels: tuple[int, int] | None = None,
     command: str = "",
     settings: dict | None = None,
 ) -> None:
@@ -83,15 +82,14 @@ def main(
     if size is not None:
         plan = teacher.teacher_plan
         teacher.teacher_plan = lambda cloud, on_gpu, size_=None, views=None: plan(cloud, on_gpu, size=size, views=views)
-    if anchor_scale != 1.0 or context_levels is not None or settings:
+    if anchor_scale != 1.0 or settings:
         sizing = presets.teacher_sizing
 
         def scaled(scene, levels, base_depth, max_anchors=None):
             sized = sizing(scene, levels, base_depth, max_anchors)
             if anchor_scale != 1.0:
                 sized = sizing(scene, levels, base_depth, int(round(sized["max_anchors"] * anchor_scale)))
-            sized = {**sized, **settings}
-            return sized if context_levels is None else {**sized, "context_hash_levels": context_levels}
+            return {**sized, **settings}
 
         presets.teacher_sizing = scaled
     if crop is not None:
@@ -116,7 +114,6 @@ def main(
         + (f"_teacher{size}" if size else "")
         + (f"_budget{anchor_scale:g}x" if anchor_scale != 1.0 else "")
         + (f"_crop{crop}" if crop else "")
-        + (f"_context{context_levels[0]}x{context_levels[1]}" if context_levels else "")
         + "".join(
             f"_{k.split('.')[-1]}{'x'.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in settings.items()
         )
@@ -133,16 +130,12 @@ def main(
 if __name__ == "__main__":
     argv = sys.argv[1:]
     command = " ".join(argv)
-    context = None
     settings = {}
-    if "--context-levels" in argv:
-        i = argv.index("--context-levels")
-        context = tuple(int(x) for x in argv[i + 1].split(","))
-        del argv[i : i + 2]
-    if "--context-mlp" in argv:
-        i = argv.index("--context-mlp")
-        settings["context_mlp"] = tuple(int(x) for x in argv[i + 1].split(","))
-        del argv[i : i + 2]
+    for flag, key in (("--context-levels", "context_hash_levels"), ("--context-mlp", "context_mlp")):
+        if flag in argv:
+            i = argv.index(flag)
+            settings[key] = tuple(int(x) for x in argv[i + 1].split(","))
+            del argv[i : i + 2]
     while "--set" in argv:
         i = argv.index("--set")
         key, value = argv[i + 1].split("=")
@@ -154,7 +147,6 @@ if __name__ == "__main__":
         float(argv[2]) if len(argv) > 2 else 1.0,
         int(argv[3]) or None if len(argv) > 3 else None,
         int(argv[4]) if len(argv) > 4 else 600,
-        context,
         command,
         settings,
     )

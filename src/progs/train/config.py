@@ -241,28 +241,25 @@ class TrainConfig:
             f"init_level must lie in 1..levels ({self.levels}), got {self.init_level}",
         )
         _check(self.feat_dim >= 1 and self.n_offsets >= 1, "feat_dim and n_offsets must be >= 1")
-        if isinstance(self.context_hash_levels, list):  # as read back from a run's JSON
-            object.__setattr__(self, "context_hash_levels", tuple(self.context_hash_levels))
-        _check(
-            self.context_hash_levels is None
-            or (
-                len(self.context_hash_levels) == 2
-                and all(isinstance(x, int) and 1 <= x <= 16 for x in self.context_hash_levels)
-            ),
-            f"context_hash_levels must be two levels in 1..16 (3D, 2D), got {self.context_hash_levels!r}",
-        )
-        if isinstance(self.context_mlp, list):
-            object.__setattr__(self, "context_mlp", tuple(self.context_mlp))
-        _check(
-            self.context_mlp is None
-            or (len(self.context_mlp) == 2 and all(isinstance(x, int) and 1 <= x <= 256 for x in self.context_mlp)),
-            f"context_mlp must be two hidden widths in 1..256 (MLP_d, MLP_q), got {self.context_mlp!r}",
-        )
+        self._int_pair("context_hash_levels", 16, "levels in 1..16 (3D, 2D)")
+        self._int_pair("context_mlp", 256, "hidden widths in 1..256 (MLP_d, MLP_q)")
         _check(
             self.init_random_points is None or self.init_random_points >= 1,
             f"init_random_points must be >= 1, got {self.init_random_points}",
         )
         _check(self.backend in ("auto", "cpu", "cuda", "reference"), f"unknown backend {self.backend!r}")
+
+    def _int_pair(self, name: str, most: int, what: str) -> None:
+        """Field ``name``: None or two integers in 1..``most`` (a list, as read back from a run's JSON,
+        becomes a tuple)."""
+        value = getattr(self, name)
+        if isinstance(value, list):
+            value = tuple(value)
+            object.__setattr__(self, name, value)
+        _check(
+            value is None or (len(value) == 2 and all(isinstance(x, int) and 1 <= x <= most for x in value)),
+            f"{name} must be two {what}, got {value!r}",
+        )
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with ``changes``: top-level fields, sections, ``section.field`` or a unique field name."""

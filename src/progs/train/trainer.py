@@ -100,14 +100,13 @@ class Trainer:
                 level=cfg.init_level,
             )
         generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels)
-        context_sizes = {
-            **(
-                {}
-                if cfg.context_hash_levels is None
-                else dict(zip(("levels_3d", "levels_2d"), cfg.context_hash_levels))
-            ),
-            **({} if cfg.context_mlp is None else dict(zip(("hidden", "q_hidden"), cfg.context_mlp))),
-        }
+        context_sizes: dict[str, int] = {}
+        for value, names in (
+            (cfg.context_hash_levels, ("levels_3d", "levels_2d")),
+            (cfg.context_mlp, ("hidden", "q_hidden")),
+        ):
+            if value is not None:
+                context_sizes.update(zip(names, value))
         context = ContextModel(
             ContextConfig.for_anchor_count(
                 len(anchors), num_levels=cfg.levels, attr_dims=tuple(anchors.layout.dims), **context_sizes
