@@ -139,6 +139,8 @@ def test_bd_rate_of_a_curve_against_itself_and_a_halved_one():
     assert abs(bd_rate(anchor, half) - (-50.0)) < 1e-6
     assert bd_rate(anchor, [(10.0, 5.0), (20.0, 6.0)]) is None  # no PSNR overlap
     assert bd_rate([(100.0, 36.0), (300.0, 32.0)], anchor) is None  # a dominated point is not a curve
+    # a lossless level (PSNR +inf) is left out rather than turning the integral into NaN
+    assert abs(bd_rate(anchor + [(5000.0, float("inf"))], half) - (-50.0)) < 1e-6
 
 
 def test_bd_rate_follows_a_saturating_curve_between_its_points():

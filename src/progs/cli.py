@@ -114,7 +114,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
             )
     cloud = read_splats(args.scene, lod=args.lod)
     plan = teacher_plan(cloud, device.type == "cuda", size=args.size, views=args.views)
-    _log(f"{args.scene}: {len(cloud)} Gaussians (SH degree {cloud.sh_degree}) -> {plan.describe()}")
+    _log(
+        f"{args.scene}: {len(cloud)} Gaussians (SH degree {cloud.sh_degree}) -> {plan.describe()}; "
+        f"up axis {args.up} (--up to change)"
+    )
     spec = DatasetSpec.create(
         "ply",
         path=str(Path(args.scene).resolve()),
@@ -639,6 +642,13 @@ def _lod_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+UP_AXES = ["x", "y", "z", "-x", "-y", "-z"]
+UP_HELP = (
+    "the scene's up axis, which the orbit of views turns about (default -y: the axes of scenes from 3DGS "
+    "trainers, SuperSplat, PlayCanvas, SPZ and .splat; z for progs' embedded demo scene)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="progs",
@@ -696,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1024,
         help="also score the fit on 8 held-out views of this size, as a viewer shows the scene (default 1024; 0: skip)",
     )
-    fi.add_argument("--up", default="z", choices=["x", "y", "z", "-x", "-y", "-z"], help="world up axis (default z)")
+    fi.add_argument("--up", default="-y", choices=UP_AXES, help=UP_HELP)
     fi.add_argument("--background", help="background r,g,b in [0,1] (default black)")
     _training_options(
         fi,
@@ -770,7 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--height", type=int, help="image height (default 512, or the dataset camera's)")
     r.add_argument("--azimuth", type=float, default=-60.0, help="default viewpoint azimuth in degrees")
     r.add_argument("--elevation", type=float, default=30.0, help="default viewpoint elevation in degrees")
-    r.add_argument("--up", default="z", choices=["x", "y", "z", "-x", "-y", "-z"], help="world up axis (default z)")
+    r.add_argument("--up", default="-y", choices=UP_AXES, help=UP_HELP)
     r.add_argument("--background", help="background colour as r,g,b in [0,1] (default black)")
     r.set_defaults(func=cmd_render)
 

@@ -251,13 +251,18 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) 
     test curve needs fewer bytes). log10(rate) is interpolated as a function of PSNR over each curve's
     Pareto frontier with a monotone piecewise-cubic Hermite (PCHIP) curve, as the current JVET/AOM
     practice does, rather than VCEG-M33's single cubic polynomial, which swings between the points of a
-    curve that saturates (a progressive stream's last LoDs), and integrated numerically. None when the
-    curves do not overlap or a frontier has fewer than 2 points."""
+    curve that saturates (a progressive stream's last LoDs), and integrated numerically. Lossless points
+    (infinite PSNR) are left out. None when the curves do not overlap or a frontier has fewer than 2
+    points."""
+    import math
+
     import numpy as np
 
     def prep(points: list[tuple[float, float]]):
         # the Pareto frontier only: a point with more bytes and no more PSNR than another is dominated
-        pts = sorted({(float(r), float(p)) for r, p in points if r > 0})
+        # a lossless point (PSNR +inf, e.g. a streamed SOG level that is the teacher itself) has no place
+        # on a curve of finite PSNR
+        pts = sorted({(float(r), float(p)) for r, p in points if r > 0 and math.isfinite(float(p))})
         front, best = [], float("-inf")
         for r, p in pts:
             if p > best:

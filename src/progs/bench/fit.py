@@ -104,8 +104,6 @@ def fit_scene(
 ) -> dict[str, Any]:
     from progs.io.dataset import DatasetSpec
     from progs.io.splats import read_splats
-    from progs.io.spz import read_spz, write_spz
-    from progs.io.ply import write_ply
     from progs.io.teacher import teacher_plan, viewer_views
     from progs.presets import FIT_DEFAULTS, teacher_sizing
 
@@ -127,11 +125,6 @@ def fit_scene(
     data = enc.result.data
     prefixes = progs_prefixes(data, views, bg)
 
-    ply = folder / "teacher.ply"
-    write_ply(ply, cloud)
-    spz = folder / "teacher.spz"
-    write_spz(spz, cloud)
-    spz_p, spz_s = score_cloud(read_spz(spz), views, bg)
     res: dict[str, Any] = {
         "teacher": {
             "source": str(source),
@@ -144,7 +137,6 @@ def fit_scene(
             "size_limit": plan.limit,
         },
         "viewer": {"views": len(views), "size": viewer_size, "colours": "SH"},
-        "spz": {"bytes": spz.stat().st_size, "psnr": spz_p, "ssim": spz_s},
         "progs": {
             "lambda_e": REFERENCE_LAMBDA,
             "iterations": trained.iterations,
@@ -155,6 +147,30 @@ def fit_scene(
             "lod1_share": rounded(prefixes[0]["bytes"] / len(data), 4),
         },
     }
+    res.update(compare(folder, cloud, source, lod, views, bg, prefixes))
+    return res
+
+
+def compare(
+    folder: Path, cloud, source: Path, lod: int | None, views, background, prefixes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What a user would store ``cloud`` as instead of progs' ``prefixes`` (rows of bytes and PSNR / SSIM on
+    ``views``), scored on the same ``views``: (a) SPZ, (b) SPZ of copies decimated to the prefixes' sizes
+    (and a step either side), (c) streamed SOG (the scene's own for a streamed SOG source at level ``lod``,
+    else made by splat-transform), with the BD-rate of the prefixes against (b) and (c). Files go to
+    ``folder``."""
+    from progs.io.ply import write_ply
+    from progs.io.splats import read_splats
+    from progs.io.spz import read_spz, write_spz
+
+    bg = background
+    folder.mkdir(parents=True, exist_ok=True)
+    ply = folder / "teacher.ply"
+    write_ply(ply, cloud)
+    spz = folder / "teacher.spz"
+    write_spz(spz, cloud)
+    spz_p, spz_s = score_cloud(read_spz(spz), views, bg)
+    res: dict[str, Any] = {"spz": {"bytes": spz.stat().st_size, "psnr": spz_p, "ssim": spz_s}}
     tool = splat_transform()
     if tool is None:
         res["note"] = "splat-transform is not installed (npm ci in benchmarks/): no decimate+SPZ or SOG curves"
