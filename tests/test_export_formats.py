@@ -252,10 +252,11 @@ def test_fit_runs_on_a_foreign_degree3_ply(tmp_path):
         == 0
     )
     assert (run / "checkpoint.pt").is_file()
-    # The anchor set is sized from the teacher: growth capped at a quarter of its 300 Gaussians, initial
-    # anchors at the finest level that fills at most half of that.
+    # The anchor set is sized from the teacher: growth capped at half of its 300 Gaussians (they carry
+    # SH degree 3: view-dependent colour) but at most one anchor per 5.4 pixels of a 24² teacher view,
+    # initial anchors at the finest level that fills at most half of that.
     config = json.loads((run / "run.json").read_text())["config"]
-    assert config["growth"]["max_anchors"] == 75
+    assert config["growth"]["max_anchors"] == min(150, int(24 * 24 / 5.4)) == 106
     assert 1 <= config["init_level"] < config["levels"]
 
 
@@ -264,6 +265,8 @@ def test_teacher_sizing_rules():
 
     assert teacher_anchor_budget(6242) == 1560 and teacher_anchor_budget(100) == MIN_TEACHER_ANCHORS
     assert teacher_anchor_budget(6242, per_gaussian=0.5) == 3121
+    # view-dependent colour (SH degree >= 1) doubles the share: playbot LoD 4's 8,406 SH-2 Gaussians
+    assert teacher_anchor_budget(8406, sh_degree=2) == 4203 and teacher_anchor_budget(8406, sh_degree=0) == 2102
     assert teacher_init_level([20, 150, 700, 3000, 6000], budget=1560) == 3  # 700 <= 780 < 3000
     assert teacher_init_level([900, 2000], budget=1560) == 1  # even level 1 is over half: start there
     # levels: one past the first whose cells reach the budget (the demo PLY's counts at base depth 4)

@@ -85,10 +85,11 @@ def main(
     if anchor_scale != 1.0 or settings:
         sizing = presets.teacher_sizing
 
-        def scaled(scene, levels, base_depth, max_anchors=None):
-            sized = sizing(scene, levels, base_depth, max_anchors)
+        def scaled(scene, levels, base_depth, max_anchors=None, sh_degree=0):
+            sized = sizing(scene, levels, base_depth, max_anchors, sh_degree=sh_degree)
             if anchor_scale != 1.0:
-                sized = sizing(scene, levels, base_depth, int(round(sized["max_anchors"] * anchor_scale)))
+                scaled_cap = int(round(sized["max_anchors"] * anchor_scale))
+                sized = sizing(scene, levels, base_depth, scaled_cap, sh_degree=sh_degree)
             return {**sized, **settings}
 
         presets.teacher_sizing = scaled

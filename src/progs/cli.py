@@ -129,12 +129,17 @@ def cmd_fit(args: argparse.Namespace) -> int:
     )
     scene = spec.load()
     cfg = _train_config(args, FIT_DEFAULTS)
-    sizing = teacher_sizing(scene, args.levels, cfg.base_depth, args.max_anchors)
+    sizing = teacher_sizing(scene, args.levels, cfg.base_depth, args.max_anchors, sh_degree=cloud.sh_degree)
     cfg = cfg.replace(**sizing)
     if not args.resume:
+        share = "half" if cloud.sh_degree > 0 else "a quarter"
+        budget_rule = (
+            f"{share} of the Gaussians (SH degree {cloud.sh_degree}), at most one per 5.4 teacher pixels; "
+            "--max-anchors to change"
+        )
         _log(
             f"{args.scene}: at most {sizing['max_anchors']} anchors "
-            f"({'--max-anchors' if args.max_anchors else 'a quarter of the Gaussians, at most one per 5.4 teacher pixels; --max-anchors to change'}), "
+            f"({'--max-anchors' if args.max_anchors else budget_rule}), "
             f"{cfg.levels} octree levels{'' if args.levels else ' (as many as that fills; --levels to change)'} "
             f"from base depth {cfg.base_depth}, initial anchors at level {sizing['init_level']}, "
             f"{cfg.feat_dim}-d anchor features{' (a small fit: a narrower model, a smaller header)' if 'feat_dim' in sizing else ''}"
@@ -609,7 +614,7 @@ def _training_options(
         type=int,
         help="stop growing at about this many anchors (default: 200000 with SfM points, else one per "
         "5.4 pixels of a training view, at least 2.4x --init-points; `progs fit`: a quarter of "
-        "the teacher's Gaussians)",
+        "the teacher's Gaussians, half where they have view-dependent colour)",
     )
     p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
     p.add_argument(

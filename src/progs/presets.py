@@ -53,7 +53,14 @@ FIT_MIN_BASE_DEPTH = 4
 # `progs fit`: the anchor set is sized from the teacher (the PLY's Gaussian count N). Each anchor
 # carries 10 neural Gaussians, so an anchor per teacher Gaussian spends bytes on capacity the teacher
 # does not have; N/4 is the best trade measured (docs/RESULTS.md, "A user who already has the PLY").
+# A teacher with view-dependent colour (SH degree >= 1) gets N/2: its Gaussians cost SPZ four times the
+# bytes (playbot LoD 4, SH 2: 36 B each; the demo PLY, SH 0: 9 B), and the neural Gaussians' view-dependent
+# colour uses the extra anchors. Playbot LoD 4 at N/2 (4,200 anchors): 71,016 B at 33.23 dB, above its
+# streamed SOG at equal bytes, BD-rate -52.1 % against decimate+SPZ (at N/4: 41,620 B at 31.43 dB, below
+# SOG's coarsest level, -58.9 %); the SH-0 demo PLY at N/2 fell from -16.7 % to -0.05 % and keeps N/4
+# (docs/RESULTS.md, "Fitting a splat file").
 TEACHER_ANCHORS_PER_GAUSSIAN = 0.25
+TEACHER_ANCHORS_PER_GAUSSIAN_SH = 0.5
 MIN_TEACHER_ANCHORS = 64
 # The context model's hash grid of a fit: (6, 2) levels instead of (12, 4) cut the header of the demo PLY's
 # fit from 20.3 to 15.6 kB, and its stream from 59,748 B at 34.72 dB to 55,609 B at 34.77 dB (scored at
@@ -70,9 +77,12 @@ SMALL_FIT_ANCHORS = 20_000
 SMALL_FIT_MODEL = {"feat_dim": 16, "context_hash_levels": (3, 1), "context_mlp": (8, 4)}
 
 
-def teacher_anchor_budget(gaussians: int, per_gaussian: float = TEACHER_ANCHORS_PER_GAUSSIAN) -> int:
-    """Growth cap for fitting a teacher of ``gaussians`` Gaussians: ``per_gaussian`` anchors each, at least
-    ``MIN_TEACHER_ANCHORS``."""
+def teacher_anchor_budget(gaussians: int, per_gaussian: float | None = None, sh_degree: int = 0) -> int:
+    """Growth cap for fitting a teacher of ``gaussians`` Gaussians of SH degree ``sh_degree``:
+    ``per_gaussian`` anchors each (default ``TEACHER_ANCHORS_PER_GAUSSIAN``, or
+    ``TEACHER_ANCHORS_PER_GAUSSIAN_SH`` with view-dependent colour), at least ``MIN_TEACHER_ANCHORS``."""
+    if per_gaussian is None:
+        per_gaussian = TEACHER_ANCHORS_PER_GAUSSIAN_SH if sh_degree > 0 else TEACHER_ANCHORS_PER_GAUSSIAN
     return max(MIN_TEACHER_ANCHORS, int(round(gaussians * per_gaussian)))
 
 
@@ -98,15 +108,15 @@ def teacher_levels(level_counts: list[int], budget: int) -> int:
 
 
 def teacher_sizing(
-    scene: Any, levels: int | None, base_depth: int | None, max_anchors: int | None = None
+    scene: Any, levels: int | None, base_depth: int | None, max_anchors: int | None = None, sh_degree: int = 0
 ) -> dict[str, Any]:
-    """What fitting the teacher ``scene`` (its ``points`` are the PLY's Gaussian centres) sets in the
-    training configuration:
+    """What fitting the teacher ``scene`` (its ``points`` are the PLY's Gaussian centres; its colours of SH
+    degree ``sh_degree``) sets in the training configuration:
 
     - ``levels``: as given, else :func:`teacher_levels` of at most ``FIT_DEFAULTS["levels"]``;
     - ``base_depth``: as given, else the points' spacing rule (for the most levels) but at least
       ``FIT_MIN_BASE_DEPTH``;
-    - ``max_anchors``: ``max_anchors``, else :func:`teacher_anchor_budget` but at most one anchor per
+    - ``max_anchors``: ``max_anchors``, else :func:`teacher_anchor_budget` (of ``sh_degree``) but at most one anchor per
       ``CAP_PIXELS_PER_ANCHOR`` pixels of a teacher view;
     - ``init_level``: :func:`teacher_init_level`;
     - ``context_hash_levels``: ``TEACHER_CONTEXT_LEVELS``;
@@ -126,7 +136,7 @@ def teacher_sizing(
     if max_anchors is None:
         # No more anchors than the teacher's views can show (as for a capture: one per 5.4 pixels of a view).
         budget = min(
-            teacher_anchor_budget(points.shape[0]),
+            teacher_anchor_budget(points.shape[0], sh_degree=sh_degree),
             max(MIN_TEACHER_ANCHORS, int(pixels_per_view(scene) / CAP_PIXELS_PER_ANCHOR)),
         )
     else:

@@ -120,7 +120,7 @@ def fit_scene(
     spec = DatasetSpec.create("ply", path=str(Path(source).resolve()), views=plan.views, size=plan.size, up=up, lod=lod)
     scene = spec.load()
     cfg = ws.train_config(dict(FIT_DEFAULTS), REFERENCE_LAMBDA)  # what `progs fit` trains, at the bench's length
-    sizing = teacher_sizing(scene, None, None)
+    sizing = teacher_sizing(scene, None, None, sh_degree=cloud.sh_degree)
     trained, enc, _ = ws.train_and_encode(f"fit_{name}", cfg.replace(**sizing), scene, spec)
     data = enc.result.data
     prefixes = progs_prefixes(data, views, bg)
