@@ -22,7 +22,7 @@ import torch
 def main(argv: list[str] | None = None) -> int:
     from progs.bench.common import machine_info, rounded, write_json
     from progs.bench.fit import compare, progs_prefixes
-    from progs.codec.stream import decode
+    from progs.codec.container import scan
     from progs.io.splats import read_splats
     from progs.io.teacher import VIEWER_SIZE, viewer_views
 
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     prefixes = [
         {**r, "psnr": rounded(r["psnr"], 2), "ssim": rounded(r["ssim"], 4)} for r in progs_prefixes(data, views, bg)
     ]
-    header = decode(data).header_bytes
+    head = scan(data).chunks[0]
+    header = head.offset + head.size  # the preamble and the HEAD chunk
     res = {
         "what": args.what,
         "scene": {

@@ -102,7 +102,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from progs.io.splats import read_splats
     from progs.io.teacher import teacher_plan, viewer_views
     from progs.pipeline import train_run
-    from progs.presets import teacher_sizing
+    from progs.presets import teacher_anchors_per_gaussian, teacher_sizing
+    from progs.train.sizing import CAP_PIXELS_PER_ANCHOR
 
     device = _device(args)
     bg = _parse_rgb(args.background) if args.background else (0.0, 0.0, 0.0)
@@ -132,10 +133,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     sizing = teacher_sizing(scene, args.levels, cfg.base_depth, args.max_anchors, sh_degree=cloud.sh_degree)
     cfg = cfg.replace(**sizing)
     if not args.resume:
-        share = "half" if cloud.sh_degree > 0 else "a quarter"
         budget_rule = (
-            f"{share} of the Gaussians (SH degree {cloud.sh_degree}), at most one per 5.4 teacher pixels; "
-            "--max-anchors to change"
+            f"{teacher_anchors_per_gaussian(cloud.sh_degree):g} per Gaussian of SH degree {cloud.sh_degree}, "
+            f"at most one per {CAP_PIXELS_PER_ANCHOR:g} teacher pixels; --max-anchors to change"
         )
         _log(
             f"{args.scene}: at most {sizing['max_anchors']} anchors "

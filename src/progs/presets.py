@@ -77,12 +77,18 @@ SMALL_FIT_ANCHORS = 20_000
 SMALL_FIT_MODEL = {"feat_dim": 16, "context_hash_levels": (3, 1), "context_mlp": (8, 4)}
 
 
+def teacher_anchors_per_gaussian(sh_degree: int) -> float:
+    """Anchors per teacher Gaussian of SH degree ``sh_degree``: ``TEACHER_ANCHORS_PER_GAUSSIAN``, or
+    ``TEACHER_ANCHORS_PER_GAUSSIAN_SH`` with view-dependent colour."""
+    return TEACHER_ANCHORS_PER_GAUSSIAN_SH if sh_degree > 0 else TEACHER_ANCHORS_PER_GAUSSIAN
+
+
 def teacher_anchor_budget(gaussians: int, per_gaussian: float | None = None, sh_degree: int = 0) -> int:
     """Growth cap for fitting a teacher of ``gaussians`` Gaussians of SH degree ``sh_degree``:
-    ``per_gaussian`` anchors each (default ``TEACHER_ANCHORS_PER_GAUSSIAN``, or
-    ``TEACHER_ANCHORS_PER_GAUSSIAN_SH`` with view-dependent colour), at least ``MIN_TEACHER_ANCHORS``."""
+    ``per_gaussian`` anchors each (default :func:`teacher_anchors_per_gaussian`), at least
+    ``MIN_TEACHER_ANCHORS``."""
     if per_gaussian is None:
-        per_gaussian = TEACHER_ANCHORS_PER_GAUSSIAN_SH if sh_degree > 0 else TEACHER_ANCHORS_PER_GAUSSIAN
+        per_gaussian = teacher_anchors_per_gaussian(sh_degree)
     return max(MIN_TEACHER_ANCHORS, int(round(gaussians * per_gaussian)))
 
 

@@ -152,10 +152,10 @@ def fit_scene(
 
 
 def compare(
-    folder: Path, cloud, source: Path, lod: int | None, views, background, prefixes: list[dict[str, Any]]
+    folder: Path, cloud, source: Path, lod: int | None, views, bg, prefixes: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """What a user would store ``cloud`` as instead of progs' ``prefixes`` (rows of bytes and PSNR / SSIM on
-    ``views``), scored on the same ``views``: (a) SPZ, (b) SPZ of copies decimated to the prefixes' sizes
+    ``views``), scored on the same ``views`` over background ``bg``: (a) SPZ, (b) SPZ of copies decimated to the prefixes' sizes
     (and a step either side), (c) streamed SOG (the scene's own for a streamed SOG source at level ``lod``,
     else made by splat-transform), with the BD-rate of the prefixes against (b) and (c). Files go to
     ``folder``."""
@@ -163,7 +163,6 @@ def compare(
     from progs.io.splats import read_splats
     from progs.io.spz import read_spz, write_spz
 
-    bg = background
     folder.mkdir(parents=True, exist_ok=True)
     ply = folder / "teacher.ply"
     write_ply(ply, cloud)
