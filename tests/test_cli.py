@@ -270,3 +270,60 @@ def test_decode_to_an_unknown_format_is_one_line(tmp_path, capsys):
     assert main(["decode", str(tmp_path / "s.progs"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown Gaussian file format 'xyz'" in err and "\n" not in err and not out.exists()
+
+
+def _one_line_error(out: subprocess.CompletedProcess, *needles: str) -> str:
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_fit_checks_its_options_and_run_folder_before_reading_the_scene(tmp_path):
+    """Out-of-range training options and a bad --out are refused by option name before the scene is read
+    (the scene here does not exist, so any other order would report the missing file instead), and a
+    run folder's checkpoint is neither overwritten nor resumed unless asked."""
+    missing = str(tmp_path / "missing.ply")
+    run = tmp_path / "run"
+    for option, value in (
+        ("--iterations", "0"),
+        ("--lambda-e", "-1"),
+        ("--max-anchors", "0"),
+        ("--c2f-samples", "0"),
+        ("--checkpoint-every", "-1"),
+    ):
+        _one_line_error(run_cli("fit", missing, "--out", str(run), option, value), option)
+    _one_line_error(run_cli("fit", missing, "--out", str(run), "--size", "100000"), "--size")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    _one_line_error(run_cli("fit", missing, "--out", str(afile)), "not a folder")
+    _one_line_error(run_cli("fit", missing, "--out", str(run), "--resume"), "--resume", "checkpoint")
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"a run's checkpoint")
+    _one_line_error(run_cli("fit", missing, "--out", str(run)), "--overwrite")
+    _one_line_error(run_cli("train", "demo", "--out", str(run), "--demo-views", "4"), "--overwrite")
+    assert (run / "checkpoint.pt").read_bytes() == b"a run's checkpoint"
+    # with --overwrite the folder check passes and the missing scene is what fails
+    _one_line_error(run_cli("fit", missing, "--out", str(run), "--overwrite"), "missing.ply")
+
+
+def test_render_checks_its_image_options_before_rendering(tmp_path):
+    ply = tmp_path / "scene.ply"
+    _write_plyfile_scene(ply, n=50)
+    out = str(tmp_path / "x.png")
+    _one_line_error(run_cli("render", str(ply), "--out", out, "--width", "-5"), "--width")
+    _one_line_error(run_cli("render", str(ply), "--out", out, "--height", "0"), "--height")
+    _one_line_error(run_cli("render", str(ply), "--out", str(tmp_path / "x.txt")), ".png")
+    _one_line_error(run_cli("render", str(ply), "--out", str(tmp_path / "no" / "x.png")), "does not exist")
+    assert not list(tmp_path.glob("x.*"))
+    ok = run_cli("render", str(ply), "--out", out, "--width", "32", "--height", "24")
+    assert ok.returncode == 0 and Image.open(out).size == (32, 24)
+
+
+def test_decode_lod_must_be_positive(tmp_path):
+    _one_line_error(
+        run_cli("decode", str(tmp_path / "s.progs"), "--lod", "0", "--out", str(tmp_path / "x.ply")), "--lod"
+    )
+    _one_line_error(run_cli("info", str(tmp_path)), "folder")

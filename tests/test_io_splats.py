@@ -7,6 +7,7 @@ The fixtures in tests/data/splats were written by @playcanvas/splat-transform 2.
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import sys
@@ -170,3 +171,43 @@ def test_rub_sh_signs_are_the_half_turn_about_x():
     d = torch.nn.functional.normalize(torch.randn(64, 3, dtype=torch.float64), dim=1)
     ratio = sh_basis(d * torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64), 3) / sh_basis(d, 3)
     assert torch.allclose(ratio[:, 1:], torch.tensor(RUB_SH_SIGNS, dtype=torch.float64).expand(64, 15))
+
+
+def test_damaged_inputs_name_the_file_and_the_problem(tmp_path):
+    """A streamed SOG whose level folder is gone names the index and the missing file; a meta without a
+    version, a .splat with a negative scale, a progs stream or a glTF given as splats each get a line
+    that says what they are; a .splat scale of exactly 0 (a flat Gaussian) reads as a very thin one."""
+    lod = tmp_path / "lod"
+    shutil.copytree(DATA / "lod", lod)
+    index = lod / "lod-meta.json"
+    level = lod / "0_0"  # LoD 0, the level read by default
+    shutil.rmtree(level)
+    with pytest.raises(InputError, match="missing") as e:
+        read_splats(index)
+    assert str(index) in str(e.value) and level.name in str(e.value)
+
+    sog = tmp_path / "sog"
+    shutil.copytree(DATA / "sog", sog)
+    (sog / "meta.json").write_text("{}")
+    with pytest.raises(InputError, match="no version field"):
+        read_splats(sog)
+
+    rec = np.zeros(4, dtype=[("pos", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
+    rec["scale"] = 0.05
+    rec["rot"][:, 0] = 255
+    rec["rot"][:, 1:] = 128
+    rec["rgba"] = 200
+    rec["scale"][1, 2] = 0.0
+    flat = tmp_path / "flat.splat"
+    flat.write_bytes(rec.tobytes())
+    got = read_splats(flat)
+    assert torch.isfinite(got.log_scales).all() and float(got.log_scales[1, 2]) < math.log(1e-6)
+    rec["scale"][2, 0] = -0.1
+    flat.write_bytes(rec.tobytes())
+    with pytest.raises(InputError, match="negative scale"):
+        read_splats(flat)
+
+    for name, needle in (("scene.progs", "progs decode"), ("scene.glb", "glTF")):
+        (tmp_path / name).write_bytes(b"x" * 64)
+        with pytest.raises(InputError, match=needle):
+            read_splats(tmp_path / name)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import warnings
 import time
 from pathlib import Path
 
 from progs import __version__
 from progs.errors import ProgsError
 from progs.presets import DEMO_DEFAULTS, FIT_DEFAULTS, FIT_MIN_BASE_DEPTH
+
+
+MAX_IMAGE_SIZE = 16384  # the largest image side a command renders (teacher, held-out views, render)
 
 
 def _log(msg: str) -> None:
@@ -25,17 +30,32 @@ def _device(args: argparse.Namespace):
 
 
 # ------------------------------------------------------------------------------------ training
+# The training options' names in TrainConfig's messages, as the command line spells them.
+_OPTION_NAMES = {
+    "iterations": "--iterations",
+    "levels": "--levels",
+    "base_depth": "--base-depth",
+    "seed": "--seed",
+    "lambda_e": "--lambda-e",
+    "max_anchors": "--max-anchors",
+    "init_random_points": "--init-points",
+    "c2f_coarse_samples": "--c2f-samples",
+}
+
+
 def _train_config(args: argparse.Namespace, defaults: dict | None = None):
-    from progs.train.config import TrainConfig
+    """The training configuration of the command's options; a value out of range is a one-line error
+    naming the option, raised before any data is read."""
+    from progs.train.config import ConfigError, TrainConfig
 
     options = dict(defaults or {})
     for name in ("iterations", "levels", "base_depth", "seed", "lambda_e", "max_anchors"):
         v = getattr(args, name, None)
         if v is not None:
             options[name] = v
-    if getattr(args, "init_points", None):
+    if getattr(args, "init_points", None) is not None:
         options["init_random_points"] = args.init_points
-    if getattr(args, "c2f_samples", None):
+    if getattr(args, "c2f_samples", None) is not None:
         options["c2f_coarse_samples"] = args.c2f_samples
     if defaults is not None and "init_level" not in defaults:
         options["init_level"] = max(1, options.get("levels", TrainConfig.levels) - 3)
@@ -44,7 +64,32 @@ def _train_config(args: argparse.Namespace, defaults: dict | None = None):
             options[name] = False
     if getattr(args, "infonce", False):
         options["infonce"] = True
-    return TrainConfig().replace(**options)
+    if getattr(args, "checkpoint_every", 0) < 0:
+        raise ProgsError(f"--checkpoint-every must be >= 0 iterations, got {args.checkpoint_every}")
+    try:
+        return TrainConfig().replace(**options)
+    except ConfigError as exc:
+        msg = str(exc)
+        for field, option in _OPTION_NAMES.items():
+            msg = re.sub(rf"(?<![\w.-]){field}\b", option, msg)
+        raise ConfigError(msg) from None
+
+
+def _check_run_folder(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an ``--out`` that is a file, a finished or interrupted run without
+    ``--resume`` or ``--overwrite``, and ``--resume`` where there is nothing to continue."""
+    from progs.train.run import CHECKPOINT
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ProgsError(f"--out {args.out}: exists and is not a folder (a run is a folder)")
+    has_checkpoint = (out / CHECKPOINT).is_file()
+    if args.resume and not has_checkpoint:
+        raise ProgsError(f"--resume: {args.out} holds no {CHECKPOINT} to continue (leave out --resume to start)")
+    if has_checkpoint and not args.resume and not args.overwrite:
+        raise ProgsError(
+            f"--out {args.out}: already holds a run ({CHECKPOINT}); --resume continues it, --overwrite starts afresh"
+        )
 
 
 def _print_lods(title: str, rows: list[dict]) -> None:
@@ -59,6 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from progs.pipeline import train_run
 
     device = _device(args)
+    cfg = _train_config(args)
+    _check_run_folder(args)
     spec = DatasetSpec.from_argument(
         args.dataset,
         downscale=args.downscale,
@@ -67,7 +114,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         undistort=not args.no_undistort,
     )
     scene = spec.load()
-    cfg = _train_config(args)
     if not args.resume:
         from progs.train.sizing import has_points, pixels_per_view, scene_sizing
 
@@ -113,6 +159,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
             raise ProgsError(
                 f"--{name.replace('_', '-')} must be at least {0 if name == 'eval_size' else 2}, got {value}"
             )
+    for name in ("size", "eval_size"):
+        value = getattr(args, name)
+        if value is not None and value > MAX_IMAGE_SIZE:
+            raise ProgsError(f"--{name.replace('_', '-')} must be at most {MAX_IMAGE_SIZE} pixels, got {value}")
+    cfg = _train_config(args, FIT_DEFAULTS)
+    _check_run_folder(args)
     cloud = read_splats(args.scene, lod=args.lod)
     plan = teacher_plan(cloud, device.type == "cuda", size=args.size, views=args.views)
     _log(
@@ -129,7 +181,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
         lod=args.lod,
     )
     scene = spec.load()
-    cfg = _train_config(args, FIT_DEFAULTS)
     sizing = teacher_sizing(scene, args.levels, cfg.base_depth, args.max_anchors, sh_degree=cloud.sh_degree)
     cfg = cfg.replace(**sizing)
     if not args.resume:
@@ -270,7 +321,14 @@ def cmd_decode(args: argparse.Namespace) -> int:
     for name in dict.fromkeys(n for n in (args.check, args.cameras_from) if n):
         args.dataset = name
         scenes[name] = _dataset_spec(args).load()  # before decoding: a bad dataset fails fast
+    if args.lod is not None and args.lod < 1:
+        raise ProgsError(f"--lod must be >= 1 (the number of LoDs to decode), got {args.lod}")
     res = decode(_read_stream(args.stream), max_lod=args.lod, source=args.stream)
+    if args.lod is not None and args.lod > res.lods_in_stream:
+        print(
+            f"progs: note: {args.stream} has {res.lods_in_stream} LoDs; decoding all of them (--lod {args.lod})",
+            file=sys.stderr,
+        )
     if res.model is None:
         raise ProgsError(f"{args.stream}: no LoD could be decoded ({res.problem})")
     if res.problem:
@@ -383,6 +441,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     from progs.io.teacher import look_at_cloud
     from progs.io.cloud_render import render_cloud
 
+    for name in ("width", "height"):
+        value = getattr(args, name)
+        if value is not None and not 1 <= value <= MAX_IMAGE_SIZE:
+            raise ProgsError(f"--{name} must lie in 1..{MAX_IMAGE_SIZE} pixels, got {value}")
+    _check_image_out(args.out)
     cloud = read_splats(args.scene, lod=args.lod)
     if args.camera_from:
         from progs.io.dataset import DatasetSpec
@@ -395,8 +458,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             )
         cam = views[args.view].camera
         if args.width or args.height:
-            w = args.width or round(cam.width * args.height / cam.height)
-            h = args.height or round(cam.height * args.width / cam.width)
+            w = args.width or max(1, round(cam.width * args.height / cam.height))
+            h = args.height or max(1, round(cam.height * args.width / cam.width))
             cam = cam.resized(w, h)
     else:
         cam = look_at_cloud(cloud.means, args.width or 512, args.height or 512, args.azimuth, args.elevation, args.up)
@@ -405,7 +468,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     with torch.no_grad():
         image, alpha, _ = render_cloud(cloud, cam, bg)  # SH colours along each viewing ray
     dt = time.perf_counter() - t0
-    save_image(image, args.out)
+    try:
+        save_image(image, args.out)
+    except OSError as exc:
+        raise ProgsError(f"{args.out}: cannot write the image ({exc.strerror or exc})") from None
     _log(
         f"rendered {len(cloud)} Gaussians at {cam.width}x{cam.height} in {dt:.2f} s "
         f"(coverage {float(alpha.mean()) * 100:.0f}%) -> {args.out}"
@@ -413,9 +479,23 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_image_out(path: str) -> None:
+    """Refuse an output image path progs cannot write as PNG or JPEG, before any rendering."""
+    out = Path(path)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise ProgsError(f"--out {path}: the image must be .png, .jpg or .jpeg")
+    if out.is_dir():
+        raise ProgsError(f"--out {path}: is a folder, not an image file")
+    parent = out.parent
+    if not parent.is_dir():
+        raise ProgsError(f"--out {path}: the folder {parent} does not exist")
+
+
 # ------------------------------------------------------------------------------------------- info
 def _read_stream(path: str) -> bytes:
     p = Path(path)
+    if p.is_dir():
+        raise ProgsError(f"{path}: is a folder, not a .progs stream file")
     if not p.is_file():
         raise ProgsError(f"{path}: no such stream file")
     return p.read_bytes()
@@ -592,6 +672,10 @@ def _training_options(
     base_depth: str = "from the point spacing",
     levels: int | str = 5,
     c2f_samples: int | None = None,
+    max_anchors: str = "200000 with SfM points, else one per 5.4 pixels of a training view, at least 2.4x "
+    "--init-points",
+    init_points: bool = True,
+    run_folder: bool = True,
 ) -> None:
     p.add_argument(
         "--iterations",
@@ -599,43 +683,55 @@ def _training_options(
         help=f"training iterations (default {iterations}); the rate term trains over the second half, so at the "
         "same --lambda-e more iterations can end on a smaller stream of lower quality",
     )
-    p.add_argument("--levels", type=int, help=f"octree levels L (default: {levels})")
-    p.add_argument("--base-depth", type=int, help=f"octree base depth b (default: {base_depth})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--levels", type=int, help=f"octree levels, that is levels of detail (default: {levels})")
+    p.add_argument("--base-depth", type=int, help=f"depth of the octree's first level (default: {base_depth})")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the training (default 0)")
     p.add_argument(
         "--lambda-e",
         type=float,
-        help="entropy weight λ_e, the trade between bytes and quality (default 0.002; lower: a larger, sharper "
+        help="entropy weight, the trade between bytes and quality (default 0.002; lower: a larger, sharper "
         "stream; useful range 5e-4..4e-3)",
     )
-    p.add_argument(
-        "--init-points",
-        type=int,
-        help="random initial points when the dataset has no SfM points (default: one per 13 pixels of a "
-        "training view, 500..20000)",
-    )
+    if init_points:
+        p.add_argument(
+            "--init-points",
+            type=int,
+            help="random initial points when the dataset has no SfM points (default: one per 13 pixels of a "
+            "training view, 500..20000)",
+        )
     p.add_argument(
         "--c2f-samples",
         type=int,
-        help=f"coarser LoDs rendered per step besides the finest (default: {c2f_samples or 'all'}; 1 is faster)",
+        help=f"coarser LoDs rendered per step besides the finest in the coarse-to-fine loss (default: "
+        f"{c2f_samples or 'all'}; 1 is faster)",
     )
+    p.add_argument("--max-anchors", type=int, help=f"stop growing at about this many anchors (default: {max_anchors})")
     p.add_argument(
-        "--max-anchors",
-        type=int,
-        help="stop growing at about this many anchors (default: 200000 with SfM points, else one per "
-        "5.4 pixels of a training view, at least 2.4x --init-points; `progs fit`: a quarter of "
-        "the teacher's Gaussians, half where they have view-dependent colour)",
+        "--no-adjust", action="store_true", help="for comparisons: no anchor growing or pruning during training"
     )
-    p.add_argument("--no-adjust", action="store_true", help="ablation: no anchor growing/pruning")
     p.add_argument(
         "--infonce",
         action="store_true",
-        help="add the paper's parent-child InfoNCE loss (off by default: it costs bytes, docs/RESULTS.md)",
+        help="add ProGS' parent-child contrastive (InfoNCE) loss (off by default: it costs bytes, docs/RESULTS.md)",
     )
-    p.add_argument("--no-c2f", action="store_true", help="ablation: single-LoD loss instead of coarse-to-fine")
-    p.add_argument("--no-rate", action="store_true", help="ablation: no quantization noise / entropy loss")
+    p.add_argument(
+        "--no-c2f",
+        action="store_true",
+        help="for comparisons: train the finest LoD alone instead of every LoD at once (coarse-to-fine)",
+    )
+    p.add_argument("--no-rate", action="store_true", help="for comparisons: no quantization noise and no entropy term")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints")
+    if run_folder:
+        p.add_argument(
+            "--overwrite", action="store_true", help="start afresh in a run folder that already holds a checkpoint"
+        )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=500,
+        metavar="N",
+        help="iterations between checkpoints (default 500; 0: only at the end and on Ctrl-C)",
+    )
     _device_option(p, "train")
 
 
@@ -684,6 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
         base_depth=str(DEMO_DEFAULTS["base_depth"]),
         levels=DEMO_DEFAULTS["levels"],
         c2f_samples=DEMO_DEFAULTS["c2f_coarse_samples"],
+        run_folder=False,
     )
     d.set_defaults(func=cmd_demo)
 
@@ -713,7 +810,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size",
         type=int,
         help="teacher image size (default: a viewer's 1024 pixels, more where the finest Gaussians need it "
-        "to span about a pixel, up to 2048; on the CPU at most 512)",
+        "to span about a pixel, up to 2048; on a CPU the default is at most 512, which --size overrides)",
     )
     fi.add_argument(
         "--eval-size",
@@ -728,6 +825,9 @@ def build_parser() -> argparse.ArgumentParser:
         base_depth=f"from the teacher's point spacing, at least {FIT_MIN_BASE_DEPTH}",
         levels=f"as many as the anchor budget fills, at most {FIT_DEFAULTS['levels']}",
         c2f_samples=FIT_DEFAULTS["c2f_coarse_samples"],
+        max_anchors="0.5 per teacher Gaussian with view-dependent colour (SH degree >= 1), 0.25 without, at "
+        "most one per 5.4 pixels of a teacher view",
+        init_points=False,
     )
     fi.set_defaults(func=cmd_fit)
 
@@ -903,6 +1003,11 @@ def _removed_option(argv: list[str]) -> str | None:
     return None
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as the command line prints it: one line, without Python's source location."""
+    print(f"progs: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     removed = _removed_option(argv)
@@ -915,7 +1020,9 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ[DATA_ENV] = args.data_root
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # restores the caller's warning display on the way out
+            warnings.showwarning = _one_line_warning
+            return int(args.func(args) or 0)
     except ProgsError as exc:
         print(f"progs: error: {exc}", file=sys.stderr)
         return 2

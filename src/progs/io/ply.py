@@ -208,7 +208,7 @@ def read_ply(path: str | os.PathLike) -> GaussianCloud:
     if missing:
         hint = ""
         if {"x", "y", "z"} <= present and ({"red", "green", "blue"} & present):
-            hint = " — this looks like a point cloud; use read_points_ply"
+            hint = " (a point cloud of positions and colours, not Gaussians; progs.io.ply.read_points_ply reads it)"
         raise InputError(f"{path}: not a 3DGS PLY: missing properties {', '.join(missing)}{hint}")
     rest_names = [p for p in props if p.startswith("f_rest_")]
     try:

@@ -71,6 +71,10 @@ def splat_format(path: str | os.PathLike) -> str:
         with open(p, "rb") as f:
             head = f.read(4096)
         return "compressed-ply" if b"packed_position" in head.split(b"end_header")[0] else "ply"
+    if name.endswith(".progs"):
+        raise InputError(f"{p}: a progs stream, not splats; `progs decode {p} --out scene.ply` turns it into Gaussians")
+    if name.endswith(".glb") or name.endswith(".gltf"):
+        raise InputError(f"{p}: glTF is not read here; give the scene as .ply, .spz, .splat or SOG")
     raise InputError(
         f"{p}: unknown splat format (expected .ply, .compressed.ply, .spz, .splat, .sog, meta.json or lod-meta.json)"
     )
@@ -127,6 +131,9 @@ def _read_compressed_ply(path: Path) -> GaussianCloud:
 
 
 # ----------------------------------------------------------------------------------------------- .splat
+_FLAT_SCALE = 1e-7  # the scale a .splat record's 0 reads as
+
+
 def _read_splat(path: Path) -> GaussianCloud:
     raw = path.read_bytes()
     if len(raw) == 0 or len(raw) % 32:
@@ -135,8 +142,15 @@ def _read_splat(path: Path) -> GaussianCloud:
     rgba = rec["rgba"].astype(np.float32) / 255.0
     op = np.clip(rgba[:, 3], _OPACITY_EPS, 1 - _OPACITY_EPS)
     q = (rec["rot"].astype(np.float32) - 128.0) / 128.0
-    with np.errstate(divide="ignore"):
-        log_scales = np.log(rec["scale"].astype(np.float32))
+    scale = rec["scale"].astype(np.float32)
+    negative = np.flatnonzero((scale < 0).any(axis=1))
+    if negative.size:
+        raise InputError(
+            f"{path}: {negative.size} of {len(rec)} records have a negative scale (first: record {int(negative[0])})"
+        )
+    # A scale of exactly 0 is a flat (2D) Gaussian, which some exporters write: kept as a very thin one.
+    with np.errstate(invalid="ignore"):
+        log_scales = np.log(np.maximum(scale, _FLAT_SCALE))
     return GaussianCloud(
         torch.from_numpy(rec["pos"].copy()),
         torch.from_numpy((rgba[:, :3] - 0.5) / SH_C0),
@@ -186,6 +200,8 @@ def _image(where: Path, load: Callable[[str], bytes | None], name: str) -> np.nd
     try:
         with Image.open(io.BytesIO(data)) as im:
             return np.asarray(im.convert("RGBA"))
+    except Image.UnidentifiedImageError:
+        raise InputError(f"{where}: the SOG texture {name} is not an image Pillow can read (damaged?)") from None
     except Exception as e:  # noqa: BLE001 — Pillow raises many types on a damaged image
         raise InputError(f"{where}: cannot decode the SOG texture {name} ({_one_line(e)})") from None
 
@@ -231,6 +247,8 @@ def read_sog(where: Path, meta_bytes: bytes, load: Callable[[str], bytes | None]
         raise InputError(f"{where}: not a SOG meta.json (not an object)")
     if "lodLevels" in meta:
         raise InputError(f"{where}: a streamed SOG index; read it as lod-meta.json")
+    if "version" not in meta:
+        raise InputError(f"{where}: not a SOG meta.json (it has no version field)")
     if meta.get("version") != 2:
         raise InputError(
             f"{where}: SOG meta version {meta.get('version')!r} is not supported (only version 2; "
@@ -336,7 +354,10 @@ def _read_streamed_sog(path: Path, lod: int) -> GaussianCloud:
         if not 0 <= file_index < len(files):
             raise InputError(f"{path}: LoD {lod} names file {file_index} of {len(files)}")
         if file_index not in parts:
-            parts[file_index] = _read_sog_folder(path.parent / files[file_index])
+            level_meta = path.parent / files[file_index]
+            if not level_meta.is_file():
+                raise InputError(f"{path}: LoD {lod} is stored in {files[file_index]}, which is missing")
+            parts[file_index] = _read_sog_folder(level_meta)
         cloud = parts[file_index]
         if offset < 0 or offset + count > len(cloud):
             raise InputError(

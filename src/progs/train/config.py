@@ -68,7 +68,7 @@ class LossConfig:
         _check(self.nce_negatives >= 1, f"nce_negatives must be >= 1, got {self.nce_negatives}")
         _check(
             self.c2f_coarse_samples is None or self.c2f_coarse_samples >= 1,
-            f"c2f_coarse_samples must be None or >= 1, got {self.c2f_coarse_samples}",
+            f"c2f_coarse_samples must be >= 1 (or unset: all coarser LoDs), got {self.c2f_coarse_samples}",
         )
         _check(
             self.c2f_finest_weight is None or 0.0 < self.c2f_finest_weight <= 1.0,
