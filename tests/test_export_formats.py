@@ -287,4 +287,4 @@ def test_fit_max_anchors_option(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "bad"), "--max-anchors", "0"]) == 2
     assert not (tmp_path / "bad").exists()
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "max_anchors" in err, err
+    assert err.count("\n") == 1 and "--max-anchors" in err, err
