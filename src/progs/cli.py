@@ -12,7 +12,13 @@ from pathlib import Path
 
 from progs import __version__
 from progs.errors import ProgsError
-from progs.presets import DEMO_DEFAULTS, FIT_DEFAULTS, FIT_MIN_BASE_DEPTH
+from progs.presets import (
+    DEMO_DEFAULTS,
+    FIT_DEFAULTS,
+    FIT_MIN_BASE_DEPTH,
+    TEACHER_ANCHORS_PER_GAUSSIAN,
+    TEACHER_ANCHORS_PER_GAUSSIAN_SH,
+)
 
 
 MAX_IMAGE_SIZE = 16384  # the largest image side a command renders (teacher, held-out views, render)
@@ -30,17 +36,22 @@ def _device(args: argparse.Namespace):
 
 
 # ------------------------------------------------------------------------------------ training
-# The training options' names in TrainConfig's messages, as the command line spells them.
-_OPTION_NAMES = {
-    "iterations": "--iterations",
-    "levels": "--levels",
-    "base_depth": "--base-depth",
-    "seed": "--seed",
-    "lambda_e": "--lambda-e",
-    "max_anchors": "--max-anchors",
-    "init_random_points": "--init-points",
-    "c2f_coarse_samples": "--c2f-samples",
+# TrainConfig's fields that command-line options set: field -> the argparse attribute (the option is
+# that attribute spelled with dashes, e.g. init_points -> --init-points).
+_OPTION_FIELDS = {
+    "iterations": "iterations",
+    "levels": "levels",
+    "base_depth": "base_depth",
+    "seed": "seed",
+    "lambda_e": "lambda_e",
+    "max_anchors": "max_anchors",
+    "init_random_points": "init_points",
+    "c2f_coarse_samples": "c2f_samples",
 }
+
+
+def _option(attr: str) -> str:
+    return "--" + attr.replace("_", "-")
 
 
 def _train_config(args: argparse.Namespace, defaults: dict | None = None):
@@ -49,14 +60,10 @@ def _train_config(args: argparse.Namespace, defaults: dict | None = None):
     from progs.train.config import ConfigError, TrainConfig
 
     options = dict(defaults or {})
-    for name in ("iterations", "levels", "base_depth", "seed", "lambda_e", "max_anchors"):
-        v = getattr(args, name, None)
+    for field, attr in _OPTION_FIELDS.items():
+        v = getattr(args, attr, None)
         if v is not None:
-            options[name] = v
-    if getattr(args, "init_points", None) is not None:
-        options["init_random_points"] = args.init_points
-    if getattr(args, "c2f_samples", None) is not None:
-        options["c2f_coarse_samples"] = args.c2f_samples
+            options[field] = v
     if defaults is not None and "init_level" not in defaults:
         options["init_level"] = max(1, options.get("levels", TrainConfig.levels) - 3)
     for flag, name in (("no_adjust", "growth.enabled"), ("no_c2f", "c2f"), ("no_rate", "rate.enabled")):
@@ -70,9 +77,19 @@ def _train_config(args: argparse.Namespace, defaults: dict | None = None):
         return TrainConfig().replace(**options)
     except ConfigError as exc:
         msg = str(exc)
-        for field, option in _OPTION_NAMES.items():
-            msg = re.sub(rf"(?<![\w.-]){field}\b", option, msg)
+        for field, attr in _OPTION_FIELDS.items():
+            msg = re.sub(rf"(?<![\w.-]){field}\b", _option(attr), msg)
         raise ConfigError(msg) from None
+
+
+def _check_range(args: argparse.Namespace, names: tuple[str, ...], low: int, high: int | None = None) -> None:
+    """Each option of ``names`` that is given lies in ``low``..``high`` (``high`` None: no upper bound), or a
+    one-line error names it."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and not (low <= value and (high is None or value <= high)):
+            bound = f"at least {low}" if high is None else f"in {low}..{high}"
+            raise ProgsError(f"{_option(name)} must be {bound}, got {value}")
 
 
 def _check_run_folder(args: argparse.Namespace) -> None:
@@ -153,16 +170,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     device = _device(args)
     bg = _parse_rgb(args.background) if args.background else (0.0, 0.0, 0.0)
-    for name in ("size", "views", "eval_size"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "eval_size" else 2):
-            raise ProgsError(
-                f"--{name.replace('_', '-')} must be at least {0 if name == 'eval_size' else 2}, got {value}"
-            )
-    for name in ("size", "eval_size"):
-        value = getattr(args, name)
-        if value is not None and value > MAX_IMAGE_SIZE:
-            raise ProgsError(f"--{name.replace('_', '-')} must be at most {MAX_IMAGE_SIZE} pixels, got {value}")
+    _check_range(args, ("size",), 2, MAX_IMAGE_SIZE)
+    _check_range(args, ("views",), 2)
+    _check_range(args, ("eval_size",), 0, MAX_IMAGE_SIZE)
     cfg = _train_config(args, FIT_DEFAULTS)
     _check_run_folder(args)
     cloud = read_splats(args.scene, lod=args.lod)
@@ -441,10 +451,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from progs.io.teacher import look_at_cloud
     from progs.io.cloud_render import render_cloud
 
-    for name in ("width", "height"):
-        value = getattr(args, name)
-        if value is not None and not 1 <= value <= MAX_IMAGE_SIZE:
-            raise ProgsError(f"--{name} must lie in 1..{MAX_IMAGE_SIZE} pixels, got {value}")
+    _check_range(args, ("width", "height"), 1, MAX_IMAGE_SIZE)
     _check_image_out(args.out)
     cloud = read_splats(args.scene, lod=args.lod)
     if args.camera_from:
@@ -481,9 +488,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def _check_image_out(path: str) -> None:
     """Refuse an output image path progs cannot write as PNG or JPEG, before any rendering."""
+    from progs.eval.figures import IMAGE_FORMATS
+
     out = Path(path)
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise ProgsError(f"--out {path}: the image must be .png, .jpg or .jpeg")
+    if out.suffix.lower() not in IMAGE_FORMATS:
+        raise ProgsError(f"--out {path}: the image must be {', '.join(IMAGE_FORMATS)}")
     if out.is_dir():
         raise ProgsError(f"--out {path}: is a folder, not an image file")
     parent = out.parent
@@ -825,8 +834,8 @@ def build_parser() -> argparse.ArgumentParser:
         base_depth=f"from the teacher's point spacing, at least {FIT_MIN_BASE_DEPTH}",
         levels=f"as many as the anchor budget fills, at most {FIT_DEFAULTS['levels']}",
         c2f_samples=FIT_DEFAULTS["c2f_coarse_samples"],
-        max_anchors="0.5 per teacher Gaussian with view-dependent colour (SH degree >= 1), 0.25 without, at "
-        "most one per 5.4 pixels of a teacher view",
+        max_anchors=f"{TEACHER_ANCHORS_PER_GAUSSIAN_SH:g} per teacher Gaussian with view-dependent colour (SH "
+        f"degree >= 1), {TEACHER_ANCHORS_PER_GAUSSIAN:g} without, at most one per 5.4 pixels of a teacher view",
         init_points=False,
     )
     fi.set_defaults(func=cmd_fit)

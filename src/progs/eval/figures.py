@@ -17,11 +17,13 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr)
 
 
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}  # what save_image writes, by suffix
+
+
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike[str]) -> None:
-    """Save an image (PNG/JPEG by extension) without ever leaving a partial file."""
+    """Save an image (PNG/JPEG by extension, PNG for any other name) without ever leaving a partial file."""
     pil = image if isinstance(image, Image.Image) else to_pil(image)
-    suffix = str(path).rsplit(".", 1)[-1].lower()
-    fmt = {"jpg": "JPEG", "jpeg": "JPEG"}.get(suffix, "PNG")
+    fmt = IMAGE_FORMATS.get(os.path.splitext(str(path))[1].lower(), "PNG")
     with atomic_path(path) as tmp:
         pil.save(tmp, format=fmt)
 

@@ -149,8 +149,7 @@ def _read_splat(path: Path) -> GaussianCloud:
             f"{path}: {negative.size} of {len(rec)} records have a negative scale (first: record {int(negative[0])})"
         )
     # A scale of exactly 0 is a flat (2D) Gaussian, which some exporters write: kept as a very thin one.
-    with np.errstate(invalid="ignore"):
-        log_scales = np.log(np.maximum(scale, _FLAT_SCALE))
+    log_scales = np.log(np.maximum(scale, _FLAT_SCALE))
     return GaussianCloud(
         torch.from_numpy(rec["pos"].copy()),
         torch.from_numpy((rgba[:, :3] - 0.5) / SH_C0),
