@@ -17,6 +17,7 @@
 # gpu_check.json DATASET` then decodes that stream on a CPU-only machine and compares the PSNR.
 # Extra arguments after FOX_DIR go to gpu_check.py (e.g. --iterations 2000). GPU_CHECK_DEVICE=cpu runs the
 # same steps on a machine without CUDA (with `demo --smoke`: a rehearsal of the script in a minute or two).
+# GPU_CHECK_SETUP_ONLY=1 stops after steps 1-2 (scripts/gpu_fit.sh uses it on a machine not yet set up).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -84,6 +85,10 @@ wait "$progs_pid" || true
 cat "$out/.build_gsplat" "$out/.build_progs" | tee -a "$log"
 rm -f "$out/.build_gsplat" "$out/.build_progs"
 [ "$build_rc" = 0 ] || say "gsplat did not build (exit $build_rc): the CUDA runs below will fail"
+if [ -n "${GPU_CHECK_SETUP_ONLY:-}" ]; then
+  phase "set up only (GPU_CHECK_SETUP_ONLY): progs in $site, extensions in $TORCH_EXTENSIONS_DIR"
+  exit "$build_rc"
+fi
 
 # The measurements are sized to the time left: GPU_CHECK_BUDGET_S for the whole script (default 480, the
 # issue's 8 minutes), of which GPU_CHECK_RESERVE_S (default 90) is kept for everything after training
