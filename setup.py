@@ -9,19 +9,28 @@ With build isolation (a plain ``pip install .``) torch is not there to build aga
 C++ compiler the build fails: either way the package installs without the prebuilt module, and
 progs compiles the kernels on first use where it can, or uses its pure-PyTorch paths
 (``progs.kernels``). ``PROGS_NO_KERNEL_BUILD=1`` skips the build.
+
+The web player that ``progs serve`` and ``progs view`` serve (``src/progs/stream/player``) is built
+from ``web/`` with npm when a non-editable install does not find it built yet and npm is there
+(Node 20+; ``npm ci`` fetches its packages from the registry); without npm the package installs
+without it and those commands say how to build it. ``PROGS_NO_PLAYER_BUILD=1`` skips that build.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 CSRC = "src/progs/csrc"
+PLAYER = ROOT / "src/progs/stream/player/player.html"
 
 
 def _note(msg: str) -> None:
@@ -72,4 +81,36 @@ def _kernel_build() -> dict:
     return {"ext_modules": [ext], "cmdclass": {"build_ext": OptionalBuildExtension}}
 
 
-setup(**_kernel_build())
+def _build_player() -> None:
+    """``npm ci && npm run build`` in web/, which writes the player into src/progs/stream/player; a
+    failure leaves the package without the player (a note says so) instead of failing the install."""
+    if os.environ.get("PROGS_NO_PLAYER_BUILD", "") not in ("", "0") or PLAYER.is_file():
+        return
+    if not (ROOT / "web" / "package.json").is_file():
+        return
+    npm = shutil.which("npm")
+    hint = "progs serve and progs view need it: `cd web && npm ci && npm run build`, then install progs again"
+    if npm is None:
+        _note(f"npm (Node.js 20+) not found, so the web player is not built; {hint}")
+        return
+    _note("building the web player (npm ci && npm run build in web/)")
+    try:
+        for step in (["ci", "--no-audit", "--no-fund", "--loglevel=error"], ["run", "--silent", "build"]):
+            subprocess.run([npm, *step], cwd=ROOT / "web", check=True, stdout=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        _note(f"the web player could not be built ({exc}); {hint}")
+
+
+class BuildPyWithPlayer(build_py):
+    """build_py that first builds the web player into the package when it is missing (not for an
+    editable install, which serves src/ itself: `npm run build` there is enough)."""
+
+    def run(self) -> None:
+        if not self.editable_mode:
+            _build_player()
+        super().run()
+
+
+options = _kernel_build()
+options["cmdclass"] = {**options.get("cmdclass", {}), "build_py": BuildPyWithPlayer}
+setup(**options)

@@ -327,3 +327,16 @@ def test_decode_lod_must_be_positive(tmp_path):
         run_cli("decode", str(tmp_path / "s.progs"), "--lod", "0", "--out", str(tmp_path / "x.ply")), "--lod"
     )
     _one_line_error(run_cli("info", str(tmp_path)), "folder")
+
+
+def test_help_leaves_out_the_comparison_switches_and_fetch_names_its_options(tmp_path):
+    """The switches that turn the method's parts off still work (tests, docs/RESULTS.md) but are not
+    offered in --help; demo has no run folder to resume; a time budget without a link speed is named."""
+    for command in ("demo", "train", "fit"):
+        text = run_cli(command, "--help").stdout
+        for hidden in ("--no-adjust", "--no-c2f", "--no-rate", "--infonce"):
+            assert hidden not in text, (command, hidden)
+    demo_help = run_cli("demo", "--help").stdout
+    assert "--resume" not in demo_help and "--init-points" not in demo_help
+    out = run_cli("fetch", "http://127.0.0.1:9/scene.progs", "--seconds", "2", "--out", str(tmp_path / "x.ply"))
+    _one_line_error(out, "--seconds", "--bandwidth")

@@ -203,7 +203,7 @@ cuda_only = pytest.mark.skipif(not HAS_CUDA, reason="CUDA unavailable: GPU train
 
 @cuda_only
 def test_cuda_training_encodes_like_its_cpu_copy(scene, tmp_path) -> None:
-    pytest.importorskip("gsplat", reason="gsplat not installed (pip install 'progs[cuda]')")
+    pytest.importorskip("gsplat", reason="gsplat not installed (pip install '.[cuda]')")
     cuda = torch.device("cuda")
     trainer = Trainer(scene, _cfg(iterations=40, c2f_coarse_samples=1), device=cuda)
     trainer.train(progress=False)
@@ -232,7 +232,7 @@ def test_cuda_training_encodes_like_its_cpu_copy(scene, tmp_path) -> None:
 def test_cuda_3dgs_fit_matches_the_cpu_fit(scene) -> None:
     """bench --device cuda fits the SPZ curve's plain 3DGS models with gsplat: the fit returns a CPU
     cloud and reaches the CPU fit's quality (the backends differ slightly: alpha clamp, tile bound)."""
-    pytest.importorskip("gsplat", reason="gsplat not installed (pip install 'progs[cuda]')")
+    pytest.importorskip("gsplat", reason="gsplat not installed (pip install '.[cuda]')")
     from progs.bench.baseline_3dgs import Fit3DGSConfig, fit_3dgs
 
     cfg = Fit3DGSConfig(iterations=60, seed=0, max_gaussians=400)

@@ -28,7 +28,7 @@ from progs.model.context import ContextConfig, ContextModel
 from progs.model.gaussians import GaussianGenerator
 from progs.train.checkpoint import save_checkpoint
 
-GOLDEN_STREAM_SHA256 = "b0882ed61ab37966e5f1ec18f6cd478b1d956f60ee722d950f4626b3477c6e92"
+GOLDEN_STREAM_SHA256 = "cdb3d7bbb5e2312d2ca20127efd9cdc54efd325052fdcc5b267a599146601617"
 GOLDEN_PLY = Path(__file__).parent / "data" / "golden_decoded.ply"
 
 FEAT, K, L, B = 32, 10, 3, 2
@@ -78,6 +78,11 @@ def test_golden_stream_and_decoded_ply(tmp_path: Path) -> None:
     _fixed_checkpoint(run)
     stream = tmp_path / "s.progs"
     assert main(["encode", str(run), "--out", str(stream), "--no-eval"]) == 0
+    # without evaluating, the run's dataset still gives the player its background and starting view
+    assert json.loads(stream.with_name("s.progs.json").read_text())["view"]["fov_x"] > 0
+    from progs.codec.stream import decode
+
+    assert decode(stream.read_bytes(), max_lod=1).background is not None
     digest = hashlib.sha256(stream.read_bytes()).hexdigest()
     ply = tmp_path / "d.ply"
     # the closed-form export is pinned; the distillation's gradient sums depend on the thread count

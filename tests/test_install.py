@@ -54,6 +54,24 @@ def test_decode_and_info_need_no_extra(stream, tmp_path):
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.slow
+def test_demo_needs_no_extra_but_for_its_figure(tmp_path):
+    """`pip install .` runs the whole demo; only the figure (matplotlib, [bench]) is left out, with a warning."""
+    out = _progs_without_extras(
+        "demo", "--out", str(tmp_path), "--views", "8", "--size", "32", "--iterations", "4", "--distill", "0"
+    )
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("progs: warning:")]
+    assert len(warnings) == 1 and "rd.png" in warnings[0] and "'.[bench]'" in warnings[0], out.stderr
+    assert not (tmp_path / "rd.png").exists()
+    for name in ("scene.progs", "decoded.ply", "results.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    import json
+
+    lods = json.loads((tmp_path / "scene.progs.json").read_text())["lods"]
+    assert all(lod["psnr"] is not None for lod in lods)  # the demo's measurements are in its manifest
+
+
 @pytest.mark.parametrize(
     "args, extra",
     [
@@ -67,7 +85,7 @@ def test_a_missing_extra_is_named_in_one_line(stream, tmp_path, args, extra):
     out = _progs_without_extras(*(a.format(stream=stream, tmp=tmp_path) for a in args))
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1, out.stderr
-    assert f"pip install 'progs[{extra}]'" in lines[0]
+    assert f"pip install '.[{extra}]'" in lines[0]
 
 
 def test_each_install_builds_its_kernels_in_its_own_folder(monkeypatch, tmp_path):

@@ -265,7 +265,7 @@ OPACITY_SAME_FOOTPRINT = math.exp(4.5) * ALPHA_MIN  # ~0.353: gsplat's extent e 
 def _gsplat_or_skip() -> None:
     if not torch.cuda.is_available():
         pytest.skip("CUDA unavailable: gsplat parity needs a GPU")
-    pytest.importorskip("gsplat", reason="gsplat not installed (pip install 'progs[cuda]')")
+    pytest.importorskip("gsplat", reason="gsplat not installed (pip install '.[cuda]')")
 
 
 def _in_image_footprint(scene, cam: Camera, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -43,6 +43,7 @@ _WHERE = {
     # plain 3D Gaussians (splat files)
     "GaussianCloud": "progs.io.ply",
     "read_ply": "progs.io.ply",
+    "read_splats": "progs.io.splats",
     "write_cloud": "progs.io.writers",
     "export_cloud": "progs.pipeline",
     "DistillConfig": "progs.train.distill",
@@ -68,6 +69,7 @@ __all__ = [
     "StreamClient",
     "GaussianCloud",
     "read_ply",
+    "read_splats",
     "write_cloud",
     "export_cloud",
     "DistillConfig",
@@ -82,6 +84,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from progs.io import load_scene
     from progs.io.dataset import DatasetSpec
     from progs.io.ply import GaussianCloud, read_ply
+    from progs.io.splats import read_splats
     from progs.io.writers import write_cloud
     from progs.model.model import ProGSModel
     from progs.pipeline import export_cloud

@@ -382,6 +382,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from progs.io.demo_scene import demo_gaussians, load_demo_scene
     from progs.io.ply import GaussianCloud, write_ply
     from progs.pipeline import encode_run, evaluate_stream, export_cloud, train_run
+    from progs.stream.manifest import read_manifest, write_manifest
 
     device = _device(args)
     distill = _distill_config(args, size=args.size)  # a bad option fails before training
@@ -419,11 +420,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data = enc.stream.read_bytes()
     rows = evaluate_stream(data, scene, source=str(enc.stream), prefixes=True, device=device)
     _print_lods(f"      decoded from {enc.stream} ({len(data)} bytes, header {enc.result.header_bytes}):", rows)
-    rd_plot(
-        {"ProGS (progs)": [(r["cumulative_bytes"], r["psnr"], r["lod"]) for r in rows]},
-        out / "rd.png",
-        title="demo scene: quality per received bytes",
-    )
+    manifest = read_manifest(enc.manifest)  # the quality just measured goes into the manifest too
+    for lod, row in zip(manifest["lods"], rows):
+        lod["psnr"], lod["ssim"] = row["psnr"], row["ssim"]
+    write_manifest(enc.manifest, manifest)
+    wrote = []
+    try:
+        rd_plot(
+            {"ProGS (progs)": [(r["cumulative_bytes"], r["psnr"], r["lod"]) for r in rows]},
+            out / "rd.png",
+            title="demo scene: quality per received bytes",
+        )
+        wrote.append(str(out / "rd.png"))
+    except ProgsError as exc:  # the figure is the one part that needs an extra (matplotlib)
+        _warn(f"no {out / 'rd.png'}: {exc}")
     from progs.codec.stream import decode
 
     dec = decode(data)
@@ -437,7 +447,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     }
     write_bytes_atomic(out / "results.json", json.dumps(summary, indent=2).encode())
     write_bytes_atomic(out / "results.md", (markdown_lod_table(rows) + "\n").encode())
-    _log(f"wrote {out / 'rd.png'}, {out / 'decoded.ply'} (LoD {dec.lods_decoded}), {out / 'results.json'}")
+    _log(f"wrote {', '.join([*wrote, str(out / 'decoded.ply')])} (LoD {dec.lods_decoded}), {out / 'results.json'}")
     _log(f"watch the stream load in a web browser: progs view {enc.stream}")
     return 0
 
@@ -593,6 +603,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         raise ProgsError(
             f"{args.out}: --out must end in .ply (decoded Gaussians) or .progs (the fetched stream prefix)"
         )
+    if args.seconds is not None and args.bandwidth is None:
+        raise ProgsError("--seconds needs --bandwidth (the link's bytes per second) to know what arrives in time")
     distill = _distill_config(args)
     client = StreamClient(
         args.url, max_bytes=args.max_bytes, bandwidth=args.bandwidth, seconds=args.seconds, max_lod=args.max_lod
@@ -693,7 +705,11 @@ def _training_options(
         "same --lambda-e more iterations can end on a smaller stream of lower quality",
     )
     p.add_argument("--levels", type=int, help=f"octree levels, that is levels of detail (default: {levels})")
-    p.add_argument("--base-depth", type=int, help=f"depth of the octree's first level (default: {base_depth})")
+    p.add_argument(
+        "--base-depth",
+        type=int,
+        help=f"octree depth of the coarsest LoD: its cells are the scene's extent / 2^depth (default: {base_depth})",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed of the training (default 0)")
     p.add_argument(
         "--lambda-e",
@@ -711,26 +727,18 @@ def _training_options(
     p.add_argument(
         "--c2f-samples",
         type=int,
-        help=f"coarser LoDs rendered per step besides the finest in the coarse-to-fine loss (default: "
-        f"{c2f_samples or 'all'}; 1 is faster)",
+        help=f"coarser LoDs trained in each step beside the finest (default: {c2f_samples or 'all'}; fewer "
+        "train faster, at some cost to the coarse LoDs)",
     )
     p.add_argument("--max-anchors", type=int, help=f"stop growing at about this many anchors (default: {max_anchors})")
-    p.add_argument(
-        "--no-adjust", action="store_true", help="for comparisons: no anchor growing or pruning during training"
-    )
-    p.add_argument(
-        "--infonce",
-        action="store_true",
-        help="add ProGS' parent-child contrastive (InfoNCE) loss (off by default: it costs bytes, docs/RESULTS.md)",
-    )
-    p.add_argument(
-        "--no-c2f",
-        action="store_true",
-        help="for comparisons: train the finest LoD alone instead of every LoD at once (coarse-to-fine)",
-    )
-    p.add_argument("--no-rate", action="store_true", help="for comparisons: no quantization noise and no entropy term")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    # The method's parts switched off (or InfoNCE on) one at a time, for comparisons such as those in
+    # docs/RESULTS.md: working options, left out of --help because each makes the result worse.
+    p.add_argument("--no-adjust", action="store_true", help=argparse.SUPPRESS)  # no anchor growing or pruning
+    p.add_argument("--infonce", action="store_true", help=argparse.SUPPRESS)  # + ProGS' parent-child InfoNCE loss
+    p.add_argument("--no-c2f", action="store_true", help=argparse.SUPPRESS)  # the finest LoD alone, not all at once
+    p.add_argument("--no-rate", action="store_true", help=argparse.SUPPRESS)  # no quantization noise, no entropy term
     if run_folder:
+        p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
         p.add_argument(
             "--overwrite", action="store_true", help="start afresh in a run folder that already holds a checkpoint"
         )
@@ -789,6 +797,8 @@ def build_parser() -> argparse.ArgumentParser:
         base_depth=str(DEMO_DEFAULTS["base_depth"]),
         levels=DEMO_DEFAULTS["levels"],
         c2f_samples=DEMO_DEFAULTS["c2f_coarse_samples"],
+        max_anchors="200000; the demo scene starts from its own points",
+        init_points=False,
         run_folder=False,
     )
     d.set_defaults(func=cmd_demo)
@@ -843,7 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="per-LoD PSNR/SSIM of a run (checkpoint) or of a stream on a dataset")
     e.add_argument("target", help="a run folder or a .progs stream")
     e.add_argument("dataset", nargs="?", help="dataset to evaluate on (required for a stream; 'demo' allowed)")
-    e.add_argument("--downscale", type=float, default=1.0)
+    e.add_argument("--downscale", type=float, default=1.0, help="image downscale of DATASET (default 1)")
     e.add_argument("--demo-size", type=int, default=128, help="image size when DATASET is 'demo' (default 128)")
     e.add_argument("--demo-views", type=int, default=60, help="views when DATASET is 'demo' (default 60)")
     e.add_argument("--json", action="store_true", help='print {"lods": [...]} as JSON')
@@ -858,7 +868,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     de = sub.add_parser("decode", help="decode the first K LoDs of a stream into a .ply, .splat, .spz or .glb")
     de.add_argument("stream", help="a .progs file")
-    de.add_argument("--lod", type=int, help="LoDs to decode (default: all intact ones)")
+    de.add_argument(
+        "--lod",
+        type=int,
+        help="how many LoDs to decode, coarsest first: 1 is LoD 1 alone, 3 is LoDs 1-3 (default: all intact ones)",
+    )
     de.add_argument("--out", required=True, help="output .ply, .splat, .spz or .glb (glTF, KHR_gaussian_splatting)")
     de.add_argument(
         "--format", choices=["ply", "splat", "spz", "glb"], help="output format (default: from --out's extension)"
@@ -888,7 +902,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distill_options(de)
     de.set_defaults(func=cmd_decode)
 
-    r = sub.add_parser("render", help="render a 3DGS scene (any format `progs fit` reads) to a PNG")
+    r = sub.add_parser("render", help="render a 3DGS scene (any format `progs fit` reads) to a PNG or JPEG")
     r.add_argument(
         "scene",
         help="a 3DGS scene: INRIA .ply (SH degree 0-3), compressed .ply, .spz, .splat, SOG (meta.json, its folder or .sog) or streamed SOG (lod-meta.json or its folder)",
@@ -939,7 +953,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-open", action="store_true", help="print the player's address instead of opening a browser")
     v.set_defaults(func=cmd_view)
 
-    b = sub.add_parser("bench", help="benchmarks: rate-distortion, baselines, bitstream, speed, scaling, ablation")
+    b = sub.add_parser(
+        "bench",
+        help="benchmarks: rate-distortion against SPZ, baselines, bitstream, speed, scaling, the method's parts",
+    )
     b.add_argument("suites", nargs="?", help="same as --suite (e.g. `progs bench raster --out DIR`)")
     b.add_argument(
         "--suite",
@@ -953,7 +970,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--downscale", type=float, default=8.0, help="image downscale of a real dataset (default 8)")
     b.add_argument("--iterations", type=int, help="training iterations per model (default: from the profile)")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=int, default=0, help="random seed of every training and fit (default 0)")
     b.add_argument(
         "--lambdas",
         type=_lambda_list,
@@ -968,7 +985,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _device_option(b, "train and evaluate the ProGS variants and the plain 3DGS fits")
     b.set_defaults(func=cmd_bench)
-    for parser in (p, *sub.choices.values()):  # before or after the command
+    # before or after a command that finds a dataset by name
+    for parser in (p, *(sub.choices[c] for c in ("train", "eval", "decode", "render", "bench"))):
         parser.add_argument(
             "--data-root",
             metavar="DIR",
@@ -1012,9 +1030,13 @@ def _removed_option(argv: list[str]) -> str | None:
     return None
 
 
+def _warn(message: str) -> None:
+    print(f"progs: warning: {message}", file=sys.stderr)
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning as the command line prints it: one line, without Python's source location."""
-    print(f"progs: warning: {message}", file=sys.stderr)
+    _warn(str(message))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,4 +18,6 @@ def optional_import(module: str, extra: str, purpose: str):
         return importlib.import_module(module)
     except ImportError:
         package = module.split(".")[0]
-        raise ProgsError(f"{purpose} needs the {package} package: pip install 'progs[{extra}]'") from None
+        raise ProgsError(
+            f"{purpose} needs the {package} package: pip install '.[{extra}]' in the progs checkout"
+        ) from None

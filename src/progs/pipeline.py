@@ -161,7 +161,12 @@ def encode_run(
     model, info = load_run_model(run)
     if scene is None and evaluate:
         scene = DatasetSpec.from_json(info["dataset"]).load()
-    background = scene.background if scene is not None else None
+    if scene is not None:
+        background = scene.background
+        views = scene.test_views or scene.views
+        camera = views[0].camera if views else None
+    else:  # not evaluated: the background and the starting view still come from the run's dataset
+        background, camera = DatasetSpec.from_json(info["dataset"]).viewpoint()
     res = encode(model, background=background, progress=progress)
     quality = None
     if evaluate and scene is not None:
@@ -170,10 +175,10 @@ def encode_run(
     write_bytes_atomic(out, res.data)
     manifest_path = out.with_name(out.name + ".json")
     view = None
-    if scene is not None and scene.views:
+    if camera is not None:
         grid = res.model.grid
         centre = [o + grid.size / 2 for o in grid.origin]
-        view = suggested_view((scene.test_views or scene.views)[0].camera, centre)
+        view = suggested_view(camera, centre)
     manifest = build_manifest(res, out.name, quality, view=view)
     write_manifest(manifest_path, manifest)
     rows = []

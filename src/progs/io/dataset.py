@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from progs.errors import InputError
-from progs.scene import Scene
+from progs.scene import Camera, Scene
 
 DATA_ENV = "PROGS_DATA"
 
@@ -150,6 +150,26 @@ class DatasetSpec:
 
     def _rendered_size(self) -> int:
         return max(8, int(round(self.size / self.downscale)))
+
+    def viewpoint(self) -> tuple[Any, Camera | None]:
+        """The scene's background and its first test view's camera, without rendering a teacher: for a
+        splat scene only the splats are read (the orbit is computed); other kinds are loaded."""
+        if self.kind == "ply":
+            import torch
+
+            from progs.io.splats import read_splats
+            from progs.io.teacher import orbit_cameras, robust_bounds
+            from progs.scene import split_train_test
+
+            cloud = read_splats(self.path, lod=self.lod)
+            center, radius = robust_bounds(cloud.means)
+            size = self._rendered_size()
+            cams = orbit_cameras(center, radius, self.views, size, size, self.up)
+            _, test = split_train_test([f"view_{i:03d}" for i in range(len(cams))], self.test_every)
+            return torch.tensor(self.background, dtype=torch.float32), cams[(test or [0])[0]]
+        scene = self.load()
+        views = scene.test_views or scene.views
+        return scene.background, (views[0].camera if views else None)
 
     def load(self) -> Scene:
         """The scene this spec describes (``InputError`` naming the file on bad input)."""

@@ -27,7 +27,7 @@ def _gsplat_rasterization() -> Any:
     except ImportError as exc:  # also covers a gsplat whose CUDA extension fails to load
         raise ProgsError(
             "the 'cuda' rasterizer backend needs gsplat 1.5.3 with CUDA "
-            "(pip install 'progs[cuda]'); use --device cpu otherwise"
+            "(pip install '.[cuda]' in the progs checkout); use --device cpu otherwise"
             f" ({type(exc).__name__}: {exc})"
         ) from exc
     if _C is None:  # gsplat imports without its extension when it finds no CUDA toolkit (nvcc) to build it

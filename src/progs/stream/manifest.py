@@ -2,7 +2,7 @@
 chunk's byte range, its anchor count and the measured quality of each LoD, so that a client can plan
 how many LoDs fit its byte budget or its bandwidth and fetch them with plain HTTP Range requests.
 
-    {"format": "progs", "version": 1, "stream": "scene.progs", "total_bytes": N,
+    {"format": "progs", "version": V, "stream": "scene.progs", "total_bytes": N,   # V: the format version
      "header": {"offset": 0, "length": L},            # preamble + HEAD chunk: bytes [0, L)
      "lods": [{"lod": 1, "offset": o, "length": n, "cumulative_bytes": c,   # c = o + n (header included)
                "anchors": a, "anchors_cumulative": ac, "psnr": p|null, "ssim": s|null}, ...],

@@ -134,8 +134,8 @@ def player_file(name: str) -> Path:
     path = PLAYER_DIR / name
     if not path.is_file():
         raise ProgsError(
-            f"{path}: the web player is not built; build it with `cd web && npm ci && npm run build` "
-            "(or install a progs release, which ships it)"
+            f"{path}: the web player is not built; build it in the progs checkout with Node 20+ "
+            "(`cd web && npm ci && npm run build`), then install progs again (`pip install '.[viewer]'`)"
         )
     return path
 
