@@ -576,10 +576,17 @@ def cmd_info(args: argparse.Namespace) -> int:
         if args.timings:
             line += f"  {s.seconds:.3f}"
         print(line)
+    print(
+        "struct: bytes saying which octree cells hold anchors (method: roots = their positions, occupancy = "
+        "coded child masks,\n  parent-index = each anchor's parent); pred: the table predicting a level from "
+        "its parents; f, s, o: the anchors' features, scalings, offsets"
+    )
+    names = {"f": "features", "s": "scalings", "o": "offsets"}
     for name, p in info.get("priors", {}).items():
         print(
-            f"{name}: {p['coded_bits_per_symbol']:.3f} bits/symbol as coded (context model and parent predictor), "
-            f"{p['constant_prior_bits_per_symbol']:.3f} with one fitted Gaussian per channel ({p['symbols']} symbols)"
+            f"{names.get(name, name)}: {p['coded_bits_per_symbol']:.3f} bits per value as coded, "
+            f"{p['constant_prior_bits_per_symbol']:.3f} with one fixed Gaussian per channel instead of the "
+            f"context model ({p['symbols']} values)"
         )
     if res.problem:
         print(f"note: {res.problem}")
