@@ -288,3 +288,24 @@ def test_fit_max_anchors_option(tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--max-anchors" in err, err
+
+
+def test_fit_splats_from_python(tmp_path):
+    """progs.fit_splats is `progs fit` without the command line: same sizing, same run folder."""
+    import progs
+
+    cloud = random_cloud(200, 1, seed=5)
+    _foreign_ply(tmp_path / "t.ply", cloud)
+    lines: list[str] = []
+    out = progs.fit_splats(
+        tmp_path / "t.ply", tmp_path / "run", size=16, views=6, iterations=2, eval_size=24, log=lines.append
+    )
+    assert out.teacher_size == 16 and out.iterations == 2
+    assert [row["lod"] for row in out.viewer_lods] == list(range(1, len(out.viewer_lods) + 1))
+    assert all(row["psnr"] > 0 for row in out.viewer_lods)
+    config = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    from progs.presets import MIN_TEACHER_ANCHORS
+
+    # half of 200 SH-1 Gaussians, at most one per 5.4 pixels of a 16² view, at least the minimum budget
+    assert config["growth"]["max_anchors"] == max(MIN_TEACHER_ANCHORS, min(100, int(16 * 16 / 5.4)))
+    assert any("anchors" in line and "octree levels" in line for line in lines)

@@ -47,6 +47,7 @@ _WHERE = {
     "write_cloud": "progs.io.writers",
     "export_cloud": "progs.pipeline",
     "DistillConfig": "progs.train.distill",
+    "fit_splats": "progs.fitting",
     # errors
     "ProgsError": "progs.errors",
     "InputError": "progs.errors",
@@ -73,6 +74,7 @@ __all__ = [
     "write_cloud",
     "export_cloud",
     "DistillConfig",
+    "fit_splats",
     "ProgsError",
     "InputError",
 ]
@@ -81,6 +83,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from progs.codec.errors import FormatError
     from progs.codec.stream import DecodeResult, EncodeResult, decode, encode
     from progs.errors import InputError, ProgsError
+    from progs.fitting import fit_splats
     from progs.io import load_scene
     from progs.io.dataset import DatasetSpec
     from progs.io.ply import GaussianCloud, read_ply

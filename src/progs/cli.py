@@ -161,12 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from progs.io.dataset import DatasetSpec
-    from progs.io.splats import read_splats
-    from progs.io.teacher import teacher_plan, viewer_views
-    from progs.pipeline import train_run
-    from progs.presets import teacher_anchors_per_gaussian, teacher_sizing
-    from progs.train.sizing import CAP_PIXELS_PER_ANCHOR
+    from progs.fitting import fit_splats
 
     device = _device(args)
     bg = _parse_rgb(args.background) if args.background else (0.0, 0.0, 0.0)
@@ -175,49 +170,27 @@ def cmd_fit(args: argparse.Namespace) -> int:
     _check_range(args, ("eval_size",), 0, MAX_IMAGE_SIZE)
     cfg = _train_config(args, FIT_DEFAULTS)
     _check_run_folder(args)
-    cloud = read_splats(args.scene, lod=args.lod)
-    plan = teacher_plan(cloud, device.type == "cuda", size=args.size, views=args.views)
-    _log(
-        f"{args.scene}: {len(cloud)} Gaussians (SH degree {cloud.sh_degree}) -> {plan.describe()}; "
-        f"up axis {args.up} (--up to change)"
-    )
-    spec = DatasetSpec.create(
-        "ply",
-        path=str(Path(args.scene).resolve()),
-        views=plan.views,
-        size=plan.size,
+    out = fit_splats(
+        args.scene,
+        args.out,
+        lod=args.lod,
+        size=args.size,
+        views=args.views,
         up=args.up,
         background=bg,
-        lod=args.lod,
-    )
-    scene = spec.load()
-    sizing = teacher_sizing(scene, args.levels, cfg.base_depth, args.max_anchors, sh_degree=cloud.sh_degree)
-    cfg = cfg.replace(**sizing)
-    if not args.resume:
-        budget_rule = (
-            f"{teacher_anchors_per_gaussian(cloud.sh_degree):g} per Gaussian of SH degree {cloud.sh_degree}, "
-            f"at most one per {CAP_PIXELS_PER_ANCHOR:g} teacher pixels; --max-anchors to change"
-        )
-        _log(
-            f"{args.scene}: at most {sizing['max_anchors']} anchors "
-            f"({'--max-anchors' if args.max_anchors else budget_rule}), "
-            f"{cfg.levels} octree levels{'' if args.levels else ' (as many as that fills; --levels to change)'} "
-            f"from base depth {cfg.base_depth}, initial anchors at level {sizing['init_level']}, "
-            f"{cfg.feat_dim}-d anchor features{' (a small fit: a narrower model, a smaller header)' if 'feat_dim' in sizing else ''}"
-        )
-    viewer = viewer_views(cloud, args.up, bg, size=args.eval_size) if args.eval_size else None
-    out = train_run(
-        scene,
-        spec,
-        Path(args.out),
-        cfg,
+        config=cfg,
+        levels=args.levels,
+        max_anchors=args.max_anchors,
+        iterations=args.iterations,
+        eval_size=args.eval_size,
         resume=args.resume,
         checkpoint_every=args.checkpoint_every,
-        iterations=args.iterations,
         device=device,
-        viewer_views=viewer,
+        log=_log,
     )
-    _print_lods(f"fitted {args.scene} in {out.seconds:.0f} s; held-out teacher views ({plan.size}²) per LoD:", out.lods)
+    _print_lods(
+        f"fitted {args.scene} in {out.seconds:.0f} s; held-out teacher views ({out.teacher_size}²) per LoD:", out.lods
+    )
     if out.viewer_lods:
         _print_lods(
             f"held-out viewer views ({args.eval_size}², SH colours) per LoD, the model as decoded:", out.viewer_lods

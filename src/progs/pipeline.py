@@ -29,6 +29,7 @@ class TrainOutcome:
     seconds: float
     iterations: int
     viewer_lods: list[dict[str, Any]] | None = None  # the decoded model on viewer-resolution views, when asked
+    teacher_size: int | None = None  # a fit's teacher image size (progs.fitting)
 
 
 def train_run(
