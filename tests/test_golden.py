@@ -97,3 +97,14 @@ def test_golden_stream_and_decoded_ply(tmp_path: Path) -> None:
     for name in want:
         assert got[name].shape == want[name].shape, name
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_encode_without_eval_where_the_dataset_is_not(tmp_path: Path, capsys) -> None:
+    """A run brought to a machine without its dataset still encodes: without a background or a view."""
+    run = tmp_path / "run"
+    _fixed_checkpoint(run)
+    (run / "run.json").write_text(json.dumps({"dataset": {"kind": "folder", "path": str(tmp_path / "gone")}}))
+    stream = tmp_path / "s.progs"
+    assert main(["encode", str(run), "--out", str(stream), "--no-eval"]) == 0
+    assert "view" not in json.loads(stream.with_name("s.progs.json").read_text())
+    assert "no starting view" in capsys.readouterr().out

@@ -167,7 +167,11 @@ def encode_run(
         views = scene.test_views or scene.views
         camera = views[0].camera if views else None
     else:  # not evaluated: the background and the starting view still come from the run's dataset
-        background, camera = DatasetSpec.from_json(info["dataset"]).viewpoint()
+        try:
+            background, camera = DatasetSpec.from_json(info["dataset"]).viewpoint()
+        except ProgsError as exc:  # e.g. a run encoded where its dataset is not: the stream does without
+            log(f"note: the stream gets no background and the manifest no starting view ({exc})")
+            background, camera = None, None
     res = encode(model, background=background, progress=progress)
     quality = None
     if evaluate and scene is not None:
