@@ -138,3 +138,21 @@ def test_fit_refuses_bad_sizes_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--eval-size" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_viewpoint_without_rendering_is_the_loaded_scenes_first_test_view(tmp_path):
+    """`encode --no-eval` starts the player where the scene it trained on starts, without rendering it."""
+    from progs.io.dataset import DatasetSpec
+    from progs.io.ply import write_ply
+
+    path = tmp_path / "cloud.ply"
+    write_ply(path, _cloud(300, 0.02, seed=3))
+    spec = DatasetSpec.create("ply", path=str(path), views=10, size=32, up="-y", background=(0.2, 0.3, 0.4))
+    background, camera = spec.viewpoint()
+    scene = spec.load()
+    first = scene.first_camera()
+    assert first is not None and camera is not None
+    assert scene.test_views[0].camera is first
+    assert torch.equal(camera.world_to_camera, first.world_to_camera)
+    assert (camera.width, camera.height, camera.fx) == (first.width, first.height, first.fx)
+    assert torch.equal(background, scene.background)

@@ -163,9 +163,7 @@ def encode_run(
     if scene is None and evaluate:
         scene = DatasetSpec.from_json(info["dataset"]).load()
     if scene is not None:
-        background = scene.background
-        views = scene.test_views or scene.views
-        camera = views[0].camera if views else None
+        background, camera = scene.background, scene.first_camera()
     else:  # not evaluated: the background and the starting view still come from the run's dataset
         try:
             background, camera = DatasetSpec.from_json(info["dataset"]).viewpoint()

@@ -137,6 +137,11 @@ class Scene:
     def views(self) -> list[View]:
         return self.train_views + self.test_views
 
+    def first_camera(self) -> Camera | None:
+        """The first test view's camera (the first view's without test views): where a player starts."""
+        views = self.test_views or self.views
+        return views[0].camera if views else None
+
     def camera_bounds(self) -> torch.Tensor:
         """A box around the region all cameras look at (used when there are no SfM points)."""
         centers = torch.stack([v.camera.center for v in self.views])

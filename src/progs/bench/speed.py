@@ -150,7 +150,9 @@ def render_fps(ws: Workspace, size: int, reps: int) -> dict[str, Any]:
     model = d.model
     model.eval()
     bg = d.background if d.background is not None else ws.scene.background
-    cam = (ws.scene.test_views or ws.scene.train_views)[0].camera.resized(size, size)
+    first = ws.scene.first_camera()
+    assert first is not None, "a bench workspace's scene has views"
+    cam = first.resized(size, size)
     out: dict[str, Any] = {"width": size, "height": size, "reps": reps}
 
     def bench(device: str) -> list[dict[str, Any]]:

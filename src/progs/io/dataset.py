@@ -158,18 +158,13 @@ class DatasetSpec:
             import torch
 
             from progs.io.splats import read_splats
-            from progs.io.teacher import orbit_cameras, robust_bounds
-            from progs.scene import split_train_test
+            from progs.io.teacher import teacher_orbit
 
             cloud = read_splats(self.path, lod=self.lod)
-            center, radius = robust_bounds(cloud.means)
-            size = self._rendered_size()
-            cams = orbit_cameras(center, radius, self.views, size, size, self.up)
-            _, test = split_train_test([f"view_{i:03d}" for i in range(len(cams))], self.test_every)
-            return torch.tensor(self.background, dtype=torch.float32), cams[(test or [0])[0]]
+            cams = teacher_orbit(cloud, self.views, self._rendered_size(), self.up)
+            return torch.tensor(self.background, dtype=torch.float32), (cams[0] if cams else None)
         scene = self.load()
-        views = scene.test_views or scene.views
-        return scene.background, (views[0].camera if views else None)
+        return scene.background, scene.first_camera()
 
     def load(self) -> Scene:
         """The scene this spec describes (``InputError`` naming the file on bad input)."""

@@ -173,6 +173,13 @@ def orbit_cameras(
     return cams
 
 
+def teacher_orbit(cloud: GaussianCloud, views: int, size: int, up: str = "z") -> list[Camera]:
+    """The cameras :func:`scene_from_cloud` renders ``cloud`` from: ``views`` square ``size``² views on
+    an orbit about its robust centre. View 0 is the first test view (:func:`progs.scene.split_train_test`)."""
+    center, radius = robust_bounds(cloud.means)
+    return orbit_cameras(center, radius, views, size, size, up)
+
+
 def scene_from_cloud(
     cloud: GaussianCloud,
     views: int = 60,
@@ -189,11 +196,10 @@ def scene_from_cloud(
     means = cloud.means
     lo = torch.quantile(means, 0.02, dim=0)
     hi = torch.quantile(means, 0.98, dim=0)
-    center, radius = robust_bounds(means)
     bg = torch.tensor(background, dtype=torch.float32)
     out = []
     with torch.no_grad():
-        for i, cam in enumerate(orbit_cameras(center, radius, views, size, size, up)):
+        for i, cam in enumerate(teacher_orbit(cloud, views, size, up)):
             img, _, _ = render_cloud(cloud, cam, bg, backend=backend)  # view-dependent (SH) colours
             out.append(View(f"{name}_{i:03d}", cam, img.clamp(0, 1).contiguous()))
     train, test = split_train_test([v.name for v in out], test_every)
