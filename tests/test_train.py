@@ -131,6 +131,35 @@ def test_loss_decreases_and_octree_stays_strict(scene):
     assert rows2[0]["psnr"] == pytest.approx(rows[2]["psnr"], abs=1e-4)
 
 
+def test_warmup_trains_on_smaller_views_then_full_size(scene):
+    """warmup_downscale: the same cameras, area-averaged images, until schedule.full_size_start."""
+    sched = Schedule(full_size_start=0.5)
+    t = Trainer(scene, _cfg(iterations=20, warmup_downscale=2, schedule=sched))
+    full = [(v.camera.width, v.camera.height) for v in t.train_views]
+    seen = []
+    real_next = t._next_view
+
+    def spy():
+        v = real_next()
+        seen.append((t.iteration, v.camera.width, v.camera.height, tuple(v.image.shape[:2])))
+        return v
+
+    t._next_view = spy
+    hist = t.train(progress=False)
+    assert len(hist) == 20 and all(math.isfinite(h["loss"]) for h in hist)
+    w, h = full[0]
+    for it, vw, vh, shape in seen:
+        expect = (w, h) if it >= 10 else (round(w / 2), round(h / 2))
+        assert (vw, vh) == expect and shape == (vh, vw), (it, vw, vh, shape)
+    # the default trains at full size throughout, and the warm-up leaves the cameras' poses alone
+    assert Trainer(scene, _cfg(iterations=2)).warmup_views is None
+    assert all(
+        torch.equal(a.camera.world_to_camera, b.camera.world_to_camera) for a, b in zip(t.warmup_views, t.train_views)
+    )
+    with pytest.raises(Exception, match="warmup_downscale"):
+        _cfg(warmup_downscale=0)
+
+
 def test_random_init_when_no_points():
     s = tiny_scene(with_points=False)
     t = Trainer(s, _cfg(iterations=3, init_random_points=300))

@@ -220,6 +220,8 @@ class TrainConfig:
     cull_margin: float = 0.1
     backend: str = "auto"
     deterministic: bool = True  # torch deterministic algorithms during each step (needed with >1 thread)
+    # Views this many times smaller until schedule.full_size_start (1: always full size).
+    warmup_downscale: int = 1
     loss: LossConfig = field(default_factory=LossConfig)
     growth: GrowthConfig = field(default_factory=GrowthConfig)
     lr: LearningRates = field(default_factory=LearningRates)
@@ -241,6 +243,10 @@ class TrainConfig:
             f"init_level must lie in 1..levels ({self.levels}), got {self.init_level}",
         )
         _check(self.feat_dim >= 1 and self.n_offsets >= 1, "feat_dim and n_offsets must be >= 1")
+        _check(
+            isinstance(self.warmup_downscale, int) and self.warmup_downscale >= 1,
+            f"warmup_downscale must be an integer >= 1, got {self.warmup_downscale!r}",
+        )
         self._int_pair("context_hash_levels", 16, "levels in 1..16 (3D, 2D)")
         self._int_pair("context_mlp", 256, "hidden widths in 1..256 (MLP_d, MLP_q)")
         _check(

@@ -28,6 +28,9 @@ class Schedule:
     # Beyond the paper: the last 10 % render the attributes rounded exactly as the codec rounds them
     # (straight-through), so the MLPs adapt to what the decoder will reconstruct (see train/rate.py).
     quantize_start: float = 0.9
+    # Beyond the paper: before this point the views are TrainConfig.warmup_downscale times smaller
+    # (area-averaged), so the early iterations, which learn the coarse scene, cost a fraction of a full one.
+    full_size_start: float = 0.0
 
     def at(self, iterations: int) -> "Stages":
         """Absolute iteration numbers of each stage boundary for a run of ``iterations``."""
@@ -49,6 +52,7 @@ class Stages:
     entropy_start: int
     regularizers_start: int
     quantize_start: int
+    full_size_start: int
 
     def adjusting(self, it: int) -> bool:
         return self.adjust_start <= it < self.adjust_end
@@ -71,6 +75,9 @@ class Stages:
 
     def quantize(self, it: int) -> bool:
         return it >= self.quantize_start
+
+    def full_size(self, it: int) -> bool:
+        return it >= self.full_size_start
 
 
 def exp_lr(

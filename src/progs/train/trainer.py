@@ -33,7 +33,7 @@ from progs.model.context import ContextConfig, ContextModel
 from progs.model.gaussians import GaussianGenerator
 from progs.model.model import ProGSModel, model_from_state
 from progs.octree import OctreeGrid
-from progs.scene import Scene, View, views_on
+from progs.scene import Scene, View, scale_views, views_on
 from progs.train.checkpoint import load_checkpoint, save_checkpoint
 from progs.train.config import TrainConfig
 from progs.train.losses import c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
@@ -127,6 +127,12 @@ class Trainer:
         self.strategy = GrowthStrategy(cfg.growth, self.model.anchors)
         self.iteration = 0
         self.view_queue: list[int] = []
+        # the warm-up's smaller copies of the training views (same cameras, area-averaged images)
+        self.warmup_views = (
+            views_on(scale_views(list(scene.train_views), cfg.warmup_downscale), self.device)
+            if cfg.warmup_downscale > 1 and self.stages.full_size_start > 0
+            else None
+        )
         self.history: list[dict[str, float]] = []
         self.adjustments: list[dict[str, int]] = []
 
@@ -182,7 +188,8 @@ class Trainer:
     def _next_view(self) -> View:
         if not self.view_queue:
             self.view_queue = randperm(len(self.train_views), self.gen, CPU).tolist()
-        return self.train_views[self.view_queue.pop()]
+        warm = self.warmup_views is not None and not self.stages.full_size(self.iteration)
+        return (self.warmup_views if warm else self.train_views)[self.view_queue.pop()]
 
     def step(self) -> dict[str, float]:
         """One training iteration; returns its loss terms, PSNR (LoD L) and anchor count.
