@@ -12,6 +12,7 @@ from progs import octree
 from progs.errors import InputError
 from progs.eval.quality import evaluate_lods
 from progs.train import Schedule, TrainConfig, Trainer
+from progs.train.config import ConfigError
 from progs.train.losses import c2f_lod_weights, infonce_loss, photometric_loss, volume_loss
 from progs.train.schedule import exp_lr
 from progs.train.strategy import GrowthStrategy
@@ -156,7 +157,7 @@ def test_warmup_trains_on_smaller_views_then_full_size(scene):
     assert all(
         torch.equal(a.camera.world_to_camera, b.camera.world_to_camera) for a, b in zip(t.warmup_views, t.train_views)
     )
-    with pytest.raises(Exception, match="warmup_downscale"):
+    with pytest.raises(ConfigError, match="warmup_downscale"):
         _cfg(warmup_downscale=0)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from progs.fitting import fit_splats
@@ -41,17 +42,15 @@ def schedule(iterations: int, rate_as: int, warmup_until: int) -> Schedule:
         def late(x: float) -> float:
             return (x * rate_as + shift) / iterations
 
-        d = Schedule(
-            adjust_start=d.adjust_start,
-            c2f_start=d.c2f_start,
+        d = replace(
+            d,
             adjust_end=late(d.adjust_end),
             noise_start=late(d.noise_start),
             spawn_pause_end=late(d.spawn_pause_end),
             entropy_start=late(d.entropy_start),
-            regularizers_start=d.regularizers_start,
             quantize_start=late(d.quantize_start),
         )
-    return Schedule(**{**d.to_dict(), "full_size_start": warmup_until / iterations})
+    return replace(d, full_size_start=warmup_until / iterations)
 
 
 def main() -> None:
