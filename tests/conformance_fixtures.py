@@ -133,6 +133,7 @@ def _write(out: Path, name: str, data: bytes, note: str) -> None:
         "n_offsets": a.offsets.shape[1],
         "lods": r.lods_decoded,
         "anchors_per_lod": [s.anchors for s in r.lods],
+        "structure_methods": [s.structure_method for s in r.lods],
         "skip_hidden": bool(r.config["skip_hidden"]),
         "chunks": [{"name": n, "offset": o, "size": s} for n, o, s in offsets],
         "damaged": _damaged(data, offsets, seed=len(data)),

@@ -13,7 +13,7 @@ from progs import octree
 from progs.codec import structure
 from progs.codec.attributes import bin_table, decode_symbols, encode_symbols, ideal_bits
 from progs.codec.bytes import ByteReader, ByteWriter
-from progs.codec.container import MAGIC, PREAMBLE
+from progs.codec.container import FORMAT_VERSION, MAGIC, PREAMBLE
 from progs.codec.errors import FormatError
 from progs.codec.stream import decode, encode
 from progs.model.anchors import AnchorSet
@@ -118,10 +118,11 @@ def test_flipped_byte_is_caught_by_crc_and_named(encoded):
 
 def test_unknown_version_and_bad_magic(encoded):
     _, res = encoded
-    v = bytearray(res.data)
-    struct.pack_into("<H", v, len(MAGIC), 7)
-    with pytest.raises(FormatError, match="unsupported format version 7"):
-        decode(bytes(v))
+    for version in (FORMAT_VERSION - 1, FORMAT_VERSION + 1):  # the last format, and one from the future
+        v = bytearray(res.data)
+        struct.pack_into("<H", v, len(MAGIC), version)
+        with pytest.raises(FormatError, match=f"unsupported format version {version} "):
+            decode(bytes(v))
     with pytest.raises(FormatError, match="not a progs stream"):
         decode(b"PK\x03\x04" + res.data[4:])
 
@@ -276,6 +277,40 @@ def test_structure_methods_round_trip(method):
         got, _ = structure.decode_structure(r, level, prev, grid.base_depth, 10**6)
         assert torch.equal(got, per_level[level - 1])
         prev = got
+
+
+@pytest.mark.parametrize("base_depth", [0, 1, 3, 5])
+def test_root_methods_round_trip_and_the_smaller_is_chosen(base_depth):
+    g = torch.Generator().manual_seed(base_depth)
+    grid = octree.OctreeGrid((0, 0, 0), 1.0, base_depth, 1)
+    keys = torch.unique(grid.voxel_of(torch.rand(300, 3, generator=g, dtype=torch.float64), 1), dim=0)
+    keys = keys[torch.argsort(octree.morton_encode(keys))]
+    sizes = {}
+    for method in (structure.ROOTS, structure.ROOT_OCCUPANCY):
+        w = ByteWriter()
+        assert structure.encode_roots(w, keys, base_depth, force=method) == method
+        sizes[method] = len(w)
+        got, m = structure.decode_structure(ByteReader(w.getvalue(), "test"), 1, None, base_depth, 10**6)
+        assert m == method and torch.equal(got, keys)
+    w = ByteWriter()
+    chosen = structure.encode_roots(w, keys, base_depth)
+    assert len(w) == min(sizes.values()) and sizes[chosen] == len(w)
+    if base_depth >= 5:  # 300 roots among 32,768 cells: the occupancy beats 15 bits a root
+        assert chosen == structure.ROOT_OCCUPANCY
+
+
+def test_root_occupancy_that_disagrees_with_the_count_is_an_error():
+    grid = octree.OctreeGrid((0, 0, 0), 1.0, 3, 1)
+    keys = torch.unique(
+        grid.voxel_of(torch.rand(40, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64), 1), dim=0
+    )
+    keys = keys[torch.argsort(octree.morton_encode(keys))]
+    w = ByteWriter()
+    structure.encode_roots(w, keys, 3, force=structure.ROOT_OCCUPANCY)
+    payload = bytearray(w.getvalue())
+    struct.pack_into("<I", payload, 1, keys.shape[0] - 1)  # method u8, then the root count
+    with pytest.raises(FormatError, match="root occupancy gives .* but the chunk"):
+        structure.decode_structure(ByteReader(bytes(payload), "test"), 1, None, 3, 10**6)
 
 
 def test_forged_counts_are_rejected_before_allocation(encoded):

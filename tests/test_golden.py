@@ -28,7 +28,7 @@ from progs.model.context import ContextConfig, ContextModel
 from progs.model.gaussians import GaussianGenerator
 from progs.train.checkpoint import save_checkpoint
 
-GOLDEN_STREAM_SHA256 = "cdb3d7bbb5e2312d2ca20127efd9cdc54efd325052fdcc5b267a599146601617"
+GOLDEN_STREAM_SHA256 = "c76413af9882b67786266dbf79178ce7c14deb1c37cc254b23739c4921636864"
 GOLDEN_PLY = Path(__file__).parent / "data" / "golden_decoded.ply"
 
 FEAT, K, L, B = 32, 10, 3, 2

@@ -550,9 +550,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             line += f"  {s.seconds:.3f}"
         print(line)
     print(
-        "struct: bytes saying which octree cells hold anchors (method: roots = their positions, occupancy = "
-        "coded child masks,\n  parent-index = each anchor's parent); pred: the table predicting a level from "
-        "its parents; f, s, o: the anchors' features, scalings, offsets"
+        "struct: bytes saying which octree cells hold anchors (method: roots = their positions, root occupancy = "
+        "coded child\n  masks of the cells above them, occupancy = coded child masks, parent-index = each anchor's "
+        "parent);\n  pred: the table predicting a level from its parents; f, s, o: the anchors' features, scalings, offsets"
     )
     names = {"f": "features", "s": "scalings", "o": "offsets"}
     for name, p in info.get("priors", {}).items():

@@ -47,6 +47,13 @@ export class ByteReader {
     return v;
   }
 
+  f64(): number {
+    this.need(8);
+    const v = this.view.getFloat64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+
   raw(n: number): Uint8Array {
     this.need(n);
     const out = this.data.subarray(this.pos, this.pos + n);

@@ -3,11 +3,10 @@ import { ByteReader, crc32 } from "./bytes.js";
 import { FormatError } from "./errors.js";
 
 export const MAGIC = new Uint8Array([0x89, 0x50, 0x52, 0x4f, 0x47, 0x53, 0x0d, 0x0a]);
-export const FORMAT_VERSION = 6;
+export const FORMAT_VERSION = 7;
 export const PREAMBLE = 12;
 export const CHUNK_OVERHEAD = 12;
 export const MAX_HEAD = 2 ** 30;
-export const MAX_JSON = 1 << 20; // the HEAD payload's configuration
 
 export interface Chunk {
   tag: Uint8Array;
@@ -112,9 +111,15 @@ export function headChunkTable(header: Uint8Array, source = "stream"): { headerB
   const head = chunks[0];
   if (!head || !isHeadTag(head.tag)) throw new FormatError(problem ?? `${source}: the first chunk must be HEAD`);
   const r = new ByteReader(head.payload, "chunk HEAD", head.offset + 8);
-  r.blob(MAX_JSON); // the configuration (JSON)
+  return { headerBytes: PREAMBLE + head.payload.length + CHUNK_OVERHEAD, chunkSizes: readChunkSizes(r) };
+}
+
+/** The HEAD payload's first field, the chunk table: n_lods:u8 (1..16), then each LoD chunk's size. */
+export function readChunkSizes(r: ByteReader): number[] {
   const n = r.u8();
+  if (n < 1 || n > 16) throw r.fail(`chunk table lists ${n} LoDs (1..16 allowed)`);
   const sizes: number[] = [];
   for (let i = 0; i < n; i++) sizes.push(r.u32());
-  return { headerBytes: PREAMBLE + head.payload.length + CHUNK_OVERHEAD, chunkSizes: sizes };
+  if (sizes.some((s) => s < CHUNK_OVERHEAD)) throw r.fail("chunk table lists a chunk shorter than its framing");
+  return sizes;
 }

@@ -1,6 +1,6 @@
-// FORMAT.md "HEAD payload": configuration, chunk table, Golomb–Rice MLP weights, hash-grid bits.
+// FORMAT.md "HEAD payload": chunk table, configuration, Golomb–Rice MLP weights, hash-grid bits.
 import { ByteReader } from "./bytes.js";
-import { MAX_JSON } from "./container.js";
+import { readChunkSizes } from "./container.js";
 import { FormatError } from "./errors.js";
 import { ContextConfig, contextConfigFromJson, featureDim, gridTableSizes } from "./context.js";
 import { decodeRun, frequencies } from "./rangecoder.js";
@@ -91,18 +91,45 @@ export function readWeights(r: ByteReader, count: number, name: string): { manti
   }
 }
 
-function readTensor(r: ByteReader): Tensor {
-  const name = new TextDecoder().decode(r.blob(256));
-  const ndim = r.u8();
-  if (ndim > 4) throw r.fail(`tensor '${name}' has ${ndim} dimensions`);
-  const shape: number[] = [];
-  for (let i = 0; i < ndim; i++) shape.push(r.u32());
+function readTensor(r: ByteReader, name: string, shape: number[]): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  if (n > MAX_TENSOR) throw r.fail(`tensor '${name}' claims ${n} elements, more than the limit ${MAX_TENSOR}`);
+  if (n > MAX_TENSOR) throw r.fail(`tensor '${name}' has ${n} elements, more than the limit ${MAX_TENSOR}`);
   const { mantissas, exponent } = readWeights(r, n, name);
   const scale = 2 ** -exponent;
   const values = mantissas.map((m) => m * scale);
   return { name, shape, mantissas, exponent, values };
+}
+
+/** FORMAT.md "Configuration": fixed fields, read into the keys progs' Python decoder gives them. */
+function readConfig(r: ByteReader, levels: number): Record<string, unknown> {
+  const finite = (v: number, what: string) => {
+    if (!Number.isFinite(v)) throw r.fail(`configuration: ${what} is not a finite number`);
+    return v;
+  };
+  const origin = [0, 1, 2].map(() => finite(r.f64(), "the octree origin"));
+  const size = finite(r.f64(), "the octree size");
+  const grid = { origin, size, base_depth: r.u8(), levels };
+  const generator = { feat_dim: r.u16(), n_offsets: r.u16(), levels: r.u8(), hidden: r.u16() };
+  const context: Record<string, unknown> = { levels_3d: r.u8(), res_3d: [r.u32(), r.u32()], levels_2d: r.u8(), res_2d: [r.u32(), r.u32()] };
+  context.dim = r.u8();
+  context.log2_table_3d = r.u8();
+  context.log2_table_2d = r.u8();
+  context.hidden = r.u16();
+  context.q_hidden = r.u16();
+  context.num_levels = r.u8();
+  context.q0 = [0, 1, 2].map(() => finite(r.f64(), "a base step"));
+  context.attr_dims = [generator.feat_dim, 6, 3 * generator.n_offsets];
+  const cullMargin = finite(r.f64(), "the cull margin");
+  const vd = finite(r.f64(), "the view distance");
+  const flag = r.u8();
+  if (flag > 1) throw r.fail(`configuration: background flag ${flag} (0 or 1)`);
+  const background = flag ? [0, 1, 2].map(() => finite(r.f64(), "the background")) : null;
+  const skip = r.u8();
+  if (skip > 1) throw r.fail(`configuration: skip_hidden ${skip} (0 or 1)`);
+  return {
+    format: "progs", grid, generator, context, cull_margin: cullMargin, background,
+    view_distance: vd > 0 ? vd : null, skip_hidden: skip === 1,
+  };
 }
 
 function intField(obj: Record<string, unknown>, key: string): number {
@@ -126,8 +153,8 @@ function parseGrid(d: Record<string, unknown>): Grid {
   return { origin: origin as [number, number, number], size, baseDepth, levels };
 }
 
-/** The tensors the configuration needs: name → shape. */
-function expectedTensors(gen: GeneratorConfig, ctx: ContextConfig): Map<string, number[]> {
+/** The header's tensors in stream order (FORMAT.md "HEAD payload"): name → shape. */
+function headerTensors(gen: GeneratorConfig, ctx: ContextConfig): Map<string, number[]> {
   const dIn = gen.featDim + 4 + gen.levels;
   const H = gen.hidden;
   const K = gen.nOffsets;
@@ -152,25 +179,19 @@ function expectedTensors(gen: GeneratorConfig, ctx: ContextConfig): Map<string, 
 /** Parses a HEAD payload; `offset` is the chunk's byte offset in the file (for messages). */
 export function decodeHeader(payload: Uint8Array, offset: number, coder: Arena | null = null): Header {
   const r = new ByteReader(payload, "chunk HEAD", offset + 8);
-  let config: Record<string, unknown>;
+  const chunkSizes = readChunkSizes(r);
+  const config = readConfig(r, chunkSizes.length);
   let grid: Grid;
   let generator: GeneratorConfig;
   let context: ContextConfig;
   try {
-    config = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(r.blob(MAX_JSON)));
-    if (typeof config !== "object" || config === null) throw new Error("not an object");
     grid = parseGrid(config.grid as Record<string, unknown>);
     const g = config.generator as Record<string, unknown>;
     generator = { featDim: intField(g, "feat_dim"), nOffsets: intField(g, "n_offsets"), levels: intField(g, "levels"), hidden: intField(g, "hidden") };
     context = contextConfigFromJson(config.context as Record<string, unknown>);
-    if (typeof config.skip_hidden !== "boolean") throw new Error("skip_hidden must be true or false");
   } catch (e) {
     if (e instanceof FormatError) throw e;
     throw new FormatError(`chunk HEAD at byte ${offset}: invalid configuration (${(e as Error).message})`);
-  }
-  const [f, s, o] = context.attrDims;
-  if (f !== generator.featDim || s !== 6 || o !== 3 * generator.nOffsets) {
-    throw new FormatError(`chunk HEAD at byte ${offset}: the context model codes attribute blocks (${f}, ${s}, ${o}), the generator needs (${generator.featDim}, 6, ${3 * generator.nOffsets})`);
   }
   const genValues = [generator.featDim, generator.nOffsets, generator.levels, generator.hidden];
   if (!(grid.levels >= 1 && grid.levels <= MAX_LEVELS) || genValues.some((v) => !(v > 0 && v <= 4096))) {
@@ -179,30 +200,12 @@ export function decodeHeader(payload: Uint8Array, offset: number, coder: Arena |
   if (context.numLevels !== 0 && context.numLevels !== grid.levels) {
     throw new FormatError(`chunk HEAD at byte ${offset}: the context model takes ${context.numLevels} levels, the grid has ${grid.levels}`);
   }
-  const nLods = r.u8();
-  if (nLods !== grid.levels) throw r.fail(`chunk table lists ${nLods} LoDs but the grid has ${grid.levels} levels`);
-  const chunkSizes: number[] = [];
-  for (let i = 0; i < nLods; i++) chunkSizes.push(r.u32());
-  const tensors = new Map<string, Tensor>();
-  const nTensors = r.u16();
-  for (let i = 0; i < nTensors; i++) {
-    const t = readTensor(r);
-    tensors.set(t.name, t);
-  }
   const c = context;
   if (c.log2Table3d > 20 || c.log2Table2d > 20 || c.levels3d > 32 || c.levels2d > 16 || c.dim > 16 || c.hidden > 4096 || c.qHidden > 4096) {
-    throw new FormatError(`chunk HEAD at byte ${offset}: MLP weights do not match the configuration (context model configuration out of range)`);
+    throw new FormatError(`chunk HEAD at byte ${offset}: invalid configuration (context model configuration out of range)`);
   }
-  const expected = expectedTensors(generator, context);
-  for (const [name, shape] of expected) {
-    const t = tensors.get(name);
-    if (!t || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new FormatError(`chunk HEAD at byte ${offset}: MLP weights do not match the configuration (${name} ${t ? `has shape [${t.shape}]` : "is missing"}, expected [${shape}])`);
-    }
-  }
-  for (const name of tensors.keys()) {
-    if (!expected.has(name)) throw new FormatError(`chunk HEAD at byte ${offset}: MLP weights do not match the configuration (unexpected tensor ${name})`);
-  }
+  const tensors = new Map<string, Tensor>();
+  for (const [name, shape] of headerTensors(generator, context)) tensors.set(name, readTensor(r, name, shape));
   const [n3, n2] = gridTableSizes(context);
   const bits = readGridBits(r, n3 + n2, coder);
   r.expectEnd();

@@ -6,7 +6,8 @@ import { Arena } from "./wasm.js";
 export const ROOTS = 0;
 export const PARENT_INDEX = 1;
 export const OCCUPANCY = 2;
-export const METHOD_NAMES = ["roots", "parent-index", "occupancy"];
+export const ROOT_OCCUPANCY = 3;
+export const METHOD_NAMES = ["roots", "parent-index", "occupancy", "root occupancy"];
 
 export interface LevelStructure {
   method: number;
@@ -55,12 +56,67 @@ export function voxelCentres(keys: Int32Array, res: number): Float64Array {
   return pos;
 }
 
+/** A blob of u32 words (a range-coder stream). */
+function occupancyWords(r: ByteReader): Uint32Array {
+  const blob = r.blob(r.remaining());
+  if (blob.length % 4) throw r.fail("occupancy stream is not a whole number of words");
+  const words = new Uint32Array(blob.length / 4);
+  const dv = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
+  for (let i = 0; i < words.length; i++) words[i] = dv.getUint32(4 * i, true);
+  return words;
+}
+
+/** The children of P cells (keys [P, 3]) from their occupancy bytes, in canonical order (cells in
+ * order, octants ascending), and each child's cell index; `limit`: the most children accepted (the
+ * message names `what`). */
+function childrenOf(r: ByteReader, cells: Int32Array, occ: Uint8Array, P: number, limit: number,
+                    what: string): { keys: Int32Array; parent: Int32Array } {
+  let total = 0;
+  for (let i = 0; i < P; i++) for (let o = 0; o < 8; o++) total += (occ[i] >> o) & 1;
+  if (total > limit) throw r.fail(`${what} gives ${total} children, more than the chunk's ${limit}`);
+  const keys = new Int32Array(3 * total);
+  const parent = new Int32Array(total);
+  let c = 0;
+  for (let i = 0; i < P; i++) {
+    for (let o = 0; o < 8; o++) {
+      if ((occ[i] >> o) & 1) {
+        keys[3 * c] = 2 * cells[3 * i] + (o & 1);
+        keys[3 * c + 1] = 2 * cells[3 * i + 1] + ((o >> 1) & 1);
+        keys[3 * c + 2] = 2 * cells[3 * i + 2] + ((o >> 2) & 1);
+        parent[c++] = i;
+      }
+    }
+  }
+  return { keys, parent };
+}
+
+/** Level 1 by root occupancy: from the one cell at depth 0, per depth the occupancy bytes of that
+ * depth's cells (Morton order), each depth block-adaptive from a fresh model, in one stream. */
+function decodeRootOccupancy(r: ByteReader, n: number, baseDepth: number, coder: Arena | null): Int32Array {
+  const words = occupancyWords(r);
+  let cells: Int32Array = new Int32Array(3);
+  const source = adaptiveSource(words, coder);
+  for (let d = 0; d < baseDepth; d++) {
+    const P = cells.length / 3;
+    let occ: Uint8Array;
+    try {
+      occ = source.adaptive(P, 256);
+    } catch (e) {
+      throw r.fail(`root occupancy bytes do not decode (${(e as Error).message})`);
+    }
+    cells = childrenOf(r, cells, occ, P, n, `root occupancy at depth ${d + 1}`).keys;
+  }
+  if (cells.length / 3 !== n) throw r.fail(`root occupancy gives ${cells.length / 3} roots but the chunk says ${n}`);
+  return cells;
+}
+
 export function decodeStructure(r: ByteReader, level: number, parents: Int32Array | null, nParents: number,
                                 baseDepth: number, maxAnchors: number, coder: Arena | null = null): LevelStructure {
   const method = r.u8();
   const n = r.u32();
   if (n > maxAnchors) throw r.fail(`level ${level} claims ${n} anchors, more than the limit ${maxAnchors}`);
   if (level === 1) {
+    if (method === ROOT_OCCUPANCY) return { method, n, keys: decodeRootOccupancy(r, n, baseDepth, coder), parent: null };
     if (method !== ROOTS) throw r.fail(`level 1 must code roots, found structure method ${method}`);
     const width = Math.max(baseDepth, 1);
     const v = unpackBits(r.raw(packedSize(3 * n, width)), 3 * n, width);
@@ -73,11 +129,7 @@ export function decodeStructure(r: ByteReader, level: number, parents: Int32Arra
   const P = nParents;
   const pk = parents!;
   if (method === OCCUPANCY) {
-    const blob = r.blob(r.remaining());
-    if (blob.length % 4) throw r.fail("occupancy stream is not a whole number of words");
-    const words = new Uint32Array(blob.length / 4);
-    const dv = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
-    for (let i = 0; i < words.length; i++) words[i] = dv.getUint32(4 * i, true);
+    const words = occupancyWords(r);
     if (words.length === 0 && P) throw r.fail("empty occupancy stream");
     let occ: Uint8Array;
     try {
@@ -85,22 +137,8 @@ export function decodeStructure(r: ByteReader, level: number, parents: Int32Arra
     } catch (e) {
       throw r.fail(`occupancy bytes do not decode (${(e as Error).message})`);
     }
-    let total = 0;
-    for (let i = 0; i < P; i++) for (let o = 0; o < 8; o++) total += (occ[i] >> o) & 1;
-    if (total !== n) throw r.fail(`occupancy gives ${total} children but the chunk says ${n}`);
-    const keys = new Int32Array(3 * n);
-    const parent = new Int32Array(n);
-    let c = 0;
-    for (let i = 0; i < P; i++) {
-      for (let o = 0; o < 8; o++) {
-        if ((occ[i] >> o) & 1) {
-          keys[3 * c] = 2 * pk[3 * i] + (o & 1);
-          keys[3 * c + 1] = 2 * pk[3 * i + 1] + ((o >> 1) & 1);
-          keys[3 * c + 2] = 2 * pk[3 * i + 2] + ((o >> 2) & 1);
-          parent[c++] = i;
-        }
-      }
-    }
+    const { keys, parent } = childrenOf(r, pk, occ, P, n, "occupancy");
+    if (parent.length !== n) throw r.fail(`occupancy gives ${parent.length} children but the chunk says ${n}`);
     return { method, n, keys, parent };
   }
   if (method === PARENT_INDEX) {

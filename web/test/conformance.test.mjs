@@ -15,6 +15,11 @@ test("the fixture set is complete", () => {
   for (const want of ["l3_plain", "l4_rule_predictors", "l5_level_context", "l4_small_fit", "l4_all_offsets"]) assert.ok(names.includes(want), want);
 });
 
+test("the fixtures code the roots both ways (verbatim keys and occupancy)", () => {
+  const first = names.map((n) => JSON.parse(readFileSync(join(DIR, `${n}.json`), "utf8")).structure_methods[0]);
+  assert.ok(first.includes("roots") && first.includes("root occupancy"), JSON.stringify(first));
+});
+
 function bytesOf(typed) {
   return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
 }
@@ -30,6 +35,7 @@ for (const name of names) {
     assert.equal(r.lodsDecoded, info.lods);
     const levels = r.decoder.levels;
     assert.deepEqual(levels.map((l) => l.count), info.anchors_per_lod);
+    assert.deepEqual(levels.map((l) => l.structureMethod), info.structure_methods);
     const N = info.anchors;
     const F = info.feat_dim;
     const K = info.n_offsets;

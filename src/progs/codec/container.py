@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from progs.codec.errors import FormatError
 
 MAGIC = b"\x89PROGS\r\n"
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 PREAMBLE = len(MAGIC) + 4
 CHUNK_OVERHEAD = 12
 

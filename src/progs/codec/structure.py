@@ -1,7 +1,13 @@
 """Coding which voxels hold anchors at each level (the octree structure).
 
-Level 1 (roots): keys verbatim, each axis in ``base_depth`` bits, in Morton order.
-Level l > 1, two methods; the encoder writes both sizes' smaller and the method byte says which:
+Level 1 (roots), two methods; the encoder writes the smaller and the method byte says which:
+
+- ``ROOTS``: keys verbatim, each axis in ``base_depth`` bits, in Morton order.
+- ``ROOT_OCCUPANCY``: the octree above the roots, from its single cell at depth 0 down to depth
+  ``base_depth``: per depth one child-occupancy byte per occupied cell (as ``OCCUPANCY`` below), all
+  depths in one range-coder stream, each depth's bytes with a block-adaptive model started afresh.
+
+Level l > 1, two methods, chosen the same way:
 
 - ``PARENT_INDEX``: per child ``ceil(log2(P))`` bits of parent index + 3 bits of octant (the paper
   stores 20 + 3 bits; we use the width the parent count needs).
@@ -28,7 +34,8 @@ from progs.codec.bytes import ByteReader, ByteWriter, pack_bits, packed_size, un
 ROOTS = 0
 PARENT_INDEX = 1
 OCCUPANCY = 2
-METHOD_NAMES = {ROOTS: "roots", PARENT_INDEX: "parent-index", OCCUPANCY: "occupancy"}
+ROOT_OCCUPANCY = 3
+METHOD_NAMES = {ROOTS: "roots", PARENT_INDEX: "parent-index", OCCUPANCY: "occupancy", ROOT_OCCUPANCY: "root occupancy"}
 
 
 def _encode_occupancy(occ: np.ndarray) -> bytes:
@@ -47,8 +54,7 @@ def encode_structure(
     """Write one level's keys (canonical order); ``parents`` are the previous level's keys (None for
     level 1). Returns the method used. :func:`decode_structure` reads it back."""
     if level == 1:
-        encode_roots(w, keys, base_depth)
-        return ROOTS
+        return encode_roots(w, keys, base_depth)
     assert parents is not None
     return encode_children(w, parents, keys)
 
@@ -60,11 +66,58 @@ def anchor_count(level_payload: bytes | memoryview) -> int | None:
     return int.from_bytes(mv[2:6], "little") if len(mv) >= 6 else None
 
 
-def encode_roots(w: ByteWriter, keys: torch.Tensor, base_depth: int) -> None:
-    """Root keys (already in Morton order)."""
-    w.u8(ROOTS)
+def _root_occupancy_bytes(keys: torch.Tensor, base_depth: int) -> list[np.ndarray]:
+    """Per depth 0..base_depth-1, the occupancy bytes of the cells above the roots (Morton order)."""
+    cells = [torch.unique_consecutive(keys >> (base_depth - d), dim=0) for d in range(base_depth + 1)]
+    return [octree.children_occupancy(cells[d], cells[d + 1]).numpy().astype(np.int64) for d in range(base_depth)]
+
+
+def encode_roots(w: ByteWriter, keys: torch.Tensor, base_depth: int, force: int | None = None) -> int:
+    """Root keys (already in Morton order), verbatim or as the occupancy of the cells above them,
+    whichever is smaller (``force``: that method); returns the method used."""
+    verbatim = pack_bits(keys.reshape(-1).numpy(), max(base_depth, 1))
+    occ_payload = b""
+    if keys.shape[0] and base_depth:
+        enc = constriction.stream.queue.RangeEncoder()
+        for occ in _root_occupancy_bytes(keys, base_depth):
+            models.encode_adaptive(enc, occ, 256)
+        occ_payload = enc.get_compressed().tobytes()
+    use_occ = keys.shape[0] > 0 and len(occ_payload) + 4 < len(verbatim)
+    method = force if force is not None else (ROOT_OCCUPANCY if use_occ else ROOTS)
+    w.u8(method)
     w.u32(keys.shape[0])
-    w.raw(pack_bits(keys.reshape(-1).numpy(), max(base_depth, 1)))
+    if method == ROOT_OCCUPANCY:
+        w.blob(occ_payload)
+    else:
+        w.raw(verbatim)
+    return method
+
+
+def _decode_roots(r: ByteReader, method: int, n: int, base_depth: int) -> torch.Tensor:
+    if method == ROOTS:
+        width = max(base_depth, 1)
+        keys = unpack_bits(r.raw(packed_size(3 * n, width)), 3 * n, width).reshape(n, 3)
+        k = torch.from_numpy(keys)
+        codes = octree.morton_encode(k)
+        if n > 1 and bool((codes[1:] <= codes[:-1]).any()):
+            raise r.fail("root keys are not in strictly increasing Morton order (duplicates or corrupt)")
+        return k
+    if method != ROOT_OCCUPANCY:
+        raise r.fail(f"level 1 must code roots, found structure method {method}")
+    words = np.frombuffer(r.blob(limit=r.remaining()), dtype="<u4").astype(np.uint32)
+    cells = torch.zeros(1, 3, dtype=torch.int64)
+    dec = constriction.stream.queue.RangeDecoder(words)
+    for d in range(base_depth):
+        try:
+            occ = models.decode_adaptive(dec, cells.shape[0], 256)
+        except Exception as exc:  # constriction raises on exhausted or invalid data
+            raise r.fail(f"root occupancy bytes do not decode ({exc})") from None
+        cells = octree.children_from_occupancy(cells, torch.from_numpy(occ))
+        if cells.shape[0] > n:
+            raise r.fail(f"root occupancy gives {cells.shape[0]} cells at depth {d + 1} but the chunk has {n} roots")
+    if cells.shape[0] != n:
+        raise r.fail(f"root occupancy gives {cells.shape[0]} roots but the chunk says {n}")
+    return cells
 
 
 def encode_children(w: ByteWriter, parents: torch.Tensor, children: torch.Tensor, force: int | None = None) -> int:
@@ -95,15 +148,7 @@ def decode_structure(
     if n > max_anchors:
         raise r.fail(f"level {level} claims {n} anchors, more than the limit {max_anchors}")
     if level == 1:
-        if method != ROOTS:
-            raise r.fail(f"level 1 must code roots, found structure method {method}")
-        width = max(base_depth, 1)
-        keys = unpack_bits(r.raw(packed_size(3 * n, width)), 3 * n, width).reshape(n, 3)
-        k = torch.from_numpy(keys)
-        codes = octree.morton_encode(k)
-        if n > 1 and bool((codes[1:] <= codes[:-1]).any()):
-            raise r.fail("root keys are not in strictly increasing Morton order (duplicates or corrupt)")
-        return k, method
+        return _decode_roots(r, method, n, base_depth), method
     assert parents is not None
     P = parents.shape[0]
     if method == OCCUPANCY:
