@@ -28,7 +28,7 @@ from progs.model.context import ContextConfig, ContextModel
 from progs.model.gaussians import GaussianGenerator
 from progs.train.checkpoint import save_checkpoint
 
-GOLDEN_STREAM_SHA256 = "c76413af9882b67786266dbf79178ce7c14deb1c37cc254b23739c4921636864"
+GOLDEN_STREAM_SHA256 = "8745f1015df872f38ace4501e6c36becd95f5b073ff4dc90e226e18df7a440a0"
 GOLDEN_PLY = Path(__file__).parent / "data" / "golden_decoded.ply"
 
 FEAT, K, L, B = 32, 10, 3, 2

@@ -1,6 +1,7 @@
-"""The parent predictor (format 5): its table round-trips exactly, it refines priors only by an integer
-shift of the coding table (the quantization lattice is the context model's), it codes a child that
-follows its parent in fewer bits, and a decoder refuses a malformed table."""
+"""The parent predictor (format 5; its precision the encoder's choice since format 7): its table
+round-trips exactly at every precision, it refines priors only by an integer shift of the coding table
+(the quantization lattice is the context model's), it codes a child that follows its parent in fewer
+bits, and a decoder refuses a malformed table."""
 
 from __future__ import annotations
 
@@ -69,3 +70,29 @@ def test_out_of_range_table_is_refused():
     with pytest.raises(FormatError, match="deviation"):
         read_predictor(ByteReader(memoryview(w.getvalue()), "chunk LOD2", 0), 2, ctx.layout.total)
     assert np.isfinite(pred.a.numpy()).all()
+
+
+@pytest.mark.parametrize("a_bits, c_bits", [(12, 14), (4, 6)])
+def test_a_coarser_table_round_trips_and_costs_fewer_bytes(a_bits, c_bits):
+    ctx, p, parent, child = _level()
+    pred = ParentPredictor.fit(ctx, child, p, parent, a_bits=a_bits, c_bits=c_bits)
+    for name, bits in (("a", a_bits), ("b", a_bits), ("c", c_bits), ("s", c_bits)):
+        t = getattr(pred, name)
+        assert torch.equal(t, torch.round(t * 2.0**bits) * 2.0**-bits), name  # on the chosen grid
+    w = ByteWriter()
+    write_predictor(w, pred)
+    back = read_predictor(ByteReader(memoryview(w.getvalue()), "t", 0), 2, ctx.layout.total)
+    for name in ("a", "b", "c", "s"):
+        assert torch.equal(getattr(back, name), getattr(pred, name)), name
+    fine = ByteWriter()
+    write_predictor(fine, ParentPredictor.fit(ctx, child, p, parent))
+    assert (len(w) < len(fine)) == ((a_bits, c_bits) != (12, 14))
+
+
+def test_a_table_finer_than_the_format_allows_is_refused():
+    ctx, p, parent, child = _level()
+    pred = ParentPredictor.fit(ctx, child, p, parent, a_bits=13, c_bits=14)
+    w = ByteWriter()
+    write_predictor(w, pred)
+    with pytest.raises(FormatError, match="exponent 13 \\(at most 12\\)"):
+        read_predictor(ByteReader(memoryview(w.getvalue()), "chunk LOD2", 0), 2, ctx.layout.total)

@@ -22,7 +22,7 @@ export function readPredictor(r: ByteReader, level: number, D: number): ParentPr
   const out: Partial<ParentPredictor> = {};
   for (const [name, bits, limit] of PARTS) {
     const { mantissas, exponent } = readWeights(r, D, `parent predictor ${name}`);
-    if (exponent !== bits) throw r.fail(`parent predictor ${name} has exponent ${exponent} (expected ${bits})`);
+    if (exponent > bits) throw r.fail(`parent predictor ${name} has exponent ${exponent} (at most ${bits})`);
     const scale = 2 ** -exponent;
     const v = mantissas.map((m) => m * scale);
     if (v.some((x) => Math.abs(x) > limit)) throw r.fail(`parent predictor ${name} out of range`);

@@ -25,7 +25,7 @@ from progs import octree
 from progs.codec.attributes import decode_symbols, encode_symbols, ideal_bits
 from progs.codec.bytes import ByteReader, ByteWriter
 from progs.codec.mask import decode_mask, encode_mask
-from progs.codec.prediction import MIN_ANCHORS, ParentPredictor, read_predictor, write_predictor
+from progs.codec.prediction import MIN_ANCHORS, PRECISIONS, ParentPredictor, read_predictor, write_predictor
 from progs.model.context import ContextModel
 from progs.model.layout import BLOCK_NAMES
 from progs.model.model import ProGSModel
@@ -216,21 +216,27 @@ class LevelSymbols:
 def _choose_predictor(
     ctx: ContextModel, attrs: torch.Tensor, p: LevelParams, parent_values: torch.Tensor
 ) -> tuple[ParentPredictor | None, LevelParams]:
-    """The parent predictor fitted on every channel, kept only if it codes the features and scalings in
-    fewer bits than the context model alone, its table included."""
+    """The parent predictor fitted on every channel at the precision (:data:`PRECISIONS`) that codes
+    the features and scalings in the fewest bits, its table included; none where the context model
+    alone needs fewer."""
     if p.parent is None or attrs.shape[0] < MIN_ANCHORS:
         return None, p
     fs = ctx.layout.edges[2]
-    pred = ParentPredictor.fit(ctx, attrs, p, parent_values)
-    q = pred.apply(ctx, p, parent_values)
 
     def bits(params: LevelParams) -> float:
         res = params.coded_symbols(quantize(ctx, attrs, params))[:, :fs].to(torch.int64).numpy()
         return ideal_bits(res, params.bins[:, :fs].numpy())
 
-    w = ByteWriter()
-    pred.write(w)
-    return (pred, q) if bits(q) + 8 * len(w) < bits(p) else (None, p)
+    best: tuple[float, ParentPredictor | None, LevelParams] = (bits(p), None, p)
+    for a_bits, c_bits in PRECISIONS:
+        pred = ParentPredictor.fit(ctx, attrs, p, parent_values, a_bits=a_bits, c_bits=c_bits)
+        q = pred.apply(ctx, p, parent_values)
+        w = ByteWriter()
+        pred.write(w)
+        total = bits(q) + 8 * len(w)
+        if total < best[0]:
+            best = (total, pred, q)
+    return best[1], best[2]
 
 
 def attribute_symbols(
@@ -277,7 +283,9 @@ def attribute_symbols(
             if predictor is not None:  # the offsets' predictor, fitted on the offsets the stream carries
                 mask = torch.ones_like(attrs, dtype=torch.bool)
                 mask[:, o] = coded_ch
-                refit = ParentPredictor.fit(ctx, attrs, p_ctx, parent_values, mask)
+                refit = ParentPredictor.fit(
+                    ctx, attrs, p_ctx, parent_values, mask, a_bits=predictor.a_bits, c_bits=predictor.c_bits
+                )
                 predictor = predictor.replace_columns(refit, o)
                 p = predictor.apply(ctx, p_ctx, parent_values)
                 residuals[:, o] = quantize(ctx, attrs, p)[:, o]

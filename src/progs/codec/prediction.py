@@ -20,8 +20,10 @@ the context model's mean (its symbol-unit mean times the channel's step). The st
 context model's. The encoder keeps the predictor only where it codes the level's features and
 scalings in fewer bits (table included). Offsets are fitted on the Gaussians the stream carries.
 
-Exactness: a, b, c and s are stored as integers times fixed powers of two (``A_BITS``, ``C_BITS``),
-and the decoder's mean and scale bin come from IEEE-754 elementwise ``+ − × /`` in a fixed order and
+Exactness: a, b, c and s are stored as integers times powers of two, 2^-a_bits for a and b and
+2^-c_bits for c and s; the encoder picks the precision per level (``PRECISIONS``, at most ``A_BITS``
+and ``C_BITS``) that codes the level's features and scalings in the fewest bits, table included. The
+decoder's mean and scale bin come from IEEE-754 elementwise ``+ − × /`` in a fixed order and
 the same rounding and bin thresholds as the context model (:mod:`progs.model.context`).
 """
 
@@ -36,11 +38,11 @@ from progs.codec.bytes import ByteReader, ByteWriter
 from progs.codec.weights import read_weights, write_weights
 from progs.model.context import SCALE_THRESHOLDS, ContextModel
 
-A_BITS = 12  # a and b are multiples of 2^-12
-C_BITS = 14  # c and s are multiples of 2^-14
+A_BITS = 12  # a and b are multiples of 2^-a_bits, a_bits ≤ 12
+C_BITS = 14  # c and s are multiples of 2^-c_bits, c_bits ≤ 14
+PRECISIONS = ((12, 14), (8, 10), (6, 8), (4, 6))  # the (a_bits, c_bits) the encoder tries
 LIMIT_AB = 4.0  # |a|, |b| ≤ 4
 LIMIT_C = 1024.0  # |c| ≤ 2^10, s ≤ 2^10
-MIN_SCALE = 2.0**-C_BITS
 MIN_ANCHORS = 16  # fewer anchors in a level: no predictor (the table would cost more than it saves)
 RIDGE = 1e-6  # relative ridge of the least-squares fit (keeps collinear channels finite)
 
@@ -48,12 +50,14 @@ RIDGE = 1e-6  # relative ridge of the least-squares fit (keeps collinear channel
 @dataclass
 class ParentPredictor:
     """Per channel (all D of a level): ``mean = a · parent + b · context_mean + c``, deviation ``s``;
-    float64 tensors [D] holding exact multiples of 2^-A_BITS (a, b) and 2^-C_BITS (c, s)."""
+    float64 tensors [D] holding exact multiples of 2^-a_bits (a, b) and 2^-c_bits (c, s)."""
 
     a: torch.Tensor
     b: torch.Tensor
     c: torch.Tensor
     s: torch.Tensor
+    a_bits: int = A_BITS
+    c_bits: int = C_BITS
 
     def means(self, ctx: ContextModel, p, parent_values: torch.Tensor) -> torch.Tensor:
         """Predicted means [N, D] in attribute units (float64, the decoder's exact operation order)."""
@@ -73,10 +77,17 @@ class ParentPredictor:
     # ------------------------------------------------------------------------------ encoder side
     @staticmethod
     def fit(
-        ctx: ContextModel, attrs: torch.Tensor, p, parent_values: torch.Tensor, mask: torch.Tensor | None = None
+        ctx: ContextModel,
+        attrs: torch.Tensor,
+        p,
+        parent_values: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        a_bits: int = A_BITS,
+        c_bits: int = C_BITS,
     ) -> ParentPredictor:
         """Least-squares predictor of ``attrs`` [N, D] (the model's values) from the parents' decoded
-        values and the context means; ``mask`` [N, D] bool selects the samples of each channel."""
+        values and the context means, rounded to ``a_bits`` / ``c_bits``; ``mask`` [N, D] bool selects
+        the samples of each channel."""
         x = attrs.double()
         ctx_mean = p.mean * ctx.step_per_channel(p.step)
         n, d = x.shape
@@ -96,10 +107,10 @@ class ParentPredictor:
             sol = torch.linalg.solve(gram, X.T @ xj)
             if bool(torch.isfinite(sol).all()):
                 a[j], b[j], c[j] = sol
-        a = _grid(a.clamp(-LIMIT_AB, LIMIT_AB), A_BITS)
-        b = _grid(b.clamp(-LIMIT_AB, LIMIT_AB), A_BITS)
-        c = _grid(c.clamp(-LIMIT_C, LIMIT_C), C_BITS)
-        pred = ParentPredictor(a, b, c, torch.zeros(d, dtype=torch.float64))
+        a = _grid(a.clamp(-LIMIT_AB, LIMIT_AB), a_bits)
+        b = _grid(b.clamp(-LIMIT_AB, LIMIT_AB), a_bits)
+        c = _grid(c.clamp(-LIMIT_C, LIMIT_C), c_bits)
+        pred = ParentPredictor(a, b, c, torch.zeros(d, dtype=torch.float64), a_bits, c_bits)
         res = x - pred.means(ctx, p, parent_values)
         if mask is not None:
             res = torch.where(mask, res, 0.0)
@@ -107,19 +118,22 @@ class ParentPredictor:
         else:
             count = torch.full((d,), float(max(n, 1)), dtype=torch.float64)
         s = torch.sqrt((res * res).sum(0) / count)
-        pred.s = _grid(s.clamp(MIN_SCALE, LIMIT_C), C_BITS).clamp_min(MIN_SCALE)
+        least = 2.0**-c_bits
+        pred.s = _grid(s.clamp(least, LIMIT_C), c_bits).clamp_min(least)
         return pred
 
     def replace_columns(self, other: ParentPredictor, cols: slice) -> ParentPredictor:
         """This predictor with ``other``'s parameters on the channels ``cols``."""
-        out = ParentPredictor(self.a.clone(), self.b.clone(), self.c.clone(), self.s.clone())
+        if (other.a_bits, other.c_bits) != (self.a_bits, self.c_bits):
+            raise ValueError("the predictors' precisions differ")
+        out = ParentPredictor(self.a.clone(), self.b.clone(), self.c.clone(), self.s.clone(), self.a_bits, self.c_bits)
         for name in ("a", "b", "c", "s"):
             getattr(out, name)[cols] = getattr(other, name)[cols]
         return out
 
     # ------------------------------------------------------------------------------ serialisation
     def write(self, w: ByteWriter) -> None:
-        for t, bits in ((self.a, A_BITS), (self.b, A_BITS), (self.c, C_BITS), (self.s, C_BITS)):
+        for t, bits in ((self.a, self.a_bits), (self.b, self.a_bits), (self.c, self.c_bits), (self.s, self.c_bits)):
             write_weights(w, np.round(t.numpy() * 2.0**bits).astype(np.int64), bits)
 
     @staticmethod
@@ -132,15 +146,15 @@ class ParentPredictor:
             ("s", C_BITS, LIMIT_C),
         ):
             mant, e = read_weights(r, d, f"parent predictor {name}")
-            if e != bits:
-                raise r.fail(f"parent predictor {name} has exponent {e} (expected {bits})")
+            if e > bits:
+                raise r.fail(f"parent predictor {name} has exponent {e} (at most {bits})")
             t = torch.from_numpy(mant.astype(np.float64) * 2.0**-e)
             if bool((t.abs() > limit).any()):
                 raise r.fail(f"parent predictor {name} out of range")
             parts.append(t)
         if bool((parts[3] <= 0).any()):
             raise r.fail("parent predictor has a deviation ≤ 0")
-        return ParentPredictor(*parts)
+        return ParentPredictor(*parts)  # the exponents (a_bits, c_bits) matter only to an encoder
 
 
 def _grid(t: torch.Tensor, bits: int) -> torch.Tensor:
