@@ -6,13 +6,16 @@ Python encoder, with what the Python decoder makes of them.
 For every stream NAME: ``NAME.progs``, ``NAME.anchors.bin`` (per anchor of the full decode, in the
 decoder's order: keys int32 [N, 3], then levels int32 [N], feature float32 [N, F], scaling float32
 [N, 6], offsets float32 [N, K·3], each block little-endian) and ``NAME.json`` (sizes, and per damaged
-copy of the stream — truncations and flipped bytes — the LoDs the Python decoder gives or its error).
+copy of the stream — truncations, flipped bytes, and flips in the header's fields with its CRC made
+valid again — the LoDs the Python decoder gives or its error).
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -101,10 +104,21 @@ def _damaged(data: bytes, offsets: list[tuple[str, int, int]], seed: int) -> lis
         pos = int(start + 8 + rng.integers(0, max(size - 12, 1)))
         cases.append({"flip": pos, "bit": int(rng.integers(0, 8))})
     cases += [{"truncate": 3}, {"truncate": 11}]
+    # Flips in the HEAD chunk's chunk table and configuration with the CRC made valid again: the
+    # decoders must read the fields alike (values out of range fail, others decode alike).
+    _, head_off, head_size = offsets[0]
+    for _ in range(24 if len(data) <= 300_000 else 6):
+        pos = int(head_off + 8 + rng.integers(0, 140))
+        cases.append({"flip": pos, "bit": int(rng.integers(0, 8)), "fix_crc": [head_off, head_size - 12]})
     for case in cases:
         mod = bytearray(data[: case["truncate"]] if "truncate" in case else data)
         if "flip" in case:
             mod[case["flip"]] ^= 1 << case["bit"]
+        if "fix_crc" in case:
+            off, n = case["fix_crc"]
+            struct.pack_into(
+                "<I", mod, off + 8 + n, zlib.crc32(bytes(mod[off : off + 4]) + bytes(mod[off + 8 : off + 8 + n]))
+            )
         case["python"] = _outcome(bytes(mod))
     return cases
 

@@ -8,6 +8,7 @@ import { Arena } from "./wasm.js";
 
 export const MAX_TENSOR = 1 << 24;
 export const MAX_LEVELS = 16;
+const MAX_GRID_RES = 1 << 20; // hash-grid resolutions
 const MAX_RICE_K = 24;
 const MAX_QUOTIENT = 1 << 16;
 const MAX_EXPONENT = 24;
@@ -197,11 +198,17 @@ export function decodeHeader(payload: Uint8Array, offset: number, coder: Arena |
   if (!(grid.levels >= 1 && grid.levels <= MAX_LEVELS) || genValues.some((v) => !(v > 0 && v <= 4096))) {
     throw new FormatError(`chunk HEAD at byte ${offset}: configuration out of range`);
   }
+  if (generator.levels < grid.levels) {
+    throw new FormatError(`chunk HEAD at byte ${offset}: the generator takes ${generator.levels} levels, the grid has ${grid.levels}`);
+  }
   if (context.numLevels !== 0 && context.numLevels !== grid.levels) {
     throw new FormatError(`chunk HEAD at byte ${offset}: the context model takes ${context.numLevels} levels, the grid has ${grid.levels}`);
   }
   const c = context;
-  if (c.log2Table3d > 20 || c.log2Table2d > 20 || c.levels3d > 32 || c.levels2d > 16 || c.dim > 16 || c.hidden > 4096 || c.qHidden > 4096) {
+  const resOk = [...c.res3d, ...c.res2d].every((v) => v >= 1 && v <= MAX_GRID_RES);
+  const q0Ok = c.q0.every((q) => q >= 2 ** -24 && q <= 2 ** 24);
+  if (!resOk || !q0Ok || c.log2Table3d > 20 || c.log2Table2d > 20 || c.levels3d > 32 || c.levels2d > 16 || c.levels3d + c.levels2d < 1 || !(c.dim >= 1 && c.dim <= 16) ||
+      !(c.hidden >= 1 && c.hidden <= 4096) || !(c.qHidden >= 1 && c.qHidden <= 4096)) {
     throw new FormatError(`chunk HEAD at byte ${offset}: invalid configuration (context model configuration out of range)`);
   }
   const tensors = new Map<string, Tensor>();

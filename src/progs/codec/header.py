@@ -35,6 +35,7 @@ from progs.model.gaussians import GaussianGenerator
 from progs.model.model import ProGSModel
 
 MAX_TENSOR = 1 << 24
+MAX_GRID_RES = 1 << 20  # hash-grid resolutions: a dense level's (res + 1)^3 cells stay within int64
 MAX_LEVELS = 16
 MAX_HEAD = 1 << 30
 
@@ -204,10 +205,12 @@ def _check_context_config(cfg: ContextConfig) -> None:
         or cfg.log2_table_2d > 20
         or cfg.levels_3d > 32
         or cfg.levels_2d > 16
-        or cfg.dim > 16
-        or cfg.hidden > 4096
-        or cfg.q_hidden > 4096
-        or not all(q > 0 for q in cfg.q0)
+        or not 1 <= cfg.dim <= 16
+        or not 1 <= cfg.hidden <= 4096
+        or not 1 <= cfg.q_hidden <= 4096
+        or cfg.levels_3d + cfg.levels_2d < 1
+        or not all(2.0**-24 <= q <= 2.0**24 for q in cfg.q0)
+        or not all(1 <= r <= MAX_GRID_RES for r in (*cfg.res_3d, *cfg.res_2d))
     ):
         raise ValueError("context model configuration out of range")
 
@@ -238,6 +241,10 @@ def decode_header(payload: memoryview, offset: int) -> Header:
         not (0 < v <= 4096) for v in gen_args.values()
     ):
         raise FormatError(f"chunk HEAD at byte {offset}: configuration out of range")
+    if gen_args["levels"] < grid.num_levels:
+        raise FormatError(
+            f"chunk HEAD at byte {offset}: the generator takes {gen_args['levels']} levels, the grid has {grid.num_levels}"
+        )
     if cfg.num_levels not in (0, grid.num_levels):
         raise FormatError(
             f"chunk HEAD at byte {offset}: the context model takes {cfg.num_levels} levels, the grid has {grid.num_levels}"

@@ -198,11 +198,11 @@ def decode(
         :class:`DecodeResult`: ``model`` (the anchors of the decoded LoDs, in (level, Morton) order:
         keys [N, 3], levels [N], feature [N, 32], scaling [N, 6], offsets [N, 10, 3]), the LoDs
         decoded and in the stream, and ``problem``: why decoding stopped before the last LoD
-        (truncation, a chunk failing its CRC), or None.
+        (truncation, a chunk failing its CRC, or a chunk that passes its CRC but does not decode:
+        one line naming the chunk and byte offset), or None.
 
     Raises:
-        FormatError: a damaged or missing header, a bad magic, an unsupported version, or a chunk
-            that passes its CRC but does not decode (one line naming the chunk and byte offset).
+        FormatError: a damaged or missing header, a bad magic, an unsupported version.
     """
     scanned = scan(data, source)
     if not scanned.chunks or scanned.chunks[0].tag != head_tag():
@@ -229,11 +229,15 @@ def decode(
             break
         t0 = time.perf_counter()
         r = ByteReader(ch.payload, f"chunk LOD{level}", ch.offset + 8)
-        if r.u8() != level:
-            raise r.fail(f"chunk LOD{level} says it holds another level")
-        keys, method = structure.decode_structure(r, level, prev, grid.base_depth, MAX_ANCHORS - total)
-        if keys.numel() and (int(keys.min()) < 0 or int(keys.max()) >= grid.resolution(level)):
-            raise r.fail(f"voxel keys outside the level-{level} grid")
+        try:
+            if r.u8() != level:
+                raise r.fail(f"chunk LOD{level} says it holds another level")
+            keys, method = structure.decode_structure(r, level, prev, grid.base_depth, MAX_ANCHORS - total)
+            if keys.numel() and (int(keys.min()) < 0 or int(keys.max()) >= grid.resolution(level)):
+                raise r.fail(f"voxel keys outside the level-{level} grid")
+        except FormatError as exc:  # a chunk that passes its CRC but does not decode: stop before it
+            problem = str(exc)
+            break
         parsed.append((level, ch, r, keys, method, r.pos, time.perf_counter() - t0))
         total += keys.shape[0]
         prev = keys
@@ -248,15 +252,19 @@ def decode(
     for level, ch, r, keys, method, n_struct, t_struct in parsed:
         t0 = time.perf_counter()
         try:
-            p = walker.params(keys, level)
-        except ValueError as exc:
-            raise r.fail(str(exc)) from None
-        buckets_of = (
-            None if cams is None else partial(level_mask_buckets, head.generator, grid, keys, level, cameras=cams)
-        )
-        value, symbols, sizes, p = decode_attributes(r, ctx, level, p, prev_values, buckets_of)
+            try:
+                p = walker.params(keys, level)
+            except ValueError as exc:
+                raise r.fail(str(exc)) from None
+            buckets_of = (
+                None if cams is None else partial(level_mask_buckets, head.generator, grid, keys, level, cameras=cams)
+            )
+            value, symbols, sizes, p = decode_attributes(r, ctx, level, p, prev_values, buckets_of)
+            r.expect_end()
+        except FormatError as exc:
+            problem = str(exc)
+            break
         prev_values = value
-        r.expect_end()
         keys_parts.append(keys)
         values.append(value)
         comps = level_components(ctx, {"structure": n_struct, **sizes}, symbols, p.bins.numpy()) if components else {}
