@@ -213,6 +213,9 @@ def main(argv: list[str]) -> int:
     fox = REPO / "benchmarks" / "results" / "gpu" / "h200_fox_6400.progs"
     if not quick and fox.exists():
         _write(out, "fox_h200", fox.read_bytes(), "a real capture trained on a GPU (benchmarks/results/gpu)")
+    fit = REPO / "benchmarks" / "results" / "fit_format7_playbot_lod4_teacher1024_lambda15e4" / "playbot4.progs"
+    if fit.exists():  # a real `progs fit` of a splat scene: a small model, coarse predictor tables
+        _write(out, "playbot_fit", fit.read_bytes(), "progs fit of playbot LoD 4 (benchmarks/results)")
     return 0
 
 
