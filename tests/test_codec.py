@@ -323,3 +323,39 @@ def test_forged_counts_are_rejected_before_allocation(encoded):
     forged = res.data[: off + 8] + bytes(payload) + struct.pack("<I", zlib.crc32(b"LOD\x02" + bytes(payload)))
     out = decode(forged)  # the LoD before it still decodes; the problem names the chunk
     assert out.lods_decoded == 1 and "LOD2" in out.problem and "limit" in out.problem
+
+
+def _with_head_field(data: bytes, field_offset: int, fmt: str, value) -> bytes:
+    """``data`` with one field of the HEAD chunk's configuration replaced (``field_offset``: bytes
+    after the chunk table) and the chunk's CRC made valid again."""
+    import zlib
+
+    out = bytearray(data)
+    start = PREAMBLE + 8  # the HEAD payload
+    cfg = start + 1 + 4 * out[start]
+    struct.pack_into(fmt, out, cfg + field_offset, value)
+    (length,) = struct.unpack_from("<I", out, PREAMBLE + 4)
+    crc = zlib.crc32(bytes(out[PREAMBLE : PREAMBLE + 4]) + bytes(out[start : start + length]))
+    struct.pack_into("<I", out, start + length, crc)
+    return bytes(out)
+
+
+def test_header_configuration_round_trips_and_bounds_its_fields(encoded):
+    model, res = encoded
+    out = decode(res.data)
+    assert out.config["grid"] == model.grid.to_dict()
+    assert out.config["generator"] == model.generator.args()
+    assert out.config["context"] == {
+        k: list(v) if isinstance(v, tuple) else v for k, v in model.context.cfg.to_json().items()
+    }
+    assert out.config["background"] == [float(x) for x in torch.tensor([0.1, 0.2, 0.3])]
+    # origin 24 B, size 8, base depth 1, generator 7, levels_3d 1, then res_3d[0] at 41; q0[0] at 66
+    for offset, fmt, value, what in [
+        (41, "<I", 1 << 21, "out of range"),  # a dense level's cell count would overflow int64
+        (41, "<I", 0, "out of range"),
+        (66, "<d", 1e300, "out of range"),
+        (66, "<d", float("nan"), "base step is not a finite number"),
+        (37, "<B", 1, "the generator takes 1 levels"),
+    ]:
+        with pytest.raises(FormatError, match=what):
+            decode(_with_head_field(res.data, offset, fmt, value))
