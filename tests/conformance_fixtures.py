@@ -6,8 +6,8 @@ Python encoder, with what the Python decoder makes of them.
 For every stream NAME: ``NAME.progs``, ``NAME.anchors.bin`` (per anchor of the full decode, in the
 decoder's order: keys int32 [N, 3], then levels int32 [N], feature float32 [N, F], scaling float32
 [N, 6], offsets float32 [N, K·3], each block little-endian) and ``NAME.json`` (sizes, and per damaged
-copy of the stream — truncations, flipped bytes, and flips in the header's fields with its CRC made
-valid again — the LoDs the Python decoder gives or its error).
+copy of the stream — truncations, flipped bytes, and flips with their chunk's CRC made valid again
+(in the header's fields and in each LoD chunk) — the LoDs the Python decoder gives or its error).
 """
 
 from __future__ import annotations
@@ -110,6 +110,11 @@ def _damaged(data: bytes, offsets: list[tuple[str, int, int]], seed: int) -> lis
     for _ in range(24 if len(data) <= 300_000 else 6):
         pos = int(head_off + 8 + rng.integers(0, 140))
         cases.append({"flip": pos, "bit": int(rng.integers(0, 8)), "fix_crc": [head_off, head_size - 12]})
+    # ... and in each LoD chunk: both decoders stop before a chunk that does not decode, or decode it alike
+    for _, start, size in offsets[1:]:
+        for _ in range(3):
+            pos = int(start + 8 + rng.integers(0, max(size - 12, 1)))
+            cases.append({"flip": pos, "bit": int(rng.integers(0, 8)), "fix_crc": [start, size - 12]})
     for case in cases:
         mod = bytearray(data[: case["truncate"]] if "truncate" in case else data)
         if "flip" in case:

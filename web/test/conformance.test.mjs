@@ -70,7 +70,7 @@ for (const name of names) {
         mod = data.slice();
         mod[c.flip] ^= 1 << c.bit;
       }
-      if ("fix_crc" in c) { // a flip in the header's fields with the CRC made valid again
+      if ("fix_crc" in c) { // a flip with its chunk's CRC made valid again
         const [off, n] = c.fix_crc;
         const crc = crc32(mod.subarray(off, off + 4), mod.subarray(off + 8, off + 8 + n));
         new DataView(mod.buffer, mod.byteOffset).setUint32(off + 8 + n, crc, true);
