@@ -7,6 +7,7 @@ export const FORMAT_VERSION = 7;
 export const PREAMBLE = 12;
 export const CHUNK_OVERHEAD = 12;
 export const MAX_HEAD = 2 ** 30;
+export const MAX_LEVELS = 16;
 
 export interface Chunk {
   tag: Uint8Array;
@@ -114,10 +115,10 @@ export function headChunkTable(header: Uint8Array, source = "stream"): { headerB
   return { headerBytes: PREAMBLE + head.payload.length + CHUNK_OVERHEAD, chunkSizes: readChunkSizes(r) };
 }
 
-/** The HEAD payload's first field, the chunk table: n_lods:u8 (1..16), then each LoD chunk's size. */
+/** The HEAD payload's first field, the chunk table: n_lods:u8 (1..MAX_LEVELS), then each LoD chunk's size. */
 export function readChunkSizes(r: ByteReader): number[] {
   const n = r.u8();
-  if (n < 1 || n > 16) throw r.fail(`chunk table lists ${n} LoDs (1..16 allowed)`);
+  if (n < 1 || n > MAX_LEVELS) throw r.fail(`chunk table lists ${n} LoDs (1..${MAX_LEVELS} allowed)`);
   const sizes: number[] = [];
   for (let i = 0; i < n; i++) sizes.push(r.u32());
   if (sizes.some((s) => s < CHUNK_OVERHEAD)) throw r.fail("chunk table lists a chunk shorter than its framing");

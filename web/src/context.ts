@@ -18,38 +18,6 @@ export interface ContextConfig {
   q0: [number, number, number];
 }
 
-const DEFAULTS: Record<string, unknown> = {
-  levels_3d: 12, res_3d: [16, 512], levels_2d: 4, res_2d: [128, 1024], dim: 4, log2_table_3d: 12, log2_table_2d: 12,
-  hidden: 16, q_hidden: 8, attr_dims: [32, 6, 30], num_levels: 0, q0: [0.15, 0.04, 0.2],
-};
-
-export function contextConfigFromJson(d: Record<string, unknown>): ContextConfig {
-  if (typeof d !== "object" || d === null) throw new Error("context must be an object");
-  for (const key of Object.keys(d)) if (!(key in DEFAULTS)) throw new Error(`unknown context key ${key}`);
-  const v = (key: string) => (key in d ? d[key] : DEFAULTS[key]);
-  const int = (key: string) => {
-    const x = v(key);
-    if (typeof x !== "number" || !Number.isInteger(x) || x < 0) throw new Error(`context ${key} must be a non-negative integer`);
-    return x;
-  };
-  const nums = (key: string, n: number) => {
-    const x = v(key);
-    if (!Array.isArray(x) || x.length !== n || !x.every((e) => typeof e === "number" && Number.isFinite(e))) {
-      throw new Error(`context ${key} must be ${n} numbers`);
-    }
-    return x as number[];
-  };
-  const attr = nums("attr_dims", 3);
-  const q0 = nums("q0", 3);
-  if (!attr.every((a) => Number.isInteger(a) && a > 0) || !q0.every((q) => q > 0)) throw new Error("context attr_dims / q0 out of range");
-  return {
-    levels3d: int("levels_3d"), res3d: nums("res_3d", 2) as [number, number], levels2d: int("levels_2d"),
-    res2d: nums("res_2d", 2) as [number, number], dim: int("dim"), log2Table3d: int("log2_table_3d"),
-    log2Table2d: int("log2_table_2d"), hidden: int("hidden"), qHidden: int("q_hidden"),
-    attrDims: attr as [number, number, number], numLevels: int("num_levels"), q0: q0 as [number, number, number],
-  };
-}
-
 export function featureDim(c: ContextConfig): number {
   return c.dim * (c.levels3d + 3 * c.levels2d);
 }

@@ -2,12 +2,11 @@
 import { ByteReader } from "./bytes.js";
 import { readChunkSizes } from "./container.js";
 import { FormatError } from "./errors.js";
-import { ContextConfig, contextConfigFromJson, featureDim, gridTableSizes } from "./context.js";
+import { ContextConfig, featureDim, gridTableSizes } from "./context.js";
 import { decodeRun, frequencies } from "./rangecoder.js";
 import { Arena } from "./wasm.js";
 
 export const MAX_TENSOR = 1 << 24;
-export const MAX_LEVELS = 16;
 const MAX_GRID_RES = 1 << 20; // hash-grid resolutions
 const MAX_RICE_K = 24;
 const MAX_QUOTIENT = 1 << 16;
@@ -38,8 +37,20 @@ export interface Tensor {
   values: Float64Array;
 }
 
+/** The configuration under the names progs' Python decoder gives it (`Header.config`). */
+export interface Config {
+  format: "progs";
+  grid: { origin: [number, number, number]; size: number; base_depth: number; levels: number };
+  generator: { feat_dim: number; n_offsets: number; levels: number; hidden: number };
+  context: Record<string, number | number[]>;
+  cull_margin: number;
+  background: [number, number, number] | null;
+  view_distance: number | null;
+  skip_hidden: boolean;
+}
+
 export interface Header {
-  config: Record<string, unknown>;
+  config: Config;
   grid: Grid;
   generator: GeneratorConfig;
   context: ContextConfig;
@@ -101,57 +112,44 @@ function readTensor(r: ByteReader, name: string, shape: number[]): Tensor {
   return { name, shape, mantissas, exponent, values };
 }
 
-/** FORMAT.md "Configuration": fixed fields, read into the keys progs' Python decoder gives them. */
-function readConfig(r: ByteReader, levels: number): Record<string, unknown> {
+/** The configuration's fixed fields (FORMAT.md "HEAD payload"), as the decoder's typed parts and as
+ * `config`, the dictionary progs' Python decoder gives (same keys). */
+function readConfig(r: ByteReader, levels: number): { config: Config; grid: Grid; generator: GeneratorConfig; context: ContextConfig } {
   const finite = (v: number, what: string) => {
     if (!Number.isFinite(v)) throw r.fail(`configuration: ${what} is not a finite number`);
     return v;
   };
-  const origin = [0, 1, 2].map(() => finite(r.f64(), "the octree origin"));
-  const size = finite(r.f64(), "the octree size");
-  const grid = { origin, size, base_depth: r.u8(), levels };
-  const generator = { feat_dim: r.u16(), n_offsets: r.u16(), levels: r.u8(), hidden: r.u16() };
-  const context: Record<string, unknown> = { levels_3d: r.u8(), res_3d: [r.u32(), r.u32()], levels_2d: r.u8(), res_2d: [r.u32(), r.u32()] };
-  context.dim = r.u8();
-  context.log2_table_3d = r.u8();
-  context.log2_table_2d = r.u8();
-  context.hidden = r.u16();
-  context.q_hidden = r.u16();
-  context.num_levels = r.u8();
-  context.q0 = [0, 1, 2].map(() => finite(r.f64(), "a base step"));
-  context.attr_dims = [generator.feat_dim, 6, 3 * generator.n_offsets];
+  const three = (what: string) => [0, 1, 2].map(() => finite(r.f64(), what)) as [number, number, number];
+  const grid: Grid = { origin: three("the octree origin"), size: finite(r.f64(), "the octree size"), baseDepth: r.u8(), levels };
+  const generator: GeneratorConfig = { featDim: r.u16(), nOffsets: r.u16(), levels: r.u8(), hidden: r.u16() };
+  const levels3d = r.u8();
+  const res3d: [number, number] = [r.u32(), r.u32()];
+  const levels2d = r.u8();
+  const res2d: [number, number] = [r.u32(), r.u32()];
+  const context: ContextConfig = {
+    levels3d, res3d, levels2d, res2d, dim: r.u8(), log2Table3d: r.u8(), log2Table2d: r.u8(), hidden: r.u16(),
+    qHidden: r.u16(), numLevels: r.u8(), q0: three("a base step"),
+    attrDims: [generator.featDim, 6, 3 * generator.nOffsets],
+  };
   const cullMargin = finite(r.f64(), "the cull margin");
   const vd = finite(r.f64(), "the view distance");
   const flag = r.u8();
   if (flag > 1) throw r.fail(`configuration: background flag ${flag} (0 or 1)`);
-  const background = flag ? [0, 1, 2].map(() => finite(r.f64(), "the background")) : null;
+  const background = flag ? three("the background") : null;
   const skip = r.u8();
   if (skip > 1) throw r.fail(`configuration: skip_hidden ${skip} (0 or 1)`);
-  return {
-    format: "progs", grid, generator, context, cull_margin: cullMargin, background,
-    view_distance: vd > 0 ? vd : null, skip_hidden: skip === 1,
+  const config: Config = {
+    format: "progs",
+    grid: { origin: grid.origin, size: grid.size, base_depth: grid.baseDepth, levels },
+    generator: { feat_dim: generator.featDim, n_offsets: generator.nOffsets, levels: generator.levels, hidden: generator.hidden },
+    context: {
+      levels_3d: levels3d, res_3d: res3d, levels_2d: levels2d, res_2d: res2d, dim: context.dim,
+      log2_table_3d: context.log2Table3d, log2_table_2d: context.log2Table2d, hidden: context.hidden,
+      q_hidden: context.qHidden, num_levels: context.numLevels, q0: context.q0, attr_dims: context.attrDims,
+    },
+    cull_margin: cullMargin, background, view_distance: vd > 0 ? vd : null, skip_hidden: skip === 1,
   };
-}
-
-function intField(obj: Record<string, unknown>, key: string): number {
-  const v = obj[key];
-  if (typeof v !== "number" || !Number.isInteger(v)) throw new Error(`${key} must be an integer`);
-  return v;
-}
-
-function parseGrid(d: Record<string, unknown>): Grid {
-  const origin = d.origin as unknown[];
-  if (!Array.isArray(origin) || origin.length !== 3 || !origin.every((v) => typeof v === "number" && Number.isFinite(v))) {
-    throw new Error("octree origin must be 3 finite numbers");
-  }
-  const size = d.size;
-  if (typeof size !== "number" || !(Number.isFinite(size) && size > 0)) throw new Error("octree size must be a positive finite number");
-  const levels = intField(d, "levels" in d ? "levels" : "num_levels");
-  const baseDepth = intField(d, "base_depth");
-  if (levels < 1) throw new Error("octree needs at least one level");
-  if (baseDepth < 0) throw new Error("octree base depth must be >= 0");
-  if (baseDepth + levels - 1 > MAX_DEPTH) throw new Error("octree too deep");
-  return { origin: origin as [number, number, number], size, baseDepth, levels };
+  return { config, grid, generator, context };
 }
 
 /** The header's tensors in stream order (FORMAT.md "HEAD payload"): name → shape. */
@@ -181,21 +179,11 @@ function headerTensors(gen: GeneratorConfig, ctx: ContextConfig): Map<string, nu
 export function decodeHeader(payload: Uint8Array, offset: number, coder: Arena | null = null): Header {
   const r = new ByteReader(payload, "chunk HEAD", offset + 8);
   const chunkSizes = readChunkSizes(r);
-  const config = readConfig(r, chunkSizes.length);
-  let grid: Grid;
-  let generator: GeneratorConfig;
-  let context: ContextConfig;
-  try {
-    grid = parseGrid(config.grid as Record<string, unknown>);
-    const g = config.generator as Record<string, unknown>;
-    generator = { featDim: intField(g, "feat_dim"), nOffsets: intField(g, "n_offsets"), levels: intField(g, "levels"), hidden: intField(g, "hidden") };
-    context = contextConfigFromJson(config.context as Record<string, unknown>);
-  } catch (e) {
-    if (e instanceof FormatError) throw e;
-    throw new FormatError(`chunk HEAD at byte ${offset}: invalid configuration (${(e as Error).message})`);
-  }
+  const { config, grid, generator, context } = readConfig(r, chunkSizes.length);
+  if (!(grid.size > 0)) throw new FormatError(`chunk HEAD at byte ${offset}: invalid configuration (octree size must be positive)`);
+  if (grid.baseDepth + grid.levels - 1 > MAX_DEPTH) throw new FormatError(`chunk HEAD at byte ${offset}: invalid configuration (octree too deep)`);
   const genValues = [generator.featDim, generator.nOffsets, generator.levels, generator.hidden];
-  if (!(grid.levels >= 1 && grid.levels <= MAX_LEVELS) || genValues.some((v) => !(v > 0 && v <= 4096))) {
+  if (genValues.some((v) => !(v > 0 && v <= 4096))) {
     throw new FormatError(`chunk HEAD at byte ${offset}: configuration out of range`);
   }
   if (generator.levels < grid.levels) {
@@ -220,14 +208,10 @@ export function decodeHeader(payload: Uint8Array, offset: number, coder: Arena |
   const grid2 = new Float64Array(n2);
   for (let i = 0; i < n3; i++) grid3[i] = bits[i] ? 1 : -1;
   for (let i = 0; i < n2; i++) grid2[i] = bits[n3 + i] ? 1 : -1;
-  const vd = config.view_distance;
-  const bg = config.background;
   return {
     config, grid, generator, context, chunkSizes, tensors, grid3, grid2,
-    skipHidden: config.skip_hidden as boolean,
-    viewDistance: typeof vd === "number" && vd > 0 ? vd : null,
-    background: Array.isArray(bg) ? (bg as number[]) : null,
-    cullMargin: typeof config.cull_margin === "number" ? config.cull_margin : 0.1,
+    skipHidden: config.skip_hidden, viewDistance: config.view_distance, background: config.background,
+    cullMargin: config.cull_margin,
   };
 }
 
