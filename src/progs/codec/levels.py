@@ -228,8 +228,7 @@ def _choose_predictor(
         return ideal_bits(res, params.bins[:, :fs].numpy())
 
     best: tuple[float, ParentPredictor | None, LevelParams] = (bits(p), None, p)
-    for a_bits, c_bits in PRECISIONS:
-        pred = ParentPredictor.fit(ctx, attrs, p, parent_values, a_bits=a_bits, c_bits=c_bits)
+    for pred in ParentPredictor.fit_each(ctx, attrs, p, parent_values, PRECISIONS):
         q = pred.apply(ctx, p, parent_values)
         w = ByteWriter()
         pred.write(w)

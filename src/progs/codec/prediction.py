@@ -88,6 +88,18 @@ class ParentPredictor:
         """Least-squares predictor of ``attrs`` [N, D] (the model's values) from the parents' decoded
         values and the context means, rounded to ``a_bits`` / ``c_bits``; ``mask`` [N, D] bool selects
         the samples of each channel."""
+        return ParentPredictor.fit_each(ctx, attrs, p, parent_values, ((a_bits, c_bits),), mask)[0]
+
+    @staticmethod
+    def fit_each(
+        ctx: ContextModel,
+        attrs: torch.Tensor,
+        p,
+        parent_values: torch.Tensor,
+        precisions: tuple[tuple[int, int], ...],
+        mask: torch.Tensor | None = None,
+    ) -> list[ParentPredictor]:
+        """:meth:`fit` at each (a_bits, c_bits) of ``precisions``, from one least-squares solve."""
         x = attrs.double()
         ctx_mean = p.mean * ctx.step_per_channel(p.step)
         n, d = x.shape
@@ -107,20 +119,29 @@ class ParentPredictor:
             sol = torch.linalg.solve(gram, X.T @ xj)
             if bool(torch.isfinite(sol).all()):
                 a[j], b[j], c[j] = sol
-        a = _grid(a.clamp(-LIMIT_AB, LIMIT_AB), a_bits)
-        b = _grid(b.clamp(-LIMIT_AB, LIMIT_AB), a_bits)
-        c = _grid(c.clamp(-LIMIT_C, LIMIT_C), c_bits)
-        pred = ParentPredictor(a, b, c, torch.zeros(d, dtype=torch.float64), a_bits, c_bits)
-        res = x - pred.means(ctx, p, parent_values)
+        a, b, c = a.clamp(-LIMIT_AB, LIMIT_AB), b.clamp(-LIMIT_AB, LIMIT_AB), c.clamp(-LIMIT_C, LIMIT_C)
         if mask is not None:
-            res = torch.where(mask, res, 0.0)
             count = mask.sum(0).clamp_min(1).double()
         else:
             count = torch.full((d,), float(max(n, 1)), dtype=torch.float64)
-        s = torch.sqrt((res * res).sum(0) / count)
-        least = 2.0**-c_bits
-        pred.s = _grid(s.clamp(least, LIMIT_C), c_bits).clamp_min(least)
-        return pred
+        out = []
+        for a_bits, c_bits in precisions:
+            pred = ParentPredictor(
+                _grid(a, a_bits),
+                _grid(b, a_bits),
+                _grid(c, c_bits),
+                torch.zeros(d, dtype=torch.float64),
+                a_bits,
+                c_bits,
+            )
+            res = x - pred.means(ctx, p, parent_values)
+            if mask is not None:
+                res = torch.where(mask, res, 0.0)
+            s = torch.sqrt((res * res).sum(0) / count)
+            least = 2.0**-c_bits
+            pred.s = _grid(s.clamp(least, LIMIT_C), c_bits).clamp_min(least)
+            out.append(pred)
+        return out
 
     def replace_columns(self, other: ParentPredictor, cols: slice) -> ParentPredictor:
         """This predictor with ``other``'s parameters on the channels ``cols``."""

@@ -252,16 +252,17 @@ def decode(
     for level, ch, r, keys, method, n_struct, t_struct in parsed:
         t0 = time.perf_counter()
         try:
-            try:
-                p = walker.params(keys, level)
-            except ValueError as exc:
-                raise r.fail(str(exc)) from None
-            buckets_of = (
-                None if cams is None else partial(level_mask_buckets, head.generator, grid, keys, level, cameras=cams)
-            )
+            p = walker.params(keys, level)
+        except ValueError as exc:
+            problem = str(r.fail(str(exc)))
+            break
+        buckets_of = (
+            None if cams is None else partial(level_mask_buckets, head.generator, grid, keys, level, cameras=cams)
+        )
+        try:
             value, symbols, sizes, p = decode_attributes(r, ctx, level, p, prev_values, buckets_of)
             r.expect_end()
-        except FormatError as exc:
+        except FormatError as exc:  # a chunk that passes its CRC but does not decode: stop before it
             problem = str(exc)
             break
         prev_values = value
