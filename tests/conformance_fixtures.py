@@ -34,6 +34,7 @@ def _model(
     hide: bool,
     context: dict | None = None,
     feat_dim: int = 32,
+    n_offsets: int = 10,
 ):
     """Seeded random anchors on a strict octree; ``correlated``: children resemble their parents (so
     parent predictors pay); ``hide``: an opacity head that draws some Gaussians and hides others."""
@@ -46,7 +47,13 @@ def _model(
     g = torch.Generator().manual_seed(seed)
     grid = octree.OctreeGrid((-1.0, -0.5, -2.0), 2.5, base_depth, levels)
     a = AnchorSet.random(
-        grid, n_points, g, feat_dim=feat_dim, lo=torch.tensor([-0.9, -0.4, -1.9]), hi=torch.tensor([1.2, 1.5, 0.2])
+        grid,
+        n_points,
+        g,
+        feat_dim=feat_dim,
+        n_offsets=n_offsets,
+        lo=torch.tensor([-0.9, -0.4, -1.9]),
+        hi=torch.tensor([1.2, 1.5, 0.2]),
     )
     with torch.no_grad():
         a.feature.copy_(torch.randn(a.feature.shape, generator=g) * 0.6)
@@ -187,7 +194,7 @@ def main(argv: list[str]) -> int:
             ),
             {},
         ),
-        (  # a small `progs fit` (presets.SMALL_FIT_MODEL): 16-d features, 16-wide generator, narrow context
+        (  # a small `progs fit` (presets.SMALL_FIT_MODEL): 16-d features, 5 offsets, narrow context
             "l4_small_fit",
             dict(
                 n_points=800,
@@ -197,6 +204,7 @@ def main(argv: list[str]) -> int:
                 correlated=True,
                 hide=True,
                 feat_dim=16,
+                n_offsets=5,
                 context={"num_levels": 4, "levels_3d": 3, "levels_2d": 1, "hidden": 8, "q_hidden": 4},
             ),
             {},

@@ -74,14 +74,17 @@ def test_anchor_budget_follows_the_teacher_pixels():
     small = teacher_sizing(scene_from_cloud(cloud, views=4, size=32), 3, None)
     large = teacher_sizing(large_scene, 3, None)
     assert small["max_anchors"] == int(32 * 32 / 5.4) and large["max_anchors"] == 1000  # a quarter of 4,000
-    # both budgets are small fits: 16-d features, a 3 + 1 level context grid and narrow context MLPs
+    # both budgets are small fits: 16-d features, 5 offsets per anchor, a 3 + 1 level context grid and
+    # narrow context MLPs
     for sized in (small, large):
-        assert (sized["feat_dim"], sized["context_hash_levels"], sized["context_mlp"]) == (16, (3, 1), (8, 4))
+        model = (sized["feat_dim"], sized["n_offsets"], sized["context_hash_levels"], sized["context_mlp"])
+        assert model == (16, 5, (3, 1), (8, 4))
     at_limit = teacher_sizing(large_scene, 3, None, max_anchors=SMALL_FIT_ANCHORS)
     assert at_limit["feat_dim"] == 16
     # a large budget keeps the default widths, with the fits' 6 + 2 level context grid
     huge = teacher_sizing(large_scene, 3, None, max_anchors=SMALL_FIT_ANCHORS + 1)
-    assert "feat_dim" not in huge and "context_mlp" not in huge and huge["context_hash_levels"] == (6, 2)
+    assert "feat_dim" not in huge and "n_offsets" not in huge and "context_mlp" not in huge
+    assert huge["context_hash_levels"] == (6, 2)
     # levels as given, or as many as the budget fills (at most FIT_DEFAULTS' 4), never finer than the grid
     assert small["levels"] == 3
     chosen = teacher_sizing(large_scene, None, None)

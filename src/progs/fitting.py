@@ -91,7 +91,7 @@ def fit_splats(
             f"({'--max-anchors' if max_anchors else budget_rule}), "
             f"{config.levels} octree levels{'' if levels else ' (as many as that fills; --levels to change)'} "
             f"from base depth {config.base_depth}, initial anchors at level {sizing['init_level']}, "
-            f"{config.feat_dim}-d anchor features"
+            f"{config.feat_dim}-d anchor features, {config.n_offsets} neural Gaussians each"
             f"{' (a small fit: a narrower model, a smaller header)' if 'feat_dim' in sizing else ''}"
         )
     viewer = viewer_views(cloud, up, background, size=eval_size) if eval_size else None
