@@ -73,11 +73,11 @@ TEACHER_CONTEXT_LEVELS = (6, 2)
 # and playbot's LoD 4 from 62,700 B at 30.82 dB to 44,192 B at 30.96 dB (-10.4 % -> -26.3 %;
 # docs/RESULTS.md, "Fitting a splat file"). Larger fits keep the widths measured on captures, where the
 # header is a small share of the stream.
-# It also takes 5 neural Gaussians per anchor instead of 10: at 2,000 iterations and a 512² teacher the
-# demo PLY went from 32,814 B at 35.70 dB to 26,980 B at 35.33 dB (BD-rate against decimate+SPZ -24.5 % ->
-# -40.7 %) and playbot's LoD 4 from 61,382 B at 32.95 dB to 47,779 B at 32.63 dB (-55.1 % -> -60.0 %;
-# against streamed SOG -34.9 % -> -43.0 %): half the offsets to code, and the anchors' features and
-# scalings cheaper too (docs/RESULTS.md, "Five offsets per anchor").
+# It also takes 5 neural Gaussians per anchor instead of 10 (`progs bench --suite fit`, 2,000 iterations,
+# 512² teacher): the demo PLY went from 32,814 B at 35.70 dB to 26,980 B at 35.33 dB (BD-rate against
+# decimate+SPZ -24.5 % -> -39.4 %) and playbot's LoD 4 from 61,382 B at 32.95 dB to 47,779 B at 32.63 dB
+# (-55.1 % -> -58.2 %; against streamed SOG -34.9 % -> -43.0 %): half the offsets to code, at equal bytes
+# 0.3-0.6 dB more (docs/RESULTS.md, "Five offsets per anchor").
 SMALL_FIT_ANCHORS = 20_000
 SMALL_FIT_MODEL = {"feat_dim": 16, "n_offsets": 5, "context_hash_levels": (3, 1), "context_mlp": (8, 4)}
 
