@@ -13,9 +13,7 @@ copy of the stream — truncations, flipped bytes, and flips with their chunk's 
 from __future__ import annotations
 
 import json
-import struct
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +98,8 @@ def _outcome(data: bytes) -> dict:
 
 def _damaged(data: bytes, offsets: list[tuple[str, int, int]], seed: int) -> list[dict]:
     """Truncations at and around every chunk boundary and inside chunks; one flipped bit per chunk."""
+    from progs.codec.container import chunk
+
     rng = np.random.default_rng(seed)
     cases = []
     if len(data) > 300_000:  # large streams: the header, the first LoD and the last one (each decode is slow)
@@ -126,11 +126,9 @@ def _damaged(data: bytes, offsets: list[tuple[str, int, int]], seed: int) -> lis
         mod = bytearray(data[: case["truncate"]] if "truncate" in case else data)
         if "flip" in case:
             mod[case["flip"]] ^= 1 << case["bit"]
-        if "fix_crc" in case:
+        if "fix_crc" in case:  # the chunk written again around its flipped payload
             off, n = case["fix_crc"]
-            struct.pack_into(
-                "<I", mod, off + 8 + n, zlib.crc32(bytes(mod[off : off + 4]) + bytes(mod[off + 8 : off + 8 + n]))
-            )
+            mod[off : off + n + 12] = chunk(bytes(mod[off : off + 4]), bytes(mod[off + 8 : off + 8 + n]))
         case["python"] = _outcome(bytes(mod))
     return cases
 

@@ -13,7 +13,7 @@ from progs import octree
 from progs.codec import structure
 from progs.codec.attributes import bin_table, decode_symbols, encode_symbols, ideal_bits
 from progs.codec.bytes import ByteReader, ByteWriter
-from progs.codec.container import FORMAT_VERSION, MAGIC, PREAMBLE
+from progs.codec.container import FORMAT_VERSION, MAGIC, PREAMBLE, chunk, head_tag
 from progs.codec.errors import FormatError
 from progs.codec.stream import decode, encode
 from progs.model.anchors import AnchorSet
@@ -327,17 +327,11 @@ def test_forged_counts_are_rejected_before_allocation(encoded):
 
 def _with_head_field(data: bytes, field_offset: int, fmt: str, value) -> bytes:
     """``data`` with one field of the HEAD chunk's configuration replaced (``field_offset``: bytes
-    after the chunk table) and the chunk's CRC made valid again."""
-    import zlib
-
-    out = bytearray(data)
-    start = PREAMBLE + 8  # the HEAD payload
-    cfg = start + 1 + 4 * out[start]
-    struct.pack_into(fmt, out, cfg + field_offset, value)
-    (length,) = struct.unpack_from("<I", out, PREAMBLE + 4)
-    crc = zlib.crc32(bytes(out[PREAMBLE : PREAMBLE + 4]) + bytes(out[start : start + length]))
-    struct.pack_into("<I", out, start + length, crc)
-    return bytes(out)
+    after the chunk table), the chunk written again with a valid CRC."""
+    (length,) = struct.unpack_from("<I", data, PREAMBLE + 4)
+    payload = bytearray(data[PREAMBLE + 8 : PREAMBLE + 8 + length])
+    struct.pack_into(fmt, payload, 1 + 4 * payload[0] + field_offset, value)
+    return data[:PREAMBLE] + chunk(head_tag(), bytes(payload)) + data[PREAMBLE + 12 + length :]
 
 
 def test_header_configuration_round_trips_and_bounds_its_fields(encoded):
