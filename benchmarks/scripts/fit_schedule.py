@@ -102,7 +102,10 @@ def main() -> None:
         sched = replace(sched, **{name: float(value)})
     print(sched.at(args.iterations), flush=True)
     cfg = TrainConfig().replace(
-        **FIT_DEFAULTS, schedule=sched, lambda_e=args.lambda_e, warmup_downscale=args.warmup_downscale, **overrides
+        **{**FIT_DEFAULTS, **overrides},
+        schedule=sched,
+        lambda_e=args.lambda_e,
+        warmup_downscale=args.warmup_downscale,
     )
     fit_splats(
         args.scene,
@@ -121,6 +124,7 @@ def main() -> None:
     if args.no_score:
         return
     score = [sys.executable, str(SCRIPTS / "score_fit.py"), args.scene, str(stream), "--out", str(args.out / "score")]
+    score += [f"--up={args.up}"]
     if args.lod is not None:
         score += ["--lod", str(args.lod)]
     subprocess.run(score, check=True)
