@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=None)
     ap.add_argument("--no-score", action="store_true", help="skip score_fit.py (the fit's own viewer scores stay)")
     ap.add_argument("--iterations", type=int, default=2000)
+    ap.add_argument("--max-anchors", type=int, default=None, help="anchor budget (default: progs fit's rule)")
+    ap.add_argument("--levels", type=int, default=None, help="octree levels (default: progs fit's rule)")
     ap.add_argument("--lambda-e", type=float, default=0.002)
     ap.add_argument("--rate-as", type=int, default=2000)
     ap.add_argument("--warmup-until", type=int, default=0)
@@ -115,6 +117,8 @@ def main() -> None:
         views=args.views,
         up=args.up,
         config=cfg,
+        levels=args.levels,
+        max_anchors=args.max_anchors,
         iterations=args.iterations,
         log=lambda s: print(s, flush=True),
     )
