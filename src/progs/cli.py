@@ -677,6 +677,8 @@ def _training_options(
     "--init-points",
     init_points: bool = True,
     run_folder: bool = True,
+    lambda_e: str = "the trade between bytes and quality (default 0.002; lower: a larger, sharper stream; useful "
+    "range 5e-4..4e-3)",
 ) -> None:
     p.add_argument(
         "--iterations",
@@ -694,8 +696,7 @@ def _training_options(
     p.add_argument(
         "--lambda-e",
         type=float,
-        help="entropy weight, the trade between bytes and quality (default 0.002; lower: a larger, sharper "
-        "stream; useful range 5e-4..4e-3)",
+        help=f"entropy weight: {lambda_e}",
     )
     if init_points:
         p.add_argument(
@@ -827,6 +828,8 @@ def build_parser() -> argparse.ArgumentParser:
         max_anchors=f"{TEACHER_ANCHORS_PER_GAUSSIAN_SH:g} per teacher Gaussian with view-dependent colour (SH "
         f"degree >= 1), {TEACHER_ANCHORS_PER_GAUSSIAN:g} without, at most one per 5.4 pixels of a teacher view",
         init_points=False,
+        lambda_e="default 0.002; in a fit it moves the stream little (the learned quantization steps settle at "
+        "about the same size whatever its value): --max-anchors trades bytes for quality",
     )
     fi.set_defaults(func=cmd_fit)
 
