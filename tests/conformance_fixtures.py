@@ -33,12 +33,15 @@ def _model(
     context: dict | None = None,
     feat_dim: int = 32,
     n_offsets: int = 10,
+    generator_hidden: int | None = None,
 ):
     """Seeded random anchors on a strict octree; ``correlated``: children resemble their parents (so
-    parent predictors pay); ``hide``: an opacity head that draws some Gaussians and hides others."""
+    parent predictors pay); ``hide``: an opacity head that draws some Gaussians and hides others;
+    ``generator_hidden``: the generator MLPs' width (default ``feat_dim``)."""
     from progs import octree
     from progs.model.anchors import AnchorSet
     from progs.model.context import ContextConfig, ContextModel
+    from progs.model.gaussians import GaussianGenerator
     from progs.model.model import ProGSModel
 
     torch.manual_seed(seed)
@@ -65,7 +68,9 @@ def _model(
                 a.feature[sel] = 0.8 * a.feature[p] + 0.2 * a.feature[sel]
                 a.offsets[sel] = 0.7 * a.offsets[p] + 0.3 * a.offsets[sel]
     cfg = ContextConfig.for_anchor_count(len(a), attr_dims=tuple(a.layout.dims), **(context or {}))
-    model = ProGSModel(a, context=ContextModel(cfg, seed=seed))
+    context = ContextModel(cfg, seed=seed)
+    generator = GaussianGenerator(feat_dim, n_offsets, levels, hidden=generator_hidden) if generator_hidden else None
+    model = ProGSModel(a, generator, context)
     with torch.no_grad():
         for p in model.context.parameters():  # a context model that predicts something
             p.add_(torch.randn(p.shape, generator=g) * 0.05)
@@ -176,6 +181,8 @@ def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     out.mkdir(parents=True, exist_ok=True)
     bg = torch.tensor([0.1, 0.2, 0.3])
+    small = dict(correlated=True, hide=True, feat_dim=16, n_offsets=5)
+    small_context = {"levels_3d": 3, "levels_2d": 1, "hidden": 8, "q_hidden": 4}
     specs = [
         ("l3_plain", dict(n_points=300, levels=3, base_depth=2, seed=1, correlated=False, hide=False), {}),
         ("l4_rule_predictors", dict(n_points=900, levels=4, base_depth=2, seed=2, correlated=True, hide=True), {}),
@@ -194,16 +201,19 @@ def main(argv: list[str]) -> int:
         ),
         (  # a small `progs fit` (presets.SMALL_FIT_MODEL): 16-d features, 5 offsets, narrow context
             "l4_small_fit",
+            dict(n_points=800, levels=4, base_depth=2, seed=6, **small, context={"num_levels": 4, **small_context}),
+            {},
+        ),
+        (  # generator MLPs wider than the anchor features (TrainConfig.generator_hidden)
+            "l3_wide_generator",
             dict(
-                n_points=800,
-                levels=4,
+                n_points=500,
+                levels=3,
                 base_depth=2,
-                seed=6,
-                correlated=True,
-                hide=True,
-                feat_dim=16,
-                n_offsets=5,
-                context={"num_levels": 4, "levels_3d": 3, "levels_2d": 1, "hidden": 8, "q_hidden": 4},
+                seed=7,
+                **small,
+                generator_hidden=32,
+                context={"num_levels": 3, **small_context},
             ),
             {},
         ),

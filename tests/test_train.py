@@ -161,6 +161,14 @@ def test_warmup_trains_on_smaller_views_then_full_size(scene):
         _cfg(warmup_downscale=0)
 
 
+def test_generator_width_is_its_own_option(scene):
+    gen = Trainer(scene, _cfg(iterations=1, feat_dim=8, generator_hidden=24)).model.generator
+    assert gen.args()["hidden"] == 24 and gen.feat_dim == 8
+    assert Trainer(scene, _cfg(iterations=1, feat_dim=8)).model.generator.args()["hidden"] == 8  # default: feat_dim
+    with pytest.raises(ConfigError, match="generator_hidden"):
+        _cfg(generator_hidden=0)
+
+
 def test_random_init_when_no_points():
     s = tiny_scene(with_points=False)
     t = Trainer(s, _cfg(iterations=3, init_random_points=300))

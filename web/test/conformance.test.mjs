@@ -12,7 +12,7 @@ if (!DIR) throw new Error("PROGS_CONFORMANCE_DIR is not set: run `python tests/c
 const names = readdirSync(DIR).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5)).sort();
 
 test("the fixture set is complete", () => {
-  for (const want of ["l3_plain", "l4_rule_predictors", "l5_level_context", "l4_small_fit", "l4_all_offsets"]) assert.ok(names.includes(want), want);
+  for (const want of ["l3_plain", "l4_rule_predictors", "l5_level_context", "l4_small_fit", "l3_wide_generator", "l4_all_offsets"]) assert.ok(names.includes(want), want);
 });
 
 test("the fixtures code the roots both ways (verbatim keys and occupancy)", () => {

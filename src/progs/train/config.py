@@ -207,6 +207,9 @@ class TrainConfig:
     seed: int = 0
     feat_dim: int = 32
     n_offsets: int = 10
+    # Hidden width of the generator's three MLPs (opacity, colour, covariance); None = feat_dim. The
+    # header carries it (docs/FORMAT.md, `generator`): a wider MLP costs header bytes, not anchor bytes.
+    generator_hidden: int | None = None
     # Random initial anchors when the scene has no SfM points. None = from the training views' pixel count
     # when training starts (progs.train.sizing.scene_sizing).
     init_random_points: int | None = None
@@ -243,6 +246,10 @@ class TrainConfig:
             f"init_level must lie in 1..levels ({self.levels}), got {self.init_level}",
         )
         _check(self.feat_dim >= 1 and self.n_offsets >= 1, "feat_dim and n_offsets must be >= 1")
+        _check(
+            self.generator_hidden is None or 1 <= self.generator_hidden <= 4096,
+            f"generator_hidden must lie in 1..4096, got {self.generator_hidden}",
+        )
         _check(
             isinstance(self.warmup_downscale, int) and self.warmup_downscale >= 1,
             f"warmup_downscale must be an integer >= 1, got {self.warmup_downscale!r}",

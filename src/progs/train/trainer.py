@@ -99,7 +99,7 @@ class Trainer:
                 hi=bounds[1].double(),
                 level=cfg.init_level,
             )
-        generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels)
+        generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels, hidden=cfg.generator_hidden)
         context_sizes: dict[str, int] = {}
         for value, names in (
             (cfg.context_hash_levels, ("levels_3d", "levels_2d")),
