@@ -45,11 +45,16 @@ from progs.train.run import load_run_model
 TYPES = ("features", "scalings", "offsets")
 
 
-def steps_over_q0(model) -> list[float]:
-    """The context model's mean step per attribute type over every anchor, in units of its Q0."""
+def mean_steps(ctx, anchors) -> torch.Tensor:
+    """Context model ``ctx``'s mean step per attribute type over ``anchors``, in units of its Q0."""
     with torch.no_grad():
-        _, _, q = model.context(*context_inputs(model.anchors))
-        return [round(float(x), 4) for x in (q / torch.tensor(model.context.cfg.q0, dtype=q.dtype)).mean(0)]
+        _, _, q = ctx(*context_inputs(anchors))
+        return (q / torch.tensor(ctx.cfg.q0, dtype=q.dtype)).mean(0)
+
+
+def steps_over_q0(model) -> list[float]:
+    """:func:`mean_steps` of ``model``'s context model over all its anchors, rounded for a report."""
+    return [round(float(x), 4) for x in mean_steps(model.context, model.anchors)]
 
 
 def trajectory(args: argparse.Namespace) -> None:
@@ -61,12 +66,8 @@ def trajectory(args: argparse.Namespace) -> None:
         noisy, loss, bits = original(self, anchors, gen, entropy, noise_gen)
         calls[0] += 1
         if calls[0] % 20 == 0:
-            with torch.no_grad():
-                _, _, q = self.ctx(*context_inputs(anchors))
-                s = (q / torch.tensor(self.ctx.cfg.q0, dtype=q.dtype)).mean(0)
-            record.append(
-                {"rate_iteration": calls[0], "entropy": entropy, "steps_over_q0": [float(x) for x in s], "bits": bits}
-            )
+            s = [float(x) for x in mean_steps(self.ctx, anchors)]
+            record.append({"rate_iteration": calls[0], "entropy": entropy, "steps_over_q0": s, "bits": bits})
         if loss is not None and args.rate_weight != 1.0:
             loss = loss * args.rate_weight
         return noisy, loss, bits
@@ -162,10 +163,7 @@ def tune(args: argparse.Namespace) -> None:
     )
     model, _ = load_run_model(out)
     res = encode(model)
-    ends, at = [], res.header_bytes
-    for lod in res.lods:
-        at += lod.bytes
-        ends.append(at)
+    ends = [offset + size for _, offset, size in res.chunk_offsets[1:]]  # each LoD prefix's bytes
     row = {
         "mode": "tune",
         "run": str(args.run),

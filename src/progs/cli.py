@@ -828,8 +828,8 @@ def build_parser() -> argparse.ArgumentParser:
         max_anchors=f"{TEACHER_ANCHORS_PER_GAUSSIAN_SH:g} per teacher Gaussian with view-dependent colour (SH "
         f"degree >= 1), {TEACHER_ANCHORS_PER_GAUSSIAN:g} without, at most one per 5.4 pixels of a teacher view",
         init_points=False,
-        lambda_e="default 0.002; in a fit it moves the stream little: the learned quantization steps settle at "
-        "about the same size whatever its value",
+        lambda_e="default 0.002; in a fit it moves the stream little: the training, more than this value, sets "
+        "where the learned quantization steps settle",
     )
     fi.set_defaults(func=cmd_fit)
 

@@ -303,8 +303,8 @@ class ContextModel(nn.Module):
         rate a uniform quantizer's distortion is q²/12 and its rate falls by one bit per halving of
         1/q, so the step that balances them under ``loss = D + λ R`` grows as √λ; the trainer passes
         ``RateConfig.step_scale`` = (λ_e / 2e-3)^``STEP_EXPONENT`` (progs.train.config), and the training
-        refines each step from there (in `progs fit` the learned steps end at 1.3-6 Q0 whatever λ_e:
-        docs/RESULTS.md, "Fitting a splat file")."""
+        refines each step from there (in `progs fit` the training, more than λ_e, sets where they end:
+        1.3-6 Q0, docs/RESULTS.md, "Fitting a splat file")."""
         D = self.cfg.attr_total
         last = self.mlp_d[-1]
         mean = attrs.mean(0)
