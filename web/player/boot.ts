@@ -1,8 +1,9 @@
 // progs-boot.js: the first script player.html runs, a few kilobytes. It starts fetching and decoding
-// the stream named by `?src=` at once, while three.js and Spark (most of the page's bytes) are still
-// on their way, so that LoD 1 is decoded by the time the renderer can draw it. Spark's WebAssembly
-// (the largest download the first image needs) is fetched once LoD 1 is in, and the finer LoDs once
-// it is: the link carries what the first image needs first.
+// the stream named by `?src=` at once (in the decoding worker), while three.js and Spark (most of the
+// page's bytes) are still on their way, so that LoD 1 is decoded by the time the renderer can draw
+// it. Spark's WebAssembly (the largest download the first image needs) is fetched once LoD 1 is in,
+// and the finer LoDs once its last byte has arrived (it compiles meanwhile): the link carries what
+// the first image needs first.
 import { StreamLoader } from "./loader.js";
 import { compileWasm } from "./spark-wasm.js";
 
@@ -21,10 +22,12 @@ const src = params.get("src");
 const g = globalThis as unknown as { progsBoot?: Boot; progsSparkWasm?: Promise<WebAssembly.Module> };
 if (src) {
   let go!: () => void;
+  let arrived!: () => void;
   const afterFirst = new Promise<void>((res) => (go = res));
+  const wasmArrived = new Promise<void>((res) => (arrived = res));
   const wasmUrl = new URL("./spark-internal.wasm", import.meta.url);
   // the bundled Spark (progs-player.js) takes its WebAssembly module from here when it is set
-  g.progsSparkWasm = afterFirst.then(() => compileWasm(wasmUrl));
+  g.progsSparkWasm = afterFirst.then(() => compileWasm(wasmUrl, arrived));
   g.progsSparkWasm.catch(() => undefined);
   const loader = new StreamLoader(src, {
     maxBytes: num("maxBytes"),
@@ -32,7 +35,7 @@ if (src) {
     maxSeconds: num("maxSeconds"),
     camera: view.length === 10 && view.every(Number.isFinite) ? view.slice(0, 3) : undefined,
     workerUrl: new URL("./progs-worker.js", import.meta.url),
-    holdAfterFirst: g.progsSparkWasm,
+    holdAfterFirst: wasmArrived,
   });
   void loader.firstFetched.then(go);
   g.progsBoot = { src, loader };

@@ -1,10 +1,11 @@
 // Fetches a progs stream piece by piece with HTTP Range requests, as docs/STREAMING.md describes:
-// the manifest (or, without one, the stream's first bytes and its HEAD chunk's chunk table), the
-// header, then one request per LoD chunk. Each chunk is checked (framing and CRC32) before it is
-// handed on; a connection that drops mid-chunk is resumed from the first missing byte, a chunk that
-// fails its CRC is fetched once more, and If-Range with the stream's ETag makes a file replaced on the
-// server mid-load an error instead of a splice of two versions.
-// Only the container's framing is read here (no decoder): the page's boot script fetches with it.
+// the manifest (or, without one, the stream's first bytes and its HEAD chunk's chunk table), then
+// byte ranges that may span several chunks, each chunk handed on as soon as its last byte is in
+// (streaming.ts chooses the ranges). Each chunk is checked (framing and CRC32) before it is handed
+// on; a connection that drops mid-response is resumed from the first missing byte, a chunk that fails
+// its CRC is fetched once more on its own, and If-Range with the stream's ETag makes a file replaced
+// on the server mid-load an error instead of a splice of two versions.
+// Only the container's framing is read here (no decoder).
 import { FormatError } from "../src/errors.js";
 import { headChunkTable, headerLength, scanChunks } from "../src/container.js";
 
@@ -53,52 +54,79 @@ function readView(v: unknown): SuggestedView | null {
   return eye && target && up && fovX ? { eye, target, up, fovX } : null;
 }
 
-export class StreamFetcher {
+/** What a client may read from a stream's manifest before fetching anything else. */
+export interface Manifest {
+  manifestUrl: string;
+  streamUrl: string;
+  headerLength: number;
+  lods: LodRange[];
+  view: SuggestedView | null;
+}
+
+/** Fetch statistics: bytes of the stream received, requests made, the byte ranges that completed. */
+export interface FetchStats {
+  bytesReceived: number;
+  requests: number;
+  /** Every Range request's bytes: [first byte, last byte + 1] (a request stopped early: what arrived). */
+  ranges: [number, number][];
+  etag: string | null;
+}
+
+function count(v: unknown): number | null {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : null;
+}
+
+export class StreamFetcher implements FetchStats {
   etag: string | null = null;
   bytesReceived = 0;
   requests = 0;
-  /** Every Range request that completed: [first byte, last byte + 1]. */
   readonly ranges: [number, number][] = [];
-  private readonly url: string;
+  /** Called with every piece of a response as it arrives (its length in bytes). */
+  onBytes: ((n: number) => void) | null = null;
+  readonly url: string;
 
   constructor(url: string, private readonly signal?: AbortSignal) {
     this.url = new URL(url, location.href).href;
   }
 
-  /** Finds the byte ranges: from the manifest when there is one, else from the stream's header. */
-  async plan(): Promise<{ plan: Plan; header: Uint8Array }> {
-    let manifest: Record<string, unknown> | null = null;
-    let streamUrl = this.url;
+  /** The stream's manifest (`url` + `.json`, or `url` itself when it names one); null when the stream
+   * has none (its ranges then come from its own first bytes: `planFromHeader`). */
+  async manifest(): Promise<Manifest | null> {
     const manifestUrl = isManifestUrl(this.url) ? this.url : `${this.url}.json`;
+    let m: Record<string, unknown>;
     try {
       const r = await fetch(manifestUrl, { signal: this.signal, cache: "no-cache" });
       this.requests++;
-      if (r.ok) {
-        manifest = (await r.json()) as Record<string, unknown>;
-        if (manifest.format !== "progs" || typeof manifest.stream !== "string") {
-          throw new FetchError(`${manifestUrl}: not a progs manifest`);
-        }
-        streamUrl = new URL(manifest.stream, manifestUrl).href;
-      } else if (isManifestUrl(this.url)) {
-        throw new FetchError(`${manifestUrl}: HTTP ${r.status}`);
+      if (!r.ok) {
+        if (isManifestUrl(this.url)) throw new FetchError(`${manifestUrl}: HTTP ${r.status}`);
+        return null;
       }
+      m = (await r.json()) as Record<string, unknown>;
     } catch (e) {
       if (e instanceof FetchError || isManifestUrl(this.url)) throw e;
-      manifest = null; // no manifest (or not JSON): plan from the stream itself
+      return null; // no manifest (or not JSON): plan from the stream itself
     }
-    const target = streamUrl;
-    let header: Uint8Array;
-    if (manifest) {
-      const h = manifest.header as { length?: unknown } | undefined;
-      const length = typeof h?.length === "number" ? h.length : 0;
-      if (!(length > 20)) throw new FetchError(`${manifestUrl}: the manifest gives no header length`);
-      header = await this.range(target, 0, length);
-    } else {
-      const first = await this.range(target, 0, 20);
-      const n = headerLength(first, target);
-      header = n > 20 ? concat(first, await this.range(target, 20, n)) : first;
+    if (m.format !== "progs" || typeof m.stream !== "string") throw new FetchError(`${manifestUrl}: not a progs manifest`);
+    const headerLength = count((m.header as { length?: unknown } | undefined)?.length);
+    if (headerLength === null || headerLength <= 20) throw new FetchError(`${manifestUrl}: the manifest gives no header length`);
+    const listed = Array.isArray(m.lods) ? (m.lods as Record<string, unknown>[]) : [];
+    const lods: LodRange[] = [];
+    let end = headerLength;
+    for (const [i, l] of listed.entries()) {
+      const offset = count(l?.offset), length = count(l?.length);
+      if (offset !== end || length === null || length === 0) {
+        throw new FetchError(`${manifestUrl}: LoD ${i + 1}'s byte range is missing or does not follow the one before`);
+      }
+      end = offset + length;
+      lods.push({ lod: i + 1, offset, length, cumulativeBytes: end, anchors: count(l.anchors) });
     }
-    const { headerBytes, chunkSizes } = headChunkTable(header, target); // checks the HEAD chunk's CRC
+    return { manifestUrl, streamUrl: new URL(m.stream, manifestUrl).href, headerLength, lods, view: readView(m.view) };
+  }
+
+  /** The plan from the stream's header (preamble and HEAD chunk, CRC checked): the LoD chunks' byte
+   * ranges, checked against the manifest's when there is one. */
+  planFromHeader(header: Uint8Array, streamUrl: string, manifest: Manifest | null): Plan {
+    const { headerBytes, chunkSizes } = headChunkTable(header, streamUrl);
     const lods: LodRange[] = [];
     let offset = headerBytes;
     chunkSizes.forEach((length, i) => {
@@ -106,43 +134,65 @@ export class StreamFetcher {
       offset += length;
     });
     if (manifest) {
-      const listed = Array.isArray(manifest.lods) ? (manifest.lods as Record<string, unknown>[]) : [];
-      const stale = listed.length !== lods.length || listed.some((m, i) => m.offset !== lods[i].offset || m.length !== lods[i].length);
-      if (stale) throw new FetchError(`${manifestUrl}: the manifest does not match ${target} (stale manifest?)`);
-      listed.forEach((m, i) => (lods[i].anchors = typeof m.anchors === "number" ? m.anchors : null));
+      const listed = manifest.lods;
+      const stale = manifest.headerLength !== headerBytes || listed.length !== lods.length ||
+        listed.some((m, i) => m.offset !== lods[i].offset || m.length !== lods[i].length);
+      if (stale) throw new FetchError(`${manifest.manifestUrl}: the manifest does not match ${streamUrl} (stale manifest?)`);
+      listed.forEach((m, i) => (lods[i].anchors = m.anchors));
     }
     return {
-      plan: {
-        streamUrl: target, totalBytes: offset, headerLength: headerBytes, lods,
-        source: manifest ? "manifest" : "header", view: manifest ? readView(manifest.view) : null,
-      },
-      header,
+      streamUrl, totalBytes: offset, headerLength: headerBytes, lods,
+      source: manifest ? "manifest" : "header", view: manifest?.view ?? null,
     };
   }
 
-  /** One LoD chunk, framing and CRC checked (fetched again once if the CRC fails). `nearEnd` is
-   * called once, when the bytes still to come would take about one round trip at the response's
-   * throughput: the moment to ask for the next chunk, so that the link does not idle between them. */
-  async chunk(url: string, r: LodRange, nearEnd?: () => void): Promise<Uint8Array> {
+  /** The stream's header without a manifest: its first 20 bytes, then the rest of its HEAD chunk. */
+  async header(streamUrl: string): Promise<Uint8Array> {
+    const first = await this.range(streamUrl, 0, 20);
+    const n = headerLength(first, streamUrl);
+    return n > 20 ? concat(first, await this.range(streamUrl, 20, n)) : first;
+  }
+
+  /** One LoD chunk on its own, framing and CRC checked (fetched again once if the CRC fails). */
+  async chunk(url: string, r: LodRange): Promise<Uint8Array> {
     for (let attempt = 0; ; attempt++) {
-      const bytes = await this.range(url, r.offset, r.offset + r.length, nearEnd);
-      const { chunks, problem } = scanChunks(bytes, url, r.offset);
-      if (chunks.length === 1 && !problem) return bytes;
-      if (attempt >= 1) throw new FormatError(problem ?? `${url}: bytes ${r.offset}-${r.offset + r.length - 1} are not one chunk`);
+      const bytes = await this.range(url, r.offset, r.offset + r.length);
+      const problem = chunkProblem(bytes, url, r);
+      if (!problem) return bytes;
+      if (attempt >= 1) throw new FormatError(problem);
     }
   }
 
-  /** Bytes [start, end) of `url`, resumed from the first missing byte if the connection drops. */
-  async range(url: string, start: number, end: number, nearEnd?: () => void): Promise<Uint8Array> {
+  /** Bytes [bounds[0], bounds[n]) in one Range request. `onPiece(i, bytes)` gets bytes
+   * [bounds[i], bounds[i + 1]) as soon as the last of them has arrived, in order, while the rest
+   * keeps arriving; it returns false to stop there (the rest is not read). Resolves with whether every
+   * piece was handed over. */
+  async pieces(url: string, bounds: number[], onPiece: (i: number, bytes: Uint8Array) => boolean | Promise<boolean>): Promise<boolean> {
+    const start = bounds[0];
+    let next = 0;
+    const out = await this.range(url, start, bounds[bounds.length - 1], async (have, buf) => {
+      while (next < bounds.length - 1 && bounds[next + 1] - start <= have) {
+        const i = next++;
+        if (!(await onPiece(i, buf.slice(bounds[i] - start, bounds[i + 1] - start)))) return false;
+      }
+      return true;
+    });
+    return out.length === bounds[bounds.length - 1] - start && next === bounds.length - 1;
+  }
+
+  /** Bytes [start, end) of `url`, resumed from the first missing byte if the connection drops.
+   * `onProgress(have, bytes)` is called as they arrive; when it returns false the response is
+   * cancelled and what had arrived is returned. */
+  async range(url: string, start: number, end: number,
+              onProgress?: (have: number, bytes: Uint8Array) => boolean | Promise<boolean>): Promise<Uint8Array> {
     const out = new Uint8Array(end - start);
     let have = 0;
     let failures = 0;
-    let notify = nearEnd;
-    while (have < out.length) {
+    let stopped = false;
+    while (have < out.length && !stopped) {
       const headers: Record<string, string> = { Range: `bytes=${start + have}-${end - 1}` };
       if (this.etag) headers["If-Range"] = this.etag;
       let resp: Response;
-      const asked = performance.now();
       try {
         resp = await fetch(url, { headers, signal: this.signal, cache: "no-store" });
         this.requests++;
@@ -153,7 +203,7 @@ export class StreamFetcher {
       if (resp.status === 200 && this.etag) {
         throw new FetchError(`${url} changed on the server while it was loading; reload the page`);
       }
-      if (resp.status === 416) throw new FetchError(`${url}: bytes ${start}-${end - 1} are past the end of the file (truncated stream?)`);
+      if (resp.status === 416) throw new FetchError(`${url}: bytes ${start + have}-${end - 1} are past the end of the file (truncated stream?)`);
       if (resp.status !== 206 && resp.status !== 200) throw new FetchError(`${url}: HTTP ${resp.status}`);
       const etag = resp.headers.get("ETag");
       if (etag && !etag.startsWith("W/")) {
@@ -162,48 +212,55 @@ export class StreamFetcher {
       }
       // a server that ignores Range sends the whole file from byte 0
       let skip = resp.status === 200 ? start + have : 0;
-      const answered = performance.now();
-      const roundTrip = answered - asked;
       const reader = resp.body!.getReader();
       const before = have;
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          let v = value;
-          if (skip) {
-            const s = Math.min(skip, v.length);
-            v = v.subarray(s);
-            skip -= s;
-          }
-          const n = Math.min(v.length, out.length - have);
-          out.set(v.subarray(0, n), have);
-          have += n;
-          this.bytesReceived += n;
-          if (notify) {
-            const rate = (have - before) / Math.max(performance.now() - answered, 1); // bytes per ms
-            if (out.length - have <= rate * roundTrip) {
-              notify();
-              notify = undefined;
-            }
-          }
-          if (have >= out.length && resp.status !== 206) {
-            await reader.cancel(); // the server sent the whole file: the rest is not needed
-            break;
-          }
+      for (;;) {
+        let part: ReadableStreamReadResult<Uint8Array>;
+        try {
+          part = await reader.read();
+        } catch (e) {
+          if (this.signal?.aborted) throw e;
+          break; // dropped mid-body: the loop asks for the rest
         }
-      } catch (e) {
-        if (this.signal?.aborted) throw e;
-        // dropped mid-body: the loop asks for the rest
+        if (part.done) break;
+        let v = part.value;
+        if (skip) {
+          const s = Math.min(skip, v.length);
+          v = v.subarray(s);
+          skip -= s;
+        }
+        const n = Math.min(v.length, out.length - have);
+        out.set(v.subarray(0, n), have);
+        have += n;
+        this.bytesReceived += n;
+        if (n) this.onBytes?.(n);
+        let more = true;
+        try {
+          if (onProgress && n) more = await onProgress(have, out);
+        } catch (e) {
+          void reader.cancel().catch(() => undefined);
+          throw e;
+        }
+        if (!more) stopped = true;
+        if (stopped || (have >= out.length && resp.status !== 206)) {
+          void reader.cancel().catch(() => undefined); // not needed (stopped, or the server sent the whole file)
+          break;
+        }
       }
-      if (have < out.length && have === before && ++failures > RETRIES) {
+      if (!stopped && have < out.length && have === before && ++failures > RETRIES) {
         throw new FetchError(`${url}: the server ended the response at byte ${start + have} of ${end} (truncated stream?)`);
       }
     }
-    notify?.();
-    this.ranges.push([start, end]);
-    return out;
+    this.ranges.push([start, start + have]);
+    return have === out.length ? out : out.subarray(0, have);
   }
+}
+
+/** Why `bytes` (fetched from `r`'s range of `url`) are not exactly one intact chunk; null when they are. */
+export function chunkProblem(bytes: Uint8Array, url: string, r: LodRange): string | null {
+  const { chunks, problem } = scanChunks(bytes, url, r.offset);
+  if (chunks.length === 1 && !problem) return null;
+  return problem ?? `${url}: bytes ${r.offset}-${r.offset + r.length - 1} are not one chunk`;
 }
 
 export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

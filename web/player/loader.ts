@@ -1,8 +1,9 @@
-// Fetches a progs stream LoD by LoD (HTTP Range requests, see fetcher.ts) and decodes it in a Web
-// Worker, with no renderer involved: player.html's boot script starts one while three.js and Spark
-// (most of the page's bytes) are still arriving, and hands it to the page's `ProgsMesh`, which shows
-// what the worker produces. A `ProgsMesh` created without a loader makes its own.
-import { lodsWithin, Plan, StreamFetcher } from "./fetcher.js";
+// Loads a progs stream LoD by LoD in a Web Worker, with no renderer involved: the worker fetches it
+// (HTTP Range requests, streaming.ts and fetcher.ts) and decodes each chunk as it arrives; this class
+// passes its events on. player.html's boot script starts one while three.js and Spark (most of the
+// page's bytes) are still arriving, and hands it to the page's `ProgsMesh`, which shows what the
+// worker produces. A `ProgsMesh` created without a loader makes its own.
+import type { FetchStats, Plan } from "./fetcher.js";
 import type { FromWorker, ToWorker } from "./messages.js";
 
 export interface StreamLoaderOptions {
@@ -22,46 +23,43 @@ export interface StreamLoaderOptions {
   holdAfterFirst?: Promise<unknown>;
 }
 
-/** What the loader reports, in order: the worker's messages, plus `sent` when a LoD chunk has been
- * fetched and handed to the worker, `failed` when loading stops on a problem, `fetched` when every
- * planned chunk was handed over (or loading stopped). */
-export type LoaderEvent =
-  | FromWorker
-  | { type: "plan"; plan: Plan; lodsPlanned: number }
-  | { type: "sent"; lod: number }
-  | { type: "failed"; message: string }
-  | { type: "fetched" };
+/** What the loader reports, in order: the worker's messages (`plan`, `header`, `sent` when a LoD
+ * chunk is in and handed to the decoder, `level` when it is decoded, `failed` when fetching stops on
+ * a problem, `fetched` when every planned chunk was handed over or fetching stopped). */
+export type LoaderEvent = FromWorker;
 
 export class StreamLoader {
-  readonly fetcher: StreamFetcher;
+  /** The stream's fetch so far: bytes received, requests, completed ranges, ETag. */
+  stats: FetchStats = { bytesReceived: 0, requests: 0, ranges: [], etag: null };
   plan: Plan | null = null;
   lodsPlanned = 0;
+  /** Each LoD chunk handed to the decoder: its byte range in the stream, by LoD. */
+  readonly chunks = new Map<number, { offset: number; length: number }>();
   /** Where the worker evaluates Gaussians from (null: its default, until the header is decoded). */
   camera: number[] | null;
   /** Resolves when LoD 1 has been fetched or loading has stopped: what `holdAfterFirst` may wait for. */
   readonly firstFetched: Promise<void>;
   private readonly worker: Worker;
-  private readonly abort = new AbortController();
-  private readonly t0 = performance.now();
   private listener: ((e: LoaderEvent) => void) | null = null;
   private readonly backlog: LoaderEvent[] = [];
   private firstDone!: () => void;
   private stopped = false;
 
-  constructor(readonly url: string, private readonly options: StreamLoaderOptions = {}) {
-    this.fetcher = new StreamFetcher(url, this.abort.signal);
+  constructor(readonly url: string, options: StreamLoaderOptions = {}) {
     this.camera = options.camera ? options.camera.slice() : null;
     this.firstFetched = new Promise((res) => (this.firstDone = res));
     const workerUrl = options.workerUrl ?? new URL("./progs-worker.js", import.meta.url);
     this.worker = new Worker(workerUrl, { type: "module", name: "progs-decoder" });
-    this.worker.onmessage = (ev: MessageEvent<FromWorker>) => {
-      const m = ev.data;
-      if (m.type === "header") this.camera = m.camera;
-      if (m.type === "error") this.stop();
-      this.emit(m);
-    };
+    this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onWorker(ev.data);
     this.worker.onerror = (ev) => this.failWith(`the decoding worker failed: ${ev.message}`);
-    void this.load();
+    const hold = options.holdAfterFirst;
+    this.post({
+      type: "load", url: new URL(url, location.href).href, maxBytes: options.maxBytes, maxLod: options.maxLod,
+      maxSeconds: options.maxSeconds, startedAt: performance.timeOrigin + performance.now(), camera: this.camera,
+      hold: !!hold,
+    });
+    const go = () => this.post({ type: "go" });
+    hold?.then(go, go);
   }
 
   /** Receives every event from the first on (those before this call are replayed at once). One listener. */
@@ -81,81 +79,46 @@ export class StreamLoader {
     this.worker.terminate();
   }
 
+  private onWorker(m: FromWorker): void {
+    const mark = (name: string, at: number) => performance.mark(name, { startTime: Math.max(0, at - performance.timeOrigin) });
+    if ("stats" in m) this.stats = m.stats;
+    if (m.type === "plan") {
+      this.plan = m.plan;
+      this.lodsPlanned = m.lodsPlanned;
+      mark("progs:header-fetched", m.at);
+    } else if (m.type === "header") {
+      this.camera = m.camera;
+    } else if (m.type === "sent") {
+      this.chunks.set(m.lod, { offset: m.offset, length: m.length });
+      mark(`progs:lod${m.lod}-fetched`, m.at);
+      if (m.lod === 1) this.firstDone();
+    } else if (m.type === "error" || m.type === "failed") {
+      this.stopped = true;
+      this.firstDone();
+    } else if (m.type === "fetched") {
+      this.firstDone();
+    }
+    if (m.type !== "progress") this.emit(m);
+  }
+
   private emit(e: LoaderEvent): void {
     if (this.listener) this.listener(e);
     else this.backlog.push(e);
   }
 
-  private post(m: ToWorker, transfer: Transferable[] = []): void {
-    this.worker.postMessage(m, transfer);
+  private post(m: ToWorker): void {
+    this.worker.postMessage(m);
   }
 
   private stop(): void {
+    if (!this.stopped) this.post({ type: "stop" });
     this.stopped = true;
-    this.abort.abort();
     this.firstDone();
   }
 
   private failWith(message: string): void {
     if (this.stopped) return;
     this.stop();
-    this.emit({ type: "failed", message });
-  }
-
-  private async load(): Promise<void> {
-    const f = this.fetcher;
-    try {
-      const { plan, header } = await f.plan();
-      performance.mark("progs:header-fetched");
-      this.plan = plan;
-      if (!this.options.camera && plan.view) this.camera = plan.view.eye.slice();
-      // the worker decodes the header before any chunk posted after it
-      this.post({ type: "header", bytes: header, source: plan.streamUrl, camera: this.camera }, [header.buffer]);
-      const budget = lodsWithin(plan, this.options.maxBytes, this.options.maxLod);
-      this.lodsPlanned = budget;
-      this.emit({ type: "plan", plan, lodsPlanned: budget });
-      if (budget === 0 && plan.lods.length) {
-        throw new Error(`LoD 1 needs ${plan.lods[0].cumulativeBytes} bytes, more than the budget of ${this.options.maxBytes}`);
-      }
-      // LoD k + 1 is requested as LoD k's last bytes arrive (not after them): one round trip less
-      // of idle link per LoD, without the two sharing the link for longer than that
-      const lods = plan.lods.slice(0, budget);
-      const requested = new Map<number, Promise<Uint8Array>>();
-      const request = (i: number): Promise<Uint8Array> | null => {
-        const asked = requested.get(i);
-        if (asked) return asked;
-        if (i >= lods.length || this.stopped) return null;
-        const r = lods[i];
-        if (this.options.maxSeconds !== undefined && r.lod > 1) {
-          const elapsed = (performance.now() - this.t0) / 1000;
-          const rate = f.bytesReceived / Math.max(elapsed, 1e-3);
-          if (elapsed + r.length / rate > this.options.maxSeconds) return null;
-        }
-        // LoD 2 is asked for once `holdAfterFirst` has settled, not as LoD 1 ends
-        const early = !(lods[i + 1]?.lod === 2 && this.options.holdAfterFirst);
-        const p = f.chunk(plan.streamUrl, r, early ? () => void request(i + 1) : undefined);
-        p.catch(() => undefined); // awaited in order below
-        requested.set(i, p);
-        return p;
-      };
-      for (let i = 0; i < lods.length; i++) {
-        const r = lods[i];
-        if (this.stopped) break;
-        if (r.lod === 2 && this.options.holdAfterFirst) await this.options.holdAfterFirst.catch(() => undefined);
-        const pending = request(i);
-        if (!pending) break;
-        const bytes = await pending;
-        performance.mark(`progs:lod${r.lod}-fetched`);
-        if (this.stopped) break;
-        this.emit({ type: "sent", lod: r.lod });
-        this.post({ type: "chunk", bytes, offset: r.offset, lod: r.lod, source: plan.streamUrl }, [bytes.buffer]);
-        if (r.lod === 1) this.firstDone();
-      }
-    } catch (e) {
-      if (!this.stopped) this.failWith((e as Error).message);
-    } finally {
-      this.firstDone();
-      this.emit({ type: "fetched" });
-    }
+    this.emit({ type: "failed", message, stats: this.stats });
   }
 }

@@ -21,10 +21,11 @@ interface PlayerState {
   anchors: number;
   gaussians: number;
   /** Each LoD as it arrived: seconds since navigation start when it was decoded and added (`seconds`)
-   * and when the first frame sorted with it was drawn (`shownSeconds`), bytes received by then. */
+   * and when the first frame sorted with it was drawn (`shownSeconds`), bytes received by then, and the
+   * LoD chunk's bytes in the stream (`offset`, `length`). */
   history: {
     lod: number; seconds: number; readySeconds: number; shownSeconds: number | null; bytes: number; anchors: number;
-    gaussians: number;
+    gaussians: number; offset: number; length: number;
   }[];
   /** Seconds from navigation start to the first frame that showed splats. */
   firstImageSeconds: number | null;
@@ -99,7 +100,7 @@ if (src) {
     onLod: (info: LodInfo) => {
       state.history.push({
         lod: info.lod, seconds: performance.now() / 1000, readySeconds: info.readySeconds, shownSeconds: null, bytes: info.bytesReceived, anchors: info.anchors,
-        gaussians: info.gaussians,
+        gaussians: info.gaussians, offset: info.offset, length: info.length,
       });
       buildLodButtons(progs!);
     },

@@ -1,19 +1,28 @@
-// Messages between the player and its decoding worker.
+// Messages between the player and its decoding worker (which also fetches the stream: streaming.ts).
 import type { ViewGaussians } from "../src/index.js";
+import type { FetchStats, Plan } from "./fetcher.js";
 
 export type ToWorker =
-  | { type: "header"; bytes: Uint8Array; source: string; camera: number[] | null }
-  | { type: "chunk"; bytes: Uint8Array; offset: number; lod: number; source: string }
+  | {
+      /** Fetch and decode `url` (absolute). `hold`: wait for a `go` before the LoDs after the first. */
+      type: "load"; url: string; maxBytes?: number; maxLod?: number; maxSeconds?: number;
+      startedAt: number; camera: number[] | null; hold: boolean;
+    }
+  | { type: "go" }
+  | { type: "stop" }
   | { type: "camera"; position: number[]; seq: number };
 
 export type FromWorker =
+  | { type: "plan"; plan: Plan; lodsPlanned: number; at: number }
   | {
       type: "header"; lods: number; headerBytes: number; background: number[] | null;
       origin: number[]; size: number; viewDistance: number | null;
-      /** Where the Gaussians are evaluated from: the camera sent with the header, else outside the
-       * scene's cube where a default camera stands. */
+      /** Where the Gaussians are evaluated from: the page's camera, else the encoder's suggested view,
+       * else outside the scene's cube where a default camera stands. */
       camera: number[];
     }
+  /** A LoD chunk is in (`at`: ms since the epoch) and its decoding begins. */
+  | { type: "sent"; lod: number; offset: number; length: number; at: number; stats: FetchStats }
   | {
       type: "level"; lod: number; anchors: number; gaussians: ViewGaussians; camera: number[];
       decodeSeconds: number; generateSeconds: number;
@@ -21,6 +30,13 @@ export type FromWorker =
       readyAt: number;
     }
   | { type: "view"; seq: number; camera: number[]; levels: ViewGaussians[]; seconds: number }
+  /** Bytes are arriving (sent at most every few tens of milliseconds). */
+  | { type: "progress"; stats: FetchStats }
+  /** Fetching stopped on a problem (network, stale manifest, damaged chunk that came twice). */
+  | { type: "failed"; message: string; stats: FetchStats }
+  /** Every planned chunk was handed to the decoder, or fetching stopped. */
+  | { type: "fetched"; stats: FetchStats }
+  /** A chunk could not be decoded: loading stops there. */
   | { type: "error"; lod: number; message: string };
 
 /** Where a player's default camera stands when the stream suggests no view: in front of the scene's

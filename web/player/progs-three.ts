@@ -14,7 +14,7 @@
 import * as THREE from "three";
 import { PackedSplats, setPackedSplat, SplatMesh } from "@sparkjsdev/spark";
 import type { ViewGaussians } from "../src/index.js";
-import type { Plan, StreamFetcher, SuggestedView } from "./fetcher.js";
+import type { FetchStats, Plan, SuggestedView } from "./fetcher.js";
 import { LoaderEvent, StreamLoader, StreamLoaderOptions } from "./loader.js";
 import type { FromWorker } from "./messages.js";
 
@@ -32,6 +32,9 @@ export interface LodInfo {
   lod: number;
   lodsTotal: number;
   bytesReceived: number;
+  /** The LoD chunk's bytes in the stream: [offset, offset + length). */
+  offset: number;
+  length: number;
   anchors: number;
   gaussians: number;
   /** Seconds since the ProgsMesh was created. */
@@ -110,12 +113,12 @@ export class ProgsMesh extends THREE.Group {
   }
 
   get bytesReceived(): number {
-    return this.loader.fetcher.bytesReceived;
+    return this.loader.stats.bytesReceived;
   }
 
-  /** The stream's fetcher: its Range requests, bytes received, ETag. */
-  get fetcher(): StreamFetcher {
-    return this.loader.fetcher;
+  /** The stream's fetch so far: bytes received, requests, the byte ranges that completed, ETag. */
+  get fetchStats(): FetchStats {
+    return this.loader.stats;
   }
 
   /** The encoder's suggested view, when the stream's manifest has one. */
@@ -193,7 +196,7 @@ export class ProgsMesh extends THREE.Group {
       void this.addLevel(e);
     } else if (e.type === "view") {
       this.replaceLevels(e.levels, e.seq);
-    } else {
+    } else if (e.type === "error") {
       // the worker could not decode a chunk: loading stops here, the LoDs shown so far stay
       this.levelsInFlight = 0;
       this.viewShown = this.viewSeq;
@@ -214,8 +217,9 @@ export class ProgsMesh extends THREE.Group {
     this.anchors += m.anchors;
     this.gaussians = this.counts.reduce((a, b) => a + b, 0);
     this.levelsInFlight--;
+    const chunk = this.loader.chunks.get(m.lod) ?? { offset: 0, length: 0 };
     this.onLevel?.({
-      lod: m.lod, lodsTotal: this.lodsTotal, bytesReceived: this.bytesReceived, anchors: this.anchors,
+      lod: m.lod, lodsTotal: this.lodsTotal, bytesReceived: this.bytesReceived, ...chunk, anchors: this.anchors,
       gaussians: this.gaussians, seconds: (performance.now() - this.t0) / 1000, decodeSeconds: m.decodeSeconds,
       readySeconds: (m.readyAt - performance.timeOrigin) / 1000,
     });

@@ -1,14 +1,20 @@
-// The player's decoding thread: the header, then each LoD chunk as it arrives, and the Gaussians
-// every decoded level draws from the current camera (again for every level when the camera moves).
+// The player's worker: fetches the stream (streaming.ts), decodes the header and each LoD chunk as
+// it arrives, and evaluates the Gaussians every decoded level draws from the current camera (again
+// for every level when the camera moves).
 import { NeuralGaussians, scanChunks, StreamDecoder, ViewGaussians } from "../src/index.js";
+import { StreamFetcher } from "./fetcher.js";
 import { defaultCamera, FromWorker, ToWorker } from "./messages.js";
+import { fetchStats, fetchStream } from "./streaming.js";
 
 let decoder: StreamDecoder | null = null;
 let gaussians: NeuralGaussians | null = null;
 let camera: number[] = [0, 0, 0];
 let pendingView: { seq: number } | null = null;
+let go: (() => void) | null = null;
+const abort = new AbortController();
 
 const post = (m: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
+const now = (): number => performance.timeOrigin + performance.now();
 
 function buffers(g: ViewGaussians): Transferable[] {
   return [g.means.buffer, g.scales.buffer, g.quats.buffer, g.opacities.buffer, g.colors.buffer];
@@ -22,44 +28,93 @@ function regenerate(seq: number): void {
   post({ type: "view", seq, camera: camera.slice(), levels, seconds: (performance.now() - t0) / 1000 }, levels.flatMap(buffers));
 }
 
+/** Decoding failed: reported as the LoD's error, and fetching stops. */
+class DecodeError extends Error {
+  constructor(readonly lod: number, message: string) {
+    super(message);
+  }
+}
+
+async function load(m: Extract<ToWorker, { type: "load" }>): Promise<void> {
+  const f = new StreamFetcher(m.url, abort.signal);
+  let lastProgress = 0;
+  f.onBytes = () => {
+    const t = performance.now();
+    if (t - lastProgress < 50) return;
+    lastProgress = t;
+    post({ type: "progress", stats: fetchStats(f) });
+  };
+  let source = m.url;
+  const hold = m.hold ? new Promise<void>((res) => (go = res)) : null;
+  try {
+    await fetchStream(f, m, {
+      hold,
+      header(plan, lodsPlanned, bytes) {
+        post({ type: "plan", plan, lodsPlanned, at: now() });
+        source = plan.streamUrl;
+        try {
+          decoder = StreamDecoder.fromBytes(bytes, source);
+        } catch (e) {
+          throw new DecodeError(0, (e as Error).message);
+        }
+        gaussians = new NeuralGaussians(decoder.header);
+        const h = decoder.header;
+        camera = m.camera ?? plan.view?.eye.slice() ?? defaultCamera(h.grid.origin, h.grid.size, h.viewDistance);
+        post({
+          type: "header", lods: decoder.lodsInStream, headerBytes: decoder.headerBytes,
+          background: h.background, origin: h.grid.origin, size: h.grid.size, viewDistance: h.viewDistance,
+          camera: camera.slice(),
+        });
+      },
+      chunk(r, bytes) {
+        if (abort.signal.aborted) throw new Error("stopped");
+        post({ type: "sent", lod: r.lod, offset: r.offset, length: r.length, at: now(), stats: fetchStats(f) });
+        try {
+          const t0 = performance.now();
+          const lv = decoder!.decodeChunk(scanChunks(bytes, source, r.offset).chunks[0]); // one chunk: checked by the fetcher
+          const t1 = performance.now();
+          gaussians!.addLevel(lv);
+          const g = gaussians!.generate(gaussians!.levels - 1, camera);
+          const t2 = performance.now();
+          post({
+            type: "level", lod: lv.level, anchors: lv.count, gaussians: g, camera: camera.slice(),
+            decodeSeconds: (t1 - t0) / 1000, generateSeconds: (t2 - t1) / 1000, readyAt: performance.timeOrigin + t2,
+          }, buffers(g));
+        } catch (e) {
+          throw new DecodeError(r.lod, (e as Error).message);
+        }
+      },
+    });
+  } catch (e) {
+    if (e instanceof DecodeError) {
+      post({ type: "error", lod: e.lod, message: e.message });
+    } else if (!abort.signal.aborted) {
+      post({ type: "failed", message: (e as Error).message, stats: fetchStats(f) });
+    }
+    abort.abort();
+  } finally {
+    post({ type: "fetched", stats: fetchStats(f) });
+  }
+}
+
 self.onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
-  try {
-    if (m.type === "header") {
-      decoder = StreamDecoder.fromBytes(m.bytes, m.source);
-      gaussians = new NeuralGaussians(decoder.header);
-      const h = decoder.header;
-      camera = m.camera ?? defaultCamera(h.grid.origin, h.grid.size, h.viewDistance);
-      post({
-        type: "header", lods: decoder.lodsInStream, headerBytes: decoder.headerBytes,
-        background: h.background, origin: h.grid.origin, size: h.grid.size, viewDistance: h.viewDistance,
-        camera: camera.slice(),
-      });
-    } else if (m.type === "chunk") {
-      if (!decoder || !gaussians) throw new Error("a LoD chunk before the header");
-      const t0 = performance.now();
-      const { chunks, problem } = scanChunks(m.bytes, m.source, m.offset);
-      if (problem || chunks.length !== 1) throw new Error(problem ?? `${m.source}: LoD ${m.lod} is not one chunk`);
-      const lv = decoder.decodeChunk(chunks[0]);
-      const t1 = performance.now();
-      gaussians.addLevel(lv);
-      const g = gaussians.generate(gaussians.levels - 1, camera);
-      const t2 = performance.now();
-      post({
-        type: "level", lod: lv.level, anchors: lv.count, gaussians: g, camera: camera.slice(),
-        decodeSeconds: (t1 - t0) / 1000, generateSeconds: (t2 - t1) / 1000, readyAt: performance.timeOrigin + t2,
-      }, buffers(g));
-    } else if (m.type === "camera") {
-      camera = m.position;
-      // a burst of camera moves: only the last one is worked on
-      if (!pendingView) setTimeout(() => {
-        const seq = pendingView!.seq;
-        pendingView = null;
-        regenerate(seq);
-      }, 0);
-      pendingView = { seq: m.seq };
-    }
-  } catch (e) {
-    post({ type: "error", lod: m.type === "chunk" ? m.lod : 0, message: (e as Error).message });
+  if (m.type === "load") {
+    camera = m.camera ?? camera;
+    void load(m);
+  } else if (m.type === "go") {
+    go?.();
+  } else if (m.type === "stop") {
+    abort.abort();
+    go?.();
+  } else if (m.type === "camera") {
+    camera = m.position;
+    // a burst of camera moves: only the last one is worked on
+    if (!pendingView) setTimeout(() => {
+      const seq = pendingView!.seq;
+      pendingView = null;
+      regenerate(seq);
+    }, 0);
+    pendingView = { seq: m.seq };
   }
 };
