@@ -3,10 +3,10 @@
 //
 //   node web/bench/player.mjs CONFIG.json OUT.json
 //
-// CONFIG: {dir, width, height, mbits: [5, 20], latency_ms, runs: [{name, kind: "progs"|"spz"|"sog",
+// CONFIG: {dir, width, height, mbits: [5, 20], latency_ms, repeat, runs: [{name, kind: "progs"|"spz"|"sog",
 // page, src, view}]}. Each run is loaded twice per bandwidth in a fresh browser context: "cold" (the
 // page's scripts come over the emulated link too) and "warm" (a second visit: scripts from the HTTP
-// cache, the scene's bytes over the link again). Before each visit the browser has drawn a WebGL frame
+// cache, the scene's bytes over the link again); `repeat` times (default 1), each time in a new context. Before each visit the browser has drawn a WebGL frame
 // and stood idle for 1.5 s. Times are seconds from navigation start.
 import { readFileSync, writeFileSync } from "node:fs";
 import { launch, serve } from "../test/browser.mjs";
@@ -18,6 +18,15 @@ const browser = await launch();
 
 async function once(page, url, kind) {
   const t0 = Date.now();
+  // the player's stream is fetched by its worker, whose requests are not in the page's Resource
+  // Timing: their bytes (headers and body) come from Playwright, which sees the worker's requests too
+  const src = new URL(url).searchParams.get("src");
+  const workerSizes = [];
+  const onFinished = (r) => {
+    const path = new URL(r.url()).pathname;
+    if (kind === "progs" && (path.endsWith(`/${src}`) || path.endsWith(`/${src}.json`))) workerSizes.push(r.sizes());
+  };
+  page.on("requestfinished", onFinished);
   await page.goto(url);
   const key = kind === "progs" ? "progs" : "bench";
   await page.waitForFunction((k) => window[k] && window[k].done && window[k].framesSinceChange >= 1 &&
@@ -26,6 +35,8 @@ async function once(page, url, kind) {
   const marks = Object.fromEntries(await page.evaluate(() => performance.getEntriesByType("mark").map((m) => [m.name, m.startTime / 1000])));
   const nav = await page.evaluate(() => performance.getEntriesByType("navigation")[0]?.toJSON() ?? null);
   const wasm = await page.evaluate(() => performance.getEntriesByType("resource").find((r) => r.name.endsWith("/spark-internal.wasm"))?.responseEnd ?? null);
+  page.off("requestfinished", onFinished);
+  const workerBytes = (await Promise.all(workerSizes)).reduce((a, z) => a + z.responseBodySize + z.responseHeadersSize, 0);
   const transferred = await page.evaluate(() =>
     performance.getEntriesByType("resource").reduce((a, r) => a + (r.transferSize || 0), 0) +
     (performance.getEntriesByType("navigation")[0]?.transferSize ?? 0));
@@ -41,7 +52,7 @@ async function once(page, url, kind) {
     })),
     scripts_loaded_s: nav ? nav.domContentLoadedEventEnd / 1000 : null,
     renderer_wasm_loaded_s: wasm === null ? null : wasm / 1000, // Spark's WebAssembly, a file of its own
-    bytes_over_the_link: transferred,
+    bytes_over_the_link: transferred + workerBytes,
     wall_s: (Date.now() - t0) / 1000,
   };
 }
@@ -62,27 +73,49 @@ async function settle(page) {
 }
 
 const results = [];
+const repeat = Math.max(1, config.repeat ?? 1);
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === "number").sort((p, q) => p - q);
+  return v.length ? (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2) : null;
+};
 for (const mbits of config.mbits) {
   for (const run of config.runs) {
-    const context = await browser.newContext({ viewport: { width: config.width, height: config.height } });
-    const page = await context.newPage();
+    const visits = [];
     const errors = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    const cdp = await context.newCDPSession(page);
-    await cdp.send("Network.enable");
-    await cdp.send("Network.emulateNetworkConditions", {
-      offline: false, latency: config.latency_ms, downloadThroughput: (mbits * 1e6) / 8, uploadThroughput: (mbits * 1e6) / 8,
-    });
-    const v = run.view;
-    const view = [...v.eye, ...v.target, ...v.up, v.fov_x].join(",");
-    const url = `${server.url}${run.page}?src=${encodeURIComponent(run.src)}&view=${view}${run.kind === "progs" ? "&overlay=0" : `&kind=${run.kind}`}`;
-    await settle(page);
-    const cold = await once(page, url, run.kind);
-    await settle(page);
-    const warm = await once(page, url, run.kind);
-    results.push({ name: run.name, kind: run.kind, mbits, cold, warm, page_errors: errors });
-    console.error(`${run.name} @ ${mbits} Mbit/s: first image ${warm.first_image_s?.toFixed(2)} s warm, ${cold.first_image_s?.toFixed(2)} s cold; last level ${warm.levels.at(-1)?.shown_s?.toFixed(2)} s warm`);
-    await context.close();
+    for (let k = 0; k < repeat; k++) {
+      // a fresh context per pair of visits: an empty HTTP cache for the first
+      const context = await browser.newContext({ viewport: { width: config.width, height: config.height } });
+      const page = await context.newPage();
+      page.on("pageerror", (e) => errors.push(e.message));
+      const cdp = await context.newCDPSession(page);
+      await cdp.send("Network.enable");
+      await cdp.send("Network.emulateNetworkConditions", {
+        offline: false, latency: config.latency_ms, downloadThroughput: (mbits * 1e6) / 8, uploadThroughput: (mbits * 1e6) / 8,
+      });
+      const v = run.view;
+      const view = [...v.eye, ...v.target, ...v.up, v.fov_x].join(",");
+      const url = `${server.url}${run.page}?src=${encodeURIComponent(run.src)}&view=${view}${run.kind === "progs" ? "&overlay=0" : `&kind=${run.kind}`}`;
+      await settle(page);
+      const cold = await once(page, url, run.kind);
+      await settle(page);
+      const warm = await once(page, url, run.kind);
+      visits.push({ cold, warm });
+      await context.close();
+    }
+    const entry = { name: run.name, kind: run.kind, mbits, cold: visits[0].cold, warm: visits[0].warm, page_errors: errors };
+    if (repeat > 1) {
+      // every visit, and the median of each time over them (`cold` and `warm` above are the first)
+      entry.visits = visits;
+      entry.median = Object.fromEntries(["cold", "warm"].map((w) => [w, {
+        first_image_s: median(visits.map((x) => x[w].first_image_s)),
+        last_fetched_s: median(visits.map((x) => x[w].levels.at(-1)?.fetched_s)),
+        last_decoded_s: median(visits.map((x) => x[w].levels.at(-1)?.decoded_s)),
+        last_shown_s: median(visits.map((x) => x[w].levels.at(-1)?.shown_s)),
+      }]));
+    }
+    results.push(entry);
+    const warmLast = visits.map((x) => x.warm.levels.at(-1)?.shown_s?.toFixed(2)).join(", ");
+    console.error(`${run.name} @ ${mbits} Mbit/s: first image ${visits[0].warm.first_image_s?.toFixed(2)} s warm, ${visits[0].cold.first_image_s?.toFixed(2)} s cold; last level ${warmLast} s warm`);
   }
 }
 await browser.close();

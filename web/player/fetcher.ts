@@ -37,6 +37,7 @@ export interface Plan {
 export class FetchError extends Error {}
 
 const RETRIES = 3;
+const STALL_MS = 20_000;
 
 function isManifestUrl(url: string): boolean {
   return new URL(url, location.href).pathname.endsWith(".json");
@@ -85,7 +86,8 @@ export class StreamFetcher implements FetchStats {
   onBytes: ((n: number) => void) | null = null;
   readonly url: string;
 
-  constructor(url: string, private readonly signal?: AbortSignal) {
+  /** `stallMs`: a response that brings no byte for this long is dropped and resumed (default 20 s). */
+  constructor(url: string, private readonly signal?: AbortSignal, private readonly stallMs = STALL_MS) {
     this.url = new URL(url, location.href).href;
   }
 
@@ -126,6 +128,8 @@ export class StreamFetcher implements FetchStats {
   /** The plan from the stream's header (preamble and HEAD chunk, CRC checked): the LoD chunks' byte
    * ranges, checked against the manifest's when there is one. */
   planFromHeader(header: Uint8Array, streamUrl: string, manifest: Manifest | null): Plan {
+    const staleManifest = () => new FetchError(`${manifest!.manifestUrl}: the manifest does not match ${streamUrl} (stale manifest?)`);
+    if (manifest && headerLength(header, streamUrl) !== manifest.headerLength) throw staleManifest();
     const { headerBytes, chunkSizes } = headChunkTable(header, streamUrl);
     const lods: LodRange[] = [];
     let offset = headerBytes;
@@ -137,7 +141,7 @@ export class StreamFetcher implements FetchStats {
       const listed = manifest.lods;
       const stale = manifest.headerLength !== headerBytes || listed.length !== lods.length ||
         listed.some((m, i) => m.offset !== lods[i].offset || m.length !== lods[i].length);
-      if (stale) throw new FetchError(`${manifest.manifestUrl}: the manifest does not match ${streamUrl} (stale manifest?)`);
+      if (stale) throw staleManifest();
       listed.forEach((m, i) => (lods[i].anchors = m.anchors));
     }
     return {
@@ -151,16 +155,6 @@ export class StreamFetcher implements FetchStats {
     const first = await this.range(streamUrl, 0, 20);
     const n = headerLength(first, streamUrl);
     return n > 20 ? concat(first, await this.range(streamUrl, 20, n)) : first;
-  }
-
-  /** One LoD chunk on its own, framing and CRC checked (fetched again once if the CRC fails). */
-  async chunk(url: string, r: LodRange): Promise<Uint8Array> {
-    for (let attempt = 0; ; attempt++) {
-      const bytes = await this.range(url, r.offset, r.offset + r.length);
-      const problem = chunkProblem(bytes, url, r);
-      if (!problem) return bytes;
-      if (attempt >= 1) throw new FormatError(problem);
-    }
   }
 
   /** Bytes [bounds[0], bounds[n]) in one Range request. `onPiece(i, bytes)` gets bytes
@@ -200,12 +194,13 @@ export class StreamFetcher implements FetchStats {
         if (this.signal?.aborted || ++failures > RETRIES) throw new FetchError(`${url}: ${(e as Error).message}`);
         continue;
       }
-      if (resp.status === 200 && this.etag) {
+      const etag = resp.headers.get("ETag");
+      // a host answers If-Range with the whole file when the ETag no longer matches
+      if (resp.status === 200 && this.etag && etag !== this.etag) {
         throw new FetchError(`${url} changed on the server while it was loading; reload the page`);
       }
       if (resp.status === 416) throw new FetchError(`${url}: bytes ${start + have}-${end - 1} are past the end of the file (truncated stream?)`);
       if (resp.status !== 206 && resp.status !== 200) throw new FetchError(`${url}: HTTP ${resp.status}`);
-      const etag = resp.headers.get("ETag");
       if (etag && !etag.startsWith("W/")) {
         if (this.etag && etag !== this.etag) throw new FetchError(`${url} changed on the server while it was loading; reload the page`);
         this.etag = etag;
@@ -216,11 +211,19 @@ export class StreamFetcher implements FetchStats {
       const before = have;
       for (;;) {
         let part: ReadableStreamReadResult<Uint8Array>;
+        // a connection that stalls (no byte for STALL_MS) is dropped and resumed like one that breaks
+        let stall: ReturnType<typeof setTimeout> | undefined;
         try {
-          part = await reader.read();
+          part = await Promise.race([
+            reader.read(),
+            new Promise<never>((_, reject) => (stall = setTimeout(() => reject(new Error("stalled")), this.stallMs))),
+          ]);
         } catch (e) {
           if (this.signal?.aborted) throw e;
-          break; // dropped mid-body: the loop asks for the rest
+          void reader.cancel().catch(() => undefined);
+          break; // dropped or stalled mid-body: the loop asks for the rest
+        } finally {
+          clearTimeout(stall);
         }
         if (part.done) break;
         let v = part.value;

@@ -51,7 +51,8 @@ export class StreamLoader {
     const workerUrl = options.workerUrl ?? new URL("./progs-worker.js", import.meta.url);
     this.worker = new Worker(workerUrl, { type: "module", name: "progs-decoder" });
     this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onWorker(ev.data);
-    this.worker.onerror = (ev) => this.failWith(`the decoding worker failed: ${ev.message}`);
+    this.worker.onerror = (ev) =>
+      this.failWith(ev.message ? `the decoding worker failed: ${ev.message}` : `the decoding worker could not start (${new URL(workerUrl, location.href).pathname})`);
     const hold = options.holdAfterFirst;
     this.post({
       type: "load", url: new URL(url, location.href).href, maxBytes: options.maxBytes, maxLod: options.maxLod,
@@ -119,6 +120,7 @@ export class StreamLoader {
   private failWith(message: string): void {
     if (this.stopped) return;
     this.stop();
-    this.emit({ type: "failed", message, stats: this.stats });
+    this.emit({ type: "failed", message, stats: this.stats, workerStopped: true });
+    this.emit({ type: "fetched", stats: this.stats });
   }
 }

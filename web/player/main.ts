@@ -8,7 +8,7 @@ import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import { SparkRenderer } from "@sparkjsdev/spark";
 import { ProgsMesh, LodInfo, PROGS_SPLAT_STYLE } from "./progs-three.js";
-import type { SuggestedView } from "./fetcher.js";
+import type { FetchStats, SuggestedView } from "./fetcher.js";
 import { SortedFrames } from "./frames.js";
 import type { Boot } from "./boot.js";
 import { defaultCamera } from "./messages.js";
@@ -17,6 +17,8 @@ interface PlayerState {
   lodShown: number;
   lodsTotal: number;
   bytesReceived: number;
+  /** The stream's fetch (done in the decoding worker): bytes received, requests, completed ranges, ETag. */
+  fetch: FetchStats | null;
   error: string | null;
   anchors: number;
   gaussians: number;
@@ -54,7 +56,7 @@ if (params.get("overlay") === "0") overlay.style.display = "none";
 
 let frames: SortedFrames | undefined; // when to draw; set once Spark exists
 const state: PlayerState = {
-  lodShown: 0, lodsTotal: 0, bytesReceived: 0, error: null, anchors: 0, gaussians: 0, history: [],
+  lodShown: 0, lodsTotal: 0, bytesReceived: 0, fetch: null, error: null, anchors: 0, gaussians: 0, history: [],
   firstImageSeconds: null, busy: false, done: false,
   get framesSinceChange() {
     return frames?.framesSinceChange ?? 0;
@@ -218,6 +220,7 @@ renderer.setAnimationLoop(() => {
     state.lodShown = progs.lodShown;
     state.lodsTotal = progs.lodsTotal;
     state.bytesReceived = progs.bytesReceived;
+    state.fetch = progs.fetchStats;
     state.anchors = progs.anchors;
     state.gaussians = progs.gaussians;
     state.busy = progs.pending > 0;

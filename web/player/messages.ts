@@ -32,8 +32,9 @@ export type FromWorker =
   | { type: "view"; seq: number; camera: number[]; levels: ViewGaussians[]; seconds: number }
   /** Bytes are arriving (sent at most every few tens of milliseconds). */
   | { type: "progress"; stats: FetchStats }
-  /** Fetching stopped on a problem (network, stale manifest, damaged chunk that came twice). */
-  | { type: "failed"; message: string; stats: FetchStats }
+  /** Fetching stopped on a problem (network, stale manifest, damaged chunk that came twice); the
+   * chunks sent before it still arrive decoded, unless `workerStopped` (the worker itself failed). */
+  | { type: "failed"; message: string; stats: FetchStats; workerStopped?: boolean }
   /** Every planned chunk was handed to the decoder, or fetching stopped. */
   | { type: "fetched"; stats: FetchStats }
   /** A chunk could not be decoded: loading stops there. */

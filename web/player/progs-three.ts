@@ -78,7 +78,7 @@ export class ProgsMesh extends THREE.Group {
   private lastSeen: number[] | null = null;
   private viewSeq = 0; // the last camera position sent to the worker
   private viewShown = 0; // the last one whose Gaussians are in the scene
-  private levelsInFlight = 0; // chunks sent to the worker whose level is not in the scene yet
+  private readonly inFlight = new Set<number>(); // LoDs sent to the worker whose level is not in the scene yet
   private readonly onLevel?: (info: LodInfo) => void;
   private readonly onError?: (message: string) => void;
   private lodLimit = Infinity;
@@ -109,7 +109,7 @@ export class ProgsMesh extends THREE.Group {
   /** Evaluations in flight: LoDs being turned into splats, plus one while the Gaussians for the
    * latest camera position are not in the scene yet (the worker coalesces a burst of moves into one). */
   get pending(): number {
-    return this.levelsInFlight + (this.viewShown !== this.viewSeq ? 1 : 0);
+    return this.inFlight.size + (this.viewShown !== this.viewSeq ? 1 : 0);
   }
 
   get bytesReceived(): number {
@@ -170,7 +170,7 @@ export class ProgsMesh extends THREE.Group {
   }
 
   private checkLoaded(): void {
-    if (this.allFetched && this.levelsInFlight <= 0) this.resolveLoaded();
+    if (this.allFetched && this.inFlight.size === 0) this.resolveLoaded();
   }
 
   private onLoader(e: LoaderEvent): void {
@@ -179,13 +179,19 @@ export class ProgsMesh extends THREE.Group {
       this.lodsTotal = e.plan.lods.length;
       this.lodsPlanned = e.lodsPlanned;
     } else if (e.type === "sent") {
-      this.levelsInFlight++;
+      this.inFlight.add(e.lod);
     } else if (e.type === "fetched") {
       this.allFetched = true;
       this.checkLoaded();
     } else if (e.type === "failed") {
+      // fetching stopped; the chunks already sent are decoded and arrive, unless the worker itself died
+      if (e.workerStopped) {
+        this.inFlight.clear();
+        this.viewShown = this.viewSeq;
+      }
       this.fail(e.message);
       this.rejectReady(new Error(e.message));
+      this.checkLoaded();
     } else if (e.type === "header") {
       this.background = e.background;
       this.bounds = { origin: e.origin, size: e.size, viewDistance: e.viewDistance };
@@ -198,7 +204,7 @@ export class ProgsMesh extends THREE.Group {
       this.replaceLevels(e.levels, e.seq);
     } else if (e.type === "error") {
       // the worker could not decode a chunk: loading stops here, the LoDs shown so far stay
-      this.levelsInFlight = 0;
+      this.inFlight.delete(e.lod);
       this.viewShown = this.viewSeq;
       this.fail(e.message);
       this.rejectReady(new Error(e.message));
@@ -216,7 +222,7 @@ export class ProgsMesh extends THREE.Group {
     this.lodShown = m.lod;
     this.anchors += m.anchors;
     this.gaussians = this.counts.reduce((a, b) => a + b, 0);
-    this.levelsInFlight--;
+    this.inFlight.delete(m.lod);
     const chunk = this.loader.chunks.get(m.lod) ?? { offset: 0, length: 0 };
     this.onLevel?.({
       lod: m.lod, lodsTotal: this.lodsTotal, bytesReceived: this.bytesReceived, ...chunk, anchors: this.anchors,

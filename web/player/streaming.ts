@@ -11,6 +11,7 @@
 //   and stops before one that no longer would.
 // Fetching runs in the worker, not on the page's thread: a page busy drawing (seconds per frame on
 // software WebGL) delays neither the requests nor the chunks' hand-over to the decoder.
+import { FormatError } from "../src/errors.js";
 import { chunkProblem, FetchStats, LodRange, lodsWithin, Manifest, Plan, StreamFetcher } from "./fetcher.js";
 
 export interface FetchOptions {
@@ -41,8 +42,13 @@ export async function fetchStream(f: StreamFetcher, o: FetchOptions, hooks: Fetc
   let next = 0; // the first LoD (index) not handed over yet
   const deliver = async (url: string, i: number, bytes: Uint8Array): Promise<void> => {
     const r = plan!.lods[i];
-    // a chunk that fails its CRC is fetched once more, alone
-    hooks.chunk(r, chunkProblem(bytes, url, r) ? await f.chunk(url, r) : bytes);
+    if (chunkProblem(bytes, url, r)) {
+      // a chunk that fails its CRC is fetched once more, alone
+      bytes = await f.range(url, r.offset, r.offset + r.length);
+      const problem = chunkProblem(bytes, url, r);
+      if (problem) throw new FormatError(problem);
+    }
+    hooks.chunk(r, bytes);
     next = i + 1;
   };
   const elapsed = (): number => (now() - o.startedAt) / 1000;
@@ -70,7 +76,9 @@ export async function fetchStream(f: StreamFetcher, o: FetchOptions, hooks: Fetc
   }
   const lods = plan!.lods;
   if (budget === 0 && lods.length) {
-    throw new Error(`LoD 1 needs ${lods[0].cumulativeBytes} bytes, more than the budget of ${o.maxBytes}`);
+    throw new Error(o.maxBytes !== undefined && lods[0].cumulativeBytes > o.maxBytes
+      ? `LoD 1 needs ${lods[0].cumulativeBytes} bytes, more than the budget of ${o.maxBytes}`
+      : `maxLod is ${o.maxLod}: no LoD to fetch`);
   }
   const inTime = (first: number, last: number): boolean =>
     o.maxSeconds === undefined || lods[last].lod === 1 ||
@@ -80,8 +88,10 @@ export async function fetchStream(f: StreamFetcher, o: FetchOptions, hooks: Fetc
       await hooks.hold;
       hooks.hold = null;
     }
+    // while held, LoD 1 alone (without a manifest it has not come with the header)
+    const cap = hooks.hold && lods[next].lod === 1 ? next + 1 : budget;
     let last = next - 1;
-    while (last + 1 < budget && inTime(next, last + 1)) last++;
+    while (last + 1 < cap && inTime(next, last + 1)) last++;
     if (last < next) break; // the next LoD would arrive too late
     const first = next;
     const bounds = [lods[first].offset, ...lods.slice(first, last + 1).map((r) => r.cumulativeBytes)];

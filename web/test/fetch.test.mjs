@@ -25,19 +25,22 @@ before(async () => {
   if (why) return;
   site = mkdtempSync(join(tmpdir(), "progs-fetch-"));
   for (const name of ["fox.progs", "fox.progs.json"]) copyFileSync(join(DIR, name), join(site, name));
-  // a manifest written for another encoding of the stream: ranges that follow each other, but not this file's
-  const stale = JSON.parse(JSON.stringify(manifest));
-  stale.header.length += 4;
-  let at = stale.header.length;
-  for (const l of stale.lods) (l.offset = at), (at += l.length);
-  stale.lods[stale.lods.length - 1].length -= 4;
-  writeFileSync(join(site, "stale.progs.json"), JSON.stringify({ ...stale, stream: "fox.progs" }));
+  // manifests written for other encodings of the stream: ranges that follow each other, but not this file's
+  for (const [name, shift] of [["stale", 4], ["stale-short", -4]]) {
+    const stale = JSON.parse(JSON.stringify(manifest));
+    stale.header.length += shift;
+    let at = stale.header.length;
+    for (const l of stale.lods) (l.offset = at), (at += l.length);
+    stale.lods[stale.lods.length - 1].length -= shift;
+    writeFileSync(join(site, `${name}.progs.json`), JSON.stringify({ ...stale, stream: "fox.progs" }));
+  }
   server = await serve(site);
   const upstream = new URL(server.url);
   proxy = http.createServer((req, res) => {
     const isStream = req.url.endsWith("/fox.progs");
     if (isStream) log.push(req.headers.range ?? null);
     const f = isStream ? fault : null;
+    if (f?.ignoreRange) delete req.headers.range; // a host that always sends the whole file
     // the host now has another file: the tag the client holds no longer matches
     if (f?.replaced && req.headers["if-range"]) req.headers["if-range"] = '"another-file"';
     const up = http.request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (u) => {
@@ -54,8 +57,14 @@ before(async () => {
           body[f.flip - start] ^= 0x40;
           if (f.once) fault = null;
         }
+        if (f?.stallAfter !== undefined) {
+          fault = null;
+          res.write(body.subarray(0, f.stallAfter)); // and nothing more, the connection left open
+          return;
+        }
         if (f?.cutAfter !== undefined) {
-          fault = f.replaced ? { replaced: true } : null;
+          // a replaced file: the next response is the new file, under its own ETag
+          fault = f.replaced ? { replaced: true, headers: { etag: '"another-file"' } } : null;
           res.write(body.subarray(0, f.cutAfter), () => res.socket.end());
           return;
         }
@@ -77,16 +86,17 @@ before(async () => {
 });
 
 after(() => {
+  proxy?.closeAllConnections();
   proxy?.close();
   server?.stop();
   if (site) rmSync(site, { recursive: true, force: true });
 });
 
 /** Fetches `src` as the player's worker does; returns what it handed over and the requests it made. */
-async function load(src, options = {}, hold = null) {
+async function load(src, options = {}, hold = null, stallMs = undefined) {
   log.length = 0;
   const { StreamFetcher, fetchStream } = lib;
-  const f = new StreamFetcher(src);
+  const f = new StreamFetcher(src, undefined, stallMs);
   const got = { header: null, lodsPlanned: 0, chunks: [], error: null, fetcher: f };
   try {
     await fetchStream(f, { startedAt: performance.timeOrigin + performance.now(), ...options }, {
@@ -119,18 +129,22 @@ test("with a manifest and nothing to wait for: the whole stream in one request, 
   assert.equal(got.fetcher.bytesReceived, manifest.total_bytes);
 });
 
-test("held after LoD 1: the header and LoD 1 in one request, the finer LoDs in one more once released", { skip: why ?? false }, async () => {
+/** A hold that records the requests made by the time it is waited on, and settles on `release()`. */
+function recordingHold() {
   let release;
-  const hold = new Promise((res) => (release = res));
-  let heldAt = null;
+  const settled = new Promise((res) => (release = res));
+  const hold = { seen: null, release, then: (res, rej) => ((hold.seen ??= log.slice()), settled.then(res, rej)) };
+  return hold;
+}
+
+test("held after LoD 1: the header and LoD 1 in one request, the finer LoDs in one more once released", { skip: why ?? false }, async () => {
+  const hold = recordingHold();
   const done = load("fox.progs", {}, hold);
-  // nothing past LoD 1 is asked for while held
-  await new Promise((res) => setTimeout(res, 300));
-  heldAt = log.slice();
-  release();
+  hold.release();
   const got = await done;
   assert.equal(got.error, null);
-  assert.deepEqual(heldAt, [range(0, lodEnd(1))]);
+  // nothing past LoD 1 had been asked for when the hold was waited on
+  assert.deepEqual(hold.seen, [range(0, lodEnd(1))]);
   assert.deepEqual(got.requests, [range(0, lodEnd(1)), range(lodEnd(1), manifest.total_bytes)]);
   assert.equal(got.chunks.length, manifest.lods.length);
 });
@@ -149,15 +163,25 @@ test("maxBytes and maxLod fetch no byte past the budget; maxSeconds 0 stops afte
   assert.deepEqual(got.chunks.map((r) => r.lod), [1]);
   got = await load("fox.progs", { maxBytes: 100 });
   assert.match(got.error, /LoD 1 needs \d+ bytes, more than the budget of 100/);
+  got = await load("fox.progs", { maxLod: 0 });
+  assert.match(got.error, /maxLod is 0: no LoD to fetch/);
 });
 
-test("without a manifest: the first 20 bytes, the rest of the header, then the LoDs", { skip: why ?? false }, async () => {
+test("without a manifest: the first 20 bytes, the rest of the header, then the LoDs (LoD 1 alone while held)", { skip: why ?? false }, async () => {
   rmSync(join(site, "fox.progs.json"));
   try {
-    const got = await load("fox.progs");
+    let got = await load("fox.progs");
     assert.equal(got.error, null);
-    assert.deepEqual(got.requests, [range(0, 20), range(20, manifest.header.length), range(manifest.header.length, manifest.total_bytes)]);
+    const header = [range(0, 20), range(20, manifest.header.length)];
+    assert.deepEqual(got.requests, [...header, range(manifest.header.length, manifest.total_bytes)]);
     assert.equal(got.chunks.length, manifest.lods.length);
+    const hold = recordingHold();
+    const done = load("fox.progs", {}, hold);
+    hold.release();
+    got = await done;
+    assert.equal(got.error, null);
+    assert.deepEqual(hold.seen, [...header, range(manifest.header.length, lodEnd(1))]);
+    assert.deepEqual(got.requests, [...header, range(manifest.header.length, lodEnd(1)), range(lodEnd(1), manifest.total_bytes)]);
   } finally {
     copyFileSync(join(DIR, "fox.progs.json"), join(site, "fox.progs.json"));
   }
@@ -175,6 +199,16 @@ test("a connection dropped mid-response is resumed from the first missing byte",
   assert.equal(got.fetcher.bytesReceived, manifest.total_bytes);
 });
 
+test("a connection that stalls mid-response is dropped and resumed", { skip: why ?? false }, async () => {
+  fault = { stallAfter: lodEnd(2) + 500 };
+  const got = await load("fox.progs", {}, null, 500);
+  assert.equal(got.error, null);
+  assert.equal(got.chunks.length, manifest.lods.length);
+  assert.equal(got.requests.length, 2);
+  const resumedAt = Number(/bytes=(\d+)-/.exec(got.requests[1])[1]);
+  assert.ok(resumedAt > lodEnd(1) && resumedAt <= lodEnd(2) + 500, got.requests.join(" "));
+});
+
 test("a chunk that fails its CRC is fetched once more on its own; twice is an error naming it", { skip: why ?? false }, async () => {
   const lod3 = manifest.lods[2];
   fault = { flip: lod3.offset + 100, once: true };
@@ -186,7 +220,20 @@ test("a chunk that fails its CRC is fetched once more on its own; twice is an er
   got = await load("fox.progs");
   fault = null;
   assert.match(got.error, /CRC/);
+  assert.deepEqual(got.requests, [range(0, manifest.total_bytes), range(lod3.offset, lodEnd(3))]);
   assert.deepEqual(got.chunks.map((r) => r.lod), [1, 2]);
+});
+
+test("a host that ignores Range: the whole file each time, the bytes asked for taken from it", { skip: why ?? false }, async () => {
+  fault = { ignoreRange: true };
+  const hold = recordingHold();
+  const done = load("fox.progs", {}, hold);
+  hold.release();
+  const got = await done;
+  fault = null;
+  assert.equal(got.error, null);
+  assert.equal(got.chunks.length, manifest.lods.length);
+  assert.equal(got.requests.length, 2);
 });
 
 test("a stream replaced on the server mid-load is an error, not a splice of two files", { skip: why ?? false }, async () => {
@@ -200,7 +247,9 @@ test("a stream replaced on the server mid-load is an error, not a splice of two 
 });
 
 test("a manifest that does not describe the stream is named stale", { skip: why ?? false }, async () => {
-  const got = await load("stale.progs.json");
-  assert.match(got.error, /stale\.progs\.json: the manifest does not match .*fox\.progs \(stale manifest\?\)/);
-  assert.deepEqual(got.chunks, []);
+  for (const name of ["stale", "stale-short"]) {
+    const got = await load(`${name}.progs.json`);
+    assert.match(got.error, new RegExp(`${name}\\.progs\\.json: the manifest does not match .*fox\\.progs \\(stale manifest\\?\\)`));
+    assert.deepEqual(got.chunks, []);
+  }
 });

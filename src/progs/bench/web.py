@@ -1,6 +1,6 @@
 """The web player against what users would ship instead, in a real browser over an emulated link.
 
-    python -m progs.bench.web [--demo-run DIR] [--out benchmarks/results/web_player] [--mbits 5,20]
+    python -m progs.bench.web [--demo-run DIR] [--out benchmarks/results/web_player] [--mbits 5,20] [--repeat N]
 
 For the GPU-trained fox stream (benchmarks/results/gpu) and, with ``--demo-run``, the demo's stream:
 the same scene as plain Gaussians (progs' own export of the full stream, SH degree 3) coded as SPZ
@@ -8,8 +8,9 @@ the same scene as plain Gaussians (progs' own export of the full stream, SH degr
 each level's folder packed as one stored ``.sog`` zip for Spark). All three are drawn by Spark with the
 same camera and settings; ``web/bench/player.mjs`` times them in headless Chromium at each bandwidth
 (seconds from navigation start to the first image and to each level on screen). Quality is each
-level's PSNR / SSIM on the scene's test views, rendered by progs. Writes ``web_player.json`` and
-``web_player.png``.
+level's PSNR / SSIM on the scene's test views, rendered by progs. ``--repeat N`` loads each page N
+times (software WebGL makes one visit's frames vary by up to a second) and adds every visit and the
+medians. Writes ``web_player.json`` and ``web_player.png``.
 """
 
 from __future__ import annotations
@@ -177,8 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--reuse", action="store_true", help="reuse the files and quality an earlier run prepared in OUT/work"
     )
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="visits per page and bandwidth, each cold then warm (default 1)"
+    )
     ap.add_argument("--fox-downscale", type=float, default=2.0, help="test views of the fox at 1/N size (default 2)")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"
@@ -208,12 +214,14 @@ def main(argv: list[str] | None = None) -> int:
             "browser": "Debian Chromium, headless, software WebGL (SwiftShader)",
         },
         "latency_ms": LATENCY_MS,
+        "repeat": args.repeat,
         "scenes": {},
     }
     config: dict[str, Any] = {
         "dir": str(site),
         "mbits": [float(m) for m in args.mbits.split(",")],
         "latency_ms": LATENCY_MS,
+        "repeat": args.repeat,
     }
     runs_by_scene = {}
     for name, load, (w, h) in scenes:
