@@ -103,42 +103,36 @@ test("a missing stream is one clear message, not a blank page", { skip: why ?? f
   await page.close();
 });
 
-test("a site whose renderer WebAssembly is damaged says so, not a blank page", { skip: why ?? false }, async () => {
-  // a static host with a broken upload of spark-internal.wasm (progs serve prefers the folder's file)
+/** The player opened from a static host whose copy of `file` is a broken upload (an HTML error page;
+ * progs serve prefers the folder's file to its own), once `done(page)` holds; `check(page)` then runs. */
+async function withBrokenUpload(file, done, check) {
   const site = mkdtempSync(join(tmpdir(), "progs-site-"));
   const local = await serve(site);
   try {
     for (const name of ["fox.progs", "fox.progs.json"]) copyFileSync(join(DIR, name), join(site, name));
-    writeFileSync(join(site, "spark-internal.wasm"), "<html>not found</html>");
+    writeFileSync(join(site, file), "<html>not found</html>");
     const { page } = await openPage(browser, { width: 320, height: 240 });
     await page.goto(`${local.url}player.html?src=fox.progs`);
-    await page.waitForFunction(() => window.progs && window.progs.error, null, { polling: 100, timeout: 120_000 });
-    assert.match(await page.evaluate(() => window.progs.error), /renderer could not load its WebAssembly/);
+    await page.waitForFunction(done, null, { polling: 100, timeout: 120_000 });
+    await check(page);
     assert.ok(await page.isVisible("#message"));
     await page.close();
   } finally {
     local.stop();
     rmSync(site, { recursive: true, force: true });
   }
+}
+
+test("a site whose renderer WebAssembly is damaged says so, not a blank page", { skip: why ?? false }, async () => {
+  await withBrokenUpload("spark-internal.wasm", () => window.progs && window.progs.error, async (page) => {
+    assert.match(await page.evaluate(() => window.progs.error), /renderer could not load its WebAssembly/);
+  });
 });
 
 test("a site whose decoding worker cannot start says so and finishes, not a page that waits forever", { skip: why ?? false }, async () => {
-  // a static host with a broken upload of progs-worker.js (progs serve prefers the folder's file)
-  const site = mkdtempSync(join(tmpdir(), "progs-site-"));
-  const local = await serve(site);
-  try {
-    for (const name of ["fox.progs", "fox.progs.json"]) copyFileSync(join(DIR, name), join(site, name));
-    writeFileSync(join(site, "progs-worker.js"), "<html>not found</html>");
-    const { page } = await openPage(browser, { width: 320, height: 240 });
-    await page.goto(`${local.url}player.html?src=fox.progs`);
-    await page.waitForFunction(() => window.progs && window.progs.done, null, { polling: 100, timeout: 120_000 });
+  await withBrokenUpload("progs-worker.js", () => window.progs && window.progs.done, async (page) => {
     const state = await page.evaluate(() => ({ ...window.progs }));
     assert.equal(state.lodShown, 0);
     assert.match(state.error, /decoding worker/);
-    assert.ok(await page.isVisible("#message"));
-    await page.close();
-  } finally {
-    local.stop();
-    rmSync(site, { recursive: true, force: true });
-  }
+  });
 });
