@@ -200,11 +200,12 @@ test("a connection dropped mid-response is resumed from the first missing byte",
 });
 
 test("a connection that stalls mid-response is dropped and resumed", { skip: why ?? false }, async () => {
+  // the proxy sends the first bytes at once and then nothing: only that silence outlasts 2 s
   fault = { stallAfter: lodEnd(2) + 500 };
-  const got = await load("fox.progs", {}, null, 500);
+  const got = await load("fox.progs", {}, null, 2000);
   assert.equal(got.error, null);
   assert.equal(got.chunks.length, manifest.lods.length);
-  assert.equal(got.requests.length, 2);
+  assert.equal(got.requests.length, 2, got.requests.join(" "));
   const resumedAt = Number(/bytes=(\d+)-/.exec(got.requests[1])[1]);
   assert.ok(resumedAt > lodEnd(1) && resumedAt <= lodEnd(2) + 500, got.requests.join(" "));
 });
