@@ -6,8 +6,9 @@
 // CONFIG: {dir, width, height, mbits: [5, 20], latency_ms, repeat, runs: [{name, kind: "progs"|"spz"|"sog",
 // page, src, view}]}. Each run is loaded twice per bandwidth in a fresh browser context: "cold" (the
 // page's scripts come over the emulated link too) and "warm" (a second visit: scripts from the HTTP
-// cache, the scene's bytes over the link again); `repeat` times (default 1), each time in a new context. Before each visit the browser has drawn a WebGL frame
-// and stood idle for 1.5 s. Times are seconds from navigation start.
+// cache, the scene's bytes over the link again); `repeat` times (default 1), each time in a new
+// context. Before each visit the browser has drawn a WebGL frame and stood idle for 1.5 s. Times are
+// seconds from navigation start.
 import { readFileSync, writeFileSync } from "node:fs";
 import { launch, serve } from "../test/browser.mjs";
 
@@ -82,6 +83,9 @@ for (const mbits of config.mbits) {
   for (const run of config.runs) {
     const visits = [];
     const errors = [];
+    const v = run.view;
+    const view = [...v.eye, ...v.target, ...v.up, v.fov_x].join(",");
+    const url = `${server.url}${run.page}?src=${encodeURIComponent(run.src)}&view=${view}${run.kind === "progs" ? "&overlay=0" : `&kind=${run.kind}`}`;
     for (let k = 0; k < repeat; k++) {
       // a fresh context per pair of visits: an empty HTTP cache for the first
       const context = await browser.newContext({ viewport: { width: config.width, height: config.height } });
@@ -92,9 +96,6 @@ for (const mbits of config.mbits) {
       await cdp.send("Network.emulateNetworkConditions", {
         offline: false, latency: config.latency_ms, downloadThroughput: (mbits * 1e6) / 8, uploadThroughput: (mbits * 1e6) / 8,
       });
-      const v = run.view;
-      const view = [...v.eye, ...v.target, ...v.up, v.fov_x].join(",");
-      const url = `${server.url}${run.page}?src=${encodeURIComponent(run.src)}&view=${view}${run.kind === "progs" ? "&overlay=0" : `&kind=${run.kind}`}`;
       await settle(page);
       const cold = await once(page, url, run.kind);
       await settle(page);

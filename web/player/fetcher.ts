@@ -7,7 +7,7 @@
 // on the server mid-load an error instead of a splice of two versions.
 // Only the container's framing is read here (no decoder).
 import { FormatError } from "../src/errors.js";
-import { headChunkTable, headerLength, scanChunks } from "../src/container.js";
+import { Chunk, headChunkTable, headerLength, scanChunks } from "../src/container.js";
 
 export interface LodRange {
   lod: number;
@@ -159,19 +159,17 @@ export class StreamFetcher implements FetchStats {
 
   /** Bytes [bounds[0], bounds[n]) in one Range request. `onPiece(i, bytes)` gets bytes
    * [bounds[i], bounds[i + 1]) as soon as the last of them has arrived, in order, while the rest
-   * keeps arriving; it returns false to stop there (the rest is not read). Resolves with whether every
-   * piece was handed over. */
-  async pieces(url: string, bounds: number[], onPiece: (i: number, bytes: Uint8Array) => boolean | Promise<boolean>): Promise<boolean> {
+   * keeps arriving; it returns false to stop there (the rest is not read). */
+  async pieces(url: string, bounds: number[], onPiece: (i: number, bytes: Uint8Array) => boolean | Promise<boolean>): Promise<void> {
     const start = bounds[0];
     let next = 0;
-    const out = await this.range(url, start, bounds[bounds.length - 1], async (have, buf) => {
+    await this.range(url, start, bounds[bounds.length - 1], async (have, buf) => {
       while (next < bounds.length - 1 && bounds[next + 1] - start <= have) {
         const i = next++;
         if (!(await onPiece(i, buf.slice(bounds[i] - start, bounds[i + 1] - start)))) return false;
       }
       return true;
     });
-    return out.length === bounds[bounds.length - 1] - start && next === bounds.length - 1;
   }
 
   /** Bytes [start, end) of `url`, resumed from the first missing byte if the connection drops.
@@ -194,17 +192,16 @@ export class StreamFetcher implements FetchStats {
         if (this.signal?.aborted || ++failures > RETRIES) throw new FetchError(`${url}: ${(e as Error).message}`);
         continue;
       }
-      const etag = resp.headers.get("ETag");
-      // a host answers If-Range with the whole file when the ETag no longer matches
-      if (resp.status === 200 && this.etag && etag !== this.etag) {
-        throw new FetchError(`${url} changed on the server while it was loading; reload the page`);
-      }
       if (resp.status === 416) throw new FetchError(`${url}: bytes ${start + have}-${end - 1} are past the end of the file (truncated stream?)`);
       if (resp.status !== 206 && resp.status !== 200) throw new FetchError(`${url}: HTTP ${resp.status}`);
-      if (etag && !etag.startsWith("W/")) {
-        if (this.etag && etag !== this.etag) throw new FetchError(`${url} changed on the server while it was loading; reload the page`);
-        this.etag = etag;
+      const etag = resp.headers.get("ETag");
+      const strong = etag !== null && !etag.startsWith("W/");
+      // another strong ETag, or the whole file under any other (a host answers If-Range so when the
+      // tag no longer matches): the file was replaced since the first response
+      if (this.etag && etag !== this.etag && (strong || resp.status === 200)) {
+        throw new FetchError(`${url} changed on the server while it was loading; reload the page`);
       }
+      if (strong) this.etag = etag;
       // a server that ignores Range sends the whole file from byte 0
       let skip = resp.status === 200 ? start + have : 0;
       const reader = resp.body!.getReader();
@@ -259,11 +256,12 @@ export class StreamFetcher implements FetchStats {
   }
 }
 
-/** Why `bytes` (fetched from `r`'s range of `url`) are not exactly one intact chunk; null when they are. */
-export function chunkProblem(bytes: Uint8Array, url: string, r: LodRange): string | null {
+/** `bytes` (fetched from `r`'s range of `url`) as one intact chunk (framing and CRC checked), or why
+ * they are not one. */
+export function scanChunk(bytes: Uint8Array, url: string, r: LodRange): { chunk: Chunk | null; problem: string | null } {
   const { chunks, problem } = scanChunks(bytes, url, r.offset);
-  if (chunks.length === 1 && !problem) return null;
-  return problem ?? `${url}: bytes ${r.offset}-${r.offset + r.length - 1} are not one chunk`;
+  if (chunks.length === 1 && !problem) return { chunk: chunks[0], problem: null };
+  return { chunk: null, problem: problem ?? `${url}: bytes ${r.offset}-${r.offset + r.length - 1} are not one chunk` };
 }
 
 export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -274,7 +272,7 @@ export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 }
 
 /** How many LoDs to fetch: those within `maxBytes` (header included) and `maxLod`. */
-export function lodsWithin(plan: Plan, maxBytes?: number, maxLod?: number): number {
+export function lodsWithin(plan: Pick<Plan, "lods">, maxBytes?: number, maxLod?: number): number {
   let n = 0;
   for (const r of plan.lods) {
     if (maxBytes !== undefined && r.cumulativeBytes > maxBytes) break;

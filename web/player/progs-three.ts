@@ -169,6 +169,13 @@ export class ProgsMesh extends THREE.Group {
     this.onError?.(message);
   }
 
+  /** Loading stopped on `message`: said once, `ready` rejected, `loaded` resolved once nothing is in flight. */
+  private stopWith(message: string): void {
+    this.fail(message);
+    this.rejectReady(new Error(message));
+    this.checkLoaded();
+  }
+
   private checkLoaded(): void {
     if (this.allFetched && this.inFlight.size === 0) this.resolveLoaded();
   }
@@ -189,9 +196,7 @@ export class ProgsMesh extends THREE.Group {
         this.inFlight.clear();
         this.viewShown = this.viewSeq;
       }
-      this.fail(e.message);
-      this.rejectReady(new Error(e.message));
-      this.checkLoaded();
+      this.stopWith(e.message);
     } else if (e.type === "header") {
       this.background = e.background;
       this.bounds = { origin: e.origin, size: e.size, viewDistance: e.viewDistance };
@@ -206,9 +211,7 @@ export class ProgsMesh extends THREE.Group {
       // the worker could not decode a chunk: loading stops here, the LoDs shown so far stay
       this.inFlight.delete(e.lod);
       this.viewShown = this.viewSeq;
-      this.fail(e.message);
-      this.rejectReady(new Error(e.message));
-      this.checkLoaded();
+      this.stopWith(e.message);
     }
   }
 

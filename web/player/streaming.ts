@@ -11,8 +11,9 @@
 //   and stops before one that no longer would.
 // Fetching runs in the worker, not on the page's thread: a page busy drawing (seconds per frame on
 // software WebGL) delays neither the requests nor the chunks' hand-over to the decoder.
+import type { Chunk } from "../src/container.js";
 import { FormatError } from "../src/errors.js";
-import { chunkProblem, FetchStats, LodRange, lodsWithin, Manifest, Plan, StreamFetcher } from "./fetcher.js";
+import { FetchStats, LodRange, lodsWithin, Manifest, Plan, scanChunk, StreamFetcher } from "./fetcher.js";
 
 export interface FetchOptions {
   maxBytes?: number;
@@ -25,13 +26,14 @@ export interface FetchOptions {
 export interface FetchHooks {
   /** The plan and the header's bytes (called once, before any chunk). */
   header(plan: Plan, lodsPlanned: number, bytes: Uint8Array): void;
-  /** A LoD chunk, framing and CRC checked; throwing stops the load. */
-  chunk(r: LodRange, bytes: Uint8Array): void;
+  /** A LoD chunk's bytes and the chunk they hold (framing and CRC checked); throwing stops the load. */
+  chunk(r: LodRange, bytes: Uint8Array, chunk: Chunk): void;
   /** The LoDs after the first are asked for once this settles (null: at once). */
   hold: Promise<void> | null;
 }
 
-const now = (): number => performance.timeOrigin + performance.now();
+/** Milliseconds since the epoch, comparable across the page and its workers. */
+export const now = (): number => performance.timeOrigin + performance.now();
 
 /** Fetches the LoDs the options allow, handing each to `hooks.chunk` in order. Throws on a problem
  * (network, stale manifest, damaged chunk). */
@@ -40,22 +42,24 @@ export async function fetchStream(f: StreamFetcher, o: FetchOptions, hooks: Fetc
   let plan: Plan | null = null;
   let budget = 0;
   let next = 0; // the first LoD (index) not handed over yet
-  const deliver = async (url: string, i: number, bytes: Uint8Array): Promise<void> => {
+  const streamUrl = manifest ? manifest.streamUrl : f.url;
+  const deliver = async (i: number, bytes: Uint8Array): Promise<void> => {
     const r = plan!.lods[i];
-    if (chunkProblem(bytes, url, r)) {
+    let { chunk } = scanChunk(bytes, streamUrl, r);
+    if (!chunk) {
       // a chunk that fails its CRC is fetched once more, alone
-      bytes = await f.range(url, r.offset, r.offset + r.length);
-      const problem = chunkProblem(bytes, url, r);
-      if (problem) throw new FormatError(problem);
+      bytes = await f.range(streamUrl, r.offset, r.offset + r.length);
+      const again = scanChunk(bytes, streamUrl, r);
+      if (!again.chunk) throw new FormatError(again.problem!);
+      chunk = again.chunk;
     }
-    hooks.chunk(r, bytes);
+    hooks.chunk(r, bytes, chunk);
     next = i + 1;
   };
   const elapsed = (): number => (now() - o.startedAt) / 1000;
   const rate = (): number => f.bytesReceived / Math.max(elapsed(), 1e-3); // bytes per second, so far
-  const streamUrl = manifest ? manifest.streamUrl : f.url;
   if (manifest) {
-    const budgetAhead = lodsWithin({ lods: manifest.lods } as Plan, o.maxBytes, o.maxLod);
+    const budgetAhead = lodsWithin(manifest, o.maxBytes, o.maxLod);
     const together = hooks.hold || o.maxSeconds !== undefined ? Math.min(budgetAhead, 1) : budgetAhead;
     const bounds = [0, manifest.headerLength, ...manifest.lods.slice(0, together).map((r) => r.cumulativeBytes)];
     await f.pieces(streamUrl, bounds, async (i, bytes) => {
@@ -64,7 +68,7 @@ export async function fetchStream(f: StreamFetcher, o: FetchOptions, hooks: Fetc
         budget = lodsWithin(plan, o.maxBytes, o.maxLod);
         hooks.header(plan, budget, bytes);
       } else {
-        await deliver(streamUrl, i - 1, bytes);
+        await deliver(i - 1, bytes);
       }
       return true;
     });
@@ -97,7 +101,7 @@ export async function fetchStream(f: StreamFetcher, o: FetchOptions, hooks: Fetc
     const bounds = [lods[first].offset, ...lods.slice(first, last + 1).map((r) => r.cumulativeBytes)];
     let onTime = true;
     await f.pieces(streamUrl, bounds, async (i, bytes) => {
-      await deliver(streamUrl, first + i, bytes);
+      await deliver(first + i, bytes);
       // at the throughput seen by now, would the next LoD still arrive in time?
       if (first + i < last && !inTime(first + i + 1, first + i + 1)) onTime = false;
       return onTime;

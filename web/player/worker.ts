@@ -1,10 +1,10 @@
 // The player's worker: fetches the stream (streaming.ts), decodes the header and each LoD chunk as
 // it arrives, and evaluates the Gaussians every decoded level draws from the current camera (again
 // for every level when the camera moves).
-import { NeuralGaussians, scanChunks, StreamDecoder, ViewGaussians } from "../src/index.js";
+import { NeuralGaussians, StreamDecoder, ViewGaussians } from "../src/index.js";
 import { StreamFetcher } from "./fetcher.js";
 import { defaultCamera, FromWorker, ToWorker } from "./messages.js";
-import { fetchStats, fetchStream } from "./streaming.js";
+import { fetchStats, fetchStream, now } from "./streaming.js";
 
 let decoder: StreamDecoder | null = null;
 let gaussians: NeuralGaussians | null = null;
@@ -14,7 +14,6 @@ let go: (() => void) | null = null;
 const abort = new AbortController();
 
 const post = (m: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
-const now = (): number => performance.timeOrigin + performance.now();
 
 function buffers(g: ViewGaussians): Transferable[] {
   return [g.means.buffer, g.scales.buffer, g.quats.buffer, g.opacities.buffer, g.colors.buffer];
@@ -44,16 +43,14 @@ async function load(m: Extract<ToWorker, { type: "load" }>): Promise<void> {
     lastProgress = t;
     post({ type: "progress", stats: fetchStats(f) });
   };
-  let source = m.url;
   const hold = m.hold ? new Promise<void>((res) => (go = res)) : null;
   try {
     await fetchStream(f, m, {
       hold,
       header(plan, lodsPlanned, bytes) {
         post({ type: "plan", plan, lodsPlanned, at: now() });
-        source = plan.streamUrl;
         try {
-          decoder = StreamDecoder.fromBytes(bytes, source);
+          decoder = StreamDecoder.fromBytes(bytes, plan.streamUrl);
         } catch (e) {
           throw new DecodeError(0, (e as Error).message);
         }
@@ -66,12 +63,12 @@ async function load(m: Extract<ToWorker, { type: "load" }>): Promise<void> {
           camera: camera.slice(),
         });
       },
-      chunk(r, bytes) {
+      chunk(r, _bytes, chunk) {
         if (abort.signal.aborted) throw new Error("stopped");
         post({ type: "sent", lod: r.lod, offset: r.offset, length: r.length, at: now(), stats: fetchStats(f) });
         try {
           const t0 = performance.now();
-          const lv = decoder!.decodeChunk(scanChunks(bytes, source, r.offset).chunks[0]); // one chunk: checked by the fetcher
+          const lv = decoder!.decodeChunk(chunk);
           const t1 = performance.now();
           gaussians!.addLevel(lv);
           const g = gaussians!.generate(gaussians!.levels - 1, camera);
