@@ -8,6 +8,7 @@
 // Only the container's framing is read here (no decoder).
 import { FormatError } from "../src/errors.js";
 import { Chunk, headChunkTable, headerLength, scanChunks } from "../src/container.js";
+import { isManifestUrl, ManifestReply, manifestUrlOf, requestManifest } from "./manifest-request.js";
 
 export interface LodRange {
   lod: number;
@@ -38,10 +39,6 @@ export class FetchError extends Error {}
 
 const RETRIES = 3;
 const STALL_MS = 20_000;
-
-function isManifestUrl(url: string): boolean {
-  return new URL(url, location.href).pathname.endsWith(".json");
-}
 
 function vec3(v: unknown): number[] | null {
   return Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === "number" && Number.isFinite(x)) ? v : null;
@@ -92,18 +89,19 @@ export class StreamFetcher implements FetchStats {
   }
 
   /** The stream's manifest (`url` + `.json`, or `url` itself when it names one); null when the stream
-   * has none (its ranges then come from its own first bytes: `planFromHeader`). */
-  async manifest(): Promise<Manifest | null> {
-    const manifestUrl = isManifestUrl(this.url) ? this.url : `${this.url}.json`;
+   * has none (its ranges then come from its own first bytes: `planFromHeader`). `asked`: the answer
+   * to a request for it made elsewhere (the page's), instead of asking here. */
+  async manifest(asked?: Promise<ManifestReply>): Promise<Manifest | null> {
+    const manifestUrl = manifestUrlOf(this.url);
     let m: Record<string, unknown>;
     try {
-      const r = await fetch(manifestUrl, { signal: this.signal, cache: "no-cache" });
+      const r = await (asked ?? requestManifest(manifestUrl, this.signal));
       this.requests++;
       if (!r.ok) {
         if (isManifestUrl(this.url)) throw new FetchError(`${manifestUrl}: HTTP ${r.status}`);
         return null;
       }
-      m = (await r.json()) as Record<string, unknown>;
+      m = JSON.parse(r.text) as Record<string, unknown>;
     } catch (e) {
       if (e instanceof FetchError || isManifestUrl(this.url)) throw e;
       return null; // no manifest (or not JSON): plan from the stream itself
@@ -159,14 +157,20 @@ export class StreamFetcher implements FetchStats {
 
   /** Bytes [bounds[0], bounds[n]) in one Range request. `onPiece(i, bytes)` gets bytes
    * [bounds[i], bounds[i + 1]) as soon as the last of them has arrived, in order, while the rest
-   * keeps arriving; it returns false to stop there (the rest is not read). */
-  async pieces(url: string, bounds: number[], onPiece: (i: number, bytes: Uint8Array) => boolean | Promise<boolean>): Promise<void> {
+   * keeps arriving; it returns false to stop there (the rest is not read). `onPartial(i, bytes)`, if
+   * given, sees the first bytes of the piece still arriving each time more of them are in (a view:
+   * bytes already seen never change). */
+  async pieces(url: string, bounds: number[], onPiece: (i: number, bytes: Uint8Array) => boolean | Promise<boolean>,
+               onPartial?: (i: number, bytes: Uint8Array) => void): Promise<void> {
     const start = bounds[0];
     let next = 0;
     await this.range(url, start, bounds[bounds.length - 1], async (have, buf) => {
       while (next < bounds.length - 1 && bounds[next + 1] - start <= have) {
         const i = next++;
         if (!(await onPiece(i, buf.slice(bounds[i] - start, bounds[i + 1] - start)))) return false;
+      }
+      if (onPartial && next < bounds.length - 1 && have > bounds[next] - start) {
+        onPartial(next, buf.subarray(bounds[next] - start, have));
       }
       return true;
     });

@@ -5,6 +5,7 @@
 // worker produces. A `ProgsMesh` created without a loader makes its own.
 import type { FetchStats, Plan } from "./fetcher.js";
 import type { FromWorker, ToWorker } from "./messages.js";
+import { manifestUrlOf, requestManifest } from "./manifest-request.js";
 
 export interface StreamLoaderOptions {
   /** Fetch only the LoDs that fit this many bytes, header included. */
@@ -54,11 +55,18 @@ export class StreamLoader {
     this.worker.onerror = (ev) =>
       this.failWith(ev.message ? `the decoding worker failed: ${ev.message}` : `the decoding worker could not start (${new URL(workerUrl, location.href).pathname})`);
     const hold = options.holdAfterFirst;
+    const href = new URL(url, location.href).href;
     this.post({
-      type: "load", url: new URL(url, location.href).href, maxBytes: options.maxBytes, maxLod: options.maxLod,
+      type: "load", url: href, maxBytes: options.maxBytes, maxLod: options.maxLod,
       maxSeconds: options.maxSeconds, startedAt: performance.timeOrigin + performance.now(), camera: this.camera,
-      hold: !!hold,
+      hold: !!hold, manifestFromPage: true,
     });
+    // the manifest is asked for here, while the worker's script loads and starts: one round trip less
+    // before the stream's first Range request
+    requestManifest(manifestUrlOf(href)).then(
+      (reply) => this.post({ type: "manifest", reply }),
+      (e) => this.post({ type: "manifest", reply: null, error: (e as Error).message }),
+    );
     const go = () => this.post({ type: "go" });
     hold?.then(go, go);
   }

@@ -1,13 +1,17 @@
 // Messages between the player and its decoding worker (which also fetches the stream: streaming.ts).
 import type { ViewGaussians } from "../src/index.js";
 import type { FetchStats, Plan } from "./fetcher.js";
+import type { ManifestReply } from "./manifest-request.js";
 
 export type ToWorker =
   | {
       /** Fetch and decode `url` (absolute). `hold`: wait for a `go` before the LoDs after the first. */
       type: "load"; url: string; maxBytes?: number; maxLod?: number; maxSeconds?: number;
       startedAt: number; camera: number[] | null; hold: boolean;
+      /** The page asks for the manifest and sends its answer (a `manifest` message). */
+      manifestFromPage?: boolean;
     }
+  | { type: "manifest"; reply: ManifestReply | null; error?: string }
   | { type: "go" }
   | { type: "stop" }
   | { type: "camera"; position: number[]; seq: number };

@@ -14,6 +14,7 @@
 import type { Chunk } from "../src/container.js";
 import { FormatError } from "../src/errors.js";
 import { FetchStats, LodRange, lodsWithin, Manifest, Plan, scanChunk, StreamFetcher } from "./fetcher.js";
+import type { ManifestReply } from "./manifest-request.js";
 
 export interface FetchOptions {
   maxBytes?: number;
@@ -28,6 +29,10 @@ export interface FetchHooks {
   header(plan: Plan, lodsPlanned: number, bytes: Uint8Array): void;
   /** A LoD chunk's bytes and the chunk they hold (framing and CRC checked); throwing stops the load. */
   chunk(r: LodRange, bytes: Uint8Array, chunk: Chunk): void;
+  /** The first bytes of a LoD chunk still arriving (not yet checked), each time more are in. */
+  partial?(r: LodRange, bytes: Uint8Array): void;
+  /** The manifest's answer when it was asked for elsewhere (the page asks while this worker starts). */
+  manifest?: Promise<ManifestReply>;
   /** The LoDs after the first are asked for once this settles (null: at once). */
   hold: Promise<void> | null;
 }
@@ -38,7 +43,7 @@ export const now = (): number => performance.timeOrigin + performance.now();
 /** Fetches the LoDs the options allow, handing each to `hooks.chunk` in order. Throws on a problem
  * (network, stale manifest, damaged chunk). */
 export async function fetchStream(f: StreamFetcher, o: FetchOptions, hooks: FetchHooks): Promise<void> {
-  const manifest: Manifest | null = await f.manifest();
+  const manifest: Manifest | null = await f.manifest(hooks.manifest);
   let plan: Plan | null = null;
   let budget = 0;
   let next = 0; // the first LoD (index) not handed over yet
@@ -71,6 +76,8 @@ export async function fetchStream(f: StreamFetcher, o: FetchOptions, hooks: Fetc
         await deliver(i - 1, bytes);
       }
       return true;
+    }, (i, bytes) => {
+      if (i > 0 && plan) hooks.partial?.(plan.lods[i - 1], bytes);
     });
   } else {
     const header = await f.header(streamUrl);
@@ -105,7 +112,7 @@ export async function fetchStream(f: StreamFetcher, o: FetchOptions, hooks: Fetc
       // at the throughput seen by now, would the next LoD still arrive in time?
       if (first + i < last && !inTime(first + i + 1, first + i + 1)) onTime = false;
       return onTime;
-    });
+    }, (i, bytes) => hooks.partial?.(lods[first + i], bytes));
     if (!onTime) break;
   }
 }

@@ -1,16 +1,20 @@
 // The player's worker: fetches the stream (streaming.ts), decodes the header and each LoD chunk as
 // it arrives, and evaluates the Gaussians every decoded level draws from the current camera (again
 // for every level when the camera moves).
-import { NeuralGaussians, StreamDecoder, ViewGaussians } from "../src/index.js";
+import { ChunkInProgress, NeuralGaussians, StreamDecoder, ViewGaussians } from "../src/index.js";
 import { StreamFetcher } from "./fetcher.js";
 import { defaultCamera, FromWorker, ToWorker } from "./messages.js";
 import { fetchStats, fetchStream, now } from "./streaming.js";
+import type { ManifestReply } from "./manifest-request.js";
 
 let decoder: StreamDecoder | null = null;
+// the LoD chunk still arriving, whose decoding has begun with its first bytes
+let arriving: ChunkInProgress | null = null;
 let gaussians: NeuralGaussians | null = null;
 let camera: number[] = [0, 0, 0];
 let pendingView: { seq: number } | null = null;
 let go: (() => void) | null = null;
+let manifestReply: { resolve: (r: ManifestReply) => void; reject: (e: Error) => void } | null = null;
 const abort = new AbortController();
 
 const post = (m: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
@@ -44,9 +48,13 @@ async function load(m: Extract<ToWorker, { type: "load" }>): Promise<void> {
     post({ type: "progress", stats: fetchStats(f) });
   };
   const hold = m.hold ? new Promise<void>((res) => (go = res)) : null;
+  const manifest = m.manifestFromPage
+    ? new Promise<ManifestReply>((resolve, reject) => (manifestReply = { resolve, reject }))
+    : undefined;
   try {
     await fetchStream(f, m, {
       hold,
+      manifest,
       header(plan, lodsPlanned, bytes) {
         post({ type: "plan", plan, lodsPlanned, at: now() });
         try {
@@ -63,12 +71,25 @@ async function load(m: Extract<ToWorker, { type: "load" }>): Promise<void> {
           camera: camera.slice(),
         });
       },
+      partial(r, bytes) {
+        // what a chunk's first bytes allow is decoded while the rest arrives
+        if (!decoder || abort.signal.aborted) return;
+        if (arriving && arriving.offset !== r.offset) {
+          decoder.abandonChunk(arriving);
+          arriving = null;
+        }
+        arriving ??= decoder.startChunk(r.offset);
+        decoder.advanceChunk(arriving, bytes);
+      },
       chunk(r, _bytes, chunk) {
         if (abort.signal.aborted) throw new Error("stopped");
         post({ type: "sent", lod: r.lod, offset: r.offset, length: r.length, at: now(), stats: fetchStats(f) });
         try {
           const t0 = performance.now();
-          const lv = decoder!.decodeChunk(chunk);
+          const early = arriving && arriving.offset === r.offset ? arriving : null;
+          if (arriving && !early) decoder!.abandonChunk(arriving);
+          arriving = null;
+          const lv = early ? decoder!.finishChunkInProgress(early, chunk) : decoder!.decodeChunk(chunk);
           const t1 = performance.now();
           gaussians!.addLevel(lv);
           const g = gaussians!.generate(gaussians!.levels - 1, camera);
@@ -90,6 +111,8 @@ async function load(m: Extract<ToWorker, { type: "load" }>): Promise<void> {
     }
     abort.abort();
   } finally {
+    if (arriving) decoder?.abandonChunk(arriving);
+    arriving = null;
     post({ type: "fetched", stats: fetchStats(f) });
   }
 }
@@ -101,6 +124,10 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
     void load(m);
   } else if (m.type === "go") {
     go?.();
+  } else if (m.type === "manifest") {
+    if (m.reply) manifestReply?.resolve(m.reply);
+    else manifestReply?.reject(new Error(m.error ?? "the manifest could not be fetched"));
+
   } else if (m.type === "stop") {
     abort.abort();
     go?.();

@@ -1,5 +1,5 @@
 // Little-endian, bounds-checked reading (FORMAT.md: "All integers are little-endian"), and CRC-32.
-import { FormatError } from "./errors.js";
+import { FormatError, Truncated } from "./errors.js";
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -8,8 +8,10 @@ export class ByteReader {
   pos = 0;
   private readonly view: DataView;
 
-  /** `where` names the part in messages (e.g. "chunk LOD2"), `base` is the payload's offset in the file. */
-  constructor(data: Uint8Array, readonly where: string, readonly base = 0) {
+  /** `where` names the part in messages (e.g. "chunk LOD2"), `base` is the payload's offset in the file.
+   * `partial`: `data` is only the first bytes of the part, so a read past its end throws `Truncated`
+   * (more bytes are to come) instead of a plain FormatError. */
+  constructor(data: Uint8Array, readonly where: string, readonly base = 0, readonly partial = false) {
     this.data = data;
     this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   }
@@ -24,6 +26,7 @@ export class ByteReader {
 
   private need(n: number): void {
     if (n < 0 || n > this.remaining()) {
+      if (this.partial && n >= 0) throw new Truncated(`${this.where}: ${n} more bytes are needed`);
       throw this.fail(`needs ${n} more bytes but only ${this.remaining()} remain (truncated or corrupt)`);
     }
   }
@@ -64,6 +67,8 @@ export class ByteReader {
   /** A u32 length, then that many bytes (at most `limit`). */
   blob(limit: number): Uint8Array {
     const n = this.u32();
+    // (on a prefix, a length past its end may be either: the whole part tells)
+    if (this.partial && n > this.remaining()) throw new Truncated(`${this.where}: ${n} more bytes are needed`);
     if (n > limit) throw this.fail(`length ${n} exceeds the limit ${limit}`);
     return this.raw(n);
   }
@@ -72,6 +77,7 @@ export class ByteReader {
   words(): Uint32Array {
     const n = this.u32();
     if (n > Math.floor(this.remaining() / 4)) {
+      if (this.partial) throw new Truncated(`${this.where}: ${4 * n} more bytes are needed`);
       throw this.fail(`element count ${n} exceeds the limit ${Math.floor(this.remaining() / 4)}`);
     }
     const out = new Uint32Array(n);

@@ -4,7 +4,7 @@ import { ByteReader } from "./bytes.js";
 import { CHUNK_OVERHEAD, isHeadTag, isLodTag, PREAMBLE, scan, tagName, Chunk } from "./container.js";
 import { ContextModel, LevelParams, LevelPointers } from "./context.js";
 import { decodeSymbols, decodeSymbolsAt } from "./attributes.js";
-import { FormatError } from "./errors.js";
+import { FormatError, Truncated } from "./errors.js";
 import { decodeHeader, Header } from "./header.js";
 import { decodeMask, HiddenRule, probeCameras } from "./hidden.js";
 import { applyPredictor, ParentPredictor, predictorTable, readPredictor } from "./prediction.js";
@@ -86,7 +86,7 @@ export class StreamDecoder {
    * before the previous level's attributes are needed (ParallelStreamDecoder computes the context
    * model on another thread meanwhile). */
   beginChunk(ch: Chunk, level = this.levels.length + 1,
-             prev: { keys: Int32Array; count: number } | null = this.levels[level - 2] ?? null): PendingLevel {
+             prev: { keys: Int32Array; count: number } | null = this.levels[level - 2] ?? null, partial = false): PendingLevel {
     const t0 = performance.now();
     if (level > this.lodsInStream) throw new FormatError(`${this.source}: the stream has only ${this.lodsInStream} LoDs`);
     if (!isLodTag(ch.tag, level)) {
@@ -95,7 +95,7 @@ export class StreamDecoder {
     const { grid } = this.header;
     const ctx = this.context;
     const D = ctx.D;
-    const r = new ByteReader(ch.payload, `chunk LOD${level}`, ch.offset + 8);
+    const r = new ByteReader(ch.payload, `chunk LOD${level}`, ch.offset + 8, partial);
     if (r.u8() !== level) throw r.fail(`chunk LOD${level} says it holds another level`);
     if (level > 1 && !prev) throw new Error(`LoD ${level} before LoD ${level - 1}`);
     const pendingPrev = prev && level > this.levels.length + 1 ? prev.count : 0; // begun, not yet finished
@@ -122,10 +122,8 @@ export class StreamDecoder {
    * from the same keys: mean [n, D], step [n, 3], and the bins [n, D] unless the level has a parent
    * predictor. */
   finishChunk(pl: PendingLevel, params: ContextParams | null): DecodedLevel {
-    const { ch, t0, level, r, st, res, pos, predictor } = pl;
+    const { level, r, st, pos, predictor } = pl;
     if (level !== this.levels.length + 1) throw new Error(`LoD ${level} finished out of order`);
-    const grid = this.header.grid;
-    const n = st.n;
     const prev = this.levels.length ? this.levels[this.levels.length - 1] : null;
     let out: LevelAttributes;
     if (pl.inWasm) {
@@ -133,6 +131,14 @@ export class StreamDecoder {
     } else {
       out = this.levelInJs(r, st, level, pos, predictor, prev);
     }
+    return this.completeLevel(pl, out);
+  }
+
+  /** Records a level whose attributes are decoded. */
+  private completeLevel(pl: PendingLevel, out: LevelAttributes): DecodedLevel {
+    const { ch, t0, level, st, res } = pl;
+    const grid = this.header.grid;
+    const n = st.n;
     this.total += n;
     const positions = new Float32Array(3 * n);
     const cell = grid.size / res;
@@ -153,12 +159,22 @@ export class StreamDecoder {
   /** A level's attributes with every step in WebAssembly, its data held in the kernels' memory. */
   private levelInWasm(r: ByteReader, a: Arena, st: LevelStructure, level: number, pos: Float64Array,
                       predictor: ParentPredictor | null, prev: DecodedLevel | null, params: ContextParams | null): LevelAttributes {
+    const s = this.wasmBegin(r, a, st, level, pos, predictor, prev, params);
+    try {
+      this.wasmFsAndMask(s, r);
+      return this.wasmRest(s, r);
+    } finally {
+      a.releaseLevel();
+    }
+  }
+
+  /** The first step of a level in WebAssembly: its data's place in the kernels' memory (held until
+   * `releaseLevel`) and the context model's coding parameters there (computed here, or copied from
+   * `params`). Needs none of the attribute bytes. */
+  private wasmBegin(r: ByteReader, a: Arena, st: LevelStructure, level: number, pos: Float64Array,
+                    predictor: ParentPredictor | null, prev: DecodedLevel | null, params: ContextParams | null): WasmLevel {
     const ctx = this.context;
-    const D = ctx.D;
-    const { featDim: F, nOffsets: K } = this.header.generator;
     const n = st.n;
-    const fs = F + 6;
-    const types = this.channelType;
     if (level > 1 && prev && !this.prevTerms && this.prevFeatures && st.parent) {
       // the previous level took the JavaScript path
       this.prevTerms = ctx.paddedTerms(ctx.parentTerms(this.prevFeatures, prev.count, st.parent), prev.count);
@@ -166,43 +182,152 @@ export class StreamDecoder {
     this.prevFeatures = null;
     a.reset();
     const lp = ctx.levelPointers(n, predictor !== null);
-    const symbols = a.alloc(8 * n * D);
+    const symbols = a.alloc(8 * n * ctx.D);
     a.holdLevel();
     try {
-      try {
-        const pred = predictor && prev ? { table: predictorTable(predictor, D), values: prev.values } : null;
-        if (params) this.paramsInto(a, params, n, st.parent, pred, lp);
-        else this.prevTerms = ctx.levelWasm(pos, n, level, level > 1 ? this.prevTerms : null, st.parent, pred, level < this.lodsInStream, lp);
-      } catch (e) {
-        throw r.fail((e as Error).message);
-      }
-      decodeSymbolsAt(r, a, lp.bins, { n, D, off: 0, len: fs }, symbols);
-      let hidden: Uint8Array | null = null;
-      if (this.rule) {
+      const pred = predictor && prev ? { table: predictorTable(predictor, ctx.D), values: prev.values } : null;
+      if (params) this.paramsInto(a, params, n, st.parent, pred, lp);
+      else this.prevTerms = ctx.levelWasm(pos, n, level, level > 1 ? this.prevTerms : null, st.parent, pred, level < this.lodsInStream, lp);
+    } catch (e) {
+      a.releaseLevel();
+      throw r.fail((e as Error).message);
+    }
+    return { a, st, level, lp, symbols, pos: r.pos, fsDone: false, buckets: null, hidden: null, maskDone: false };
+  }
+
+  /** The features and scalings (stream `fs`), then the mask, from `r` (from `s.pos` on). Resumable: a
+   * `Truncated` read leaves `s` at the last part done, to be called again with more bytes. */
+  private wasmFsAndMask(s: WasmLevel, r: ByteReader): void {
+    const { a, st, lp, symbols } = s;
+    const n = st.n;
+    const D = this.context.D;
+    const F = this.header.generator.featDim;
+    r.pos = s.pos;
+    if (!s.fsDone) {
+      decodeSymbolsAt(r, a, lp.bins, { n, D, off: 0, len: F + 6 }, symbols);
+      s.fsDone = true;
+      s.pos = r.pos;
+    }
+    if (this.rule && !s.maskDone) {
+      if (!s.buckets) {
         const f64 = a.f64;
         const view = (p: number, len: number) => f64.subarray(p >> 3, (p >> 3) + len);
         const features = ruleFeatures(view(symbols, n * D), lp.shift ? view(lp.shift, n * D) : null, view(lp.mean, n * D),
                                       view(lp.step, 3 * n), n, D, F);
-        hidden = decodeMask(r, this.rule.buckets(st.keys, n, level, features), a);
+        s.buckets = this.rule.buckets(st.keys, n, s.level, features);
       }
-      decodeSymbolsAt(r, a, lp.bins, hidden ? codedOffsets(n, K, D, fs, hidden) : { n, D, off: fs, len: D - fs }, symbols);
-      r.expectEnd();
-      a.reset();
-      const t8 = a.putU8(types);
-      const hp = hidden ? a.putU8(hidden) : 0;
-      const vp = a.alloc(8 * n * D);
-      const fp = a.alloc(4 * n * F);
-      const sp = a.alloc(24 * n);
-      const op = a.alloc(12 * n * K);
-      a.k.dequant(n, D, F, K, ctx.typesPtr, t8, symbols, lp.shift, lp.mean, lp.step, hp, vp, fp, sp, op);
-      const f32 = a.f32;
-      return {
-        values: a.f64.slice(vp >> 3, (vp >> 3) + n * D), feature: f32.slice(fp >> 2, (fp >> 2) + n * F),
-        scaling: f32.slice(sp >> 2, (sp >> 2) + 6 * n), offsets: f32.slice(op >> 2, (op >> 2) + 3 * K * n), hidden,
-      };
-    } finally {
-      a.releaseLevel();
+      s.hidden = decodeMask(r, s.buckets, a);
+      s.pos = r.pos;
     }
+    s.maskDone = true;
+  }
+
+  /** The offsets (stream `o`) and the dequantised attributes: the level's last step. */
+  private wasmRest(s: WasmLevel, r: ByteReader): LevelAttributes {
+    const { a, st, lp, symbols, hidden } = s;
+    const n = st.n;
+    const D = this.context.D;
+    const { featDim: F, nOffsets: K } = this.header.generator;
+    const fs = F + 6;
+    r.pos = s.pos;
+    decodeSymbolsAt(r, a, lp.bins, hidden ? codedOffsets(n, K, D, fs, hidden) : { n, D, off: fs, len: D - fs }, symbols);
+    r.expectEnd();
+    a.reset();
+    const t8 = a.putU8(this.channelType);
+    const hp = hidden ? a.putU8(hidden) : 0;
+    const vp = a.alloc(8 * n * D);
+    const fp = a.alloc(4 * n * F);
+    const sp = a.alloc(24 * n);
+    const op = a.alloc(12 * n * K);
+    a.k.dequant(n, D, F, K, this.context.typesPtr, t8, symbols, lp.shift, lp.mean, lp.step, hp, vp, fp, sp, op);
+    const f32 = a.f32;
+    return {
+      values: a.f64.slice(vp >> 3, (vp >> 3) + n * D), feature: f32.slice(fp >> 2, (fp >> 2) + n * F),
+      scaling: f32.slice(sp >> 2, (sp >> 2) + 6 * n), offsets: f32.slice(op >> 2, (op >> 2) + 3 * K * n), hidden,
+    };
+  }
+
+  /** Starts decoding the next LoD chunk (at `offset` in the stream) before all of it has arrived:
+   * `advanceChunk` with its first bytes does every part of the decoding those bytes allow (the octree
+   * structure, the context model's coding parameters, the features and scalings, the mask), and
+   * `finishChunkInProgress` with the whole chunk, scanned and CRC checked, does the rest. The level is
+   * the one decodeChunk would give, bit for bit: the parts done early are kept only if the chunk's
+   * payload starts with the bytes they were decoded from. */
+  startChunk(offset: number): ChunkInProgress {
+    return { level: this.levels.length + 1, offset, pl: null, steps: null, used: null, saved: null, idle: false };
+  }
+
+  /** `bytes`: the chunk's first bytes as they have arrived (framing included). Never throws: bytes
+   * that do not decode leave the work to `finishChunkInProgress`, which reports the problem. */
+  advanceChunk(c: ChunkInProgress, bytes: Uint8Array): void {
+    if (c.idle || c.level !== this.levels.length + 1 || bytes.length < 8) return;
+    const length = bytes[4] | (bytes[5] << 8) | (bytes[6] << 16) | (bytes[7] * 2 ** 24);
+    const payload = bytes.subarray(8, Math.min(bytes.length, 8 + length));
+    const where = `chunk LOD${c.level}`;
+    try {
+      if (!c.pl) {
+        const tag = bytes.slice(0, 4);
+        c.pl = this.beginChunk({ tag, name: tagName(tag), offset: c.offset, payload }, c.level, undefined, true);
+        c.used = payload;
+        if (!c.pl.inWasm) {
+          c.idle = true;
+          return;
+        }
+      }
+      if (!c.steps) {
+        const { st, level, pos, predictor } = c.pl;
+        c.saved = { prevTerms: this.prevTerms, prevFeatures: this.prevFeatures };
+        c.steps = this.wasmBegin(c.pl.r, this.coder!, st, level, pos, predictor, this.levels[level - 2] ?? null, null);
+      }
+      if (!c.steps.maskDone) {
+        this.wasmFsAndMask(c.steps, new ByteReader(payload, where, c.offset + 8, true));
+        c.used = payload;
+      }
+    } catch (e) {
+      if (e instanceof Truncated) {
+        if (c.steps && c.steps.fsDone) c.used = payload;
+        return;
+      }
+      this.abandonChunk(c);
+    }
+  }
+
+  /** The level of a chunk started with `startChunk`, from the whole chunk (scanned, CRC checked). */
+  finishChunkInProgress(c: ChunkInProgress, ch: Chunk): DecodedLevel {
+    const used = c.used;
+    const same = used !== null && used.length <= ch.payload.length && used.every((b, i) => b === ch.payload[i]);
+    if (!c.steps || !c.pl || !same) {
+      this.abandonChunk(c);
+      return this.decodeChunk(ch);
+    }
+    const t0 = performance.now();
+    const s = c.steps;
+    c.steps = null;
+    c.saved = null;
+    c.idle = true;
+    try {
+      const r = new ByteReader(ch.payload, `chunk LOD${c.level}`, ch.offset + 8);
+      this.wasmFsAndMask(s, r);
+      // (its `seconds`: the decoding left once the whole chunk was in)
+      return this.completeLevel({ ...c.pl, ch, t0 }, this.wasmRest(s, r));
+    } finally {
+      s.a.releaseLevel();
+    }
+  }
+
+  /** Gives up a chunk started early (its bytes stopped coming, or did not decode): the decoder is as
+   * before `startChunk`. */
+  abandonChunk(c: ChunkInProgress): void {
+    if (c.steps) {
+      c.steps.a.releaseLevel();
+      c.steps = null;
+    }
+    if (c.saved) {
+      this.prevTerms = c.saved.prevTerms;
+      this.prevFeatures = c.saved.prevFeatures;
+      c.saved = null;
+    }
+    c.idle = true;
   }
 
   /** The context model's coding parameters of the first `count` anchors of a begun level without
@@ -291,6 +416,36 @@ export class StreamDecoder {
     dequantize(symbols, shift, hidden, p.mean, p.step, this.channelType, n, F, K, values, feature, scaling, offsets);
     return { values, feature, scaling, offsets, hidden };
   }
+}
+
+/** A level whose attributes are being decoded in WebAssembly (its data held in the kernels' memory). */
+interface WasmLevel {
+  a: Arena;
+  st: LevelStructure;
+  level: number;
+  lp: LevelPointers;
+  symbols: number;
+  /** Where in the payload the next part starts. */
+  pos: number;
+  fsDone: boolean;
+  buckets: Int8Array | null;
+  hidden: Uint8Array | null;
+  maskDone: boolean;
+}
+
+/** A LoD chunk decoded while it arrives (StreamDecoder.startChunk). */
+export interface ChunkInProgress {
+  readonly level: number;
+  /** The chunk's offset in the stream. */
+  readonly offset: number;
+  pl: PendingLevel | null;
+  steps: WasmLevel | null;
+  /** The payload bytes the parts done so far were decoded from (a prefix of the chunk's payload). */
+  used: Uint8Array | null;
+  /** The decoder's state before the first attribute step, restored when the chunk is abandoned. */
+  saved: { prevTerms: Float64Array | null; prevFeatures: Float64Array | null } | null;
+  /** Nothing more is done early (the bytes so far do not decode, or the level is not in WebAssembly). */
+  idle: boolean;
 }
 
 /** A level between beginChunk() and finishChunk(). */

@@ -6,7 +6,7 @@ export type { Chunk, ScanResult } from "./container.js";
 export { decodeHeader } from "./header.js";
 export type { Header, Grid, GeneratorConfig, Tensor } from "./header.js";
 export { StreamDecoder, decode, MAX_ANCHORS, setLevelMemoryLimit } from "./decoder.js";
-export type { ContextParams, DecodedLevel, DecodeResult, PendingLevel } from "./decoder.js";
+export type { ChunkInProgress, ContextParams, DecodedLevel, DecodeResult, PendingLevel } from "./decoder.js";
 export { ParallelStreamDecoder, serveContext } from "./parallel.js";
 export type { ContextThread, FromContext, ToContext } from "./parallel.js";
 export { toSplats, splatsToPly, sphereCameras } from "./splats.js";
