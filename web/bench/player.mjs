@@ -31,7 +31,7 @@ async function once(page, url, kind) {
   await page.goto(url);
   const key = kind === "progs" ? "progs" : "bench";
   await page.waitForFunction((k) => window[k] && window[k].done && window[k].framesSinceChange >= 1 &&
-    window[k].history.every((h) => h.shownSeconds !== null), key, { timeout: 900_000, polling: 50 });
+    window[k].history.every((h) => h.shownSeconds !== null && h.drawnSeconds !== null && h.drawnSeconds !== undefined), key, { timeout: 900_000, polling: 50 });
   const s = await page.evaluate((k) => JSON.parse(JSON.stringify(window[k])), key);
   const marks = Object.fromEntries(await page.evaluate(() => performance.getEntriesByType("mark").map((m) => [m.name, m.startTime / 1000])));
   const nav = await page.evaluate(() => performance.getEntriesByType("navigation")[0]?.toJSON() ?? null);
@@ -48,7 +48,7 @@ async function once(page, url, kind) {
       level: kind === "progs" ? h.lod : h.level, bytes: h.bytes,
       fetched_s: kind === "progs" ? marks[`progs:lod${h.lod}-fetched`] ?? null : h.fetchedSeconds,
       decoded_s: kind === "progs" ? h.readySeconds : h.decodedSeconds,
-      arrived_s: h.seconds, shown_s: h.shownSeconds,
+      arrived_s: h.seconds, shown_s: h.shownSeconds, drawn_s: h.drawnSeconds,
       ...(kind === "progs" ? { anchors: h.anchors, gaussians: h.gaussians } : {}),
     })),
     scripts_loaded_s: nav ? nav.domContentLoadedEventEnd / 1000 : null,
@@ -112,6 +112,7 @@ for (const mbits of config.mbits) {
         last_fetched_s: median(visits.map((x) => x[w].levels.at(-1)?.fetched_s)),
         last_decoded_s: median(visits.map((x) => x[w].levels.at(-1)?.decoded_s)),
         last_shown_s: median(visits.map((x) => x[w].levels.at(-1)?.shown_s)),
+        last_drawn_s: median(visits.map((x) => x[w].levels.at(-1)?.drawn_s)),
       }]));
     }
     results.push(entry);

@@ -23,10 +23,12 @@ interface PlayerState {
   anchors: number;
   gaussians: number;
   /** Each LoD as it arrived: seconds since navigation start when it was decoded and added (`seconds`)
-   * and when the first frame sorted with it was drawn (`shownSeconds`), bytes received by then, and the
+   * and when the first frame sorted with it was drawn (`shownSeconds`) and on screen (`drawnSeconds`: two
+   * animation frames later, which the browser runs once that frame is drawn), bytes received by then, and the
    * LoD chunk's bytes in the stream (`offset`, `length`). */
   history: {
-    lod: number; seconds: number; readySeconds: number; shownSeconds: number | null; bytes: number; anchors: number;
+    lod: number; seconds: number; readySeconds: number; shownSeconds: number | null; drawnSeconds?: number | null;
+    bytes: number; anchors: number;
     gaussians: number; offset: number; length: number;
   }[];
   /** Seconds from navigation start to the first frame that showed splats. */
@@ -227,12 +229,14 @@ renderer.setAnimationLoop(() => {
     if (progs.error && !state.error) showError(progs.error);
     updateOverlay(progs);
   }
-  const changed = progs !== null && progs.version !== lastVersion;
-  if (progs) lastVersion = progs.version;
+  let changed = progs !== null && progs.version !== lastVersion;
+  // a LoD about to be out of date before its frame would be on screen waits for the next one
+  if (changed && frames!.hold(progs!.nextLodEta(), progs!.gaussians)) changed = false;
+  else if (progs) lastVersion = progs.version;
   // while the stream loads and nothing is in the scene yet, frames are drawn so that Spark builds its
   // shaders before LoD 1 arrives
   const warmUp = !state.done && progs !== null && progs.gaussians === 0;
-  frames!.tick(changed, warmUp, state.history);
+  frames!.tick(changed, warmUp, state.history, progs?.gaussians ?? 0);
   if (state.firstImageSeconds === null && state.history.length && state.history[0].shownSeconds !== null) {
     state.firstImageSeconds = state.history[0].shownSeconds;
   }

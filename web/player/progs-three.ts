@@ -86,6 +86,8 @@ export class ProgsMesh extends THREE.Group {
   private rejectReady!: (e: Error) => void;
   private resolveLoaded!: () => void;
   private allFetched = false;
+  private readonly byteSamples: [number, number][] = []; // (ms, bytes received) over the last second
+  private lastDecodeSeconds = 0.05; // the worker's time for the last level (decoding left, evaluation)
 
   constructor(readonly url: string, options: ProgsMeshOptions = {}) {
     super();
@@ -132,11 +134,32 @@ export class ProgsMesh extends THREE.Group {
     this.refresh();
   }
 
+  /** Seconds until the next LoD is expected in the scene, at the link's throughput over the last
+   * second; null when none is coming (every planned LoD is in, or loading stopped) or the throughput is
+   * not known yet. */
+  nextLodEta(): number | null {
+    if (this.error) return null;
+    if (this.inFlight.size > 0) return this.lastDecodeSeconds; // its bytes are in: being decoded
+    const next = this.plan?.lods[this.counts.length];
+    if (this.allFetched || !next || this.counts.length >= this.lodsPlanned) return null;
+    const s = this.byteSamples;
+    if (s.length < 2) return null;
+    const [t0, b0] = s[0];
+    const [t1, b1] = s[s.length - 1];
+    const rate = (b1 - b0) / Math.max((performance.now() - t0) / 1000, 1e-3);
+    if (t1 - t0 < 100 || rate <= 0) return null;
+    return Math.max(0, next.cumulativeBytes - b1) / rate + this.lastDecodeSeconds;
+  }
+
   /** Call once per frame: re-evaluates the Gaussians from `camera` once it has settled somewhere new. */
   update(camera: THREE.Camera): void {
     const p = camera.getWorldPosition(new THREE.Vector3()).toArray();
     const scale = this.bounds ? this.bounds.size : 1;
     const now = performance.now();
+    const s = this.byteSamples;
+    const bytes = this.loader.stats.bytesReceived;
+    if (!s.length || s[s.length - 1][1] !== bytes) s.push([now, bytes]);
+    while (s.length > 2 && now - s[1][0] > 1000) s.shift();
     if (!this.lastSeen || Math.hypot(p[0] - this.lastSeen[0], p[1] - this.lastSeen[1], p[2] - this.lastSeen[2]) > MOVE_EPS * scale) {
       this.lastSeen = p;
       this.movedAt = now;
@@ -220,6 +243,7 @@ export class ProgsMesh extends THREE.Group {
     const at = this.counts.reduce((a, b) => a + b, 0);
     writeSplats(this.packed, at, m.gaussians);
     this.counts.push(m.gaussians.count);
+    this.lastDecodeSeconds = m.decodeSeconds + m.generateSeconds;
     await this.mesh?.initialized;
     this.refresh();
     this.lodShown = m.lod;
