@@ -3,9 +3,9 @@
 // page's bytes) are still on their way, so that LoD 1 is decoded by the time the renderer can draw
 // it. Spark's WebAssembly (the largest download the first image needs) is fetched once LoD 1 is in,
 // and the finer LoDs once its last byte has arrived (it compiles meanwhile): the link carries what
-// the first image needs first. On a later visit, when this browser has compiled it before (so its
-// HTTP cache most likely holds it: a revalidation, no bytes to share the link with), nothing is held
-// back and the whole stream comes in one request.
+// the first image needs first. On a later visit, when this browser has compiled it before and the
+// visit after that found it in the HTTP cache (a revalidation, no bytes to share the link with),
+// nothing is held back and the whole stream comes in one request.
 import { StreamLoader } from "./loader.js";
 import { compileWasm } from "./spark-wasm.js";
 
@@ -21,22 +21,28 @@ const num = (name: string): number | undefined => {
 };
 const view = (params.get("view") ?? "").split(",").map(Number);
 const src = params.get("src");
-// which Spark WebAssembly this browser compiled last (a hint: a cleared HTTP cache only means that, once,
-// the finer LoDs share the link with it)
+// Which Spark WebAssembly this browser compiled last, and whether a visit that counted on the HTTP
+// cache for it found it there: `URL` (compiled once: try the cache next time), `uncached URL` (it
+// came over the link anyway: hold the finer LoDs back for it from now on).
 const SEEN = "progs:spark-wasm";
-function seenBefore(url: string): boolean {
+function note(): string | null {
   try {
-    return localStorage.getItem(SEEN) === url;
+    return localStorage.getItem(SEEN);
   } catch {
-    return false; // storage disabled
+    return null; // storage disabled: every visit holds the finer LoDs back
   }
 }
-function remember(url: string): void {
+function setNote(value: string): void {
   try {
-    localStorage.setItem(SEEN, url);
+    localStorage.setItem(SEEN, value);
   } catch {
-    // storage disabled or full: the next visit holds the finer LoDs back, as this one did
+    // storage disabled or full
   }
+}
+/** Whether `url` came from the HTTP cache (a revalidation's headers at most), by its Resource Timing. */
+function fromCache(url: string): boolean {
+  const e = performance.getEntriesByName(url).at(-1) as PerformanceResourceTiming | undefined;
+  return e !== undefined && e.encodedBodySize > 0 && e.transferSize < e.encodedBodySize;
 }
 const g = globalThis as unknown as { progsBoot?: Boot; progsSparkWasm?: Promise<WebAssembly.Module> };
 if (src) {
@@ -47,14 +53,18 @@ if (src) {
   const wasmUrl = new URL("./spark-internal.wasm", import.meta.url);
   // the bundled Spark (progs-player.js) takes its WebAssembly module from here when it is set
   g.progsSparkWasm = afterFirst.then(() => compileWasm(wasmUrl, arrived));
-  g.progsSparkWasm.then(() => remember(wasmUrl.href), () => undefined);
+  const counted = note() === wasmUrl.href;
+  g.progsSparkWasm.then(() => {
+    if (counted && !fromCache(wasmUrl.href)) setNote(`uncached ${wasmUrl.href}`);
+    else if (note() !== `uncached ${wasmUrl.href}`) setNote(wasmUrl.href);
+  }, () => undefined);
   const loader = new StreamLoader(src, {
     maxBytes: num("maxBytes"),
     maxLod: num("maxLod"),
     maxSeconds: num("maxSeconds"),
     camera: view.length === 10 && view.every(Number.isFinite) ? view.slice(0, 3) : undefined,
     workerUrl: new URL("./progs-worker.js", import.meta.url),
-    holdAfterFirst: seenBefore(wasmUrl.href) ? undefined : wasmArrived,
+    holdAfterFirst: counted ? undefined : wasmArrived,
   });
   void loader.firstFetched.then(go);
   g.progsBoot = { src, loader };

@@ -9,6 +9,15 @@
 import type * as THREE from "three";
 import type { SparkRenderer } from "@sparkjsdev/spark";
 
+/** LoDs are held back only for a frame that would take at least this long beyond the display's own
+ * pace... */
+export const SLOW_FRAME_SECONDS = 0.25;
+/** ...on a renderer whose last frame took at least SLOW_COST_SECONDS beyond the display's pace and this
+ * long per splat: software WebGL takes 20–40 µs a splat (0.1 s for the 2,806 splats of the fox's LoD 2),
+ * a GPU well under 1 µs even counting the page's own work on the splats in the same frames. */
+export const SLOW_SECONDS_PER_SPLAT = 5e-6;
+export const SLOW_COST_SECONDS = 0.08;
+
 export interface Shown {
   /** When the change reached the scene (seconds since navigation start). */
   seconds: number;
@@ -27,13 +36,20 @@ export class SortedFrames {
   /** The last frame drawn with splats: seconds from drawing it until the browser ran its second
    * animation frame after it (which waits for that frame to be on screen), and its splats. */
   lastFrame: { seconds: number; splats: number } | null = null;
+  /** The display's pace: the shortest time between two animation frames with no frame drawn between
+   * them, over the last 64 (1/60 s until measured). */
+  tickSeconds = 1 / 60;
   private wasSorting = false;
   private wanted = true;
   private changed = false;
   private drawnAt: number | null = null;
   private drawnSplats = 0;
   private ticksSinceDrawn = 0;
-  private holdingSince: number | null = null;
+  private holding: { since: number; limit: number } | null = null;
+  private timing = true;
+  private lastTick: number | null = null;
+  private drewLastTick = false;
+  private readonly idleTicks: number[] = [];
   private awaitingDrawn: Shown[] = [];
 
   constructor(
@@ -49,22 +65,37 @@ export class SortedFrames {
     this.framesSinceChange = 0;
   }
 
-  /** Whether to hold back a change of the splats (to `splats` of them) for now: a finer LoD is expected
-   * in `etaSeconds`, sooner than a frame of that many splats would be on screen at the pace of the
-   * last frame, so that frame would be out of date before it is seen, and would delay the next. Holds
-   * a change at most as long as that frame would take. On a GPU a frame takes a few milliseconds and
-   * nothing is held back; on a slow one (software WebGL: a second for tens of thousands of splats)
-   * the finest LoD is drawn sooner. */
-  hold(etaSeconds: number | null, splats: number): boolean {
+  /** How long a frame of `splats` splats would take to reach the screen beyond the display's pace, at
+   * the last frame's cost per splat; null when the renderer is not a slow one (or nothing is timed). */
+  slowFrameSeconds(splats: number): number | null {
     const f = this.lastFrame;
+    if (!f || f.splats <= 0) return null;
+    const cost = f.seconds - 2 * this.tickSeconds;
+    const perSplat = cost / f.splats;
+    const frame = perSplat * Math.max(splats, f.splats);
+    return cost >= SLOW_COST_SECONDS && perSplat >= SLOW_SECONDS_PER_SPLAT && frame >= SLOW_FRAME_SECONDS ? frame : null;
+  }
+
+  /** Whether to hold back a new LoD (the scene then holding `splats` splats) for now: on a slow
+   * renderer (`slowFrameSeconds`), a finer LoD is expected in `etaSeconds`, sooner than the new LoD's
+   * frame would be on screen, so that frame would be out of date before it is seen and would delay the
+   * finer LoD's. A hold lasts at most as long as the frame it put off would have taken (fixed when it
+   * begins, however many LoDs arrive meanwhile). On a GPU nothing is held back; in software WebGL (a
+   * second for tens of thousands of splats) the finest LoD is drawn sooner. */
+  hold(etaSeconds: number | null, splats: number): boolean {
+    const frame = etaSeconds === null ? null : this.slowFrameSeconds(splats);
     const now = performance.now();
-    if (etaSeconds !== null && f && f.splats > 0) {
-      const frame = f.seconds * Math.max(1, splats / f.splats);
-      this.holdingSince ??= now;
-      if (etaSeconds < frame && (now - this.holdingSince) / 1000 < frame) return true;
+    if (frame !== null) {
+      if (this.holding === null) this.holding = { since: now, limit: frame };
+      if (etaSeconds! < this.holding.limit && (now - this.holding.since) / 1000 < this.holding.limit) return true;
     }
-    this.holdingSince = null;
+    this.holding = null;
     return false;
+  }
+
+  /** The page was hidden (no animation frames run meanwhile): the frame being timed is not timed. */
+  pageHidden(): void {
+    this.timing = false;
   }
 
   /** Call once per animation frame. `changed`: the splats changed since the last call; `keepDrawing`:
@@ -72,13 +103,27 @@ export class SortedFrames {
    * many are in the scene. Marks each entry of `shown` that the drawn frame shows for the first time.
    * Returns whether a frame was drawn. */
   tick(changed: boolean, keepDrawing: boolean, shown: Shown[], splats = 0): boolean {
+    const drew = this.step(changed, keepDrawing, shown, splats);
+    const t = performance.now();
+    if (this.lastTick !== null && !this.drewLastTick && !drew) {
+      this.idleTicks.push((t - this.lastTick) / 1000);
+      if (this.idleTicks.length > 64) this.idleTicks.shift();
+      this.tickSeconds = Math.max(1e-3, Math.min(...this.idleTicks));
+    }
+    this.lastTick = t;
+    this.drewLastTick = drew;
+    return drew;
+  }
+
+  private step(changed: boolean, keepDrawing: boolean, shown: Shown[], splats: number): boolean {
     const spark = this.spark;
     if (this.drawnAt !== null && ++this.ticksSinceDrawn >= 2) {
       const t = performance.now();
-      if (this.drawnSplats > 0) this.lastFrame = { seconds: (t - this.drawnAt) / 1000, splats: this.drawnSplats };
+      if (this.drawnSplats > 0 && this.timing) this.lastFrame = { seconds: (t - this.drawnAt) / 1000, splats: this.drawnSplats };
       for (const h of this.awaitingDrawn) h.drawnSeconds = t / 1000;
       this.awaitingDrawn = [];
       this.drawnAt = null;
+      this.timing = true;
     }
     this.changed ||= changed;
     if (spark.sorting) {
@@ -100,9 +145,12 @@ export class SortedFrames {
     if (!(keepDrawing || this.wanted || spark.sortDirty || this.framesSinceChange < 1)) return false;
     this.wanted = false;
     this.renderer.render(this.scene, this.camera);
-    this.drawnAt = performance.now();
-    this.drawnSplats = splats;
-    this.ticksSinceDrawn = 0;
+    if (this.drawnAt === null) {
+      // timed from the first of frames drawn back to back (a camera being moved)
+      this.drawnAt = performance.now();
+      this.drawnSplats = splats;
+      this.ticksSinceDrawn = 0;
+    }
     const sorted = !(spark.sorting || spark.sortDirty);
     this.framesSinceChange = sorted ? this.framesSinceChange + 1 : 0;
     // on screen from the first frame drawn after a sort that began once it was in the scene had

@@ -208,6 +208,10 @@ if (!src) {
   });
 }
 
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) frames?.pageHidden();
+});
+
 window.addEventListener("resize", () => {
   camera.aspect = window.innerWidth / window.innerHeight;
   camera.updateProjectionMatrix();
@@ -230,8 +234,9 @@ renderer.setAnimationLoop(() => {
     updateOverlay(progs);
   }
   let changed = progs !== null && progs.version !== lastVersion;
-  // a LoD about to be out of date before its frame would be on screen waits for the next one
-  if (changed && frames!.hold(progs!.nextLodEta(), progs!.gaussians)) changed = false;
+  // a new LoD about to be out of date before its frame would be on screen waits for the next one
+  const newLod = state.history.some((h) => h.shownSeconds === null);
+  if (changed && newLod && frames!.hold(progs!.nextLodEta(), progs!.gaussians)) changed = false;
   else if (progs) lastVersion = progs.version;
   // while the stream loads and nothing is in the scene yet, frames are drawn so that Spark builds its
   // shaders before LoD 1 arrives

@@ -295,7 +295,7 @@ export class StreamDecoder {
   /** The level of a chunk started with `startChunk`, from the whole chunk (scanned, CRC checked). */
   finishChunkInProgress(c: ChunkInProgress, ch: Chunk): DecodedLevel {
     const used = c.used;
-    const same = used !== null && used.length <= ch.payload.length && used.every((b, i) => b === ch.payload[i]);
+    const same = used !== null && startsWith(ch.payload, used);
     if (!c.steps || !c.pl || !same) {
       this.abandonChunk(c);
       return this.decodeChunk(ch);
@@ -486,6 +486,29 @@ let levelMemoryLimit: (level: number) => number = () => LEVEL_MEMORY_LIMIT;
  * (tests: both ways give the same bits, and a stream may switch between them). */
 export function setLevelMemoryLimit(limit: number | ((level: number) => number) | null): void {
   levelMemoryLimit = limit === null ? () => LEVEL_MEMORY_LIMIT : typeof limit === "number" ? () => limit : limit;
+}
+
+/** Whether `data` starts with the bytes of `prefix`. */
+function startsWith(data: Uint8Array, prefix: Uint8Array): boolean {
+  const n = prefix.length;
+  if (n > data.length) return false;
+  if (data.byteOffset % 4 === prefix.byteOffset % 4) {
+    // word by word where both are aligned alike
+    let i = 0;
+    while (i < n && (data.byteOffset + i) % 4) {
+      if (data[i] !== prefix[i]) return false;
+      i++;
+    }
+    const words = (n - i) >> 2;
+    const a = new Uint32Array(data.buffer, data.byteOffset + i, words);
+    const b = new Uint32Array(prefix.buffer, prefix.byteOffset + i, words);
+    for (let k = 0; k < words; k++) if (a[k] !== b[k]) return false;
+    i += 4 * words;
+    for (; i < n; i++) if (data[i] !== prefix[i]) return false;
+    return true;
+  }
+  for (let i = 0; i < n; i++) if (data[i] !== prefix[i]) return false;
+  return true;
 }
 
 // The loops of decodeChunk live in small functions of their own: the engine optimises each once,

@@ -71,7 +71,7 @@ test("a chunk decoded as its bytes arrive equals the chunk decoded whole, wherev
 });
 
 test("bytes that change before the chunk is complete, or stop coming, leave the decoder as it was", () => {
-  const { name, data, head, lods } = streams().find((s) => s.lods.length >= 3 && s.name.startsWith("l4_rule"));
+  const { name, data, head, lods } = streams().find((s) => s.lods.length >= 4 && s.name.startsWith("l4_rule"));
   const whole = new StreamDecoder(head, name);
   const want = lods.map((ch) => whole.decodeChunk(ch));
   const dec = new StreamDecoder(head, name);
@@ -149,6 +149,12 @@ test("levels decoded outside the WebAssembly memory are decoded once complete", 
       const c = dec.startChunk(ch.offset);
       for (let k = 1; k < 12; k++) dec.advanceChunk(c, bytes.subarray(0, Math.floor((k * bytes.length) / 12)));
       assert.equal(c.steps === null, i % 2 === 0, `${ch.name}: attributes decoded early only in WebAssembly`);
+      if (i % 2 === 1) {
+        // given up after a level decoded in JavaScript, then decoded whole: what it had of that level is back
+        dec.abandonChunk(c);
+        assertSameLevel(dec.decodeChunk(ch), want[i], `${name} ${ch.name} after an abandoned start`);
+        continue;
+      }
       assertSameLevel(dec.finishChunkInProgress(c, ch), want[i], `${name} ${ch.name}`);
     }
   } finally {

@@ -60,32 +60,56 @@ test("a frame's time to the screen is measured two animation frames after it is 
   assert.equal(renderer.frames, 1); // nothing new: no frame drawn
 });
 
-test("a LoD is held back while a finer one would arrive before its frame is on screen, at most that long", () => {
+test("on a slow renderer a new LoD is held back while a finer one would arrive before its frame is on screen, at most that long", () => {
   clock = 5000;
   const { frames } = fakes();
-  // nothing measured yet, or nothing coming: never held
-  assert.equal(frames.hold(0.1, 5000), false);
-  frames.lastFrame = { seconds: 0.5, splats: 10_000 };
+  frames.tickSeconds = 0.0167;
+  // nothing timed yet, or nothing coming: never held
+  assert.equal(frames.hold(0.1, 25_000), false);
+  // software WebGL: 0.14 s for 2,806 splats, 38 µs a splat beyond the display's pace
+  frames.lastFrame = { seconds: 0.14, splats: 2806 };
   assert.equal(frames.hold(null, 25_000), false);
-  // a frame of 25,000 splats would take 1.25 s at the last frame's pace: a LoD 0.3 s away is worth it
+  const frame = frames.slowFrameSeconds(25_000);
+  assert.ok(Math.abs(frame - ((0.14 - 2 * 0.0167) / 2806) * 25_000) < 1e-9, String(frame)); // 0.95 s
+  // a LoD 0.3 s away is worth waiting for; one 2 s away is not
   assert.equal(frames.hold(0.3, 25_000), true);
   clock += 600;
   assert.equal(frames.hold(0.3, 25_000), true);
-  // ...but not one 2 s away
   assert.equal(frames.hold(2, 25_000), false);
-  // held at most as long as the frame would take, however late the finer LoD turns out to be
+  // held at most as long as the frame put off would have taken, fixed when the hold begins: more
+  // LoDs arriving meanwhile (more splats) do not stretch it
   assert.equal(frames.hold(0.3, 25_000), true);
-  clock += 1300;
-  assert.equal(frames.hold(0.3, 25_000), false);
-  // fewer splats than the last frame: that frame's time
-  assert.equal(frames.hold(0.4, 5_000), true);
-  assert.equal(frames.hold(0.6, 5_000), false);
+  clock += 900;
+  assert.equal(frames.hold(0.3, 100_000), true);
+  clock += 100;
+  assert.equal(frames.hold(0.3, 100_000), false);
+  // a frame too small to be worth holding (under 0.25 s at this pace)
+  assert.equal(frames.hold(0.01, 5_000), false);
 });
 
-test("on a renderer that draws in milliseconds nothing is held back", () => {
+test("on a GPU nothing is held back, even when the page's own work slows a frame", () => {
   clock = 9000;
   const { frames } = fakes();
-  frames.lastFrame = { seconds: 0.017, splats: 40_000 };
-  assert.equal(frames.hold(0.05, 43_000), false);
-  assert.equal(frames.hold(0.005, 43_000), true); // a LoD due within that frame
+  frames.tickSeconds = 0.0167;
+  // two display refreshes for 40,000 splats; a frame slowed by 100 ms of the page's work on 200,000
+  // splats; LoD 1's 430 splats in a frame slowed by 27 ms
+  for (const f of [{ seconds: 0.034, splats: 40_000 }, { seconds: 0.134, splats: 200_000 }, { seconds: 0.06, splats: 430 }]) {
+    frames.lastFrame = f;
+    for (const splats of [f.splats, 4 * f.splats, 1_000_000]) {
+      assert.equal(frames.slowFrameSeconds(splats), null, `${JSON.stringify(f)}, ${splats} splats`);
+      assert.equal(frames.hold(0.005, splats), false);
+    }
+  }
+});
+
+test("the display's pace is the shortest time between animation frames that drew nothing", () => {
+  clock = 20_000;
+  const { frames } = fakes();
+  frames.tick(true, false, [], 100); // draws
+  for (const dt of [16, 40, 17, 16.7]) {
+    clock += dt;
+    frames.tick(false, false, [], 100);
+  }
+  // the first interval followed a drawn frame and does not count
+  assert.ok(Math.abs(frames.tickSeconds - 0.0167) < 1e-9, String(frames.tickSeconds));
 });
