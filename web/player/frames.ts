@@ -17,6 +17,9 @@ export const SLOW_FRAME_SECONDS = 0.25;
  * a GPU well under 1 µs even counting the page's own work on the splats in the same frames. */
 export const SLOW_SECONDS_PER_SPLAT = 5e-6;
 export const SLOW_COST_SECONDS = 0.08;
+/** Frames of fewer splats are not timed per splat: a frame's fixed cost (the first one's shaders, the
+ * canvas) outweighs theirs (the fox's LoD 1, 430 splats, took 0.26 s in software WebGL). */
+export const MIN_TIMED_SPLATS = 1000;
 
 export interface Shown {
   /** When the change reached the scene (seconds since navigation start). */
@@ -66,14 +69,24 @@ export class SortedFrames {
   }
 
   /** How long a frame of `splats` splats would take to reach the screen beyond the display's pace, at
-   * the last frame's cost per splat; null when the renderer is not a slow one (or nothing is timed). */
+   * the cost per splat of the last frame timed, or of the frame still being drawn (by how long it has
+   * taken so far) where that is higher; null when the renderer is not a slow one (or nothing is timed). */
   slowFrameSeconds(splats: number): number | null {
-    const f = this.lastFrame;
-    if (!f || f.splats <= 0) return null;
-    const cost = f.seconds - 2 * this.tickSeconds;
-    const perSplat = cost / f.splats;
-    const frame = perSplat * Math.max(splats, f.splats);
-    return cost >= SLOW_COST_SECONDS && perSplat >= SLOW_SECONDS_PER_SPLAT && frame >= SLOW_FRAME_SECONDS ? frame : null;
+    const frames = [this.lastFrame];
+    if (this.drawnAt !== null && this.timing) {
+      frames.push({ seconds: (performance.now() - this.drawnAt) / 1000, splats: this.drawnSplats });
+    }
+    let slowest: number | null = null;
+    for (const f of frames) {
+      if (!f || f.splats < MIN_TIMED_SPLATS) continue;
+      const cost = f.seconds - 2 * this.tickSeconds;
+      const perSplat = cost / f.splats;
+      const frame = perSplat * Math.max(splats, f.splats);
+      if (cost >= SLOW_COST_SECONDS && perSplat >= SLOW_SECONDS_PER_SPLAT && frame >= SLOW_FRAME_SECONDS) {
+        slowest = Math.max(slowest ?? 0, frame);
+      }
+    }
+    return slowest;
   }
 
   /** Whether to hold back a new LoD (the scene then holding `splats` splats) for now: on a slow

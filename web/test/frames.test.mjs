@@ -85,6 +85,23 @@ test("on a slow renderer a new LoD is held back while a finer one would arrive b
   assert.equal(frames.hold(0.3, 100_000), false);
   // a frame too small to be worth holding (under 0.25 s at this pace)
   assert.equal(frames.hold(0.01, 5_000), false);
+  // a frame of few splats is not timed per splat (its fixed cost would make every frame look slow)
+  frames.lastFrame = { seconds: 0.26, splats: 430 };
+  assert.equal(frames.slowFrameSeconds(2806), null);
+  assert.equal(frames.hold(0.1, 2806), false);
+});
+
+test("a frame still being drawn counts by how long it has taken so far", () => {
+  clock = 30_000;
+  const { frames } = fakes();
+  frames.tickSeconds = 0.0167;
+  frames.tick(true, false, [], 9857); // drawn, not on screen yet
+  clock += 20; // on a GPU it would be on screen by now
+  assert.equal(frames.slowFrameSeconds(24_678), null);
+  clock += 190; // software WebGL: still drawing after 0.21 s
+  const frame = frames.slowFrameSeconds(24_678);
+  assert.ok(Math.abs(frame - ((0.21 - 2 * 0.0167) / 9857) * 24_678) < 1e-9, String(frame));
+  assert.equal(frames.hold(0.26, 24_678), true);
 });
 
 test("on a GPU nothing is held back, even when the page's own work slows a frame", () => {
