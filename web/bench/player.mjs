@@ -67,13 +67,16 @@ async function settle(page) {
     gl.clearColor(0, 0, 0, 1);
     gl.clear(gl.COLOR_BUFFER_BIT);
     gl.finish();
-    requestAnimationFrame(() => requestAnimationFrame(res));
-  }));
+    const info = gl.getExtension("WEBGL_debug_renderer_info");
+    const renderer = info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
+    requestAnimationFrame(() => requestAnimationFrame(() => res(renderer)));
+  })).then((r) => (webglRenderer ??= r));
   // and the previous page's frames have left the software rasterizer
   await new Promise((res) => setTimeout(res, 1500));
 }
 
 const results = [];
+let webglRenderer = null; // what drew the frames: the WebGL renderer the page saw
 const repeat = Math.max(1, config.repeat ?? 1);
 const median = (xs) => {
   const v = xs.filter((x) => typeof x === "number").sort((p, q) => p - q);
@@ -122,4 +125,4 @@ for (const mbits of config.mbits) {
 }
 await browser.close();
 server.stop();
-writeFileSync(outPath, JSON.stringify({ latency_ms: config.latency_ms, results }, null, 1));
+writeFileSync(outPath, JSON.stringify({ latency_ms: config.latency_ms, webgl_renderer: webglRenderer, results }, null, 1));

@@ -1,5 +1,6 @@
 // Shared by the player's browser test and benchmark: `progs serve` on loopback and headless Chromium
-// driven by playwright-core (software WebGL where there is no GPU).
+// driven by playwright-core, with software WebGL (SwiftShader) unless PROGS_WEBGL names another ANGLE
+// backend (`vulkan`, `gl`, `gles`, `default`: a GPU's, where the machine has one).
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -9,6 +10,7 @@ import { chromium } from "playwright-core";
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const CHROMIUM = process.env.PROGS_CHROMIUM ?? "/usr/bin/chromium";
 export const PROGS = process.env.PROGS_CLI ?? join(REPO, ".venv", "bin", "progs");
+export const WEBGL = process.env.PROGS_WEBGL ?? "swiftshader";
 
 /** Why the browser tests cannot run here, or null. */
 export function unavailable() {
@@ -42,7 +44,8 @@ export async function launch() {
     executablePath: CHROMIUM,
     args: [
       "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
+      ...(WEBGL === "swiftshader" ? ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"] : [`--use-angle=${WEBGL}`, "--enable-gpu"]),
+      "--ignore-gpu-blocklist",
     ],
   });
 }

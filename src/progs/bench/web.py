@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_threads": __import__("os").cpu_count(),
             "platform": platform.platform(),
             "gpu": None,
-            "browser": "Debian Chromium, headless, software WebGL (SwiftShader)",
+            "browser": "Chromium, headless",
+            "webgl_renderer": None,
         },
         "latency_ms": LATENCY_MS,
         "repeat": args.repeat,
@@ -265,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg_path, timing_path = work / f"{name}.config.json", work / f"{name}.timings.json"
         cfg_path.write_text(json.dumps(cfg))
         subprocess.run(["node", str(web / "bench" / "player.mjs"), str(cfg_path), str(timing_path)], check=True)
-        timings = json.loads(timing_path.read_text())["results"]
+        timed = json.loads(timing_path.read_text())
+        result["machine"]["webgl_renderer"] = timed.get("webgl_renderer")
+        timings = timed["results"]
         for t in timings:
             t["kind"] = {"sog": "streamed_sog"}.get(t["kind"], t["kind"])
         result["scenes"][name]["timings"] = timings
