@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import tempfile
 import threading
 import urllib.parse
@@ -223,6 +224,10 @@ def start_server(
         state["port"] = runner.addresses[0][1]
 
     def _run() -> None:
+        # Ctrl-C and SIGTERM go to the main thread, which handles them (a signal the kernel hands to
+        # this thread would leave a main thread blocked in a wait that nothing interrupts)
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(_start())
@@ -258,6 +263,14 @@ def start_server(
     return url, stop
 
 
+def _wait_for_interrupt() -> None:
+    """Blocks until Ctrl-C (KeyboardInterrupt), waking every second so that a signal is acted on even
+    when the kernel delivered it to another thread."""
+    forever = threading.Event()
+    while not forever.wait(1.0):
+        pass
+
+
 def serve_forever(
     directory: str | os.PathLike[str],
     host: str = "127.0.0.1",
@@ -281,7 +294,7 @@ def serve_forever(
     if not (PLAYER_DIR / "player.html").is_file():
         announce(f"  (the web player is not built: `cd web && npm ci && npm run build` puts it in {PLAYER_DIR})")
     try:
-        threading.Event().wait()
+        _wait_for_interrupt()
     finally:
         stop()
 
@@ -327,4 +340,4 @@ def serve_player(
 
             if not webbrowser.open(page):
                 announce("  (no browser found here: open the address above in one)")
-        threading.Event().wait()
+        _wait_for_interrupt()
