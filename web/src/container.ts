@@ -51,7 +51,8 @@ export function checkPreamble(data: Uint8Array, source = "stream"): number {
   return version;
 }
 
-function u32At(data: Uint8Array, pos: number): number {
+/** The little-endian u32 at `pos`. */
+export function u32At(data: Uint8Array, pos: number): number {
   return (data[pos] | (data[pos + 1] << 8) | (data[pos + 2] << 16) | (data[pos + 3] << 24)) >>> 0;
 }
 

@@ -1,7 +1,7 @@
 // Composes the parts of FORMAT.md into an incremental decoder: the header first, then each LOD chunk
 // as it arrives. A decoded LoD-k model is, bit for bit, what progs' Python decoder rebuilds.
 import { ByteReader } from "./bytes.js";
-import { CHUNK_OVERHEAD, isHeadTag, isLodTag, PREAMBLE, scan, tagName, Chunk } from "./container.js";
+import { CHUNK_OVERHEAD, isHeadTag, isLodTag, PREAMBLE, scan, tagName, u32At, Chunk } from "./container.js";
 import { ContextModel, LevelParams, LevelPointers } from "./context.js";
 import { decodeSymbols, decodeSymbolsAt } from "./attributes.js";
 import { FormatError, Truncated } from "./errors.js";
@@ -261,7 +261,7 @@ export class StreamDecoder {
    * that do not decode leave the work to `finishChunkInProgress`, which reports the problem. */
   advanceChunk(c: ChunkInProgress, bytes: Uint8Array): void {
     if (c.idle || c.level !== this.levels.length + 1 || bytes.length < 8) return;
-    const length = bytes[4] | (bytes[5] << 8) | (bytes[6] << 16) | (bytes[7] * 2 ** 24);
+    const length = u32At(bytes, 4);
     const payload = bytes.subarray(8, Math.min(bytes.length, 8 + length));
     const where = `chunk LOD${c.level}`;
     try {
