@@ -53,3 +53,28 @@ def test_ssim_matches_independent_implementation():
 def test_lpips_is_reported_unavailable_not_zero():
     img = torch.rand(8, 8, 3)
     assert lpips(img, img) is None
+
+
+@pytest.mark.parametrize("shape", [(48, 64, 3), (37, 53, 3), (5, 4, 3), (1, 1, 1)])
+def test_the_training_loss_fused_ssim_equals_ssim_map(shape):
+    """The training loss's SSIM (the C++ kernel on the CPU: a separable window, its own backward) is
+    progs.metrics.ssim_map to float rounding, values and gradients, also on images smaller than the window."""
+    import os
+
+    from progs import kernels
+    from progs.metrics import ssim_map
+    from progs.train.losses import ssim_loss_map
+
+    if os.environ.get("PROGS_DISABLE_CPU_KERNEL", "") in ("", "0"):
+        assert hasattr(kernels.load_kernel(), "ssim_forward"), kernels.kernel_error()
+    gen = torch.Generator().manual_seed(shape[0])
+    target = torch.rand(shape, generator=gen)
+    image = (target + 0.2 * torch.randn(shape, generator=gen)).clamp(0, 1).requires_grad_()
+    weights = torch.rand(shape, generator=gen)  # a loss that weighs every pixel differently
+    ref = ssim_map(image, target)
+    ours = ssim_loss_map(image, target)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=2e-5)
+    (g_ref,) = torch.autograd.grad((ref * weights).sum(), image)
+    (g_ours,) = torch.autograd.grad((ours * weights).sum(), image)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-4, atol=1e-5 * float(g_ref.abs().max()))
+    assert float(g_ref.abs().max()) > 0

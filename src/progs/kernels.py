@@ -1,8 +1,9 @@
 """progs' C++ kernels (``csrc/``): one extension module, built when the package is installed.
 
 It holds the CPU rasterizer's compositing (``forward``/``backward``, used by
-``progs.render.cpu``) and the context model's exact hash-grid interpolation
-(``hashgrid_features``, used by ``progs.model.context`` when coding). Flags: ``-O3 -march=native
+``progs.render.cpu``), the context model's exact hash-grid interpolation
+(``hashgrid_features``, used by ``progs.model.context`` when coding) and the training loss's fused
+SSIM (``ssim_forward``/``ssim_backward``, used by ``progs.train.losses``). Flags: ``-O3 -march=native
 -fopenmp -ffp-contract=off``: vector instructions of this CPU, but no fused multiply-add and no
 reassociation, so float64 results are the same on every CPU.
 
@@ -50,7 +51,13 @@ __all__ = [
 _EXT_NAME = "progs_kernels"  # the module built on first use
 _PREBUILT = "progs._kernels"  # the module setup.py builds at install
 _CSRC = Path(__file__).resolve().parent / "csrc"
-_SOURCES = [_CSRC / "bindings.cpp", _CSRC / "rasterize.cpp", _CSRC / "context_exact.cpp", _CSRC / "visibility.cpp"]
+_SOURCES = [
+    _CSRC / "bindings.cpp",
+    _CSRC / "rasterize.cpp",
+    _CSRC / "context_exact.cpp",
+    _CSRC / "visibility.cpp",
+    _CSRC / "ssim.cpp",
+]
 _HEADERS = [_CSRC / "kernels.h"]
 _lock = threading.Lock()
 _state: dict[str, Any] = {"tried": False, "module": None, "error": None, "origin": None}

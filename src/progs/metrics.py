@@ -24,16 +24,28 @@ def psnr(image: torch.Tensor, target: torch.Tensor) -> float:
     return 10.0 * math.log10(1.0 / mse)
 
 
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+
+
+@functools.lru_cache(maxsize=8)
+def gaussian_taps(size: int, sigma: float) -> torch.Tensor:
+    """The 1-D Gaussian window (normalised; a CPU tensor, cached: not to be modified)."""
+    coords = torch.arange(size, dtype=torch.float32, device="cpu") - (size - 1) / 2.0
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
 @functools.lru_cache(maxsize=8)
 def _gaussian_window(size: int, sigma: float, channels: int) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float32, device="cpu") - (size - 1) / 2.0  # cached; moved by the caller
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
+    g = gaussian_taps(size, sigma)  # cached; moved by the caller
     w2d = torch.outer(g, g)
     return w2d.expand(channels, 1, size, size).contiguous()
 
 
-def ssim_map(image: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim_map(
+    image: torch.Tensor, target: torch.Tensor, window: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA
+) -> torch.Tensor:
     """Per-pixel SSIM of [H, W, C] images; differentiable (used by the training loss)."""
     x = image.permute(2, 0, 1)[None]
     y = target.permute(2, 0, 1)[None]

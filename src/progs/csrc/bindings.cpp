@@ -3,7 +3,7 @@
 #include "kernels.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "progs C++ kernels: CPU Gaussian compositing (forward, backward) and exact hash-grid features";
+  m.doc() = "progs C++ kernels: CPU Gaussian compositing (forward, backward), exact hash-grid features, fused SSIM";
 #ifdef PROGS_BUILD_DIGEST
   // what the module was built from (progs.kernels.build_digest): a prebuilt module is used only if it matches
   m.attr("build_digest") = static_cast<unsigned long long>(PROGS_BUILD_DIGEST);
@@ -16,7 +16,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   const auto nogil = pybind11::call_guard<pybind11::gil_scoped_release>();
   m.def("hashgrid_features", &hashgrid_features, nogil,
         "exact float64 hash-grid interpolation snapped to 2^-12 (the context model's coding path)");
-  pybind11::class_<CodingConstants>(m, "CodingConstants", "the constants of the exact coding path")
+  pybind11::class_<CodingConstants>(m, "CodingConstants", pybind11::module_local(), "the constants of the exact coding path")
       .def(pybind11::init<>())
       .def_readwrite("leaky", &CodingConstants::leaky)
       .def_readwrite("act_clamp", &CodingConstants::act_clamp)
@@ -37,6 +37,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "the context MLPs fused with the exact steps, snapped means (symbol units) and scale bins");
   m.def("hidden_rule", &hidden_rule, nogil,
         "the never-drawn rule: [N, K] bool, opacity logit below the threshold from every probe camera (exact)");
+  m.def("ssim_forward", &ssim_forward, nogil,
+        "per-pixel SSIM of [C, H, W] images (separable Gaussian window, zero padding) and the filtered statistics");
+  m.def("ssim_backward", &ssim_backward, nogil, "gradient of ssim_forward's map with respect to its first image");
   m.def("group_by_bin", &group_by_bin, nogil, "stable counting sort of uint8 scale bins: (order, counts)");
   m.def("ungroup_symbols", &ungroup_symbols, nogil,
         "decoded categorical indices, grouped by bin, back to residuals in anchor order (+ escaped positions)");

@@ -1,4 +1,4 @@
-// Declarations of progs' C++ kernels (defined in rasterize.cpp and context_exact.cpp).
+// Declarations of progs' C++ kernels (defined in rasterize.cpp, context_exact.cpp, visibility.cpp and ssim.cpp).
 #pragma once
 
 #include <torch/extension.h>
@@ -44,3 +44,7 @@ torch::Tensor hidden_rule(torch::Tensor pos, torch::Tensor fixed, torch::Tensor 
                           torch::Tensor w_dist, torch::Tensor w2, torch::Tensor b2, double dist_scale,
                           double input_scale, double input_limit, double hidden_scale, double hidden_limit,
                           double threshold);
+// The training loss's SSIM against a fixed target, fused (progs.train.losses.ssim_loss_map).
+std::vector<torch::Tensor> ssim_forward(torch::Tensor x, torch::Tensor y, torch::Tensor window);
+torch::Tensor ssim_backward(torch::Tensor grad, torch::Tensor x, torch::Tensor y, torch::Tensor stats,
+                            torch::Tensor window);

@@ -7,7 +7,41 @@ import torch
 import torch.nn.functional as F
 
 from progs.device import randint, randperm
-from progs.metrics import ssim_map
+from progs.kernels import load_kernel
+from progs.metrics import SSIM_SIGMA, SSIM_WINDOW, gaussian_taps, ssim_map
+
+
+class _FusedSSIM(torch.autograd.Function):
+    """:func:`progs.metrics.ssim_map` against a fixed target, by the C++ kernel (``csrc/ssim.cpp``): the
+    same map to float rounding (separable window), its gradient with respect to the image only."""
+
+    @staticmethod
+    def forward(ctx, kernel, x: torch.Tensor, y: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+        out, stats = kernel.ssim_forward(x, y, taps)
+        ctx.kernel = kernel
+        ctx.save_for_backward(x, y, stats, taps)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, y, stats, taps = ctx.saved_tensors
+        return None, ctx.kernel.ssim_backward(grad, x, y, stats, taps), None, None
+
+
+def ssim_loss_map(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-pixel SSIM of a rendered [H, W, C] image against a fixed target, differentiable in the image:
+    :func:`progs.metrics.ssim_map`, fused in C++ for float32 images on the CPU (on a CPU fit SSIM's five
+    11×11 convolutions and their backward took about 60 % of a training step; the kernel filters
+    separably and skips the target's gradient), else that function itself."""
+    kernel = None
+    if image.device.type == "cpu" and image.dtype == torch.float32 and not target.requires_grad:
+        kernel = load_kernel()
+    if kernel is None or not hasattr(kernel, "ssim_forward"):
+        return ssim_map(image, target)
+    taps = gaussian_taps(SSIM_WINDOW, SSIM_SIGMA)
+    x = image.permute(2, 0, 1)
+    y = target.detach().to(image).permute(2, 0, 1)
+    return _FusedSSIM.apply(kernel, x, y, taps).permute(1, 2, 0)
 
 
 def photometric_loss(image: torch.Tensor, target: torch.Tensor, lambda_ssim: float = 0.2) -> torch.Tensor:
@@ -15,7 +49,7 @@ def photometric_loss(image: torch.Tensor, target: torch.Tensor, lambda_ssim: flo
     l1 = (image - target).abs().mean()
     if lambda_ssim <= 0:
         return l1
-    return (1.0 - lambda_ssim) * l1 + lambda_ssim * (1.0 - ssim_map(image, target).mean())
+    return (1.0 - lambda_ssim) * l1 + lambda_ssim * (1.0 - ssim_loss_map(image, target).mean())
 
 
 def c2f_lod_weights(
