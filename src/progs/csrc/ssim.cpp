@@ -64,6 +64,8 @@ void gaussian_filter(const float* in, float* out, int64_t maps, int64_t h, int64
 }
 
 std::vector<float> window_of(const torch::Tensor& window) {
+  TORCH_CHECK(window.dim() == 1 && window.numel() % 2 == 1 && window.device().is_cpu(),
+              "ssim: the window must be an odd number of taps on the CPU");
   auto wc = window.to(torch::kFloat32).contiguous();
   return std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel());
 }
@@ -87,6 +89,7 @@ inline Factors factors(const float* s, int64_t n, int64_t i) {
 // mu_x, mu_y, F(x²), F(y²), F(xy)) — the stats are what ssim_backward needs.
 std::vector<torch::Tensor> ssim_forward(torch::Tensor x, torch::Tensor y, torch::Tensor window) {
   TORCH_CHECK(x.dim() == 3 && x.sizes() == y.sizes(), "ssim_forward: x and y must be [C, H, W] of one shape");
+  TORCH_CHECK(x.device().is_cpu() && y.device().is_cpu(), "ssim_forward: CPU tensors only");
   x = x.to(torch::kFloat32).contiguous();
   y = y.to(torch::kFloat32).contiguous();
   const int64_t c = x.size(0), h = x.size(1), w = x.size(2), n = c * h * w;
@@ -123,8 +126,14 @@ torch::Tensor ssim_backward(torch::Tensor grad, torch::Tensor x, torch::Tensor y
   grad = grad.to(torch::kFloat32).contiguous();
   x = x.to(torch::kFloat32).contiguous();
   y = y.to(torch::kFloat32).contiguous();
+  TORCH_CHECK(x.dim() == 3 && grad.sizes() == x.sizes() && y.sizes() == x.sizes(),
+              "ssim_backward: grad, x and y must be [C, H, W] of one shape");
+  TORCH_CHECK(grad.device().is_cpu() && x.device().is_cpu() && y.device().is_cpu() && stats.device().is_cpu(),
+              "ssim_backward: CPU tensors only");
+  TORCH_CHECK(stats.dim() == 4 && stats.size(0) == 5 && stats.size(1) == x.size(0) && stats.size(2) == x.size(1) &&
+                  stats.size(3) == x.size(2) && stats.scalar_type() == torch::kFloat32,
+              "ssim_backward: stats must be ssim_forward's [5, C, H, W] float32");
   stats = stats.contiguous();
-  TORCH_CHECK(grad.sizes() == x.sizes() && stats.size(0) == 5, "ssim_backward: shapes do not match");
   const int64_t c = x.size(0), h = x.size(1), w = x.size(2), n = c * h * w;
   const std::vector<float> g = window_of(window);
   auto parts = torch::empty({3, c, h, w}, x.options());

@@ -23,6 +23,7 @@ class _FusedSSIM(torch.autograd.Function):
         return out
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         x, y, stats, taps = ctx.saved_tensors
         return None, ctx.kernel.ssim_backward(grad, x, y, stats, taps), None, None
