@@ -5,6 +5,12 @@
 
 #include <vector>
 
+// Threads for the kernels' OpenMP loops: as many as torch uses (torch.set_num_threads, OMP_NUM_THREADS).
+inline int num_threads() {
+  int n = at::get_num_threads();
+  return n > 0 ? n : 1;
+}
+
 std::vector<torch::Tensor> composite_forward(torch::Tensor means2d, torch::Tensor conics,
                                              torch::Tensor colors, torch::Tensor opacities,
                                              torch::Tensor depths, torch::Tensor radii,

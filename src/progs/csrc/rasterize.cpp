@@ -43,11 +43,6 @@ struct Params {
   double alpha_max, alpha_min, t_min;
 };
 
-int num_threads() {
-  int n = at::get_num_threads();
-  return n > 0 ? n : 1;
-}
-
 // Stable sort of `idx` by key: LSD radix sort for float keys, std::stable_sort otherwise.
 template <typename scalar_t>
 void stable_sort_by_depth(std::vector<int32_t>& idx, const scalar_t* depth) {

@@ -2,8 +2,8 @@
 // gradient with respect to the image (progs.train.losses). The semantics are those of
 // progs.metrics.ssim_map (the test oracle): a Gaussian window filtering each channel with zero padding
 // (same size out), K1 = 0.01, K2 = 0.03. The window is separable, so each filtered map costs two 1-D
-// passes of `window` taps instead of one 2-D pass of window² taps; and the target's own statistics are
-// filtered once for the forward and reused by the backward.
+// passes of `window` taps instead of one 2-D pass of window² taps; the forward's five filtered
+// statistics are kept for the backward, which filters three maps of its own.
 //
 // Forward: with F the filter, mu_x = F(x), mu_y = F(y), sxx = F(x²) - mu_x², syy = F(y²) - mu_y²,
 // sxy = F(xy) - mu_x mu_y, S = A B / (C D), A = 2 mu_x mu_y + c1, B = 2 sxy + c2, C = mu_x² + mu_y² + c1,
@@ -19,17 +19,12 @@
 
 namespace {
 
-int ssim_threads() {
-  int n = at::get_num_threads();
-  return n > 0 ? n : 1;
-}
-
-// out = F(in) for `maps` planes of h × w floats (zero padding), `tmp`: one plane of scratch per thread.
+// out = F(in) for `maps` planes of h × w floats (zero padding): rows, then columns.
 void gaussian_filter(const float* in, float* out, int64_t maps, int64_t h, int64_t w, const std::vector<float>& g) {
   const int64_t r = static_cast<int64_t>(g.size()) / 2;
   const int64_t taps = static_cast<int64_t>(g.size());
   std::vector<float> horiz(static_cast<size_t>(maps * h * w));
-#pragma omp parallel num_threads(ssim_threads())
+#pragma omp parallel num_threads(num_threads())
   {
     std::vector<float> row(static_cast<size_t>(w + 2 * r), 0.0f);
     // rows: horizontal pass into `horiz`
@@ -98,7 +93,7 @@ std::vector<torch::Tensor> ssim_forward(torch::Tensor x, torch::Tensor y, torch:
   float* p = planes.data_ptr<float>();
   const float* xp = x.data_ptr<float>();
   const float* yp = y.data_ptr<float>();
-#pragma omp parallel for num_threads(ssim_threads()) schedule(static)
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float a = xp[i], b = yp[i];
     p[i] = a;
@@ -112,7 +107,7 @@ std::vector<torch::Tensor> ssim_forward(torch::Tensor x, torch::Tensor y, torch:
   auto out = torch::empty({c, h, w}, x.options());
   const float* s = stats.data_ptr<float>();
   float* o = out.data_ptr<float>();
-#pragma omp parallel for num_threads(ssim_threads()) schedule(static)
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const Factors f = factors(s, n, i);
     o[i] = (f.a * f.b) / (f.c * f.d);
@@ -140,7 +135,7 @@ torch::Tensor ssim_backward(torch::Tensor grad, torch::Tensor x, torch::Tensor y
   float* q = parts.data_ptr<float>();
   const float* s = stats.data_ptr<float>();
   const float* gp = grad.data_ptr<float>();
-#pragma omp parallel for num_threads(ssim_threads()) schedule(static)
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const Factors f = factors(s, n, i);
     const float cd = f.c * f.d;
@@ -157,7 +152,7 @@ torch::Tensor ssim_backward(torch::Tensor grad, torch::Tensor x, torch::Tensor y
   const float* xp = x.data_ptr<float>();
   const float* yp = y.data_ptr<float>();
   float* dp = dx.data_ptr<float>();
-#pragma omp parallel for num_threads(ssim_threads()) schedule(static)
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
   for (int64_t i = 0; i < n; ++i) dp[i] = f[i] + 2.0f * xp[i] * f[n + i] + yp[i] * f[2 * n + i];
   return dx;
 }
