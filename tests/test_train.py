@@ -357,3 +357,47 @@ def test_context_mlp_option(scene):
             _cfg(context_mlp=bad)
     cfg = _cfg(context_mlp=[8, 4])
     assert cfg.context_mlp == (8, 4) and TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_opacity_start_draws_every_neural_gaussian_from_the_first_step(scene):
+    from progs.model.visibility import hidden_gaussians, probe_cameras
+
+    t = Trainer(scene, _cfg(iterations=1, opacity_start=0.2))
+    m, a = t.model, t.model.anchors
+    with torch.no_grad():
+        cams = probe_cameras(a.grid, m.view_distance)
+        hidden = hidden_gaussians(m.generator, a.positions, a.levels, a.feature, cams, m.dist_scale)
+        view = a.positions.double() - cams[0]
+        opacity, _, _ = m.generator.heads(a.feature, a.levels, view.float(), m.dist_scale)
+    assert not bool(hidden.any())
+    assert float(opacity.min()) > 0.1 and float(opacity.max()) < 0.3  # tanh(atanh(0.2) ± a tenth of the weights)
+    with pytest.raises(ConfigError, match="opacity_start"):
+        _cfg(opacity_start=1.0)
+
+
+def test_step_ceiling_pulls_the_steps_above_it_down_and_leaves_those_below(scene):
+    from progs.model.context import STEP_LOG
+
+    t = Trainer(scene, _cfg(iterations=1, step_ceiling=1.0))
+    rate, ctx, anchors = t.rate, t.model.context, t.model.anchors
+    ctx.fit_output_bias(anchors.attribute_matrix().detach(), rate.step_scale)
+    rate.prior_fitted = True
+    gen = torch.Generator().manual_seed(0)
+    for start, above in ((4.0, True), (0.5, False)):
+        with torch.no_grad():
+            ctx.mlp_q[-1].weight.zero_()
+            ctx.mlp_q[-1].bias.fill_(math.atanh(math.log(start) / STEP_LOG))  # every step at start · Q0
+        ctx.zero_grad()
+        rate.invalidate()
+        rate.step(anchors, gen, entropy=False)
+        if not above:
+            assert float(rate.penalty.detach()) == 0.0
+            continue
+        assert float(rate.penalty.detach()) == pytest.approx(math.log(4.0) ** 2, rel=1e-4)
+        rate.penalty.backward()
+        assert bool((ctx.mlp_q[-1].bias.grad > 0).all())  # descent lowers every step
+    untouched = Trainer(scene, _cfg(iterations=1)).rate
+    untouched.step(anchors, gen, entropy=False)
+    assert untouched.penalty is None
+    with pytest.raises(ConfigError, match="step_ceiling"):
+        _cfg(step_ceiling=-1.0)

@@ -146,6 +146,11 @@ class RateConfig:
     # 7 Q0 in another (1 vs 2 threads; stream sizes 1.8x apart). The steps start at step_scale · Q0.
     lr_context_step_init: float = 0.001
     lr_context_step_final: float = 0.00001
+    # Training only (the stream codes whatever steps MLP_q gives): a penalty, log(q / ceiling)² above it,
+    # keeps every step at most step_ceiling · step_scale · Q0, so that the random walk above cannot carry a
+    # fit's steps to several times where λ_e put them (0 = no ceiling; docs/RESULTS.md, "A ceiling on the
+    # steps").
+    step_ceiling: float = 0.0
 
     @property
     def step_scale(self) -> float:
@@ -164,6 +169,7 @@ class RateConfig:
             "lr_context_step_final",
         ):
             _positive(name, getattr(self, name), zero=True)
+        _positive("step_ceiling", self.step_ceiling, zero=True)
 
 
 SECTIONS: dict[str, type] = {"loss": LossConfig, "growth": GrowthConfig, "lr": LearningRates, "rate": RateConfig}
@@ -210,6 +216,10 @@ class TrainConfig:
     # Hidden width of the generator's three MLPs (opacity, colour, covariance); None = feat_dim. The
     # header carries it (docs/FORMAT.md, `generator`): a wider MLP costs header bytes, not anchor bytes.
     generator_hidden: int | None = None
+    # The opacity every neural Gaussian starts at (the opacity head's output bias; its output weights
+    # shrunk to a tenth), so that none starts hidden; 0 = PyTorch's default initialisation, under which
+    # the sign of a random bias hides a seed-dependent share of the offsets from the first step.
+    opacity_start: float = 0.0
     # Random initial anchors when the scene has no SfM points. None = from the training views' pixel count
     # when training starts (progs.train.sizing.scene_sizing).
     init_random_points: int | None = None
@@ -250,6 +260,7 @@ class TrainConfig:
             self.generator_hidden is None or 1 <= self.generator_hidden <= 4096,
             f"generator_hidden must lie in 1..4096, got {self.generator_hidden}",
         )
+        _check(0.0 <= self.opacity_start < 1.0, f"opacity_start must lie in [0, 1), got {self.opacity_start}")
         _check(
             isinstance(self.warmup_downscale, int) and self.warmup_downscale >= 1,
             f"warmup_downscale must be an integer >= 1, got {self.warmup_downscale!r}",

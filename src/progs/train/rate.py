@@ -38,10 +38,22 @@ def context_inputs(anchors: AnchorSet, idx: torch.Tensor | None = None):
 
 
 class RateTrainer:
-    """Holds the cached steps and produces noisy attributes and the entropy loss for one iteration."""
+    """Holds the cached steps and produces noisy attributes and the entropy loss for one iteration.
 
-    def __init__(self, ctx: ContextModel, fraction: float = 0.05, refresh: int = 10, step_scale: float = 1.0):
+    With a ``ceiling`` > 0, :meth:`step` also leaves in ``penalty`` the mean of ``relu(log(q / cap))²`` over
+    the sampled anchors' steps, ``cap = ceiling · step_scale · Q0``, for the trainer to add to its loss."""
+
+    def __init__(
+        self,
+        ctx: ContextModel,
+        fraction: float = 0.05,
+        refresh: int = 10,
+        step_scale: float = 1.0,
+        ceiling: float = 0.0,
+    ):
         self.ctx = ctx
+        self.ceiling = ceiling
+        self.penalty: torch.Tensor | None = None
         self.step_scale = step_scale  # initial steps = step_scale · Q0 (see ContextModel.fit_output_bias)
         self.fraction = fraction
         self.refresh = refresh
@@ -107,6 +119,9 @@ class RateTrainer:
         sample = randperm(n, gen, anchors.device)[:k]
         mean, scale, q = self.ctx(*context_inputs(anchors, sample))
         qc = self.ctx.step_per_channel(q)
+        if self.ceiling > 0:
+            cap = torch.tensor(self.ctx.cfg.q0, dtype=q.dtype, device=q.device) * (self.step_scale * self.ceiling)
+            self.penalty = torch.relu(torch.log(q / cap)).pow(2).mean()
         steps = steps.index_put((sample,), qc)
         attrs = anchors.attribute_matrix()
         noise = (uniform(attrs.shape, noise_gen or gen, attrs.device) - 0.5) * steps

@@ -20,6 +20,7 @@ Determinism is a CPU promise: on CUDA, gsplat's atomic adds make runs differ in 
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict
 from typing import Any, Callable
@@ -100,6 +101,11 @@ class Trainer:
                 level=cfg.init_level,
             )
         generator = GaussianGenerator(cfg.feat_dim, cfg.n_offsets, cfg.levels, hidden=cfg.generator_hidden)
+        if cfg.opacity_start > 0:
+            with torch.no_grad():
+                last = generator.mlp_opacity[2]
+                last.weight.mul_(0.1)
+                last.bias.fill_(math.atanh(cfg.opacity_start))
         context_sizes: dict[str, int] = {}
         for value, names in (
             (cfg.context_hash_levels, ("levels_3d", "levels_2d")),
@@ -120,7 +126,12 @@ class Trainer:
             cull_margin=cfg.cull_margin,
             view_distance=view_distance(self.train_views, grid),
         ).to(self.device)
-        self.rate = RateTrainer(self.model.context, fraction=cfg.rate.entropy_fraction, step_scale=cfg.rate.step_scale)
+        self.rate = RateTrainer(
+            self.model.context,
+            fraction=cfg.rate.entropy_fraction,
+            step_scale=cfg.rate.step_scale,
+            ceiling=cfg.rate.step_ceiling,
+        )
         self.spatial_lr_scale = camera_extent(self.train_views)
         self.optimizer = self._make_optimizer()
         self.stages = cfg.schedule.at(cfg.iterations)
@@ -260,6 +271,10 @@ class Trainer:
             )
             loss = loss + cfg.loss.lambda_nce * nce
             terms["nce"] = float(nce.detach())
+        if self.rate.penalty is not None:  # RateConfig.step_ceiling
+            loss = loss + self.rate.penalty
+            terms["step_penalty"] = float(self.rate.penalty.detach())
+            self.rate.penalty = None
         if rate_loss is not None and cfg.rate.lambda_e > 0:
             loss = loss + cfg.rate.lambda_e * rate_loss
             terms["rate"] = float(rate_loss.detach())
@@ -378,7 +393,10 @@ class Trainer:
         self.strategy.reset(self.model.anchors)
         self.strategy.load_state_dict(state["anchors"])
         self.rate = RateTrainer(
-            self.model.context, fraction=self.config.rate.entropy_fraction, step_scale=self.config.rate.step_scale
+            self.model.context,
+            fraction=self.config.rate.entropy_fraction,
+            step_scale=self.config.rate.step_scale,
+            ceiling=self.config.rate.step_ceiling,
         )
         self.rate.load_state(state.get("rate_cache"))
         self.spatial_lr_scale = float(state["spatial_lr_scale"])
