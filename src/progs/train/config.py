@@ -146,10 +146,10 @@ class RateConfig:
     # 7 Q0 in another (1 vs 2 threads; stream sizes 1.8x apart). The steps start at step_scale · Q0.
     lr_context_step_init: float = 0.001
     lr_context_step_final: float = 0.00001
-    # Training only (the stream codes whatever steps MLP_q gives): a penalty, log(q / ceiling)² above it,
-    # keeps every step at most step_ceiling · step_scale · Q0, so that the random walk above cannot carry a
-    # fit's steps to several times where λ_e put them (0 = no ceiling; docs/RESULTS.md, "A ceiling on the
-    # steps").
+    # Training only (the stream codes whatever steps MLP_q gives): a penalty, log(q / cap)² above
+    # cap = step_ceiling · step_scale · Q0, keeps every step at most there, so that the random walk above
+    # cannot carry a fit's steps to several times where λ_e put them (0 = no ceiling; docs/RESULTS.md,
+    # "A ceiling on the steps").
     step_ceiling: float = 0.0
 
     @property

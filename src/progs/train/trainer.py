@@ -126,12 +126,7 @@ class Trainer:
             cull_margin=cfg.cull_margin,
             view_distance=view_distance(self.train_views, grid),
         ).to(self.device)
-        self.rate = RateTrainer(
-            self.model.context,
-            fraction=cfg.rate.entropy_fraction,
-            step_scale=cfg.rate.step_scale,
-            ceiling=cfg.rate.step_ceiling,
-        )
+        self.rate = self._rate_trainer()
         self.spatial_lr_scale = camera_extent(self.train_views)
         self.optimizer = self._make_optimizer()
         self.stages = cfg.schedule.at(cfg.iterations)
@@ -352,6 +347,13 @@ class Trainer:
             bar.close()
         return self.history
 
+    def _rate_trainer(self) -> RateTrainer:
+        """The rate stage's helper for the model's context model, from the config's ``rate`` section."""
+        r = self.config.rate
+        return RateTrainer(
+            self.model.context, fraction=r.entropy_fraction, step_scale=r.step_scale, ceiling=r.step_ceiling
+        )
+
     # -- checkpoints --------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
@@ -392,12 +394,7 @@ class Trainer:
             self.model.view_distance = view_distance
         self.strategy.reset(self.model.anchors)
         self.strategy.load_state_dict(state["anchors"])
-        self.rate = RateTrainer(
-            self.model.context,
-            fraction=self.config.rate.entropy_fraction,
-            step_scale=self.config.rate.step_scale,
-            ceiling=self.config.rate.step_ceiling,
-        )
+        self.rate = self._rate_trainer()
         self.rate.load_state(state.get("rate_cache"))
         self.spatial_lr_scale = float(state["spatial_lr_scale"])
         self.optimizer = self._make_optimizer()
